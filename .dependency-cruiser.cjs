@@ -1,0 +1,45 @@
+/** The import rules of shared/design/ARCHITECTURE.md §2, enforced so the picture stays true. */
+const M = 'gateway/src/';
+module.exports = {
+  forbidden: [
+    { name: 'no-circular', severity: 'error', from: {}, to: { circular: true } },
+    { name: 'nothing-imports-app-or-main', severity: 'error', from: { pathNot: `^${M}main\\.ts$` }, to: { path: `^${M}(app|main)\\.ts$` } },
+    {
+      name: 'leaves-stay-leaves',
+      comment: 'config, errors and lib are imported by everything and import no module',
+      severity: 'error',
+      from: { path: `^${M}(config|lib)/|^${M}errors\\.ts$` },
+      to: { path: `^${M}(store|registry|auth|streams|outputs|control|vehicles|http)/` },
+    },
+    {
+      name: 'store-is-below-the-domain',
+      severity: 'error',
+      from: { path: `^${M}store/` },
+      to: { path: `^${M}(registry|auth|streams|outputs|control|vehicles|http)/` },
+    },
+    {
+      name: 'registry-does-not-reach-up',
+      severity: 'error',
+      from: { path: `^${M}registry/` },
+      to: { path: `^${M}(auth|streams|outputs|control|vehicles|http)/` },
+    },
+    {
+      name: 'auth-does-not-reach-into-domain',
+      severity: 'error',
+      from: { path: `^${M}auth/` },
+      to: { path: `^${M}(registry|streams|outputs|control|vehicles|http)/` },
+    },
+    {
+      name: 'domain-modules-only-through-store-interface',
+      comment: 'only app.ts picks the store implementation',
+      severity: 'error',
+      from: { path: `^${M}(registry|auth|http|streams|control|vehicles|outputs)/` },
+      to: { path: `^${M}store/sqlite/` },
+    },
+  ],
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    tsConfig: { fileName: 'tsconfig.json' },
+    tsPreCompilationDeps: true,
+  },
+};

@@ -1,0 +1,110 @@
+import { join, resolve } from 'node:path';
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { DestinationStream } from 'pino';
+import { guards } from './auth/plugin.js';
+import { TokenService } from './auth/tokens.js';
+import { UsersService } from './auth/users.js';
+import type { Config } from './config/schema.js';
+import { installErrorHandler } from './http/errors.js';
+import { accountRoutes } from './http/routes/accounts.js';
+import { departmentRoutes } from './http/routes/departments.js';
+import { sourceRoutes } from './http/routes/sources.js';
+import { NetworkPolicy } from './lib/cidr.js';
+import { loadSecrets } from './lib/secrets.js';
+import { seedDemoCity } from './registry/city.js';
+import { CredentialSealer } from './registry/credentials.js';
+import { Registry } from './registry/service.js';
+import { dnsResolver, type Resolver } from './registry/url-policy.js';
+import { SqliteStore } from './store/sqlite/index.js';
+import type { Store } from './store/types.js';
+
+export const ROOT_DEPARTMENT = 'root';
+
+export interface BuildOptions {
+  /** Where logs go (tests capture them); stdout by default. */
+  logStream?: DestinationStream;
+  /** Host name resolution for the network policy (tests inject a fake). */
+  resolver?: Resolver;
+}
+
+export interface Gateway {
+  http: FastifyInstance;
+  store: Store;
+  registry: Registry;
+  users: UsersService;
+  /** Set on a first start: the admin account and its one-time password. */
+  bootstrapAdmin: { username: string; password: string } | null;
+  close(): Promise<void>;
+}
+
+/** The composition root: builds and wires every module. It never listens; main.ts does. */
+export async function buildGateway(config: Config, opts: BuildOptions = {}): Promise<Gateway> {
+  const dataDir = resolve(config.dataDir);
+  const { secrets } = loadSecrets(config.secrets.file || join(dataDir, 'secrets.json'), config.secrets);
+  const store = SqliteStore.open(join(dataDir, 'wallgate.db'));
+
+  const registry = new Registry(
+    store,
+    new CredentialSealer(secrets.credentialKey),
+    new NetworkPolicy(config.registry.networks),
+    opts.resolver ?? dnsResolver(config.registry.resolveTimeoutMs),
+  );
+  if ((await store.departments.all()).length === 0) {
+    await store.departments.create({ id: ROOT_DEPARTMENT, name: 'All departments', parentId: null, level: 'national', path: `/${ROOT_DEPARTMENT}/` }, Date.now());
+  }
+  await registry.init();
+
+  const users = new UsersService(
+    store,
+    new TokenService(secrets.tokenKey, config.auth.tokenTtlSec),
+    {
+      exists: (id) => !!registry.departments.get(id),
+      within: (id, scopes) => registry.departments.within(id, registry.departments.rangesFor(scopes)),
+    },
+    config.auth,
+  );
+  const bootstrapAdmin = await users.bootstrap(config.auth.bootstrapAdmin, ROOT_DEPARTMENT);
+  if (config.demo.enabled) await seedDemoCity(store, registry, config.demo.sources);
+
+  const http = Fastify({
+    logger: {
+      level: config.log.level,
+      redact: { paths: ['req.headers.authorization', 'req.headers.cookie', 'password', '*.password'], censor: '[redacted]' },
+      ...(opts.logStream ? { stream: opts.logStream } : {}),
+    },
+    trustProxy: config.server.trustProxy,
+    bodyLimit: config.server.bodyLimitBytes,
+    forceCloseConnections: 'idle',
+    return503OnClosing: true,
+    ajv: { customOptions: { coerceTypes: true, removeAdditional: false, useDefaults: true, allErrors: true } },
+  });
+  installErrorHandler(http);
+  http.decorateRequest('principal', null);
+  const g = guards(users);
+
+  http.get('/healthz', async () => ({ status: 'ok' }));
+  http.get('/readyz', async () => ({ status: 'ready', schemaVersion: await store.schemaVersion() }));
+  await http.register(accountRoutes, { users, store, guards: g });
+  await http.register(departmentRoutes, { registry, guards: g });
+  await http.register(sourceRoutes, {
+    registry,
+    guards: g,
+    pageSizeMax: config.registry.pageSizeMax,
+    importMaxRows: config.registry.importMaxRows,
+    importMaxBytes: config.registry.importMaxBytes,
+  });
+
+  let closing: Promise<void> | null = null;
+  return {
+    http,
+    store,
+    registry,
+    users,
+    bootstrapAdmin,
+    close: () =>
+      (closing ??= (async () => {
+        await http.close();
+        await store.close();
+      })()),
+  };
+}

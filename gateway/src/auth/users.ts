@@ -1,0 +1,254 @@
+import { randomUUID } from 'node:crypto';
+import { GatewayError, ValidationError, notFound, type FieldIssue } from '../errors.js';
+import { ROLES, StoreConflict, type Role, type Store, type UserRecord } from '../store/types.js';
+import { DUMMY_HASH, hashPassword, randomPassword, verifyPassword } from './passwords.js';
+import { TokenService } from './tokens.js';
+
+/** The signed-in user behind a request or a socket. */
+export interface Principal {
+  id: string;
+  username: string;
+  displayName: string;
+  roles: Role[];
+  scopes: string[];
+  ip: string;
+}
+
+/** What auth needs to know of departments; app.ts wires the registry's tree into it. */
+export interface DepartmentDirectory {
+  exists(id: string): boolean;
+  /** Whether department `id` lies inside the subtrees of `scopes`. */
+  within(id: string, scopes: string[]): boolean;
+}
+
+export interface UserView {
+  id: string;
+  username: string;
+  displayName: string;
+  roles: Role[];
+  scopes: string[];
+  disabled: boolean;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface UserInput {
+  username?: unknown;
+  displayName?: unknown;
+  password?: unknown;
+  roles?: unknown;
+  scopes?: unknown;
+  disabled?: unknown;
+}
+
+const USERNAME = /^[A-Za-z0-9][A-Za-z0-9_.@-]{1,63}$/;
+
+interface LoginAttempts {
+  failures: number;
+  lockedUntil: number;
+}
+
+export class UsersService {
+  private readonly attempts = new Map<string, LoginAttempts>();
+
+  constructor(
+    private readonly store: Store,
+    private readonly tokens: TokenService,
+    private readonly departments: DepartmentDirectory,
+    private readonly policy: { passwordMinLength: number; loginMaxFailures: number; loginLockoutSec: number },
+    private readonly clock: () => number = Date.now,
+  ) {}
+
+  view(u: UserRecord): UserView {
+    return {
+      id: u.id,
+      username: u.username,
+      displayName: u.displayName,
+      roles: u.roles,
+      scopes: u.scopes,
+      disabled: u.disabled,
+      createdAt: new Date(u.createdAt).toISOString(),
+      updatedAt: new Date(u.updatedAt).toISOString(),
+    };
+  }
+
+  private audit(actor: { username: string; ip: string }, action: string, target: string, outcome: 'ok' | 'denied' | 'failed', detail: Record<string, unknown> = {}) {
+    return this.store.audit.append({ at: this.clock(), actor: actor.username, actorIp: actor.ip, action, target, outcome, detail });
+  }
+
+  /** On an empty store: an admin over the whole tree with a random password, which the caller prints once. */
+  async bootstrap(username: string, rootDepartmentId: string): Promise<{ username: string; password: string } | null> {
+    if ((await this.store.users.count()) > 0) return null;
+    const password = randomPassword();
+    const now = this.clock();
+    await this.store.users.create({
+      id: randomUUID(),
+      username,
+      displayName: 'Administrator',
+      passwordHash: await hashPassword(password),
+      roles: ['admin'],
+      scopes: [rootDepartmentId],
+      disabled: false,
+      tokenVersion: 1,
+      createdAt: now,
+      updatedAt: now,
+    });
+    await this.audit({ username: 'system', ip: '-' }, 'user.bootstrap', username, 'ok');
+    return { username, password };
+  }
+
+  async login(username: string, password: string, ip: string) {
+    const now = this.clock();
+    const attempt = this.attempts.get(username);
+    if (attempt && attempt.lockedUntil > now) {
+      await this.audit({ username, ip }, 'auth.login', username, 'denied', { reason: 'locked' });
+      throw new GatewayError('GW_ERR_LOGIN_LOCKED', `too many failed logins; try again in ${Math.ceil((attempt.lockedUntil - now) / 1000)} s`);
+    }
+    const user = await this.store.users.byUsername(username);
+    const ok = await verifyPassword(password, user?.passwordHash ?? DUMMY_HASH);
+    if (!user || !ok || user.disabled) {
+      const a = attempt ?? { failures: 0, lockedUntil: 0 };
+      a.failures++;
+      if (a.failures >= this.policy.loginMaxFailures) {
+        a.failures = 0;
+        a.lockedUntil = now + this.policy.loginLockoutSec * 1000;
+      }
+      this.attempts.set(username, a);
+      await this.audit({ username, ip }, 'auth.login', username, 'failed', { reason: !user ? 'unknown user' : user.disabled && ok ? 'disabled' : 'bad password' });
+      throw new GatewayError('GW_ERR_LOGIN_FAILED', 'user name or password is wrong');
+    }
+    this.attempts.delete(username);
+    await this.audit({ username, ip }, 'auth.login', username, 'ok');
+    return { ...this.tokens.issue({ sub: user.id, tv: user.tokenVersion }), user: this.view(user) };
+  }
+
+  /** The principal a bearer token stands for, read fresh so a disabled user or a changed role takes effect at once. */
+  async authenticate(token: string, ip: string): Promise<Principal | null> {
+    const claims = this.tokens.verify(token);
+    if (!claims) return null;
+    const user = await this.store.users.get(claims.sub);
+    if (!user || user.disabled || user.tokenVersion !== claims.tv) return null;
+    return { id: user.id, username: user.username, displayName: user.displayName, roles: user.roles, scopes: user.scopes, ip };
+  }
+
+  private checkScopes(actor: Principal, value: unknown, issues: FieldIssue[]): string[] {
+    if (!Array.isArray(value) || value.length === 0 || value.some((s) => typeof s !== 'string')) {
+      issues.push({ field: 'scopes', message: 'expected a non-empty list of department ids' });
+      return [];
+    }
+    for (const id of value as string[]) {
+      // A department outside the actor's own scope is reported as unknown: its existence is not theirs to learn.
+      if (!this.departments.exists(id) || !this.departments.within(id, actor.scopes)) {
+        issues.push({ field: 'scopes', message: `unknown department "${id}"` });
+      }
+    }
+    return [...new Set(value as string[])];
+  }
+
+  private checkRoles(value: unknown, issues: FieldIssue[]): Role[] {
+    if (!Array.isArray(value) || value.length === 0 || value.some((r) => !(ROLES as readonly unknown[]).includes(r))) {
+      issues.push({ field: 'roles', message: `expected a non-empty list of ${ROLES.join(', ')}` });
+      return [];
+    }
+    return [...new Set(value as Role[])];
+  }
+
+  private checkPassword(value: unknown, issues: FieldIssue[], field = 'password'): string {
+    if (typeof value !== 'string' || value.length < this.policy.passwordMinLength || value.length > 256) {
+      issues.push({ field, message: `expected ${this.policy.passwordMinLength} to 256 characters` });
+      return '';
+    }
+    return value;
+  }
+
+  /** Users an admin may manage: those whose every scope lies inside the admin's. */
+  private manageable(actor: Principal, u: UserRecord): boolean {
+    return u.scopes.every((s) => this.departments.within(s, actor.scopes));
+  }
+
+  async list(actor: Principal): Promise<UserRecord[]> {
+    return (await this.store.users.list()).filter((u) => this.manageable(actor, u));
+  }
+
+  async create(actor: Principal, input: UserInput): Promise<UserRecord> {
+    const issues: FieldIssue[] = [];
+    if (typeof input.username !== 'string' || !USERNAME.test(input.username)) {
+      issues.push({ field: 'username', message: 'expected 2-64 letters, digits, "_", ".", "@" or "-"' });
+    }
+    const displayName = input.displayName === undefined ? input.username : input.displayName;
+    if (typeof displayName !== 'string' || displayName.length > 100) issues.push({ field: 'displayName', message: 'expected a string of at most 100 characters' });
+    const password = this.checkPassword(input.password, issues);
+    const roles = this.checkRoles(input.roles, issues);
+    const scopes = this.checkScopes(actor, input.scopes, issues);
+    if (issues.length) throw new ValidationError(issues);
+    const now = this.clock();
+    try {
+      const user = await this.store.users.create({
+        id: randomUUID(),
+        username: input.username as string,
+        displayName: displayName as string,
+        passwordHash: await hashPassword(password),
+        roles,
+        scopes,
+        disabled: input.disabled === true,
+        tokenVersion: 1,
+        createdAt: now,
+        updatedAt: now,
+      });
+      await this.audit(actor, 'user.create', user.username, 'ok', { roles, scopes });
+      return user;
+    } catch (err) {
+      if (err instanceof StoreConflict) throw new GatewayError('GW_ERR_CONFLICT', `username: "${input.username as string}" is taken`);
+      throw err;
+    }
+  }
+
+  async update(actor: Principal, id: string, input: UserInput): Promise<UserRecord> {
+    const user = await this.store.users.get(id);
+    if (!user || !this.manageable(actor, user)) throw notFound(`user "${id}"`);
+    const issues: FieldIssue[] = [];
+    if (input.username !== undefined && input.username !== user.username) issues.push({ field: 'username', message: 'cannot be changed' });
+    const next = { ...user };
+    if (input.displayName !== undefined) {
+      if (typeof input.displayName !== 'string' || input.displayName.length > 100) issues.push({ field: 'displayName', message: 'expected a string of at most 100 characters' });
+      else next.displayName = input.displayName;
+    }
+    if (input.password !== undefined) next.passwordHash = await hashPassword(this.checkPassword(input.password, issues));
+    if (input.roles !== undefined) next.roles = this.checkRoles(input.roles, issues);
+    if (input.scopes !== undefined) next.scopes = this.checkScopes(actor, input.scopes, issues);
+    if (input.disabled !== undefined) {
+      if (typeof input.disabled !== 'boolean') issues.push({ field: 'disabled', message: 'expected true or false' });
+      else next.disabled = input.disabled;
+    }
+    if (id === actor.id && (next.disabled || !next.roles.includes('admin'))) {
+      issues.push({ field: input.disabled ? 'disabled' : 'roles', message: 'you cannot disable yourself or drop your own admin role' });
+    }
+    if (issues.length) throw new ValidationError(issues);
+    next.tokenVersion = user.tokenVersion + 1;
+    next.updatedAt = this.clock();
+    await this.store.users.update(next);
+    const changed = Object.keys(input).filter((k) => k !== 'password');
+    await this.audit(actor, 'user.update', user.username, 'ok', {
+      changed: input.password !== undefined ? [...changed, 'password'] : changed,
+      roles: next.roles,
+      scopes: next.scopes,
+      disabled: next.disabled,
+    });
+    return next;
+  }
+
+  async changeOwnPassword(actor: Principal, current: string, next: string) {
+    const user = await this.store.users.get(actor.id);
+    if (!user) throw notFound('user');
+    if (!(await verifyPassword(current, user.passwordHash))) {
+      await this.audit(actor, 'auth.password', user.username, 'failed');
+      throw new ValidationError([{ field: 'currentPassword', message: 'is wrong' }]);
+    }
+    const issues: FieldIssue[] = [];
+    const password = this.checkPassword(next, issues, 'newPassword');
+    if (issues.length) throw new ValidationError(issues);
+    await this.store.users.update({ ...user, passwordHash: await hashPassword(password), tokenVersion: user.tokenVersion + 1, updatedAt: this.clock() });
+    await this.audit(actor, 'auth.password', user.username, 'ok');
+    return this.tokens.issue({ sub: user.id, tv: user.tokenVersion + 1 });
+  }
+}

@@ -1,0 +1,168 @@
+import { readFileSync } from 'node:fs';
+import { Kind, type TSchema, type TObject } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+import { ConfigError, type FieldIssue } from '../errors.js';
+import { parseCidr } from '../lib/cidr.js';
+import { configSchema, type Config } from './schema.js';
+
+export const ENV_PREFIX = 'WALLGATE_';
+/** Environment variables that are not config keys but choose where config comes from. */
+const ENV_NON_KEYS = new Set(['WALLGATE_CONFIG']);
+
+export function defaultConfig(): Config {
+  return Value.Default(configSchema, {}) as Config;
+}
+
+/** WALLGATE_ + path in SCREAMING_SNAKE_CASE: registry.importMaxRows → WALLGATE_REGISTRY_IMPORT_MAX_ROWS. */
+export function envName(path: string[]): string {
+  return ENV_PREFIX + path.map((p) => p.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()).join('_');
+}
+
+interface Leaf {
+  path: string[];
+  schema: TSchema;
+}
+
+function leaves(schema: TSchema, path: string[] = []): Leaf[] {
+  if (schema[Kind] === 'Object') {
+    return Object.entries((schema as TObject).properties).flatMap(([k, s]) => leaves(s, [...path, k]));
+  }
+  return [{ path, schema }];
+}
+
+function parseEnvValue(raw: string, schema: TSchema, name: string): unknown {
+  switch (schema[Kind]) {
+    case 'Integer':
+    case 'Number':
+      // Keep what was typed when it is not a number, so the error shows it.
+      return raw.trim() === '' || Number.isNaN(Number(raw)) ? raw : Number(raw);
+    case 'Boolean':
+      if (/^(true|1|yes|on)$/i.test(raw)) return true;
+      if (/^(false|0|no|off)$/i.test(raw)) return false;
+      return raw;
+    case 'Array':
+      if (raw.trim().startsWith('[')) {
+        try {
+          return JSON.parse(raw);
+        } catch {
+          throw new ConfigError([{ field: name, message: 'expected a JSON array or a comma-separated list' }]);
+        }
+      }
+      return raw.split(',').map((s) => s.trim()).filter(Boolean);
+    default:
+      return raw;
+  }
+}
+
+function setPath(target: Record<string, unknown>, path: string[], value: unknown): void {
+  let node = target;
+  for (const key of path.slice(0, -1)) {
+    const next = node[key];
+    if (typeof next !== 'object' || next === null || Array.isArray(next)) node[key] = {};
+    node = node[key] as Record<string, unknown>;
+  }
+  node[path[path.length - 1]!] = value;
+}
+
+function describeExpected(error: { message: string; schema: TSchema }): string {
+  const s = error.schema;
+  if (s.anyOf) return `expected one of ${(s.anyOf as TSchema[]).map((o) => JSON.stringify(o.const)).join(', ')}`;
+  return error.message.toLowerCase().replace(/^expected/, 'expected');
+}
+
+function pointerToField(pointer: string, prefix: string): string {
+  const parts = pointer.split('/').filter(Boolean);
+  const dotted = parts.map((p, i) => (/^\d+$/.test(p) ? `[${p}]` : (i ? '.' : '') + p)).join('');
+  return prefix + dotted;
+}
+
+/** Cross-field and format checks the schema cannot express; each names its key. */
+function semanticIssues(config: Config): FieldIssue[] {
+  const issues: FieldIssue[] = [];
+  for (const list of ['allow', 'deny'] as const) {
+    config.registry.networks[list].forEach((cidr, i) => {
+      try {
+        parseCidr(cidr);
+      } catch (err) {
+        issues.push({ field: `registry.networks.${list}[${i}]`, message: (err as Error).message });
+      }
+    });
+  }
+  for (const key of ['tokenKey', 'credentialKey'] as const) {
+    const v = config.secrets[key];
+    if (v && Buffer.from(v, 'base64').length < 32) {
+      issues.push({ field: `secrets.${key}`, message: 'expected base64 of at least 32 bytes' });
+    }
+  }
+  return issues;
+}
+
+export interface LoadOptions {
+  argv?: string[];
+  env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * Defaults, then the file named by --config or WALLGATE_CONFIG, then WALLGATE_* variables.
+ * Any unknown key, unknown WALLGATE_* variable or invalid value throws a ConfigError naming it.
+ */
+export function loadConfig({ argv = process.argv.slice(2), env = process.env }: LoadOptions = {}): Config {
+  let file: string | undefined = env.WALLGATE_CONFIG;
+  const flag = argv.findIndex((a) => a === '--config' || a.startsWith('--config='));
+  if (flag >= 0) {
+    const arg = argv[flag]!;
+    file = arg.includes('=') ? arg.slice(arg.indexOf('=') + 1) : argv[flag + 1];
+    if (!file) throw new ConfigError([{ field: '--config', message: 'expected a file path' }]);
+  }
+
+  let merged: Record<string, unknown> = {};
+  if (file) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new ConfigError([{ field: file, message: `cannot read config file (${(err as NodeJS.ErrnoException).code})` }]);
+    }
+    try {
+      merged = JSON.parse(text);
+    } catch (err) {
+      throw new ConfigError([{ field: file, message: `not valid JSON: ${(err as Error).message}` }]);
+    }
+    if (typeof merged !== 'object' || merged === null || Array.isArray(merged)) {
+      throw new ConfigError([{ field: file, message: 'expected a JSON object at the top level' }]);
+    }
+  }
+
+  const known = new Map(leaves(configSchema).map((l) => [envName(l.path), l]));
+  const envIssues: FieldIssue[] = [];
+  for (const [name, raw] of Object.entries(env)) {
+    if (!name.startsWith(ENV_PREFIX) || ENV_NON_KEYS.has(name) || raw === undefined) continue;
+    const leaf = known.get(name);
+    if (!leaf) {
+      envIssues.push({ field: name, message: 'unknown setting (see docs/configuration.md for the names)' });
+      continue;
+    }
+    setPath(merged, leaf.path, parseEnvValue(raw, leaf.schema, name));
+  }
+  if (envIssues.length) throw new ConfigError(envIssues);
+
+  const candidate = Value.Default(configSchema, structuredClone(merged));
+  const schemaIssues = [...Value.Errors(configSchema, candidate)]
+    // A union reports once per member plus once for itself; the member lines add nothing.
+    .filter((e, i, all) => all.findIndex((o) => o.path === e.path) === i)
+    .map((e) => {
+      const field = pointerToField(e.path, '');
+      const leaf = field && known.get(envName(field.replace(/\[\d+\]/g, '').split('.')));
+      const where = leaf && env[envName(leaf.path)] !== undefined ? ` (from ${envName(leaf.path)})` : '';
+      if (e.message.includes('Unexpected property')) {
+        return { field: field || '(top level)', message: `unknown key${where}` };
+      }
+      return { field: field || '(top level)', message: `${describeExpected(e)}, got ${JSON.stringify(e.value)}${where}` };
+    });
+  if (schemaIssues.length) throw new ConfigError(schemaIssues);
+
+  const config = candidate as Config;
+  const more = semanticIssues(config);
+  if (more.length) throw new ConfigError(more);
+  return config;
+}

@@ -1,0 +1,90 @@
+import { Type, type Static } from '@sinclair/typebox';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Guards } from '../../auth/plugin.js';
+import type { Principal, UsersService } from '../../auth/users.js';
+import type { Store } from '../../store/types.js';
+
+const loginBody = Type.Object(
+  { username: Type.String({ minLength: 1, maxLength: 64 }), password: Type.String({ minLength: 1, maxLength: 256 }) },
+  { additionalProperties: false },
+);
+const passwordBody = Type.Object(
+  { currentPassword: Type.String({ maxLength: 256 }), newPassword: Type.String({ maxLength: 256 }) },
+  { additionalProperties: false },
+);
+const userBody = Type.Object(
+  {
+    username: Type.Optional(Type.String()),
+    displayName: Type.Optional(Type.String()),
+    password: Type.Optional(Type.String()),
+    roles: Type.Optional(Type.Array(Type.String())),
+    scopes: Type.Optional(Type.Array(Type.String())),
+    disabled: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+const auditQuery = Type.Object(
+  {
+    before: Type.Optional(Type.Integer({ minimum: 1 })),
+    limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
+    actor: Type.Optional(Type.String({ maxLength: 64 })),
+    action: Type.Optional(Type.String({ maxLength: 64 })),
+  },
+  { additionalProperties: false },
+);
+const idParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
+
+export interface AccountRoutesOptions {
+  users: UsersService;
+  store: Store;
+  guards: Guards;
+}
+
+/** Login, the signed-in user, user management and the audit log. */
+export async function accountRoutes(app: FastifyInstance, { users, store, guards }: AccountRoutesOptions) {
+  const actor = (req: FastifyRequest) => req.principal as Principal;
+
+  app.post<{ Body: Static<typeof loginBody> }>('/api/auth/login', { schema: { body: loginBody } }, async (req) =>
+    users.login(req.body.username, req.body.password, req.ip),
+  );
+
+  app.get('/api/auth/me', { onRequest: guards.signedIn }, async (req) => {
+    const p = actor(req);
+    return { id: p.id, username: p.username, displayName: p.displayName, roles: p.roles, scopes: p.scopes };
+  });
+
+  app.post<{ Body: Static<typeof passwordBody> }>(
+    '/api/auth/password',
+    { onRequest: guards.signedIn, schema: { body: passwordBody } },
+    async (req) => users.changeOwnPassword(actor(req), req.body.currentPassword, req.body.newPassword),
+  );
+
+  app.get('/api/users', { onRequest: guards.require('users:read') }, async (req) => ({
+    items: (await users.list(actor(req))).map((u) => users.view(u)),
+  }));
+
+  app.post<{ Body: Static<typeof userBody> }>(
+    '/api/users',
+    { onRequest: guards.require('users:write'), schema: { body: userBody } },
+    async (req, reply) => reply.status(201).send(users.view(await users.create(actor(req), req.body))),
+  );
+
+  app.patch<{ Params: Static<typeof idParams>; Body: Static<typeof userBody> }>(
+    '/api/users/:id',
+    { onRequest: guards.require('users:write'), schema: { params: idParams, body: userBody } },
+    async (req) => users.view(await users.update(actor(req), req.params.id, req.body)),
+  );
+
+  app.get<{ Querystring: Static<typeof auditQuery> }>(
+    '/api/audit',
+    { onRequest: guards.require('audit:read'), schema: { querystring: auditQuery } },
+    async (req) => {
+      const items = await store.audit.list(req.query);
+      const last = items[items.length - 1];
+      return {
+        items: items.map((e) => ({ ...e, at: new Date(e.at).toISOString() })),
+        next: items.length === req.query.limit && last ? last.seq : null,
+      };
+    },
+  );
+}

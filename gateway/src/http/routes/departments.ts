@@ -1,0 +1,48 @@
+import { Type, type Static } from '@sinclair/typebox';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Guards } from '../../auth/plugin.js';
+import type { Principal } from '../../auth/users.js';
+import type { Registry } from '../../registry/service.js';
+import { LEVELS } from '../../store/types.js';
+
+const DEPARTMENT_ID = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$';
+const level = Type.Union(LEVELS.map((l) => Type.Literal(l)));
+const name = Type.String({ minLength: 1, maxLength: 100, pattern: '^[^\\u0000-\\u001f]+$' });
+const createBody = Type.Object(
+  { id: Type.String({ pattern: DEPARTMENT_ID }), name, parentId: Type.String({ minLength: 1 }), level },
+  { additionalProperties: false },
+);
+const updateBody = Type.Object(
+  { name: Type.Optional(name), parentId: Type.Optional(Type.String({ minLength: 1 })), level: Type.Optional(level) },
+  { additionalProperties: false },
+);
+const idParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
+
+export async function departmentRoutes(app: FastifyInstance, { registry, guards }: { registry: Registry; guards: Guards }) {
+  const actor = (req: FastifyRequest) => req.principal as Principal;
+
+  app.get('/api/departments', { onRequest: guards.require('departments:read') }, async (req) => ({
+    items: await registry.departmentForest(actor(req)),
+  }));
+
+  app.post<{ Body: Static<typeof createBody> }>(
+    '/api/departments',
+    { onRequest: guards.require('departments:write'), schema: { body: createBody } },
+    async (req, reply) => reply.status(201).send(await registry.createDepartment(actor(req), req.body)),
+  );
+
+  app.patch<{ Params: Static<typeof idParams>; Body: Static<typeof updateBody> }>(
+    '/api/departments/:id',
+    { onRequest: guards.require('departments:write'), schema: { params: idParams, body: updateBody } },
+    async (req) => registry.updateDepartment(actor(req), req.params.id, req.body),
+  );
+
+  app.delete<{ Params: Static<typeof idParams> }>(
+    '/api/departments/:id',
+    { onRequest: guards.require('departments:write'), schema: { params: idParams } },
+    async (req, reply) => {
+      await registry.deleteDepartment(actor(req), req.params.id);
+      return reply.status(204).send();
+    },
+  );
+}

@@ -1,0 +1,204 @@
+import { Readable, Transform } from 'node:stream';
+import { Type, type Static } from '@sinclair/typebox';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Guards } from '../../auth/plugin.js';
+import type { Principal } from '../../auth/users.js';
+import { GatewayError, ValidationError } from '../../errors.js';
+import { importRows, type ImportFormat } from '../../registry/import-parse.js';
+import type { ImportMode, ListFilters, Registry, SourceView } from '../../registry/service.js';
+import { HEALTH, LEVELS, PROTOCOLS } from '../../store/types.js';
+
+const literalUnion = <T extends string>(values: readonly T[]) => Type.Union(values.map((v) => Type.Literal(v)));
+
+const listQuery = (pageSizeMax: number) =>
+  Type.Object(
+    {
+      departmentId: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+      level: Type.Optional(literalUnion(LEVELS)),
+      protocol: Type.Optional(literalUnion(PROTOCOLS)),
+      tag: Type.Optional(Type.String({ minLength: 1, maxLength: 32 })),
+      health: Type.Optional(literalUnion(HEALTH)),
+      enabled: Type.Optional(Type.Boolean()),
+      q: Type.Optional(Type.String({ maxLength: 100 })),
+      bbox: Type.Optional(Type.String({ description: 'minLon,minLat,maxLon,maxLat' })),
+      cursor: Type.Optional(Type.String({ maxLength: 1000 })),
+      limit: Type.Integer({ minimum: 1, maximum: pageSizeMax, default: 100 }),
+    },
+    { additionalProperties: false },
+  );
+type ListQuery = Static<ReturnType<typeof listQuery>>;
+
+const exportQuery = Type.Object(
+  {
+    format: literalUnion(['ndjson', 'csv']),
+    departmentId: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+    level: Type.Optional(literalUnion(LEVELS)),
+    protocol: Type.Optional(literalUnion(PROTOCOLS)),
+    tag: Type.Optional(Type.String({ minLength: 1, maxLength: 32 })),
+    health: Type.Optional(literalUnion(HEALTH)),
+    q: Type.Optional(Type.String({ maxLength: 100 })),
+  },
+  { additionalProperties: false },
+);
+
+const importQuery = Type.Object(
+  { mode: literalUnion(['all-or-nothing', 'keep-valid']) },
+  { additionalProperties: false },
+);
+
+const idParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
+type IdParams = Static<typeof idParams>;
+/** Field checks happen in one place (registry/source-input.ts) for REST and import alike; here only the shape. */
+const sourceBody = Type.Object({}, { additionalProperties: true });
+
+function parseBbox(text: string | undefined): ListFilters['bbox'] {
+  if (text === undefined) return undefined;
+  const n = text.split(',').map(Number);
+  const [minLon, minLat, maxLon, maxLat] = n;
+  if (n.length !== 4 || n.some((x) => !Number.isFinite(x)) || minLon! > maxLon! || minLat! > maxLat!) {
+    throw new ValidationError([{ field: 'querystring.bbox', message: 'expected minLon,minLat,maxLon,maxLat with min <= max' }]);
+  }
+  return { minLat: minLat!, minLon: minLon!, maxLat: maxLat!, maxLon: maxLon! };
+}
+
+/** The version a client read, from If-Match ("3", W/"3" or 3). */
+function ifMatch(req: FastifyRequest, required: boolean): number | undefined {
+  const h = req.headers['if-match'];
+  if (h === undefined) {
+    if (!required) return undefined;
+    throw new GatewayError('GW_ERR_PRECONDITION_REQUIRED', 'If-Match: send the ETag (version) you read, so a concurrent change is not overwritten');
+  }
+  const m = /^(?:W\/)?"?(\d+)"?$/.exec(String(h).trim());
+  if (!m) throw new ValidationError([{ field: 'If-Match', message: 'expected the ETag of the source, e.g. "3"' }]);
+  return Number(m[1]);
+}
+
+const etag = (version: number) => `"${version}"`;
+
+/** Counts body bytes and stops a stream past the import limit, since a streamed body bypasses fastify's bodyLimit. */
+function limitBytes(max: number) {
+  let seen = 0;
+  return new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      seen += chunk.length;
+      if (seen > max) done(new GatewayError('GW_ERR_PAYLOAD_TOO_LARGE', `import body over ${max} bytes (registry.importMaxBytes)`));
+      else done(null, chunk);
+    },
+  });
+}
+
+const CSV_COLUMNS = ['id', 'name', 'departmentId', 'level', 'address', 'url', 'subUrl', 'protocol', 'username', 'codec', 'lat', 'lon', 'tags', 'enabled'] as const;
+
+function csvCell(v: unknown): string {
+  const s = v === null || v === undefined ? '' : Array.isArray(v) ? v.join(';') : String(v);
+  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+export interface SourceRoutesOptions {
+  registry: Registry;
+  guards: Guards;
+  pageSizeMax: number;
+  importMaxRows: number;
+  importMaxBytes: number;
+}
+
+export async function sourceRoutes(app: FastifyInstance, opts: SourceRoutesOptions) {
+  const { registry, guards } = opts;
+  const actor = (req: FastifyRequest) => req.principal as Principal;
+  const send = (reply: FastifyReply, view: SourceView, status = 200) => reply.status(status).header('etag', etag(view.version)).send(view);
+
+  // Import bodies are streamed row by row, never buffered whole.
+  app.addContentTypeParser(['application/x-ndjson', 'application/ndjson', 'text/csv'], (_req, payload, done) => done(null, payload));
+
+  app.get<{ Querystring: ListQuery }>(
+    '/api/sources',
+    { onRequest: guards.require('sources:read'), schema: { querystring: listQuery(opts.pageSizeMax) } },
+    async (req) => {
+      const { bbox, ...rest } = req.query;
+      const page = await registry.listSources(actor(req), { ...rest, bbox: parseBbox(bbox) });
+      return { items: page.items.map((r) => registry.view(r)), nextCursor: page.nextCursor };
+    },
+  );
+
+  app.post<{ Body: Record<string, unknown> }>(
+    '/api/sources',
+    { onRequest: guards.require('sources:write'), schema: { body: sourceBody } },
+    async (req, reply) => {
+      const record = await registry.createSource(actor(req), req.body);
+      return send(reply.header('location', `/api/sources/${encodeURIComponent(record.id)}`), registry.view(record), 201);
+    },
+  );
+
+  app.post<{ Querystring: Static<typeof importQuery> }>(
+    '/api/sources/import',
+    { onRequest: guards.require('sources:write'), schema: { querystring: importQuery } },
+    async (req, reply) => {
+      const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+      const format: ImportFormat | undefined = type === 'text/csv' ? 'csv' : type.endsWith('ndjson') ? 'ndjson' : undefined;
+      if (!format) throw new GatewayError('GW_ERR_UNSUPPORTED_MEDIA_TYPE', 'Content-Type: send application/x-ndjson or text/csv');
+      const body = (req.body as Readable).pipe(limitBytes(opts.importMaxBytes));
+      (req.body as Readable).on('error', (err) => body.destroy(err));
+      const report = await registry.importSources(actor(req), importRows(format, body), req.query.mode as ImportMode, opts.importMaxRows);
+      if (!report.applied) {
+        return reply.status(422).send({ code: 'GW_ERR_IMPORT_REJECTED', message: `${report.rejected} of ${report.rows} rows rejected; nothing was imported (mode all-or-nothing)`, report });
+      }
+      return report;
+    },
+  );
+
+  app.get<{ Querystring: Static<typeof exportQuery> }>(
+    '/api/sources/export',
+    { onRequest: guards.require('sources:export'), schema: { querystring: exportQuery } },
+    async (req, reply) => {
+      const { format, ...filters } = req.query;
+      const principal = actor(req);
+      // Fail before the first byte for a department the user cannot see.
+      if (filters.departmentId) await registry.listSources(principal, { ...filters, limit: 1 });
+      async function* lines() {
+        let count = 0;
+        if (format === 'csv') yield CSV_COLUMNS.join(',') + '\n';
+        for await (const r of registry.iterateSources(principal, filters)) {
+          const v = registry.view(r);
+          // The exported URL carries no credentials at all, not even masked: it must re-import as it is.
+          const row = { ...v, url: r.url, subUrl: r.subUrl };
+          count++;
+          yield format === 'csv' ? CSV_COLUMNS.map((c) => csvCell(row[c])).join(',') + '\n' : JSON.stringify(Object.fromEntries(CSV_COLUMNS.map((c) => [c, row[c]]))) + '\n';
+        }
+        req.log.info({ count, format }, 'sources exported');
+      }
+      reply
+        .header('content-type', format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson')
+        .header('content-disposition', `attachment; filename="sources.${format}"`);
+      return reply.send(Readable.from(lines()));
+    },
+  );
+
+  app.get<{ Params: IdParams }>(
+    '/api/sources/:id',
+    { onRequest: guards.require('sources:read'), schema: { params: idParams } },
+    async (req, reply) => send(reply, registry.view(await registry.getSource(actor(req), req.params.id))),
+  );
+
+  for (const method of ['PUT', 'PATCH'] as const) {
+    app.route<{ Params: IdParams; Body: Record<string, unknown> }>({
+      method,
+      url: '/api/sources/:id',
+      onRequest: guards.require('sources:write'),
+      schema: { params: idParams, body: sourceBody },
+      handler: async (req, reply) => {
+        const version = ifMatch(req, true)!;
+        const record = await registry.updateSource(actor(req), req.params.id, req.body, version, method === 'PATCH');
+        return send(reply, registry.view(record));
+      },
+    });
+  }
+
+  app.delete<{ Params: IdParams }>(
+    '/api/sources/:id',
+    { onRequest: guards.require('sources:write'), schema: { params: idParams } },
+    async (req, reply) => {
+      await registry.deleteSource(actor(req), req.params.id, ifMatch(req, false));
+      return reply.status(204).send();
+    },
+  );
+}

@@ -1,0 +1,491 @@
+import { randomUUID } from 'node:crypto';
+import { isIP } from 'node:net';
+import { GatewayError, ValidationError, notFound, type FieldIssue } from '../errors.js';
+import type { NetworkPolicy } from '../lib/cidr.js';
+import {
+  LEVELS,
+  StoreConflict,
+  type DepartmentCounts,
+  type DepartmentRecord,
+  type Health,
+  type ImportRow,
+  type Level,
+  type PathRange,
+  type Protocol,
+  type SealedCredential,
+  type SourceQuery,
+  type SourceRecord,
+  type SourceWrite,
+  type Store,
+} from '../store/types.js';
+import type { CredentialSealer } from './credentials.js';
+import { DepartmentTree, type DepartmentNode } from './departments.js';
+import { validateSourceInput, type SourceDraft } from './source-input.js';
+import { checkHost, displayUrl, type Resolver } from './url-policy.js';
+
+/** Who is asking. The auth module's principal satisfies this; the registry needs no more of it. */
+export interface Actor {
+  id: string;
+  username: string;
+  ip: string;
+  scopes: string[];
+}
+
+export interface SourceView {
+  id: string;
+  name: string;
+  departmentId: string;
+  departmentName: string;
+  level: Level;
+  address: string;
+  url: string;
+  subUrl: string | null;
+  protocol: Protocol;
+  username: string | null;
+  hasPassword: boolean;
+  codec: SourceRecord['codec'];
+  lat: number | null;
+  lon: number | null;
+  tags: string[];
+  enabled: boolean;
+  health: { state: Health; error: string | null; since: string | null };
+  version: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface ListFilters {
+  departmentId?: string;
+  level?: Level;
+  protocol?: Protocol;
+  tag?: string;
+  health?: Health;
+  enabled?: boolean;
+  q?: string;
+  bbox?: SourceQuery['bbox'];
+  cursor?: string;
+  limit: number;
+}
+
+export interface ImportIssue extends FieldIssue {
+  line: number;
+  id?: string;
+}
+
+export interface ImportReport {
+  mode: ImportMode;
+  applied: boolean;
+  rows: number;
+  created: number;
+  updated: number;
+  unchanged: number;
+  rejected: number;
+  errors: ImportIssue[];
+}
+
+export type ImportMode = 'all-or-nothing' | 'keep-valid';
+
+/** One parsed input row, or the reason it could not be parsed (bad JSON, bad CSV quoting). */
+export type ImportInput = { line: number; value: Record<string, unknown> } | { line: number; error: string };
+
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+export function encodeCursor(path: string, id: string): string {
+  return Buffer.from(JSON.stringify([path, id])).toString('base64url');
+}
+
+function decodeCursor(cursor: string): readonly [string, string] {
+  try {
+    const v: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (Array.isArray(v) && v.length === 2 && typeof v[0] === 'string' && typeof v[1] === 'string') return [v[0], v[1]];
+  } catch {
+    /* reported below */
+  }
+  throw new GatewayError('GW_ERR_BAD_CURSOR', 'cursor: not a cursor returned by this API');
+}
+
+export class Registry {
+  private tree = new DepartmentTree([]);
+  private counts: Promise<Map<string, DepartmentCounts>> | null = null;
+
+  constructor(
+    private readonly store: Store,
+    private readonly sealer: CredentialSealer,
+    private readonly networks: NetworkPolicy,
+    private readonly resolve: Resolver,
+    private readonly clock: () => number = Date.now,
+  ) {}
+
+  async init(): Promise<void> {
+    await this.reloadTree();
+  }
+
+  private async reloadTree() {
+    this.tree = new DepartmentTree(await this.store.departments.all());
+  }
+
+  /** Forget cached counts after a change to sources or their health. */
+  private changed() {
+    this.counts = null;
+  }
+
+  get departments(): DepartmentTree {
+    return this.tree;
+  }
+
+  scope(actor: Actor): PathRange[] {
+    return this.tree.rangesFor(actor.scopes);
+  }
+
+  private audit(actor: Actor, action: string, target: string, detail: Record<string, unknown> = {}, outcome: 'ok' | 'denied' | 'failed' = 'ok') {
+    return this.store.audit.append({ at: this.clock(), actor: actor.username, actorIp: actor.ip, action, target, outcome, detail });
+  }
+
+  // ---- departments -------------------------------------------------------------------------
+
+  async departmentForest(actor: Actor): Promise<DepartmentNode[]> {
+    this.counts ??= this.store.sources.countsByDepartment();
+    return this.tree.forest(this.scope(actor), await this.counts);
+  }
+
+  /** A department the actor may see, or 404 (also for one that exists outside their scope). */
+  private visibleDepartment(actor: Actor, id: string, field = 'departmentId'): DepartmentRecord {
+    const dep = this.tree.get(id);
+    if (!dep || !this.tree.within(id, this.scope(actor))) {
+      throw new GatewayError('GW_ERR_NOT_FOUND', `${field}: department "${id}" not found`);
+    }
+    return dep;
+  }
+
+  async createDepartment(actor: Actor, input: { id: string; name: string; parentId: string; level: Level }) {
+    const parent = this.visibleDepartment(actor, input.parentId, 'parentId');
+    this.checkLevel(parent.level, input.level);
+    try {
+      const dep = await this.store.departments.create(
+        { id: input.id, name: input.name, parentId: parent.id, level: input.level, path: `${parent.path}${input.id}/` },
+        this.clock(),
+      );
+      await this.reloadTree();
+      await this.audit(actor, 'department.create', dep.id, { name: dep.name, parentId: dep.parentId, level: dep.level });
+      return dep;
+    } catch (err) {
+      if (err instanceof StoreConflict) throw new GatewayError('GW_ERR_CONFLICT', `id: department "${input.id}" already exists`);
+      throw err;
+    }
+  }
+
+  private checkLevel(parentLevel: Level, level: Level) {
+    if (LEVELS.indexOf(level) < LEVELS.indexOf(parentLevel)) {
+      throw new ValidationError([{ field: 'level', message: `must not be above its parent's level (${parentLevel})` }]);
+    }
+  }
+
+  async updateDepartment(actor: Actor, id: string, changes: { name?: string; parentId?: string; level?: Level }) {
+    const dep = this.visibleDepartment(actor, id, 'id');
+    const scope = this.scope(actor);
+    if (scope.some(([from]) => from === dep.path) && changes.parentId && changes.parentId !== dep.parentId) {
+      throw new GatewayError('GW_ERR_FORBIDDEN', 'parentId: a department at the top of your scope cannot be moved by you');
+    }
+    let path: string | undefined;
+    const parentId = changes.parentId ?? dep.parentId;
+    if (changes.parentId && changes.parentId !== dep.parentId) {
+      const parent = this.visibleDepartment(actor, changes.parentId, 'parentId');
+      if (parent.path.startsWith(dep.path)) throw new ValidationError([{ field: 'parentId', message: 'cannot move a department below itself' }]);
+      path = `${parent.path}${dep.id}/`;
+    }
+    const parentLevel = parentId ? this.tree.get(parentId)?.level : undefined;
+    if (parentLevel) this.checkLevel(parentLevel, changes.level ?? dep.level);
+    const updated = await this.store.departments.update(id, { ...changes, ...(path ? { path } : {}) }, this.clock());
+    await this.reloadTree();
+    this.changed();
+    await this.audit(actor, 'department.update', id, { ...changes });
+    return updated;
+  }
+
+  async deleteDepartment(actor: Actor, id: string) {
+    const dep = this.visibleDepartment(actor, id, 'id');
+    if (this.scope(actor).some(([from]) => from === dep.path)) {
+      throw new GatewayError('GW_ERR_FORBIDDEN', 'id: the top of your own scope cannot be deleted by you');
+    }
+    if (!(await this.store.departments.delete(id))) {
+      throw new GatewayError('GW_ERR_CONFLICT', `department "${id}" still has departments or sources below it`);
+    }
+    await this.reloadTree();
+    await this.audit(actor, 'department.delete', id);
+  }
+
+  // ---- sources -----------------------------------------------------------------------------
+
+  view(r: SourceRecord): SourceView {
+    return {
+      id: r.id,
+      name: r.name,
+      departmentId: r.departmentId,
+      departmentName: this.tree.get(r.departmentId)?.name ?? r.departmentId,
+      level: r.level,
+      address: r.address,
+      url: displayUrl(r.url, r.username, r.hasPassword),
+      subUrl: r.subUrl === null ? null : displayUrl(r.subUrl, r.username, r.hasPassword),
+      protocol: r.protocol,
+      username: r.username,
+      hasPassword: r.hasPassword,
+      codec: r.codec,
+      lat: r.lat,
+      lon: r.lon,
+      tags: r.tags,
+      enabled: r.enabled,
+      health: { state: r.health, error: r.healthError, since: iso(r.healthSince) },
+      version: r.version,
+      createdAt: iso(r.createdAt)!,
+      updatedAt: iso(r.updatedAt)!,
+    };
+  }
+
+  /** The source if the actor may see it; 404 alike for missing and out-of-scope, so existence does not leak. */
+  async getSource(actor: Actor, id: string): Promise<SourceRecord> {
+    const r = await this.store.sources.get(id);
+    if (!r || !this.tree.within(r.departmentId, this.scope(actor))) throw notFound(`source "${id}"`);
+    return r;
+  }
+
+  async listSources(actor: Actor, f: ListFilters): Promise<{ items: SourceRecord[]; nextCursor: string | null }> {
+    let ranges = this.scope(actor);
+    if (f.departmentId) {
+      this.visibleDepartment(actor, f.departmentId);
+      ranges = this.tree.narrow(ranges, f.departmentId);
+    }
+    const q = f.q?.trim();
+    const items = await this.store.sources.list({
+      ranges,
+      level: f.level,
+      protocol: f.protocol,
+      tag: f.tag,
+      health: f.health,
+      enabled: f.enabled,
+      text: q || undefined,
+      bbox: f.bbox,
+      after: f.cursor ? decodeCursor(f.cursor) : undefined,
+      limit: f.limit + 1,
+    });
+    const more = items.length > f.limit;
+    if (more) items.length = f.limit;
+    const last = items[items.length - 1];
+    return { items, nextCursor: more && last ? encodeCursor(last.deptPath, last.id) : null };
+  }
+
+  /** Every source matching the filters, page by page, for export. */
+  async *iterateSources(actor: Actor, f: Omit<ListFilters, 'cursor' | 'limit'>, pageSize = 1000): AsyncGenerator<SourceRecord> {
+    let cursor: string | undefined;
+    do {
+      const page = await this.listSources(actor, { ...f, cursor, limit: pageSize });
+      yield* page.items;
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor);
+  }
+
+  /** Checks department scope and networks, seals credentials: a draft becomes a store write. */
+  private async toWrite(
+    actor: Actor,
+    draft: SourceDraft,
+    id: string,
+    memo?: { seals: Map<string, SealedCredential>; hosts: Map<string, Promise<string | null>> },
+  ): Promise<{ write?: SourceWrite; issues?: FieldIssue[] }> {
+    const issues: FieldIssue[] = [];
+    const dep = this.tree.get(draft.departmentId);
+    if (!dep || !this.tree.within(dep.id, this.scope(actor))) {
+      issues.push({ field: 'departmentId', message: `unknown department "${draft.departmentId}"` });
+    }
+    for (const [field, u] of [['url', draft.url], ['subUrl', draft.subUrl]] as const) {
+      if (!u) continue;
+      let why: string | null;
+      if (isIP(u.host)) why = this.networks.check(u.host);
+      else {
+        let pending = memo?.hosts.get(u.host);
+        if (!pending) {
+          pending = checkHost(u.host, this.networks, this.resolve);
+          memo?.hosts.set(u.host, pending);
+        }
+        why = await pending;
+      }
+      if (why) issues.push({ field, message: why });
+    }
+    if (issues.length || !dep) return { issues };
+
+    let credential: SourceWrite['credential'] = 'keep';
+    if (draft.credential !== 'keep') {
+      const { username, password } = draft.credential;
+      const key = `${username}\u0000${password ?? '\u0000'}`;
+      let sealed = memo?.seals.get(key);
+      if (!sealed) {
+        sealed = this.sealer.seal(username, password);
+        memo?.seals.set(key, sealed);
+      }
+      credential = sealed;
+    }
+    return {
+      write: {
+        id,
+        name: draft.name,
+        departmentId: dep.id,
+        deptPath: dep.path,
+        level: draft.level,
+        address: draft.address,
+        url: draft.url.url,
+        subUrl: draft.subUrl?.url ?? null,
+        protocol: draft.protocol,
+        codec: draft.codec,
+        lat: draft.lat,
+        lon: draft.lon,
+        tags: draft.tags,
+        enabled: draft.enabled,
+        credential,
+      },
+    };
+  }
+
+  private async validWrite(actor: Actor, raw: Record<string, unknown>, id: string | undefined): Promise<SourceWrite> {
+    const result = validateSourceInput(raw, { requireId: false });
+    if (result.issues) throw new ValidationError(result.issues);
+    const { write, issues } = await this.toWrite(actor, result.draft, id ?? result.draft.id ?? randomUUID());
+    if (!write) throw new ValidationError(issues!);
+    return write;
+  }
+
+  async createSource(actor: Actor, raw: Record<string, unknown>): Promise<SourceRecord> {
+    const write = await this.validWrite(actor, raw, undefined);
+    if (write.credential === 'keep') write.credential = null;
+    try {
+      const record = await this.store.sources.create(write, this.clock());
+      this.changed();
+      await this.audit(actor, 'source.create', record.id, { departmentId: record.departmentId, credential: !!record.username });
+      return record;
+    } catch (err) {
+      if (err instanceof StoreConflict) throw new GatewayError('GW_ERR_CONFLICT', `id: source "${write.id}" already exists`);
+      throw err;
+    }
+  }
+
+  /** Input fields of a stored source, for a patch to merge onto (credentials left to 'keep'). */
+  private asInput(r: SourceRecord): Record<string, unknown> {
+    return {
+      name: r.name,
+      departmentId: r.departmentId,
+      level: r.level,
+      address: r.address,
+      url: r.url,
+      subUrl: r.subUrl,
+      protocol: r.protocol,
+      codec: r.codec,
+      lat: r.lat,
+      lon: r.lon,
+      tags: r.tags,
+      enabled: r.enabled,
+    };
+  }
+
+  /** Replace (PUT) or merge (PATCH) under optimistic concurrency: the caller's version must be current. */
+  async updateSource(actor: Actor, id: string, raw: Record<string, unknown>, version: number, merge: boolean): Promise<SourceRecord> {
+    const current = await this.getSource(actor, id);
+    if ('id' in raw && raw.id !== id) throw new ValidationError([{ field: 'id', message: 'cannot be changed; create a new source instead' }]);
+    const { id: _ignored, ...rest } = raw;
+    const input = merge ? { ...this.asInput(current), ...rest } : rest;
+    // Passwords are write-only, so a replace that leaves them out keeps them; an empty user name removes them.
+    const clearCredential = raw.username === null || raw.username === '';
+    if (clearCredential) {
+      delete input.username;
+      delete input.password;
+    }
+    const write = await this.validWrite(actor, input, id);
+    if (clearCredential) write.credential = null;
+    const result = await this.store.sources.update(id, write, version, this.clock());
+    if (result.status === 'version-conflict') {
+      throw new GatewayError('GW_ERR_VERSION_CONFLICT', `source "${id}" was changed by someone else (now version ${result.current.version})`, {
+        current: this.view(result.current),
+      });
+    }
+    if (result.status === 'not-found') throw notFound(`source "${id}"`);
+    this.changed();
+    await this.audit(actor, 'source.update', id, {
+      fromVersion: version,
+      fields: Object.keys(raw).filter((k) => k !== 'password'),
+      credentialChanged: write.credential !== 'keep',
+    });
+    return result.record;
+  }
+
+  async deleteSource(actor: Actor, id: string, version: number | undefined): Promise<void> {
+    await this.getSource(actor, id);
+    const status = await this.store.sources.delete(id, version);
+    if (status === 'version-conflict') throw new GatewayError('GW_ERR_VERSION_CONFLICT', `source "${id}" was changed by someone else`);
+    if (status === 'not-found') throw notFound(`source "${id}"`);
+    this.changed();
+    await this.audit(actor, 'source.delete', id);
+  }
+
+  /** Written by the stream engine; emits nothing here (the engine owns the event). */
+  async setHealth(id: string, health: Health, error: string | null) {
+    await this.store.sources.setHealth(id, health, error, this.clock());
+    this.changed();
+  }
+
+  async sealedCredential(id: string) {
+    return this.store.sources.sealedCredential(id);
+  }
+
+  async importSources(actor: Actor, input: AsyncIterable<ImportInput>, mode: ImportMode, maxRows: number): Promise<ImportReport> {
+    const errors: ImportIssue[] = [];
+    const accepted: ImportRow[] = [];
+    const firstLine = new Map<string, number>();
+    const memo = { seals: new Map<string, SealedCredential>(), hosts: new Map<string, Promise<string | null>>() };
+    let rows = 0;
+    for await (const row of input) {
+      if (++rows > maxRows) {
+        throw new GatewayError('GW_ERR_PAYLOAD_TOO_LARGE', `import: more than ${maxRows} rows (registry.importMaxRows); split the file`);
+      }
+      if ('error' in row) {
+        errors.push({ line: row.line, field: '(row)', message: row.error });
+        continue;
+      }
+      const id = typeof row.value.id === 'string' ? row.value.id : undefined;
+      const result = validateSourceInput(row.value, { requireId: true });
+      if (result.issues) {
+        for (const i of result.issues) errors.push({ line: row.line, id, ...i });
+        continue;
+      }
+      const draftId = result.draft.id!;
+      const seen = firstLine.get(draftId);
+      if (seen !== undefined) {
+        errors.push({ line: row.line, id, field: 'id', message: `duplicate id; first given at line ${seen}` });
+        continue;
+      }
+      firstLine.set(draftId, row.line);
+      const { write, issues } = await this.toWrite(actor, result.draft, draftId, memo);
+      if (!write) {
+        for (const i of issues!) errors.push({ line: row.line, id, ...i });
+        continue;
+      }
+      accepted.push({ line: row.line, write });
+    }
+
+    const allOrNothing = mode === 'all-or-nothing';
+    const report: ImportReport = { mode, applied: false, rows, created: 0, updated: 0, unchanged: 0, rejected: 0, errors };
+    if (!(allOrNothing && errors.length)) {
+      const outcome = await this.store.sources.importRows(accepted, this.scope(actor), allOrNothing, this.clock());
+      for (const r of outcome.refused) {
+        errors.push({ line: r.line, id: r.id, field: 'id', message: 'is already used by a source you cannot manage' });
+      }
+      Object.assign(report, { applied: outcome.applied, created: outcome.created, updated: outcome.updated, unchanged: outcome.unchanged });
+      if (outcome.created + outcome.updated) this.changed();
+    }
+    errors.sort((a, b) => a.line - b.line);
+    report.rejected = new Set(errors.map((e) => e.line)).size;
+    await this.audit(
+      actor,
+      'source.import',
+      `${rows} rows`,
+      { mode, applied: report.applied, created: report.created, updated: report.updated, unchanged: report.unchanged, rejected: report.rejected },
+      report.applied ? 'ok' : 'failed',
+    );
+    return report;
+  }
+}

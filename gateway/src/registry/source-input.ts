@@ -1,0 +1,200 @@
+import type { FieldIssue } from '../errors.js';
+import { CODECS, LEVELS, PROTOCOLS, type Codec, type Level, type Protocol } from '../store/types.js';
+import { parseCameraUrl, protocolFor, UrlRejected, type ParsedCameraUrl } from './url-policy.js';
+
+/**
+ * One validator for every way a source arrives: REST create/replace/patch, NDJSON rows and CSV rows
+ * (whose values are all strings and are coerced here). Each problem names its field.
+ */
+export const SOURCE_ID = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/;
+const TAG = /^[^|\p{Cc},;]{1,32}$/u;
+const MAX_TAGS = 20;
+
+/** Fields a source input may carry; anything else is reported as unknown. */
+export const SOURCE_INPUT_FIELDS = [
+  'id',
+  'name',
+  'departmentId',
+  'level',
+  'address',
+  'url',
+  'subUrl',
+  'protocol',
+  'username',
+  'password',
+  'codec',
+  'lat',
+  'lon',
+  'tags',
+  'enabled',
+] as const;
+const KNOWN = new Set<string>(SOURCE_INPUT_FIELDS);
+
+export interface PlainCredential {
+  username: string;
+  password: string | null;
+}
+
+export interface SourceDraft {
+  id: string | undefined;
+  name: string;
+  departmentId: string;
+  level: Level;
+  address: string;
+  url: ParsedCameraUrl;
+  subUrl: ParsedCameraUrl | null;
+  protocol: Protocol;
+  codec: Codec;
+  lat: number | null;
+  lon: number | null;
+  tags: string[];
+  enabled: boolean;
+  /** 'keep': the input said nothing about credentials. */
+  credential: PlainCredential | 'keep';
+}
+
+export type DraftResult = { draft: SourceDraft; issues?: undefined } | { issues: FieldIssue[]; draft?: undefined };
+
+const CODEC_ALIASES: Record<string, Codec> = { h264: 'h264', avc: 'h264', h265: 'h265', hevc: 'h265', unknown: 'unknown', '': 'unknown' };
+const BOOL_TEXT: Record<string, boolean> = { true: true, false: false, '1': true, '0': false, yes: true, no: false };
+
+const isBlank = (v: unknown) => v === undefined || v === null || v === '';
+const hasControl = (s: string) => /\p{Cc}/u.test(s);
+
+export function validateSourceInput(raw: Record<string, unknown>, opts: { requireId: boolean }): DraftResult {
+  const issues: FieldIssue[] = [];
+  const bad = (field: string, message: string) => void issues.push({ field, message });
+
+  for (const key of Object.keys(raw)) if (!KNOWN.has(key)) bad(key, 'unknown field');
+
+  const text = (field: string, max: number, required: boolean): string => {
+    const v = raw[field];
+    if (isBlank(v)) {
+      if (required) bad(field, 'is required');
+      return '';
+    }
+    if (typeof v !== 'string') return (bad(field, 'expected a string'), '');
+    const t = v.trim();
+    if (required && !t) return (bad(field, 'is required'), '');
+    if ([...t].length > max) return (bad(field, `must be at most ${max} characters`), '');
+    if (hasControl(t)) return (bad(field, 'must not contain control characters'), '');
+    return t;
+  };
+
+  const oneOf = <T extends string>(field: string, allowed: readonly T[], fallback: T | undefined): T | undefined => {
+    const v = raw[field];
+    if (isBlank(v)) return fallback;
+    const t = typeof v === 'string' ? v.trim().toLowerCase() : v;
+    if (typeof t === 'string' && (allowed as readonly string[]).includes(t)) return t as T;
+    bad(field, `expected one of ${allowed.join(', ')}`);
+    return fallback;
+  };
+
+  const num = (field: string, min: number, max: number): number | null => {
+    const v = raw[field];
+    if (isBlank(v)) return null;
+    const n = typeof v === 'string' ? Number(v.trim()) : v;
+    if (typeof n !== 'number' || !Number.isFinite(n)) return (bad(field, 'expected a number'), null);
+    if (n < min || n > max) return (bad(field, `must be between ${min} and ${max}`), null);
+    return n;
+  };
+
+  let id: string | undefined;
+  const rawId = raw.id;
+  if (isBlank(rawId)) {
+    if (opts.requireId) bad('id', 'is required (rows are matched by id so that a re-run updates instead of duplicating)');
+  } else if (typeof rawId !== 'string' || !SOURCE_ID.test(rawId)) {
+    bad('id', 'expected 1-64 letters, digits, "_", ".", ":" or "-", starting with a letter or digit (a 20-digit GB/T 28181 id fits)');
+  } else id = rawId;
+
+  const name = text('name', 200, true);
+  const departmentId = text('departmentId', 64, true);
+  const address = text('address', 300, false);
+  const level = oneOf('level', LEVELS, 'site')!;
+  const declared = oneOf('protocol', PROTOCOLS, undefined);
+
+  let codec: Codec = 'unknown';
+  if (!isBlank(raw.codec)) {
+    const c = typeof raw.codec === 'string' ? CODEC_ALIASES[raw.codec.trim().toLowerCase().replace(/[.\s_-]/g, '')] : undefined;
+    if (c) codec = c;
+    else bad('codec', 'expected h264, h265 or unknown');
+  }
+
+  const lat = num('lat', -90, 90);
+  const lon = num('lon', -180, 180);
+  if ((lat === null) !== (lon === null) && !issues.some((i) => i.field === 'lat' || i.field === 'lon')) {
+    bad(lat === null ? 'lat' : 'lon', 'lat and lon go together: give both or neither');
+  }
+
+  let tags: string[] = [];
+  const rawTags = raw.tags;
+  if (!isBlank(rawTags)) {
+    const list = typeof rawTags === 'string' ? rawTags.split(';').map((t) => t.trim()).filter(Boolean) : rawTags;
+    if (!Array.isArray(list) || list.some((t) => typeof t !== 'string' || !TAG.test(t))) {
+      bad('tags', 'expected a list of tags of 1-32 characters without "|", "," or ";" (in CSV: separated by ";")');
+    } else if (list.length > MAX_TAGS) bad('tags', `at most ${MAX_TAGS} tags`);
+    else tags = [...new Set(list as string[])];
+  }
+
+  let enabled = true;
+  if (!isBlank(raw.enabled)) {
+    const e = typeof raw.enabled === 'string' ? BOOL_TEXT[raw.enabled.trim().toLowerCase()] : raw.enabled;
+    if (typeof e === 'boolean') enabled = e;
+    else bad('enabled', 'expected true or false');
+  }
+
+  const parseUrl = (field: string): ParsedCameraUrl | null => {
+    const v = raw[field];
+    if (isBlank(v)) {
+      if (field === 'url') bad(field, 'is required');
+      return null;
+    }
+    if (typeof v !== 'string') return (bad(field, 'expected a string'), null);
+    try {
+      return parseCameraUrl(v);
+    } catch (err) {
+      if (err instanceof UrlRejected) return (bad(field, err.message), null);
+      throw err;
+    }
+  };
+  const url = parseUrl('url');
+  const subUrl = parseUrl('subUrl');
+
+  let protocol: Protocol | undefined;
+  if (url) {
+    const p = protocolFor(url, declared);
+    if ((PROTOCOLS as readonly string[]).includes(p)) protocol = p as Protocol;
+    else bad('protocol', p);
+    if (subUrl && protocol) {
+      const sp = protocolFor(subUrl, protocol);
+      if (sp !== protocol) bad('subUrl', `must use the same protocol as url (${protocol})`);
+    }
+  }
+
+  // Credentials may come as fields or inside the URLs; one set per source, and never echoed in an error.
+  let credential: PlainCredential | 'keep' = 'keep';
+  const fieldUser = raw.username;
+  const fieldPass = raw.password;
+  if (!isBlank(fieldUser) && (typeof fieldUser !== 'string' || fieldUser.length > 128 || hasControl(fieldUser))) {
+    bad('username', 'expected a string of at most 128 characters without control characters');
+  } else if (!isBlank(fieldPass) && (typeof fieldPass !== 'string' || fieldPass.length > 256 || hasControl(fieldPass))) {
+    bad('password', 'expected a string of at most 256 characters without control characters');
+  } else {
+    const sets: PlainCredential[] = [];
+    if (!isBlank(fieldUser) || !isBlank(fieldPass)) {
+      sets.push({ username: (fieldUser as string | undefined) ?? '', password: isBlank(fieldPass) ? null : (fieldPass as string) });
+    }
+    for (const u of [url, subUrl]) if (u && u.username !== null) sets.push({ username: u.username, password: u.password });
+    const [first, ...rest] = sets;
+    if (first) {
+      if (rest.some((s) => s.username !== first.username || s.password !== first.password)) {
+        bad('password', 'the URLs and the username/password fields carry different credentials; give one set');
+      } else credential = first;
+    }
+  }
+
+  if (issues.length || !url || !protocol) return { issues: issues.length ? issues : [{ field: 'url', message: 'is required' }] };
+  return {
+    draft: { id, name, departmentId, level, address, url, subUrl, protocol, codec, lat, lon, tags, enabled, credential },
+  };
+}

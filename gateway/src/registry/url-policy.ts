@@ -1,0 +1,135 @@
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import type { NetworkPolicy } from '../lib/cidr.js';
+import type { Protocol } from '../store/types.js';
+
+/**
+ * A camera URL ends up as an ffmpeg input, and ffmpeg will open files, pipes and nested
+ * protocols when asked. So this is an allow-list: only these schemes, a real host, and
+ * nothing that ffmpeg could read as an option or a protocol chain.
+ */
+const SCHEME_PROTOCOLS: Record<string, Protocol[]> = {
+  rtsp: ['rtsp'],
+  rtsps: ['rtsps'],
+  rtmp: ['rtmp'],
+  rtmps: ['rtmps'],
+  srt: ['srt'],
+  http: ['hls', 'http-flv'],
+  https: ['hls', 'http-flv'],
+};
+const DEFAULT_PORTS: Record<string, number> = { rtsp: 554, rtsps: 322, rtmp: 1935, rtmps: 443, http: 80, https: 443 };
+export const ALLOWED_SCHEMES = Object.keys(SCHEME_PROTOCOLS);
+
+const HOSTNAME = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/i;
+/** SRT carries its secret in the query; it is treated as the password and kept out of the stored URL. */
+const SRT_SECRET_PARAM = 'passphrase';
+
+export interface ParsedCameraUrl {
+  /** The URL without user info (and without an SRT passphrase): safe to store and show. */
+  url: string;
+  scheme: string;
+  host: string;
+  port: number;
+  username: string | null;
+  password: string | null;
+}
+
+export class UrlRejected extends Error {}
+
+/** Parses and checks one camera URL. The URL itself never appears in an error: it may hold a password. */
+export function parseCameraUrl(raw: string): ParsedCameraUrl {
+  if (raw.length === 0) throw new UrlRejected('must not be empty');
+  if (raw.length > 2048) throw new UrlRejected('must be at most 2048 characters');
+  if (raw.startsWith('-')) throw new UrlRejected("must not start with '-'");
+  if (/[\s\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u.test(raw)) throw new UrlRejected('must not contain white space or control characters');
+  const schemeMatch = /^([a-zA-Z][a-zA-Z0-9+.-]*):/.exec(raw);
+  if (!schemeMatch) throw new UrlRejected(`must start with one of ${ALLOWED_SCHEMES.map((s) => s + '://').join(', ')}`);
+  const scheme = schemeMatch[1]!.toLowerCase();
+  if (!SCHEME_PROTOCOLS[scheme]) {
+    throw new UrlRejected(`scheme "${scheme}" is not allowed; use one of ${ALLOWED_SCHEMES.join(', ')}`);
+  }
+  if (!raw.slice(scheme.length + 1).startsWith('//')) throw new UrlRejected(`expected ${scheme}://host`);
+
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new UrlRejected('is not a valid URL');
+  }
+  let host = url.hostname.toLowerCase();
+  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
+  if (!host) throw new UrlRejected('must name a host');
+  if (!isIP(host) && !HOSTNAME.test(host)) throw new UrlRejected('host must be an IP address or a DNS name');
+  const port = url.port ? Number(url.port) : (DEFAULT_PORTS[scheme] ?? 0);
+  if (scheme === 'srt' && !url.port) throw new UrlRejected('srt:// needs a port');
+
+  let username: string | null = null;
+  let password: string | null = null;
+  try {
+    if (url.username || url.password) {
+      username = decodeURIComponent(url.username);
+      password = url.password ? decodeURIComponent(url.password) : null;
+    }
+  } catch {
+    throw new UrlRejected('has badly escaped user info');
+  }
+  url.username = '';
+  url.password = '';
+  if (scheme === 'srt' && url.searchParams.has(SRT_SECRET_PARAM)) {
+    password = url.searchParams.get(SRT_SECRET_PARAM);
+    username ??= '';
+    url.searchParams.delete(SRT_SECRET_PARAM);
+  }
+  return { url: url.toString(), scheme, host, port, username, password };
+}
+
+/** The protocol a URL implies, or the reason it cannot be told. */
+export function protocolFor(parsed: ParsedCameraUrl, declared: Protocol | undefined): Protocol | string {
+  const options = SCHEME_PROTOCOLS[parsed.scheme]!;
+  if (declared) {
+    return options.includes(declared) ? declared : `"${declared}" does not match a ${parsed.scheme}:// URL (expected ${options.join(' or ')})`;
+  }
+  if (options.length === 1) return options[0]!;
+  const path = new URL(parsed.url).pathname.toLowerCase();
+  if (path.endsWith('.m3u8')) return 'hls';
+  if (path.endsWith('.flv')) return 'http-flv';
+  return 'cannot tell HLS from HTTP-FLV by this URL; set protocol to "hls" or "http-flv"';
+}
+
+/** Shows a stored URL with its user name and a masked password, never the password itself. */
+export function displayUrl(url: string, username: string | null, hasPassword: boolean): string {
+  if (username === null && !hasPassword) return url;
+  const i = url.indexOf('://') + 3;
+  if (url.startsWith('srt:')) return hasPassword ? `${url}${url.includes('?') ? '&' : '?'}${SRT_SECRET_PARAM}=***` : url;
+  const user = encodeURIComponent(username ?? '');
+  return `${url.slice(0, i)}${user}${hasPassword ? ':***' : ''}@${url.slice(i)}`;
+}
+
+export type Resolver = (host: string) => Promise<string[]>;
+
+export const dnsResolver =
+  (timeoutMs: number): Resolver =>
+  async (host) => {
+    const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timed out')), timeoutMs).unref());
+    const found = await Promise.race([lookup(host, { all: true, verbatim: true }), timeout]);
+    return found.map((a) => a.address);
+  };
+
+/**
+ * Checks a host against the configured networks. A name that does not resolve is let through
+ * unless an allow-list is configured: the stream engine checks the addresses again when it connects.
+ */
+export async function checkHost(host: string, policy: NetworkPolicy, resolve: Resolver): Promise<string | null> {
+  if (isIP(host)) return policy.check(host);
+  let addresses: string[];
+  try {
+    addresses = await resolve(host);
+  } catch {
+    return policy.hasAllowList ? 'host name does not resolve, so it cannot be checked against registry.networks.allow' : null;
+  }
+  for (const a of addresses) {
+    const why = policy.check(a);
+    if (why) return why;
+  }
+  return null;
+}

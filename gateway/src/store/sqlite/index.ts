@@ -1,0 +1,517 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { migrations } from './migrations.js';
+import {
+  StoreConflict,
+  type AuditEntry,
+  type AuditRepo,
+  type DepartmentCounts,
+  type DepartmentRecord,
+  type DepartmentRepo,
+  type ImportOutcome,
+  type ImportRow,
+  type PathRange,
+  type SealedCredential,
+  type SourceQuery,
+  type SourceRecord,
+  type SourceRepo,
+  type SourceWrite,
+  type Store,
+  type UpdateResult,
+  type UserRecord,
+  type UserRepo,
+  subtreeEnd,
+} from '../types.js';
+
+type Row = Record<string, unknown>;
+type DB = Database.Database;
+
+export function openDatabase(file: string): DB {
+  if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+  const db = new Database(file);
+  db.pragma('journal_mode = WAL');
+  // WAL + NORMAL is durable against process crashes; only a power cut can lose the last commits.
+  db.pragma('synchronous = NORMAL');
+  db.pragma('foreign_keys = ON');
+  db.pragma('busy_timeout = 5000');
+  migrate(db);
+  return db;
+}
+
+export function migrate(db: DB): number {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  for (const m of migrations) {
+    if (m.version <= current) continue;
+    db.transaction(() => {
+      db.exec(m.sql);
+      db.pragma(`user_version = ${m.version}`);
+    })();
+  }
+  return db.pragma('user_version', { simple: true }) as number;
+}
+
+const SOURCE_COLUMNS = `s.rowid, s.id, s.name, s.department_id, s.dept_path, s.level, s.address, s.url, s.sub_url,
+  s.protocol, s.codec, s.lat, s.lon, s.tags, s.enabled, s.health, s.health_error, s.health_since, s.version,
+  s.created_at, s.updated_at, s.credential_id, c.username, c.sealed_password IS NOT NULL AS has_password, c.fingerprint`;
+const SOURCE_FROM = `sources s LEFT JOIN credentials c ON c.id = s.credential_id`;
+
+/** Tags are stored as "|a|b|" so one tag is found with instr() and no join. */
+const packTags = (tags: string[]) => (tags.length ? `|${tags.join('|')}|` : '');
+const unpackTags = (packed: string) => (packed ? packed.slice(1, -1).split('|') : []);
+
+function toSource(r: Row): SourceRecord {
+  return {
+    id: r.id as string,
+    name: r.name as string,
+    departmentId: r.department_id as string,
+    deptPath: r.dept_path as string,
+    level: r.level as SourceRecord['level'],
+    address: r.address as string,
+    url: r.url as string,
+    subUrl: (r.sub_url as string | null) ?? null,
+    protocol: r.protocol as SourceRecord['protocol'],
+    codec: r.codec as SourceRecord['codec'],
+    lat: (r.lat as number | null) ?? null,
+    lon: (r.lon as number | null) ?? null,
+    tags: unpackTags(r.tags as string),
+    enabled: r.enabled === 1,
+    username: (r.username as string | null) ?? null,
+    hasPassword: r.has_password === 1,
+    health: r.health as SourceRecord['health'],
+    healthError: (r.health_error as string | null) ?? null,
+    healthSince: (r.health_since as number | null) ?? null,
+    version: r.version as number,
+    createdAt: r.created_at as number,
+    updatedAt: r.updated_at as number,
+  };
+}
+
+const inRanges = (path: string, ranges: PathRange[]) => ranges.some(([from, to]) => path >= from && path < to);
+
+/** An FTS5 phrase: the text in double quotes, inner quotes doubled, so no query syntax gets through. */
+const ftsPhrase = (text: string) => `"${text.replace(/"/g, '""')}"`;
+
+class SqliteSources implements SourceRepo {
+  private readonly byId;
+  private readonly insertStmt;
+  private readonly updateStmt;
+  private readonly deleteStmt;
+  private readonly credentialUpsert;
+  private readonly credentialId;
+  private readonly dropOrphanCredentials;
+  private readonly healthStmt;
+  private readonly listCache = new Map<string, Database.Statement>();
+
+  constructor(private readonly db: DB) {
+    this.byId = db.prepare(`SELECT ${SOURCE_COLUMNS} FROM ${SOURCE_FROM} WHERE s.id = ?`);
+    this.insertStmt = db.prepare(`INSERT INTO sources (id, name, department_id, dept_path, level, address, url, sub_url,
+      protocol, credential_id, codec, lat, lon, tags, enabled, version, created_at, updated_at)
+      VALUES (@id, @name, @departmentId, @deptPath, @level, @address, @url, @subUrl, @protocol, @credentialId, @codec,
+      @lat, @lon, @tags, @enabled, 1, @now, @now)`);
+    this.updateStmt = db.prepare(`UPDATE sources SET name = @name, department_id = @departmentId, dept_path = @deptPath,
+      level = @level, address = @address, url = @url, sub_url = @subUrl, protocol = @protocol, credential_id = @credentialId,
+      codec = @codec, lat = @lat, lon = @lon, tags = @tags, enabled = @enabled, version = version + 1, updated_at = @now
+      WHERE id = @id`);
+    this.deleteStmt = db.prepare(`DELETE FROM sources WHERE id = ?`);
+    this.credentialUpsert = db.prepare(
+      `INSERT INTO credentials (fingerprint, username, sealed_password) VALUES (?, ?, ?) ON CONFLICT(fingerprint) DO NOTHING`,
+    );
+    this.credentialId = db.prepare(`SELECT id FROM credentials WHERE fingerprint = ?`).pluck();
+    this.dropOrphanCredentials = db.prepare(
+      `DELETE FROM credentials WHERE NOT EXISTS (SELECT 1 FROM sources WHERE credential_id = credentials.id)`,
+    );
+    this.healthStmt = db.prepare(
+      `UPDATE sources SET health = ?, health_error = ?, health_since = ? WHERE id = ?`,
+    );
+  }
+
+  private resolveCredential(change: SealedCredential | null, memo?: Map<string, number>): number | null {
+    if (!change) return null;
+    const key = change.fingerprint.toString('base64');
+    const known = memo?.get(key);
+    if (known !== undefined) return known;
+    this.credentialUpsert.run(change.fingerprint, change.username, change.sealedPassword);
+    const id = this.credentialId.get(change.fingerprint) as number;
+    memo?.set(key, id);
+    return id;
+  }
+
+  private params(write: SourceWrite, credentialId: number | null, now: number) {
+    return {
+      id: write.id,
+      name: write.name,
+      departmentId: write.departmentId,
+      deptPath: write.deptPath,
+      level: write.level,
+      address: write.address,
+      url: write.url,
+      subUrl: write.subUrl,
+      protocol: write.protocol,
+      credentialId,
+      codec: write.codec,
+      lat: write.lat,
+      lon: write.lon,
+      tags: packTags(write.tags),
+      enabled: write.enabled ? 1 : 0,
+      now,
+    };
+  }
+
+  async get(id: string) {
+    const r = this.byId.get(id) as Row | undefined;
+    return r ? toSource(r) : null;
+  }
+
+  async create(write: SourceWrite, now: number) {
+    return this.db.transaction(() => {
+      if (this.byId.get(write.id)) throw new StoreConflict(`source ${write.id} exists`);
+      const cred = write.credential === 'keep' ? null : this.resolveCredential(write.credential);
+      this.insertStmt.run(this.params(write, cred, now));
+      return toSource(this.byId.get(write.id) as Row);
+    })();
+  }
+
+  async update(id: string, write: SourceWrite, expectedVersion: number, now: number): Promise<UpdateResult> {
+    return this.db.transaction((): UpdateResult => {
+      const existing = this.byId.get(id) as Row | undefined;
+      if (!existing) return { status: 'not-found' };
+      if (existing.version !== expectedVersion) return { status: 'version-conflict', current: toSource(existing) };
+      const cred =
+        write.credential === 'keep' ? (existing.credential_id as number | null) : this.resolveCredential(write.credential);
+      this.updateStmt.run(this.params({ ...write, id }, cred, now));
+      if (cred !== existing.credential_id) this.dropOrphanCredentials.run();
+      return { status: 'updated', record: toSource(this.byId.get(id) as Row) };
+    })();
+  }
+
+  async delete(id: string, expectedVersion?: number) {
+    return this.db.transaction(() => {
+      const existing = this.byId.get(id) as Row | undefined;
+      if (!existing) return 'not-found' as const;
+      if (expectedVersion !== undefined && existing.version !== expectedVersion) return 'version-conflict' as const;
+      this.deleteStmt.run(id);
+      if (existing.credential_id !== null) this.dropOrphanCredentials.run();
+      return 'deleted' as const;
+    })();
+  }
+
+  /**
+   * One statement per department range, each walking the (dept_path, id) index in order, so a
+   * page costs its own rows and not the size of the table. Statements are cached by shape.
+   */
+  async list(q: SourceQuery): Promise<SourceRecord[]> {
+    const out: SourceRecord[] = [];
+    for (const [from, to] of q.ranges) {
+      if (out.length >= q.limit) break;
+      if (q.after && q.after[0] >= to) continue;
+      const where = ['s.dept_path >= @from', 's.dept_path < @to'];
+      const params: Record<string, unknown> = { from, to, limit: q.limit - out.length };
+      if (q.after && q.after[0] >= from) {
+        where.push('(s.dept_path, s.id) > (@afterPath, @afterId)');
+        params.afterPath = q.after[0];
+        params.afterId = q.after[1];
+      }
+      if (q.level) (where.push('s.level = @level'), (params.level = q.level));
+      if (q.protocol) (where.push('s.protocol = @protocol'), (params.protocol = q.protocol));
+      if (q.health) (where.push('s.health = @health'), (params.health = q.health));
+      if (q.enabled !== undefined) (where.push('s.enabled = @enabled'), (params.enabled = q.enabled ? 1 : 0));
+      if (q.tag) (where.push(`instr(s.tags, @tag) > 0`), (params.tag = `|${q.tag}|`));
+      if (q.bbox) {
+        where.push('s.lat BETWEEN @minLat AND @maxLat AND s.lon BETWEEN @minLon AND @maxLon');
+        Object.assign(params, q.bbox);
+      }
+      if (q.text) {
+        if ([...q.text].length >= 3) {
+          // The trigram index answers substrings of three or more characters.
+          where.push('s.rowid IN (SELECT rowid FROM sources_fts WHERE sources_fts MATCH @match)');
+          params.match = ftsPhrase(q.text);
+        } else {
+          // Shorter than a trigram (two Chinese characters is a common query): scan in index order.
+          where.push('(instr(lower(s.name), @needle) OR instr(lower(s.id), @needle) OR instr(lower(s.address), @needle))');
+          params.needle = q.text.toLowerCase();
+        }
+      }
+      const sql = `SELECT ${SOURCE_COLUMNS} FROM ${SOURCE_FROM} WHERE ${where.join(' AND ')}
+        ORDER BY s.dept_path, s.id LIMIT @limit`;
+      let stmt = this.listCache.get(sql);
+      if (!stmt) this.listCache.set(sql, (stmt = this.db.prepare(sql)));
+      for (const r of stmt.all(params) as Row[]) out.push(toSource(r));
+    }
+    return out;
+  }
+
+  async importRows(rows: ImportRow[], writable: PathRange[], allOrNothing: boolean, now: number): Promise<ImportOutcome> {
+    const outcome: ImportOutcome = { created: 0, updated: 0, unchanged: 0, refused: [], applied: false };
+    const rollback = new Error('rollback');
+    const memo = new Map<string, number>();
+    try {
+      this.db.transaction(() => {
+        for (const { line, write } of rows) {
+          const existing = this.byId.get(write.id) as Row | undefined;
+          if (!existing) {
+            const cred = write.credential === 'keep' ? null : this.resolveCredential(write.credential, memo);
+            this.insertStmt.run(this.params(write, cred, now));
+            outcome.created++;
+            continue;
+          }
+          if (!inRanges(existing.dept_path as string, writable)) {
+            outcome.refused.push({ line, id: write.id });
+            continue;
+          }
+          if (sameSource(existing, write)) {
+            outcome.unchanged++;
+            continue;
+          }
+          const cred =
+            write.credential === 'keep' ? (existing.credential_id as number | null) : this.resolveCredential(write.credential, memo);
+          this.updateStmt.run(this.params(write, cred, now));
+          outcome.updated++;
+        }
+        if (allOrNothing && outcome.refused.length) throw rollback;
+        this.dropOrphanCredentials.run();
+      })();
+      outcome.applied = true;
+    } catch (err) {
+      if (err !== rollback) throw err;
+      outcome.created = outcome.updated = outcome.unchanged = 0;
+    }
+    return outcome;
+  }
+
+  async countsByDepartment() {
+    const rows = this.db
+      .prepare(`SELECT department_id, health, count(*) AS n FROM sources GROUP BY department_id, health`)
+      .all() as { department_id: string; health: string; n: number }[];
+    const counts = new Map<string, DepartmentCounts>();
+    for (const r of rows) {
+      let c = counts.get(r.department_id);
+      if (!c) counts.set(r.department_id, (c = { total: 0, online: 0, offline: 0 }));
+      c.total += r.n;
+      if (r.health === 'online') c.online += r.n;
+      if (r.health === 'offline') c.offline += r.n;
+    }
+    return counts;
+  }
+
+  async setHealth(id: string, health: SourceRecord['health'], error: string | null, since: number) {
+    this.healthStmt.run(health, error, since, id);
+  }
+
+  async sealedCredential(id: string): Promise<SealedCredential | null> {
+    const r = this.db
+      .prepare(`SELECT c.fingerprint, c.username, c.sealed_password FROM sources s JOIN credentials c ON c.id = s.credential_id WHERE s.id = ?`)
+      .get(id) as { fingerprint: Buffer; username: string; sealed_password: Buffer | null } | undefined;
+    return r ? { fingerprint: r.fingerprint, username: r.username, sealedPassword: r.sealed_password } : null;
+  }
+}
+
+function sameSource(existing: Row, w: SourceWrite): boolean {
+  const credentialSame =
+    w.credential === 'keep' ||
+    (w.credential === null
+      ? existing.credential_id === null
+      : existing.fingerprint instanceof Buffer && existing.fingerprint.equals(w.credential.fingerprint));
+  return (
+    credentialSame &&
+    existing.name === w.name &&
+    existing.department_id === w.departmentId &&
+    existing.level === w.level &&
+    existing.address === w.address &&
+    existing.url === w.url &&
+    (existing.sub_url ?? null) === w.subUrl &&
+    existing.protocol === w.protocol &&
+    existing.codec === w.codec &&
+    (existing.lat ?? null) === w.lat &&
+    (existing.lon ?? null) === w.lon &&
+    existing.tags === packTags(w.tags) &&
+    existing.enabled === (w.enabled ? 1 : 0)
+  );
+}
+
+function toDepartment(r: Row): DepartmentRecord {
+  return {
+    id: r.id as string,
+    name: r.name as string,
+    parentId: (r.parent_id as string | null) ?? null,
+    level: r.level as DepartmentRecord['level'],
+    path: r.path as string,
+    createdAt: r.created_at as number,
+    updatedAt: r.updated_at as number,
+  };
+}
+
+class SqliteDepartments implements DepartmentRepo {
+  constructor(private readonly db: DB) {}
+
+  async all() {
+    return (this.db.prepare(`SELECT * FROM departments ORDER BY path`).all() as Row[]).map(toDepartment);
+  }
+
+  async create(dep: Omit<DepartmentRecord, 'createdAt' | 'updatedAt'>, now: number) {
+    try {
+      this.db
+        .prepare(`INSERT INTO departments (id, name, parent_id, level, path, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)`)
+        .run(dep.id, dep.name, dep.parentId, dep.level, dep.path, now, now);
+    } catch (err) {
+      if ((err as { code?: string }).code?.startsWith('SQLITE_CONSTRAINT')) throw new StoreConflict(`department ${dep.id} exists`);
+      throw err;
+    }
+    return { ...dep, createdAt: now, updatedAt: now };
+  }
+
+  async update(id: string, changes: { name?: string; parentId?: string | null; level?: DepartmentRecord['level']; path?: string }, now: number) {
+    return this.db.transaction(() => {
+      const current = this.db.prepare(`SELECT * FROM departments WHERE id = ?`).get(id) as Row | undefined;
+      if (!current) throw new StoreConflict(`department ${id} does not exist`);
+      const dep = toDepartment(current);
+      if (changes.path && changes.path !== dep.path) {
+        const [from, to] = [dep.path, subtreeEnd(dep.path)];
+        const rewrite = (table: string, column: string) =>
+          this.db
+            .prepare(`UPDATE ${table} SET ${column} = @path || substr(${column}, @cut) WHERE ${column} >= @from AND ${column} < @to`)
+            .run({ path: changes.path, cut: from.length + 1, from, to });
+        rewrite('departments', 'path');
+        rewrite('sources', 'dept_path');
+      }
+      const next = { ...dep, ...changes, updatedAt: now };
+      this.db
+        .prepare(`UPDATE departments SET name = ?, parent_id = ?, level = ?, updated_at = ? WHERE id = ?`)
+        .run(next.name, next.parentId, next.level, now, id);
+      return next;
+    })();
+  }
+
+  async delete(id: string) {
+    return this.db.transaction(() => {
+      const busy =
+        this.db.prepare(`SELECT 1 FROM departments WHERE parent_id = ? LIMIT 1`).get(id) ||
+        this.db.prepare(`SELECT 1 FROM sources WHERE department_id = ? LIMIT 1`).get(id);
+      if (busy) return false;
+      return this.db.prepare(`DELETE FROM departments WHERE id = ?`).run(id).changes > 0;
+    })();
+  }
+}
+
+function toUser(r: Row): UserRecord {
+  return {
+    id: r.id as string,
+    username: r.username as string,
+    displayName: r.display_name as string,
+    passwordHash: r.password_hash as string,
+    roles: JSON.parse(r.roles as string),
+    scopes: JSON.parse(r.scopes as string),
+    disabled: r.disabled === 1,
+    tokenVersion: r.token_version as number,
+    createdAt: r.created_at as number,
+    updatedAt: r.updated_at as number,
+  };
+}
+
+class SqliteUsers implements UserRepo {
+  constructor(private readonly db: DB) {}
+
+  private userParams(u: UserRecord) {
+    return {
+      ...u,
+      roles: JSON.stringify(u.roles),
+      scopes: JSON.stringify(u.scopes),
+      disabled: u.disabled ? 1 : 0,
+    };
+  }
+
+  async get(id: string) {
+    const r = this.db.prepare(`SELECT * FROM users WHERE id = ?`).get(id) as Row | undefined;
+    return r ? toUser(r) : null;
+  }
+  async byUsername(username: string) {
+    const r = this.db.prepare(`SELECT * FROM users WHERE username = ?`).get(username) as Row | undefined;
+    return r ? toUser(r) : null;
+  }
+  async list() {
+    return (this.db.prepare(`SELECT * FROM users ORDER BY username`).all() as Row[]).map(toUser);
+  }
+  async count() {
+    return this.db.prepare(`SELECT count(*) FROM users`).pluck().get() as number;
+  }
+  async create(user: UserRecord) {
+    try {
+      this.db
+        .prepare(`INSERT INTO users (id, username, display_name, password_hash, roles, scopes, disabled, token_version, created_at, updated_at)
+          VALUES (@id, @username, @displayName, @passwordHash, @roles, @scopes, @disabled, @tokenVersion, @createdAt, @updatedAt)`)
+        .run(this.userParams(user));
+    } catch (err) {
+      if ((err as { code?: string }).code?.startsWith('SQLITE_CONSTRAINT')) throw new StoreConflict(`user ${user.username} exists`);
+      throw err;
+    }
+    return user;
+  }
+  async update(user: UserRecord) {
+    this.db
+      .prepare(`UPDATE users SET display_name = @displayName, password_hash = @passwordHash, roles = @roles, scopes = @scopes,
+        disabled = @disabled, token_version = @tokenVersion, updated_at = @updatedAt WHERE id = @id`)
+      .run(this.userParams(user));
+    return user;
+  }
+}
+
+class SqliteAudit implements AuditRepo {
+  private readonly insert;
+  constructor(private readonly db: DB) {
+    this.insert = db.prepare(
+      `INSERT INTO audit (at, actor, actor_ip, action, target, outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    );
+  }
+  async append(e: Omit<AuditEntry, 'seq'>) {
+    this.insert.run(e.at, e.actor, e.actorIp, e.action, e.target, e.outcome, JSON.stringify(e.detail));
+  }
+  async list(q: { before?: number; limit: number; actor?: string; action?: string }) {
+    const where: string[] = [];
+    const params: Record<string, unknown> = { limit: q.limit };
+    if (q.before !== undefined) (where.push('seq < @before'), (params.before = q.before));
+    if (q.actor) (where.push('actor = @actor'), (params.actor = q.actor));
+    if (q.action) (where.push('action = @action'), (params.action = q.action));
+    const rows = this.db
+      .prepare(`SELECT * FROM audit ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY seq DESC LIMIT @limit`)
+      .all(params) as Row[];
+    return rows.map((r) => ({
+      seq: r.seq as number,
+      at: r.at as number,
+      actor: r.actor as string,
+      actorIp: r.actor_ip as string,
+      action: r.action as string,
+      target: r.target as string,
+      outcome: r.outcome as AuditEntry['outcome'],
+      detail: JSON.parse(r.detail as string),
+    }));
+  }
+}
+
+export class SqliteStore implements Store {
+  readonly sources: SqliteSources;
+  readonly departments: SqliteDepartments;
+  readonly users: SqliteUsers;
+  readonly audit: SqliteAudit;
+  private closed = false;
+
+  constructor(readonly db: DB) {
+    this.sources = new SqliteSources(db);
+    this.departments = new SqliteDepartments(db);
+    this.users = new SqliteUsers(db);
+    this.audit = new SqliteAudit(db);
+  }
+
+  static open(file: string): SqliteStore {
+    return new SqliteStore(openDatabase(file));
+  }
+
+  async schemaVersion() {
+    return this.db.pragma('user_version', { simple: true }) as number;
+  }
+
+  async close() {
+    if (this.closed) return;
+    this.closed = true;
+    this.db.close();
+  }
+}

@@ -1,0 +1,100 @@
+/**
+ * Versioned schema. Each entry runs once, in order, inside a transaction, and PRAGMA user_version
+ * records how far a database has come. Append new versions; never edit a shipped one.
+ */
+export const migrations: { version: number; description: string; sql: string }[] = [
+  {
+    version: 1,
+    description: 'departments, credentials, sources with trigram search, users, append-only audit log',
+    sql: `
+      CREATE TABLE departments (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        parent_id TEXT REFERENCES departments(id),
+        level TEXT NOT NULL,
+        path TEXT NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+      );
+      CREATE INDEX departments_parent ON departments(parent_id);
+
+      CREATE TABLE credentials (
+        id INTEGER PRIMARY KEY,
+        fingerprint BLOB NOT NULL UNIQUE,
+        username TEXT NOT NULL,
+        sealed_password BLOB
+      );
+
+      CREATE TABLE sources (
+        rowid INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL,
+        department_id TEXT NOT NULL REFERENCES departments(id),
+        dept_path TEXT NOT NULL,
+        level TEXT NOT NULL,
+        address TEXT NOT NULL DEFAULT '',
+        url TEXT NOT NULL,
+        sub_url TEXT,
+        protocol TEXT NOT NULL,
+        credential_id INTEGER REFERENCES credentials(id),
+        codec TEXT NOT NULL,
+        lat REAL,
+        lon REAL,
+        tags TEXT NOT NULL DEFAULT '',
+        enabled INTEGER NOT NULL,
+        health TEXT NOT NULL DEFAULT 'unknown',
+        health_error TEXT,
+        health_since INTEGER,
+        version INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+      );
+      -- Lists are ordered by (dept_path, id): a department filter and a cursor page are one index range.
+      CREATE INDEX sources_dept_path ON sources(dept_path, id);
+      CREATE INDEX sources_department ON sources(department_id, health);
+      CREATE INDEX sources_credential ON sources(credential_id) WHERE credential_id IS NOT NULL;
+
+      CREATE VIRTUAL TABLE sources_fts USING fts5(
+        id, name, address, content='sources', content_rowid='rowid', tokenize='trigram'
+      );
+      CREATE TRIGGER sources_fts_insert AFTER INSERT ON sources BEGIN
+        INSERT INTO sources_fts(rowid, id, name, address) VALUES (new.rowid, new.id, new.name, new.address);
+      END;
+      CREATE TRIGGER sources_fts_delete AFTER DELETE ON sources BEGIN
+        INSERT INTO sources_fts(sources_fts, rowid, id, name, address) VALUES ('delete', old.rowid, old.id, old.name, old.address);
+      END;
+      CREATE TRIGGER sources_fts_update AFTER UPDATE OF id, name, address ON sources BEGIN
+        INSERT INTO sources_fts(sources_fts, rowid, id, name, address) VALUES ('delete', old.rowid, old.id, old.name, old.address);
+        INSERT INTO sources_fts(rowid, id, name, address) VALUES (new.rowid, new.id, new.name, new.address);
+      END;
+
+      CREATE TABLE users (
+        id TEXT PRIMARY KEY,
+        username TEXT NOT NULL UNIQUE,
+        display_name TEXT NOT NULL,
+        password_hash TEXT NOT NULL,
+        roles TEXT NOT NULL,
+        scopes TEXT NOT NULL,
+        disabled INTEGER NOT NULL,
+        token_version INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+      );
+
+      CREATE TABLE audit (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        at INTEGER NOT NULL,
+        actor TEXT NOT NULL,
+        actor_ip TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        detail TEXT NOT NULL
+      );
+      CREATE INDEX audit_actor ON audit(actor, seq);
+      CREATE INDEX audit_action ON audit(action, seq);
+      CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+      CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+    `,
+  },
+];

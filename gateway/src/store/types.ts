@@ -1,0 +1,206 @@
+/**
+ * The store interface. The embedded SQLite store implements it today; a PostgreSQL store
+ * for the cluster mode must satisfy the same contract, which is why every call is async
+ * and every multi-row change is one call (one transaction) rather than a sequence.
+ */
+
+export const LEVELS = ['national', 'province', 'city', 'county', 'township', 'site'] as const;
+export type Level = (typeof LEVELS)[number];
+
+export const PROTOCOLS = ['rtsp', 'rtsps', 'rtmp', 'rtmps', 'hls', 'http-flv', 'srt'] as const;
+export type Protocol = (typeof PROTOCOLS)[number];
+
+export const CODECS = ['h264', 'h265', 'unknown'] as const;
+export type Codec = (typeof CODECS)[number];
+
+export const HEALTH = ['online', 'offline', 'unknown'] as const;
+export type Health = (typeof HEALTH)[number];
+
+export const ROLES = ['admin', 'operator', 'regulator', 'auditor'] as const;
+export type Role = (typeof ROLES)[number];
+
+export interface DepartmentRecord {
+  id: string;
+  name: string;
+  parentId: string | null;
+  level: Level;
+  /** Materialised path of ids, "/root/child/": a subtree is one index range. */
+  path: string;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** A camera password sealed by the registry; the store never sees it in clear. */
+export interface SealedCredential {
+  /** Keyed hash of user name and password: equal credentials share one row, and re-imports compare without decrypting. */
+  fingerprint: Buffer;
+  username: string;
+  sealedPassword: Buffer | null;
+}
+
+export interface SourceFields {
+  id: string;
+  name: string;
+  departmentId: string;
+  deptPath: string;
+  level: Level;
+  address: string;
+  url: string;
+  subUrl: string | null;
+  protocol: Protocol;
+  codec: Codec;
+  lat: number | null;
+  lon: number | null;
+  tags: string[];
+  enabled: boolean;
+}
+
+export interface SourceRecord extends SourceFields {
+  username: string | null;
+  hasPassword: boolean;
+  health: Health;
+  healthError: string | null;
+  healthSince: number | null;
+  version: number;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** 'keep' leaves the stored credential as it is; null removes it. */
+export type CredentialChange = SealedCredential | null | 'keep';
+
+export interface SourceWrite extends SourceFields {
+  credential: CredentialChange;
+}
+
+/** A half-open range of department paths [from, to): one department subtree. */
+export type PathRange = readonly [from: string, to: string];
+
+/** The end of a subtree's path range: "/a/b/" covers every path below it and stops before "/a/b0". */
+export const subtreeEnd = (path: string) => path.slice(0, -1) + String.fromCharCode(path.charCodeAt(path.length - 1) + 1);
+
+export interface SourceQuery {
+  /** Sorted, disjoint subtrees to search; an empty list matches nothing. */
+  ranges: PathRange[];
+  level?: Level;
+  protocol?: Protocol;
+  tag?: string;
+  health?: Health;
+  enabled?: boolean;
+  text?: string;
+  bbox?: { minLat: number; minLon: number; maxLat: number; maxLon: number };
+  /** Keyset cursor: the (deptPath, id) of the last row of the previous page. */
+  after?: readonly [deptPath: string, id: string];
+  limit: number;
+}
+
+export type UpdateResult =
+  | { status: 'updated'; record: SourceRecord }
+  | { status: 'not-found' }
+  | { status: 'version-conflict'; current: SourceRecord };
+
+export interface ImportRow {
+  line: number;
+  write: SourceWrite;
+}
+
+export interface ImportOutcome {
+  created: number;
+  updated: number;
+  unchanged: number;
+  /** Rows refused inside the transaction (an id registered outside the importer's departments). */
+  refused: { line: number; id: string }[];
+  applied: boolean;
+}
+
+export interface DepartmentCounts {
+  total: number;
+  online: number;
+  offline: number;
+}
+
+export interface SourceRepo {
+  get(id: string): Promise<SourceRecord | null>;
+  /** Throws StoreConflict when the id exists. */
+  create(write: SourceWrite, now: number): Promise<SourceRecord>;
+  update(id: string, write: SourceWrite, expectedVersion: number, now: number): Promise<UpdateResult>;
+  delete(id: string, expectedVersion?: number): Promise<UpdateResult['status'] | 'deleted'>;
+  list(query: SourceQuery): Promise<SourceRecord[]>;
+  /**
+   * Upserts by id in one transaction. Existing rows outside `writable` are refused; with
+   * allOrNothing any refusal rolls everything back. Rows equal to what is stored are left alone.
+   */
+  importRows(rows: ImportRow[], writable: PathRange[], allOrNothing: boolean, now: number): Promise<ImportOutcome>;
+  /** Own counts per department id (not rolled up). */
+  countsByDepartment(): Promise<Map<string, DepartmentCounts>>;
+  setHealth(id: string, health: Health, error: string | null, since: number): Promise<void>;
+  /** The sealed credential, for the stream engine only. */
+  sealedCredential(id: string): Promise<SealedCredential | null>;
+}
+
+export interface DepartmentRepo {
+  all(): Promise<DepartmentRecord[]>;
+  create(dep: Omit<DepartmentRecord, 'createdAt' | 'updatedAt'>, now: number): Promise<DepartmentRecord>;
+  /** Renames and/or moves; moving rewrites the paths of the subtree and of its sources in one transaction. */
+  update(id: string, changes: { name?: string; parentId?: string | null; level?: Level; path?: string }, now: number): Promise<DepartmentRecord>;
+  /** Refuses (returns false) while the department has children or sources. */
+  delete(id: string): Promise<boolean>;
+}
+
+export interface UserRecord {
+  id: string;
+  username: string;
+  displayName: string;
+  passwordHash: string;
+  roles: Role[];
+  scopes: string[];
+  disabled: boolean;
+  /** Bumped on password, role, scope or state changes: older tokens stop working. */
+  tokenVersion: number;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface UserRepo {
+  get(id: string): Promise<UserRecord | null>;
+  byUsername(username: string): Promise<UserRecord | null>;
+  list(): Promise<UserRecord[]>;
+  count(): Promise<number>;
+  /** Throws StoreConflict when the user name is taken. */
+  create(user: UserRecord): Promise<UserRecord>;
+  update(user: UserRecord): Promise<UserRecord>;
+}
+
+export interface AuditEntry {
+  seq: number;
+  at: number;
+  actor: string;
+  actorIp: string;
+  action: string;
+  target: string;
+  outcome: 'ok' | 'denied' | 'failed';
+  detail: Record<string, unknown>;
+}
+
+export interface AuditRepo {
+  append(entry: Omit<AuditEntry, 'seq'>): Promise<void>;
+  /** Newest first; `before` is the seq to continue below. */
+  list(query: { before?: number; limit: number; actor?: string; action?: string }): Promise<AuditEntry[]>;
+}
+
+export interface Store {
+  readonly sources: SourceRepo;
+  readonly departments: DepartmentRepo;
+  readonly users: UserRepo;
+  readonly audit: AuditRepo;
+  /** Schema version after migrations. */
+  schemaVersion(): Promise<number>;
+  close(): Promise<void>;
+}
+
+export class StoreConflict extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StoreConflict';
+  }
+}

@@ -1,0 +1,73 @@
+import t from 'tap';
+import { NetworkPolicy } from '../../../gateway/src/lib/cidr.js';
+import { checkHost, displayUrl, parseCameraUrl, protocolFor } from '../../../gateway/src/registry/url-policy.js';
+
+const rejected: [string, RegExp][] = [
+  ['file:///etc/passwd', /scheme "file" is not allowed/],
+  ['FILE:/etc/shadow', /scheme "file" is not allowed/],
+  ['concat:rtsp://10.0.0.1/a|/etc/passwd', /scheme "concat" is not allowed/],
+  ['subfile:,start,0,end,0,:/etc/passwd', /scheme "subfile" is not allowed/],
+  ['pipe:0', /scheme "pipe" is not allowed/],
+  ['data:text/plain;base64,AAAA', /scheme "data" is not allowed/],
+  ['gopher://10.0.0.1/', /scheme "gopher" is not allowed/],
+  ['tcp://10.0.0.1:554', /scheme "tcp" is not allowed/],
+  ['udp://10.0.0.1:554', /scheme "udp" is not allowed/],
+  ['crypto:rtsp://10.0.0.1/', /scheme "crypto" is not allowed/],
+  ['hls+http://10.0.0.1/a.m3u8', /scheme "hls\+http" is not allowed/],
+  ['/etc/passwd', /must start with one of/],
+  ['-i /etc/passwd', /must not start with '-'/],
+  ['-filter_complex', /must not start with '-'/],
+  ['rtsp://10.0.0.1/a b', /white space/],
+  ['rtsp://10.0.0.1/a\tb', /white space/],
+  ['rtsp://10.0.0.1/a\nb', /white space/],
+  ['rtsp://10.0.0.1/a\u0000b', /white space or control/],
+  ['rtsp://10.0.0.1/a\u200bb', /white space or control/],
+  [' rtsp://10.0.0.1/', /white space/],
+  ['rtsp:/10.0.0.1/', /expected rtsp:\/\/host/],
+  ['rtsp:///etc/passwd', /must name a host|not a valid URL/],
+  ['rtsp://%2e%2e/etc', /host must be an IP address or a DNS name/],
+  ['srt://10.0.0.1', /needs a port/],
+  ['', /must not be empty/],
+];
+
+for (const [url, why] of rejected) {
+  t.test(`refuses ${JSON.stringify(url)}`, async (t) => {
+    t.throws(() => parseCameraUrl(url), why);
+  });
+}
+
+t.test('accepts the protocols of the registry and splits credentials off', async (t) => {
+  const p = parseCameraUrl('rtsp://admin:p%40ss:w0rd@10.1.2.3:554/Streaming/Channels/101?transport=tcp');
+  t.equal(p.url, 'rtsp://10.1.2.3:554/Streaming/Channels/101?transport=tcp');
+  t.equal(p.username, 'admin');
+  t.equal(p.password, 'p@ss:w0rd');
+  t.equal(displayUrl(p.url, p.username, true), 'rtsp://admin:***@10.1.2.3:554/Streaming/Channels/101?transport=tcp');
+  const srt = parseCameraUrl('srt://10.0.0.9:9000?streamid=cam1&passphrase=verysecretphrase');
+  t.equal(srt.url, 'srt://10.0.0.9:9000?streamid=cam1');
+  t.equal(srt.password, 'verysecretphrase');
+  t.notMatch(displayUrl(srt.url, srt.username, true), /verysecret/);
+  for (const u of ['rtsps://10.0.0.1/a', 'rtmp://10.0.0.1/live/a', 'rtmps://cam.example.org/live/a', 'https://cdn.example.org/live/a.m3u8', 'http://[fd00::5]:8080/live/a.flv']) {
+    t.doesNotThrow(() => parseCameraUrl(u), u);
+  }
+});
+
+t.test('protocol follows the scheme, and HTTP needs to say HLS or FLV', async (t) => {
+  t.equal(protocolFor(parseCameraUrl('http://10.0.0.1/a.m3u8'), undefined), 'hls');
+  t.equal(protocolFor(parseCameraUrl('http://10.0.0.1/a.flv'), undefined), 'http-flv');
+  t.match(protocolFor(parseCameraUrl('http://10.0.0.1/a'), undefined), /cannot tell/);
+  t.match(protocolFor(parseCameraUrl('rtsp://10.0.0.1/a'), 'hls'), /does not match/);
+});
+
+t.test('network policy: deny wins, an allow-list admits only its networks', async (t) => {
+  const p = new NetworkPolicy({ allow: ['10.0.0.0/8', 'fd00::/8'], deny: ['10.66.0.0/16', '169.254.0.0/16'] });
+  t.equal(p.check('10.1.2.3'), null);
+  t.match(p.check('10.66.1.1'), /denied/);
+  t.match(p.check('192.168.1.1'), /outside the allowed/);
+  t.equal(p.check('fd00::1'), null);
+  const resolveTo = (addrs: string[]) => async () => addrs;
+  t.equal(await checkHost('cam.local', p, resolveTo(['10.2.2.2'])), null);
+  t.match(await checkHost('metadata.internal', p, resolveTo(['169.254.169.254'])), /denied/);
+  t.match(await checkHost('nowhere', p, async () => Promise.reject(new Error('ENOTFOUND'))), /does not resolve/);
+  const open = new NetworkPolicy({ allow: [], deny: ['169.254.0.0/16'] });
+  t.equal(await checkHost('nowhere', open, async () => Promise.reject(new Error('ENOTFOUND'))), null, 'no allow-list: checked again at connect time');
+});
