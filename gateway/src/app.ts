@@ -34,6 +34,8 @@ export interface Gateway {
   users: UsersService;
   /** Set on a first start: the admin account and its one-time password. */
   bootstrapAdmin: { username: string; password: string } | null;
+  /** Every route registered, for the test that walks them all. */
+  routes: { method: string; url: string }[];
   close(): Promise<void>;
 }
 
@@ -78,7 +80,19 @@ export async function buildGateway(config: Config, opts: BuildOptions = {}): Pro
     return503OnClosing: true,
     ajv: { customOptions: { coerceTypes: true, removeAdditional: false, useDefaults: true, allErrors: true } },
   });
+  const routes: Gateway['routes'] = [];
+  http.addHook('onRoute', (r) => {
+    for (const method of [r.method].flat()) routes.push({ method, url: r.url });
+  });
   installErrorHandler(http);
+  // Responses finished during shutdown close their connection, so a keep-alive client does not hold the exit up.
+  let shuttingDown = false;
+  http.addHook('preClose', async () => {
+    shuttingDown = true;
+  });
+  http.addHook('onSend', async (_req, reply) => {
+    if (shuttingDown) reply.header('connection', 'close');
+  });
   http.decorateRequest('principal', null);
   const g = guards(users);
 
@@ -101,6 +115,7 @@ export async function buildGateway(config: Config, opts: BuildOptions = {}): Pro
     registry,
     users,
     bootstrapAdmin,
+    routes,
     close: () =>
       (closing ??= (async () => {
         await http.close();

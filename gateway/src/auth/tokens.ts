@@ -16,8 +16,8 @@ export class TokenService {
   private readonly verifier: (token: string) => Record<string, unknown>;
 
   constructor(key: Buffer, readonly ttlSec: number) {
-    this.sign = createSigner({ key: key.toString('base64'), algorithm: 'HS256', expiresIn: ttlSec * 1000, iss: ISSUER, aud: AUDIENCE });
-    this.verifier = createVerifier({ key: key.toString('base64'), algorithms: ['HS256'], allowedIss: ISSUER, allowedAud: AUDIENCE, cache: 1000 });
+    this.sign = createSigner({ key, algorithm: 'HS256', expiresIn: ttlSec * 1000, iss: ISSUER, aud: AUDIENCE });
+    this.verifier = createVerifier({ key, algorithms: ['HS256'], allowedIss: ISSUER, allowedAud: AUDIENCE, cache: 1000 });
   }
 
   issue(claims: TokenClaims): { token: string; expiresAt: string } {

@@ -75,3 +75,8 @@ for (const c of bad) {
 t.test('a missing config file is named', async (t) => {
   t.throws(() => loadConfig({ argv: ['--config', '/nonexistent/wallgate.json'], env: {} }), /\/nonexistent\/wallgate.json: cannot read config file \(ENOENT\)/);
 });
+
+t.test('docs/configuration.md lists every key as the schema has it', async (t) => {
+  const { configurationDoc } = await import('../../../gateway/src/config/doc.js');
+  t.equal(readFileSync(join(root, 'docs/configuration.md'), 'utf8'), configurationDoc(), 'run npm run docs:config');
+});
