@@ -24,7 +24,8 @@ const SPOTS = ['交叉口', '公交站', '学校门口', '医院门口', '广场
 const KINDS = ['枪机', '球机', '半球', '全景'];
 const TAGS = ['路口', '高点', '重点区域', '学校', '医院', '桥梁', '隧道', '人员密集'];
 
-function prng(seed: number) {
+/** A small seeded generator (mulberry32): the same city every time. */
+export function prng(seed: number) {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -110,7 +111,7 @@ export function generateCity(size: number, rootId = 'root', seed = 2026): City {
 
 /** Demo mode: fills an empty registry with a city of `size` cameras, as the system. */
 export async function seedDemoCity(store: Store, registry: Registry, size: number): Promise<void> {
-  if (size === 0 || (await store.sources.list({ ranges: [['/', '0']], limit: 1 })).length) return;
+  if (size === 0 || (await store.sources.list({ ranges: [['/', '0']], limit: 1 })).items.length) return;
   const city = generateCity(size);
   const now = Date.now();
   for (const d of city.departments) if (!registry.departments.get(d.id)) await store.departments.create(d, now);

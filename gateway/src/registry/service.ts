@@ -13,6 +13,7 @@ import {
   type PathRange,
   type Protocol,
   type SealedCredential,
+  type SourceCursor,
   type SourceQuery,
   type SourceRecord,
   type SourceWrite,
@@ -88,20 +89,37 @@ export type ImportMode = 'all-or-nothing' | 'keep-valid';
 /** One parsed input row, or the reason it could not be parsed (bad JSON, bad CSV quoting). */
 export type ImportInput = { line: number; value: Record<string, unknown> } | { line: number; error: string };
 
-const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
-
-export function encodeCursor(path: string, id: string): string {
-  return Buffer.from(JSON.stringify([path, id])).toString('base64url');
+/**
+ * Timestamps as ISO text. Rows imported together share their times, and formatting a date costs a
+ * noticeable part of a 100-row page, so recent results are remembered.
+ */
+const isoMemo = new Map<number, string>();
+function iso(ms: number | null): string | null {
+  if (ms === null) return null;
+  let text = isoMemo.get(ms);
+  if (text === undefined) {
+    if (isoMemo.size >= 4096) isoMemo.clear();
+    isoMemo.set(ms, (text = new Date(ms).toISOString()));
+  }
+  return text;
 }
 
-function decodeCursor(cursor: string): readonly [string, string] {
+export function encodeCursor(cursor: SourceCursor): string {
+  return Buffer.from(JSON.stringify(cursor)).toString('base64url');
+}
+
+function decodeCursor(cursor: string, text: boolean): SourceCursor {
   try {
     const v: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-    if (Array.isArray(v) && v.length === 2 && typeof v[0] === 'string' && typeof v[1] === 'string') return [v[0], v[1]];
+    if (v && typeof v === 'object') {
+      const c = v as Record<string, unknown>;
+      if (text && Number.isSafeInteger(c.seq)) return { seq: c.seq as number };
+      if (!text && typeof c.path === 'string' && typeof c.id === 'string') return { path: c.path, id: c.id };
+    }
   } catch {
     /* reported below */
   }
-  throw new GatewayError('GW_ERR_BAD_CURSOR', 'cursor: not a cursor returned by this API');
+  throw new GatewayError('GW_ERR_BAD_CURSOR', 'cursor: not a cursor this API returned for this query');
 }
 
 export class Registry {
@@ -254,23 +272,20 @@ export class Registry {
       this.visibleDepartment(actor, f.departmentId);
       ranges = this.tree.narrow(ranges, f.departmentId);
     }
-    const q = f.q?.trim();
-    const items = await this.store.sources.list({
+    const q = f.q?.trim() || undefined;
+    const page = await this.store.sources.list({
       ranges,
       level: f.level,
       protocol: f.protocol,
       tag: f.tag,
       health: f.health,
       enabled: f.enabled,
-      text: q || undefined,
+      text: q,
       bbox: f.bbox,
-      after: f.cursor ? decodeCursor(f.cursor) : undefined,
-      limit: f.limit + 1,
+      after: f.cursor ? decodeCursor(f.cursor, !!q) : undefined,
+      limit: f.limit,
     });
-    const more = items.length > f.limit;
-    if (more) items.length = f.limit;
-    const last = items[items.length - 1];
-    return { items, nextCursor: more && last ? encodeCursor(last.deptPath, last.id) : null };
+    return { items: page.items, nextCursor: page.next ? encodeCursor(page.next) : null };
   }
 
   /** Every source matching the filters, page by page, for export. */

@@ -56,6 +56,8 @@ export interface SourceFields {
 }
 
 export interface SourceRecord extends SourceFields {
+  /** Registration order (the row id): the order of text search results. */
+  seq: number;
   username: string | null;
   hasPassword: boolean;
   health: Health;
@@ -89,9 +91,21 @@ export interface SourceQuery {
   enabled?: boolean;
   text?: string;
   bbox?: { minLat: number; minLon: number; maxLat: number; maxLon: number };
-  /** Keyset cursor: the (deptPath, id) of the last row of the previous page. */
-  after?: readonly [deptPath: string, id: string];
+  /** Where the previous page stopped; its kind must match the query's order (text or not). */
+  after?: SourceCursor;
   limit: number;
+}
+
+/**
+ * Lists without text are ordered by department path then id (a department is one index range);
+ * text searches by registration order (the search index yields hits in that order and stops early).
+ */
+export type SourceCursor = { path: string; id: string } | { seq: number };
+
+export interface SourcePage {
+  items: SourceRecord[];
+  /** Set when more rows follow. */
+  next: SourceCursor | null;
 }
 
 export type UpdateResult =
@@ -125,7 +139,7 @@ export interface SourceRepo {
   create(write: SourceWrite, now: number): Promise<SourceRecord>;
   update(id: string, write: SourceWrite, expectedVersion: number, now: number): Promise<UpdateResult>;
   delete(id: string, expectedVersion?: number): Promise<UpdateResult['status'] | 'deleted'>;
-  list(query: SourceQuery): Promise<SourceRecord[]>;
+  list(query: SourceQuery): Promise<SourcePage>;
   /**
    * Upserts by id in one transaction. Existing rows outside `writable` are refused; with
    * allOrNothing any refusal rolls everything back. Rows equal to what is stored are left alone.

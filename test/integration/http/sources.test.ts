@@ -1,4 +1,6 @@
+import { Value } from '@sinclair/typebox/value';
 import t from 'tap';
+import { sourcePage, sourceView } from '../../../gateway/src/http/routes/sources.js';
 import { camera, smallTree, startGateway } from '../../helpers/gateway.js';
 
 t.test('create, read, replace, patch and delete a source with optimistic concurrency', async (t) => {
@@ -31,6 +33,8 @@ t.test('create, read, replace, patch and delete a source with optimistic concurr
 
   const read = await gw.api('GET', `/api/sources/${gbId}`, { token });
   t.equal(read.status, 200);
+  t.ok(Value.Check(sourceView, read.json), 'a source has the documented shape');
+  t.ok(Value.Check(sourcePage, (await gw.api('GET', '/api/sources', { token })).json), 'a page has the documented shape');
   t.same(read.json.tags, ['路口', 'school']);
 
   const noMatch = await gw.api('PATCH', `/api/sources/${gbId}`, { token, body: { name: 'x' } });
@@ -165,4 +169,39 @@ t.test('lists page with cursors and filter by department, level, protocol, tag, 
   t.equal(city.id, 'city');
   t.equal(city.counts.total, 30, 'department tree rolls counts up');
   t.equal(city.children.find((c: { id: string }) => c.id === 'countyA').counts.total, 25);
+});
+
+t.test('text search pages with its own cursor, scans for one character, and follows a department move', async (t) => {
+  const gw = await startGateway(t);
+  await smallTree(gw);
+  const rows = [];
+  for (let i = 0; i < 12; i++) rows.push(JSON.stringify(camera(`t${i}`, i < 6 ? 'townA' : 'countyB', { name: `临江市东城区 解放路-${i}号`, address: i === 3 ? '桥' : '' })));
+  await gw.api('POST', '/api/sources/import?mode=all-or-nothing', { token: gw.adminToken, payload: rows.join('\n'), headers: { 'content-type': 'application/x-ndjson' } });
+  const walk = async (token: string, q: string) => {
+    const ids: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const res: any = await gw.api('GET', `/api/sources?limit=5&q=${encodeURIComponent(q)}${cursor ? `&cursor=${cursor}` : ''}`, { token });
+      ids.push(...res.json.items.map((s: { id: string }) => s.id));
+      cursor = res.json.nextCursor;
+    } while (cursor);
+    return ids.sort();
+  };
+  t.equal((await walk(gw.adminToken, '东城区解放路')).length, 12, 'white space and punctuation are ignored: 临江市东城区 解放路 matches');
+  t.same(await walk(gw.adminToken, '路-1'), ['t1', 't10', 't11'], 'punctuation in the query is ignored too');
+  t.same(await walk(gw.adminToken, '桥'), ['t3'], 'a one-character query');
+  t.same(await walk(gw.adminToken, '号'), rows.map((r) => JSON.parse(r).id).sort(), 'a two-character tail match ("0号") and one character');
+  const browseCursor = (await gw.api('GET', '/api/sources?limit=1', { token: gw.adminToken })).json.nextCursor;
+  t.equal((await gw.api('GET', `/api/sources?q=abc&cursor=${browseCursor}`, { token: gw.adminToken })).status, 400, 'a browse cursor is refused for a search');
+
+  const opA = await gw.userToken('op-a', ['operator'], ['countyA']);
+  const opB = await gw.userToken('op-b', ['operator'], ['countyB']);
+  t.equal((await walk(opA, '解放路')).length, 6);
+  t.equal((await walk(opB, '解放路')).length, 6);
+  const moved = await gw.api('PATCH', '/api/departments/townA', { token: gw.adminToken, body: { parentId: 'countyB' } });
+  t.equal(moved.status, 200, moved.body);
+  t.equal((await walk(opA, '解放路')).length, 0, 'after the move county A sees none of them');
+  t.equal((await walk(opB, '解放路')).length, 12, 'and county B sees them all');
+  t.equal((await gw.api('GET', '/api/sources?departmentId=countyB&limit=100', { token: opB })).json.items.length, 12);
+  t.equal((await gw.api('PATCH', '/api/departments/countyB', { token: gw.adminToken, body: { parentId: 'townA' } })).status, 400, 'not below itself');
 });

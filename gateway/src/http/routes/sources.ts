@@ -1,5 +1,5 @@
 import { Readable, Transform } from 'node:stream';
-import { Type, type Static } from '@sinclair/typebox';
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Guards } from '../../auth/plugin.js';
 import type { Principal } from '../../auth/users.js';
@@ -45,6 +45,36 @@ const importQuery = Type.Object(
   { mode: literalUnion(['all-or-nothing', 'keep-valid']) },
   { additionalProperties: false },
 );
+
+const orNull = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
+/**
+ * The shape of a source in responses, for documentation and tests. It is deliberately not given to
+ * fastify as a response schema: its compiled serializer escapes Chinese text character by character
+ * and was measured slower than JSON.stringify on a 100-row page.
+ */
+export const sourceView = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  departmentId: Type.String(),
+  departmentName: Type.String(),
+  level: Type.String(),
+  address: Type.String(),
+  url: Type.String(),
+  subUrl: orNull(Type.String()),
+  protocol: Type.String(),
+  username: orNull(Type.String()),
+  hasPassword: Type.Boolean(),
+  codec: Type.String(),
+  lat: orNull(Type.Number()),
+  lon: orNull(Type.Number()),
+  tags: Type.Array(Type.String()),
+  enabled: Type.Boolean(),
+  health: Type.Object({ state: Type.String(), error: orNull(Type.String()), since: orNull(Type.String()) }),
+  version: Type.Integer(),
+  createdAt: Type.String(),
+  updatedAt: Type.String(),
+});
+export const sourcePage = Type.Object({ items: Type.Array(sourceView), nextCursor: orNull(Type.String()) });
 
 const idParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
 type IdParams = Static<typeof idParams>;

@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { migrations } from './migrations.js';
+import { matchExpression, normalise, searchDocument, searchKey } from './search-terms.js';
 import {
   StoreConflict,
   type AuditEntry,
@@ -13,6 +14,8 @@ import {
   type ImportRow,
   type PathRange,
   type SealedCredential,
+  type SourceCursor,
+  type SourcePage,
   type SourceQuery,
   type SourceRecord,
   type SourceRepo,
@@ -35,6 +38,9 @@ export function openDatabase(file: string): DB {
   db.pragma('synchronous = NORMAL');
   db.pragma('foreign_keys = ON');
   db.pragma('busy_timeout = 5000');
+  // Reads through a memory map: on a VM a page-cache miss in SQLite's own cache costs a system call,
+  // which was most of a deep cursor page. The map is file-backed and shared, not heap.
+  db.pragma('mmap_size = 268435456');
   migrate(db);
   return db;
 }
@@ -51,50 +57,67 @@ export function migrate(db: DB): number {
   return db.pragma('user_version', { simple: true }) as number;
 }
 
+/**
+ * The columns of a source record, read as arrays (better-sqlite3 raw mode): building an object per
+ * row costs as much as the query itself on a 100-row page.
+ */
 const SOURCE_COLUMNS = `s.rowid, s.id, s.name, s.department_id, s.dept_path, s.level, s.address, s.url, s.sub_url,
   s.protocol, s.codec, s.lat, s.lon, s.tags, s.enabled, s.health, s.health_error, s.health_since, s.version,
-  s.created_at, s.updated_at, s.credential_id, c.username, c.sealed_password IS NOT NULL AS has_password, c.fingerprint`;
-const SOURCE_FROM = `sources s LEFT JOIN credentials c ON c.id = s.credential_id`;
+  s.created_at, s.updated_at, s.username, s.has_password`;
+/**
+ * Credential rows never change (they are keyed by their content), so a source carries a copy of its
+ * credential's user name and whether it has a password: a page then reads no second table.
+ */
+const SOURCE_FROM = `sources s`;
+
+/** The credential a row points at, with the two facts the row copies from it. */
+type CredentialRef = { id: number; username: string; hasPassword: boolean } | null;
+
+const keptCredential = (existing: Row): CredentialRef =>
+  existing.credential_id === null
+    ? null
+    : { id: existing.credential_id as number, username: existing.username as string, hasPassword: existing.has_password === 1 };
 
 /** Tags are stored as "|a|b|" so one tag is found with instr() and no join. */
 const packTags = (tags: string[]) => (tags.length ? `|${tags.join('|')}|` : '');
 const unpackTags = (packed: string) => (packed ? packed.slice(1, -1).split('|') : []);
 
-function toSource(r: Row): SourceRecord {
+function toSource(r: unknown[]): SourceRecord {
   return {
-    id: r.id as string,
-    name: r.name as string,
-    departmentId: r.department_id as string,
-    deptPath: r.dept_path as string,
-    level: r.level as SourceRecord['level'],
-    address: r.address as string,
-    url: r.url as string,
-    subUrl: (r.sub_url as string | null) ?? null,
-    protocol: r.protocol as SourceRecord['protocol'],
-    codec: r.codec as SourceRecord['codec'],
-    lat: (r.lat as number | null) ?? null,
-    lon: (r.lon as number | null) ?? null,
-    tags: unpackTags(r.tags as string),
-    enabled: r.enabled === 1,
-    username: (r.username as string | null) ?? null,
-    hasPassword: r.has_password === 1,
-    health: r.health as SourceRecord['health'],
-    healthError: (r.health_error as string | null) ?? null,
-    healthSince: (r.health_since as number | null) ?? null,
-    version: r.version as number,
-    createdAt: r.created_at as number,
-    updatedAt: r.updated_at as number,
+    seq: r[0] as number,
+    id: r[1] as string,
+    name: r[2] as string,
+    departmentId: r[3] as string,
+    deptPath: r[4] as string,
+    level: r[5] as SourceRecord['level'],
+    address: r[6] as string,
+    url: r[7] as string,
+    subUrl: (r[8] as string | null) ?? null,
+    protocol: r[9] as SourceRecord['protocol'],
+    codec: r[10] as SourceRecord['codec'],
+    lat: (r[11] as number | null) ?? null,
+    lon: (r[12] as number | null) ?? null,
+    tags: unpackTags(r[13] as string),
+    enabled: r[14] === 1,
+    health: r[15] as SourceRecord['health'],
+    healthError: (r[16] as string | null) ?? null,
+    healthSince: (r[17] as number | null) ?? null,
+    version: r[18] as number,
+    createdAt: r[19] as number,
+    updatedAt: r[20] as number,
+    username: (r[21] as string | null) ?? null,
+    hasPassword: r[22] === 1,
   };
 }
 
 const inRanges = (path: string, ranges: PathRange[]) => ranges.some(([from, to]) => path >= from && path < to);
 
-/** An FTS5 phrase: the text in double quotes, inner quotes doubled, so no query syntax gets through. */
-const ftsPhrase = (text: string) => `"${text.replace(/"/g, '""')}"`;
-
 class SqliteSources implements SourceRepo {
   private readonly byId;
+  private readonly forCompare;
   private readonly insertStmt;
+  private readonly searchInsert;
+  private readonly searchDelete;
   private readonly updateStmt;
   private readonly deleteStmt;
   private readonly credentialUpsert;
@@ -104,13 +127,19 @@ class SqliteSources implements SourceRepo {
   private readonly listCache = new Map<string, Database.Statement>();
 
   constructor(private readonly db: DB) {
-    this.byId = db.prepare(`SELECT ${SOURCE_COLUMNS} FROM ${SOURCE_FROM} WHERE s.id = ?`);
-    this.insertStmt = db.prepare(`INSERT INTO sources (id, name, department_id, dept_path, level, address, url, sub_url,
-      protocol, credential_id, codec, lat, lon, tags, enabled, version, created_at, updated_at)
-      VALUES (@id, @name, @departmentId, @deptPath, @level, @address, @url, @subUrl, @protocol, @credentialId, @codec,
+    this.byId = db.prepare(`SELECT ${SOURCE_COLUMNS} FROM ${SOURCE_FROM} WHERE s.id = ?`).raw(true);
+    this.forCompare = db.prepare(
+      `SELECT s.*, s.rowid AS seq, c.fingerprint FROM sources s LEFT JOIN credentials c ON c.id = s.credential_id WHERE s.id = ?`,
+    );
+    this.insertStmt = db.prepare(`INSERT INTO sources (id, name, department_id, dept_path, level, address, search_key, url, sub_url,
+      protocol, credential_id, username, has_password, codec, lat, lon, tags, enabled, version, created_at, updated_at)
+      VALUES (@id, @name, @departmentId, @deptPath, @level, @address, @searchKey, @url, @subUrl, @protocol, @credentialId, @username, @hasPassword, @codec,
       @lat, @lon, @tags, @enabled, 1, @now, @now)`);
+    this.searchInsert = db.prepare(`INSERT INTO sources_search (rowid, doc) VALUES (?, ?)`);
+    this.searchDelete = db.prepare(`DELETE FROM sources_search WHERE rowid = ?`);
     this.updateStmt = db.prepare(`UPDATE sources SET name = @name, department_id = @departmentId, dept_path = @deptPath,
-      level = @level, address = @address, url = @url, sub_url = @subUrl, protocol = @protocol, credential_id = @credentialId,
+      level = @level, address = @address, search_key = @searchKey, url = @url, sub_url = @subUrl, protocol = @protocol, credential_id = @credentialId,
+      username = @username, has_password = @hasPassword,
       codec = @codec, lat = @lat, lon = @lon, tags = @tags, enabled = @enabled, version = version + 1, updated_at = @now
       WHERE id = @id`);
     this.deleteStmt = db.prepare(`DELETE FROM sources WHERE id = ?`);
@@ -126,18 +155,18 @@ class SqliteSources implements SourceRepo {
     );
   }
 
-  private resolveCredential(change: SealedCredential | null, memo?: Map<string, number>): number | null {
+  private resolveCredential(change: SealedCredential | null, memo?: Map<string, CredentialRef>): CredentialRef {
     if (!change) return null;
     const key = change.fingerprint.toString('base64');
     const known = memo?.get(key);
     if (known !== undefined) return known;
     this.credentialUpsert.run(change.fingerprint, change.username, change.sealedPassword);
-    const id = this.credentialId.get(change.fingerprint) as number;
-    memo?.set(key, id);
-    return id;
+    const ref = { id: this.credentialId.get(change.fingerprint) as number, username: change.username, hasPassword: change.sealedPassword !== null };
+    memo?.set(key, ref);
+    return ref;
   }
 
-  private params(write: SourceWrite, credentialId: number | null, now: number) {
+  private params(write: SourceWrite, credential: CredentialRef, now: number) {
     return {
       id: write.id,
       name: write.name,
@@ -145,10 +174,13 @@ class SqliteSources implements SourceRepo {
       deptPath: write.deptPath,
       level: write.level,
       address: write.address,
+      searchKey: searchKey(write.id, write.name, write.address),
       url: write.url,
       subUrl: write.subUrl,
       protocol: write.protocol,
-      credentialId,
+      credentialId: credential?.id ?? null,
+      username: credential?.username ?? null,
+      hasPassword: credential?.hasPassword ? 1 : 0,
       codec: write.codec,
       lat: write.lat,
       lon: write.lon,
@@ -158,8 +190,36 @@ class SqliteSources implements SourceRepo {
     };
   }
 
+  /** Inserts a row and its search document. */
+  private insertRow(write: SourceWrite, credential: CredentialRef, now: number) {
+    const params = this.params(write, credential, now);
+    const { lastInsertRowid } = this.insertStmt.run(params);
+    this.searchInsert.run(lastInsertRowid, searchDocument(params.searchKey, write.deptPath));
+  }
+
+  /** Updates a row; its search document is replaced only when what it is made of changed. */
+  private updateRow(existing: Row, write: SourceWrite, credential: CredentialRef, now: number) {
+    const params = this.params(write, credential, now);
+    this.updateStmt.run(params);
+    if (params.searchKey !== existing.search_key || write.deptPath !== existing.dept_path) {
+      this.searchDelete.run(existing.seq);
+      this.searchInsert.run(existing.seq, searchDocument(params.searchKey, write.deptPath));
+    }
+  }
+
+  /** Rebuilds the search documents of every source under a path range (after a department move). */
+  reindexRange(from: string, to: string) {
+    const rows = this.db
+      .prepare(`SELECT rowid AS seq, search_key, dept_path FROM sources WHERE dept_path >= ? AND dept_path < ?`)
+      .all(from, to) as { seq: number; search_key: string; dept_path: string }[];
+    for (const r of rows) {
+      this.searchDelete.run(r.seq);
+      this.searchInsert.run(r.seq, searchDocument(r.search_key, r.dept_path));
+    }
+  }
+
   async get(id: string) {
-    const r = this.byId.get(id) as Row | undefined;
+    const r = this.byId.get(id) as unknown[] | undefined;
     return r ? toSource(r) : null;
   }
 
@@ -167,91 +227,127 @@ class SqliteSources implements SourceRepo {
     return this.db.transaction(() => {
       if (this.byId.get(write.id)) throw new StoreConflict(`source ${write.id} exists`);
       const cred = write.credential === 'keep' ? null : this.resolveCredential(write.credential);
-      this.insertStmt.run(this.params(write, cred, now));
-      return toSource(this.byId.get(write.id) as Row);
+      this.insertRow(write, cred, now);
+      return toSource(this.byId.get(write.id) as unknown[]);
     })();
   }
 
   async update(id: string, write: SourceWrite, expectedVersion: number, now: number): Promise<UpdateResult> {
     return this.db.transaction((): UpdateResult => {
-      const existing = this.byId.get(id) as Row | undefined;
+      const existing = this.forCompare.get(id) as Row | undefined;
       if (!existing) return { status: 'not-found' };
-      if (existing.version !== expectedVersion) return { status: 'version-conflict', current: toSource(existing) };
-      const cred =
-        write.credential === 'keep' ? (existing.credential_id as number | null) : this.resolveCredential(write.credential);
-      this.updateStmt.run(this.params({ ...write, id }, cred, now));
-      if (cred !== existing.credential_id) this.dropOrphanCredentials.run();
-      return { status: 'updated', record: toSource(this.byId.get(id) as Row) };
+      if (existing.version !== expectedVersion) return { status: 'version-conflict', current: toSource(this.byId.get(id) as unknown[]) };
+      const cred = write.credential === 'keep' ? keptCredential(existing) : this.resolveCredential(write.credential);
+      this.updateRow(existing, { ...write, id }, cred, now);
+      if ((cred?.id ?? null) !== existing.credential_id) this.dropOrphanCredentials.run();
+      return { status: 'updated', record: toSource(this.byId.get(id) as unknown[]) };
     })();
   }
 
   async delete(id: string, expectedVersion?: number) {
     return this.db.transaction(() => {
-      const existing = this.byId.get(id) as Row | undefined;
+      const existing = this.forCompare.get(id) as Row | undefined;
       if (!existing) return 'not-found' as const;
       if (expectedVersion !== undefined && existing.version !== expectedVersion) return 'version-conflict' as const;
       this.deleteStmt.run(id);
+      this.searchDelete.run(existing.seq);
       if (existing.credential_id !== null) this.dropOrphanCredentials.run();
       return 'deleted' as const;
     })();
   }
 
+  private cached(sql: string): Database.Statement {
+    let stmt = this.listCache.get(sql);
+    if (!stmt) this.listCache.set(sql, (stmt = this.db.prepare(sql).raw(true)));
+    return stmt;
+  }
+
+  /** Filters other than department and text: checked on each candidate row. */
+  private residual(q: SourceQuery, where: string[], params: Record<string, unknown>) {
+    if (q.level) (where.push('s.level = @level'), (params.level = q.level));
+    if (q.protocol) (where.push('s.protocol = @protocol'), (params.protocol = q.protocol));
+    if (q.health) (where.push('s.health = @health'), (params.health = q.health));
+    if (q.enabled !== undefined) (where.push('s.enabled = @enabled'), (params.enabled = q.enabled ? 1 : 0));
+    if (q.tag) (where.push(`instr(s.tags, @tag) > 0`), (params.tag = `|${q.tag}|`));
+    if (q.bbox) {
+      where.push('s.lat BETWEEN @minLat AND @maxLat AND s.lon BETWEEN @minLon AND @maxLon');
+      Object.assign(params, q.bbox);
+    }
+  }
+
+  async list(q: SourceQuery): Promise<SourcePage> {
+    const needle = q.text ? normalise(q.text) : '';
+    const items = (needle ? this.search(q, needle) : this.browse(q)).map(toSource);
+    const more = items.length > q.limit;
+    if (more) items.length = q.limit;
+    const last = items[items.length - 1];
+    let next: SourceCursor | null = null;
+    if (more && last) next = needle ? { seq: last.seq } : { path: last.deptPath, id: last.id };
+    return { items, next };
+  }
+
   /**
-   * One statement per department range, each walking the (dept_path, id) index in order, so a
-   * page costs its own rows and not the size of the table. Statements are cached by shape.
+   * Without text: one statement per department range, each a seek on the (dept_path, id) index, so
+   * a page costs its own rows whatever its depth. Statements are cached by shape.
    */
-  async list(q: SourceQuery): Promise<SourceRecord[]> {
-    const out: SourceRecord[] = [];
+  private browse(q: SourceQuery): unknown[][] {
+    const out: unknown[][] = [];
+    const after = q.after && 'path' in q.after ? q.after : undefined;
     for (const [from, to] of q.ranges) {
-      if (out.length >= q.limit) break;
-      if (q.after && q.after[0] >= to) continue;
-      const where = ['s.dept_path >= @from', 's.dept_path < @to'];
-      const params: Record<string, unknown> = { from, to, limit: q.limit - out.length };
-      if (q.after && q.after[0] >= from) {
-        where.push('(s.dept_path, s.id) > (@afterPath, @afterId)');
-        params.afterPath = q.after[0];
-        params.afterId = q.after[1];
-      }
-      if (q.level) (where.push('s.level = @level'), (params.level = q.level));
-      if (q.protocol) (where.push('s.protocol = @protocol'), (params.protocol = q.protocol));
-      if (q.health) (where.push('s.health = @health'), (params.health = q.health));
-      if (q.enabled !== undefined) (where.push('s.enabled = @enabled'), (params.enabled = q.enabled ? 1 : 0));
-      if (q.tag) (where.push(`instr(s.tags, @tag) > 0`), (params.tag = `|${q.tag}|`));
-      if (q.bbox) {
-        where.push('s.lat BETWEEN @minLat AND @maxLat AND s.lon BETWEEN @minLon AND @maxLon');
-        Object.assign(params, q.bbox);
-      }
-      if (q.text) {
-        if ([...q.text].length >= 3) {
-          // The trigram index answers substrings of three or more characters.
-          where.push('s.rowid IN (SELECT rowid FROM sources_fts WHERE sources_fts MATCH @match)');
-          params.match = ftsPhrase(q.text);
-        } else {
-          // Shorter than a trigram (two Chinese characters is a common query): scan in index order.
-          where.push('(instr(lower(s.name), @needle) OR instr(lower(s.id), @needle) OR instr(lower(s.address), @needle))');
-          params.needle = q.text.toLowerCase();
-        }
-      }
-      const sql = `SELECT ${SOURCE_COLUMNS} FROM ${SOURCE_FROM} WHERE ${where.join(' AND ')}
-        ORDER BY s.dept_path, s.id LIMIT @limit`;
-      let stmt = this.listCache.get(sql);
-      if (!stmt) this.listCache.set(sql, (stmt = this.db.prepare(sql)));
-      for (const r of stmt.all(params) as Row[]) out.push(toSource(r));
+      if (out.length > q.limit) break;
+      if (after && after.path >= to) continue;
+      const params: Record<string, unknown> = { to, limit: q.limit + 1 - out.length };
+      // With a cursor inside this range, the cursor is the lower bound, so SQLite seeks straight to it.
+      const where =
+        after && after.path >= from
+          ? ['(s.dept_path, s.id) > (@afterPath, @afterId)', 's.dept_path < @to']
+          : ['s.dept_path >= @from', 's.dept_path < @to'];
+      if (after && after.path >= from) Object.assign(params, { afterPath: after.path, afterId: after.id });
+      else params.from = from;
+      this.residual(q, where, params);
+      const sql = `SELECT ${SOURCE_COLUMNS} FROM ${SOURCE_FROM} WHERE ${where.join(' AND ')} ORDER BY s.dept_path, s.id LIMIT @limit`;
+      out.push(...(this.cached(sql).all(params) as unknown[][]));
     }
     return out;
+  }
+
+  /**
+   * Text: the search index yields candidate rows in registration order, already limited to the
+   * departments asked for; each is checked for the exact substring and the other filters, and the
+   * walk stops once the page is full. A one-character needle has no index entry and scans instead.
+   */
+  private search(q: SourceQuery, needle: string): unknown[][] {
+    if (!q.ranges.length) return [];
+    const after = q.after && 'seq' in q.after ? q.after.seq : 0;
+    const params: Record<string, unknown> = { after, needle, limit: q.limit + 1 };
+    const inRanges = q.ranges.map((_, i) => `(s.dept_path >= @from${i} AND s.dept_path < @to${i})`);
+    q.ranges.forEach(([from, to], i) => Object.assign(params, { [`from${i}`]: from, [`to${i}`]: to }));
+    const where = [`(${inRanges.join(' OR ')})`, 'instr(s.search_key, @needle) > 0'];
+    this.residual(q, where, params);
+    let sql: string;
+    if (needle.length >= 2) {
+      const everything = q.ranges.length === 1 && q.ranges[0]![0].split('/').length === 3;
+      params.match = matchExpression(needle, everything ? [] : q.ranges.map(([from]) => from));
+      sql = `SELECT ${SOURCE_COLUMNS} FROM sources_search JOIN sources s ON s.rowid = sources_search.rowid
+        WHERE sources_search MATCH @match AND sources_search.rowid > @after AND ${where.join(' AND ')}
+        ORDER BY sources_search.rowid LIMIT @limit`;
+    } else {
+      sql = `SELECT ${SOURCE_COLUMNS} FROM ${SOURCE_FROM} WHERE s.rowid > @after AND ${where.join(' AND ')} ORDER BY s.rowid LIMIT @limit`;
+    }
+    return this.cached(sql).all(params) as unknown[][];
   }
 
   async importRows(rows: ImportRow[], writable: PathRange[], allOrNothing: boolean, now: number): Promise<ImportOutcome> {
     const outcome: ImportOutcome = { created: 0, updated: 0, unchanged: 0, refused: [], applied: false };
     const rollback = new Error('rollback');
-    const memo = new Map<string, number>();
+    const memo = new Map<string, CredentialRef>();
     try {
       this.db.transaction(() => {
         for (const { line, write } of rows) {
-          const existing = this.byId.get(write.id) as Row | undefined;
+          const existing = this.forCompare.get(write.id) as Row | undefined;
           if (!existing) {
             const cred = write.credential === 'keep' ? null : this.resolveCredential(write.credential, memo);
-            this.insertStmt.run(this.params(write, cred, now));
+            this.insertRow(write, cred, now);
             outcome.created++;
             continue;
           }
@@ -263,9 +359,8 @@ class SqliteSources implements SourceRepo {
             outcome.unchanged++;
             continue;
           }
-          const cred =
-            write.credential === 'keep' ? (existing.credential_id as number | null) : this.resolveCredential(write.credential, memo);
-          this.updateStmt.run(this.params(write, cred, now));
+          const cred = write.credential === 'keep' ? keptCredential(existing) : this.resolveCredential(write.credential, memo);
+          this.updateRow(existing, write, cred, now);
           outcome.updated++;
         }
         if (allOrNothing && outcome.refused.length) throw rollback;
@@ -342,7 +437,10 @@ function toDepartment(r: Row): DepartmentRecord {
 }
 
 class SqliteDepartments implements DepartmentRepo {
-  constructor(private readonly db: DB) {}
+  constructor(
+    private readonly db: DB,
+    private readonly sources: SqliteSources,
+  ) {}
 
   async all() {
     return (this.db.prepare(`SELECT * FROM departments ORDER BY path`).all() as Row[]).map(toDepartment);
@@ -373,6 +471,7 @@ class SqliteDepartments implements DepartmentRepo {
             .run({ path: changes.path, cut: from.length + 1, from, to });
         rewrite('departments', 'path');
         rewrite('sources', 'dept_path');
+        this.sources.reindexRange(changes.path, subtreeEnd(changes.path));
       }
       const next = { ...dep, ...changes, updatedAt: now };
       this.db
@@ -409,7 +508,11 @@ function toUser(r: Row): UserRecord {
 }
 
 class SqliteUsers implements UserRepo {
-  constructor(private readonly db: DB) {}
+  /** Every authenticated request reads its user, so this one is prepared once. */
+  private readonly byIdStmt;
+  constructor(private readonly db: DB) {
+    this.byIdStmt = db.prepare(`SELECT * FROM users WHERE id = ?`);
+  }
 
   private userParams(u: UserRecord) {
     return {
@@ -421,7 +524,7 @@ class SqliteUsers implements UserRepo {
   }
 
   async get(id: string) {
-    const r = this.db.prepare(`SELECT * FROM users WHERE id = ?`).get(id) as Row | undefined;
+    const r = this.byIdStmt.get(id) as Row | undefined;
     return r ? toUser(r) : null;
   }
   async byUsername(username: string) {
@@ -496,7 +599,7 @@ export class SqliteStore implements Store {
 
   constructor(readonly db: DB) {
     this.sources = new SqliteSources(db);
-    this.departments = new SqliteDepartments(db);
+    this.departments = new SqliteDepartments(db, this.sources);
     this.users = new SqliteUsers(db);
     this.audit = new SqliteAudit(db);
   }

@@ -5,7 +5,7 @@
 export const migrations: { version: number; description: string; sql: string }[] = [
   {
     version: 1,
-    description: 'departments, credentials, sources with trigram search, users, append-only audit log',
+    description: 'departments, credentials, sources with their search index, users, append-only audit log',
     sql: `
       CREATE TABLE departments (
         id TEXT PRIMARY KEY,
@@ -33,10 +33,13 @@ export const migrations: { version: number; description: string; sql: string }[]
         dept_path TEXT NOT NULL,
         level TEXT NOT NULL,
         address TEXT NOT NULL DEFAULT '',
+        search_key TEXT NOT NULL,
         url TEXT NOT NULL,
         sub_url TEXT,
         protocol TEXT NOT NULL,
         credential_id INTEGER REFERENCES credentials(id),
+        username TEXT,
+        has_password INTEGER NOT NULL DEFAULT 0,
         codec TEXT NOT NULL,
         lat REAL,
         lon REAL,
@@ -54,19 +57,8 @@ export const migrations: { version: number; description: string; sql: string }[]
       CREATE INDEX sources_department ON sources(department_id, health);
       CREATE INDEX sources_credential ON sources(credential_id) WHERE credential_id IS NOT NULL;
 
-      CREATE VIRTUAL TABLE sources_fts USING fts5(
-        id, name, address, content='sources', content_rowid='rowid', tokenize='trigram'
-      );
-      CREATE TRIGGER sources_fts_insert AFTER INSERT ON sources BEGIN
-        INSERT INTO sources_fts(rowid, id, name, address) VALUES (new.rowid, new.id, new.name, new.address);
-      END;
-      CREATE TRIGGER sources_fts_delete AFTER DELETE ON sources BEGIN
-        INSERT INTO sources_fts(sources_fts, rowid, id, name, address) VALUES ('delete', old.rowid, old.id, old.name, old.address);
-      END;
-      CREATE TRIGGER sources_fts_update AFTER UPDATE OF id, name, address ON sources BEGIN
-        INSERT INTO sources_fts(sources_fts, rowid, id, name, address) VALUES ('delete', old.rowid, old.id, old.name, old.address);
-        INSERT INTO sources_fts(rowid, id, name, address) VALUES (new.rowid, new.id, new.name, new.address);
-      END;
+      -- Text search index, kept by the store (see search-terms.ts): contentless, no positions.
+      CREATE VIRTUAL TABLE sources_search USING fts5(doc, content='', contentless_delete=1, detail=none, prefix='2');
 
       CREATE TABLE users (
         id TEXT PRIMARY KEY,
