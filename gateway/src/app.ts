@@ -62,6 +62,7 @@ export async function buildGateway(config: Config, opts: BuildOptions = {}): Pro
     {
       exists: (id) => !!registry.departments.get(id),
       within: (id, scopes) => registry.departments.within(id, registry.departments.rangesFor(scopes)),
+      commonPath: (ids) => registry.departments.commonPath(ids),
     },
     config.auth,
   );
@@ -108,7 +109,7 @@ export async function buildGateway(config: Config, opts: BuildOptions = {}): Pro
 
   http.get('/healthz', async () => ({ status: 'ok' }));
   http.get('/readyz', async () => ({ status: 'ready', schemaVersion: await store.schemaVersion() }));
-  await http.register(accountRoutes, { users, store, guards: g });
+  await http.register(accountRoutes, { users, store, guards: g, scopeRanges: (scopes) => registry.departments.rangesFor(scopes) });
   await http.register(departmentRoutes, { registry, guards: g });
   await http.register(sourceRoutes, {
     registry,

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
 import { GatewayError, ValidationError, notFound, type FieldIssue } from '../errors.js';
 import { ROLES, StoreConflict, type Role, type Store, type UserRecord } from '../store/types.js';
 import { DUMMY_HASH, hashPassword, randomPassword, verifyPassword } from './passwords.js';
@@ -19,6 +20,8 @@ export interface DepartmentDirectory {
   exists(id: string): boolean;
   /** Whether department `id` lies inside the subtrees of `scopes`. */
   within(id: string, scopes: string[]): boolean;
+  /** The path of the nearest department containing all of `ids`, for scoping audit entries. */
+  commonPath(ids: string[]): string | null;
 }
 
 export interface UserView {
@@ -49,7 +52,11 @@ interface LoginAttempts {
 }
 
 export class UsersService {
-  private readonly attempts = new Map<string, LoginAttempts>();
+  /**
+   * Failed logins per user name and address: one address cannot lock a user out for everyone, and
+   * the table is bounded however many names are tried.
+   */
+  private readonly attempts = new LRUCache<string, LoginAttempts>({ max: 10_000 });
 
   constructor(
     private readonly store: Store,
@@ -72,8 +79,17 @@ export class UsersService {
     };
   }
 
-  private audit(actor: { username: string; ip: string }, action: string, target: string, outcome: 'ok' | 'denied' | 'failed', detail: Record<string, unknown> = {}) {
-    return this.store.audit.append({ at: this.clock(), actor: actor.username, actorIp: actor.ip, action, target, outcome, detail });
+  /** Audits an event about `subject` (a user); it is visible to auditors over that user's departments. */
+  private audit(
+    actor: { username: string; ip: string },
+    action: string,
+    subject: { username: string; scopes: string[] } | null,
+    outcome: 'ok' | 'denied' | 'failed',
+    detail: Record<string, unknown> = {},
+  ) {
+    const target = subject?.username ?? String(detail.username ?? '-');
+    const scopePath = subject ? this.departments.commonPath(subject.scopes) : null;
+    return this.store.audit.append({ at: this.clock(), actor: actor.username, actorIp: actor.ip, action, target, outcome, detail, scopePath });
   }
 
   /** On an empty store: an admin over the whole tree with a random password, which the caller prints once. */
@@ -93,15 +109,17 @@ export class UsersService {
       createdAt: now,
       updatedAt: now,
     });
-    await this.audit({ username: 'system', ip: '-' }, 'user.bootstrap', username, 'ok');
+    await this.audit({ username: 'system', ip: '-' }, 'user.bootstrap', null, 'ok', { username });
     return { username, password };
   }
 
   async login(username: string, password: string, ip: string) {
     const now = this.clock();
-    const attempt = this.attempts.get(username);
+    const key = `${username}\u0000${ip}`;
+    const attempt = this.attempts.get(key);
     if (attempt && attempt.lockedUntil > now) {
-      await this.audit({ username, ip }, 'auth.login', username, 'denied', { reason: 'locked' });
+      const user = await this.store.users.byUsername(username);
+      await this.audit({ username, ip }, 'auth.login', user, 'denied', { username, reason: 'locked' });
       throw new GatewayError('GW_ERR_LOGIN_LOCKED', `too many failed logins; try again in ${Math.ceil((attempt.lockedUntil - now) / 1000)} s`);
     }
     const user = await this.store.users.byUsername(username);
@@ -113,12 +131,12 @@ export class UsersService {
         a.failures = 0;
         a.lockedUntil = now + this.policy.loginLockoutSec * 1000;
       }
-      this.attempts.set(username, a);
-      await this.audit({ username, ip }, 'auth.login', username, 'failed', { reason: !user ? 'unknown user' : user.disabled && ok ? 'disabled' : 'bad password' });
+      this.attempts.set(key, a);
+      await this.audit({ username, ip }, 'auth.login', user, 'failed', { username, reason: !user ? 'unknown user' : user.disabled && ok ? 'disabled' : 'bad password' });
       throw new GatewayError('GW_ERR_LOGIN_FAILED', 'user name or password is wrong');
     }
-    this.attempts.delete(username);
-    await this.audit({ username, ip }, 'auth.login', username, 'ok');
+    this.attempts.delete(key);
+    await this.audit({ username, ip }, 'auth.login', user, 'ok');
     return { ...this.tokens.issue({ sub: user.id, tv: user.tokenVersion }), user: this.view(user) };
   }
 
@@ -195,7 +213,7 @@ export class UsersService {
         createdAt: now,
         updatedAt: now,
       });
-      await this.audit(actor, 'user.create', user.username, 'ok', { roles, scopes });
+      await this.audit(actor, 'user.create', user, 'ok', { roles, scopes });
       return user;
     } catch (err) {
       if (err instanceof StoreConflict) throw new GatewayError('GW_ERR_CONFLICT', `username: "${input.username as string}" is taken`);
@@ -228,7 +246,7 @@ export class UsersService {
     next.updatedAt = this.clock();
     await this.store.users.update(next);
     const changed = Object.keys(input).filter((k) => k !== 'password');
-    await this.audit(actor, 'user.update', user.username, 'ok', {
+    await this.audit(actor, 'user.update', next, 'ok', {
       changed: input.password !== undefined ? [...changed, 'password'] : changed,
       roles: next.roles,
       scopes: next.scopes,
@@ -241,14 +259,14 @@ export class UsersService {
     const user = await this.store.users.get(actor.id);
     if (!user) throw notFound('user');
     if (!(await verifyPassword(current, user.passwordHash))) {
-      await this.audit(actor, 'auth.password', user.username, 'failed');
+      await this.audit(actor, 'auth.password', user, 'failed');
       throw new ValidationError([{ field: 'currentPassword', message: 'is wrong' }]);
     }
     const issues: FieldIssue[] = [];
     const password = this.checkPassword(next, issues, 'newPassword');
     if (issues.length) throw new ValidationError(issues);
     await this.store.users.update({ ...user, passwordHash: await hashPassword(password), tokenVersion: user.tokenVersion + 1, updatedAt: this.clock() });
-    await this.audit(actor, 'auth.password', user.username, 'ok');
+    await this.audit(actor, 'auth.password', user, 'ok');
     return this.tokens.issue({ sub: user.id, tv: user.tokenVersion + 1 });
   }
 }

@@ -89,8 +89,8 @@ export const configSchema = obj(
               description: 'CIDRs camera hosts may be in; empty allows every network not denied.',
             }),
             deny: Type.Array(Type.String(), {
-              default: ['0.0.0.0/8', '169.254.0.0/16', 'fe80::/10', '224.0.0.0/4', 'ff00::/8'],
-              description: 'CIDRs camera hosts may never be in (link-local covers cloud metadata services).',
+              default: ['0.0.0.0/8', '::/128', '169.254.0.0/16', 'fe80::/10', '224.0.0.0/4', 'ff00::/8'],
+              description: 'CIDRs camera hosts may never be in ("this host" addresses; link-local covers cloud metadata services).',
             }),
           },
           'Networks a camera URL may point at, checked at registration and again when a stream resolves its host.',

@@ -21,8 +21,13 @@ export class CredentialSealer {
   }
 
   fingerprint(username: string, password: string | null): Buffer {
+    // Length-prefixed, so no two different (user name, password) pairs feed the HMAC the same bytes.
+    const user = Buffer.from(username, 'utf8');
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(user.length);
     return createHmac('sha256', this.macKey)
-      .update(username)
+      .update(length)
+      .update(user)
       .update(password === null ? '\u0000' : `\u0001${password}`)
       .digest();
   }

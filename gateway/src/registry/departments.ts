@@ -37,6 +37,15 @@ export class DepartmentTree {
     return roots.map((p) => [p, subtreeEnd(p)] as const);
   }
 
+  /** The path of the nearest department containing all of `ids` (null when none is known). */
+  commonPath(ids: Iterable<string>): string | null {
+    const paths = [...ids].map((id) => this.byId.get(id)?.path).filter((p): p is string => !!p);
+    if (!paths.length) return null;
+    let common = paths[0]!;
+    for (const p of paths) while (!p.startsWith(common)) common = common.slice(0, common.slice(0, -1).lastIndexOf('/') + 1);
+    return common.length > 1 ? common : null;
+  }
+
   /** Whether a department lies inside the given ranges. */
   within(id: string, ranges: PathRange[]): boolean {
     const path = this.byId.get(id)?.path;

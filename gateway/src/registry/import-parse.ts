@@ -6,13 +6,19 @@ import { SOURCE_INPUT_FIELDS } from './source-input.js';
 
 export type ImportFormat = 'ndjson' | 'csv';
 
+/** Longest NDJSON line (counted in characters): a source is a few hundred, and an unbounded line would be held whole. */
+export const MAX_LINE_BYTES = 65_536;
+
 /** NDJSON rows as they stream in: one object a line, blank lines skipped, each numbered by its line. */
 export async function* ndjsonRows(body: Readable): AsyncGenerator<ImportInput> {
   body.setEncoding('utf8');
   let pending = '';
   let line = 0;
+  /** Set while skipping the rest of an over-long line. */
+  let skipping = false;
   const parseLine = (text: string): ImportInput | null => {
     line++;
+    if (text.length > MAX_LINE_BYTES) return { line, error: `line longer than ${MAX_LINE_BYTES} bytes` };
     const t = text.endsWith('\r') ? text.slice(0, -1) : text;
     if (!t.trim()) return null;
     try {
@@ -25,17 +31,28 @@ export async function* ndjsonRows(body: Readable): AsyncGenerator<ImportInput> {
     }
   };
   for await (const chunk of body as AsyncIterable<string>) {
-    pending += chunk;
-    let nl: number;
+    // Only the new chunk is searched for line ends: what is pending has none.
     let start = 0;
-    while ((nl = pending.indexOf('\n', start)) >= 0) {
-      const row = parseLine(pending.slice(start, nl));
-      if (row) yield row;
+    let nl: number;
+    while ((nl = chunk.indexOf('\n', start)) >= 0) {
+      if (skipping) {
+        skipping = false;
+      } else {
+        const row = parseLine(pending + chunk.slice(start, nl));
+        if (row) yield row;
+      }
+      pending = '';
       start = nl + 1;
     }
-    pending = pending.slice(start);
+    if (skipping) continue;
+    pending += chunk.slice(start);
+    if (pending.length > MAX_LINE_BYTES) {
+      yield { line: ++line, error: `line longer than ${MAX_LINE_BYTES} bytes` };
+      pending = '';
+      skipping = true;
+    }
   }
-  if (pending) {
+  if (pending && !skipping) {
     const row = parseLine(pending);
     if (row) yield row;
   }
@@ -63,10 +80,11 @@ export async function* csvRows(body: Readable): AsyncGenerator<ImportInput> {
       relax_quotes: true,
       raw: true,
       columns: (header: string[]) => {
-        columns = header.map((h) => {
+        columns = header.map((h, i) => {
           const name = COLUMN_BY_LOWER.get(h.trim().toLowerCase());
           if (!name) {
-            throw new GatewayError('GW_ERR_VALIDATION', `CSV header: unknown column "${h.trim()}"; expected some of ${SOURCE_INPUT_FIELDS.join(', ')}`);
+            // A file without a header would put a row here, URL and password included: name the column by number only.
+            throw new GatewayError('GW_ERR_VALIDATION', `CSV header: column ${i + 1} is not a source field; the first line must name the columns (${SOURCE_INPUT_FIELDS.join(', ')})`);
           }
           return name;
         });

@@ -86,6 +86,9 @@ export interface ImportReport {
 
 export type ImportMode = 'all-or-nothing' | 'keep-valid';
 
+/** The stored credential's visible facts; null when the source has none or does not exist. */
+type StoredCredential = { username: string | null; hasPassword: boolean } | null;
+
 /** One parsed input row, or the reason it could not be parsed (bad JSON, bad CSV quoting). */
 export type ImportInput = { line: number; value: Record<string, unknown> } | { line: number; error: string };
 
@@ -155,8 +158,15 @@ export class Registry {
     return this.tree.rangesFor(actor.scopes);
   }
 
-  private audit(actor: Actor, action: string, target: string, detail: Record<string, unknown> = {}, outcome: 'ok' | 'denied' | 'failed' = 'ok') {
-    return this.store.audit.append({ at: this.clock(), actor: actor.username, actorIp: actor.ip, action, target, outcome, detail });
+  private audit(
+    actor: Actor,
+    action: string,
+    target: string,
+    scopePath: string | null,
+    detail: Record<string, unknown> = {},
+    outcome: 'ok' | 'denied' | 'failed' = 'ok',
+  ) {
+    return this.store.audit.append({ at: this.clock(), actor: actor.username, actorIp: actor.ip, action, target, outcome, detail, scopePath });
   }
 
   // ---- departments -------------------------------------------------------------------------
@@ -184,7 +194,7 @@ export class Registry {
         this.clock(),
       );
       await this.reloadTree();
-      await this.audit(actor, 'department.create', dep.id, { name: dep.name, parentId: dep.parentId, level: dep.level });
+      await this.audit(actor, 'department.create', dep.id, dep.path, { name: dep.name, parentId: dep.parentId, level: dep.level });
       return dep;
     } catch (err) {
       if (err instanceof StoreConflict) throw new GatewayError('GW_ERR_CONFLICT', `id: department "${input.id}" already exists`);
@@ -216,7 +226,7 @@ export class Registry {
     const updated = await this.store.departments.update(id, { ...changes, ...(path ? { path } : {}) }, this.clock());
     await this.reloadTree();
     this.changed();
-    await this.audit(actor, 'department.update', id, { ...changes });
+    await this.audit(actor, 'department.update', id, updated.path, { ...changes });
     return updated;
   }
 
@@ -225,11 +235,15 @@ export class Registry {
     if (this.scope(actor).some(([from]) => from === dep.path)) {
       throw new GatewayError('GW_ERR_FORBIDDEN', 'id: the top of your own scope cannot be deleted by you');
     }
+    // A scope naming a deleted department would grant access again if the id were ever reused.
+    if ((await this.store.users.list()).some((u) => u.scopes.includes(id))) {
+      throw new GatewayError('GW_ERR_CONFLICT', `department "${id}" is still in users' scopes; change them first`);
+    }
     if (!(await this.store.departments.delete(id))) {
       throw new GatewayError('GW_ERR_CONFLICT', `department "${id}" still has departments or sources below it`);
     }
     await this.reloadTree();
-    await this.audit(actor, 'department.delete', id);
+    await this.audit(actor, 'department.delete', id, dep.path);
   }
 
   // ---- sources -----------------------------------------------------------------------------
@@ -298,12 +312,47 @@ export class Registry {
     } while (cursor);
   }
 
+  /**
+   * What the given credentials mean against the stored ones. Passwords are write-only and cannot be
+   * read back, so a user name given alone (an export re-imported, a masked URL saved back) keeps the
+   * stored password when the name is unchanged; a new name without a password would silently drop it,
+   * so that is refused. A password given alone keeps the stored user name. Returns a refusal as text.
+   */
+  private async credentialChange(
+    given: SourceDraft['credential'],
+    id: string,
+    current: StoredCredential | undefined,
+    seals?: Map<string, SealedCredential>,
+  ): Promise<SourceWrite['credential'] | string> {
+    if (given === 'keep') return 'keep';
+    if (given.password === undefined || given.username === undefined) {
+      if (current === undefined) {
+        const r = await this.store.sources.get(id);
+        current = r ? { username: r.username, hasPassword: r.hasPassword } : null;
+      }
+    }
+    const username = given.username ?? current?.username ?? '';
+    let password: string | null;
+    if (given.password !== undefined) password = given.password;
+    else if (current && current.username === username) return 'keep';
+    else if (current?.hasPassword) return 'required when the user name changes: stored passwords cannot be carried over';
+    else password = null;
+    const key = `${username}\u0000${password ?? '\u0000'}`;
+    let sealed = seals?.get(key);
+    if (!sealed) {
+      sealed = this.sealer.seal(username, password);
+      seals?.set(key, sealed);
+    }
+    return sealed;
+  }
+
   /** Checks department scope and networks, seals credentials: a draft becomes a store write. */
   private async toWrite(
     actor: Actor,
     draft: SourceDraft,
     id: string,
-    memo?: { seals: Map<string, SealedCredential>; hosts: Map<string, Promise<string | null>> },
+    memo?: { seals: Map<string, SealedCredential>; hosts: Map<string, string | null | Promise<string | null>> },
+    current?: StoredCredential,
   ): Promise<{ write?: SourceWrite; issues?: FieldIssue[] }> {
     const issues: FieldIssue[] = [];
     const dep = this.tree.get(draft.departmentId);
@@ -312,31 +361,19 @@ export class Registry {
     }
     for (const [field, u] of [['url', draft.url], ['subUrl', draft.subUrl]] as const) {
       if (!u) continue;
-      let why: string | null;
-      if (isIP(u.host)) why = this.networks.check(u.host);
-      else {
-        let pending = memo?.hosts.get(u.host);
-        if (!pending) {
-          pending = checkHost(u.host, this.networks, this.resolve);
-          memo?.hosts.set(u.host, pending);
-        }
-        why = await pending;
+      // Main and sub-stream share a host, and an import repeats hosts: each is checked once per call.
+      let verdict = memo?.hosts.get(u.host);
+      if (verdict === undefined) {
+        verdict = isIP(u.host) ? this.networks.check(u.host) : checkHost(u.host, this.networks, this.resolve);
+        memo?.hosts.set(u.host, verdict);
       }
+      const why = typeof verdict === 'string' || verdict === null ? verdict : await verdict;
       if (why) issues.push({ field, message: why });
     }
     if (issues.length || !dep) return { issues };
 
-    let credential: SourceWrite['credential'] = 'keep';
-    if (draft.credential !== 'keep') {
-      const { username, password } = draft.credential;
-      const key = `${username}\u0000${password ?? '\u0000'}`;
-      let sealed = memo?.seals.get(key);
-      if (!sealed) {
-        sealed = this.sealer.seal(username, password);
-        memo?.seals.set(key, sealed);
-      }
-      credential = sealed;
-    }
+    const credential = await this.credentialChange(draft.credential, id, current, memo?.seals);
+    if (typeof credential === 'string' && credential !== 'keep') return { issues: [{ field: 'password', message: credential }] };
     return {
       write: {
         id,
@@ -358,24 +395,25 @@ export class Registry {
     };
   }
 
-  private async validWrite(actor: Actor, raw: Record<string, unknown>, id: string | undefined): Promise<SourceWrite> {
+  private async validWrite(actor: Actor, raw: Record<string, unknown>, id: string | undefined, current: StoredCredential): Promise<SourceWrite> {
     const result = validateSourceInput(raw, { requireId: false });
     if (result.issues) throw new ValidationError(result.issues);
-    const { write, issues } = await this.toWrite(actor, result.draft, id ?? result.draft.id ?? randomUUID());
+    const { write, issues } = await this.toWrite(actor, result.draft, id ?? result.draft.id ?? randomUUID(), undefined, current);
     if (!write) throw new ValidationError(issues!);
     return write;
   }
 
   async createSource(actor: Actor, raw: Record<string, unknown>): Promise<SourceRecord> {
-    const write = await this.validWrite(actor, raw, undefined);
+    const write = await this.validWrite(actor, raw, undefined, null);
     if (write.credential === 'keep') write.credential = null;
     try {
       const record = await this.store.sources.create(write, this.clock());
       this.changed();
-      await this.audit(actor, 'source.create', record.id, { departmentId: record.departmentId, credential: !!record.username });
+      await this.audit(actor, 'source.create', record.id, record.deptPath, { departmentId: record.departmentId, credential: !!record.username });
       return record;
     } catch (err) {
-      if (err instanceof StoreConflict) throw new GatewayError('GW_ERR_CONFLICT', `id: source "${write.id}" already exists`);
+      // The same words whether the holder is in the caller's departments or not (ids are global, as GB/T 28181 ids are).
+      if (err instanceof StoreConflict) throw new GatewayError('GW_ERR_CONFLICT', `id: "${write.id}" is already registered`);
       throw err;
     }
   }
@@ -410,7 +448,7 @@ export class Registry {
       delete input.username;
       delete input.password;
     }
-    const write = await this.validWrite(actor, input, id);
+    const write = await this.validWrite(actor, input, id, { username: current.username, hasPassword: current.hasPassword });
     if (clearCredential) write.credential = null;
     const result = await this.store.sources.update(id, write, version, this.clock());
     if (result.status === 'version-conflict') {
@@ -420,7 +458,7 @@ export class Registry {
     }
     if (result.status === 'not-found') throw notFound(`source "${id}"`);
     this.changed();
-    await this.audit(actor, 'source.update', id, {
+    await this.audit(actor, 'source.update', id, result.record.deptPath, {
       fromVersion: version,
       fields: Object.keys(raw).filter((k) => k !== 'password'),
       credentialChanged: write.credential !== 'keep',
@@ -429,12 +467,12 @@ export class Registry {
   }
 
   async deleteSource(actor: Actor, id: string, version: number | undefined): Promise<void> {
-    await this.getSource(actor, id);
+    const current = await this.getSource(actor, id);
     const status = await this.store.sources.delete(id, version);
     if (status === 'version-conflict') throw new GatewayError('GW_ERR_VERSION_CONFLICT', `source "${id}" was changed by someone else`);
     if (status === 'not-found') throw notFound(`source "${id}"`);
     this.changed();
-    await this.audit(actor, 'source.delete', id);
+    await this.audit(actor, 'source.delete', id, current.deptPath);
   }
 
   /** Written by the stream engine; emits nothing here (the engine owns the event). */
@@ -451,7 +489,7 @@ export class Registry {
     const errors: ImportIssue[] = [];
     const accepted: ImportRow[] = [];
     const firstLine = new Map<string, number>();
-    const memo = { seals: new Map<string, SealedCredential>(), hosts: new Map<string, Promise<string | null>>() };
+    const memo = { seals: new Map<string, SealedCredential>(), hosts: new Map<string, string | null | Promise<string | null>>() };
     let rows = 0;
     for await (const row of input) {
       if (++rows > maxRows) {
@@ -487,7 +525,7 @@ export class Registry {
     if (!(allOrNothing && errors.length)) {
       const outcome = await this.store.sources.importRows(accepted, this.scope(actor), allOrNothing, this.clock());
       for (const r of outcome.refused) {
-        errors.push({ line: r.line, id: r.id, field: 'id', message: 'is already used by a source you cannot manage' });
+        errors.push({ line: r.line, id: r.id, field: 'id', message: 'is already registered' });
       }
       Object.assign(report, { applied: outcome.applied, created: outcome.created, updated: outcome.updated, unchanged: outcome.unchanged });
       if (outcome.created + outcome.updated) this.changed();
@@ -498,6 +536,7 @@ export class Registry {
       actor,
       'source.import',
       `${rows} rows`,
+      this.tree.commonPath(actor.scopes),
       { mode, applied: report.applied, created: report.created, updated: report.updated, unchanged: report.unchanged, rejected: report.rejected },
       report.applied ? 'ok' : 'failed',
     );

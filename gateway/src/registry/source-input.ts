@@ -30,10 +30,14 @@ export const SOURCE_INPUT_FIELDS = [
 ] as const;
 const KNOWN = new Set<string>(SOURCE_INPUT_FIELDS);
 
+/** Credentials as given; a missing half was not given (passwords are write-only, so it may be kept). */
 export interface PlainCredential {
-  username: string;
-  password: string | null;
+  username?: string;
+  password?: string;
 }
+
+/** The password the API shows in masked URLs; sent back, it means "unchanged", never a new password. */
+export const MASKED_PASSWORD = '***';
 
 export interface SourceDraft {
   id: string | undefined;
@@ -173,24 +177,34 @@ export function validateSourceInput(raw: Record<string, unknown>, opts: { requir
 
   // Credentials may come as fields or inside the URLs; one set per source, and never echoed in an error.
   let credential: PlainCredential | 'keep' = 'keep';
-  const fieldUser = raw.username;
-  const fieldPass = raw.password;
-  if (!isBlank(fieldUser) && (typeof fieldUser !== 'string' || fieldUser.length > 128 || hasControl(fieldUser))) {
-    bad('username', 'expected a string of at most 128 characters without control characters');
-  } else if (!isBlank(fieldPass) && (typeof fieldPass !== 'string' || fieldPass.length > 256 || hasControl(fieldPass))) {
-    bad('password', 'expected a string of at most 256 characters without control characters');
-  } else {
-    const sets: PlainCredential[] = [];
-    if (!isBlank(fieldUser) || !isBlank(fieldPass)) {
-      sets.push({ username: (fieldUser as string | undefined) ?? '', password: isBlank(fieldPass) ? null : (fieldPass as string) });
+  const sets: PlainCredential[] = [];
+  const given: PlainCredential = {};
+  for (const [field, max] of [['username', 128], ['password', 256]] as const) {
+    const v = raw[field];
+    if (isBlank(v)) continue;
+    if (typeof v !== 'string' || v.length > max || hasControl(v)) bad(field, `expected a string of at most ${max} characters without control characters`);
+    else given[field] = v;
+  }
+  if (given.username !== undefined || given.password !== undefined) sets.push(given);
+  for (const [field, u] of [['url', url], ['subUrl', subUrl]] as const) {
+    if (!u || u.username === null) continue;
+    // Checked after decoding: %0d%0a in user info would otherwise reach an RTSP or HTTP header.
+    if (hasControl(u.username) || (u.password !== null && hasControl(u.password))) {
+      bad(field, 'user info must not contain control characters');
+      continue;
     }
-    for (const u of [url, subUrl]) if (u && u.username !== null) sets.push({ username: u.username, password: u.password });
-    const [first, ...rest] = sets;
-    if (first) {
-      if (rest.some((s) => s.username !== first.username || s.password !== first.password)) {
-        bad('password', 'the URLs and the username/password fields carry different credentials; give one set');
-      } else credential = first;
+    sets.push({ username: u.username, ...(u.password !== null && u.password !== MASKED_PASSWORD ? { password: u.password } : {}) });
+  }
+  const [first, ...rest] = sets;
+  if (first) {
+    const merged: PlainCredential = {};
+    for (const set of sets) {
+      if (set.username !== undefined) merged.username ??= set.username;
+      if (set.password !== undefined) merged.password ??= set.password;
     }
+    if (rest.concat(first).some((c) => (c.username !== undefined && c.username !== merged.username) || (c.password !== undefined && c.password !== merged.password))) {
+      bad('password', 'the URLs and the username/password fields carry different credentials; give one set');
+    } else credential = merged;
   }
 
   if (issues.length || !url || !protocol) return { issues: issues.length ? issues : [{ field: 'url', message: 'is required' }] };

@@ -194,12 +194,14 @@ export interface AuditEntry {
   target: string;
   outcome: 'ok' | 'denied' | 'failed';
   detail: Record<string, unknown>;
+  /** The department subtree the event concerns, so an auditor sees only their departments; null for the whole system. */
+  scopePath: string | null;
 }
 
 export interface AuditRepo {
   append(entry: Omit<AuditEntry, 'seq'>): Promise<void>;
   /** Newest first; `before` is the seq to continue below. */
-  list(query: { before?: number; limit: number; actor?: string; action?: string }): Promise<AuditEntry[]>;
+  list(query: { before?: number; limit: number; actor?: string; action?: string; ranges: PathRange[]; includeSystem: boolean }): Promise<AuditEntry[]>;
 }
 
 export interface Store {

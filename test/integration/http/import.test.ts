@@ -76,7 +76,8 @@ t.test('CSV: quoting errors, wrong column counts and types are reported per row'
 
   const header = await importBody(gw, 'keep-valid', 'text/csv', 'id,name,colour\n1,a,red\n');
   t.equal(header.status, 400);
-  t.match(header.json.message, /CSV header: unknown column "colour"/);
+  t.match(header.json.message, /CSV header: column 3 is not a source field/);
+  t.notMatch(header.json.message, /colour/, "header cells are not echoed: without a header they would be a row, password included");
   const type = await importBody(gw, 'keep-valid', 'application/json', '{}');
   t.equal(type.status, 415);
 });
@@ -106,7 +107,7 @@ t.test('upsert by id: a re-run changes nothing, a changed row updates, out-of-sc
   const countyAdmin = await gw.userToken('county-admin', ['admin'], ['countyA']);
   const res = await importBody(gw, 'all-or-nothing', 'application/x-ndjson', ndjson([camera('u3', 'countyA'), camera('new1', 'countyA')]), countyAdmin);
   t.equal(res.status, 422);
-  t.match(res.json.report.errors, [{ line: 1, field: 'id', message: /cannot manage/ }]);
+  t.match(res.json.report.errors, [{ line: 1, field: 'id', message: /already registered/ }]);
   t.equal((await gw.api('GET', '/api/sources/new1', { token: gw.adminToken })).status, 404, 'all-or-nothing rolled back the valid row too');
   t.equal((await gw.api('GET', '/api/sources/u3', { token: gw.adminToken })).json.departmentId, 'countyB');
 });

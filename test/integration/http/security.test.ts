@@ -143,7 +143,7 @@ t.test('every route checks authentication and roles', async (t) => {
     t.ok(allowed[r], `${r} is in the permission table`);
     for (const role of ['admin', 'operator', 'regulator', 'auditor']) {
       const res = await gw.api(method, url, { token: tokens[role], body: method === 'GET' || method === 'DELETE' ? undefined : {} });
-      if (allowed[r]?.includes(role)) t.not(res.status, 403, `${role} may ${r}`);
+      if (allowed[r]?.includes(role)) t.ok(res.status !== 403 && res.status < 500, `${role} may ${r} (got ${res.status})`);
       else t.equal(res.status, 403, `${role} may not ${r}`);
     }
   }
@@ -198,7 +198,7 @@ t.test('login: wrong passwords fail alike, repeated failures lock, and all of it
   await gw.api('POST', '/api/auth/login', { body: { username: 'admin', password: 'whatever' } });
   const locked = await gw.api('POST', '/api/auth/login', { body: { username: 'admin', password: gw.bootstrapAdmin!.password } });
   t.equal(locked.status, 429, 'locked even with the right password');
-  const log = await gw.store.audit.list({ limit: 50, action: 'auth.login' });
+  const log = await gw.store.audit.list({ limit: 50, action: 'auth.login', ranges: [['/', '0']], includeSystem: true });
   t.ok(log.filter((e) => e.outcome === 'failed').length >= 3);
   t.ok(log.some((e) => e.outcome === 'denied'));
   t.ok(log.every((e) => e.actorIp.length > 0));

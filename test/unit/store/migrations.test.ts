@@ -29,8 +29,8 @@ t.test('migration versions are strictly increasing from 1', async (t) => {
 t.test('the audit log is append-only in the database itself', async (t) => {
   const store = SqliteStore.open(join(tempDir(t), 'a.db'));
   t.teardown(() => store.close());
-  await store.audit.append({ at: 1, actor: 'a', actorIp: '-', action: 'x', target: 'y', outcome: 'ok', detail: {} });
+  await store.audit.append({ at: 1, actor: 'a', actorIp: '-', action: 'x', target: 'y', outcome: 'ok', detail: {}, scopePath: null });
   t.throws(() => store.db.prepare(`UPDATE audit SET actor = 'b'`).run(), /append-only/);
   t.throws(() => store.db.prepare(`DELETE FROM audit`).run(), /append-only/);
-  t.equal((await store.audit.list({ limit: 10 })).length, 1);
+  t.equal((await store.audit.list({ limit: 10, ranges: [], includeSystem: true })).length, 1);
 });

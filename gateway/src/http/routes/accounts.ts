@@ -2,7 +2,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Guards } from '../../auth/plugin.js';
 import type { Principal, UsersService } from '../../auth/users.js';
-import type { Store } from '../../store/types.js';
+import type { PathRange, Store } from '../../store/types.js';
 
 const loginBody = Type.Object(
   { username: Type.String({ minLength: 1, maxLength: 64 }), password: Type.String({ minLength: 1, maxLength: 256 }) },
@@ -38,10 +38,12 @@ export interface AccountRoutesOptions {
   users: UsersService;
   store: Store;
   guards: Guards;
+  /** Department subtrees of a scope, to show an auditor the events of their departments only. */
+  scopeRanges: (scopes: string[]) => PathRange[];
 }
 
 /** Login, the signed-in user, user management and the audit log. */
-export async function accountRoutes(app: FastifyInstance, { users, store, guards }: AccountRoutesOptions) {
+export async function accountRoutes(app: FastifyInstance, { users, store, guards, scopeRanges }: AccountRoutesOptions) {
   const actor = (req: FastifyRequest) => req.principal as Principal;
 
   app.post<{ Body: Static<typeof loginBody> }>('/api/auth/login', { schema: { body: loginBody } }, async (req) =>
@@ -79,7 +81,10 @@ export async function accountRoutes(app: FastifyInstance, { users, store, guards
     '/api/audit',
     { onRequest: guards.require('audit:read'), schema: { querystring: auditQuery } },
     async (req) => {
-      const items = await store.audit.list(req.query);
+      const ranges = scopeRanges(actor(req).scopes);
+      // Events of the whole system (bootstrap, logins of unknown names) are for auditors of the whole tree.
+      const includeSystem = ranges.some(([from]) => from.split('/').length === 3);
+      const items = await store.audit.list({ ...req.query, ranges, includeSystem });
       const last = items[items.length - 1];
       return {
         items: items.map((e) => ({ ...e, at: new Date(e.at).toISOString() })),

@@ -562,15 +562,19 @@ class SqliteAudit implements AuditRepo {
   private readonly insert;
   constructor(private readonly db: DB) {
     this.insert = db.prepare(
-      `INSERT INTO audit (at, actor, actor_ip, action, target, outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO audit (at, actor, actor_ip, action, target, outcome, detail, scope_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
     );
   }
   async append(e: Omit<AuditEntry, 'seq'>) {
-    this.insert.run(e.at, e.actor, e.actorIp, e.action, e.target, e.outcome, JSON.stringify(e.detail));
+    this.insert.run(e.at, e.actor, e.actorIp, e.action, e.target, e.outcome, JSON.stringify(e.detail), e.scopePath);
   }
-  async list(q: { before?: number; limit: number; actor?: string; action?: string }) {
+  async list(q: { before?: number; limit: number; actor?: string; action?: string; ranges: PathRange[]; includeSystem: boolean }) {
     const where: string[] = [];
     const params: Record<string, unknown> = { limit: q.limit };
+    const visible = q.ranges.map((_, i) => `(scope_path >= @from${i} AND scope_path < @to${i})`);
+    q.ranges.forEach(([from, to], i) => Object.assign(params, { [`from${i}`]: from, [`to${i}`]: to }));
+    if (q.includeSystem) visible.push('scope_path IS NULL');
+    where.push(visible.length ? `(${visible.join(' OR ')})` : '0');
     if (q.before !== undefined) (where.push('seq < @before'), (params.before = q.before));
     if (q.actor) (where.push('actor = @actor'), (params.actor = q.actor));
     if (q.action) (where.push('action = @action'), (params.action = q.action));
@@ -586,6 +590,7 @@ class SqliteAudit implements AuditRepo {
       target: r.target as string,
       outcome: r.outcome as AuditEntry['outcome'],
       detail: JSON.parse(r.detail as string),
+      scopePath: (r.scope_path as string | null) ?? null,
     }));
   }
 }

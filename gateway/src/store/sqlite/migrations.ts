@@ -81,10 +81,12 @@ export const migrations: { version: number; description: string; sql: string }[]
         action TEXT NOT NULL,
         target TEXT NOT NULL,
         outcome TEXT NOT NULL,
-        detail TEXT NOT NULL
+        detail TEXT NOT NULL,
+        scope_path TEXT
       );
       CREATE INDEX audit_actor ON audit(actor, seq);
       CREATE INDEX audit_action ON audit(action, seq);
+      CREATE INDEX audit_scope ON audit(scope_path, seq);
       CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
       CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
     `,

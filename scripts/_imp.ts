@@ -1,0 +1,15 @@
+import { Readable } from 'node:stream';
+import { buildGateway } from '../gateway/src/app.js';
+import { defaultConfig } from '../gateway/src/config/load.js';
+import { generateCity } from '../gateway/src/registry/city.js';
+import { importRows } from '../gateway/src/registry/import-parse.js';
+const c = defaultConfig(); c.dataDir = '/tmp/impprof'; c.log.level = 'warn';
+const gw = await buildGateway(c);
+const city = generateCity(70000);
+for (const d of city.departments) await gw.store.departments.create(d, Date.now());
+await gw.registry.init();
+const body = city.sources.map((s) => JSON.stringify(s)).join('\n');
+const t0 = performance.now();
+const r = await gw.registry.importSources({ id: 'a', username: 'a', ip: '-', scopes: ['root'] }, importRows('ndjson', Readable.from([body])), 'all-or-nothing', 100000);
+console.log('import', (performance.now() - t0).toFixed(0), r.created);
+await gw.close();
