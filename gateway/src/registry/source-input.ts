@@ -1,5 +1,5 @@
 import type { FieldIssue } from '../errors.js';
-import { CODECS, LEVELS, PROTOCOLS, type Codec, type Level, type Protocol } from '../store/types.js';
+import { LEVELS, PROTOCOLS, type Codec, type Protocol, type SourceFields } from '../store/types.js';
 import { parseCameraUrl, protocolFor, UrlRejected, type ParsedCameraUrl } from './url-policy.js';
 
 /**
@@ -39,20 +39,11 @@ export interface PlainCredential {
 /** The password the API shows in masked URLs; sent back, it means "unchanged", never a new password. */
 export const MASKED_PASSWORD = '***';
 
-export interface SourceDraft {
+/** A validated input: the stored fields, with the URLs still parsed and the department not yet resolved. */
+export interface SourceDraft extends Omit<SourceFields, 'id' | 'deptPath' | 'url' | 'subUrl'> {
   id: string | undefined;
-  name: string;
-  departmentId: string;
-  level: Level;
-  address: string;
   url: ParsedCameraUrl;
   subUrl: ParsedCameraUrl | null;
-  protocol: Protocol;
-  codec: Codec;
-  lat: number | null;
-  lon: number | null;
-  tags: string[];
-  enabled: boolean;
   /** 'keep': the input said nothing about credentials. */
   credential: PlainCredential | 'keep';
 }
