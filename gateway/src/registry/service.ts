@@ -107,7 +107,7 @@ function iso(ms: number | null): string | null {
   return text;
 }
 
-export function encodeCursor(cursor: SourceCursor): string {
+function encodeCursor(cursor: SourceCursor): string {
   return Buffer.from(JSON.stringify(cursor)).toString('base64url');
 }
 

@@ -6,7 +6,7 @@ import { parseCameraUrl, protocolFor, UrlRejected, type ParsedCameraUrl } from '
  * One validator for every way a source arrives: REST create/replace/patch, NDJSON rows and CSV rows
  * (whose values are all strings and are coerced here). Each problem names its field.
  */
-export const SOURCE_ID = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/;
+const SOURCE_ID = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/;
 const TAG = /^[^|\p{Cc},;]{1,32}$/u;
 const MAX_TAGS = 20;
 
