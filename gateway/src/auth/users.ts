@@ -255,6 +255,17 @@ export class UsersService {
     return next;
   }
 
+  /** For the console (scripts/reset-password.ts): a new random password for a user, printed once by the caller. */
+  async resetPassword(username: string): Promise<string> {
+    const user = await this.store.users.byUsername(username);
+    if (!user) throw notFound(`user "${username}"`);
+    const password = randomPassword();
+    await this.store.users.update({ ...user, passwordHash: await hashPassword(password), tokenVersion: user.tokenVersion + 1, updatedAt: this.clock() });
+    this.attempts.clear();
+    await this.audit({ username: 'console', ip: '-' }, 'user.password-reset', user, 'ok');
+    return password;
+  }
+
   async changeOwnPassword(actor: Principal, current: string, next: string) {
     const user = await this.store.users.get(actor.id);
     if (!user) throw notFound('user');

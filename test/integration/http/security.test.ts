@@ -211,3 +211,15 @@ t.test('login: wrong passwords fail alike, repeated failures lock, and all of it
   t.ok(auditor.some((e: { action: string; actor: string }) => e.action === 'user.create' && e.actor === 'admin'), 'permission changes are audited with who');
   t.ok(auditor.every((e: { at: string }) => !Number.isNaN(Date.parse(e.at))));
 });
+
+t.test('a lost password is reset from the console: a new one works, old tokens stop, it is audited', async (t) => {
+  const gw = await startGateway(t);
+  const before = gw.adminToken;
+  const password = await gw.users.resetPassword('admin');
+  t.not(password, gw.bootstrapAdmin!.password);
+  t.equal((await gw.api('GET', '/api/auth/me', { token: before })).status, 401);
+  t.ok(await gw.login('admin', password));
+  const entries = await gw.store.audit.list({ limit: 10, action: 'user.password-reset', ranges: [['/', '0']], includeSystem: true });
+  t.match(entries, [{ actor: 'console', target: 'admin', outcome: 'ok' }]);
+  await t.rejects(gw.users.resetPassword('nobody'), /user "nobody" not found/);
+});
