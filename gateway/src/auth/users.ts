@@ -261,7 +261,8 @@ export class UsersService {
     if (!user) throw notFound(`user "${username}"`);
     const password = randomPassword();
     await this.store.users.update({ ...user, passwordHash: await hashPassword(password), tokenVersion: user.tokenVersion + 1, updatedAt: this.clock() });
-    this.attempts.clear();
+    // Lift this user's lockouts (from every address): the reset is how an operator gets back in.
+    for (const key of [...this.attempts.keys()]) if (key.startsWith(`${username}\u0000`)) this.attempts.delete(key);
     await this.audit({ username: 'console', ip: '-' }, 'user.password-reset', user, 'ok');
     return password;
   }

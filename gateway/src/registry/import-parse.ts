@@ -6,8 +6,8 @@ import { SOURCE_INPUT_FIELDS } from './source-input.js';
 
 export type ImportFormat = 'ndjson' | 'csv';
 
-/** Longest NDJSON line (counted in characters): a source is a few hundred, and an unbounded line would be held whole. */
-export const MAX_LINE_BYTES = 65_536;
+/** Longest NDJSON line: a source is a few hundred characters, and an unbounded line would be held whole. */
+const MAX_LINE_CHARS = 65_536;
 
 /** NDJSON rows as they stream in: one object a line, blank lines skipped, each numbered by its line. */
 export async function* ndjsonRows(body: Readable): AsyncGenerator<ImportInput> {
@@ -18,7 +18,7 @@ export async function* ndjsonRows(body: Readable): AsyncGenerator<ImportInput> {
   let skipping = false;
   const parseLine = (text: string): ImportInput | null => {
     line++;
-    if (text.length > MAX_LINE_BYTES) return { line, error: `line longer than ${MAX_LINE_BYTES} bytes` };
+    if (text.length > MAX_LINE_CHARS) return { line, error: `line longer than ${MAX_LINE_CHARS} characters` };
     const t = text.endsWith('\r') ? text.slice(0, -1) : text;
     if (!t.trim()) return null;
     try {
@@ -46,8 +46,8 @@ export async function* ndjsonRows(body: Readable): AsyncGenerator<ImportInput> {
     }
     if (skipping) continue;
     pending += chunk.slice(start);
-    if (pending.length > MAX_LINE_BYTES) {
-      yield { line: ++line, error: `line longer than ${MAX_LINE_BYTES} bytes` };
+    if (pending.length > MAX_LINE_CHARS) {
+      yield { line: ++line, error: `line longer than ${MAX_LINE_CHARS} characters` };
       pending = '';
       skipping = true;
     }

@@ -316,15 +316,15 @@ export class Registry {
    * What the given credentials mean against the stored ones. Passwords are write-only and cannot be
    * read back, so a user name given alone (an export re-imported, a masked URL saved back) keeps the
    * stored password when the name is unchanged; a new name without a password would silently drop it,
-   * so that is refused. A password given alone keeps the stored user name. Returns a refusal as text.
+   * so that is refused. A password given alone keeps the stored user name.
    */
   private async credentialChange(
     given: SourceDraft['credential'],
     id: string,
     current: StoredCredential | undefined,
     seals?: Map<string, SealedCredential>,
-  ): Promise<SourceWrite['credential'] | string> {
-    if (given === 'keep') return 'keep';
+  ): Promise<{ change: SourceWrite['credential'] } | { refusal: string }> {
+    if (given === 'keep') return { change: 'keep' };
     if (given.password === undefined || given.username === undefined) {
       if (current === undefined) {
         const r = await this.store.sources.get(id);
@@ -334,8 +334,8 @@ export class Registry {
     const username = given.username ?? current?.username ?? '';
     let password: string | null;
     if (given.password !== undefined) password = given.password;
-    else if (current && current.username === username) return 'keep';
-    else if (current?.hasPassword) return 'required when the user name changes: stored passwords cannot be carried over';
+    else if (current && current.username === username) return { change: 'keep' };
+    else if (current?.hasPassword) return { refusal: 'required when the user name changes: stored passwords cannot be carried over' };
     else password = null;
     const key = `${username}\u0000${password ?? '\u0000'}`;
     let sealed = seals?.get(key);
@@ -343,7 +343,7 @@ export class Registry {
       sealed = this.sealer.seal(username, password);
       seals?.set(key, sealed);
     }
-    return sealed;
+    return { change: sealed };
   }
 
   /** Checks department scope and networks, seals credentials: a draft becomes a store write. */
@@ -373,7 +373,7 @@ export class Registry {
     if (issues.length || !dep) return { issues };
 
     const credential = await this.credentialChange(draft.credential, id, current, memo?.seals);
-    if (typeof credential === 'string' && credential !== 'keep') return { issues: [{ field: 'password', message: credential }] };
+    if ('refusal' in credential) return { issues: [{ field: 'password', message: credential.refusal }] };
     return {
       write: {
         id,
@@ -390,7 +390,7 @@ export class Registry {
         lon: draft.lon,
         tags: draft.tags,
         enabled: draft.enabled,
-        credential,
+        credential: credential.change,
       },
     };
   }

@@ -72,7 +72,7 @@ t.test('NDJSON: an over-long line is one error row and the rest still import; a 
   const body = [JSON.stringify(camera('before', 'townA')), long, JSON.stringify(camera('after', 'townA'))].join('\n');
   const res = await gw.api('POST', '/api/sources/import?mode=keep-valid', { token: gw.adminToken, payload: body, headers: { 'content-type': 'application/x-ndjson' } });
   t.equal(res.json.created, 2, res.body.slice(0, 500));
-  t.match(res.json.errors, [{ line: 2, message: /longer than 65536 bytes/ }]);
+  t.match(res.json.errors, [{ line: 2, message: /longer than 65536 characters/ }]);
   const crOnly = Array.from({ length: 20_000 }, (_, i) => JSON.stringify(camera(`cr${i}`, 'townA'))).join('\r');
   const started = Date.now();
   const cr = await gw.api('POST', '/api/sources/import?mode=keep-valid', { token: gw.adminToken, payload: crOnly, headers: { 'content-type': 'application/x-ndjson' } });

@@ -223,3 +223,12 @@ t.test('a lost password is reset from the console: a new one works, old tokens s
   t.match(entries, [{ actor: 'console', target: 'admin', outcome: 'ok' }]);
   await t.rejects(gw.users.resetPassword('nobody'), /user "nobody" not found/);
 });
+
+t.test('a console reset lifts that user\'s lockout', async (t) => {
+  const gw = await startGateway(t, { auth: { loginMaxFailures: 1, loginLockoutSec: 600 } });
+  const login = (password: string) => gw.http.inject({ method: 'POST', url: '/api/auth/login', remoteAddress: '10.7.7.7', payload: { username: 'admin', password } });
+  await login('wrong');
+  t.equal((await login(gw.bootstrapAdmin!.password)).statusCode, 429, 'locked');
+  const password = await gw.users.resetPassword('admin');
+  t.equal((await login(password)).statusCode, 200, 'the new password works at once from the same address');
+});

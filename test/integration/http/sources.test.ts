@@ -22,6 +22,9 @@ t.test('create, read, replace, patch and delete a source with optimistic concurr
   t.equal(created.json.version, 1);
   t.equal(created.headers.etag, '"1"');
   t.equal(created.headers.location, `/api/sources/${gbId}`);
+  const logged = gw.logs.map((l) => JSON.parse(l)).find((l) => l.msg === 'request' && l.method === 'POST' && l.url === '/api/sources');
+  t.match(logged, { status: 201, user: 'admin', level: 30 }, 'a write is logged at info with who did it');
+  t.notOk(gw.logs.some((l) => l.includes('"incoming request"')), "fastify's second line per request is off");
 
   const generated = await gw.api('POST', '/api/sources', { token, body: { name: 'No id', departmentId: 'countyB', url: 'rtmp://10.2.0.1/live/a' } });
   t.equal(generated.status, 201);
@@ -121,6 +124,12 @@ t.test('forbidden URLs and networks are refused at registration', async (t) => {
     t.equal(sub.status, 400, `subUrl ${url}`);
   }
   const ok = await gw.api('POST', '/api/sources', { token: gw.adminToken, body: camera('c1', 'townA', { url: 'rtsp://cam.city/a' }) });
+  const defaults = await startGateway(t);
+  await smallTree(defaults);
+  for (const url of ['rtsp://[::]/a', 'rtsp://0.0.0.0/a', 'rtsp://[::ffff:169.254.169.254]/a', 'http://169.254.169.254/latest.m3u8']) {
+    const res = await defaults.api('POST', '/api/sources', { token: defaults.adminToken, body: camera('d1', 'townA', { url }) });
+    t.equal(res.status, 400, `denied by the default config: ${url}`);
+  }
   t.equal(ok.status, 201, 'a host name resolving inside the allow-list is accepted');
 });
 
