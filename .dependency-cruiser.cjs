@@ -30,6 +30,26 @@ module.exports = {
       to: { path: `^${M}(registry|streams|outputs|control|vehicles|http)/` },
     },
     {
+      name: 'streams-reach-the-registry-only-through-the-resolver',
+      comment: 'app.ts wires a SourceResolver; the engine knows nothing of who watches or how sources are stored',
+      severity: 'error',
+      from: { path: `^${M}streams/` },
+      to: { path: `^${M}(registry|auth|outputs|control|vehicles|http)/` },
+    },
+    {
+      name: 'outputs-use-streams-and-nothing-above',
+      comment: 'outputs declare the interfaces they need (stream-access.ts); app.ts wires token checks and the engine',
+      severity: 'error',
+      from: { path: `^${M}outputs/` },
+      to: { path: `^${M}(registry|auth|control|vehicles|http)/` },
+    },
+    {
+      name: 'outputs-do-not-import-each-other',
+      severity: 'error',
+      from: { path: `^${M}outputs/([^/]+)/` },
+      to: { path: `^${M}outputs/([^/]+)/`, pathNot: `^${M}outputs/$1/` },
+    },
+    {
       name: 'domain-modules-only-through-store-interface',
       comment: 'only app.ts picks the store implementation',
       severity: 'error',

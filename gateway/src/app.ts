@@ -9,6 +9,14 @@ import { installErrorHandler } from './http/errors.js';
 import { accountRoutes } from './http/routes/accounts.js';
 import { departmentRoutes } from './http/routes/departments.js';
 import { sourceRoutes } from './http/routes/sources.js';
+import { streamRoutes } from './http/routes/streams.js';
+import { metricsRoutes } from './http/metrics.js';
+import { StreamTokens } from './auth/stream-tokens.js';
+import { FlvOutput } from './outputs/flv/index.js';
+import { routeNmsLogs } from './outputs/flv/nms.js';
+import { HlsOutput } from './outputs/hls/index.js';
+import { StreamManager } from './streams/manager.js';
+import type { SourceResolver } from './streams/types.js';
 import { NetworkPolicy } from './lib/cidr.js';
 import { loadSecrets } from './lib/secrets.js';
 import { seedDemoCity } from './registry/city.js';
@@ -19,6 +27,9 @@ import { SqliteStore } from './store/sqlite/index.js';
 import type { Store } from './store/types.js';
 
 export const ROOT_DEPARTMENT = 'root';
+
+/** Stream URLs carry a token in their path; the log keeps the path and drops the token. */
+const withoutStreamToken = (url: string) => url.replace(/^(\/streams\/[^/]+\/[^/]+\/)[^/?]+/, '$1***');
 
 export interface BuildOptions {
   /** Where logs go (tests capture them); stdout by default. */
@@ -32,6 +43,7 @@ export interface Gateway {
   store: Store;
   registry: Registry;
   users: UsersService;
+  streams: StreamManager;
   /** Set on a first start: the admin account and its one-time password. */
   bootstrapAdmin: { username: string; password: string } | null;
   /** Every route registered, for the test that walks them all. */
@@ -55,6 +67,29 @@ export async function buildGateway(config: Config, opts: BuildOptions = {}): Pro
     await store.departments.create({ id: ROOT_DEPARTMENT, name: 'All departments', parentId: null, level: 'national', path: `/${ROOT_DEPARTMENT}/` }, Date.now());
   }
   await registry.init();
+
+  const resolver: SourceResolver = {
+    async resolve(cameraId, profile) {
+      const target = await registry.pullTarget(cameraId);
+      if (!target) return null;
+      const r = target.record;
+      const sub = profile === 'sub' && r.subUrl !== null;
+      return {
+        cameraId: r.id,
+        name: r.name,
+        departmentId: r.departmentId,
+        deptPath: r.deptPath,
+        profile: sub ? 'sub' : 'main',
+        url: sub ? r.subUrl! : r.url,
+        protocol: r.protocol,
+        codec: r.codec,
+        enabled: r.enabled,
+        credential: target.credential,
+      };
+    },
+    checkConnect: (host) => registry.connectAddresses(host),
+    setHealth: (cameraId, health, error) => registry.setHealth(cameraId, health, error),
+  };
 
   const users = new UsersService(
     store,
@@ -81,6 +116,8 @@ export async function buildGateway(config: Config, opts: BuildOptions = {}): Pro
     // One line per request, written below; fastify's default is two, which costs as much as a registry page here.
     logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
+    // Stream URLs carry a signed token as a path segment.
+    maxParamLength: 1024,
     ajv: { customOptions: { coerceTypes: true, removeAdditional: false, useDefaults: true, allErrors: true } },
   });
   const routes: Gateway['routes'] = [];
@@ -92,7 +129,7 @@ export async function buildGateway(config: Config, opts: BuildOptions = {}): Pro
   http.addHook('onResponse', async (req, reply) => {
     const level = req.method === 'GET' && reply.statusCode < 400 ? 'debug' : 'info';
     req.log[level](
-      { method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10, user: req.principal?.username },
+      { method: req.method, url: withoutStreamToken(req.url), status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10, user: req.principal?.username },
       'request',
     );
   });
@@ -105,6 +142,20 @@ export async function buildGateway(config: Config, opts: BuildOptions = {}): Pro
     if (shuttingDown) reply.header('connection', 'close');
   });
   http.decorateRequest('principal', null);
+  routeNmsLogs((level, message) => (level === 'error' ? http.log.error({ nms: true }, message) : http.log.debug({ nms: true }, message)));
+  const streams = new StreamManager(config.streams, dataDir, resolver, http.log);
+  await streams.start();
+  const streamTokens = new StreamTokens(secrets.tokenKey, config.streams.tokenTtlSec);
+  const hls = new HlsOutput({
+    engine: streams,
+    tokens: streamTokens,
+    viewerTimeoutMs: config.streams.hls.viewerTimeoutMs,
+    waitMs: config.streams.startTimeoutMs,
+  });
+  const flv = new FlvOutput({ engine: streams, tokens: streamTokens, maxBufferedBytes: config.streams.flv.maxBufferedBytes });
+  http.server.on('upgrade', (req, socket, head) => {
+    if (!flv.handleUpgrade(req, socket, head)) socket.destroy();
+  });
   const g = guards(users);
 
   http.get('/healthz', async () => ({ status: 'ok' }));
@@ -118,6 +169,10 @@ export async function buildGateway(config: Config, opts: BuildOptions = {}): Pro
     importMaxRows: config.registry.importMaxRows,
     importMaxBytes: config.registry.importMaxBytes,
   });
+  await http.register(streamRoutes, { registry, streams, tokens: streamTokens, guards: g, audit: (e) => store.audit.append(e) });
+  await http.register(hls.routes);
+  await http.register(flv.routes);
+  await http.register(metricsRoutes(streams));
 
   let closing: Promise<void> | null = null;
   return {
@@ -125,10 +180,15 @@ export async function buildGateway(config: Config, opts: BuildOptions = {}): Pro
     store,
     registry,
     users,
+    streams,
     bootstrapAdmin,
     routes,
     close: () =>
       (closing ??= (async () => {
+        // Long-lived viewers first, or the HTTP server would wait for them; then every ffmpeg.
+        flv.close();
+        hls.close();
+        await streams.close();
         await http.close();
         await store.close();
       })()),

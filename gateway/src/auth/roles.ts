@@ -14,6 +14,8 @@ export const PERMISSIONS = {
   'users:read': ['admin'],
   'users:write': ['admin'],
   'audit:read': ['auditor'],
+  'streams:view': ['admin', 'operator', 'regulator'],
+  'streams:admin': ['admin'],
 } as const satisfies Record<string, readonly Role[]>;
 
 export type Permission = keyof typeof PERMISSIONS;

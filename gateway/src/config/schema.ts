@@ -107,6 +107,112 @@ export const configSchema = obj(
       },
       'Camera source registry.',
     ),
+    streams: obj(
+      {
+        ffmpegPath: Type.String({ minLength: 1, default: 'ffmpeg', description: 'The ffmpeg binary (Debian: apt-get install ffmpeg).' }),
+        closeAfterMs: Type.Integer({
+          minimum: 0,
+          maximum: 3_600_000,
+          default: 10_000,
+          description: 'How long a pull lingers after its last viewer leaves, so a viewer coming back (a tour, a reload) joins at once.',
+        }),
+        startTimeoutMs: Type.Integer({
+          minimum: 500,
+          maximum: 120_000,
+          default: 10_000,
+          description: 'How long viewers wait for the first video of a starting pull before they get an error.',
+        }),
+        ioTimeoutMs: Type.Integer({
+          minimum: 500,
+          maximum: 120_000,
+          default: 5_000,
+          description: "ffmpeg's socket timeout towards the camera (-timeout for RTSP, -rw_timeout otherwise).",
+        }),
+        watchdogMs: Type.Integer({
+          minimum: 500,
+          maximum: 120_000,
+          default: 5_000,
+          description: 'A live pull that delivers no video for this long is killed and retried.',
+        }),
+        retry: obj(
+          {
+            initialMs: Type.Integer({ minimum: 50, default: 1_000, description: 'First retry delay after a watched camera drops.' }),
+            maxMs: Type.Integer({ minimum: 100, default: 30_000, description: 'Longest retry delay; the delay doubles up to it and resets on the first frame.' }),
+          },
+          'Retries of a camera that drops while watched (a camera nobody watches is never retried).',
+        ),
+        killGraceMs: Type.Integer({ minimum: 100, maximum: 30_000, default: 2_000, description: 'SIGTERM to SIGKILL delay when stopping ffmpeg.' }),
+        rtspTransport: Type.Union([Type.Literal('tcp'), Type.Literal('udp')], {
+          default: 'tcp',
+          description: 'RTSP media transport: tcp (interleaved, survives NAT and loss) or udp.',
+        }),
+        audio: Type.Union([Type.Literal('off'), Type.Literal('aac')], {
+          default: 'off',
+          description: 'Audio in the outputs: off, or transcoded to AAC mono (cameras often send G.711, which HLS cannot carry).',
+        }),
+        transcode: obj(
+          {
+            maxConcurrent: Type.Integer({ minimum: 0, default: 2, description: 'H.265 cameras transcoded to H.264 at once; the next one gets 503.' }),
+            preset: Type.Union(
+              ['ultrafast', 'superfast', 'veryfast', 'faster', 'fast', 'medium'].map((p) => Type.Literal(p)),
+              { default: 'veryfast', description: 'libx264 preset of the transcode.' },
+            ),
+            height: Type.Integer({ minimum: 0, maximum: 4320, default: 720, description: 'Largest output height (0 keeps the source size).' }),
+            bitrateKbps: Type.Integer({ minimum: 100, maximum: 50_000, default: 2_000, description: 'Transcode bit rate.' }),
+          },
+          'H.265 to H.264 for browsers.',
+        ),
+        hls: obj(
+          {
+            segmentSec: Type.Number({
+              minimum: 0.5,
+              maximum: 10,
+              default: 0.9,
+              description: 'Target segment length; segments cut at keyframes, and 0.9 keeps a 1 s GOP at one GOP per segment.',
+            }),
+            listSize: Type.Integer({ minimum: 2, maximum: 30, default: 5, description: 'Segments in the live playlist.' }),
+            viewerTimeoutMs: Type.Integer({
+              minimum: 1_000,
+              default: 15_000,
+              description: 'An HLS viewer that fetches nothing for this long stops counting as a viewer.',
+            }),
+          },
+          'HLS output.',
+        ),
+        flv: obj(
+          {
+            maxBufferedBytes: Type.Integer({
+              minimum: 65_536,
+              default: 8_388_608,
+              description: 'A WS-FLV or HTTP-FLV viewer this far behind is disconnected instead of growing memory.',
+            }),
+            rtmpPort: port(1935, 'RTMP ingest port for push sources (drones, vehicle platforms); 0 picks a free one.'),
+            rtmpHost: Type.String({ minLength: 1, default: '0.0.0.0', description: 'Address the RTMP ingest binds.' }),
+            rtmpEnabled: Type.Boolean({ default: true, description: 'Accept RTMP push sources.' }),
+          },
+          'WS-FLV / HTTP-FLV output and RTMP ingest (node-media-server).',
+        ),
+        tokenTtlSec: Type.Integer({
+          minimum: 10,
+          maximum: 3_600,
+          default: 120,
+          description: 'A stream URL must be first used within this long; the viewing then lasts while it is fetched.',
+        }),
+        limits: obj(
+          {
+            sessions: Type.Integer({ minimum: 1, default: 300, description: 'Concurrent camera pulls.' }),
+            viewers: Type.Integer({ minimum: 1, default: 3_000, description: 'Concurrent viewers over all cameras.' }),
+            viewersPerUser: Type.Integer({ minimum: 1, default: 100, description: "One user's concurrent viewings (429 past it)." }),
+            departmentPulls: Type.Record(Type.String(), Type.Integer({ minimum: 0 }), {
+              default: {},
+              description: 'Concurrent pulls per department subtree, e.g. {"traffic": 50}.',
+            }),
+          },
+          'Admission: a request over a cap is refused before any process starts.',
+        ),
+      },
+      'On-demand streaming engine.',
+    ),
     demo: obj(
       {
         enabled: Type.Boolean({ default: false, description: 'Seed a demo city into an empty store at start.' }),

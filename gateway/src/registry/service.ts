@@ -485,6 +485,42 @@ export class Registry {
     return this.store.sources.sealedCredential(id);
   }
 
+  /**
+   * What the stream engine needs to pull a camera, with its credential opened. No scope check: the
+   * caller checked the viewer's scope when it issued the stream token.
+   */
+  async pullTarget(id: string): Promise<{ record: SourceRecord; credential: { username: string; password: string | null } | null } | null> {
+    const record = await this.store.sources.get(id);
+    if (!record) return null;
+    const sealed = record.username !== null ? await this.store.sources.sealedCredential(id) : null;
+    const credential = sealed
+      ? { username: sealed.username, password: sealed.sealedPassword ? this.sealer.open(sealed.sealedPassword, sealed.fingerprint) : null }
+      : null;
+    return { record, credential };
+  }
+
+  /**
+   * The addresses a camera host resolves to now, if the network policy allows every one. Checked
+   * again at connect time because DNS can change after registration (rebinding to a denied address).
+   */
+  async connectAddresses(host: string): Promise<{ addresses: string[] } | { refused: string }> {
+    if (isIP(host)) {
+      const why = this.networks.check(host);
+      return why ? { refused: why } : { addresses: [host] };
+    }
+    let addresses: string[];
+    try {
+      addresses = await this.resolve(host);
+    } catch (e) {
+      return { refused: `host name does not resolve (${(e as Error).message})` };
+    }
+    for (const a of addresses) {
+      const why = this.networks.check(a);
+      if (why) return { refused: why };
+    }
+    return addresses.length ? { addresses } : { refused: 'host name resolves to no address' };
+  }
+
   async importSources(actor: Actor, input: AsyncIterable<ImportInput>, mode: ImportMode, maxRows: number): Promise<ImportReport> {
     const errors: ImportIssue[] = [];
     const accepted: ImportRow[] = [];

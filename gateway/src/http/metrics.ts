@@ -1,0 +1,74 @@
+import type { FastifyInstance } from 'fastify';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { StreamManager } from '../streams/manager.js';
+import { FfmpegProcess } from '../streams/process/ffmpeg-process.js';
+
+/**
+ * Prometheus metrics. Labels never carry camera ids, URLs or user names: cardinality stays flat
+ * at 70,000 cameras and nothing here is worth stealing.
+ */
+export function metricsRoutes(streams: StreamManager) {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'wallgate_' });
+  new Gauge({
+    name: 'wallgate_stream_sessions',
+    help: 'Camera pulls by state.',
+    labelNames: ['state'],
+    registers: [registry],
+    collect() {
+      for (const [state, n] of Object.entries(streams.stats().sessions)) if (state !== 'closed') this.set({ state }, n);
+    },
+  });
+  new Gauge({
+    name: 'wallgate_stream_readers',
+    help: 'Viewers over all sessions.',
+    registers: [registry],
+    collect() {
+      this.set(streams.stats().readers);
+    },
+  });
+  new Gauge({
+    name: 'wallgate_stream_transcodes',
+    help: 'H.265 pulls being transcoded.',
+    registers: [registry],
+    collect() {
+      this.set(streams.stats().transcodes);
+    },
+  });
+  new Gauge({
+    name: 'wallgate_ffmpeg_processes',
+    help: 'ffmpeg children running.',
+    registers: [registry],
+    collect() {
+      this.set(FfmpegProcess.running().size);
+    },
+  });
+  // Totals kept by the engine, exposed as counters that catch up on each scrape.
+  const totals = (name: string, help: string, read: () => number) => {
+    let seen = 0;
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        const now = read();
+        if (now > seen) this.inc(now - seen);
+        seen = Math.max(seen, now);
+      },
+    });
+  };
+  totals('wallgate_ffmpeg_restarts_total', 'Pull restarts after a camera dropped, stalled or failed to start.', () => streams.stats().restarts);
+  totals('wallgate_stream_bytes_in_total', 'Bytes received from ffmpeg pulls.', () => streams.stats().bytesIn);
+  totals('wallgate_stream_bytes_out_total', 'Bytes sent to viewers (HLS and FLV).', () => streams.stats().bytesOut);
+  const startSeconds = new Histogram({
+    name: 'wallgate_stream_start_seconds',
+    help: 'From spawning a pull to its first video frame.',
+    buckets: [0.25, 0.5, 1, 1.5, 2, 3, 5, 8, 13],
+    registers: [registry],
+  });
+  streams.on('started', (e) => startSeconds.observe(e.ms / 1000));
+
+  return async (app: FastifyInstance) => {
+    app.get('/metrics', async (_req, reply) => reply.header('content-type', registry.contentType).send(await registry.metrics()));
+  };
+}

@@ -1,0 +1,86 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { Type } from '@sinclair/typebox';
+import type { StreamTokens } from '../../auth/stream-tokens.js';
+import type { Guards } from '../../auth/plugin.js';
+import type { Principal } from '../../auth/users.js';
+import { GatewayError } from '../../errors.js';
+import type { Registry } from '../../registry/service.js';
+import type { StreamManager } from '../../streams/manager.js';
+import type { AuditEntry } from '../../store/types.js';
+
+export interface StreamRouteOptions {
+  registry: Registry;
+  streams: StreamManager;
+  tokens: StreamTokens;
+  guards: Guards;
+  audit(entry: Omit<AuditEntry, 'seq'>): Promise<void>;
+}
+
+const actorOf = (req: FastifyRequest) => req.principal as Principal;
+const CAMERA_ID = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$' });
+
+/** Starting a viewing hands out stream URLs; admins list and stop live sessions in their scope. */
+export async function streamRoutes(app: FastifyInstance, o: StreamRouteOptions) {
+  app.post<{ Params: { cameraId: string }; Querystring: { profile?: 'main' | 'sub' } }>(
+    '/api/streams/:cameraId/view',
+    {
+      onRequest: o.guards.require('streams:view'),
+      schema: {
+        params: Type.Object({ cameraId: CAMERA_ID }),
+        querystring: Type.Object({ profile: Type.Optional(Type.Union([Type.Literal('main'), Type.Literal('sub')])) }, { additionalProperties: false }),
+      },
+    },
+    async (req) => {
+      const actor = actorOf(req);
+      // Scope first: a camera outside the user's departments answers like a missing one.
+      const source = await o.registry.getSource(actor, req.params.cameraId);
+      if (!source.enabled) throw new GatewayError('GW_ERR_CONFLICT', `camera "${source.id}" is disabled`);
+      const profile = req.query.profile === 'sub' && source.subUrl ? 'sub' : 'main';
+      const { token, expiresAt } = o.tokens.issue({ userId: actor.id, cameraId: source.id, profile });
+      const base = `/streams/${encodeURIComponent(source.id)}/${profile}/${token}`;
+      return {
+        camera: { id: source.id, name: source.name },
+        profile,
+        expiresAt: new Date(expiresAt).toISOString(),
+        hls: `${base}/index.m3u8`,
+        flv: `${base}/live.flv`,
+        wsFlv: `${base}/live.flv`,
+      };
+    },
+  );
+
+  const inScope = (actor: Principal) => {
+    const ranges = o.registry.departments.rangesFor(actor.scopes);
+    return (departmentId: string) => o.registry.departments.within(departmentId, ranges);
+  };
+
+  app.get('/api/streams', { onRequest: o.guards.require('streams:admin') }, async (req) => {
+    const allowed = inScope(actorOf(req));
+    return { items: o.streams.list((s) => allowed(s.source.departmentId)) };
+  });
+
+  app.delete<{ Params: { sessionId: string } }>(
+    '/api/streams/:sessionId',
+    {
+      onRequest: o.guards.require('streams:admin'),
+      schema: { params: Type.Object({ sessionId: Type.String({ pattern: '^[0-9a-f-]{36}$' }) }) },
+    },
+    async (req, reply) => {
+      const actor = actorOf(req);
+      const session = o.streams.get(req.params.sessionId);
+      if (!session || !inScope(actor)(session.source.departmentId)) throw new GatewayError('GW_ERR_NOT_FOUND', 'stream session not found');
+      await o.streams.stop(session.id, `stopped by ${actor.username}`);
+      await o.audit({
+        at: Date.now(),
+        actor: actor.username,
+        actorIp: actor.ip,
+        action: 'stream.stop',
+        target: session.cameraId,
+        outcome: 'ok',
+        detail: { sessionId: session.id, profile: session.profile },
+        scopePath: session.source.deptPath,
+      });
+      return reply.code(204).send();
+    },
+  );
+}

@@ -1,0 +1,183 @@
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { FastifyInstance } from 'fastify';
+import { WebSocket, WebSocketServer } from 'ws';
+import { GatewayError } from '../../errors.js';
+import type { ReaderLease } from '../../streams/manager.js';
+import type { StreamSession } from '../../streams/session.js';
+import type { FlvTag } from '../../streams/types.js';
+import { grantFor, STREAM_PARAMS, type ReaderSource, type StreamTokenVerifier } from '../stream-access.js';
+import { createBroadcast, flvPacket, type NmsBroadcast, type NmsSubscriber } from './nms.js';
+
+export interface FlvOptions {
+  engine: ReaderSource;
+  tokens: StreamTokenVerifier;
+  /** A viewer this far behind is cut off rather than buffered without end. */
+  maxBufferedBytes: number;
+}
+
+/** Where a viewer's bytes go: a WebSocket or a chunked HTTP response. */
+interface Sink {
+  buffered(): number;
+  write(buf: Buffer): void;
+  end(reason: string): void;
+}
+
+/**
+ * A session's FLV fan-out, created when its first FLV viewer arrives and dropped with its last, so a
+ * session watched only over HLS pays nothing for FLV. Seeded with the session's decoder headers and
+ * current GOP: node-media-server's GOP cache then hands every joining viewer a keyframe at once.
+ */
+class SessionFanout {
+  readonly broadcast: NmsBroadcast;
+  readonly viewers = new Set<NmsSubscriber>();
+  private readonly onTag = (tag: FlvTag) => this.broadcast.broadcastMessage(flvPacket(tag.type, tag.timestamp, tag.data));
+
+  constructor(readonly session: StreamSession) {
+    this.broadcast = createBroadcast(`/pull/${session.id}`, session.headers.has('8'));
+    for (const tag of session.joinTags()) this.onTag(tag);
+    session.on('tag', this.onTag);
+  }
+
+  detach() {
+    this.session.off('tag', this.onTag);
+  }
+}
+
+const PATH = /^\/streams\/([^/]+)\/([^/]+)\/([^/]+)\/live\.flv$/;
+
+export class FlvOutput {
+  private readonly fanouts = new Map<StreamSession, SessionFanout>();
+  private readonly wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 1024 });
+  private nextId = 0;
+
+  constructor(private readonly opts: FlvOptions) {}
+
+  get viewers(): number {
+    let n = 0;
+    for (const f of this.fanouts.values()) n += f.viewers.size;
+    return n;
+  }
+
+  private async open(params: { camera: string; profile: string; token: string }): Promise<ReaderLease> {
+    const grant = grantFor(this.opts.tokens, params);
+    if (grant.expiresAt < Date.now()) throw new GatewayError('GW_ERR_UNAUTHENTICATED', 'the stream token expired; ask for a new stream URL');
+    return this.opts.engine.addReader({ cameraId: grant.cameraId, profile: grant.profile, kind: 'flv', userId: grant.userId });
+  }
+
+  /** Plays a live lease into a sink until either side ends. */
+  private play(lease: ReaderLease, sink: Sink, onEnd: (cb: () => void) => void) {
+    const session = lease.session;
+    let fanout = this.fanouts.get(session);
+    if (!fanout) {
+      fanout = new SessionFanout(session);
+      this.fanouts.set(session, fanout);
+    }
+    const f = fanout;
+    let ended = false;
+    const viewer: NmsSubscriber = {
+      id: `flv-${++this.nextId}`,
+      ip: '',
+      protocol: 'flv',
+      streamPath: `/pull/${session.id}`,
+      streamQuery: {},
+      endTime: 0,
+      sendBuffer: (buf) => {
+        if (ended) return;
+        if (sink.buffered() > this.opts.maxBufferedBytes) {
+          stop('viewer too slow');
+          return;
+        }
+        sink.write(buf);
+        session.bytesOut += buf.length;
+      },
+      close: () => stop('closed'),
+    };
+    const onState = (state: string) => {
+      if (state === 'closed') stop('stream closed');
+    };
+    const stop = (reason: string) => {
+      if (ended) return;
+      ended = true;
+      session.off('state', onState);
+      f.broadcast.donePlay(viewer);
+      f.viewers.delete(viewer);
+      if (f.viewers.size === 0) {
+        f.detach();
+        if (this.fanouts.get(session) === f) this.fanouts.delete(session);
+      }
+      lease.release();
+      sink.end(reason);
+    };
+    // The session closing (force-stop, shutdown) ends the viewer too.
+    session.on('state', onState);
+    f.viewers.add(viewer);
+    f.broadcast.postPlay(viewer);
+    onEnd(() => stop('viewer left'));
+  }
+
+  routes = async (app: FastifyInstance) => {
+    app.get<{ Params: { camera: string; profile: string; token: string } }>(
+      '/streams/:camera/:profile/:token/live.flv',
+      { schema: { params: STREAM_PARAMS } },
+      async (req, reply) => {
+        const lease = await this.open(req.params);
+        try {
+          await lease.live();
+        } catch (e) {
+          lease.release();
+          throw e;
+        }
+        reply.hijack();
+        const res = reply.raw;
+        res.writeHead(200, { 'content-type': 'video/x-flv', 'cache-control': 'no-cache, no-store', connection: 'close' });
+        this.play(
+          lease,
+          { buffered: () => res.writableLength, write: (b) => res.write(b), end: () => res.end() },
+          (cb) => res.on('close', cb),
+        );
+      },
+    );
+  };
+
+  /** WS-FLV: the same URL as HTTP-FLV, upgraded. Returns false when the path is not ours. */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
+    const m = PATH.exec((req.url ?? '').split('?')[0]!);
+    if (!m) return false;
+    const reject = (status: number, message: string) => {
+      socket.end(`HTTP/1.1 ${status} ${message}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+    };
+    const params = { camera: decodeURIComponent(m[1]!), profile: decodeURIComponent(m[2]!), token: m[3]! };
+    this.open(params)
+      .then(async (lease) => {
+        try {
+          await lease.live();
+        } catch (e) {
+          lease.release();
+          throw e;
+        }
+        this.wss.handleUpgrade(req, socket, head, (ws) => {
+          this.play(
+            lease,
+            {
+              buffered: () => ws.bufferedAmount,
+              write: (b) => ws.send(b),
+              end: (reason) => (ws.readyState === WebSocket.OPEN ? ws.close(1000, reason) : ws.terminate()),
+            },
+            (cb) => ws.on('close', cb),
+          );
+          ws.on('error', () => ws.terminate());
+        });
+      })
+      .catch((e: unknown) => {
+        const err = e instanceof GatewayError ? e : new GatewayError('GW_ERR_INTERNAL', 'internal error');
+        reject(err.statusCode, err.code);
+      });
+    return true;
+  }
+
+  close() {
+    for (const f of this.fanouts.values()) for (const v of [...f.viewers]) v.close();
+    this.wss.close();
+  }
+}

@@ -1,0 +1,62 @@
+import { createRequire } from 'node:module';
+
+/**
+ * node-media-server 4 is CommonJS without types and is embedded, not run as a server: its
+ * BroadcastServer (GOP cache and fan-out) and FLV tag parser are used directly, so FLV viewers sit on
+ * our HTTP port behind our stream tokens, and none of its listeners can call process.exit on a busy port.
+ * These are the few members used, typed here.
+ */
+export interface NmsPacket {
+  codec_type: number;
+  flags: number;
+  dts: number;
+  pts: number;
+}
+
+export interface NmsSubscriber {
+  id: string;
+  ip: string;
+  protocol: 'flv';
+  streamPath: string;
+  streamQuery: Record<string, string>;
+  endTime: number;
+  sendBuffer(buffer: Buffer): void;
+  close(): void;
+}
+
+export interface NmsBroadcast {
+  /** The FLV file header sent to each viewer first; its flags tell players which tracks to wait for. */
+  flvHeader: Buffer;
+  postPlay(session: NmsSubscriber): string | null;
+  donePlay(session: NmsSubscriber): void;
+  broadcastMessage(packet: NmsPacket): void;
+}
+
+interface NmsLogger {
+  level: string;
+  log(message: string, level?: string): void;
+}
+
+const require = createRequire(import.meta.url);
+const BroadcastServer = require('node-media-server/src/server/broadcast_server.js') as new (streamPath: string) => NmsBroadcast;
+const Flv = require('node-media-server/src/protocol/flv.js') as {
+  parserTag(type: number, time: number, size: number, data: Buffer): NmsPacket;
+  createHeader(hasAudio: boolean, hasVideo: boolean): Buffer;
+};
+const logger = require('node-media-server/src/core/logger.js') as NmsLogger;
+
+/** A fan-out; node-media-server announces audio by default, which makes players wait for audio that may never come. */
+export function createBroadcast(streamPath: string, hasAudio: boolean): NmsBroadcast {
+  const b = new BroadcastServer(streamPath);
+  b.flvHeader = Flv.createHeader(hasAudio, true);
+  return b;
+}
+
+export function flvPacket(type: number, timestamp: number, data: Buffer): NmsPacket {
+  return Flv.parserTag(type, timestamp, data.length, data);
+}
+
+/** node-media-server prints to stdout with console.log; route its lines to our logger instead. */
+export function routeNmsLogs(log: (level: string, message: string) => void): void {
+  logger.log = (message: string, level = 'info') => log(level, message);
+}

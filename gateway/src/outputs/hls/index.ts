@@ -1,0 +1,135 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { FastifyInstance } from 'fastify';
+import { GatewayError } from '../../errors.js';
+import type { ReaderLease } from '../../streams/manager.js';
+import { grantFor, STREAM_PARAMS, type ReaderSource, type StreamGrant, type StreamTokenVerifier } from '../stream-access.js';
+
+export interface HlsOptions {
+  engine: ReaderSource;
+  tokens: StreamTokenVerifier;
+  /** A viewer that fetches nothing for this long is released. */
+  viewerTimeoutMs: number;
+  /** How long a playlist request for a starting stream may wait for the first segment. */
+  waitMs: number;
+}
+
+interface Viewing {
+  lease: Promise<ReaderLease>;
+  lastSeen: number;
+  /** Set when the stream was stopped under this viewing: its token must not start it again. */
+  stopped: GatewayError | null;
+}
+
+const PLAYLIST = 'index.m3u8';
+const SEGMENT = /^seg\d{1,12}\.ts$/;
+
+/**
+ * HLS from a session's directory, which ffmpeg fills with temp_file semantics (a file appears under
+ * its name only when complete, so nothing partial is ever served). Every request of one token is
+ * one viewing, hence one reader, until it stops fetching.
+ */
+export class HlsOutput {
+  private readonly viewings = new Map<string, Viewing>();
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor(private readonly opts: HlsOptions) {
+    this.sweeper = setInterval(() => this.sweep(), Math.min(1000, opts.viewerTimeoutMs / 4));
+    this.sweeper.unref();
+  }
+
+  get viewers(): number {
+    return this.viewings.size;
+  }
+
+  private sweep() {
+    const cutoff = Date.now() - this.opts.viewerTimeoutMs;
+    for (const [id, v] of this.viewings) {
+      if (v.lastSeen >= cutoff) continue;
+      this.viewings.delete(id);
+      v.lease.then((l) => l.release()).catch(() => {});
+    }
+  }
+
+  private async viewing(grant: StreamGrant): Promise<ReaderLease> {
+    let v = this.viewings.get(grant.viewingId);
+    if (v?.stopped) throw v.stopped;
+    if (!v) {
+      if (grant.expiresAt < Date.now()) throw new GatewayError('GW_ERR_UNAUTHENTICATED', 'the stream token expired before it was used; ask for a new stream URL');
+      const stoppable: Pick<Viewing, 'stopped'> = { stopped: null };
+      const lease = this.opts.engine.addReader({
+        cameraId: grant.cameraId,
+        profile: grant.profile,
+        kind: 'hls',
+        userId: grant.userId,
+        onClose: (error) => {
+          stoppable.stopped = error;
+        },
+      });
+      v = Object.assign(stoppable, { lease, lastSeen: Date.now() });
+      this.viewings.set(grant.viewingId, v);
+    }
+    v.lastSeen = Date.now();
+    try {
+      const lease = await v.lease;
+      await lease.live();
+      return lease;
+    } catch (e) {
+      // A failed start leaves nothing behind; the player may ask again for a new URL.
+      if (this.viewings.get(grant.viewingId) === v) this.viewings.delete(grant.viewingId);
+      v.lease.then((l) => l.release()).catch(() => {});
+      throw e;
+    }
+  }
+
+  private async playlist(dir: string): Promise<string> {
+    const deadline = Date.now() + this.opts.waitMs;
+    for (;;) {
+      try {
+        return await readFile(join(dir, PLAYLIST), 'utf8');
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      }
+      if (Date.now() > deadline) throw new GatewayError('GW_ERR_STREAM_TIMEOUT', 'the stream is live but no HLS segment was written in time');
+      await sleep(25);
+    }
+  }
+
+  close() {
+    clearInterval(this.sweeper);
+    for (const v of this.viewings.values()) v.lease.then((l) => l.release()).catch(() => {});
+    this.viewings.clear();
+  }
+
+  routes = async (app: FastifyInstance) => {
+    app.get<{ Params: { camera: string; profile: string; token: string; file: string } }>(
+      '/streams/:camera/:profile/:token/:file',
+      {
+        schema: {
+          params: {
+            ...STREAM_PARAMS,
+            required: [...STREAM_PARAMS.required, 'file'],
+            properties: { ...STREAM_PARAMS.properties, file: { type: 'string', maxLength: 32 } },
+          },
+        },
+      },
+      async (req, reply) => {
+        const { file } = req.params;
+        if (file !== PLAYLIST && !SEGMENT.test(file)) throw new GatewayError('GW_ERR_NOT_FOUND', 'no such stream file');
+        const lease = await this.viewing(grantFor(this.opts.tokens, req.params));
+        const dir = lease.session.hlsDir;
+        if (file === PLAYLIST) {
+          const text = await this.playlist(dir);
+          lease.session.bytesOut += text.length;
+          return reply.header('content-type', 'application/vnd.apple.mpegurl').header('cache-control', 'no-cache, no-store').send(text);
+        }
+        const body = await readFile(join(dir, file)).catch(() => null);
+        if (!body) throw new GatewayError('GW_ERR_NOT_FOUND', 'the segment is no longer in the live window');
+        lease.session.bytesOut += body.length;
+        // A segment never changes once written; the token in the path keeps it private to this viewing.
+        return reply.header('content-type', 'video/mp2t').header('cache-control', 'private, max-age=60, immutable').send(body);
+      },
+    );
+  };
+}

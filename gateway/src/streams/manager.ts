@@ -1,0 +1,341 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { mkdir, realpath, rm } from 'node:fs/promises';
+import { isIP } from 'node:net';
+import { join } from 'node:path';
+import { GatewayError } from '../errors.js';
+import type { PullInput } from './process/args.js';
+import { FfmpegProcess } from './process/ffmpeg-process.js';
+import { sweepOrphans } from './process/sweep.js';
+import { StreamSession, type Reader, type SessionHost } from './session.js';
+import type { Profile, ResolvedSource, SessionState, SourceResolver, StreamsConfig } from './types.js';
+
+export interface HealthEvent {
+  cameraId: string;
+  health: 'online' | 'offline';
+  error: string | null;
+  since: number;
+}
+
+export interface ReaderRequest {
+  cameraId: string;
+  profile: Profile;
+  kind: Reader['kind'];
+  userId: string;
+  onClose?: (error: GatewayError) => void;
+}
+
+/** A reader's hold on a session: the session stays up until every lease is released. */
+export interface ReaderLease {
+  readonly id: string;
+  readonly session: StreamSession;
+  /** Resolves on the first video, rejects with why the start failed. */
+  live(): Promise<void>;
+  /** Idempotent. */
+  release(): void;
+}
+
+export interface SessionSummary {
+  id: string;
+  cameraId: string;
+  cameraName: string;
+  profile: Profile;
+  state: SessionState;
+  readers: Record<Reader['kind'], number>;
+  bitrateKbps: number;
+  uptimeMs: number;
+  restarts: number;
+  inputCodec: string | null;
+  resolution: string | null;
+  transcoding: boolean;
+  pid: number | null;
+  retryInMs: number | null;
+  lastError: { code: string; message: string } | null;
+}
+
+export interface EngineStats {
+  sessions: Record<SessionState, number>;
+  readers: number;
+  transcodes: number;
+  restarts: number;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+type Logger = SessionHost['log'] & { error(o: object, m: string): void };
+
+/**
+ * Owns every StreamSession: one per (camera, profile) while something watches it. Admission is
+ * decided here, synchronously after the source is resolved, so two requests racing for the last
+ * slot cannot both start a process.
+ */
+export class StreamManager extends EventEmitter<{
+  health: [HealthEvent];
+  session: [StreamSession];
+  closed: [StreamSession];
+  started: [{ cameraId: string; ms: number }];
+}> {
+  private readonly sessions = new Map<string, StreamSession>();
+  private readonly readersByUser = new Map<string, number>();
+  private totalReaders = 0;
+  private transcodes = 0;
+  private totalRestarts = 0;
+  private totalBytesIn = 0;
+  private totalBytesOut = 0;
+  private readonly lastHealth = new Map<string, string>();
+  private runDir = '';
+  private instanceIdValue = '';
+  private closing = false;
+
+  constructor(
+    private readonly config: StreamsConfig,
+    private readonly dataDir: string,
+    private readonly resolver: SourceResolver,
+    private readonly log: Logger,
+  ) {
+    super();
+  }
+
+  /** This gateway's marker on its ffmpeg processes, derived from the data directory so a restart finds its orphans. */
+  get instanceId(): string {
+    return this.instanceIdValue;
+  }
+
+  /** Sweeps orphans of a previous run and clears its scratch files; call before serving. */
+  async start(): Promise<void> {
+    await mkdir(this.dataDir, { recursive: true });
+    const dir = await realpath(this.dataDir);
+    this.instanceIdValue = createHash('sha256').update(dir).digest('hex').slice(0, 24);
+    this.runDir = join(dir, 'run', 'hls');
+    const killed = await sweepOrphans(this.instanceIdValue);
+    if (killed.length) this.log.warn({ pids: killed }, 'killed ffmpeg processes left by a previous gateway');
+    await rm(this.runDir, { recursive: true, force: true });
+    await mkdir(this.runDir, { recursive: true });
+  }
+
+  private key(cameraId: string, profile: Profile) {
+    return `${cameraId}\u0000${profile}`;
+  }
+
+  get(sessionId: string): StreamSession | undefined {
+    for (const s of this.sessions.values()) if (s.id === sessionId) return s;
+    return undefined;
+  }
+
+  find(cameraId: string, profile: Profile): StreamSession | undefined {
+    return this.sessions.get(this.key(cameraId, profile));
+  }
+
+  /** Starts or joins the camera's session. Throws 503/429 over a cap, before any process starts. */
+  async addReader(req: ReaderRequest): Promise<ReaderLease> {
+    if (this.closing) throw new GatewayError('GW_ERR_UNAVAILABLE', 'the gateway is shutting down');
+    const key = this.key(req.cameraId, req.profile);
+    let session = this.sessions.get(key);
+    let source: ResolvedSource | null = null;
+    if (!session) {
+      source = await this.resolver.resolve(req.cameraId, req.profile);
+      if (!source) throw new GatewayError('GW_ERR_NOT_FOUND', `camera "${req.cameraId}" not found`);
+      if (!source.enabled) throw new GatewayError('GW_ERR_CONFLICT', `camera "${req.cameraId}" is disabled`);
+      // A camera without a sub-stream serves its main one; and someone may have started it while the source was resolved.
+      session = this.sessions.get(this.key(req.cameraId, source.profile));
+    }
+    this.admitReader(req.userId);
+    if (!session) {
+      this.admitSession(source!);
+      session = this.createSession(source!);
+    }
+    return this.lease(session, req);
+  }
+
+  private admitReader(userId: string) {
+    const limits = this.config.limits;
+    if ((this.readersByUser.get(userId) ?? 0) >= limits.viewersPerUser) {
+      throw new GatewayError('GW_ERR_USER_QUOTA', `you already have ${limits.viewersPerUser} viewings open (streams.limits.viewersPerUser)`);
+    }
+    if (this.totalReaders >= limits.viewers) {
+      throw new GatewayError('GW_ERR_CAPACITY', `the gateway is serving its maximum of ${limits.viewers} viewers (streams.limits.viewers)`);
+    }
+  }
+
+  private admitSession(source: ResolvedSource) {
+    const limits = this.config.limits;
+    if (this.sessions.size >= limits.sessions) {
+      throw new GatewayError('GW_ERR_CAPACITY', `the gateway is pulling its maximum of ${limits.sessions} cameras (streams.limits.sessions)`);
+    }
+    for (const [department, cap] of Object.entries(limits.departmentPulls)) {
+      const prefix = `/${department}/`;
+      if (!source.deptPath.includes(prefix)) continue;
+      let pulls = 0;
+      for (const s of this.sessions.values()) if (s.source.deptPath.includes(prefix)) pulls++;
+      if (pulls >= cap) {
+        throw new GatewayError('GW_ERR_CAPACITY', `department "${department}" is pulling its maximum of ${cap} cameras (streams.limits.departmentPulls)`);
+      }
+    }
+    if (source.codec === 'h265' && !this.acquireTranscode()) {
+      throw new GatewayError(
+        'GW_ERR_CAPACITY',
+        `this H.265 camera needs a transcode and all ${this.config.transcode.maxConcurrent} are busy (streams.transcode.maxConcurrent)`,
+      );
+    }
+  }
+
+  private acquireTranscode(): boolean {
+    if (this.transcodes >= this.config.transcode.maxConcurrent) return false;
+    this.transcodes++;
+    return true;
+  }
+
+  private createSession(source: ResolvedSource): StreamSession {
+    const id = randomUUID();
+    const session = new StreamSession(id, source, join(this.runDir, id), this.host());
+    this.sessions.set(this.key(source.cameraId, source.profile), session);
+    this.emit('session', session);
+    return session;
+  }
+
+  private lease(session: StreamSession, req: ReaderRequest): ReaderLease {
+    const id = randomUUID();
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      this.totalReaders--;
+      const n = (this.readersByUser.get(req.userId) ?? 1) - 1;
+      if (n > 0) this.readersByUser.set(req.userId, n);
+      else this.readersByUser.delete(req.userId);
+      session.removeReader(id);
+    };
+    this.totalReaders++;
+    this.readersByUser.set(req.userId, (this.readersByUser.get(req.userId) ?? 0) + 1);
+    session.addReader({
+      id,
+      kind: req.kind,
+      userId: req.userId,
+      since: Date.now(),
+      onClose: (error) => {
+        release();
+        req.onClose?.(error);
+      },
+    });
+    return { id, session, live: () => session.whenLive(), release };
+  }
+
+  private host(): SessionHost {
+    return {
+      config: this.config,
+      instanceId: this.instanceIdValue,
+      prepareInput: (source) => this.prepareInput(source),
+      acquireTranscode: () => this.acquireTranscode(),
+      releaseTranscode: () => {
+        this.transcodes = Math.max(0, this.transcodes - 1);
+      },
+      health: (session, health, error) => this.reportHealth(session, health, error),
+      started: (session, ms) => this.emit('started', { cameraId: session.cameraId, ms }),
+      log: this.log,
+      closed: (session) => {
+        this.totalBytesIn += session.bytesIn;
+        this.totalBytesOut += session.bytesOut;
+        this.totalRestarts += session.restarts;
+        const key = this.key(session.cameraId, session.profile);
+        if (this.sessions.get(key) === session) this.sessions.delete(key);
+        this.emit('closed', session);
+      },
+    };
+  }
+
+  /**
+   * The URL ffmpeg opens: credentials put back in, and the host checked against the network policy
+   * again now, since DNS may have changed since registration. Where the protocol allows (no TLS
+   * name to verify), the checked address replaces the name so a second lookup cannot differ.
+   */
+  private async prepareInput(source: ResolvedSource): Promise<{ input: PullInput; secrets: string[] }> {
+    const url = new URL(source.url);
+    const host = url.hostname.replace(/^\[|\]$/g, '');
+    const verdict = await this.resolver.checkConnect(host);
+    if ('refused' in verdict) throw new GatewayError('GW_ERR_FORBIDDEN', `the camera's address is not allowed: ${verdict.refused}`);
+    const pinned = verdict.addresses[0];
+    if (pinned && !isIP(host) && (source.protocol === 'rtsp' || source.protocol === 'rtmp' || source.protocol === 'srt')) {
+      url.hostname = isIP(pinned) === 6 ? `[${pinned}]` : pinned;
+    }
+    const secrets: string[] = [];
+    const cred = source.credential;
+    if (cred) {
+      if (source.protocol === 'srt') {
+        if (cred.password) url.searchParams.set('passphrase', cred.password);
+      } else {
+        url.username = encodeURIComponent(cred.username);
+        if (cred.password) url.password = encodeURIComponent(cred.password);
+      }
+      if (cred.password) secrets.push(cred.password);
+    }
+    return {
+      input: { protocol: source.protocol, url: url.toString(), rtspTransport: this.config.rtspTransport, ioTimeoutMs: this.config.ioTimeoutMs },
+      secrets,
+    };
+  }
+
+  private reportHealth(session: StreamSession, health: 'online' | 'offline', error: string | null) {
+    const cameraId = session.cameraId;
+    const signature = `${health}\u0000${error ?? ''}`;
+    if (this.lastHealth.get(cameraId) === signature) return;
+    this.lastHealth.set(cameraId, signature);
+    const event: HealthEvent = { cameraId, health, error, since: Date.now() };
+    this.emit('health', event);
+    this.resolver.setHealth(cameraId, health, error).catch((e: Error) => this.log.error({ camera: cameraId, err: e.message }, 'health write failed'));
+  }
+
+  list(filter: (s: StreamSession) => boolean = () => true): SessionSummary[] {
+    return [...this.sessions.values()].filter(filter).map((s) => summarize(s));
+  }
+
+  stats(): EngineStats {
+    const sessions: Record<SessionState, number> = { idle: 0, starting: 0, ready: 0, lingering: 0, retrying: 0, closed: 0 };
+    let bytesIn = this.totalBytesIn;
+    let bytesOut = this.totalBytesOut;
+    let restarts = this.totalRestarts;
+    for (const s of this.sessions.values()) {
+      sessions[s.state]++;
+      bytesIn += s.bytesIn;
+      bytesOut += s.bytesOut;
+      restarts += s.restarts;
+    }
+    return { sessions, readers: this.totalReaders, transcodes: this.transcodes, restarts, bytesIn, bytesOut };
+  }
+
+  /** Force-stops a session: its viewers are told why and let go. */
+  async stop(sessionId: string, reason: string): Promise<boolean> {
+    const s = this.get(sessionId);
+    if (!s) return false;
+    await s.close(reason);
+    return true;
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    await Promise.all([...this.sessions.values()].map((s) => s.close('gateway shutting down')));
+    // Anything still running (a session that failed to track its child) is stopped too.
+    await Promise.all([...FfmpegProcess.running()].map((p) => p.close('gateway shutting down')));
+  }
+}
+
+function summarize(s: StreamSession): SessionSummary {
+  const readers: Record<Reader['kind'], number> = { hls: 0, flv: 0, api: 0, webrtc: 0 };
+  for (const r of s.readers.values()) readers[r.kind]++;
+  return {
+    id: s.id,
+    cameraId: s.cameraId,
+    cameraName: s.source.name,
+    profile: s.profile,
+    state: s.state,
+    readers,
+    bitrateKbps: s.bitrateKbps,
+    uptimeMs: Date.now() - s.createdAt,
+    restarts: s.restarts,
+    inputCodec: s.inputCodec,
+    resolution: s.resolution,
+    transcoding: s.transcoding,
+    pid: s.pid,
+    retryInMs: s.retryInMs(),
+    lastError: s.lastError ? { code: s.lastError.code, message: s.lastError.message } : null,
+  };
+}

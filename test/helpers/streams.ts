@@ -1,0 +1,95 @@
+import { execFile } from 'node:child_process';
+import { readdir, readFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import type { Test } from 'tap';
+import type { Config } from '../../gateway/src/config/schema.js';
+import { markedProcesses } from '../../gateway/src/streams/process/sweep.js';
+import { CameraSimulator, type CameraSpec } from '../../scripts/sim/rtsp-server.js';
+import { startGateway, type DeepPartial, type TestGateway } from './gateway.js';
+
+const run = promisify(execFile);
+
+export interface StreamUrls {
+  hls: string;
+  flv: string;
+  wsFlv: string;
+  profile: string;
+}
+
+export interface StreamingGateway extends TestGateway {
+  sim: CameraSimulator;
+  baseUrl: string;
+  /** Adds a simulated camera and registers it as a source in the root department. */
+  addCamera(id: string, spec: CameraSpec, extra?: Record<string, unknown>): Promise<void>;
+  /** Starts a viewing and returns absolute stream URLs. */
+  view(id: string, token?: string, profile?: 'main' | 'sub'): Promise<StreamUrls>;
+  /** The ffmpeg processes this gateway has running, from the process table. */
+  ffmpegPids(): Promise<number[]>;
+}
+
+/** Timings that keep the suite quick: short linger and watchdog, quick retries. */
+export const FAST_STREAMS: DeepPartial<Config['streams']> = {
+  closeAfterMs: 1_000,
+  startTimeoutMs: 6_000,
+  ioTimeoutMs: 3_000,
+  watchdogMs: 3_000,
+  killGraceMs: 1_000,
+  retry: { initialMs: 300, maxMs: 2_000 },
+  hls: { viewerTimeoutMs: 3_000 },
+};
+
+/** A simulator and a gateway listening on loopback ports they picked, both stopped at teardown. */
+export async function startStreamingGateway(t: Test, streams: DeepPartial<Config['streams']> = {}): Promise<StreamingGateway> {
+  const sim = await CameraSimulator.start();
+  t.teardown(() => sim.close());
+  const gw = await startGateway(t, { streams: { ...FAST_STREAMS, ...streams } as Config['streams'] });
+  const baseUrl = await gw.http.listen({ port: 0, host: '127.0.0.1' });
+  const addCamera: StreamingGateway['addCamera'] = async (id, spec, extra = {}) => {
+    sim.addCamera(id, spec);
+    const res = await gw.api('POST', '/api/sources', {
+      token: gw.adminToken,
+      body: { id, name: `Camera ${id}`, departmentId: 'root', url: sim.url(id, true), codec: spec.clip.startsWith('h265') ? 'h265' : 'h264', ...extra },
+    });
+    if (res.status !== 201) throw new Error(`register ${id}: ${res.body}`);
+  };
+  const view: StreamingGateway['view'] = async (id, token = gw.adminToken, profile = 'main') => {
+    const res = await gw.api('POST', `/api/streams/${id}/view?profile=${profile}`, { token });
+    if (res.status !== 200) throw Object.assign(new Error(`view ${id}: ${res.status} ${res.body}`), { status: res.status, json: res.json });
+    const j = res.json;
+    return { hls: baseUrl + j.hls, flv: baseUrl + j.flv, wsFlv: baseUrl.replace('http', 'ws') + j.wsFlv, profile: j.profile };
+  };
+  return Object.assign(gw, { sim, baseUrl, addCamera, view, ffmpegPids: () => markedProcesses(gw.streams.instanceId) });
+}
+
+/** Decodes frames with a real ffmpeg; resolves to the number of video frames decoded. */
+export async function decodeFrames(url: string, frames: number, timeoutMs = 20_000): Promise<number> {
+  const { stdout } = await run(
+    'ffmpeg',
+    ['-v', 'error', '-probesize', '32768', '-analyzeduration', '500000', '-i', url, '-map', '0:v:0', '-frames:v', String(frames), '-f', 'framemd5', '-'],
+    { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 },
+  );
+  return stdout.split('\n').filter((l) => l && !l.startsWith('#')).length;
+}
+
+/** Polls until the check passes or the time is up; returns the last value. */
+export async function waitFor<T>(check: () => Promise<T> | T, ok: (v: T) => boolean, timeoutMs: number, stepMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let v = await check();
+  while (!ok(v) && Date.now() < deadline) {
+    await sleep(stepMs);
+    v = await check();
+  }
+  return v;
+}
+
+/** Every process's command line, for proving a secret never reaches one. */
+export async function allCommandLines(): Promise<string> {
+  const parts: string[] = [];
+  for (const pid of await readdir('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    const cmd = await readFile(`/proc/${pid}/cmdline`).catch(() => null);
+    if (cmd) parts.push(cmd.toString('utf8').replace(/\0/g, ' '));
+  }
+  return parts.join('\n');
+}

@@ -1,0 +1,148 @@
+import t from 'tap';
+import { WebSocket } from 'ws';
+import { allCommandLines, decodeFrames, startStreamingGateway, waitFor } from '../../helpers/streams.js';
+
+const PASSWORD = 'Pl4nted#Secret-9x';
+
+t.test('a viewer gets playable HLS and FLV from one shared pull, which stops after the last viewer leaves', async (t) => {
+  const gw = await startStreamingGateway(t);
+  await gw.addCamera('gate1', { clip: 'h264-720p-1s', auth: { scheme: 'digest', username: 'admin', password: PASSWORD } });
+
+  const urls = await gw.view('gate1');
+  t.equal(await decodeFrames(urls.hls, 25), 25, 'HLS decodes');
+  t.equal(await decodeFrames(urls.flv, 25), 25, 'HTTP-FLV decodes');
+  t.same(await gw.ffmpegPids().then((p) => p.length), 1, 'one ffmpeg for both outputs');
+
+  const playlist = await fetch(urls.hls);
+  t.equal(playlist.headers.get('content-type'), 'application/vnd.apple.mpegurl');
+  t.match(playlist.headers.get('cache-control'), /no-cache/);
+  const text = await playlist.text();
+  const segment = text.split('\n').find((l) => l.endsWith('.ts'))!;
+  const seg = await fetch(urls.hls.replace('index.m3u8', segment));
+  t.equal(seg.status, 200);
+  t.equal(seg.headers.get('content-type'), 'video/mp2t');
+  t.notOk(text.includes('.tmp'), 'a segment being written is never listed');
+
+  t.comment('the pull lingers, then ffmpeg is gone');
+  const left = await waitFor(() => gw.ffmpegPids(), (p) => p.length === 0, 15_000);
+  t.same(left, [], 'no ffmpeg left after the linger time and the HLS viewer timeout');
+  t.equal(gw.streams.list().length, 0, 'no session left');
+});
+
+t.test('20 concurrent viewers of one camera share one ffmpeg; a WS-FLV viewer gets a keyframe at once', async (t) => {
+  const gw = await startStreamingGateway(t);
+  await gw.addCamera('plaza', { clip: 'h264-720p-1s' });
+  const viewers: AbortController[] = [];
+  const firstBytes: Promise<number>[] = [];
+  for (let i = 0; i < 20; i++) {
+    const urls = await gw.view('plaza');
+    const ac = new AbortController();
+    viewers.push(ac);
+    firstBytes.push(
+      fetch(urls.flv, { signal: ac.signal }).then(async (res) => {
+        const reader = res.body!.getReader();
+        let n = 0;
+        while (n < 50_000) n += (await reader.read()).value?.length ?? 0;
+        return n;
+      }),
+    );
+  }
+  const got = await Promise.all(firstBytes);
+  t.ok(got.every((n) => n >= 50_000), 'every viewer receives media');
+  t.equal((await gw.ffmpegPids()).length, 1, 'one ffmpeg for 20 viewers');
+  t.equal(gw.streams.list()[0]!.readers.flv, 20, 'the session counts 20 readers');
+
+  const urls = await gw.view('plaza');
+  const ws = new WebSocket(urls.wsFlv);
+  const started = Date.now();
+  const firstVideo = await new Promise<{ ms: number; keyframe: boolean }>((resolve, reject) => {
+    let buf = Buffer.alloc(0);
+    ws.on('message', (data: Buffer) => {
+      buf = Buffer.concat([buf, data]);
+      // FLV header (13 bytes incl. back pointer), then tags: find the first video tag that is a picture.
+      let at = 13;
+      while (buf.length >= at + 11) {
+        const size = buf.readUIntBE(at + 1, 3);
+        if (buf.length < at + 11 + size) break;
+        if (buf[at] === 9 && buf[at + 12] === 1) return resolve({ ms: Date.now() - started, keyframe: buf[at + 11]! >> 4 === 1 });
+        at += 15 + size;
+      }
+    });
+    ws.on('error', reject);
+  });
+  t.ok(firstVideo.keyframe, 'the first picture a joining WS-FLV viewer gets is a keyframe');
+  t.ok(firstVideo.ms < 2_000, `first video after ${firstVideo.ms} ms`);
+  ws.close();
+  for (const ac of viewers) ac.abort();
+  await waitFor(() => gw.streams.stats().readers, (n) => n === 0, 5_000);
+  t.equal(gw.streams.stats().readers, 0, 'viewers that hang up are released');
+});
+
+t.test('the camera password appears in no log, error, metric, API answer or command line', async (t) => {
+  const gw = await startStreamingGateway(t);
+  await gw.addCamera('vault', { clip: 'h264-720p-1s', auth: { scheme: 'basic', username: 'ops', password: PASSWORD } });
+  // A second source with the wrong password: its failure is reported, without the password it was given.
+  gw.sim.addCamera('vault-bad', { clip: 'h264-720p-1s', auth: { scheme: 'digest', username: 'ops', password: 'other' } });
+  const bad = await gw.api('POST', '/api/sources', {
+    token: gw.adminToken,
+    body: { id: 'vault-bad', name: 'bad', departmentId: 'root', url: gw.sim.url('vault-bad').replace('rtsp://', `rtsp://ops:${encodeURIComponent(PASSWORD)}@`) },
+  });
+  t.equal(bad.status, 201);
+
+  const urls = await gw.view('vault');
+  t.equal(await decodeFrames(urls.flv, 10), 10);
+  const cmdlines = await allCommandLines();
+  t.notOk(cmdlines.includes(PASSWORD) || cmdlines.includes(encodeURIComponent(PASSWORD)), 'not in any /proc/*/cmdline');
+  t.ok(cmdlines.includes('pipe:0'), 'ffmpeg reads its input list from stdin');
+
+  const badUrls = await gw.view('vault-bad');
+  const res = await fetch(badUrls.hls);
+  const body = await res.text();
+  t.equal(res.status, 502);
+  t.match(JSON.parse(body), { code: 'GW_ERR_CAMERA_AUTH' }, 'the error says the camera refused the credentials');
+
+  const sessions = await gw.api('GET', '/api/streams', { token: gw.adminToken });
+  const metrics = await gw.api('GET', '/metrics');
+  const source = await gw.api('GET', '/api/sources/vault', { token: gw.adminToken });
+  for (const [what, text] of [
+    ['logs', gw.logs.join('\n')],
+    ['error', body],
+    ['sessions', sessions.body],
+    ['metrics', metrics.body],
+    ['source', source.body],
+  ] as const) {
+    t.notOk(text.includes(PASSWORD) || text.includes(encodeURIComponent(PASSWORD)), `not in ${what}`);
+  }
+  t.match(gw.logs.join('\n'), /pull ended/, 'the failure was logged');
+});
+
+t.test('stream tokens open one camera only; paths are checked', async (t) => {
+  const gw = await startStreamingGateway(t);
+  await gw.addCamera('a', { clip: 'h264-720p-1s' });
+  await gw.addCamera('b', { clip: 'h264-720p-1s' });
+  const a = await gw.view('a');
+  const token = a.hls.split('/')[6]!;
+
+  const cross = await fetch(`${gw.baseUrl}/streams/b/main/${token}/index.m3u8`);
+  t.equal(cross.status, 403, "camera a's token does not open camera b");
+  const forged = await fetch(`${gw.baseUrl}/streams/a/main/${token.slice(0, -4)}AAAA/index.m3u8`);
+  t.equal(forged.status, 401, 'a forged token is refused');
+  for (const path of ['..%2F..%2Fwallgate.db', '..%2Fsecrets.json', 'index.m3u8.tmp', 'seg1.ts%00.m3u8', '%2e%2e']) {
+    const res = await fetch(`${gw.baseUrl}/streams/a/main/${token}/${path}`);
+    t.ok([400, 404].includes(res.status), `${path} → ${res.status}`);
+  }
+  const traversal = await fetch(`${gw.baseUrl}/streams/a/main/${token}/../../../api/sources`);
+  t.ok([400, 401, 404].includes(traversal.status), 'a dot-dot path never reaches a file');
+  t.equal((await gw.ffmpegPids()).length, 0, 'no request above started a pull');
+
+  t.comment('an operator outside the camera department gets no stream URL');
+  const dept = await gw.api('POST', '/api/departments', { token: gw.adminToken, body: { id: 'other', name: 'Other', parentId: 'root', level: 'city' } });
+  t.equal(dept.status, 201);
+  const outsider = await gw.userToken('outsider', ['operator'], ['other']);
+  const denied = await gw.api('POST', '/api/streams/a/view', { token: outsider });
+  t.equal(denied.status, 404);
+  const auditor = await gw.userToken('auditor1', ['auditor'], ['root']);
+  t.equal((await gw.api('POST', '/api/streams/a/view', { token: auditor })).status, 403, 'an auditor watches nothing');
+  t.match(gw.logs.join('\n'), /\/streams\/a\/main\/\*\*\*/, 'the request log drops the token');
+  t.notOk(gw.logs.join('\n').includes(token), 'the token itself is not logged');
+});
