@@ -117,7 +117,7 @@ export async function buildGateway(config: Config, opts: BuildOptions = {}): Pro
     logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
     // Stream URLs carry a signed token as a path segment.
-    maxParamLength: 1024,
+    routerOptions: { maxParamLength: 1024 },
     ajv: { customOptions: { coerceTypes: true, removeAdditional: false, useDefaults: true, allErrors: true } },
   });
   const routes: Gateway['routes'] = [];

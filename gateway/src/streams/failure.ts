@@ -32,6 +32,9 @@ export function classifyFailure(exit: FfmpegExit, tail: readonly string[], hadMe
       `no video within ${cfg.startTimeoutMs} ms: the camera accepted the connection but sent nothing, or never answered`,
     );
   }
+  if (exit.code === 0 && !exit.reason) {
+    return new GatewayError('GW_ERR_CAMERA_UNREACHABLE', hadMedia ? 'the camera closed the stream' : 'the camera ended the stream before any video');
+  }
   for (const [pattern, code, summary] of PATTERNS) {
     const line = explanation(tail, pattern);
     if (line) return new GatewayError(code, `${summary}${hadMedia ? ' (it dropped after playing)' : ''}: ${line}`);

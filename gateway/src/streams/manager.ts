@@ -104,9 +104,8 @@ export class StreamManager extends EventEmitter<{
   /** Sweeps orphans of a previous run and clears its scratch files; call before serving. */
   async start(): Promise<void> {
     await mkdir(this.dataDir, { recursive: true });
-    const dir = await realpath(this.dataDir);
-    this.instanceIdValue = createHash('sha256').update(dir).digest('hex').slice(0, 24);
-    this.runDir = join(dir, 'run', 'hls');
+    this.instanceIdValue = await instanceIdFor(this.dataDir);
+    this.runDir = join(await realpath(this.dataDir), 'run', 'hls');
     const killed = await sweepOrphans(this.instanceIdValue);
     if (killed.length) this.log.warn({ pids: killed }, 'killed ffmpeg processes left by a previous gateway');
     await rm(this.runDir, { recursive: true, force: true });
@@ -316,6 +315,14 @@ export class StreamManager extends EventEmitter<{
     // Anything still running (a session that failed to track its child) is stopped too.
     await Promise.all([...FfmpegProcess.running()].map((p) => p.close('gateway shutting down')));
   }
+}
+
+/** The marker of the ffmpeg processes of the gateway on this data directory: the same across restarts. */
+export async function instanceIdFor(dataDir: string): Promise<string> {
+  return createHash('sha256')
+    .update(await realpath(dataDir))
+    .digest('hex')
+    .slice(0, 24);
 }
 
 function summarize(s: StreamSession): SessionSummary {

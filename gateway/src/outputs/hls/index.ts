@@ -18,6 +18,10 @@ export interface HlsOptions {
 interface Viewing {
   lease: Promise<ReaderLease>;
   lastSeen: number;
+  /** When the token stops starting viewings: a stopped viewing is remembered until then, so its token cannot restart the stream. */
+  expiresAt: number;
+  /** Requests being answered: a viewing waiting for a slow start is not idle. */
+  inflight: number;
   /** Set when the stream was stopped under this viewing: its token must not start it again. */
   stopped: GatewayError | null;
 }
@@ -46,13 +50,13 @@ export class HlsOutput {
   private sweep() {
     const cutoff = Date.now() - this.opts.viewerTimeoutMs;
     for (const [id, v] of this.viewings) {
-      if (v.lastSeen >= cutoff) continue;
+      if (v.lastSeen >= cutoff || v.inflight > 0 || (v.stopped && v.expiresAt > Date.now())) continue;
       this.viewings.delete(id);
       v.lease.then((l) => l.release()).catch(() => {});
     }
   }
 
-  private async viewing(grant: StreamGrant): Promise<ReaderLease> {
+  private async viewing(grant: StreamGrant): Promise<Viewing> {
     let v = this.viewings.get(grant.viewingId);
     if (v?.stopped) throw v.stopped;
     if (!v) {
@@ -67,19 +71,34 @@ export class HlsOutput {
           stoppable.stopped = error;
         },
       });
-      v = Object.assign(stoppable, { lease, lastSeen: Date.now() });
+      v = Object.assign(stoppable, { lease, lastSeen: Date.now(), inflight: 0, expiresAt: grant.expiresAt });
       this.viewings.set(grant.viewingId, v);
     }
+    return v;
+  }
+
+  /** Answers one request of a viewing; the viewing does not count as idle while a request waits. */
+  private async serve(grant: StreamGrant, file: string): Promise<{ body: string | Buffer; lease: ReaderLease }> {
+    const v = await this.viewing(grant);
     v.lastSeen = Date.now();
+    v.inflight++;
     try {
       const lease = await v.lease;
       await lease.live();
-      return lease;
+      if (file === PLAYLIST) return { lease, body: await this.playlist(lease.session.hlsDir) };
+      const body = await readFile(join(lease.session.hlsDir, file)).catch(() => null);
+      if (!body) throw new GatewayError('GW_ERR_NOT_FOUND', 'the segment is no longer in the live window');
+      return { lease, body };
     } catch (e) {
       // A failed start leaves nothing behind; the player may ask again for a new URL.
-      if (this.viewings.get(grant.viewingId) === v) this.viewings.delete(grant.viewingId);
-      v.lease.then((l) => l.release()).catch(() => {});
+      if (!v.stopped && e instanceof GatewayError && e.code !== 'GW_ERR_NOT_FOUND') {
+        if (this.viewings.get(grant.viewingId) === v) this.viewings.delete(grant.viewingId);
+        v.lease.then((l) => l.release()).catch(() => {});
+      }
       throw e;
+    } finally {
+      v.inflight--;
+      v.lastSeen = Date.now();
     }
   }
 
@@ -117,16 +136,11 @@ export class HlsOutput {
       async (req, reply) => {
         const { file } = req.params;
         if (file !== PLAYLIST && !SEGMENT.test(file)) throw new GatewayError('GW_ERR_NOT_FOUND', 'no such stream file');
-        const lease = await this.viewing(grantFor(this.opts.tokens, req.params));
-        const dir = lease.session.hlsDir;
-        if (file === PLAYLIST) {
-          const text = await this.playlist(dir);
-          lease.session.bytesOut += text.length;
-          return reply.header('content-type', 'application/vnd.apple.mpegurl').header('cache-control', 'no-cache, no-store').send(text);
-        }
-        const body = await readFile(join(dir, file)).catch(() => null);
-        if (!body) throw new GatewayError('GW_ERR_NOT_FOUND', 'the segment is no longer in the live window');
+        const { lease, body } = await this.serve(grantFor(this.opts.tokens, req.params), file);
         lease.session.bytesOut += body.length;
+        if (file === PLAYLIST) {
+          return reply.header('content-type', 'application/vnd.apple.mpegurl').header('cache-control', 'no-cache, no-store').send(body);
+        }
         // A segment never changes once written; the token in the path keeps it private to this viewing.
         return reply.header('content-type', 'video/mp2t').header('cache-control', 'private, max-age=60, immutable').send(body);
       },
