@@ -109,7 +109,10 @@ t.test('every route checks authentication and roles', async (t) => {
   const tokens: Record<string, string> = { admin: gw.adminToken };
   for (const role of ['operator', 'regulator', 'auditor']) tokens[role] = await gw.userToken(`${role}-user`, [role], ['root']);
 
-  const open = new Set(['GET /healthz', 'GET /readyz', 'POST /api/auth/login']);
+  // Metrics carry counts only (no camera ids, no names), so Prometheus scrapes them without an account.
+  const open = new Set(['GET /healthz', 'GET /readyz', 'POST /api/auth/login', 'GET /metrics']);
+  // Stream URLs carry a stream token in the path; a bearer token (even an admin's) opens nothing there.
+  const streamTokenRoutes = new Set(['GET /streams/:camera/:profile/:token/:file', 'GET /streams/:camera/:profile/:token/live.flv']);
   const signedIn = new Set(['GET /api/auth/me', 'POST /api/auth/password']);
   // Who may call what; a route missing from this table fails the test, so new routes must be placed in it.
   const allowed: Record<string, string[]> = {
@@ -129,12 +132,22 @@ t.test('every route checks authentication and roles', async (t) => {
     'POST /api/users': ['admin'],
     'PATCH /api/users/:id': ['admin'],
     'GET /api/audit': ['auditor'],
+    'POST /api/streams/:cameraId/view': ['admin', 'operator', 'regulator'],
+    'GET /api/streams': ['admin'],
+    'DELETE /api/streams/:sessionId': ['admin'],
   };
   const registered = gw.routes.filter((r) => r.method !== 'HEAD').map((r) => `${r.method} ${r.url}`);
   for (const r of registered) {
     if (open.has(r)) continue;
     const [method, path] = r.split(' ') as [string, string];
-    const url = path.replace(':id', 'r1') + (path === '/api/sources/export' ? '?format=csv' : path === '/api/sources/import' ? '?mode=keep-valid' : '');
+    if (streamTokenRoutes.has(r)) {
+      for (const [what, token] of [['forged', 'eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.x'], ['an API token', gw.adminToken]] as const) {
+        const url = path.replace(':camera', 'r1').replace(':profile', 'main').replace(':token', token).replace(':file', 'index.m3u8');
+        t.equal((await gw.api(method, url, { token: gw.adminToken })).status, 401, `${r} with ${what} in the path`);
+      }
+      continue;
+    }
+    const url = path.replace(':id', 'r1').replace(':cameraId', 'r1').replace(':sessionId', '00000000-0000-0000-0000-000000000000') + (path === '/api/sources/export' ? '?format=csv' : path === '/api/sources/import' ? '?mode=keep-valid' : '');
     const anon = await gw.api(method, url);
     t.equal(anon.status, 401, `${r} without a token`);
     const forged = await gw.api(method, url, { token: 'eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4IiwidHYiOjF9.' });

@@ -1,0 +1,377 @@
+/**
+ * Streaming benchmark: the real gateway (dist/, a child process) pulling simulated cameras (another
+ * child) on loopback, driven from here over HTTP and WebSocket like players would.
+ *
+ *   npm run bench:streams
+ *
+ * Figures: cold start to a playable HLS playlist against a bare ffmpeg remux of the same kind of
+ * camera, warm joins over HLS and WS-FLV, one ffmpeg for 100 viewers and the CPU of fanning out to
+ * them, 100 concurrent sessions with the gateway's and ffmpeg's CPU against bare ffmpeg doing the
+ * same remux. Progress goes to stderr; the last stdout line is one JSON object.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { WebSocket } from 'ws';
+import { instanceIdFor } from '../../gateway/src/streams/manager.js';
+import { markedProcesses } from '../../gateway/src/streams/process/sweep.js';
+
+const ROOT_DIR = fileURLToPath(new URL('../..', import.meta.url));
+const CLIP = 'h264-720p-1s';
+const COLD_RUNS = 7;
+const JOIN_RUNS = 15;
+const FANOUT_VIEWERS = 100;
+const SESSIONS = 100;
+const WINDOW_MS = 20_000;
+const GUARD_MS = 10 * 60_000;
+const TARGETS = { cold_over_bare_ms: 300, warm_join_ms: 250, viewers_per_pull: 1, sessions: 100, gateway_cpu_pct: 15, ffmpeg_ratio: 1.1 };
+const CLK_TCK = 100;
+
+const log = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const children: ChildProcess[] = [];
+const tempDirs: string[] = [];
+let instance = '';
+
+function cleanup() {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  for (const d of tempDirs.splice(0)) rmSync(d, { recursive: true, force: true });
+}
+process.on('exit', cleanup);
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => process.exit(130));
+const guard = setTimeout(() => {
+  log(`gave up after ${GUARD_MS / 60_000} minutes`);
+  process.exit(1);
+}, GUARD_MS);
+
+function tempDir(prefix: string) {
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  tempDirs.push(d);
+  return d;
+}
+
+/** Spawns a child and resolves with the first stdout/stderr text matching the pattern. */
+function spawnUntil(
+  cmd: string,
+  args: string[],
+  env: Record<string, string>,
+  pattern: RegExp,
+): Promise<{ child: ChildProcess; match: RegExpExecArray; output: () => string }> {
+  const child = spawn(cmd, args, { cwd: ROOT_DIR, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  return new Promise((resolve, reject) => {
+    let seen = '';
+    const timer = setTimeout(() => reject(new Error(`${args.join(' ')} did not start: ${seen.slice(-2000)}`)), 120_000);
+    const onData = (d: Buffer) => {
+      seen += d.toString();
+      const m = pattern.exec(seen);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ child, match: m, output: () => seen });
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.on('exit', (code) => reject(new Error(`${args.join(' ')} exited ${code}: ${seen.slice(-2000)}`)));
+  });
+}
+
+/** utime + stime of a process in seconds, or null once it is gone. */
+function cpuSeconds(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+  } catch {
+    return null;
+  }
+}
+
+/** CPU % (one core = 100) of each process over a window. */
+async function measureCpu(pids: number[], ms: number): Promise<number[]> {
+  const before = pids.map(cpuSeconds);
+  const t0 = performance.now();
+  await sleep(ms);
+  const elapsed = (performance.now() - t0) / 1000;
+  return pids.map((pid, i) => {
+    const a = before[i];
+    const b = cpuSeconds(pid);
+    return a === null || a === undefined || b === null ? NaN : ((b - a) / elapsed) * 100;
+  });
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? (s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2) : NaN;
+};
+const pct = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] ?? NaN;
+};
+const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+// ---- gateway API ----------------------------------------------------------------------------
+
+let base = '';
+let token = '';
+
+async function api(method: string, path: string, body?: unknown) {
+  const res = await fetch(base + path, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+    ...(body ? { body: JSON.stringify(body) } : {}),
+  });
+  const text = await res.text();
+  if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+async function view(id: string): Promise<{ hls: string; flv: string; ws: string }> {
+  const v = await api('POST', `/api/streams/${id}/view`);
+  return { hls: base + v.hls, flv: base + v.flv, ws: base.replace('http', 'ws') + v.wsFlv };
+}
+
+/** Request to a playlist that lists a segment, then that segment's first bytes; timed from the playlist request. */
+async function hlsJoin(id: string): Promise<{ playlistMs: number; mediaMs: number }> {
+  const urls = await view(id);
+  const t0 = performance.now();
+  for (;;) {
+    const res = await fetch(urls.hls);
+    if (res.status !== 200) throw new Error(`playlist ${id}: ${res.status} ${await res.text()}`);
+    const seg = (await res.text()).split('\n').find((l) => l.endsWith('.ts'));
+    if (!seg) continue;
+    const playlistMs = performance.now() - t0;
+    const segRes = await fetch(urls.hls.replace('index.m3u8', seg));
+    const reader = segRes.body!.getReader();
+    await reader.read();
+    const mediaMs = performance.now() - t0;
+    await reader.cancel();
+    return { playlistMs, mediaMs };
+  }
+}
+
+/** A WS-FLV viewer: resolves the time to its first video picture, keeps reading until closed. */
+function wsViewer(url: string): { firstVideo: Promise<number>; bytes: () => number; close: () => void } {
+  const t0 = performance.now();
+  const ws = new WebSocket(url);
+  let bytes = 0;
+  let head = Buffer.alloc(0);
+  let found = false;
+  const firstVideo = new Promise<number>((resolve, reject) => {
+    ws.on('message', (data: Buffer) => {
+      bytes += data.length;
+      if (found) return;
+      head = Buffer.concat([head, data]);
+      let at = 13;
+      while (head.length >= at + 13) {
+        const size = head.readUIntBE(at + 1, 3);
+        if (head[at] === 9 && head[at + 12] === 1) {
+          found = true;
+          head = Buffer.alloc(0);
+          return resolve(performance.now() - t0);
+        }
+        at += 15 + size;
+      }
+    });
+    ws.on('error', reject);
+    ws.on('unexpected-response', (_req, res) => reject(new Error(`ws ${res.statusCode}`)));
+  });
+  return { firstVideo, bytes: () => bytes, close: () => ws.terminate() };
+}
+
+// ---- bare ffmpeg, the baseline --------------------------------------------------------------
+
+function bareFfmpeg(rtsp: string, dir: string): ChildProcess {
+  const args = ['-hide_banner', '-nostdin', '-loglevel', 'error', '-rtsp_transport', 'tcp', '-probesize', '32768', '-analyzeduration', '500000', '-i', rtsp];
+  args.push('-map', '0:v:0', '-c', 'copy', '-f', 'hls', '-hls_time', '0.9', '-hls_list_size', '5', '-hls_flags', 'delete_segments+temp_file', join(dir, 'index.m3u8'));
+  const child = spawn('ffmpeg', args, { stdio: 'ignore' });
+  children.push(child);
+  return child;
+}
+
+async function bareColdStart(rtsp: string): Promise<number> {
+  const dir = tempDir('bench-bare-');
+  const t0 = performance.now();
+  const child = bareFfmpeg(rtsp, dir);
+  while (!existsSync(join(dir, 'index.m3u8'))) await sleep(5);
+  const ms = performance.now() - t0;
+  child.kill('SIGKILL');
+  return ms;
+}
+
+// ---- the run --------------------------------------------------------------------------------
+
+async function main() {
+  const sim = await spawnUntil(process.execPath, ['--import', 'tsx', 'scripts/camera-sim.ts', '--port', '0', '--control-port', '0', '--cameras', '0'], {}, /"rtsp":"(rtsp:\/\/[^"]+)"/);
+  const rtspBase = sim.match[1]!;
+  const camUrl = (name: string) => `${rtspBase}/auto/${CLIP}/${name}`;
+  log(`simulator at ${rtspBase}`);
+
+  const dataDir = tempDir('bench-gw-');
+  const env = {
+    WALLGATE_DATA_DIR: dataDir,
+    WALLGATE_SERVER_HOST: '127.0.0.1',
+    WALLGATE_SERVER_PORT: '0',
+    WALLGATE_LOG_LEVEL: 'warn',
+    WALLGATE_STREAMS_FLV_RTMP_ENABLED: 'false',
+    WALLGATE_STREAMS_CLOSE_AFTER_MS: '2000',
+    WALLGATE_STREAMS_HLS_VIEWER_TIMEOUT_MS: '30000',
+  };
+  const gw = await spawnUntil(process.execPath, ['dist/main.js'], env, /"address":"(http:\/\/[^"]+)"/);
+  const gwPid = gw.child.pid!;
+  base = gw.match[1]!;
+  instance = await instanceIdFor(dataDir);
+  // The admin password is printed once, on stderr, at the first start.
+  const password = /with password (\S+)/.exec(gw.output())?.[1];
+  if (!password) throw new Error('the gateway printed no admin password');
+  const login = await fetch(`${base}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password }) });
+  token = ((await login.json()) as { token: string }).token;
+  log(`gateway at ${base}, pid ${gwPid}`);
+
+  const ids = Array.from({ length: SESSIONS + COLD_RUNS + 1 }, (_, i) => `cam${String(i).padStart(3, '0')}`);
+  const rows = ids.map((id) => JSON.stringify({ id, name: `Bench ${id}`, departmentId: 'root', url: camUrl(id), codec: 'h264' })).join('\n');
+  const imp = await fetch(`${base}/api/sources/import`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/x-ndjson' }, body: rows });
+  if (imp.status !== 200) throw new Error(`import: ${imp.status} ${await imp.text()}`);
+
+  // Cold starts, interleaved with bare ffmpeg on fresh cameras of the same clip, so both see the same machine.
+  const cold: number[] = [];
+  const bare: number[] = [];
+  for (let i = 0; i < COLD_RUNS; i++) {
+    cold.push((await hlsJoin(`cam${String(SESSIONS + i).padStart(3, '0')}`)).playlistMs);
+    bare.push(await bareColdStart(camUrl(`bare${i}`)));
+    log(`cold ${round(cold.at(-1)!)} ms, bare ${round(bare.at(-1)!)} ms`);
+  }
+
+  // Warm joins on a live session.
+  const warmId = ids[SESSIONS + COLD_RUNS]!;
+  await hlsJoin(warmId);
+  const anchor = wsViewer((await view(warmId)).ws);
+  await anchor.firstVideo;
+  const hlsJoins: number[] = [];
+  const flvJoins: number[] = [];
+  for (let i = 0; i < JOIN_RUNS; i++) {
+    hlsJoins.push((await hlsJoin(warmId)).mediaMs);
+    const v = wsViewer((await view(warmId)).ws);
+    flvJoins.push(await v.firstVideo);
+    v.close();
+    await sleep(100);
+  }
+  log(`warm join hls p50 ${round(median(hlsJoins))} ms, flv p50 ${round(median(flvJoins))} ms`);
+
+  // 100 viewers of one camera: one ffmpeg, and what the fan-out costs.
+  const fan = await Promise.all(
+    Array.from({ length: FANOUT_VIEWERS }, async () => {
+      const v = wsViewer((await view(warmId)).ws);
+      return { v, first: await v.firstVideo };
+    }),
+  );
+  const fanFirst = fan.map((f) => f.first);
+  const pidsForWarm = (await api('GET', '/api/streams')).items.filter((s: { cameraId: string }) => s.cameraId === warmId).map((s: { pid: number }) => s.pid);
+  const ffmpegCount = (await markedProcesses(instance)).length;
+  const fanBytes0 = fan.map((f) => f.v.bytes());
+  const [fanCpu] = await measureCpu([gwPid], 10_000);
+  const fanMbit = (fan.reduce((s, f, i) => s + f.v.bytes() - fanBytes0[i]!, 0) * 8) / 10 / 1e6;
+  const slowest = Math.min(...fan.map((f, i) => f.v.bytes() - fanBytes0[i]!));
+  log(`100 viewers: ${ffmpegCount} ffmpeg, first data p50 ${round(median(fanFirst))} ms, ${round(fanMbit)} Mbit/s out at ${round(fanCpu!)}% cpu`);
+  for (const f of fan) f.v.close();
+  anchor.close();
+
+  // 100 concurrent sessions, each held by one HLS viewer polling its playlist.
+  const started = performance.now();
+  const holders = await Promise.all(ids.slice(0, SESSIONS).map(async (id) => ({ id, urls: await view(id) })));
+  const seq = new Map<string, number[]>();
+  let polling = true;
+  const poll = async (h: { id: string; urls: { hls: string } }) => {
+    while (polling) {
+      const res = await fetch(h.urls.hls).catch(() => null);
+      const text = res && res.status === 200 ? await res.text() : '';
+      const m = /#EXT-X-MEDIA-SEQUENCE:(\d+)/.exec(text);
+      if (m) seq.set(h.id, [...(seq.get(h.id) ?? []), Number(m[1])]);
+      await sleep(2000);
+    }
+  };
+  const pollers = holders.map((h) => poll(h));
+  while ((await api('GET', '/api/streams')).items.filter((s: { state: string }) => s.state === 'ready').length < SESSIONS) {
+    if (performance.now() - started > 120_000) break;
+    await sleep(500);
+  }
+  const allReadyMs = performance.now() - started;
+  await sleep(3000);
+  seq.clear();
+  const sessionsList = (await api('GET', '/api/streams')).items as { pid: number | null; state: string; cameraId: string }[];
+  const ffmpegPids = sessionsList.filter((s) => s.pid !== null && ids.slice(0, SESSIONS).includes(s.cameraId)).map((s) => s.pid!);
+  log(`${ffmpegPids.length} sessions ready after ${round(allReadyMs / 1000)} s; measuring ${WINDOW_MS / 1000} s`);
+  const cpu = await measureCpu([gwPid, ...ffmpegPids], WINDOW_MS);
+  const gatewayCpu = cpu[0]!;
+  const ffmpegCpu = cpu.slice(1).filter((x) => !Number.isNaN(x));
+  const advancing = [...seq.values()].filter((s) => s.length >= 2 && s.at(-1)! > s[0]!).length;
+  polling = false;
+  await Promise.all(pollers);
+  log(`gateway ${round(gatewayCpu)}% cpu, ffmpeg ${round(mean(ffmpegCpu), 2)}% each, ${advancing} sessions advancing`);
+
+  // Let the gateway close its sessions, then bare ffmpeg doing the same remux, same count, same window.
+  gw.child.kill('SIGTERM');
+  await new Promise((r) => gw.child.once('exit', r));
+  const bareProcs = Array.from({ length: SESSIONS }, (_, i) => bareFfmpeg(camUrl(`barew${i}`), tempDir('bench-barew-')));
+  await sleep(5000);
+  const bareCpu = (await measureCpu(bareProcs.map((p) => p.pid!), WINDOW_MS)).filter((x) => !Number.isNaN(x));
+  for (const p of bareProcs) p.kill('SIGKILL');
+  log(`bare ffmpeg ${round(mean(bareCpu), 2)}% each`);
+
+  const result = {
+    bench: 'streams',
+    cold_hls_ms: round(median(cold)),
+    bare_ffmpeg_hls_ms: round(median(bare)),
+    cold_minus_bare_ms: round(median(cold) - median(bare)),
+    warm_join_hls_ms: round(median(hlsJoins)),
+    warm_join_flv_ms: round(median(flvJoins)),
+    viewers_per_pull: ffmpegCount,
+    fanout_first_data_p50_ms: round(median(fanFirst)),
+    fanout_first_data_p95_ms: round(pct(fanFirst, 95)),
+    fanout_mbit_per_s: round(fanMbit),
+    fanout_gateway_cpu_pct: round(fanCpu!),
+    fanout_slowest_viewer_bytes: slowest,
+    sessions: advancing,
+    sessions_ready_s: round(allReadyMs / 1000),
+    gateway_cpu_pct: round(gatewayCpu),
+    ffmpeg_cpu_pct_per_session: round(mean(ffmpegCpu), 2),
+    bare_ffmpeg_cpu_pct_per_session: round(mean(bareCpu), 2),
+    ffmpeg_cpu_ratio: round(mean(ffmpegCpu) / mean(bareCpu), 2),
+    pull_for_pids: pidsForWarm.length,
+    targets: TARGETS,
+    met: {
+      cold: median(cold) <= median(bare) + TARGETS.cold_over_bare_ms,
+      warm_joins: median(hlsJoins) <= TARGETS.warm_join_ms && median(flvJoins) <= TARGETS.warm_join_ms,
+      viewers_per_pull: ffmpegCount === 1,
+      sessions: advancing >= TARGETS.sessions,
+      gateway_cpu: gatewayCpu <= TARGETS.gateway_cpu_pct,
+      ffmpeg_ratio: mean(ffmpegCpu) / mean(bareCpu) <= TARGETS.ffmpeg_ratio,
+    },
+    conditions: {
+      camera: `simulated RTSP/TCP, ${CLIP} (1280x720 25 fps, 1 s GOP, ~2 Mbit/s, no audio), loopback`,
+      cold_runs: COLD_RUNS,
+      join_runs: JOIN_RUNS,
+      fanout_viewers: FANOUT_VIEWERS,
+      session_holders: 'one HLS viewer per session polling its playlist every 2 s',
+      cpu_window_ms: WINDOW_MS,
+      cpus: cpus().length,
+      cpu_model: cpus()[0]?.model,
+      node: process.version,
+      note: 'simulator, bench client and gateway share the machine; one core = 100%',
+    },
+  };
+  clearTimeout(guard);
+  cleanup();
+  process.stdout.write(JSON.stringify(result) + '\n');
+  process.exit(0);
+}
+
+main().catch((e: Error) => {
+  log(e.stack ?? e.message);
+  cleanup();
+  process.exit(1);
+});
