@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -106,7 +107,9 @@ export class HlsOutput {
     const deadline = Date.now() + this.opts.waitMs;
     for (;;) {
       try {
-        return await readFile(join(dir, PLAYLIST), 'utf8');
+        // A playlist is a few hundred bytes in the page cache: one synchronous read costs less than
+        // the four thread-pool round trips of an asynchronous one, and it is read once a second per viewer.
+        return readFileSync(join(dir, PLAYLIST), 'utf8');
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
       }

@@ -5,6 +5,8 @@ const WHITELISTS: Record<Protocol, string> = {
   rtsp: 'rtsp,rtp,tcp,udp',
   rtsps: 'rtsps,rtsp,rtp,tcp,udp,tls',
   rtmp: 'rtmp,tcp',
+  // Pulled from our own RTMP ingest on loopback.
+  'rtmp-push': 'rtmp,tcp',
   rtmps: 'rtmps,rtmp,tcp,tls',
   hls: 'http,https,tcp,tls,crypto',
   'http-flv': 'http,https,tcp,tls',
@@ -79,6 +81,6 @@ export function pullArgs(input: PullInput, out: PullOutput): string[] {
     `hls_flags=${flags.join('+')}`,
     'hls_segment_filename=seg%d.ts',
   ].join(':');
-  args.push('-f', 'tee', `[${hls}]index.m3u8|[f=flv:onfail=abort:flvflags=no_duration_filesize]pipe\\:1`);
+  args.push('-f', 'tee', `[${hls}]index.m3u8|[f=flv:onfail=abort:flvflags=no_duration_filesize:flush_packets=0]pipe\\:1`);
   return args;
 }
