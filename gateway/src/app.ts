@@ -6,6 +6,7 @@ import { TokenService } from './auth/tokens.js';
 import { UsersService } from './auth/users.js';
 import type { Config } from './config/schema.js';
 import { installErrorHandler } from './http/errors.js';
+import { GatewayError } from './errors.js';
 import { accountRoutes } from './http/routes/accounts.js';
 import { departmentRoutes } from './http/routes/departments.js';
 import { sourceRoutes } from './http/routes/sources.js';
@@ -16,17 +17,29 @@ import { FlvOutput } from './outputs/flv/index.js';
 import { routeNmsLogs } from './outputs/flv/nms.js';
 import { HlsOutput } from './outputs/hls/index.js';
 import { StreamManager } from './streams/manager.js';
+import { RtmpIngest } from './streams/sources/rtmp-ingest.js';
+import { pushStreamName } from './registry/url-policy.js';
 import type { SourceResolver } from './streams/types.js';
 import { NetworkPolicy } from './lib/cidr.js';
 import { loadSecrets } from './lib/secrets.js';
-import { seedDemoCity } from './registry/city.js';
+import { seedDemoCity, seedLiveCameras } from './registry/city.js';
 import { CredentialSealer } from './registry/credentials.js';
 import { Registry } from './registry/service.js';
 import { dnsResolver, type Resolver } from './registry/url-policy.js';
 import { SqliteStore } from './store/sqlite/index.js';
-import type { Store } from './store/types.js';
+import type { SourceRecord, Store } from './store/types.js';
 
 export const ROOT_DEPARTMENT = 'root';
+
+const resolvedFields = (r: SourceRecord) => ({
+  cameraId: r.id,
+  name: r.name,
+  departmentId: r.departmentId,
+  deptPath: r.deptPath,
+  protocol: r.protocol,
+  codec: r.codec,
+  enabled: r.enabled,
+});
 
 /** Stream URLs carry a token in their path; the log keeps the path and drops the token. */
 const withoutStreamToken = (url: string) => url.replace(/^(\/streams\/[^/]+\/[^/]+\/)[^/?]+/, '$1***');
@@ -44,6 +57,8 @@ export interface Gateway {
   registry: Registry;
   users: UsersService;
   streams: StreamManager;
+  /** The RTMP ingest for push cameras, when enabled. */
+  ingest: RtmpIngest | null;
   /** Set on a first start: the admin account and its one-time password. */
   bootstrapAdmin: { username: string; password: string } | null;
   /** Every route registered, for the test that walks them all. */
@@ -68,24 +83,21 @@ export async function buildGateway(config: Config, opts: BuildOptions = {}): Pro
   }
   await registry.init();
 
+  const ingest = config.streams.flv.rtmpEnabled
+    ? new RtmpIngest({ host: config.streams.flv.rtmpHost, port: config.streams.flv.rtmpPort, key: secrets.tokenKey })
+    : null;
+  await ingest?.start();
   const resolver: SourceResolver = {
     async resolve(cameraId, profile) {
       const target = await registry.pullTarget(cameraId);
       if (!target) return null;
       const r = target.record;
       const sub = profile === 'sub' && r.subUrl !== null;
-      return {
-        cameraId: r.id,
-        name: r.name,
-        departmentId: r.departmentId,
-        deptPath: r.deptPath,
-        profile: sub ? 'sub' : 'main',
-        url: sub ? r.subUrl! : r.url,
-        protocol: r.protocol,
-        codec: r.codec,
-        enabled: r.enabled,
-        credential: target.credential,
-      };
+      if (r.protocol === 'rtmp-push') {
+        if (!ingest) throw new GatewayError('GW_ERR_CONFLICT', 'this is a push camera and the RTMP ingest is off (streams.flv.rtmpEnabled)');
+        return { ...resolvedFields(r), profile: 'main', url: ingest.localPlayUrl(pushStreamName(r.url)!), credential: null };
+      }
+      return { ...resolvedFields(r), profile: sub ? 'sub' : 'main', url: sub ? r.subUrl! : r.url, credential: target.credential };
     },
     checkConnect: (host) => registry.connectAddresses(host),
     setHealth: (cameraId, health, error) => registry.setHealth(cameraId, health, error),
@@ -102,7 +114,10 @@ export async function buildGateway(config: Config, opts: BuildOptions = {}): Pro
     config.auth,
   );
   const bootstrapAdmin = await users.bootstrap(config.auth.bootstrapAdmin, ROOT_DEPARTMENT);
-  if (config.demo.enabled) await seedDemoCity(store, registry, config.demo.sources);
+  if (config.demo.enabled) {
+    await seedDemoCity(store, registry, config.demo.sources);
+    await seedLiveCameras(store, registry, config.demo.liveCameraBase, config.demo.liveCameras);
+  }
 
   const http = Fastify({
     logger: {
@@ -169,7 +184,7 @@ export async function buildGateway(config: Config, opts: BuildOptions = {}): Pro
     importMaxRows: config.registry.importMaxRows,
     importMaxBytes: config.registry.importMaxBytes,
   });
-  await http.register(streamRoutes, { registry, streams, tokens: streamTokens, guards: g, audit: (e) => store.audit.append(e) });
+  await http.register(streamRoutes, { registry, streams, tokens: streamTokens, ingest, guards: g, audit: (e) => store.audit.append(e) });
   await http.register(hls.routes);
   await http.register(flv.routes);
   await http.register(metricsRoutes(streams));
@@ -181,6 +196,7 @@ export async function buildGateway(config: Config, opts: BuildOptions = {}): Pro
     registry,
     users,
     streams,
+    ingest,
     bootstrapAdmin,
     routes,
     close: () =>
@@ -189,6 +205,7 @@ export async function buildGateway(config: Config, opts: BuildOptions = {}): Pro
         flv.close();
         hls.close();
         await streams.close();
+        await ingest?.close();
         await http.close();
         await store.close();
       })()),

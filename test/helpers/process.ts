@@ -17,7 +17,15 @@ export interface GatewayProcess {
 export async function spawnGateway(t: Test, dataDir: string, env: Record<string, string> = {}): Promise<GatewayProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'gateway/src/main.ts'], {
     cwd: root,
-    env: { ...process.env, WALLGATE_DATA_DIR: dataDir, WALLGATE_SERVER_HOST: '127.0.0.1', WALLGATE_SERVER_PORT: '0', ...env },
+    env: {
+      ...process.env,
+      WALLGATE_DATA_DIR: dataDir,
+      WALLGATE_SERVER_HOST: '127.0.0.1',
+      WALLGATE_SERVER_PORT: '0',
+      WALLGATE_STREAMS_FLV_RTMP_HOST: '127.0.0.1',
+      WALLGATE_STREAMS_FLV_RTMP_PORT: '0',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const stdout: string[] = [];

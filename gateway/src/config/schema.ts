@@ -217,6 +217,11 @@ export const configSchema = obj(
       {
         enabled: Type.Boolean({ default: false, description: 'Seed a demo city into an empty store at start.' }),
         sources: Type.Integer({ minimum: 0, maximum: 200_000, default: 2_000, description: 'Demo city size.' }),
+        liveCameraBase: Type.String({
+          default: '',
+          description: 'RTSP address of a camera simulator (scripts/camera-sim.ts); with it, demo mode registers live cameras from it.',
+        }),
+        liveCameras: Type.Integer({ minimum: 0, maximum: 1_000, default: 36, description: 'Live simulated cameras registered in demo mode.' }),
       },
       'Demo mode for a first look.',
     ),

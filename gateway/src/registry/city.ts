@@ -122,3 +122,36 @@ export async function seedDemoCity(store: Store, registry: Registry, size: numbe
   }
   await registry.importSources({ id: 'system', username: 'system', ip: '-', scopes: ['root'] }, rows(), 'keep-valid', size);
 }
+
+/** The simulator's clips, in the mix a real estate has: mostly 1 s GOP H.264, some 2 s, some 1080p, a few H.265. */
+const LIVE_CLIPS = ['h264-720p-1s', 'h264-720p-1s', 'h264-720p-2s', 'h264-1080p-1s', 'h264-720p-1s', 'h264-1080p-2s'] as const;
+
+/**
+ * Registers cameras served by a camera simulator, so a first look shows live video. The simulator
+ * serves any "/auto/<clip>/<name>" path; every twelfth camera is H.265, which exercises the transcode.
+ */
+export async function seedLiveCameras(store: Store, registry: Registry, base: string, count: number): Promise<void> {
+  if (!base || count === 0 || (await store.sources.get('live-001'))) return;
+  if (!registry.departments.get('demo-live')) {
+    await store.departments.create({ id: 'demo-live', name: '演示实时摄像机 Live demo cameras', parentId: 'root', level: 'city', path: '/root/demo-live/' }, Date.now());
+    await registry.init();
+  }
+  async function* rows(): AsyncGenerator<ImportInput> {
+    for (let i = 1; i <= count; i++) {
+      const id = `live-${String(i).padStart(3, '0')}`;
+      const clip = i % 12 === 0 ? 'h265-720p-1s' : LIVE_CLIPS[i % LIVE_CLIPS.length]!;
+      yield {
+        line: i,
+        value: {
+          id,
+          name: `实时 ${i} Live ${clip}`,
+          departmentId: 'demo-live',
+          url: `${base.replace(/\/$/, '')}/auto/${clip}/${id}`,
+          codec: clip.startsWith('h265') ? 'h265' : 'h264',
+          tags: ['demo', 'live'],
+        },
+      };
+    }
+  }
+  await registry.importSources({ id: 'system', username: 'system', ip: '-', scopes: ['root'] }, rows(), 'keep-valid', count);
+}

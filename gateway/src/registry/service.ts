@@ -360,7 +360,8 @@ export class Registry {
       issues.push({ field: 'departmentId', message: `unknown department "${draft.departmentId}"` });
     }
     for (const [field, u] of [['url', draft.url], ['subUrl', draft.subUrl]] as const) {
-      if (!u) continue;
+      // The gateway never connects to a push source's host: the camera comes to it.
+      if (!u || draft.protocol === 'rtmp-push') continue;
       // Main and sub-stream share a host, and an import repeats hosts: each is checked once per call.
       let verdict = memo?.hosts.get(u.host);
       if (verdict === undefined) {

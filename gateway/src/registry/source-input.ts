@@ -1,6 +1,6 @@
 import type { FieldIssue } from '../errors.js';
 import { LEVELS, PROTOCOLS, type Codec, type Protocol, type SourceFields } from '../store/types.js';
-import { parseCameraUrl, protocolFor, UrlRejected, type ParsedCameraUrl } from './url-policy.js';
+import { parseCameraUrl, protocolFor, pushStreamName, UrlRejected, type ParsedCameraUrl } from './url-policy.js';
 
 /**
  * One validator for every way a source arrives: REST create/replace/patch, NDJSON rows and CSV rows
@@ -163,6 +163,11 @@ export function validateSourceInput(raw: Record<string, unknown>, opts: { requir
     if (subUrl && protocol) {
       const sp = protocolFor(subUrl, protocol);
       if (sp !== protocol) bad('subUrl', `must use the same protocol as url (${protocol})`);
+    }
+    if (protocol === 'rtmp-push') {
+      if (!pushStreamName(url.url)) bad('url', 'a push source is rtmp://<gateway host>/push/<name>, the name of letters, digits, _ and -');
+      if (subUrl) bad('subUrl', 'a push source has one stream');
+      if (url.username !== null) bad('url', 'a push source has no camera credentials; publishers get a signed URL instead');
     }
   }
 

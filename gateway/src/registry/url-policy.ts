@@ -11,7 +11,7 @@ import type { Protocol } from '../store/types.js';
 const SCHEME_PROTOCOLS: Record<string, Protocol[]> = {
   rtsp: ['rtsp'],
   rtsps: ['rtsps'],
-  rtmp: ['rtmp'],
+  rtmp: ['rtmp', 'rtmp-push'],
   rtmps: ['rtmps'],
   srt: ['srt'],
   http: ['hls', 'http-flv'],
@@ -89,11 +89,20 @@ export function protocolFor(parsed: ParsedCameraUrl, declared: Protocol | undefi
   if (declared) {
     return options.includes(declared) ? declared : `"${declared}" does not match a ${parsed.scheme}:// URL (expected ${options.join(' or ')})`;
   }
-  if (options.length === 1) return options[0]!;
+  // A push source is declared as such; an rtmp:// URL alone is a camera or platform to pull from.
+  if (options.length === 1 || parsed.scheme === 'rtmp') return options[0]!;
   const path = new URL(parsed.url).pathname.toLowerCase();
   if (path.endsWith('.m3u8')) return 'hls';
   if (path.endsWith('.flv')) return 'http-flv';
   return 'cannot tell HLS from HTTP-FLV by this URL; set protocol to "hls" or "http-flv"';
+}
+
+/** The stream name an rtmp-push source publishes under: its URL must be rtmp://<gateway>/push/<name>. */
+const PUSH_PATH = /^\/push\/([A-Za-z0-9_-]{1,64})$/;
+export function pushStreamName(url: string): string | null {
+  const u = new URL(url);
+  const m = PUSH_PATH.exec(u.pathname);
+  return m && !u.search ? m[1]! : null;
 }
 
 /** Shows a stored URL with its user name and a masked password, never the password itself. */

@@ -7,7 +7,8 @@
 export const LEVELS = ['national', 'province', 'city', 'county', 'township', 'site'] as const;
 export type Level = (typeof LEVELS)[number];
 
-export const PROTOCOLS = ['rtsp', 'rtsps', 'rtmp', 'rtmps', 'hls', 'http-flv', 'srt'] as const;
+/** 'rtmp-push': the camera publishes to the gateway's RTMP ingest instead of being pulled. */
+export const PROTOCOLS = ['rtsp', 'rtsps', 'rtmp', 'rtmps', 'hls', 'http-flv', 'srt', 'rtmp-push'] as const;
 export type Protocol = (typeof PROTOCOLS)[number];
 
 export const CODECS = ['h264', 'h265', 'unknown'] as const;

@@ -249,6 +249,10 @@ export class StreamManager extends EventEmitter<{
    */
   private async prepareInput(source: ResolvedSource): Promise<{ input: PullInput; secrets: string[] }> {
     const url = new URL(source.url);
+    // A push source is read from the gateway's own ingest on loopback; the resolver gave that URL.
+    if (source.protocol === 'rtmp-push') {
+      return { input: { protocol: source.protocol, url: url.toString(), rtspTransport: this.config.rtspTransport, ioTimeoutMs: this.config.ioTimeoutMs }, secrets: [] };
+    }
     const host = url.hostname.replace(/^\[|\]$/g, '');
     const verdict = await this.resolver.checkConnect(host);
     if ('refused' in verdict) throw new GatewayError('GW_ERR_FORBIDDEN', `the camera's address is not allowed: ${verdict.refused}`);

@@ -283,7 +283,7 @@ export class StreamSession extends EventEmitter<{ tag: [FlvTag]; state: [Session
       void this.attempt();
       return;
     }
-    const error = this.lastError ?? classifyFailure(exit, ff.stderrTail(), this.hasMedia, this.host.config);
+    const error = this.lastError ?? classifyFailure(exit, ff.stderrTail(), this.hasMedia, this.host.config, this.source.protocol);
     this.host.log.warn({ camera: this.cameraId, profile: this.profile, code: error.code, reason: error.message, exit: exit.code, signal: exit.signal }, 'pull ended');
     this.failed(error);
   }

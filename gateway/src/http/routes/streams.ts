@@ -6,12 +6,15 @@ import type { Principal } from '../../auth/users.js';
 import { GatewayError } from '../../errors.js';
 import type { Registry } from '../../registry/service.js';
 import type { StreamManager } from '../../streams/manager.js';
+import type { RtmpIngest } from '../../streams/sources/rtmp-ingest.js';
+import { pushStreamName } from '../../registry/url-policy.js';
 import type { AuditEntry } from '../../store/types.js';
 
 export interface StreamRouteOptions {
   registry: Registry;
   streams: StreamManager;
   tokens: StreamTokens;
+  ingest: RtmpIngest | null;
   guards: Guards;
   audit(entry: Omit<AuditEntry, 'seq'>): Promise<void>;
 }
@@ -46,6 +49,37 @@ export async function streamRoutes(app: FastifyInstance, o: StreamRouteOptions) 
         flv: `${base}/live.flv`,
         wsFlv: `${base}/live.flv`,
       };
+    },
+  );
+
+  app.post<{ Params: { cameraId: string }; Querystring: { ttlSec?: number } }>(
+    '/api/sources/:cameraId/publish-url',
+    {
+      onRequest: o.guards.require('sources:write'),
+      schema: {
+        params: Type.Object({ cameraId: CAMERA_ID }),
+        querystring: Type.Object({ ttlSec: Type.Optional(Type.Integer({ minimum: 60, maximum: 30 * 86_400 })) }, { additionalProperties: false }),
+      },
+    },
+    async (req) => {
+      const actor = actorOf(req);
+      const source = await o.registry.getSource(actor, req.params.cameraId);
+      const name = source.protocol === 'rtmp-push' ? pushStreamName(source.url) : null;
+      if (!name) throw new GatewayError('GW_ERR_CONFLICT', `camera "${source.id}" is pulled, not pushed (its protocol is ${source.protocol})`);
+      if (!o.ingest) throw new GatewayError('GW_ERR_CONFLICT', 'the RTMP ingest is off (streams.flv.rtmpEnabled)');
+      const ttlSec = req.query.ttlSec ?? 86_400;
+      const { url, expiresAt } = o.ingest.publishUrl(req.hostname.replace(/:\d+$/, ''), name, ttlSec);
+      await o.audit({
+        at: Date.now(),
+        actor: actor.username,
+        actorIp: actor.ip,
+        action: 'source.publish-url',
+        target: source.id,
+        outcome: 'ok',
+        detail: { ttlSec },
+        scopePath: source.deptPath,
+      });
+      return { url, expiresAt: new Date(expiresAt).toISOString() };
     },
   );
 
