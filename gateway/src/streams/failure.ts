@@ -6,7 +6,7 @@ import type { StreamsConfig } from './types.js';
 /** ffmpeg's words for each way a pull fails, most specific first. */
 const PATTERNS: [RegExp, ErrorCode, string][] = [
   [/\b(401|403)\b|Unauthorized|authori[sz]ation failed/i, 'GW_ERR_CAMERA_AUTH', 'the camera refused the user name or password'],
-  [/\b404\b|Not Found|Stream not found/i, 'GW_ERR_CAMERA_UNREACHABLE', 'the camera has no stream at this path'],
+  [/\b404 Not Found|Stream not found/, 'GW_ERR_CAMERA_UNREACHABLE', 'the camera has no stream at this path'],
   [/matches no streams|does not contain any stream|no video/i, 'GW_ERR_CAMERA_NO_VIDEO', 'the stream has no video track'],
   [/Decoder \(codec [^)]*\) not found|Unsupported codec|codec not currently supported|not supported in (FLV|this container)/i, 'GW_ERR_CODEC_UNSUPPORTED', 'the video codec is not supported'],
   [

@@ -135,6 +135,7 @@ t.test('every route checks authentication and roles', async (t) => {
     'POST /api/streams/:cameraId/view': ['admin', 'operator', 'regulator'],
     'GET /api/streams': ['admin'],
     'DELETE /api/streams/:sessionId': ['admin'],
+    'POST /api/sources/:cameraId/publish-url': ['admin'],
   };
   const registered = gw.routes.filter((r) => r.method !== 'HEAD').map((r) => `${r.method} ${r.url}`);
   for (const r of registered) {
