@@ -116,3 +116,23 @@ t.test('a kill -9 of the ffmpeg child is recovered', async (t) => {
   t.ok(viewer.bytes() > before + 50_000, 'the viewer kept its connection and gets video');
   viewer.stop();
 });
+
+t.test('a timestamp jump mid-stream and oversized RTSP headers do not break a pull', async (t) => {
+  const gw = await startStreamingGateway(t);
+  await gw.addCamera('chatty', { clip: 'h264-720p-1s' });
+  gw.sim.setFault('chatty', { kind: 'oversized-headers', bytes: 65_536 });
+  t.equal(await decodeFrames((await gw.view('chatty')).flv, 10), 10, 'a 64 KB RTSP header is read through');
+
+  await gw.addCamera('jumpy', { clip: 'h264-720p-1s' });
+  const urls = await gw.view('jumpy');
+  const viewer = holdViewer(urls.flv);
+  await waitFor(() => viewer.bytes(), (n) => n > 10_000, 8_000);
+  gw.sim.setFault('jumpy', { kind: 'jump', ms: 30_000 });
+  await new Promise((r) => setTimeout(r, 4_000));
+  const before = viewer.bytes();
+  await waitFor(() => viewer.bytes(), (n) => n > before + 50_000, 5_000);
+  t.ok(viewer.bytes() > before + 50_000, 'video keeps flowing after a 30 s jump');
+  t.equal(await decodeFrames(urls.hls, 10), 10, 'and HLS still decodes');
+  t.match(gw.streams.list().find((s) => s.cameraId === 'jumpy'), { state: 'ready' });
+  viewer.stop();
+});
