@@ -187,9 +187,16 @@ function wsViewer(url: string): { firstVideo: Promise<number>; bytes: () => numb
 
 // ---- bare ffmpeg, the baseline --------------------------------------------------------------
 
-function bareFfmpeg(rtsp: string, dir: string): ChildProcess {
+/**
+ * Bare ffmpeg pulling a camera: to HLS alone (the issue's baseline), or to the gateway's two outputs,
+ * HLS and FLV on stdout (here thrown away), to tell the cost of the second output from the engine's.
+ */
+function bareFfmpeg(rtsp: string, dir: string, outputs: 'hls' | 'hls+flv' = 'hls'): ChildProcess {
   const args = ['-hide_banner', '-nostdin', '-loglevel', 'error', '-rtsp_transport', 'tcp', '-probesize', '32768', '-analyzeduration', '500000', '-i', rtsp];
-  args.push('-map', '0:v:0', '-c', 'copy', '-f', 'hls', '-hls_time', '0.9', '-hls_list_size', '5', '-hls_flags', 'delete_segments+temp_file', join(dir, 'index.m3u8'));
+  args.push('-map', '0:v:0', '-c', 'copy');
+  const hlsOptions = 'hls_time=0.9:hls_list_size=5:hls_flags=delete_segments+temp_file';
+  if (outputs === 'hls') args.push('-f', 'hls', ...hlsOptions.split(':').flatMap((o) => ['-' + o.split('=')[0]!, o.split('=')[1]!]), join(dir, 'index.m3u8'));
+  else args.push('-f', 'tee', `[f=hls:${hlsOptions}]${join(dir, 'index.m3u8')}|[f=flv]pipe\\:1`);
   const child = spawn('ffmpeg', args, { stdio: 'ignore' });
   children.push(child);
   return child;
@@ -334,11 +341,17 @@ async function main() {
   // Let the gateway close its sessions, then bare ffmpeg doing the same remux, same count, same window.
   gw.child.kill('SIGTERM');
   await new Promise((r) => gw.child.once('exit', r));
-  const bareProcs = Array.from({ length: SESSIONS }, (_, i) => bareFfmpeg(camUrl(`barew${i}`), tempDir('bench-barew-')));
-  await sleep(5000);
-  const bareCpu = (await measureCpu(bareProcs.map((p) => p.pid!), WINDOW_MS)).filter((x) => !Number.isNaN(x));
-  for (const p of bareProcs) p.kill('SIGKILL');
-  log(`bare ffmpeg ${round(mean(bareCpu), 2)}% each`);
+  const bareRun = async (outputs: 'hls' | 'hls+flv') => {
+    const procs = Array.from({ length: SESSIONS }, (_, i) => bareFfmpeg(camUrl(`barew${i}`), tempDir('bench-barew-'), outputs));
+    await sleep(5000);
+    const cpu = (await measureCpu(procs.map((p) => p.pid!), WINDOW_MS)).filter((x) => !Number.isNaN(x));
+    for (const p of procs) p.kill('SIGKILL');
+    await sleep(1000);
+    log(`bare ffmpeg to ${outputs}: ${round(mean(cpu), 2)}% each`);
+    return cpu;
+  };
+  const bareCpu = await bareRun('hls');
+  const bareTeeCpu = await bareRun('hls+flv');
 
   const result = {
     bench: 'streams',
@@ -359,6 +372,8 @@ async function main() {
     ffmpeg_cpu_pct_per_session: round(mean(ffmpegCpu), 2),
     bare_ffmpeg_cpu_pct_per_session: round(mean(bareCpu), 2),
     ffmpeg_cpu_ratio: round(mean(ffmpegCpu) / mean(bareCpu), 2),
+    bare_ffmpeg_hls_flv_cpu_pct_per_session: round(mean(bareTeeCpu), 2),
+    ffmpeg_cpu_ratio_same_outputs: round(mean(ffmpegCpu) / mean(bareTeeCpu), 2),
     targets: TARGETS,
     met: {
       cold: median(cold) <= median(bare) + TARGETS.cold_over_bare_ms,

@@ -7,10 +7,9 @@ const TAG_HEADER_BYTES = 11;
 const BACK_POINTER_BYTES = 4;
 
 /**
- * Splits ffmpeg's FLV output into tags. Tags are cut out of the chunks they arrive in without
- * copying; only a tag split across two chunks is copied once into a buffer of its own. A hundred
- * pulls push ~25 MB/s through here, and concatenating every chunk with the last one's tail made the
- * garbage collector the gateway's largest cost.
+ * Splits ffmpeg's FLV output into tags. Tags are views of the chunk they arrived in, valid only
+ * during the callback (the chunk's buffer is reused for the next read); only a tag split across two
+ * chunks is copied, once, to join its parts.
  */
 export class FlvDemuxer {
   /** The start of a tag (or of the file header) whose end has not arrived yet. */
@@ -71,7 +70,8 @@ export class FlvDemuxer {
       if (typeof length === 'string') return length;
       if (length < 0 || buf.length - at < length) {
         if (whole) return 'FLV unit shorter than its header says';
-        this.carry = buf.subarray(at);
+        // The chunk's buffer is reused for the next read: the carried bytes are copied.
+        this.carry = Buffer.from(buf.subarray(at));
         return null;
       }
       if (!this.headerSeen) this.headerSeen = true;

@@ -4,6 +4,7 @@ import { GatewayError } from '../errors.js';
 import { Backoff } from '../lib/backoff.js';
 import { classifyFailure } from './failure.js';
 import { FlvDemuxer } from './flv-demux.js';
+import { GopStore } from './gop-store.js';
 import { concatList, pullArgs, type PullInput } from './process/args.js';
 import { FfmpegProcess, type FfmpegExit } from './process/ffmpeg-process.js';
 import type { FlvTag, Profile, ResolvedSource, SessionState, StreamsConfig } from './types.js';
@@ -61,7 +62,7 @@ export class StreamSession extends EventEmitter<{ tag: [FlvTag]; state: [Session
   bytesOut = 0;
   /** The decoder configuration and the tags since the last keyframe: what a joining FLV viewer needs first. */
   readonly headers = new Map<string, FlvTag>();
-  private gop: FlvTag[] = [];
+  private readonly gop = new GopStore(MAX_GOP_TAGS);
   private waiters: Waiter[] = [];
   private ffmpeg: FfmpegProcess | null = null;
   private generation = 0;
@@ -119,7 +120,7 @@ export class StreamSession extends EventEmitter<{ tag: [FlvTag]; state: [Session
 
   /** The tags a new FLV viewer needs before live ones: decoder configuration, then the current GOP. */
   joinTags(): FlvTag[] {
-    return [...this.headers.values(), ...this.gop];
+    return [...this.headers.values(), ...this.gop.tags];
   }
 
   addReader(reader: Reader): void {
@@ -171,7 +172,7 @@ export class StreamSession extends EventEmitter<{ tag: [FlvTag]; state: [Session
     this.hasMedia = false;
     this.timestampBase = this.lastTimestamp ? this.lastTimestamp + 40 : 0;
     this.headers.clear();
-    this.gop = [];
+    this.gop.clear();
     const cfg = this.host.config;
     let prepared: { input: PullInput; secrets: string[] };
     try {
@@ -180,41 +181,57 @@ export class StreamSession extends EventEmitter<{ tag: [FlvTag]; state: [Session
       await mkdir(this.hlsDir, { recursive: true });
       prepared = await this.host.prepareInput(this.source);
     } catch (e) {
-      if (gen !== this.generation || this.state === 'closed') return;
+      if (this.stale(gen)) return;
       this.failed(e instanceof GatewayError ? e : new GatewayError('GW_ERR_CAMERA_UNREACHABLE', (e as Error).message));
       return;
     }
-    if (gen !== this.generation || this.state === 'closed') return;
+    if (this.stale(gen)) return;
     const args = pullArgs(prepared.input, {
       transcode: this.transcoding ? { preset: cfg.transcode.preset, height: cfg.transcode.height, bitrateKbps: cfg.transcode.bitrateKbps } : null,
       audio: cfg.audio,
       hls: { segmentSec: cfg.hls.segmentSec, listSize: cfg.hls.listSize, startNumber: this.segmentNumber, discontinuity: this.restarts > 0 },
     });
-    const ff = new FfmpegProcess({
-      ffmpegPath: cfg.ffmpegPath,
-      args,
-      cwd: this.hlsDir,
-      stdin: concatList(prepared.input),
-      instanceId: this.host.instanceId,
-      secrets: prepared.secrets,
-      killGraceMs: cfg.killGraceMs,
-      stderrTailLines: 30,
-    });
+    const demuxer = new FlvDemuxer((tag) => this.onTag(gen, tag));
+    let ff: FfmpegProcess | null = null;
+    try {
+      ff = await FfmpegProcess.start({
+        ffmpegPath: cfg.ffmpegPath,
+        args,
+        cwd: this.hlsDir,
+        stdin: concatList(prepared.input),
+        instanceId: this.host.instanceId,
+        secrets: prepared.secrets,
+        killGraceMs: cfg.killGraceMs,
+        stderrTailLines: 30,
+        onStdout: (chunk) => {
+          if (gen !== this.generation) return;
+          this.bytesIn += chunk.length;
+          const err = demuxer.push(chunk);
+          if (err) void ff?.close(err);
+        },
+      });
+    } catch (e) {
+      if (!this.stale(gen)) this.failed(new GatewayError('GW_ERR_INTERNAL', `cannot start ffmpeg: ${(e as Error).message}`));
+      return;
+    }
+    if (this.stale(gen)) {
+      void ff.close('stream closed while ffmpeg started');
+      return;
+    }
     this.ffmpeg = ff;
     this.spawnedAt = Date.now();
-    const demuxer = new FlvDemuxer((tag) => this.onTag(gen, tag));
-    ff.stdout.on('data', (chunk: Buffer) => {
-      if (gen !== this.generation) return;
-      this.bytesIn += chunk.length;
-      const err = demuxer.push(chunk);
-      if (err) void ff.close(err);
-    });
     ff.on('line', (line) => this.onStderr(gen, line));
-    ff.once('exit', (exit) => this.onExit(gen, ff, exit));
+    const started = ff;
+    ff.once('exit', (exit) => this.onExit(gen, started, exit));
     this.startTimer = setTimeout(() => {
-      if (gen === this.generation && !this.hasMedia) void ff.close('start timeout');
+      if (gen === this.generation && !this.hasMedia) void started.close('start timeout');
     }, cfg.startTimeoutMs);
     this.startTimer.unref();
+  }
+
+  /** An attempt that a newer one, or close(), has superseded while it awaited something. */
+  private stale(gen: number): boolean {
+    return gen !== this.generation || this.state === 'closed';
   }
 
   private onStderr(gen: number, line: string) {
@@ -239,16 +256,22 @@ export class StreamSession extends EventEmitter<{ tag: [FlvTag]; state: [Session
     }
   }
 
+  /** The tag's data is a view of ffmpeg's read buffer: it is copied into the GOP store before anyone sees it. */
   private onTag(gen: number, raw: FlvTag) {
     if (gen !== this.generation) return;
-    const tag = this.timestampBase ? { ...raw, timestamp: raw.timestamp + this.timestampBase } : raw;
-    this.lastTimestamp = tag.timestamp;
-    if (tag.header || tag.type === 18) {
+    const timed = this.timestampBase ? { ...raw, timestamp: raw.timestamp + this.timestampBase } : raw;
+    this.lastTimestamp = timed.timestamp;
+    let tag: FlvTag;
+    if (timed.header || timed.type === 18) {
+      tag = { ...timed, data: Buffer.from(timed.data) };
       this.headers.set(`${tag.type}`, tag);
-    } else if (tag.keyframe) {
-      this.gop = [tag];
-    } else if (this.gop.length > 0 && this.gop.length < MAX_GOP_TAGS) {
-      this.gop.push(tag);
+    } else if (timed.keyframe) {
+      tag = this.gop.restart(timed);
+    } else if (this.gop.tags.length > 0) {
+      tag = this.gop.add(timed);
+    } else {
+      // Before the first keyframe nothing is kept; a listener gets its own copy.
+      tag = { ...timed, data: Buffer.from(timed.data) };
     }
     if (tag.type === 9 && !tag.header) {
       this.lastMediaAt = Date.now();
@@ -323,7 +346,7 @@ export class StreamSession extends EventEmitter<{ tag: [FlvTag]; state: [Session
       this.readers.clear();
       if (this.ffmpeg) await this.ffmpeg.close(reason);
       if (this.transcoding) this.host.releaseTranscode();
-      this.gop = [];
+      this.gop.clear();
       this.headers.clear();
       await rm(this.hlsDir, { recursive: true, force: true }).catch(() => {});
       this.host.log.info({ camera: this.cameraId, profile: this.profile, reason }, 'stream closed');

@@ -81,6 +81,6 @@ export function pullArgs(input: PullInput, out: PullOutput): string[] {
     `hls_flags=${flags.join('+')}`,
     'hls_segment_filename=seg%d.ts',
   ].join(':');
-  args.push('-f', 'tee', `[${hls}]index.m3u8|[f=flv:onfail=abort:flvflags=no_duration_filesize:flush_packets=0]pipe\\:1`);
+  args.push('-f', 'tee', `[${hls}]index.m3u8|[f=flv:onfail=abort:flvflags=no_duration_filesize]pipe\\:1`);
   return args;
 }

@@ -1,6 +1,16 @@
-import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import { execFile, spawn, type ChildProcessByStdio } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import { closeSync, constants, openSync, unlinkSync } from 'node:fs';
+import { Socket, type OnReadOpts, type SocketConstructorOpts } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
+import { promisify } from 'node:util';
+
+const execFileAsync = promisify(execFile);
+/** One read buffer per process, reused for every read of its stdout. */
+const STDOUT_READ_BYTES = 64 * 1024;
 
 /** The environment variable that marks an ffmpeg as ours, so a later gateway can find it after a hard crash. */
 export const INSTANCE_ENV = 'WALLGATE_INSTANCE';
@@ -19,6 +29,13 @@ export interface FfmpegOptions {
   /** SIGTERM, then SIGKILL after this long. */
   killGraceMs: number;
   stderrTailLines: number;
+  /**
+   * Receives stdout as it arrives. The chunk is a view of a buffer reused for the next read: copy
+   * what must outlive the call. A pipe handed to Node as a child's stdout allocates a new buffer
+   * for every read, and at a hundred pulls that churn made the garbage collector the gateway's
+   * largest cost; stdout is therefore a FIFO read with one fixed buffer.
+   */
+  onStdout?: (chunk: Buffer) => void;
 }
 
 export interface FfmpegExit {
@@ -41,9 +58,9 @@ const live = new Set<FfmpegProcess>();
  */
 export class FfmpegProcess extends EventEmitter<{ line: [string]; exit: [FfmpegExit] }> {
   readonly pid: number;
-  readonly stdout: Readable;
   readonly exited: Promise<FfmpegExit>;
-  private readonly child: ChildProcessByStdio<Writable, Readable, Readable>;
+  private readonly child: ChildProcessByStdio<Writable, null, Readable>;
+  private stdoutReader: Socket | null = null;
   private readonly tail: string[] = [];
   private partial = '';
   private stopReason: string | null = null;
@@ -54,16 +71,58 @@ export class FfmpegProcess extends EventEmitter<{ line: [string]; exit: [FfmpegE
     return live;
   }
 
-  constructor(private readonly opts: FfmpegOptions) {
+  /** Spawns ffmpeg; with onStdout, its stdout is a FIFO made for it (see FfmpegOptions.onStdout). */
+  static async start(opts: FfmpegOptions): Promise<FfmpegProcess> {
+    if (!opts.onStdout) return new FfmpegProcess(opts, null);
+    const path = join(opts.cwd ?? tmpdir(), `.stdout-${randomUUID()}.fifo`);
+    await execFileAsync('mkfifo', ['-m', '600', path]);
+    let readFd = -1;
+    let writeFd = -1;
+    try {
+      // Opening the read end without blocking first lets the write end open at once.
+      readFd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+      writeFd = openSync(path, constants.O_WRONLY);
+    } finally {
+      unlinkSync(path);
+    }
+    try {
+      return new FfmpegProcess(opts, { readFd, writeFd });
+    } finally {
+      // The child holds its own copy of the write end; ours would keep end-of-file from ever coming.
+      closeSync(writeFd);
+    }
+  }
+
+  private constructor(
+    private readonly opts: FfmpegOptions,
+    fifo: { readFd: number; writeFd: number } | null,
+  ) {
     super();
     this.child = spawn(opts.ffmpegPath, opts.args, {
       detached: true,
       ...(opts.cwd ? { cwd: opts.cwd } : {}),
-      stdio: ['pipe', 'pipe', 'pipe'],
+      stdio: ['pipe', fifo ? fifo.writeFd : 'ignore', 'pipe'],
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin', [INSTANCE_ENV]: opts.instanceId },
-    });
+    }) as ChildProcessByStdio<Writable, null, Readable>;
     this.pid = this.child.pid ?? -1;
-    this.stdout = this.child.stdout;
+    if (fifo && opts.onStdout) {
+      const onStdout = opts.onStdout;
+      const readBuffer = Buffer.allocUnsafe(STDOUT_READ_BYTES);
+      const options: SocketConstructorOpts & { onread: OnReadOpts } = {
+        fd: fifo.readFd,
+        readable: true,
+        writable: false,
+        onread: {
+          buffer: readBuffer,
+          callback: (n) => {
+            onStdout(readBuffer.subarray(0, n));
+            return true;
+          },
+        },
+      };
+      this.stdoutReader = new Socket(options);
+      this.stdoutReader.on('error', () => {});
+    }
     live.add(this);
     this.exited = new Promise((resolve) => {
       const finish = (code: number | null, signal: NodeJS.Signals | null) => {
@@ -71,6 +130,7 @@ export class FfmpegProcess extends EventEmitter<{ line: [string]; exit: [FfmpegE
         this.done = true;
         live.delete(this);
         if (this.killTimer) clearTimeout(this.killTimer);
+        this.stdoutReader?.destroy();
         this.flushPartial();
         const exit = { code, signal, reason: this.stopReason };
         this.emit('exit', exit);
@@ -84,7 +144,6 @@ export class FfmpegProcess extends EventEmitter<{ line: [string]; exit: [FfmpegE
       });
     });
     this.child.stdin.on('error', () => {});
-    this.child.stdout.on('error', () => {});
     this.child.stderr.setEncoding('utf8');
     this.child.stderr.on('data', (chunk: string) => this.onStderr(chunk));
     if (opts.stdin !== undefined) this.child.stdin.end(opts.stdin);
