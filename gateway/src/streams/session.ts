@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { GatewayError } from '../errors.js';
 import { Backoff } from '../lib/backoff.js';
 import { classifyFailure } from './failure.js';
@@ -8,7 +9,6 @@ import { GopStore } from './gop-store.js';
 import { concatList, pullArgs, type PullInput } from './process/args.js';
 import { FfmpegProcess, type FfmpegExit } from './process/ffmpeg-process.js';
 import type { FlvTag, Profile, ResolvedSource, SessionState, StreamsConfig } from './types.js';
-
 
 /** What a session needs from its manager: everything outside the session itself. */
 export interface SessionHost {
@@ -43,6 +43,14 @@ interface Waiter {
 
 const MAX_GOP_TAGS = 2_000;
 
+/** Where the next run's segment numbers start: after the last run's, read from its playlist. */
+async function nextSegmentNumber(dir: string, fallback: number): Promise<number> {
+  const text = await readFile(join(dir, 'index.m3u8'), 'utf8').catch(() => '');
+  const sequence = /#EXT-X-MEDIA-SEQUENCE:(\d+)/.exec(text);
+  const segments = text.match(/^seg\d+\.ts$/gm)?.length ?? 0;
+  return sequence ? Math.max(fallback, Number(sequence[1]) + segments) : fallback;
+}
+
 /**
  * One watched camera: owns its ffmpeg, timers, readers and the state machine
  * idle → starting → ready → lingering → closed, plus retrying. Every ffmpeg callback carries
@@ -60,7 +68,7 @@ export class StreamSession extends EventEmitter<{ tag: [FlvTag]; state: [Session
   transcoding = false;
   bytesIn = 0;
   bytesOut = 0;
-  /** The decoder configuration and the tags since the last keyframe: what a joining FLV viewer needs first. */
+  /** The decoder configuration (script data, AVC and AAC sequence headers), by FLV tag type. */
   readonly headers = new Map<string, FlvTag>();
   private readonly gop = new GopStore(MAX_GOP_TAGS);
   private waiters: Waiter[] = [];
@@ -104,10 +112,6 @@ export class StreamSession extends EventEmitter<{ tag: [FlvTag]; state: [Session
   /** The live ffmpeg's pid, for tests and the sessions list. */
   get pid(): number | null {
     return this.ffmpeg?.running ? this.ffmpeg.pid : null;
-  }
-
-  get live(): boolean {
-    return this.hasMedia && this.state !== 'closed';
   }
 
   get bitrateKbps(): number {
@@ -176,7 +180,9 @@ export class StreamSession extends EventEmitter<{ tag: [FlvTag]; state: [Session
     const cfg = this.host.config;
     let prepared: { input: PullInput; secrets: string[] };
     try {
-      // ENDLIST from the last run and its segments must not be served as the new stream.
+      // ENDLIST from the last run and its segments must not be served as the new stream; the new
+      // run's numbers continue the old ones, so a player's media sequence never goes backwards.
+      this.segmentNumber = await nextSegmentNumber(this.hlsDir, this.segmentNumber);
       await rm(this.hlsDir, { recursive: true, force: true });
       await mkdir(this.hlsDir, { recursive: true });
       prepared = await this.host.prepareInput(this.source);
@@ -235,10 +241,10 @@ export class StreamSession extends EventEmitter<{ tag: [FlvTag]; state: [Session
   }
 
   private onStderr(gen: number, line: string) {
-    if (gen !== this.generation) return;
+    if (gen !== this.generation || this.inputCodec) return;
     // "Stream #0:0: Video: hevc (Main), yuv420p(tv), 1280x720, 25 fps" names the input once it is probed.
-    const m = /Stream #0:\d+.*?: Video: (\w+)[^,]*(?:,[^,]*?)*?, (\d{2,5}x\d{2,5})/.exec(line);
-    if (!m || this.inputCodec) return;
+    const m = /Stream #0:\d+.*?: Video: (\w+).*?, (\d{2,5}x\d{2,5})/.exec(line);
+    if (!m) return;
     this.inputCodec = m[1]!;
     this.resolution = m[2]!;
     if (this.inputCodec === 'hevc' && !this.transcoding) {
@@ -300,7 +306,6 @@ export class StreamSession extends EventEmitter<{ tag: [FlvTag]; state: [Session
   private onExit(gen: number, ff: FfmpegProcess, exit: FfmpegExit) {
     if (this.startTimer) clearTimeout(this.startTimer);
     if (gen !== this.generation || this.state === 'closed') return;
-    this.segmentNumber += 1000;
     this.restarts++;
     if (exit.reason === 'restart to transcode H.265') {
       void this.attempt();

@@ -106,14 +106,19 @@ t.test('a kill -9 of the ffmpeg child is recovered', async (t) => {
   const urls = await gw.view('depot');
   const viewer = holdViewer(urls.flv);
   await waitFor(() => viewer.bytes(), (n) => n > 10_000, 8_000);
+  const mediaSequence = async () => Number(/#EXT-X-MEDIA-SEQUENCE:(\d+)/.exec(await (await fetch(urls.hls)).text())?.[1]);
   const [pid] = await gw.ffmpegPids();
+  const before = await mediaSequence();
   process.kill(pid!, 'SIGKILL');
   const next = await waitFor(() => gw.streams.list()[0], (s) => !!s && s.state === 'ready' && s.pid !== null && s.pid !== pid, 10_000, 100);
   t.ok(next && next.pid !== pid, 'a new ffmpeg serves the session');
   t.equal((await gw.ffmpegPids()).length, 1, 'and only one');
-  const before = viewer.bytes();
-  await waitFor(() => viewer.bytes(), (n) => n > before + 50_000, 5_000);
-  t.ok(viewer.bytes() > before + 50_000, 'the viewer kept its connection and gets video');
+  const bytes = viewer.bytes();
+  await waitFor(() => viewer.bytes(), (n) => n > bytes + 50_000, 5_000);
+  t.ok(viewer.bytes() > bytes + 50_000, 'the viewer kept its connection and gets video');
+  const playlist = await waitFor(async () => (await fetch(urls.hls)).text(), (p) => /seg\d+\.ts/.test(p), 5_000);
+  t.ok(Number(/#EXT-X-MEDIA-SEQUENCE:(\d+)/.exec(playlist)?.[1]) > before, 'HLS segment numbers continue after the restart');
+  t.match(playlist, /#EXT-X-DISCONTINUITY/, 'with a discontinuity for the player');
   viewer.stop();
 });
 
