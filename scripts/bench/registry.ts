@@ -9,8 +9,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Agent, request } from 'node:http';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { generateCity, prng, type CityDepartment } from '../../gateway/src/registry/city.js';
 import { SqliteStore } from '../../gateway/src/store/sqlite/index.js';
 import { searchDocument, searchKey } from '../../gateway/src/store/sqlite/search-terms.js';
+import { cleanup, installHarness, log, sleep, tempDir, track } from './harness.js';
 
 const ROWS = 70_000;
 const QUERIES_PER_KIND = 400;
@@ -27,31 +28,9 @@ const GUARD_MS = 10 * 60_000;
 const TARGETS = { import_ratio: 4, search_p95_ms: 5, page_p95_ms: 5, rss_mb: 200 };
 
 const ROOT_DIR = fileURLToPath(new URL('../..', import.meta.url));
-const log = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
-
-// ---- cleanup: the child and the temp dirs go whatever happens ------------------------------
-
-let child: ChildProcess | null = null;
 /** Server-side times of the requests the gateway logs at info (writes), from its log. */
 const serverTimes: { url: string; ms: number }[] = [];
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const tempDirs: string[] = [];
-function cleanup() {
-  if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  for (const d of tempDirs.splice(0)) rmSync(d, { recursive: true, force: true });
-}
-process.on('exit', cleanup);
-for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => process.exit(130));
-const guard = setTimeout(() => {
-  log(`gave up after ${GUARD_MS / 60_000} minutes`);
-  process.exit(1);
-}, GUARD_MS);
-
-function tempDir(prefix: string) {
-  const d = mkdtempSync(join(tmpdir(), prefix));
-  tempDirs.push(d);
-  return d;
-}
+const guard = installHarness(GUARD_MS);
 
 // ---- the gateway child ----------------------------------------------------------------------
 
@@ -72,10 +51,10 @@ async function startGateway(dataDir: string): Promise<Running> {
     WALLGATE_SERVER_HOST: '127.0.0.1',
     WALLGATE_SERVER_PORT: '0',
     WALLGATE_LOG_LEVEL: 'info',
+    WALLGATE_STREAMS_FLV_RTMP_ENABLED: 'false',
   });
   // The built gateway, as `npm start` runs it (the npm script builds first).
-  const proc = spawn(process.execPath, ['dist/main.js'], { cwd: ROOT_DIR, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  child = proc;
+  const proc = track(spawn(process.execPath, ['dist/main.js'], { cwd: ROOT_DIR, env, stdio: ['ignore', 'pipe', 'pipe'] }));
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
   const stderrTail: string[] = [];
   let adminPassword: string | null = null;

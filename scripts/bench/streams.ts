@@ -10,14 +10,15 @@
  * same remux. Progress goes to stderr; the last stdout line is one JSON object.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { WebSocket } from 'ws';
 import { instanceIdFor } from '../../gateway/src/streams/manager.js';
 import { markedProcesses } from '../../gateway/src/streams/process/sweep.js';
+import { cleanup, installHarness, log, sleep, tempDir, track } from './harness.js';
 
 const ROOT_DIR = fileURLToPath(new URL('../..', import.meta.url));
 const CLIP = 'h264-720p-1s';
@@ -32,28 +33,8 @@ const CLK_TCK = 100;
 /** How often each session's holder fetches its playlist (hls.js fetches every target duration, ~1 s). */
 const POLL_MS = Number(process.env.BENCH_POLL_MS ?? 2000);
 
-const log = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const children: ChildProcess[] = [];
-const tempDirs: string[] = [];
 let instance = '';
-
-function cleanup() {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  for (const d of tempDirs.splice(0)) rmSync(d, { recursive: true, force: true });
-}
-process.on('exit', cleanup);
-for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => process.exit(130));
-const guard = setTimeout(() => {
-  log(`gave up after ${GUARD_MS / 60_000} minutes`);
-  process.exit(1);
-}, GUARD_MS);
-
-function tempDir(prefix: string) {
-  const d = mkdtempSync(join(tmpdir(), prefix));
-  tempDirs.push(d);
-  return d;
-}
+const guard = installHarness(GUARD_MS);
 
 /** Spawns a child and resolves with the first stdout/stderr text matching the pattern. */
 function spawnUntil(
@@ -62,8 +43,7 @@ function spawnUntil(
   env: Record<string, string>,
   pattern: RegExp,
 ): Promise<{ child: ChildProcess; match: RegExpExecArray; output: () => string }> {
-  const child = spawn(cmd, args, { cwd: ROOT_DIR, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
+  const child = track(spawn(cmd, args, { cwd: ROOT_DIR, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] }));
   return new Promise((resolve, reject) => {
     let seen = '';
     const timer = setTimeout(() => reject(new Error(`${args.join(' ')} did not start: ${seen.slice(-2000)}`)), 120_000);
@@ -197,9 +177,7 @@ function bareFfmpeg(rtsp: string, dir: string, outputs: 'hls' | 'hls+flv' = 'hls
   const hlsOptions = 'hls_time=0.9:hls_list_size=5:hls_flags=delete_segments+temp_file';
   if (outputs === 'hls') args.push('-f', 'hls', ...hlsOptions.split(':').flatMap((o) => ['-' + o.split('=')[0]!, o.split('=')[1]!]), join(dir, 'index.m3u8'));
   else args.push('-f', 'tee', `[f=hls:${hlsOptions}]${join(dir, 'index.m3u8')}|[f=flv]pipe\\:1`);
-  const child = spawn('ffmpeg', args, { stdio: 'ignore' });
-  children.push(child);
-  return child;
+  return track(spawn('ffmpeg', args, { stdio: 'ignore' }));
 }
 
 async function bareColdStart(rtsp: string): Promise<number> {

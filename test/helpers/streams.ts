@@ -5,6 +5,7 @@ import { promisify } from 'node:util';
 import type { Test } from 'tap';
 import type { Config } from '../../gateway/src/config/schema.js';
 import { markedProcesses } from '../../gateway/src/streams/process/sweep.js';
+import { ensureClip } from '../../scripts/sim/clips.js';
 import { CameraSimulator, type CameraSpec } from '../../scripts/sim/rtsp-server.js';
 import { startGateway, type DeepPartial, type TestGateway } from './gateway.js';
 
@@ -46,6 +47,8 @@ export async function startStreamingGateway(t: Test, streams: DeepPartial<Config
   const gw = await startGateway(t, { streams: { ...FAST_STREAMS, ...streams } as Config['streams'] });
   const baseUrl = await gw.http.listen({ port: 0, host: '127.0.0.1' });
   const addCamera: StreamingGateway['addCamera'] = async (id, spec, extra = {}) => {
+    // On a fresh clone the clip is encoded on first use (H.265 takes seconds): do it before any start timeout runs.
+    await ensureClip(spec.clip);
     sim.addCamera(id, spec);
     const res = await gw.api('POST', '/api/sources', {
       token: gw.adminToken,

@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import { instanceIdFor } from '../../../gateway/src/streams/manager.js';
 import { markedProcesses } from '../../../gateway/src/streams/process/sweep.js';
+import { ensureClip } from '../../../scripts/sim/clips.js';
 import { CameraSimulator } from '../../../scripts/sim/rtsp-server.js';
 import { tempDir } from '../../helpers/gateway.js';
 import { spawnGateway } from '../../helpers/process.js';
@@ -53,6 +54,7 @@ t.test('ffmpeg left by a gateway killed with SIGKILL is gone after its next star
 t.test('a gateway stopped with SIGTERM leaves no ffmpeg behind', async (t) => {
   const sim = await CameraSimulator.start();
   t.teardown(() => sim.close());
+  await ensureClip('h264-720p-1s');
   sim.addCamera('live', { clip: 'h264-720p-1s' });
   const dataDir = tempDir(t);
   const instance = await instanceIdFor(dataDir);
