@@ -26,7 +26,7 @@ t.test('a viewer gets playable HLS and FLV from one shared pull, which stops aft
   t.comment('the pull lingers, then ffmpeg is gone');
   const left = await waitFor(() => gw.ffmpegPids(), (p) => p.length === 0, 15_000);
   t.same(left, [], 'no ffmpeg left after the linger time and the HLS viewer timeout');
-  t.equal(gw.streams.list().length, 0, 'no session left');
+  t.equal(await waitFor(() => gw.streams.list().length, (n) => n === 0, 2_000), 0, 'no session left');
 });
 
 t.test('20 concurrent viewers of one camera share one ffmpeg; a WS-FLV viewer gets a keyframe at once', async (t) => {
@@ -145,4 +145,21 @@ t.test('stream tokens open one camera only; paths are checked', async (t) => {
   t.equal((await gw.api('POST', '/api/streams/a/view', { token: auditor })).status, 403, 'an auditor watches nothing');
   t.match(gw.logs.join('\n'), /\/streams\/a\/main\/\*\*\*/, 'the request log drops the token');
   t.notOk(gw.logs.join('\n').includes(token), 'the token itself is not logged');
+});
+
+t.test('a viewer who leaves while the stream starts holds nothing', async (t) => {
+  const gw = await startStreamingGateway(t);
+  await gw.addCamera('slow', { clip: 'h264-720p-2s' });
+  const urls = await gw.view('slow');
+  const ac = new AbortController();
+  const http = fetch(urls.flv, { signal: ac.signal }).catch(() => null);
+  const ws = new WebSocket((await gw.view('slow')).wsFlv);
+  ws.on('error', () => {});
+  await waitFor(() => gw.streams.stats().readers, (n) => n === 2, 3_000);
+  ac.abort();
+  ws.terminate();
+  await http;
+  const state = await waitFor(() => gw.streams.list()[0]?.state, (s) => s === 'lingering', 8_000);
+  t.equal(state, 'lingering', 'once live, the session finds no reader left and lingers');
+  t.equal(gw.streams.stats().readers, 0);
 });

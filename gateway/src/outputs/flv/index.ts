@@ -59,10 +59,23 @@ export class FlvOutput {
     return n;
   }
 
-  private async open(params: { camera: string; profile: string; token: string }): Promise<ReaderLease> {
+  /**
+   * A reader on the camera once its video is live, or null when the client left while it started
+   * (the reader is then let go at once rather than held by a socket nobody reads).
+   */
+  private async liveLease(params: { camera: string; profile: string; token: string }, gone: () => boolean): Promise<ReaderLease | null> {
     const grant = grantFor(this.opts.tokens, params);
     if (grant.expiresAt < Date.now()) throw new GatewayError('GW_ERR_UNAUTHENTICATED', 'the stream token expired; ask for a new stream URL');
-    return this.opts.engine.addReader({ cameraId: grant.cameraId, profile: grant.profile, kind: 'flv', userId: grant.userId });
+    const lease = await this.opts.engine.addReader({ cameraId: grant.cameraId, profile: grant.profile, kind: 'flv', userId: grant.userId });
+    try {
+      await lease.live();
+    } catch (e) {
+      lease.release();
+      throw e;
+    }
+    if (!gone()) return lease;
+    lease.release();
+    return null;
   }
 
   /** Plays a live lease into a sink until either side ends. */
@@ -121,14 +134,9 @@ export class FlvOutput {
       '/streams/:camera/:profile/:token/live.flv',
       { schema: { params: STREAM_PARAMS } },
       async (req, reply) => {
-        const lease = await this.open(req.params);
-        try {
-          await lease.live();
-        } catch (e) {
-          lease.release();
-          throw e;
-        }
+        const lease = await this.liveLease(req.params, () => req.raw.destroyed);
         reply.hijack();
+        if (!lease) return;
         const res = reply.raw;
         res.writeHead(200, { 'content-type': 'video/x-flv', 'cache-control': 'no-cache, no-store', connection: 'close' });
         this.play(
@@ -147,16 +155,23 @@ export class FlvOutput {
     const reject = (status: number, message: string) => {
       socket.end(`HTTP/1.1 ${status} ${message}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
     };
-    const params = { camera: decodeURIComponent(m[1]!), profile: decodeURIComponent(m[2]!), token: m[3]! };
-    this.open(params)
-      .then(async (lease) => {
-        try {
-          await lease.live();
-        } catch (e) {
-          lease.release();
-          throw e;
-        }
+    let params: { camera: string; profile: string; token: string };
+    try {
+      params = { camera: decodeURIComponent(m[1]!), profile: decodeURIComponent(m[2]!), token: m[3]! };
+    } catch {
+      reject(400, 'GW_ERR_VALIDATION');
+      return true;
+    }
+    this.liveLease(params, () => socket.destroyed)
+      .then((lease) => {
+        if (!lease) return;
+        let upgraded = false;
+        // A client that leaves during the handshake never reaches the callback below.
+        socket.once('close', () => {
+          if (!upgraded) lease.release();
+        });
         this.wss.handleUpgrade(req, socket, head, (ws) => {
+          upgraded = true;
           this.play(
             lease,
             {
