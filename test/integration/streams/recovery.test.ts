@@ -1,6 +1,6 @@
 import t from 'tap';
 import type { HealthEvent } from '../../../gateway/src/streams/manager.js';
-import { decodeFrames, startStreamingGateway, waitFor } from '../../helpers/streams.js';
+import { allCommandLines, decodeFrames, startStreamingGateway, waitFor } from '../../helpers/streams.js';
 
 /** Holds an HTTP-FLV viewer open (a tile on a wall) until aborted. */
 function holdViewer(url: string): { bytes: () => number; stop: () => void } {
@@ -140,4 +140,12 @@ t.test('a timestamp jump mid-stream and oversized RTSP headers do not break a pu
   t.equal(await decodeFrames(urls.hls, 10), 10, 'and HLS still decodes');
   t.match(gw.streams.list().find((s) => s.cameraId === 'jumpy'), { state: 'ready' });
   viewer.stop();
+});
+
+t.test('RTSP over UDP when configured', async (t) => {
+  const gw = await startStreamingGateway(t, { rtspTransport: 'udp' });
+  await gw.addCamera('udp1', { clip: 'h264-720p-1s', auth: { scheme: 'digest', username: 'u', password: 'p4ss' } });
+  const urls = await gw.view('udp1');
+  t.equal(await decodeFrames(urls.flv, 25), 25, 'video arrives over RTP/UDP');
+  t.match(await allCommandLines(), /-protocol_whitelist pipe,rtsp,rtp,tcp,udp/, 'the whitelist allows only what RTSP needs');
 });
