@@ -3,8 +3,7 @@ import type { Codec, Protocol } from '../store/types.js';
 
 export type StreamsConfig = Config['streams'];
 
-export const PROFILES = ['main', 'sub'] as const;
-export type Profile = (typeof PROFILES)[number];
+export type Profile = 'main' | 'sub';
 
 export type SessionState = 'idle' | 'starting' | 'ready' | 'lingering' | 'retrying' | 'closed';
 
