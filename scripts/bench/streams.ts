@@ -72,6 +72,12 @@ function cpuSeconds(pid: number): number | null {
   }
 }
 
+/** Resident memory of a process in MiB. */
+function rssMb(pid: number): number {
+  const kb = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+  return kb ? Math.round(Number(kb) / 1024) : NaN;
+}
+
 /** CPU % (one core = 100) of each process over a window. */
 async function measureCpu(pids: number[], ms: number): Promise<number[]> {
   const before = pids.map(cpuSeconds);
@@ -309,6 +315,7 @@ async function main() {
   const ffmpegPids = sessionsList.filter((s) => s.pid !== null && ids.slice(0, SESSIONS).includes(s.cameraId)).map((s) => s.pid!);
   log(`${ffmpegPids.length} sessions ready after ${round(allReadyMs / 1000)} s; measuring ${WINDOW_MS / 1000} s`);
   const cpu = await measureCpu([gwPid, ...ffmpegPids], WINDOW_MS);
+  const gatewayRssMb = rssMb(gwPid);
   const gatewayCpu = cpu[0]!;
   const ffmpegCpu = cpu.slice(1).filter((x) => !Number.isNaN(x));
   const advancing = [...seq.values()].filter((s) => s.length >= 2 && s.at(-1)! > s[0]!).length;
@@ -347,6 +354,7 @@ async function main() {
     sessions: advancing,
     sessions_ready_s: round(allReadyMs / 1000),
     gateway_cpu_pct: round(gatewayCpu),
+    gateway_rss_mb_100_sessions: gatewayRssMb,
     ffmpeg_cpu_pct_per_session: round(mean(ffmpegCpu), 2),
     bare_ffmpeg_cpu_pct_per_session: round(mean(bareCpu), 2),
     ffmpeg_cpu_ratio: round(mean(ffmpegCpu) / mean(bareCpu), 2),
