@@ -140,9 +140,12 @@ export async function buildGateway(config: Config, opts: BuildOptions = {}): Pro
     for (const method of [r.method].flat()) routes.push({ method, url: r.url });
   });
   installErrorHandler(http);
+  const debugLogged = config.log.level === 'debug' || config.log.level === 'trace';
   // Reads that succeed are logged at debug: a wall of operators browsing would otherwise drown the log.
   http.addHook('onResponse', async (req, reply) => {
     const level = req.method === 'GET' && reply.statusCode < 400 ? 'debug' : 'info';
+    // Segment and playlist fetches are most requests: skip building a line nobody will write.
+    if (level === 'debug' && !debugLogged) return;
     req.log[level](
       { method: req.method, url: withoutStreamToken(req.url), status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10, user: req.principal?.username },
       'request',

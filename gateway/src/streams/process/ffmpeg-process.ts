@@ -52,9 +52,9 @@ const live = new Set<FfmpegProcess>();
  * signal reaches anything it forks; one idempotent close (SIGTERM, then SIGKILL); stderr kept as a
  * bounded, redacted tail for error messages.
  *
- * fluent-ffmpeg is not used: it cannot start the child in its own process group or feed it stdin
- * before it runs, which is how credentials stay off the command line, and it would only build the
- * argument arrays that args.ts builds already.
+ * fluent-ffmpeg is not used: it spawns with fixed options, so the child can neither get its own
+ * process group nor a FIFO as stdout (see onStdout), and it would only build the argument arrays
+ * that args.ts builds already.
  */
 export class FfmpegProcess extends EventEmitter<{ line: [string]; exit: [FfmpegExit] }> {
   readonly pid: number;
