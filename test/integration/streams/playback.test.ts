@@ -4,6 +4,26 @@ import { allCommandLines, decodeFrames, startStreamingGateway, waitFor } from '.
 
 const PASSWORD = 'Pl4nted#Secret-9x';
 
+/** Time to a WS-FLV viewer's first video picture, and whether that picture is a keyframe. */
+function firstPicture(ws: WebSocket): Promise<{ ms: number; keyframe: boolean }> {
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    let buf = Buffer.alloc(0);
+    ws.on('message', (data: Buffer) => {
+      buf = Buffer.concat([buf, data]);
+      // FLV header (13 bytes incl. back pointer), then tags: find the first video tag that is a picture.
+      let at = 13;
+      while (buf.length >= at + 11) {
+        const size = buf.readUIntBE(at + 1, 3);
+        if (buf.length < at + 11 + size) break;
+        if (buf[at] === 9 && buf[at + 12] === 1) return resolve({ ms: Date.now() - started, keyframe: buf[at + 11]! >> 4 === 1 });
+        at += 15 + size;
+      }
+    });
+    ws.on('error', reject);
+  });
+}
+
 t.test('a viewer gets playable HLS and FLV from one shared pull, which stops after the last viewer leaves', async (t) => {
   const gw = await startStreamingGateway(t);
   await gw.addCamera('gate1', { clip: 'h264-720p-1s', auth: { scheme: 'digest', username: 'admin', password: PASSWORD } });
@@ -52,24 +72,8 @@ t.test('20 concurrent viewers of one camera share one ffmpeg; a WS-FLV viewer ge
   t.equal((await gw.ffmpegPids()).length, 1, 'one ffmpeg for 20 viewers');
   t.equal(gw.streams.list()[0]!.readers.flv, 20, 'the session counts 20 readers');
 
-  const urls = await gw.view('plaza');
-  const ws = new WebSocket(urls.wsFlv);
-  const started = Date.now();
-  const firstVideo = await new Promise<{ ms: number; keyframe: boolean }>((resolve, reject) => {
-    let buf = Buffer.alloc(0);
-    ws.on('message', (data: Buffer) => {
-      buf = Buffer.concat([buf, data]);
-      // FLV header (13 bytes incl. back pointer), then tags: find the first video tag that is a picture.
-      let at = 13;
-      while (buf.length >= at + 11) {
-        const size = buf.readUIntBE(at + 1, 3);
-        if (buf.length < at + 11 + size) break;
-        if (buf[at] === 9 && buf[at + 12] === 1) return resolve({ ms: Date.now() - started, keyframe: buf[at + 11]! >> 4 === 1 });
-        at += 15 + size;
-      }
-    });
-    ws.on('error', reject);
-  });
+  const ws = new WebSocket((await gw.view('plaza')).wsFlv);
+  const firstVideo = await firstPicture(ws);
   t.ok(firstVideo.keyframe, 'the first picture a joining WS-FLV viewer gets is a keyframe');
   t.ok(firstVideo.ms < 2_000, `first video after ${firstVideo.ms} ms`);
   ws.close();
@@ -162,4 +166,18 @@ t.test('a viewer who leaves while the stream starts holds nothing', async (t) =>
   const state = await waitFor(() => gw.streams.list()[0]?.state, (s) => s === 'lingering', 8_000);
   t.equal(state, 'lingering', 'once live, the session finds no reader left and lingers');
   t.equal(gw.streams.stats().readers, 0);
+});
+
+t.test("the first FLV viewer of a session watched only over HLS starts on the session's cached keyframe", async (t) => {
+  const gw = await startStreamingGateway(t);
+  await gw.addCamera('atrium', { clip: 'h264-720p-2s' });
+  const hls = await gw.view('atrium');
+  t.equal((await fetch(hls.hls)).status, 200, 'live over HLS');
+  // Land mid-GOP: without the cache a 2 s GOP would make the viewer start on a P-frame or wait.
+  await new Promise((r) => setTimeout(r, 700));
+  const ws = new WebSocket((await gw.view('atrium')).wsFlv);
+  const first = await firstPicture(ws);
+  t.ok(first.keyframe, 'first picture is a keyframe');
+  t.ok(first.ms < 1_000, `within ${first.ms} ms, not a GOP later`);
+  ws.close();
 });
