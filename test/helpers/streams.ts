@@ -3,6 +3,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import type { Test } from 'tap';
+import type { BuildOptions } from '../../gateway/src/app.js';
 import type { Config } from '../../gateway/src/config/schema.js';
 import { markedProcesses } from '../../gateway/src/streams/process/sweep.js';
 import { ensureClip } from '../../scripts/sim/clips.js';
@@ -41,10 +42,10 @@ export const FAST_STREAMS: DeepPartial<Config['streams']> = {
 };
 
 /** A simulator and a gateway listening on loopback ports they picked, both stopped at teardown. */
-export async function startStreamingGateway(t: Test, streams: DeepPartial<Config['streams']> = {}): Promise<StreamingGateway> {
+export async function startStreamingGateway(t: Test, streams: DeepPartial<Config['streams']> = {}, opts: BuildOptions = {}): Promise<StreamingGateway> {
   const sim = await CameraSimulator.start();
   t.teardown(() => sim.close());
-  const gw = await startGateway(t, { streams: { ...FAST_STREAMS, ...streams } as Config['streams'] });
+  const gw = await startGateway(t, { streams: { ...FAST_STREAMS, ...streams } as Config['streams'] }, opts);
   const baseUrl = await gw.http.listen({ port: 0, host: '127.0.0.1' });
   const addCamera: StreamingGateway['addCamera'] = async (id, spec, extra = {}) => {
     // On a fresh clone the clip is encoded on first use (H.265 takes seconds): do it before any start timeout runs.

@@ -22,7 +22,7 @@ import {
 import type { CredentialSealer } from './credentials.js';
 import { DepartmentTree, type DepartmentNode } from './departments.js';
 import { validateSourceInput, type SourceDraft } from './source-input.js';
-import { checkHost, displayUrl, type Resolver } from './url-policy.js';
+import { allowedAddresses, checkHost, displayUrl, type Resolver } from './url-policy.js';
 
 /** Who is asking. The auth module's principal satisfies this; the registry needs no more of it. */
 export interface Actor {
@@ -505,21 +505,8 @@ export class Registry {
    * again at connect time because DNS can change after registration (rebinding to a denied address).
    */
   async connectAddresses(host: string): Promise<{ addresses: string[] } | { refused: string }> {
-    if (isIP(host)) {
-      const why = this.networks.check(host);
-      return why ? { refused: why } : { addresses: [host] };
-    }
-    let addresses: string[];
-    try {
-      addresses = await this.resolve(host);
-    } catch (e) {
-      return { refused: `host name does not resolve (${(e as Error).message})` };
-    }
-    for (const a of addresses) {
-      const why = this.networks.check(a);
-      if (why) return { refused: why };
-    }
-    return addresses.length ? { addresses } : { refused: 'host name resolves to no address' };
+    const verdict = await allowedAddresses(host, this.networks, this.resolve);
+    return 'unresolved' in verdict ? { refused: `host name does not resolve (${verdict.unresolved})` } : verdict;
   }
 
   async importSources(actor: Actor, input: AsyncIterable<ImportInput>, mode: ImportMode, maxRows: number): Promise<ImportReport> {

@@ -124,21 +124,35 @@ export const dnsResolver =
     return found.map((a) => a.address);
   };
 
-/**
- * Checks a host against the configured networks. A name that does not resolve is let through
- * unless an allow-list is configured: the stream engine checks the addresses again when it connects.
- */
-export async function checkHost(host: string, policy: NetworkPolicy, resolve: Resolver): Promise<string | null> {
-  if (isIP(host)) return policy.check(host);
+/** Where a host leads under the network policy: its addresses if every one is allowed, or why not. */
+export type HostVerdict = { addresses: string[] } | { refused: string } | { unresolved: string };
+
+export async function allowedAddresses(host: string, policy: NetworkPolicy, resolve: Resolver): Promise<HostVerdict> {
+  if (isIP(host)) {
+    const why = policy.check(host);
+    return why ? { refused: why } : { addresses: [host] };
+  }
   let addresses: string[];
   try {
     addresses = await resolve(host);
-  } catch {
-    return policy.hasAllowList ? 'host name does not resolve, so it cannot be checked against registry.networks.allow' : null;
+  } catch (e) {
+    return { unresolved: (e as Error).message };
   }
+  if (addresses.length === 0) return { unresolved: 'no address' };
   for (const a of addresses) {
     const why = policy.check(a);
-    if (why) return why;
+    if (why) return { refused: why };
   }
+  return { addresses };
+}
+
+/**
+ * Checks a host at registration. A name that does not resolve is let through unless an allow-list
+ * is configured: the stream engine checks the addresses again when it connects.
+ */
+export async function checkHost(host: string, policy: NetworkPolicy, resolve: Resolver): Promise<string | null> {
+  const verdict = await allowedAddresses(host, policy, resolve);
+  if ('refused' in verdict) return verdict.refused;
+  if ('unresolved' in verdict && policy.hasAllowList) return 'host name does not resolve, so it cannot be checked against registry.networks.allow';
   return null;
 }

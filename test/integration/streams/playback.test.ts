@@ -1,5 +1,6 @@
 import t from 'tap';
 import { WebSocket } from 'ws';
+import { ensureClip } from '../../../scripts/sim/clips.js';
 import { allCommandLines, decodeFrames, startStreamingGateway, waitFor } from '../../helpers/streams.js';
 
 const PASSWORD = 'Pl4nted#Secret-9x';
@@ -180,4 +181,24 @@ t.test("the first FLV viewer of a session watched only over HLS starts on the se
   t.ok(first.keyframe, 'first picture is a keyframe');
   t.ok(first.ms < 1_000, `within ${first.ms} ms, not a GOP later`);
   ws.close();
+});
+
+t.test('the camera host is checked again when a pull starts, and the pull goes to the address checked', async (t) => {
+  let answer = ['127.0.0.1'];
+  const gw = await startStreamingGateway(t, {}, { resolver: async () => answer });
+  await ensureClip('h264-720p-1s');
+  gw.sim.addCamera('lobby', { clip: 'h264-720p-1s' });
+  const url = gw.sim.url('lobby').replace('127.0.0.1', 'cam.example');
+  const created = await gw.api('POST', '/api/sources', { token: gw.adminToken, body: { id: 'lobby', name: 'Lobby', departmentId: 'root', url } });
+  t.equal(created.status, 201, 'registered while the name resolves to an allowed address');
+  // cam.example resolves nowhere outside this test: the pull works only if ffmpeg got the checked address.
+  t.equal(await decodeFrames((await gw.view('lobby')).flv, 5), 5, 'ffmpeg pulls from the address the name resolved to');
+  const [session] = gw.streams.list();
+  await gw.streams.stop(session!.id, 'test');
+
+  answer = ['169.254.169.254'];
+  const res = await fetch((await gw.view('lobby')).hls);
+  t.equal(res.status, 403, 'the name now points at a denied network (DNS rebinding)');
+  t.match(await res.json(), { code: 'GW_ERR_FORBIDDEN', message: /address is not allowed/ });
+  t.same(await gw.ffmpegPids(), [], 'no pull was started');
 });

@@ -53,12 +53,6 @@ export class FlvOutput {
 
   constructor(private readonly opts: FlvOptions) {}
 
-  get viewers(): number {
-    let n = 0;
-    for (const f of this.fanouts.values()) n += f.viewers.size;
-    return n;
-  }
-
   /**
    * A reader on the camera once its video is live, or null when the client left while it started
    * (the reader is then let go at once rather than held by a socket nobody reads).

@@ -44,10 +44,6 @@ export class HlsOutput {
     this.sweeper.unref();
   }
 
-  get viewers(): number {
-    return this.viewings.size;
-  }
-
   private sweep() {
     const cutoff = Date.now() - this.opts.viewerTimeoutMs;
     for (const [id, v] of this.viewings) {
