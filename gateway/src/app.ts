@@ -18,6 +18,7 @@ import { loadSecrets } from './lib/secrets.js';
 import { FlvOutput } from './outputs/flv/index.js';
 import { routeNmsLogs } from './outputs/flv/nms.js';
 import { HlsOutput } from './outputs/hls/index.js';
+import { WebRtcOutput } from './outputs/webrtc/index.js';
 import { seedDemoCity, seedLiveCameras } from './registry/city.js';
 import { CredentialSealer } from './registry/credentials.js';
 import { Registry } from './registry/service.js';
@@ -58,6 +59,7 @@ export interface Gateway {
   streams: StreamManager;
   /** The RTMP ingest for push cameras, when enabled. */
   ingest: RtmpIngest | null;
+  webrtc: WebRtcOutput;
   /** Set on a first start: the admin account and its one-time password. */
   bootstrapAdmin: { username: string; password: string } | null;
   /** Every route registered, for the test that walks them all. */
@@ -170,6 +172,7 @@ export async function buildGateway(config: Config, opts: BuildOptions = {}): Pro
     waitMs: config.streams.startTimeoutMs,
   });
   const flv = new FlvOutput({ engine: streams, tokens: streamTokens, maxBufferedBytes: config.streams.flv.maxBufferedBytes });
+  const webrtc = new WebRtcOutput({ engine: streams, tokens: streamTokens, config: config.streams.webrtc, log: http.log });
   http.server.on('upgrade', (req, socket, head) => {
     if (!flv.handleUpgrade(req, socket, head)) socket.destroy();
   });
@@ -189,6 +192,7 @@ export async function buildGateway(config: Config, opts: BuildOptions = {}): Pro
   await http.register(streamRoutes, { registry, streams, tokens: streamTokens, ingest, guards: g, audit: (e) => store.audit.append(e) });
   await http.register(hls.routes);
   await http.register(flv.routes);
+  await http.register(webrtc.routes);
   await http.register(metricsRoutes(streams));
 
   let closing: Promise<void> | null = null;
@@ -199,11 +203,13 @@ export async function buildGateway(config: Config, opts: BuildOptions = {}): Pro
     users,
     streams,
     ingest,
+    webrtc,
     bootstrapAdmin,
     routes,
     close: () =>
       (closing ??= (async () => {
         // Long-lived viewers first, or the HTTP server would wait for them; then every ffmpeg.
+        webrtc.close();
         flv.close();
         hls.close();
         await streams.close();

@@ -16,6 +16,9 @@ export interface StreamUrls {
   hls: string;
   flv: string;
   wsFlv: string;
+  /** The WHEP endpoint, used with the stream token as a bearer token. */
+  whep: string;
+  token: string;
   profile: string;
 }
 
@@ -61,7 +64,7 @@ export async function startStreamingGateway(t: Test, streams: DeepPartial<Config
     const res = await gw.api('POST', `/api/streams/${id}/view?profile=${profile}`, { token });
     if (res.status !== 200) throw Object.assign(new Error(`view ${id}: ${res.status} ${res.body}`), { status: res.status, json: res.json });
     const j = res.json;
-    return { hls: baseUrl + j.hls, flv: baseUrl + j.flv, wsFlv: baseUrl.replace('http', 'ws') + j.wsFlv, profile: j.profile };
+    return { hls: baseUrl + j.hls, flv: baseUrl + j.flv, wsFlv: baseUrl.replace('http', 'ws') + j.wsFlv, whep: baseUrl + j.whep, token: j.token, profile: j.profile };
   };
   return Object.assign(gw, { sim, baseUrl, addCamera, view, ffmpegPids: () => markedProcesses(gw.streams.instanceId) });
 }

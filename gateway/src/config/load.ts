@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { Kind, type TSchema, type TObject } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { ConfigError, type FieldIssue } from '../errors.js';
@@ -94,6 +95,16 @@ function semanticIssues(config: Config): FieldIssue[] {
       issues.push({ field: `secrets.${key}`, message: 'expected base64 of at least 32 bytes' });
     }
   }
+  const rtc = config.streams.webrtc;
+  if ((rtc.portMin === 0) !== (rtc.portMax === 0) || rtc.portMin > rtc.portMax || (rtc.portMin !== 0 && rtc.portMin === rtc.portMax)) {
+    issues.push({ field: 'streams.webrtc.portMax', message: 'give both portMin and portMax, with portMin below portMax, or neither' });
+  }
+  if (rtc.bindAddress && isIP(rtc.bindAddress) !== 4) {
+    issues.push({ field: 'streams.webrtc.bindAddress', message: 'expected an IPv4 address' });
+  }
+  rtc.announcedAddresses.forEach((address, i) => {
+    if (!isIP(address)) issues.push({ field: `streams.webrtc.announcedAddresses[${i}]`, message: 'expected an IP address' });
+  });
   return issues;
 }
 

@@ -192,6 +192,52 @@ export const configSchema = obj(
           },
           'WS-FLV / HTTP-FLV output and RTMP ingest (node-media-server).',
         ),
+        webrtc: obj(
+          {
+            enabled: Type.Boolean({ default: true, description: 'Serve WebRTC viewers over WHEP (POST /whep/<camera>).' }),
+            keyframeCache: Type.Boolean({
+              default: true,
+              description: 'Start a joining viewer on the cached GOP, so video shows at once instead of after the next keyframe.',
+            }),
+            maxPeers: Type.Integer({ minimum: 1, default: 1_000, description: 'WebRTC viewers over all cameras (503 past it).' }),
+            maxPeersPerCamera: Type.Integer({ minimum: 1, default: 200, description: "WebRTC viewers of one camera's stream (503 past it)." }),
+            connectTimeoutMs: Type.Integer({
+              minimum: 1_000,
+              default: 10_000,
+              description: 'A peer whose ICE and DTLS have not completed this long after its offer is dropped.',
+            }),
+            idleTimeoutMs: Type.Integer({
+              minimum: 1_000,
+              default: 10_000,
+              description: 'A connected peer that sends no RTCP or ICE traffic for this long has vanished and is dropped.',
+            }),
+            maxOfferBytes: Type.Integer({ minimum: 1_024, maximum: 1_048_576, default: 32_768, description: 'Largest SDP offer.' }),
+            bindAddress: Type.String({
+              default: '',
+              description: 'Local IPv4 address the media sockets bind; empty binds all addresses.',
+            }),
+            announcedAddresses: Type.Array(Type.String({ minLength: 1 }), {
+              default: [],
+              maxItems: 8,
+              description:
+                'Addresses put in the answer as host candidates (public or NAT addresses). Empty announces the address the WHEP request arrived on, never every interface.',
+            }),
+            portMin: port(0, 'Lowest UDP port for media (with portMax; 0 lets the system pick). One port per viewer.'),
+            portMax: port(0, 'Highest UDP port for media.'),
+            iceServers: Type.Array(
+              obj(
+                {
+                  urls: Type.String({ pattern: '^(stun|turn|turns):', description: 'stun:host:port or turn:host:port?transport=udp' }),
+                  username: Type.Optional(Type.String()),
+                  credential: Type.Optional(Type.String()),
+                },
+                'A STUN or TURN server.',
+              ),
+              { default: [], maxItems: 8, description: 'STUN/TURN servers, used by the gateway and offered to WHEP clients in Link headers.' },
+            ),
+          },
+          'WebRTC output (WHEP, RFC 9725).',
+        ),
         tokenTtlSec: Type.Integer({
           minimum: 10,
           maximum: 3_600,

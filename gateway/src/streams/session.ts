@@ -29,7 +29,7 @@ export interface SessionHost {
 
 export interface Reader {
   readonly id: string;
-  readonly kind: 'hls' | 'flv';
+  readonly kind: 'hls' | 'flv' | 'webrtc';
   readonly userId: string;
   readonly since: number;
   /** Told when the session closes under the reader (force-stop, shutdown). */

@@ -48,6 +48,9 @@ export async function streamRoutes(app: FastifyInstance, o: StreamRouteOptions) 
         hls: `${base}/index.m3u8`,
         flv: `${base}/live.flv`,
         wsFlv: `${base}/live.flv`,
+        // WHEP clients POST their offer here with "Authorization: Bearer <token>".
+        whep: `/whep/${encodeURIComponent(source.id)}${profile === 'sub' ? '?profile=sub' : ''}`,
+        token,
       };
     },
   );

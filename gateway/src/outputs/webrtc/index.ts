@@ -1,0 +1,271 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { GatewayError, ValidationError } from '../../errors.js';
+import type { ReaderLease } from '../../streams/manager.js';
+import type { StreamSession } from '../../streams/session.js';
+import { grantFor, STREAM_PARAMS, type ReaderSource, type StreamGrant, type StreamTokenVerifier } from '../stream-access.js';
+import { RtpFeed } from './feed.js';
+import { WhepPeer, type WebRtcConfig } from './peer.js';
+import { checkOffer, parseSdpFragment } from './sdp.js';
+
+export interface WebRtcOptions {
+  engine: ReaderSource;
+  tokens: StreamTokenVerifier;
+  config: WebRtcConfig;
+  log: { info(o: object, m: string): void; warn(o: object, m: string): void };
+}
+
+const CORS = {
+  'access-control-allow-origin': '*',
+  'access-control-expose-headers': 'Location, ETag, Link, Accept-Patch',
+};
+
+const CAMERA_PARAM = { type: 'object', required: ['camera'], properties: { camera: STREAM_PARAMS.properties.camera } } as const;
+const RESOURCE_PARAMS = {
+  type: 'object',
+  required: ['camera', 'resource'],
+  properties: { camera: STREAM_PARAMS.properties.camera, resource: { type: 'string', pattern: '^[A-Za-z0-9_-]{22}$' } },
+} as const;
+
+/** The bearer token of a WHEP request; WHEP clients send it in Authorization (RFC 9725 §4.1). */
+function bearer(req: FastifyRequest): string {
+  const m = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$/.exec(req.headers.authorization ?? '');
+  if (!m) throw new GatewayError('GW_ERR_UNAUTHENTICATED', 'send the stream token from POST /api/streams/:camera/view as "Authorization: Bearer <token>"');
+  return m[1]!;
+}
+
+/** The address the request arrived on, as IPv4 when it is an IPv4-mapped IPv6 address. */
+function localAddressOf(req: FastifyRequest): string | null {
+  const a = req.raw.socket.localAddress;
+  if (!a) return null;
+  return a.startsWith('::ffff:') ? a.slice(7) : a;
+}
+
+/**
+ * WebRTC viewers over WHEP: each peer is a reader of the camera's session, fed from the session's
+ * one RTP packetization, and joins on the cached GOP so its first packet is a keyframe.
+ */
+export class WebRtcOutput {
+  private readonly peers = new Map<string, WhepPeer>();
+  private readonly feeds = new Map<StreamSession, RtpFeed>();
+  private readonly perCamera = new Map<string, number>();
+  /** Offers admitted but not yet answered count against the caps too, so a burst cannot overshoot them. */
+  private pending = 0;
+
+  constructor(private readonly opts: WebRtcOptions) {}
+
+  get peerCount() {
+    return this.peers.size;
+  }
+
+  /** Peers and where each join's time went, for diagnostics and the benchmark. */
+  list() {
+    return [...this.peers.values()].map((p) => ({
+      id: p.id,
+      cameraId: p.cameraId,
+      userId: p.userId,
+      state: p.pc.connectionState,
+      packetsSent: p.packetsSent,
+      bytesSent: p.bytesSent,
+      timings: p.timings,
+    }));
+  }
+
+  private admit(cameraKey: string) {
+    const cfg = this.opts.config;
+    if (this.peers.size + this.pending >= cfg.maxPeers) {
+      throw new GatewayError('GW_ERR_CAPACITY', `the gateway is serving its maximum of ${cfg.maxPeers} WebRTC viewers (streams.webrtc.maxPeers)`);
+    }
+    if ((this.perCamera.get(cameraKey) ?? 0) >= cfg.maxPeersPerCamera) {
+      throw new GatewayError(
+        'GW_ERR_CAPACITY',
+        `this camera has its maximum of ${cfg.maxPeersPerCamera} WebRTC viewers (streams.webrtc.maxPeersPerCamera)`,
+      );
+    }
+  }
+
+  private count(cameraKey: string, delta: number) {
+    const n = (this.perCamera.get(cameraKey) ?? 0) + delta;
+    if (n > 0) this.perCamera.set(cameraKey, n);
+    else this.perCamera.delete(cameraKey);
+  }
+
+  private feedFor(session: StreamSession): RtpFeed {
+    let feed = this.feeds.get(session);
+    if (!feed) {
+      feed = new RtpFeed(session);
+      this.feeds.set(session, feed);
+    }
+    return feed;
+  }
+
+  private async create(grant: StreamGrant, offerText: string, localAddress: string | null): Promise<{ peer: WhepPeer; answer: string }> {
+    const offer = checkOffer(offerText);
+    const cameraKey = `${grant.cameraId}\u0000${grant.profile}`;
+    this.admit(cameraKey);
+    this.count(cameraKey, 1);
+    this.pending++;
+    let lease: ReaderLease | null = null;
+    let peer: WhepPeer | null = null;
+    try {
+      lease = await this.opts.engine.addReader({
+        cameraId: grant.cameraId,
+        profile: grant.profile,
+        kind: 'webrtc',
+        userId: grant.userId,
+        onClose: (err) => peer?.close(err.message),
+      });
+      const session = lease.session;
+      const feed = this.feedFor(session);
+      peer = new WhepPeer({
+        cameraId: grant.cameraId,
+        userId: grant.userId,
+        lease,
+        feed,
+        config: this.opts.config,
+        localAddress,
+        onClosed: (p, reason) => {
+          this.peers.delete(p.id);
+          this.count(cameraKey, -1);
+          if (feed.peers.size === 0 && this.feeds.get(session) === feed) {
+            feed.detach();
+            this.feeds.delete(session);
+          }
+          this.opts.log.info({ peer: p.id, camera: p.cameraId, reason, timings: p.timings }, 'WebRTC viewer left');
+        },
+      });
+      // Negotiation runs while a cold camera starts; the answer waits for both, so a camera that
+      // cannot start is reported here as an error instead of a peer that never gets video.
+      const [answer] = await Promise.all([peer.answer(offer), lease.live()]);
+      if (peer.closed) throw new GatewayError('GW_ERR_STREAM_CLOSED', 'the stream closed while the viewer connected');
+      this.peers.set(peer.id, peer);
+      return { peer, answer };
+    } catch (e) {
+      if (peer) peer.close('start failed');
+      else {
+        this.count(cameraKey, -1);
+        lease?.release();
+      }
+      if (e instanceof GatewayError) throw e;
+      // werift rejects an offer it cannot negotiate with a plain Error.
+      throw new ValidationError([{ field: 'offer', message: (e as Error).message }]);
+    } finally {
+      this.pending--;
+    }
+  }
+
+  /** The peer a WHEP resource URL names, for the holder of the token that created it. */
+  private peerFor(req: FastifyRequest<{ Params: { camera: string; resource: string } }>): WhepPeer {
+    const grant = this.opts.tokens.verify(bearer(req));
+    const peer = this.peers.get(req.params.resource);
+    if (!grant || !peer || peer.cameraId !== req.params.camera || peer.userId !== grant.userId) {
+      throw new GatewayError('GW_ERR_NOT_FOUND', 'no such WHEP session');
+    }
+    return peer;
+  }
+
+  routes = async (app: FastifyInstance) => {
+    const cfg = this.opts.config;
+    app.addContentTypeParser(['application/sdp', 'application/trickle-ice-sdpfrag'], { parseAs: 'string', bodyLimit: cfg.maxOfferBytes }, (_req, body, done) =>
+      done(null, body),
+    );
+    app.addHook('onSend', async (req, reply) => {
+      if (req.url.startsWith('/whep/')) reply.headers(CORS);
+    });
+
+    app.options('/whep/:camera', async (_req, reply) => {
+      reply
+        .code(204)
+        .headers({
+          'access-control-allow-methods': 'POST, OPTIONS',
+          'access-control-allow-headers': 'Authorization, Content-Type',
+          'access-control-max-age': '600',
+          'accept-post': 'application/sdp',
+        })
+        .send();
+    });
+    app.options('/whep/:camera/:resource', async (_req, reply) => {
+      reply
+        .code(204)
+        .headers({
+          'access-control-allow-methods': 'PATCH, DELETE, OPTIONS',
+          'access-control-allow-headers': 'Authorization, Content-Type, If-Match',
+          'access-control-max-age': '600',
+          'accept-patch': 'application/trickle-ice-sdpfrag',
+        })
+        .send();
+    });
+
+    app.post<{ Params: { camera: string }; Querystring: { profile?: 'main' | 'sub' } }>(
+      '/whep/:camera',
+      {
+        bodyLimit: cfg.maxOfferBytes,
+        schema: {
+          params: CAMERA_PARAM,
+          querystring: { type: 'object', properties: { profile: STREAM_PARAMS.properties.profile }, additionalProperties: false },
+        },
+      },
+      async (req, reply) => {
+        if (!cfg.enabled) throw new GatewayError('GW_ERR_UNAVAILABLE', 'WebRTC is off (streams.webrtc.enabled); use HLS or WS-FLV');
+        const token = bearer(req);
+        const claimed = this.opts.tokens.verify(token);
+        const grant = grantFor(this.opts.tokens, { camera: req.params.camera, profile: req.query.profile ?? claimed?.profile ?? 'main', token });
+        if (grant.expiresAt < Date.now()) throw new GatewayError('GW_ERR_UNAUTHENTICATED', 'the stream token expired; ask for a new stream URL');
+        if (req.headers['content-type']?.split(';')[0]?.trim() !== 'application/sdp') {
+          throw new GatewayError('GW_ERR_UNSUPPORTED_MEDIA_TYPE', 'a WHEP offer is sent as Content-Type: application/sdp');
+        }
+        if (typeof req.body !== 'string' || req.body.length === 0) throw new ValidationError([{ field: 'offer', message: 'is empty' }]);
+        const { peer, answer } = await this.create(grant, req.body, localAddressOf(req));
+        const links = cfg.iceServers.map((s) =>
+          s.username
+            ? `<${s.urls}>; rel="ice-server"; username="${s.username}"; credential="${s.credential ?? ''}"; credential-type="password"`
+            : `<${s.urls}>; rel="ice-server"`,
+        );
+        reply
+          .code(201)
+          .headers({
+            'content-type': 'application/sdp',
+            location: `/whep/${encodeURIComponent(grant.cameraId)}/${peer.id}`,
+            etag: peer.etag,
+            'accept-patch': 'application/trickle-ice-sdpfrag',
+            'cache-control': 'no-store',
+          });
+        if (links.length) reply.header('link', links);
+        return answer;
+      },
+    );
+
+    app.patch<{ Params: { camera: string; resource: string } }>(
+      '/whep/:camera/:resource',
+      { bodyLimit: cfg.maxOfferBytes, schema: { params: RESOURCE_PARAMS } },
+      async (req, reply) => {
+        const peer = this.peerFor(req);
+        if (req.headers['content-type']?.split(';')[0]?.trim() !== 'application/trickle-ice-sdpfrag') {
+          throw new GatewayError('GW_ERR_UNSUPPORTED_MEDIA_TYPE', 'trickle ICE is sent as Content-Type: application/trickle-ice-sdpfrag');
+        }
+        const ifMatch = req.headers['if-match'];
+        if (ifMatch && ifMatch !== '*' && ifMatch !== peer.etag) {
+          throw new GatewayError('GW_ERR_VERSION_CONFLICT', 'If-Match does not name this WHEP session');
+        }
+        const fragment = parseSdpFragment(typeof req.body === 'string' ? req.body : '');
+        if (fragment.ufrag && !peer.pc.remoteDescription?.sdp.includes(`a=ice-ufrag:${fragment.ufrag}`)) {
+          throw new ValidationError([{ field: 'ice-ufrag', message: 'ICE restarts are not supported; start a new WHEP session' }]);
+        }
+        for (const candidate of fragment.candidates) {
+          await peer.addCandidate(candidate, fragment.mid).catch(() => {
+            throw new ValidationError([{ field: 'candidate', message: `not a usable ICE candidate: ${candidate.slice(0, 80)}` }]);
+          });
+        }
+        reply.code(204).send();
+      },
+    );
+
+    app.delete<{ Params: { camera: string; resource: string } }>('/whep/:camera/:resource', { schema: { params: RESOURCE_PARAMS } }, async (req, reply) => {
+      this.peerFor(req).close('the viewer hung up (DELETE)');
+      reply.code(200).send();
+    });
+  };
+
+  close() {
+    for (const peer of [...this.peers.values()]) peer.close('the gateway is shutting down');
+  }
+}

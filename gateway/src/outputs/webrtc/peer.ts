@@ -1,0 +1,199 @@
+import { randomBytes, randomInt } from 'node:crypto';
+import {
+  RTCPeerConnection,
+  RTCRtpCodecParameters,
+  RtpHeader,
+  RtpPacket,
+  useOPUS,
+  type RTCRtpSender,
+  type RTCRtpTransceiver,
+} from 'werift';
+import type { ReaderLease } from '../../streams/manager.js';
+import type { StreamsConfig } from '../../streams/types.js';
+import type { FeedSink, RtpFeed } from './feed.js';
+import type { AccessUnit } from './h264.js';
+import { announceCandidates, type CheckedOffer } from './sdp.js';
+
+export type WebRtcConfig = StreamsConfig['webrtc'];
+
+/** Cached frames are replayed this far apart (1 ms at 90 kHz): the decoder catches up to live at once. */
+const BURST_SPACING = 90;
+
+/** Where a join's time went, in ms since the offer arrived; null until reached. */
+export interface JoinTimings {
+  answer: number | null;
+  iceConnected: number | null;
+  dtlsConnected: number | null;
+  firstPacket: number | null;
+  firstKeyframe: number | null;
+}
+
+export interface PeerInit {
+  cameraId: string;
+  userId: string;
+  lease: ReaderLease;
+  feed: RtpFeed;
+  config: WebRtcConfig;
+  /** The address the WHEP request arrived on: announced when no addresses are configured. */
+  localAddress: string | null;
+  onClosed(peer: WhepPeer, reason: string): void;
+}
+
+/**
+ * One WHEP viewer: a werift peer connection that sends the camera's H.264 and a reader on its
+ * session. Owns its timers; one idempotent close releases the reader and the connection.
+ */
+export class WhepPeer implements FeedSink {
+  readonly id = randomBytes(16).toString('base64url');
+  readonly etag = `"${randomBytes(8).toString('hex')}"`;
+  readonly createdAt = Date.now();
+  readonly timings: JoinTimings = { answer: null, iceConnected: null, dtlsConnected: null, firstPacket: null, firstKeyframe: null };
+  readonly pc: RTCPeerConnection;
+  closed = false;
+  packetsSent = 0;
+  bytesSent = 0;
+  private sender: RTCRtpSender | null = null;
+  private connected = false;
+  private waitingForKeyframe = true;
+  private sequence = randomInt(0, 0x10000);
+  private lastHeard = Date.now();
+  private readonly timers: NodeJS.Timeout[] = [];
+
+  constructor(private readonly init: PeerInit) {
+    const cfg = init.config;
+    this.pc = new RTCPeerConnection({
+      codecs: {
+        video: [
+          new RTCRtpCodecParameters({
+            mimeType: 'video/H264',
+            clockRate: 90_000,
+            rtcpFeedback: [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }],
+            parameters: 'packetization-mode=1;level-asymmetry-allowed=1',
+          }),
+        ],
+        // Audio is not sent yet; accepting Opus lets an offer with an audio m-line negotiate.
+        audio: [useOPUS()],
+      },
+      headerExtensions: { video: [], audio: [] },
+      iceUseIpv4: true,
+      iceUseIpv6: false,
+      iceServers: cfg.iceServers.map((s) => ({ urls: s.urls, username: s.username, credential: s.credential })),
+      icePortRange: cfg.portMin ? [cfg.portMin, cfg.portMax] : undefined,
+      iceInterfaceAddresses: cfg.bindAddress ? { udp4: cfg.bindAddress } : undefined,
+      iceAdditionalHostAddresses: cfg.bindAddress ? [cfg.bindAddress] : undefined,
+      bundlePolicy: 'max-bundle',
+    });
+    this.pc.iceConnectionStateChange.subscribe((state) => {
+      if (state === 'connected' && this.timings.iceConnected === null) this.timings.iceConnected = this.since();
+    });
+    this.pc.connectionStateChange.subscribe((state) => {
+      if (state === 'connected') this.onConnected();
+      else if (state === 'failed' || state === 'closed') this.close(`connection ${state}`);
+    });
+    this.timers.push(
+      setTimeout(() => {
+        if (!this.connected) this.close('ICE/DTLS did not complete in time (streams.webrtc.connectTimeoutMs)');
+      }, cfg.connectTimeoutMs),
+    );
+    const check = setInterval(() => {
+      if (this.connected && Date.now() - this.lastHeard > cfg.idleTimeoutMs) this.close('the viewer went silent (streams.webrtc.idleTimeoutMs)');
+    }, Math.max(250, cfg.idleTimeoutMs / 4));
+    this.timers.push(check);
+    init.feed.peers.add(this);
+  }
+
+  get cameraId() {
+    return this.init.cameraId;
+  }
+
+  get userId() {
+    return this.init.userId;
+  }
+
+  get session() {
+    return this.init.lease.session;
+  }
+
+  private since() {
+    return Date.now() - this.createdAt;
+  }
+
+  /** Applies the offer and returns the answer, with gathering complete and only announced host candidates. */
+  async answer(offer: CheckedOffer): Promise<string> {
+    await this.pc.setRemoteDescription({ type: 'offer', sdp: offer.sdp });
+    const video = this.pc.getTransceivers().find((t: RTCRtpTransceiver) => t.kind === 'video');
+    if (!video) throw new Error('the offer produced no video transceiver');
+    video.setDirection('sendonly');
+    this.sender = video.sender;
+    this.sender.onRtcp.subscribe(() => {
+      this.lastHeard = Date.now();
+    });
+    for (const t of this.pc.getTransceivers()) if (t !== video) t.setDirection('inactive');
+    await this.pc.setLocalDescription(await this.pc.createAnswer());
+    if (this.pc.iceGatheringState !== 'complete') await this.pc.iceGatheringStateChange.watch((s) => s === 'complete');
+    const sdp = this.pc.localDescription?.sdp;
+    if (!sdp) throw new Error('no local description');
+    const announced = this.init.config.announcedAddresses.length
+      ? this.init.config.announcedAddresses
+      : [this.init.config.bindAddress || this.init.localAddress || '127.0.0.1'];
+    this.timings.answer = this.since();
+    return announceCandidates(sdp, announced, this.init.config.bindAddress || null);
+  }
+
+  /** A trickled remote candidate (WHEP PATCH). */
+  async addCandidate(candidate: string, mid: string | null) {
+    await this.pc.addIceCandidate({ candidate, sdpMid: mid ?? undefined });
+  }
+
+  private onConnected() {
+    if (this.connected || this.closed) return;
+    this.connected = true;
+    this.lastHeard = Date.now();
+    this.timings.dtlsConnected = this.since();
+    const cache = this.init.config.keyframeCache ? this.init.feed.keyframeCache : [];
+    if (cache.length === 0) return;
+    this.waitingForKeyframe = false;
+    // The cached frames go out at once with timestamps squeezed up to the newest one, so the
+    // decoder starts on the keyframe and reaches live in a few ms instead of replaying the GOP.
+    const newest = cache[cache.length - 1]!.timestamp;
+    cache.forEach((au, i) => this.send(au, newest - (cache.length - 1 - i) * BURST_SPACING));
+  }
+
+  sendLive(au: AccessUnit) {
+    if (!this.connected || this.closed) return;
+    if (this.waitingForKeyframe) {
+      if (!au.keyframe) return;
+      this.waitingForKeyframe = false;
+    }
+    this.send(au, au.timestamp);
+  }
+
+  private send(au: AccessUnit, timestamp: number) {
+    const sender = this.sender;
+    if (!sender) return;
+    if (this.timings.firstPacket === null) this.timings.firstPacket = this.since();
+    if (au.keyframe && this.timings.firstKeyframe === null) this.timings.firstKeyframe = this.since();
+    const last = au.payloads.length - 1;
+    const ts = timestamp >>> 0;
+    for (let i = 0; i <= last; i++) {
+      this.sequence = (this.sequence + 1) & 0xffff;
+      const header = new RtpHeader({ sequenceNumber: this.sequence, timestamp: ts, marker: i === last, payloadType: 96 });
+      // A send fails only for a peer that is going away; its close follows from the state change.
+      sender.sendRtp(new RtpPacket(header, au.payloads[i]!)).catch(() => {});
+    }
+    this.packetsSent += au.payloads.length;
+    this.bytesSent += au.bytes;
+    this.session.bytesOut += au.bytes;
+  }
+
+  /** Idempotent: stops the timers, leaves the feed, releases the reader and closes the connection. */
+  close(reason: string) {
+    if (this.closed) return;
+    this.closed = true;
+    for (const t of this.timers) clearTimeout(t);
+    this.init.feed.peers.delete(this);
+    this.init.lease.release();
+    this.pc.close().catch(() => {});
+    this.init.onClosed(this, reason);
+  }
+}
