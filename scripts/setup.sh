@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Installs what wallgate needs and is missing: Debian packages (ffmpeg) and the npm dependencies.
-# Safe to run again: it only acts on what is absent or stale. Runs before `npm start`, `npm run demo` and `npm test`.
+# Installs what wallgate needs and is missing: Debian packages (ffmpeg, and chromium with --tests)
+# and the npm dependencies.
+# Safe to run again: it only acts on what is absent or stale. Runs before `npm start`, `npm run demo`
+# and (with --tests) `npm test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_pkgs=()
 command -v ffmpeg >/dev/null 2>&1 || need_pkgs+=(ffmpeg)
+# The browser tests run Debian's Chromium from this path; the gateway itself never needs it.
+if [ "${1:-}" = "--tests" ] && [ ! -x /usr/bin/chromium ]; then need_pkgs+=(chromium); fi
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "setup: installing ${need_pkgs[*]} from Debian" >&2
   sudo_cmd=()

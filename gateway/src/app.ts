@@ -193,7 +193,7 @@ export async function buildGateway(config: Config, opts: BuildOptions = {}): Pro
   await http.register(hls.routes);
   await http.register(flv.routes);
   await http.register(webrtc.routes);
-  await http.register(metricsRoutes(streams));
+  await http.register(metricsRoutes(streams, webrtc));
 
   let closing: Promise<void> | null = null;
   return {

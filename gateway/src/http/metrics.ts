@@ -7,7 +7,13 @@ import { FfmpegProcess } from '../streams/process/ffmpeg-process.js';
  * Prometheus metrics. Labels never carry camera ids, URLs or user names: cardinality stays flat
  * at 70,000 cameras and nothing here is worth stealing.
  */
-export function metricsRoutes(streams: StreamManager) {
+/** What the metrics need of the WebRTC output. */
+export interface WebRtcStats {
+  readonly peerCount: number;
+  on(event: 'joined', listener: (timings: { firstKeyframe: number | null }) => void): unknown;
+}
+
+export function metricsRoutes(streams: StreamManager, webrtc: WebRtcStats) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'wallgate_' });
   new Gauge({
@@ -43,6 +49,23 @@ export function metricsRoutes(streams: StreamManager) {
       this.set(FfmpegProcess.running().size);
     },
   });
+  new Gauge({
+    name: 'wallgate_webrtc_peers',
+    help: 'WebRTC (WHEP) viewers.',
+    registers: [registry],
+    collect() {
+      this.set(webrtc.peerCount);
+    },
+  });
+  const joinSeconds = new Histogram({
+    name: 'wallgate_webrtc_join_seconds',
+    help: "From a WHEP offer to the viewer's first keyframe sent (a cold camera includes its start).",
+    buckets: [0.05, 0.1, 0.2, 0.3, 0.5, 1, 2, 3, 5],
+    registers: [registry],
+  });
+  webrtc.on('joined', (t) => {
+    if (t.firstKeyframe !== null) joinSeconds.observe(t.firstKeyframe / 1000);
+  });
   // Totals kept by the engine, exposed as counters that catch up on each scrape.
   const totals = (name: string, help: string, read: () => number) => {
     let seen = 0;
@@ -59,7 +82,7 @@ export function metricsRoutes(streams: StreamManager) {
   };
   totals('wallgate_ffmpeg_restarts_total', 'Pull restarts after a camera dropped, stalled or failed to start.', () => streams.stats().restarts);
   totals('wallgate_stream_bytes_in_total', 'Bytes received from ffmpeg pulls.', () => streams.stats().bytesIn);
-  totals('wallgate_stream_bytes_out_total', 'Bytes sent to viewers (HLS and FLV).', () => streams.stats().bytesOut);
+  totals('wallgate_stream_bytes_out_total', 'Bytes sent to viewers (HLS, FLV and WebRTC).', () => streams.stats().bytesOut);
   const startSeconds = new Histogram({
     name: 'wallgate_stream_start_seconds',
     help: 'From spawning a pull to its first video frame.',

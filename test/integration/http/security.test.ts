@@ -110,7 +110,10 @@ t.test('every route checks authentication and roles', async (t) => {
   for (const role of ['operator', 'regulator', 'auditor']) tokens[role] = await gw.userToken(`${role}-user`, [role], ['root']);
 
   // Metrics carry counts only (no camera ids, no names), so Prometheus scrapes them without an account.
-  const open = new Set(['GET /healthz', 'GET /readyz', 'POST /api/auth/login', 'GET /metrics']);
+  // CORS preflights carry no credentials by definition (WHEP players in other origins need them).
+  const open = new Set(['GET /healthz', 'GET /readyz', 'POST /api/auth/login', 'GET /metrics', 'OPTIONS /whep/:camera', 'OPTIONS /whep/:camera/:resource']);
+  // WHEP takes the stream token as its bearer token; a login token (even an admin's) opens nothing there.
+  const whepRoutes = new Set(['POST /whep/:camera', 'PATCH /whep/:camera/:resource', 'DELETE /whep/:camera/:resource']);
   // Stream URLs carry a stream token in the path; a bearer token (even an admin's) opens nothing there.
   const streamTokenRoutes = new Set(['GET /streams/:camera/:profile/:token/:file', 'GET /streams/:camera/:profile/:token/live.flv']);
   const signedIn = new Set(['GET /api/auth/me', 'POST /api/auth/password']);
@@ -145,6 +148,13 @@ t.test('every route checks authentication and roles', async (t) => {
       for (const [what, token] of [['forged', 'eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.x'], ['an API token', gw.adminToken]] as const) {
         const url = path.replace(':camera', 'r1').replace(':profile', 'main').replace(':token', token).replace(':file', 'index.m3u8');
         t.equal((await gw.api(method, url, { token: gw.adminToken })).status, 401, `${r} with ${what} in the path`);
+      }
+      continue;
+    }
+    if (whepRoutes.has(r)) {
+      const url = path.replace(':camera', 'r1').replace(':resource', 'AAAAAAAAAAAAAAAAAAAAAA');
+      for (const token of [null, 'eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.x', gw.adminToken]) {
+        t.equal((await gw.api(method, url, { token, headers: { 'content-type': 'application/sdp' }, payload: 'v=0' })).status, 401, `${r} with ${token ? 'a forged or login token' : 'no token'}`);
       }
       continue;
     }

@@ -1,10 +1,11 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { EventEmitter } from 'node:events';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { GatewayError, ValidationError } from '../../errors.js';
 import type { ReaderLease } from '../../streams/manager.js';
 import type { StreamSession } from '../../streams/session.js';
 import { grantFor, STREAM_PARAMS, type ReaderSource, type StreamGrant, type StreamTokenVerifier } from '../stream-access.js';
 import { RtpFeed } from './feed.js';
-import { WhepPeer, type WebRtcConfig } from './peer.js';
+import { WhepPeer, type JoinTimings, type WebRtcConfig } from './peer.js';
 import { checkOffer, parseSdpFragment } from './sdp.js';
 
 export interface WebRtcOptions {
@@ -44,14 +45,16 @@ function localAddressOf(req: FastifyRequest): string | null {
  * WebRTC viewers over WHEP: each peer is a reader of the camera's session, fed from the session's
  * one RTP packetization, and joins on the cached GOP so its first packet is a keyframe.
  */
-export class WebRtcOutput {
+export class WebRtcOutput extends EventEmitter<{ joined: [JoinTimings] }> {
   private readonly peers = new Map<string, WhepPeer>();
   private readonly feeds = new Map<StreamSession, RtpFeed>();
   private readonly perCamera = new Map<string, number>();
   /** Offers admitted but not yet answered count against the caps too, so a burst cannot overshoot them. */
   private pending = 0;
 
-  constructor(private readonly opts: WebRtcOptions) {}
+  constructor(private readonly opts: WebRtcOptions) {
+    super();
+  }
 
   get peerCount() {
     return this.peers.size;
@@ -123,6 +126,7 @@ export class WebRtcOutput {
         feed,
         config: this.opts.config,
         localAddress,
+        onJoined: (p) => this.emit('joined', p.timings),
         onClosed: (p, reason) => {
           this.peers.delete(p.id);
           this.count(cameraKey, -1);
@@ -156,8 +160,9 @@ export class WebRtcOutput {
   /** The peer a WHEP resource URL names, for the holder of the token that created it. */
   private peerFor(req: FastifyRequest<{ Params: { camera: string; resource: string } }>): WhepPeer {
     const grant = this.opts.tokens.verify(bearer(req));
+    if (!grant) throw new GatewayError('GW_ERR_UNAUTHENTICATED', 'the stream token is not valid');
     const peer = this.peers.get(req.params.resource);
-    if (!grant || !peer || peer.cameraId !== req.params.camera || peer.userId !== grant.userId) {
+    if (!peer || peer.cameraId !== req.params.camera || peer.userId !== grant.userId) {
       throw new GatewayError('GW_ERR_NOT_FOUND', 'no such WHEP session');
     }
     return peer;
@@ -173,7 +178,7 @@ export class WebRtcOutput {
     });
 
     app.options('/whep/:camera', async (_req, reply) => {
-      reply
+      return reply
         .code(204)
         .headers({
           'access-control-allow-methods': 'POST, OPTIONS',
@@ -184,7 +189,7 @@ export class WebRtcOutput {
         .send();
     });
     app.options('/whep/:camera/:resource', async (_req, reply) => {
-      reply
+      return reply
         .code(204)
         .headers({
           'access-control-allow-methods': 'PATCH, DELETE, OPTIONS',
@@ -255,13 +260,13 @@ export class WebRtcOutput {
             throw new ValidationError([{ field: 'candidate', message: `not a usable ICE candidate: ${candidate.slice(0, 80)}` }]);
           });
         }
-        reply.code(204).send();
+        return reply.code(204).send();
       },
     );
 
     app.delete<{ Params: { camera: string; resource: string } }>('/whep/:camera/:resource', { schema: { params: RESOURCE_PARAMS } }, async (req, reply) => {
       this.peerFor(req).close('the viewer hung up (DELETE)');
-      reply.code(200).send();
+      return reply.code(200).send();
     });
   };
 

@@ -37,6 +37,8 @@ export interface PeerInit {
   /** The address the WHEP request arrived on: announced when no addresses are configured. */
   localAddress: string | null;
   onClosed(peer: WhepPeer, reason: string): void;
+  /** The first keyframe went out: the join is complete. */
+  onJoined(peer: WhepPeer): void;
 }
 
 /**
@@ -172,7 +174,8 @@ export class WhepPeer implements FeedSink {
     const sender = this.sender;
     if (!sender) return;
     if (this.timings.firstPacket === null) this.timings.firstPacket = this.since();
-    if (au.keyframe && this.timings.firstKeyframe === null) this.timings.firstKeyframe = this.since();
+    const joined = au.keyframe && this.timings.firstKeyframe === null;
+    if (joined) this.timings.firstKeyframe = this.since();
     const last = au.payloads.length - 1;
     const ts = timestamp >>> 0;
     for (let i = 0; i <= last; i++) {
@@ -184,6 +187,7 @@ export class WhepPeer implements FeedSink {
     this.packetsSent += au.payloads.length;
     this.bytesSent += au.bytes;
     this.session.bytesOut += au.bytes;
+    if (joined) this.init.onJoined(this);
   }
 
   /** Idempotent: stops the timers, leaves the feed, releases the reader and closes the connection. */

@@ -8,6 +8,8 @@ export interface CheckedOffer {
   videoMid: string | null;
 }
 
+const MDNS_CANDIDATE = /^a=candidate:\S+ \d+ \S+ \d+ \S+\.local /i;
+
 const invalid = (message: string) => new ValidationError([{ field: 'offer', message }]);
 
 interface Section {
@@ -63,7 +65,7 @@ export function checkOffer(sdp: string): CheckedOffer {
   const payloadTypes = mLine.slice(3);
   let best: { pt: string; rank: number } | null = null;
   for (const pt of payloadTypes) {
-    const rtpmap = attr(video.lines, `rtpmap:${pt}`) ?? video.lines.find((l) => l.startsWith(`a=rtpmap:${pt} `))?.slice(`a=rtpmap:${pt} `.length);
+    const rtpmap = video.lines.find((l) => l.startsWith(`a=rtpmap:${pt} `))?.slice(`a=rtpmap:${pt} `.length);
     if (!rtpmap || !/^H264\/90000$/i.test(rtpmap.trim())) continue;
     const fmtp = video.lines.find((l) => l.startsWith(`a=fmtp:${pt} `))?.slice(`a=fmtp:${pt} `.length) ?? '';
     const params = new Map(fmtp.split(';').map((kv) => kv.trim().split('=') as [string, string]));
@@ -74,7 +76,10 @@ export function checkOffer(sdp: string): CheckedOffer {
   if (!best) throw invalid('offers no H.264 with packetization-mode=1 for video');
   const reordered = [...mLine.slice(0, 3), best.pt, ...payloadTypes.filter((p) => p !== best.pt)].join(' ');
   const eol = sdp.includes('\r\n') ? '\r\n' : '\n';
-  const lines = sdp.split(/\r?\n/);
+  // Browsers hide their addresses behind mDNS names; resolving them would make the gateway send
+  // multicast queries on the command centre's network. Their connectivity checks reveal the real
+  // address anyway (a peer-reflexive candidate), which is what works from another subnet too.
+  const lines = sdp.split(/\r?\n/).filter((l) => !MDNS_CANDIDATE.test(l));
   const mIndex = lines.indexOf(video.lines[0]!);
   lines[mIndex] = reordered;
   return { sdp: lines.join(eol), videoPayloadType: Number(best.pt), videoMid: attr(video.lines, 'mid') ?? null };
