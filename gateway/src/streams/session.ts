@@ -42,6 +42,7 @@ interface Waiter {
 }
 
 const MAX_GOP_TAGS = 2_000;
+const RESTART_TO_TRANSCODE = 'restart to transcode';
 
 /** Where the next run's segment numbers start: after the last run's, read from its playlist. */
 async function nextSegmentNumber(dir: string, fallback: number): Promise<number> {
@@ -249,10 +250,7 @@ export class StreamSession extends EventEmitter<{ tag: [FlvTag]; state: [Session
     this.resolution = m[2]!;
     if (this.inputCodec === 'hevc' && !this.transcoding) {
       // Registered as H.264 or unknown but it is H.265: restart once with a transcode, if a slot is free.
-      if (this.host.acquireTranscode()) {
-        this.transcoding = true;
-        void this.ffmpeg?.close('restart to transcode H.265');
-      } else {
+      if (!this.restartWithTranscode('H.265')) {
         this.lastError = new GatewayError(
           'GW_ERR_CODEC_UNSUPPORTED',
           `the camera sends H.265, which browsers cannot play, and all ${this.host.config.transcode.maxConcurrent} transcode slots are busy`,
@@ -303,11 +301,25 @@ export class StreamSession extends EventEmitter<{ tag: [FlvTag]; state: [Session
     if (silentMs > this.host.config.watchdogMs) void this.ffmpeg.close(`stalled: no video for ${silentMs} ms`);
   }
 
+  /**
+   * Restarts the pull once with the shared transcode (H.264 Main, no B-frames), for a stream some
+   * viewer cannot play as sent: H.265, or B-frames for WebRTC, which has no frame reordering.
+   * False when every transcode slot is busy; true when transcoding already.
+   */
+  restartWithTranscode(why: string): boolean {
+    if (this.transcoding) return true;
+    if (this.state === 'closed' || !this.host.acquireTranscode()) return false;
+    this.transcoding = true;
+    this.host.log.info({ camera: this.cameraId, profile: this.profile, why }, 'restarting the pull with a transcode');
+    void this.ffmpeg?.close(RESTART_TO_TRANSCODE);
+    return true;
+  }
+
   private onExit(gen: number, ff: FfmpegProcess, exit: FfmpegExit) {
     if (this.startTimer) clearTimeout(this.startTimer);
     if (gen !== this.generation || this.state === 'closed') return;
     this.restarts++;
-    if (exit.reason === 'restart to transcode H.265') {
+    if (exit.reason === RESTART_TO_TRANSCODE) {
       void this.attempt();
       return;
     }

@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -254,4 +254,42 @@ t.test('an H.265 camera is transcoded once and shared by WebRTC and HLS viewers'
   const [session] = gw.streams.list();
   t.match(session, { transcoding: true, readers: { webrtc: 2 } });
   t.equal((await gw.ffmpegPids()).length, 1, 'one transcode for every viewer');
+});
+
+t.test('a camera sending B-frames is restarted once with the transcode, so WebRTC viewers get frames in order', async (t) => {
+  const gw = await startStreamingGateway(t);
+  const created = await gw.api('POST', '/api/sources', {
+    token: gw.adminToken,
+    body: { id: 'bcam', name: 'B-frame camera', departmentId: 'root', protocol: 'rtmp-push', url: 'rtmp://gateway.example/push/bcam' },
+  });
+  t.equal(created.status, 201, 'a push camera is registered');
+  const issued = await gw.api('POST', '/api/sources/bcam/publish-url', { token: gw.adminToken });
+  // A small live encode with B-frames, as some cameras send; the simulator's clips have none.
+  const encoder = spawn(
+    'ffmpeg',
+    ['-hide_banner', '-loglevel', 'error', '-re', '-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=25',
+     '-c:v', 'libx264', '-preset', 'veryfast', '-bf', '2', '-g', '25', '-pix_fmt', 'yuv420p', '-f', 'flv', issued.json.url.replace('localhost', '127.0.0.1')],
+    { stdio: 'ignore' },
+  );
+  t.teardown(() => {
+    encoder.kill('SIGKILL');
+  });
+  const urls = await gw.view('bcam');
+  const afterRestart: Buffer[] = [];
+  const viewer = await whepConnect(urls.whep, urls.token, {
+    onFrame: (frame) => {
+      if (!gw.streams.list()[0]?.transcoding) return;
+      if (afterRestart.length || frame.keyframe) afterRestart.push(Buffer.from(frame.data));
+    },
+  });
+  t.teardown(() => viewer.close());
+  await waitFor(() => afterRestart.length, (n) => n >= 30, 15_000);
+  const [session] = gw.streams.list();
+  t.match(session, { transcoding: true, readers: { webrtc: 1 } }, 'the session now transcodes');
+  t.equal(session!.restarts, 1, 'it restarted once for it');
+  const file = join(t.testdir(), 'after.h264');
+  await writeFile(file, Buffer.concat(afterRestart));
+  const { stdout } = await run('ffprobe', ['-v', 'error', '-show_entries', 'stream=codec_name,has_b_frames', '-of', 'json', file]);
+  t.match(JSON.parse(stdout).streams[0], { codec_name: 'h264', has_b_frames: 0 }, 'what the viewer gets has no B-frames');
+  t.ok(gw.logs.some((l) => l.includes('restarting the pull with a transcode') && l.includes('B-frames')), 'the restart is logged with its reason');
 });

@@ -19,9 +19,14 @@ export class RtpFeed {
   readonly peers = new Set<FeedSink>();
   private readonly packetizer = new H264Packetizer();
   private gop: AccessUnit[] = [];
+  private reorderingHandled = false;
   private readonly onTag = (tag: FlvTag) => this.push(tag);
 
-  constructor(readonly session: StreamSession) {
+  constructor(
+    readonly session: StreamSession,
+    /** Every transcode slot is busy: the stream's B-frames cannot be removed for WebRTC viewers. */
+    private readonly onTranscodeRefused: () => void = () => {},
+  ) {
     for (const tag of session.joinTags()) this.push(tag, false);
     session.on('tag', this.onTag);
   }
@@ -36,14 +41,17 @@ export class RtpFeed {
     return this.packetizer.config?.profileLevelId ?? null;
   }
 
-  get hasBFrames(): boolean {
-    return this.packetizer.sawReordering;
-  }
-
   private push(tag: FlvTag, live = true) {
     if (tag.type !== 9) return;
     const au = this.packetizer.push(tag.data, tag.timestamp);
     if (!au) return;
+    if (this.packetizer.sawReordering && !this.reorderingHandled && !this.session.transcoding) {
+      // Browsers' WebRTC decoders take frames in the order they arrive: B-frames would play out of
+      // order. The session restarts once with the shared transcode, which makes none.
+      this.reorderingHandled = true;
+      if (this.session.restartWithTranscode('B-frames, which WebRTC cannot reorder')) return;
+      this.onTranscodeRefused();
+    }
     if (au.keyframe) this.gop = [au];
     else if (this.gop.length > 0 && this.gop.length < MAX_CACHED_FRAMES) this.gop.push(au);
     else if (this.gop.length >= MAX_CACHED_FRAMES) this.gop = [];

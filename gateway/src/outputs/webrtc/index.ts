@@ -95,7 +95,12 @@ export class WebRtcOutput extends EventEmitter<{ joined: [JoinTimings] }> {
   private feedFor(session: StreamSession): RtpFeed {
     let feed = this.feeds.get(session);
     if (!feed) {
-      feed = new RtpFeed(session);
+      feed = new RtpFeed(session, () =>
+        this.opts.log.warn(
+          { camera: session.cameraId, profile: session.profile },
+          'the camera sends B-frames and every transcode slot is busy: WebRTC viewers may see frames out of order (streams.transcode.maxConcurrent)',
+        ),
+      );
       this.feeds.set(session, feed);
     }
     return feed;
