@@ -68,6 +68,8 @@ t.test('a WHEP viewer receives a complete H.264 keyframe that ffmpeg decodes, fr
   t.equal((await gw.ffmpegPids()).length, 1, 'one ffmpeg serves every output');
   const session = gw.streams.list()[0]!;
   t.equal(session.readers.webrtc, 1, 'the peer is a reader of the session');
+  // The direct send path leans on werift internals; an upgrade that moves them must show here.
+  t.equal(gw.webrtc.list()[0]!.sendPath, 'direct', 'packets go straight to the socket, not through werift sendRtp');
 });
 
 t.test('the keyframe cache makes a late joiner start on a keyframe at once; without it the joiner waits for one', async (t) => {

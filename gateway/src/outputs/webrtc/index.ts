@@ -67,6 +67,7 @@ export class WebRtcOutput extends EventEmitter<{ joined: [JoinTimings] }> {
       cameraId: p.cameraId,
       userId: p.userId,
       state: p.pc.connectionState,
+      sendPath: p.sendPath,
       packetsSent: p.packetsSent,
       bytesSent: p.bytesSent,
       timings: p.timings,

@@ -1,9 +1,11 @@
 import { randomBytes, randomInt } from 'node:crypto';
+import type { Socket } from 'node:dgram';
 import {
   RTCPeerConnection,
   RTCRtpCodecParameters,
   RtpHeader,
   RtpPacket,
+  ntpTime,
   useOPUS,
   type RTCRtpSender,
   type RTCRtpTransceiver,
@@ -18,6 +20,59 @@ export type WebRtcConfig = StreamsConfig['webrtc'];
 
 /** Cached frames are replayed this far apart (1 ms at 90 kHz): the decoder catches up to live at once. */
 const BURST_SPACING = 90;
+
+/** werift keeps this many sent packets for NACK retransmission (RTP_HISTORY_SIZE in 0.24.4). */
+const NACK_HISTORY = 128;
+
+/**
+ * The parts of a connected werift 0.24.4 peer (pinned exactly in package.json) that the send path
+ * uses directly. werift's own sendRtp costs twice as much per packet: two promise layers, header
+ * extensions rebuilt, an NTP time read and bandwidth-estimation bookkeeping on every packet, none
+ * of which a one-way camera stream needs. Retransmission on NACK and RTCP reports stay werift's.
+ */
+interface DirectPath {
+  srtp: { encrypt(payload: Buffer, header: RtpHeader): Buffer };
+  socket: Socket;
+  address: string;
+  port: number;
+  consent(): boolean;
+  history: RtpPacket[];
+  stats: { packetCount: number; octetCount: number; rtpTimestamp: number; ntpTimestamp: bigint; runRtcp(): void };
+}
+
+interface WeriftConnectedSender {
+  ssrc: number;
+  codec?: { payloadType: number };
+  rtpCache: RtpPacket[];
+  dtlsTransport: {
+    srtp?: DirectPath['srtp'];
+    iceTransport: {
+      connection: {
+        nominated?: { protocol: { transport?: { socket?: Socket } }; remoteAddr: [string, number] };
+        canSendApplicationData(): boolean;
+      };
+    };
+  };
+}
+
+function directPath(sender: RTCRtpSender): DirectPath | null {
+  const s = sender as unknown as WeriftConnectedSender & DirectPath['stats'];
+  const srtp = s.dtlsTransport.srtp;
+  const connection = s.dtlsTransport.iceTransport.connection;
+  const pair = connection.nominated;
+  const socket = pair?.protocol.transport?.socket;
+  // A TURN-relayed or TCP pair has no plain UDP socket: werift's own path serves it.
+  if (!srtp || !pair || !socket || typeof connection.canSendApplicationData !== 'function') return null;
+  return {
+    srtp,
+    socket,
+    address: pair.remoteAddr[0],
+    port: pair.remoteAddr[1],
+    consent: () => connection.canSendApplicationData(),
+    history: s.rtpCache,
+    stats: s,
+  };
+}
 
 /** Where a join's time went, in ms since the offer arrived; null until reached. */
 export interface JoinTimings {
@@ -55,6 +110,9 @@ export class WhepPeer implements FeedSink {
   packetsSent = 0;
   bytesSent = 0;
   private sender: RTCRtpSender | null = null;
+  private direct: DirectPath | null = null;
+  private payloadType = 96;
+  private ssrc = 0;
   private connected = false;
   private waitingForKeyframe = true;
   private sequence = randomInt(0, 0x10000);
@@ -152,6 +210,12 @@ export class WhepPeer implements FeedSink {
     this.connected = true;
     this.lastHeard = Date.now();
     this.timings.dtlsConnected = this.since();
+    if (this.sender) {
+      this.direct = directPath(this.sender);
+      const s = this.sender as unknown as WeriftConnectedSender;
+      this.payloadType = s.codec?.payloadType ?? this.payloadType;
+      this.ssrc = s.ssrc;
+    }
     const cache = this.init.config.keyframeCache ? this.init.feed.keyframeCache : [];
     if (cache.length === 0) return;
     this.waitingForKeyframe = false;
@@ -170,24 +234,56 @@ export class WhepPeer implements FeedSink {
     this.send(au, au.timestamp);
   }
 
+  /** How packets leave: straight to the socket, or through werift's sender (a relayed or TCP pair). */
+  get sendPath(): 'direct' | 'werift' | null {
+    if (!this.connected) return null;
+    return this.direct ? 'direct' : 'werift';
+  }
+
   private send(au: AccessUnit, timestamp: number) {
     const sender = this.sender;
     if (!sender) return;
     if (this.timings.firstPacket === null) this.timings.firstPacket = this.since();
     const joined = au.keyframe && this.timings.firstKeyframe === null;
     if (joined) this.timings.firstKeyframe = this.since();
-    const last = au.payloads.length - 1;
     const ts = timestamp >>> 0;
+    if (this.direct) this.sendDirect(this.direct, au, ts);
+    else this.sendThroughWerift(sender, au, ts);
+    this.packetsSent += au.payloads.length;
+    this.bytesSent += au.bytes;
+    this.session.bytesOut += au.bytes;
+    if (joined) this.init.onJoined(this);
+  }
+
+  private sendDirect(path: DirectPath, au: AccessUnit, ts: number) {
+    // RFC 7675: without fresh consent nothing may be sent on the pair; the idle timeout follows.
+    if (!path.consent()) return;
+    const last = au.payloads.length - 1;
+    for (let i = 0; i <= last; i++) {
+      this.sequence = (this.sequence + 1) & 0xffff;
+      const payload = au.payloads[i]!;
+      const header = new RtpHeader({ sequenceNumber: this.sequence, timestamp: ts, marker: i === last, payloadType: this.payloadType, ssrc: this.ssrc });
+      path.history[this.sequence % NACK_HISTORY] = new RtpPacket(header, payload);
+      // No callback: a datagram that cannot be sent is lost like any other, and NACK recovers it.
+      path.socket.send(path.srtp.encrypt(payload, header), path.port, path.address);
+    }
+    // Sender reports map RTP time to wall time; once per frame is as precise as they need.
+    const stats = path.stats;
+    stats.packetCount = (stats.packetCount + au.payloads.length) >>> 0;
+    stats.octetCount = (stats.octetCount + au.bytes) >>> 0;
+    stats.rtpTimestamp = ts;
+    stats.ntpTimestamp = ntpTime();
+    stats.runRtcp();
+  }
+
+  private sendThroughWerift(sender: RTCRtpSender, au: AccessUnit, ts: number) {
+    const last = au.payloads.length - 1;
     for (let i = 0; i <= last; i++) {
       this.sequence = (this.sequence + 1) & 0xffff;
       const header = new RtpHeader({ sequenceNumber: this.sequence, timestamp: ts, marker: i === last, payloadType: 96 });
       // A send fails only for a peer that is going away; its close follows from the state change.
       sender.sendRtp(new RtpPacket(header, au.payloads[i]!)).catch(() => {});
     }
-    this.packetsSent += au.payloads.length;
-    this.bytesSent += au.bytes;
-    this.session.bytesOut += au.bytes;
-    if (joined) this.init.onJoined(this);
   }
 
   /** Idempotent: stops the timers, leaves the feed, releases the reader and closes the connection. */
