@@ -2,10 +2,16 @@
  * What every benchmark needs around its measurements: progress on stderr, temp dirs and child
  * processes that go whatever happens (success, error, Ctrl-C), and a guard against hanging forever.
  */
-import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT_DIR = fileURLToPath(new URL('../..', import.meta.url));
+/** USER_HZ: /proc counts CPU time in these ticks per second. */
+export const CLK_TCK = 100;
 
 export const log = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -41,3 +47,99 @@ export function installHarness(guardMs: number): NodeJS.Timeout {
     process.exit(1);
   }, guardMs);
 }
+
+/** The environment of a gateway under benchmark: a fresh data dir, loopback, one bench user opening every viewing. */
+export function gatewayEnv(dataDir: string): Record<string, string> {
+  return {
+    WALLGATE_DATA_DIR: dataDir,
+    WALLGATE_SERVER_HOST: '127.0.0.1',
+    WALLGATE_SERVER_PORT: '0',
+    WALLGATE_LOG_LEVEL: 'info',
+    WALLGATE_STREAMS_FLV_RTMP_ENABLED: 'false',
+    WALLGATE_STREAMS_CLOSE_AFTER_MS: '2000',
+    WALLGATE_STREAMS_LIMITS_VIEWERS_PER_USER: '1000',
+  };
+}
+
+// ---- measuring ------------------------------------------------------------------------------
+
+/** Spawns a child and resolves with the first stdout/stderr text matching the pattern. */
+export function spawnUntil(
+  cmd: string,
+  args: string[],
+  env: Record<string, string>,
+  pattern: RegExp,
+): Promise<{ child: ChildProcess; match: RegExpExecArray; output: () => string }> {
+  const child = track(spawn(cmd, args, { cwd: ROOT_DIR, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] }));
+  let seen = '';
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${args.join(' ')} did not start: ${seen.slice(-2000)}`)), 120_000);
+    const onData = (d: Buffer) => {
+      // Keeps the whole output for later looks (the gateway's "viewer left" lines), within reason.
+      seen = (seen + d.toString()).slice(-4_000_000);
+      const m = pattern.exec(seen);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ child, match: m, output: () => seen });
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.on('exit', (code) => reject(new Error(`${args.join(' ')} exited ${code}: ${seen.slice(-2000)}`)));
+  });
+}
+
+/** utime + stime of a process in seconds, or null once it is gone. */
+export function cpuSeconds(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+  } catch {
+    return null;
+  }
+}
+
+/** Resident memory of a process in MiB. */
+export function rssMb(pid: number): number {
+  try {
+    const kb = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+    return kb ? Math.round(Number(kb) / 1024) : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+/** Starts a CPU measurement of each process; the returned function gives CPU % (one core = 100) since. */
+export function cpuMeter(pids: number[]): () => number[] {
+  const before = pids.map(cpuSeconds);
+  const t0 = performance.now();
+  return () => {
+    const elapsed = (performance.now() - t0) / 1000;
+    return pids.map((pid, i) => {
+      const a = before[i];
+      const b = cpuSeconds(pid);
+      return a === null || a === undefined || b === null ? NaN : ((b - a) / elapsed) * 100;
+    });
+  };
+}
+
+/** CPU % (one core = 100) of each process over a window of ms. */
+export async function measureCpu(pids: number[], ms: number): Promise<number[]> {
+  const meter = cpuMeter(pids);
+  await sleep(ms);
+  return meter();
+}
+
+export const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? (s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2) : NaN;
+};
+export const pct = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] ?? NaN;
+};
+/** Rounded for the report; NaN (nothing measured) stays NaN and prints as null in JSON. */
+export const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
+export const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
+export const summary = (xs: number[]) => ({ p50: round(median(xs)), p95: round(pct(xs, 95)), mean: round(mean(xs)), min: round(Math.min(...xs)), max: round(Math.max(...xs)), n: xs.length });

@@ -10,17 +10,15 @@
  * same remux. Progress goes to stderr; the last stdout line is one JSON object.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
 import { WebSocket } from 'ws';
 import { instanceIdFor } from '../../gateway/src/streams/manager.js';
 import { markedProcesses } from '../../gateway/src/streams/process/sweep.js';
-import { cleanup, installHarness, log, sleep, tempDir, track } from './harness.js';
+import { cleanup, gatewayEnv, installHarness, log, mean, measureCpu, median, pct, ROOT_DIR, round, rssMb, sleep, spawnUntil, tempDir, track } from './harness.js';
 
-const ROOT_DIR = fileURLToPath(new URL('../..', import.meta.url));
 const CLIP = 'h264-720p-1s';
 const COLD_RUNS = 7;
 const JOIN_RUNS = 15;
@@ -29,78 +27,11 @@ const SESSIONS = 100;
 const WINDOW_MS = 20_000;
 const GUARD_MS = 10 * 60_000;
 const TARGETS = { cold_over_bare_ms: 300, warm_join_ms: 250, viewers_per_pull: 1, sessions: 100, gateway_cpu_pct: 15, ffmpeg_ratio: 1.1 };
-const CLK_TCK = 100;
 /** How often each session's holder fetches its playlist (hls.js fetches every target duration, ~1 s). */
 const POLL_MS = Number(process.env.BENCH_POLL_MS ?? 2000);
 
 let instance = '';
 const guard = installHarness(GUARD_MS);
-
-/** Spawns a child and resolves with the first stdout/stderr text matching the pattern. */
-function spawnUntil(
-  cmd: string,
-  args: string[],
-  env: Record<string, string>,
-  pattern: RegExp,
-): Promise<{ child: ChildProcess; match: RegExpExecArray; output: () => string }> {
-  const child = track(spawn(cmd, args, { cwd: ROOT_DIR, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] }));
-  return new Promise((resolve, reject) => {
-    let seen = '';
-    const timer = setTimeout(() => reject(new Error(`${args.join(' ')} did not start: ${seen.slice(-2000)}`)), 120_000);
-    const onData = (d: Buffer) => {
-      seen += d.toString();
-      const m = pattern.exec(seen);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ child, match: m, output: () => seen });
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    child.on('exit', (code) => reject(new Error(`${args.join(' ')} exited ${code}: ${seen.slice(-2000)}`)));
-  });
-}
-
-/** utime + stime of a process in seconds, or null once it is gone. */
-function cpuSeconds(pid: number): number | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
-  } catch {
-    return null;
-  }
-}
-
-/** Resident memory of a process in MiB. */
-function rssMb(pid: number): number {
-  const kb = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
-  return kb ? Math.round(Number(kb) / 1024) : NaN;
-}
-
-/** CPU % (one core = 100) of each process over a window. */
-async function measureCpu(pids: number[], ms: number): Promise<number[]> {
-  const before = pids.map(cpuSeconds);
-  const t0 = performance.now();
-  await sleep(ms);
-  const elapsed = (performance.now() - t0) / 1000;
-  return pids.map((pid, i) => {
-    const a = before[i];
-    const b = cpuSeconds(pid);
-    return a === null || a === undefined || b === null ? NaN : ((b - a) / elapsed) * 100;
-  });
-}
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length ? (s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2) : NaN;
-};
-const pct = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] ?? NaN;
-};
-const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
-const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 // ---- gateway API ----------------------------------------------------------------------------
 
@@ -206,14 +137,7 @@ async function main() {
 
   const dataDir = tempDir('bench-gw-');
   const env = {
-    WALLGATE_DATA_DIR: dataDir,
-    WALLGATE_SERVER_HOST: '127.0.0.1',
-    WALLGATE_SERVER_PORT: '0',
-    WALLGATE_LOG_LEVEL: 'info',
-    WALLGATE_STREAMS_FLV_RTMP_ENABLED: 'false',
-    WALLGATE_STREAMS_CLOSE_AFTER_MS: '2000',
-    // One bench user opens every viewing.
-    WALLGATE_STREAMS_LIMITS_VIEWERS_PER_USER: '1000',
+    ...gatewayEnv(dataDir),
     WALLGATE_STREAMS_HLS_VIEWER_TIMEOUT_MS: '5000',
   };
   // BENCH_GATEWAY_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the gateway under this load.

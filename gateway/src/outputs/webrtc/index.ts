@@ -183,27 +183,16 @@ export class WebRtcOutput extends EventEmitter<{ joined: [JoinTimings] }> {
       if (req.url.startsWith('/whep/')) reply.headers(CORS);
     });
 
-    app.options('/whep/:camera', async (_req, reply) => {
-      return reply
-        .code(204)
-        .headers({
-          'access-control-allow-methods': 'POST, OPTIONS',
-          'access-control-allow-headers': 'Authorization, Content-Type',
-          'access-control-max-age': '600',
-          'accept-post': 'application/sdp',
-        })
-        .send();
-    });
-    app.options('/whep/:camera/:resource', async (_req, reply) => {
-      return reply
-        .code(204)
-        .headers({
-          'access-control-allow-methods': 'PATCH, DELETE, OPTIONS',
-          'access-control-allow-headers': 'Authorization, Content-Type, If-Match',
-          'access-control-max-age': '600',
-          'accept-patch': 'application/trickle-ice-sdpfrag',
-        })
-        .send();
+    const preflight = (url: string, methods: string, headers: string, accepts: Record<string, string>) =>
+      app.options(url, async (_req, reply) =>
+        reply
+          .code(204)
+          .headers({ 'access-control-allow-methods': methods, 'access-control-allow-headers': headers, 'access-control-max-age': '600', ...accepts })
+          .send(),
+      );
+    preflight('/whep/:camera', 'POST, OPTIONS', 'Authorization, Content-Type', { 'accept-post': 'application/sdp' });
+    preflight('/whep/:camera/:resource', 'PATCH, DELETE, OPTIONS', 'Authorization, Content-Type, If-Match', {
+      'accept-patch': 'application/trickle-ice-sdpfrag',
     });
 
     app.post<{ Params: { camera: string }; Querystring: { profile?: 'main' | 'sub' } }>(
