@@ -16,6 +16,8 @@ export interface ClientTimings {
 
 export interface WhepViewer {
   resource: string;
+  /** The gateway's SDP answer. */
+  answer: string;
   timings: ClientTimings;
   packets: number;
   bytes: number;
@@ -107,6 +109,7 @@ export async function whepConnect(url: string, token: string, opts: WhepOptions 
   const timings: ClientTimings = { offerAnswer: null, iceConnected: null, dtlsConnected: null, firstPacket: null, firstKeyframe: null };
   const viewer: WhepViewer = {
     resource: '',
+    answer: '',
     timings,
     packets: 0,
     bytes: 0,
@@ -165,6 +168,7 @@ export async function whepConnect(url: string, token: string, opts: WhepOptions 
     throw Object.assign(new Error(`WHEP ${res.status}: ${body}`), { status: res.status, body });
   }
   timings.offerAnswer = at();
+  viewer.answer = body;
   viewer.resource = new URL(res.headers.get('location')!, url).toString();
   await pc.setRemoteDescription({ type: 'answer', sdp: body });
   return viewer;

@@ -3,6 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t, { type Test } from 'tap';
+import { RTCPeerConnection, useH264 } from 'werift';
 import { whepConnect, type WhepViewer } from '../../../scripts/sim/whep-client.js';
 import { startStreamingGateway, waitFor, type StreamingGateway } from '../../helpers/streams.js';
 
@@ -294,4 +295,38 @@ t.test('a camera sending B-frames is restarted once with the transcode, so WebRT
   const { stdout } = await run('ffprobe', ['-v', 'error', '-show_entries', 'stream=codec_name,has_b_frames', '-of', 'json', file]);
   t.match(JSON.parse(stdout).streams[0], { codec_name: 'h264', has_b_frames: 0 }, 'what the viewer gets has no B-frames');
   t.ok(gw.logs.some((l) => l.includes('restarting the pull with a transcode') && l.includes('B-frames')), 'the restart is logged with its reason');
+});
+
+t.test('the answer announces only the configured address, on a port of the configured range', async (t) => {
+  const gw = await startStreamingGateway(t, { webrtc: { announcedAddresses: ['127.0.0.1'], portMin: 42_100, portMax: 42_140 } });
+  await gw.addCamera('wr11', { clip: 'h264-720p-1s' });
+  const urls = await gw.view('wr11');
+  const viewer = await whepConnect(urls.whep, urls.token);
+  t.teardown(() => viewer.close());
+  const hosts = viewer.answer.split('\r\n').filter((l) => l.startsWith('a=candidate:') && l.includes(' typ host'));
+  t.equal(hosts.length, 1, 'one host candidate');
+  const [, , , , address, port] = hosts[0]!.split(' ');
+  t.equal(address, '127.0.0.1', 'the announced address, and no other interface');
+  t.ok(Number(port) >= 42_100 && Number(port) <= 42_140, `port ${port} is in streams.webrtc.portMin..portMax`);
+  await firstKeyframe(viewer);
+  t.equal(viewer.firstFrameWasKeyframe, true, 'and media flows through it');
+});
+
+t.test('a half-open peer that never completes ICE is dropped after connectTimeoutMs, releasing its reader', async (t) => {
+  const gw = await startStreamingGateway(t, { webrtc: { connectTimeoutMs: 1_500 } });
+  await gw.addCamera('wr12', { clip: 'h264-720p-1s' });
+  const urls = await gw.view('wr12');
+  // An offer from a client that then never uses the answer.
+  const pc = new RTCPeerConnection({ iceUseIpv6: false, codecs: { video: [useH264()] } });
+  t.teardown(() => pc.close());
+  pc.addTransceiver('video', { direction: 'recvonly' });
+  await pc.setLocalDescription(await pc.createOffer());
+  if (pc.iceGatheringState !== 'complete') await pc.iceGatheringStateChange.watch((s) => s === 'complete');
+  const res = await postOffer(urls.whep, urls.token, pc.localDescription!.sdp);
+  t.equal(res.status, 201, `the offer is answered ${res.status === 201 ? '' : await res.text()}`);
+  t.equal(gw.streams.list()[0]?.readers.webrtc, 1, 'the peer holds a reader meanwhile');
+  const left = await waitFor(() => gw.webrtc.peerCount, (n) => n === 0, 5_000);
+  t.equal(left, 0, 'the peer is gone once the timeout passed');
+  t.equal(gw.streams.list()[0]?.readers.webrtc ?? 0, 0, 'and its reader with it');
+  t.ok(gw.logs.some((l) => l.includes('connectTimeoutMs')), 'the reason is logged');
 });

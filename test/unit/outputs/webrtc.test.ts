@@ -177,6 +177,8 @@ t.test('the answer announces only the configured addresses', async (t) => {
   t.match(out, /c=IN IP4 198\.51\.100\.4/);
   const preferred = announceCandidates(answer, ['198.51.100.4'], '172.17.0.1');
   t.match(preferred, /198\.51\.100\.4 40002 typ host/, 'the bound address picks its socket');
+  const unnamed = announceCandidates(answer, [], null).split('\r\n').filter((l) => l.includes('typ host'));
+  t.same(unnamed, ['a=candidate:a 1 udp 2130706431 10.1.2.3 40001 typ host'], 'with nothing to announce, one gathered candidate stays');
 });
 
 t.test('trickle ICE fragments', async (t) => {

@@ -1,5 +1,6 @@
 import { randomBytes, randomInt } from 'node:crypto';
 import type { Socket } from 'node:dgram';
+import { isIPv4 } from 'node:net';
 import {
   RTCPeerConnection,
   RTCRtpCodecParameters,
@@ -193,11 +194,12 @@ export class WhepPeer implements FeedSink {
     if (this.pc.iceGatheringState !== 'complete') await this.pc.iceGatheringStateChange.watch((s) => s === 'complete');
     const sdp = this.pc.localDescription?.sdp;
     if (!sdp) throw new Error('no local description');
-    const announced = this.init.config.announcedAddresses.length
-      ? this.init.config.announcedAddresses
-      : [this.init.config.bindAddress || this.init.localAddress || '127.0.0.1'];
+    const cfg = this.init.config;
+    const arrivedOn = this.init.localAddress && isIPv4(this.init.localAddress) ? this.init.localAddress : null;
+    // Without an IPv4 address to name, the one host candidate werift picked is announced as it is.
+    const announced = cfg.announcedAddresses.length ? cfg.announcedAddresses : [cfg.bindAddress || arrivedOn].filter((a): a is string => !!a);
     this.timings.answer = this.since();
-    return announceCandidates(sdp, announced, this.init.config.bindAddress || null);
+    return announceCandidates(sdp, announced, cfg.bindAddress || null);
   }
 
   /** A trickled remote candidate (WHEP PATCH). */

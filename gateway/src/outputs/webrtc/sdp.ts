@@ -87,7 +87,8 @@ export function checkOffer(sdp: string): CheckedOffer {
 
 /**
  * Keeps the answer's host candidates to the announced addresses: each becomes one host candidate on
- * the port the gateway listens on, so the answer never lists every interface of the machine.
+ * the port the gateway listens on, so the answer never lists every interface of the machine. With
+ * no address to announce, the one picked host candidate (preferLocal's, else the first IPv4) stays.
  * Server-reflexive and relay candidates (from STUN/TURN) are kept.
  */
 export function announceCandidates(answer: string, announced: string[], preferLocal: string | null): string {
@@ -101,6 +102,7 @@ export function announceCandidates(answer: string, announced: string[], preferLo
       if (emitted || !pick) continue;
       emitted = true;
       const parts = pick.split(' ');
+      if (announced.length === 0) out.push(pick);
       announced.forEach((address, i) => {
         const copy = [...parts];
         copy[0] = `a=candidate:${i + 1}`;
