@@ -330,3 +330,14 @@ t.test('a half-open peer that never completes ICE is dropped after connectTimeou
   t.equal(gw.streams.list()[0]?.readers.webrtc ?? 0, 0, 'and its reader with it');
   t.ok(gw.logs.some((l) => l.includes('connectTimeoutMs')), 'the reason is logged');
 });
+
+t.test('a camera that cannot start answers the offer with its reason, and leaves no peer behind', async (t) => {
+  const gw = await startStreamingGateway(t);
+  await gw.addCamera('wr13', { clip: 'h264-720p-1s' });
+  gw.sim.setFault('wr13', { kind: 'refuse' });
+  const urls = await gw.view('wr13');
+  const refused = await whepConnect(urls.whep, urls.token).catch((e: { status: number; body: string }) => e);
+  t.match(refused, { status: 502, body: /GW_ERR_CAMERA_UNREACHABLE/ }, 'the WHEP client learns why');
+  t.equal(gw.webrtc.peerCount, 0, 'no peer is left');
+  t.equal(gw.streams.list()[0]?.readers.webrtc ?? 0, 0, 'no reader is held');
+});

@@ -96,11 +96,20 @@ export class WebRtcOutput extends EventEmitter<{ joined: [JoinTimings] }> {
   private feedFor(session: StreamSession): RtpFeed {
     let feed = this.feeds.get(session);
     if (!feed) {
-      feed = new RtpFeed(session, () =>
-        this.opts.log.warn(
-          { camera: session.cameraId, profile: session.profile },
-          'the camera sends B-frames and every transcode slot is busy: WebRTC viewers may see frames out of order (streams.transcode.maxConcurrent)',
-        ),
+      const where = { camera: session.cameraId, profile: session.profile };
+      let lastOverloadLog = 0;
+      feed = new RtpFeed(
+        session,
+        () =>
+          this.opts.log.warn(
+            where,
+            'the camera sends B-frames and every transcode slot is busy: WebRTC viewers may see frames out of order (streams.transcode.maxConcurrent)',
+          ),
+        () => {
+          if (Date.now() - lastOverloadLog < 10_000) return;
+          lastOverloadLog = Date.now();
+          this.opts.log.warn({ ...where, peers: feed?.peers.size }, 'WebRTC fan-out overloaded: dropped a second of video; viewers resume at the next keyframe');
+        },
       );
       this.feeds.set(session, feed);
     }

@@ -227,6 +227,10 @@ export class WhepPeer implements FeedSink {
     cache.forEach((au, i) => this.send(au, newest - (cache.length - 1 - i) * BURST_SPACING));
   }
 
+  resync() {
+    this.waitingForKeyframe = true;
+  }
+
   sendLive(au: AccessUnit) {
     if (!this.connected || this.closed) return;
     if (this.waitingForKeyframe) {
