@@ -71,6 +71,10 @@ t.test('a WHEP viewer receives a complete H.264 keyframe that ffmpeg decodes, fr
   t.equal(session.readers.webrtc, 1, 'the peer is a reader of the session');
   // The direct send path leans on werift internals; an upgrade that moves them must show here.
   t.equal(gw.webrtc.list()[0]!.sendPath, 'direct', 'packets go straight to the socket, not through werift sendRtp');
+  const metrics = (await gw.api('GET', '/metrics')).body;
+  t.match(metrics, /^wallgate_webrtc_peers 1$/m, 'metrics count the peer');
+  t.match(metrics, /^wallgate_webrtc_join_seconds_count 1$/m, 'and time its join');
+  t.notMatch(metrics, /wr1/, 'without naming the camera');
 });
 
 t.test('the keyframe cache makes a late joiner start on a keyframe at once; without it the joiner waits for one', async (t) => {
