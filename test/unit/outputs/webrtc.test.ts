@@ -82,6 +82,7 @@ t.test('small frames go in one packet; B-frame reordering is noticed; junk is ig
   const slice = nal(1, 300);
   const au = p.push(videoTag(false, [slice], 80), 1_000)!;
   t.same(au.payloads, [slice], 'a single NAL unit packet');
+  t.equal(p.push(videoTag(false, [slice]), 1_040)!.index, au.index + 1, 'frames are numbered, so a peer never sends one twice');
   t.equal(au.timestamp, (1_000 + 80) * 90, 'presentation time = decode time + composition offset');
   t.ok(p.sawReordering, 'a composition offset means B-frames');
   const inBand = p.push(videoTag(true, [SPS, PPS, nal(5, 200)]), 1_040)!;

@@ -53,11 +53,6 @@ export class RtpFeed {
     return this.gop;
   }
 
-  /** The stream's H.264 profile and level as in SDP (profile-level-id), once known. */
-  get profileLevelId(): string | null {
-    return this.packetizer.config?.profileLevelId ?? null;
-  }
-
   private push(tag: FlvTag, live = true) {
     if (tag.type !== 9) return;
     const au = this.packetizer.push(tag.data, tag.timestamp);

@@ -18,6 +18,8 @@ const FU_A = 28;
 
 /** One video frame, ready to send: a peer gives its packets consecutive sequence numbers and one timestamp. */
 export interface AccessUnit {
+  /** Increases by one per frame from a packetizer: a peer never sends a frame twice or out of order. */
+  index: number;
   /** Presentation time on the 90 kHz RTP clock (wraps at 2^32 when sent). */
   timestamp: number;
   keyframe: boolean;
@@ -72,6 +74,7 @@ export class H264Packetizer {
   config: AvcConfig | null = null;
   /** Set when a frame's decode and presentation times differ: the stream has B-frames. */
   sawReordering = false;
+  private frames = 0;
 
   /** Takes a tag body of FLV type 9; returns the access unit it carries, or null (headers, other codecs, junk). */
   push(tag: Buffer, timestampMs: number): AccessUnit | null {
@@ -92,7 +95,7 @@ export class H264Packetizer {
     const payloads = packetize(units);
     let bytes = 0;
     for (const p of payloads) bytes += p.length;
-    return { timestamp: (timestampMs + cts) * 90, keyframe, payloads, bytes };
+    return { index: ++this.frames, timestamp: (timestampMs + cts) * 90, keyframe, payloads, bytes };
   }
 }
 

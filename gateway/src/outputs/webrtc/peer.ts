@@ -116,6 +116,8 @@ export class WhepPeer implements FeedSink {
   private ssrc = 0;
   private connected = false;
   private waitingForKeyframe = true;
+  /** The newest frame sent, by the packetizer's index. */
+  private lastIndex = 0;
   private sequence = randomInt(0, 0x10000);
   private lastHeard = Date.now();
   private readonly timers: NodeJS.Timeout[] = [];
@@ -232,7 +234,8 @@ export class WhepPeer implements FeedSink {
   }
 
   sendLive(au: AccessUnit) {
-    if (!this.connected || this.closed) return;
+    // A peer that connected while frames were queued got them in its cached burst already.
+    if (!this.connected || this.closed || au.index <= this.lastIndex) return;
     if (this.waitingForKeyframe) {
       if (!au.keyframe) return;
       this.waitingForKeyframe = false;
@@ -249,6 +252,7 @@ export class WhepPeer implements FeedSink {
   private send(au: AccessUnit, timestamp: number) {
     const sender = this.sender;
     if (!sender) return;
+    this.lastIndex = au.index;
     if (this.timings.firstPacket === null) this.timings.firstPacket = this.since();
     const joined = au.keyframe && this.timings.firstKeyframe === null;
     if (joined) this.timings.firstKeyframe = this.since();
