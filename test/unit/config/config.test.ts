@@ -48,6 +48,11 @@ const bad: { name: string; env?: Record<string, string>; file?: unknown; field: 
   { name: 'short secret', env: { WALLGATE_SECRETS_TOKEN_KEY: 'c2hvcnQ=' }, field: 'secrets.tokenKey', says: /32 bytes/ },
   { name: 'wrong type in file', file: { registry: { networks: { allow: '10.0.0.0/8' } } }, field: 'registry.networks.allow', says: /expected array/ },
   { name: 'grace too long for a 10 s stop', file: { server: { shutdownGraceMs: 20000 } }, field: 'server.shutdownGraceMs', says: /9000/ },
+  { name: 'WebRTC port range half given', file: { streams: { webrtc: { portMin: 40000 } } }, field: 'streams.webrtc.portMax', says: /portMin below portMax/ },
+  { name: 'WebRTC port range reversed', file: { streams: { webrtc: { portMin: 41000, portMax: 40000 } } }, field: 'streams.webrtc.portMax', says: /portMin below portMax/ },
+  { name: 'WebRTC bind address not IPv4', env: { WALLGATE_STREAMS_WEBRTC_BIND_ADDRESS: 'eth0' }, field: 'streams.webrtc.bindAddress', says: /IPv4/ },
+  { name: 'WebRTC announced address not an IP', file: { streams: { webrtc: { announcedAddresses: ['10.0.0.1', 'wall.example'] } } }, field: 'streams.webrtc.announcedAddresses[1]', says: /IP address/ },
+  { name: 'ICE server not STUN or TURN', file: { streams: { webrtc: { iceServers: [{ urls: 'http://stun.example' }] } } }, field: 'streams.webrtc.iceServers[0].urls', says: /stun|turn/ },
   { name: 'file not JSON', file: '{ nope', field: 'c.json', says: /not valid JSON/ },
 ];
 
