@@ -209,6 +209,12 @@ t.test('WHEP niceties: CORS preflight, trickle ICE with ETag, and the stream clo
     });
   t.equal((await patch('"not-it"')).status, 412, 'a stale ETag: 412');
   t.equal((await patch('*')).status, 204, 'a trickled candidate: 204');
+  const noMid = await fetch(viewer.resource, {
+    method: 'PATCH',
+    headers: { authorization: `Bearer ${urls.token}`, 'content-type': 'application/trickle-ice-sdpfrag' },
+    body: 'a=candidate:2 1 udp 2130706431 127.0.0.1 10 typ host\r\n',
+  });
+  t.equal(noMid.status, 204, 'a fragment without a=mid applies to the video section');
   const restart = await fetch(viewer.resource, {
     method: 'PATCH',
     headers: { authorization: `Bearer ${urls.token}`, 'content-type': 'application/trickle-ice-sdpfrag' },

@@ -120,6 +120,7 @@ export class WhepPeer implements FeedSink {
   private lastIndex = 0;
   private sequence = randomInt(0, 0x10000);
   private lastHeard = Date.now();
+  private videoMid: string | null = null;
   private readonly timers: NodeJS.Timeout[] = [];
 
   constructor(private readonly init: PeerInit) {
@@ -183,6 +184,7 @@ export class WhepPeer implements FeedSink {
 
   /** Applies the offer and returns the answer, with gathering complete and only announced host candidates. */
   async answer(offer: CheckedOffer): Promise<string> {
+    this.videoMid = offer.videoMid;
     await this.pc.setRemoteDescription({ type: 'offer', sdp: offer.sdp });
     const video = this.pc.getTransceivers().find((t: RTCRtpTransceiver) => t.kind === 'video');
     if (!video) throw new Error('the offer produced no video transceiver');
@@ -204,9 +206,9 @@ export class WhepPeer implements FeedSink {
     return announceCandidates(sdp, announced, cfg.bindAddress || null);
   }
 
-  /** A trickled remote candidate (WHEP PATCH). */
+  /** A trickled remote candidate (WHEP PATCH); a fragment without a=mid means the offer's video section. */
   async addCandidate(candidate: string, mid: string | null) {
-    await this.pc.addIceCandidate({ candidate, sdpMid: mid ?? undefined });
+    await this.pc.addIceCandidate({ candidate, sdpMid: mid ?? this.videoMid ?? undefined });
   }
 
   private onConnected() {
