@@ -50,6 +50,20 @@ module.exports = {
       to: { path: `^${M}outputs/([^/]+)/`, pathNot: `^${M}outputs/$1/` },
     },
     {
+      name: 'control-does-not-reach-up',
+      comment: 'the control plane drives the engine and reads the registry; HTTP routes call it, never the reverse',
+      severity: 'error',
+      from: { path: `^${M}control/` },
+      to: { path: `^${M}(http|outputs|vehicles)/` },
+    },
+    {
+      name: 'control-model-stands-alone',
+      comment: 'the wall model and applyDelta are shared with the player and scripts as they are',
+      severity: 'error',
+      from: { path: `^${M}control/model\\.ts$` },
+      to: { path: `^${M}` },
+    },
+    {
       name: 'domain-modules-only-through-store-interface',
       comment: 'only app.ts picks the store implementation',
       severity: 'error',

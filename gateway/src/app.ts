@@ -7,12 +7,16 @@ import { TokenService } from './auth/tokens.js';
 import { UsersService } from './auth/users.js';
 import type { Config } from './config/schema.js';
 import { GatewayError } from './errors.js';
+import { enginePrewarmer, engineStatus } from './control/engine.js';
+import { ControlServer } from './control/server.js';
+import { WallService } from './control/walls.js';
 import { installErrorHandler } from './http/errors.js';
 import { metricsRoutes } from './http/metrics.js';
 import { accountRoutes } from './http/routes/accounts.js';
 import { departmentRoutes } from './http/routes/departments.js';
 import { sourceRoutes } from './http/routes/sources.js';
 import { streamRoutes } from './http/routes/streams.js';
+import { wallRoutes } from './http/routes/walls.js';
 import { NetworkPolicy } from './lib/cidr.js';
 import { loadSecrets } from './lib/secrets.js';
 import { FlvOutput } from './outputs/flv/index.js';
@@ -60,6 +64,8 @@ export interface Gateway {
   /** The RTMP ingest for push cameras, when enabled. */
   ingest: RtmpIngest | null;
   webrtc: WebRtcOutput;
+  walls: WallService;
+  control: ControlServer;
   /** Set on a first start: the admin account and its one-time password. */
   bootstrapAdmin: { username: string; password: string } | null;
   /** Every route registered, for the test that walks them all. */
@@ -173,10 +179,13 @@ export async function buildGateway(config: Config, opts: BuildOptions = {}): Pro
   });
   const flv = new FlvOutput({ engine: streams, tokens: streamTokens, maxBufferedBytes: config.streams.flv.maxBufferedBytes });
   const webrtc = new WebRtcOutput({ engine: streams, tokens: streamTokens, config: config.streams.webrtc, log: http.log });
-  http.server.on('upgrade', (req, socket, head) => {
-    if (!flv.handleUpgrade(req, socket, head)) socket.destroy();
-  });
   const g = guards(users);
+  const walls = new WallService(store, registry, config.control, enginePrewarmer(streams, http.log), http.log);
+  await walls.init();
+  const control = new ControlServer(walls, users, engineStatus(streams), config.control, http.log);
+  http.server.on('upgrade', (req, socket, head) => {
+    if (!control.handleUpgrade(req, socket, head) && !flv.handleUpgrade(req, socket, head)) socket.destroy();
+  });
 
   http.get('/healthz', async () => ({ status: 'ok' }));
   http.get('/readyz', async () => ({ status: 'ready', schemaVersion: await store.schemaVersion() }));
@@ -190,6 +199,7 @@ export async function buildGateway(config: Config, opts: BuildOptions = {}): Pro
     importMaxBytes: config.registry.importMaxBytes,
   });
   await http.register(streamRoutes, { registry, streams, tokens: streamTokens, ingest, guards: g, audit: (e) => store.audit.append(e) });
+  await http.register(wallRoutes, { walls, guards: g, statusOf: (wall) => control.statusOf(wall) });
   await http.register(hls.routes);
   await http.register(flv.routes);
   await http.register(webrtc.routes);
@@ -204,11 +214,15 @@ export async function buildGateway(config: Config, opts: BuildOptions = {}): Pro
     streams,
     ingest,
     webrtc,
+    walls,
+    control,
     bootstrapAdmin,
     routes,
     close: () =>
       (closing ??= (async () => {
-        // Long-lived viewers first, or the HTTP server would wait for them; then every ffmpeg.
+        // Long-lived connections first, or the HTTP server would wait for them; then every ffmpeg.
+        walls.close();
+        await control.close();
         webrtc.close();
         flv.close();
         hls.close();

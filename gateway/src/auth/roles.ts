@@ -6,16 +6,22 @@ import type { Role } from '../store/types.js';
  * The audit log is the auditor's alone: admins change things, auditors watch them.
  */
 export const PERMISSIONS = {
-  'sources:read': ['admin', 'operator', 'regulator'],
+  'sources:read': ['admin', 'supervisor', 'operator', 'regulator'],
   'sources:write': ['admin'],
   'sources:export': ['admin'],
-  'departments:read': ['admin', 'operator', 'regulator'],
+  'departments:read': ['admin', 'supervisor', 'operator', 'regulator'],
   'departments:write': ['admin'],
   'users:read': ['admin'],
   'users:write': ['admin'],
   'audit:read': ['auditor'],
-  'streams:view': ['admin', 'operator', 'regulator'],
+  'streams:view': ['admin', 'supervisor', 'operator', 'regulator'],
   'streams:admin': ['admin'],
+  'walls:read': ['admin', 'supervisor', 'operator', 'regulator'],
+  /** Assign tiles, change layouts, run tours, save and recall presets, lock tiles, activate and revert plans. */
+  'walls:drive': ['admin', 'supervisor', 'operator'],
+  /** Create and delete walls; save and delete emergency plans. */
+  'walls:manage': ['admin', 'supervisor'],
+  'walls:break-lock': ['admin', 'supervisor'],
 } as const satisfies Record<string, readonly Role[]>;
 
 export type Permission = keyof typeof PERMISSIONS;

@@ -105,6 +105,14 @@ function semanticIssues(config: Config): FieldIssue[] {
   rtc.announcedAddresses.forEach((address, i) => {
     if (!isIP(address)) issues.push({ field: `streams.webrtc.announcedAddresses[${i}]`, message: 'expected an IP address' });
   });
+  const tours = config.control.tours;
+  if (tours.minDwellSec > tours.maxDwellSec) issues.push({ field: 'control.tours.maxDwellSec', message: 'must be at least control.tours.minDwellSec' });
+  if (config.control.rate.burst < config.control.rate.perSecond) {
+    issues.push({ field: 'control.rate.burst', message: 'must be at least control.rate.perSecond' });
+  }
+  if (config.control.path === '/streams' || config.control.path.startsWith('/streams/')) {
+    issues.push({ field: 'control.path', message: 'must not be under /streams/, where stream URLs live' });
+  }
   return issues;
 }
 

@@ -259,6 +259,77 @@ export const configSchema = obj(
       },
       'On-demand streaming engine.',
     ),
+    control: obj(
+      {
+        path: Type.String({ pattern: '^/[A-Za-z0-9/_-]*$', default: '/api/control', description: 'URL path of the control-plane WebSocket.' }),
+        allowedOrigins: Type.Array(Type.String({ pattern: '^https?://[^/]+$' }), {
+          default: [],
+          description:
+            'Browser origins allowed to open the control WebSocket besides the gateway\'s own (scheme://host:port). Clients that send no Origin (scripts) are let in by their token alone.',
+        }),
+        maxMessageBytes: Type.Integer({
+          minimum: 1_024,
+          maximum: 1_048_576,
+          default: 65_536,
+          description: 'Largest message a client may send; a larger one is answered with an error and dropped. Four times this closes the connection (1009).',
+        }),
+        maxConnections: Type.Integer({ minimum: 1, default: 5_000, description: 'Concurrent control connections.' }),
+        maxSubscriptions: Type.Integer({ minimum: 1, default: 64, description: 'Walls one connection may subscribe to.' }),
+        heartbeatMs: Type.Integer({
+          minimum: 100,
+          maximum: 300_000,
+          default: 15_000,
+          description: 'Ping interval; a client that misses a pong is dropped at the next one, so within two intervals. Tokens are checked again at each.',
+        }),
+        rate: obj(
+          {
+            perSecond: Type.Integer({ minimum: 1, default: 200, description: 'Messages a second one connection may send, sustained.' }),
+            burst: Type.Integer({ minimum: 1, default: 400, description: 'Messages a connection may send at once above the sustained rate.' }),
+          },
+          'Per-connection rate limit (token bucket); a message over it is answered GW_ERR_RATE_LIMITED and dropped.',
+        ),
+        flushIntervalMs: Type.Integer({
+          minimum: 0,
+          maximum: 1_000,
+          default: 20,
+          description: 'A wall\'s changes are sent at once when it has been quiet; under a burst they are batched into one frame at most this often.',
+        }),
+        slowClientBytes: Type.Integer({
+          minimum: 16_384,
+          default: 1_048_576,
+          description: 'Bytes queued to a client past which it stops getting changes; once it drains it gets a fresh snapshot instead of the backlog.',
+        }),
+        slowClientTimeoutMs: Type.Integer({
+          minimum: 100,
+          default: 10_000,
+          description: 'A client that stays past slowClientBytes this long (or queues four times that) is disconnected.',
+        }),
+        subStreamBelowWidth: Type.Integer({
+          minimum: 0,
+          default: 960,
+          description: 'Tiles narrower than this many pixels on their screen play the camera\'s sub-stream (when it has one) unless the assignment names a profile.',
+        }),
+        tours: obj(
+          {
+            minDwellSec: Type.Integer({ minimum: 1, maximum: 86_400, default: 5, description: 'Shortest dwell a tour step may have.' }),
+            maxDwellSec: Type.Integer({ minimum: 1, maximum: 86_400, default: 86_400, description: 'Longest dwell a tour step may have.' }),
+            prewarmMs: Type.Integer({
+              minimum: 0,
+              default: 3_000,
+              description: 'How long before a rotation the next step\'s streams are started, so they show video at once; 0 turns pre-warming off.',
+            }),
+            prewarmHoldMs: Type.Integer({
+              minimum: 0,
+              default: 10_000,
+              description: 'How long after the rotation a pre-warmed stream is held, for the wall\'s players to join it.',
+            }),
+            maxCameras: Type.Integer({ minimum: 1, default: 1_000, description: 'Cameras a tour may rotate through (a department query is cut here).' }),
+          },
+          'Tours (轮巡).',
+        ),
+      },
+      'The control plane: video walls, layouts, tiles, tours, presets and emergency plans over a WebSocket and REST.',
+    ),
     demo: obj(
       {
         enabled: Type.Boolean({ default: false, description: 'Seed a demo city into an empty store at start.' }),

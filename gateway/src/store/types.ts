@@ -17,7 +17,8 @@ export type Codec = (typeof CODECS)[number];
 export const HEALTH = ['online', 'offline', 'unknown'] as const;
 export type Health = (typeof HEALTH)[number];
 
-export const ROLES = ['admin', 'operator', 'regulator', 'auditor'] as const;
+/** A supervisor drives walls like an operator and may also break other operators' locks and manage walls and plans. */
+export const ROLES = ['admin', 'supervisor', 'operator', 'regulator', 'auditor'] as const;
 export type Role = (typeof ROLES)[number];
 
 export interface DepartmentRecord {
@@ -205,11 +206,53 @@ export interface AuditRepo {
   list(query: { before?: number; limit: number; actor?: string; action?: string; ranges: PathRange[]; includeSystem: boolean }): Promise<AuditEntry[]>;
 }
 
+/** A video wall as the control plane stores it: its state is one JSON document, versioned. */
+export interface WallRow {
+  id: string;
+  departmentId: string;
+  /** The department's path when the wall was saved, for listing a scope without parsing documents. */
+  deptPath: string;
+  version: number;
+  /** The control plane's wall document; the store does not look inside. */
+  doc: string;
+}
+
+/** A saved wall state: a preset recalled by hand, or an emergency plan with a priority. */
+export interface PresetRow {
+  id: string;
+  wallId: string;
+  kind: 'preset' | 'plan';
+  name: string;
+  priority: number;
+  /** The saved state, as JSON. */
+  state: string;
+  createdBy: string;
+  createdAt: number;
+}
+
+type AuditWrite = Omit<AuditEntry, 'seq'>;
+
+/** Every write is one transaction with its audit entry, so a change is either recorded and durable or not made. */
+export interface WallRepo {
+  all(): Promise<WallRow[]>;
+  /** Throws StoreConflict when the id exists. */
+  create(row: WallRow, audit: AuditWrite): Promise<void>;
+  /** Writes a new version; the write is durable when the promise resolves. */
+  save(row: WallRow, audit: AuditWrite | null): Promise<void>;
+  /** Removes the wall and its presets and plans. */
+  delete(id: string, audit: AuditWrite): Promise<boolean>;
+  presets(): Promise<PresetRow[]>;
+  /** Throws StoreConflict when the wall already has a preset or plan of that kind and name. */
+  createPreset(row: PresetRow, audit: AuditWrite): Promise<void>;
+  deletePreset(id: string, audit: AuditWrite): Promise<boolean>;
+}
+
 export interface Store {
   readonly sources: SourceRepo;
   readonly departments: DepartmentRepo;
   readonly users: UserRepo;
   readonly audit: AuditRepo;
+  readonly walls: WallRepo;
   /** Schema version after migrations. */
   schemaVersion(): Promise<number>;
   close(): Promise<void>;

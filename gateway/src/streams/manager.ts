@@ -121,6 +121,11 @@ export class StreamManager extends EventEmitter<{
     return undefined;
   }
 
+  /** The camera's session for a profile, if one is running. */
+  sessionFor(cameraId: string, profile: Profile): StreamSession | undefined {
+    return this.sessions.get(this.key(cameraId, profile));
+  }
+
   /** Starts or joins the camera's session. Throws 503/429 over a cap, before any process starts. */
   async addReader(req: ReaderRequest): Promise<ReaderLease> {
     if (this.closing) throw new GatewayError('GW_ERR_UNAVAILABLE', 'the gateway is shutting down');
@@ -326,7 +331,7 @@ export async function instanceIdFor(dataDir: string): Promise<string> {
 }
 
 function summarize(s: StreamSession): SessionSummary {
-  const readers: Record<Reader['kind'], number> = { hls: 0, flv: 0, webrtc: 0 };
+  const readers: Record<Reader['kind'], number> = { hls: 0, flv: 0, webrtc: 0, prewarm: 0 };
   for (const r of s.readers.values()) readers[r.kind]++;
   return {
     id: s.id,

@@ -29,7 +29,8 @@ export interface SessionHost {
 
 export interface Reader {
   readonly id: string;
-  readonly kind: 'hls' | 'flv' | 'webrtc';
+  /** 'prewarm': the control plane starting a tour's next camera before it shows. */
+  readonly kind: 'hls' | 'flv' | 'webrtc' | 'prewarm';
   readonly userId: string;
   readonly since: number;
   /** Told when the session closes under the reader (force-stop, shutdown). */

@@ -24,6 +24,9 @@ import {
   type UpdateResult,
   type UserRecord,
   type UserRepo,
+  type PresetRow,
+  type WallRepo,
+  type WallRow,
   subtreeEnd,
 } from '../types.js';
 
@@ -471,6 +474,7 @@ class SqliteDepartments implements DepartmentRepo {
             .run({ path: changes.path, cut: from.length + 1, from, to });
         rewrite('departments', 'path');
         rewrite('sources', 'dept_path');
+        rewrite('walls', 'dept_path');
         this.sources.reindexRange(changes.path, subtreeEnd(changes.path));
       }
       const next = { ...dep, ...changes, updatedAt: now };
@@ -485,7 +489,8 @@ class SqliteDepartments implements DepartmentRepo {
     return this.db.transaction(() => {
       const busy =
         this.db.prepare(`SELECT 1 FROM departments WHERE parent_id = ? LIMIT 1`).get(id) ||
-        this.db.prepare(`SELECT 1 FROM sources WHERE department_id = ? LIMIT 1`).get(id);
+        this.db.prepare(`SELECT 1 FROM sources WHERE department_id = ? LIMIT 1`).get(id) ||
+        this.db.prepare(`SELECT 1 FROM walls WHERE department_id = ? LIMIT 1`).get(id);
       if (busy) return false;
       return this.db.prepare(`DELETE FROM departments WHERE id = ?`).run(id).changes > 0;
     })();
@@ -566,6 +571,10 @@ class SqliteAudit implements AuditRepo {
     );
   }
   async append(e: Omit<AuditEntry, 'seq'>) {
+    this.appendNow(e);
+  }
+  /** Inside another repository's transaction. */
+  appendNow(e: Omit<AuditEntry, 'seq'>) {
     this.insert.run(e.at, e.actor, e.actorIp, e.action, e.target, e.outcome, JSON.stringify(e.detail), e.scopePath);
   }
   async list(q: { before?: number; limit: number; actor?: string; action?: string; ranges: PathRange[]; includeSystem: boolean }) {
@@ -595,11 +604,96 @@ class SqliteAudit implements AuditRepo {
   }
 }
 
+class SqliteWalls implements WallRepo {
+  private readonly saveStatement;
+  constructor(
+    private readonly db: DB,
+    private readonly audit: SqliteAudit,
+  ) {
+    this.saveStatement = db.prepare(`UPDATE walls SET department_id = @departmentId, dept_path = @deptPath, version = @version, doc = @doc WHERE id = @id`);
+  }
+
+  async all(): Promise<WallRow[]> {
+    return (this.db.prepare(`SELECT * FROM walls ORDER BY id`).all() as Row[]).map((r) => ({
+      id: r.id as string,
+      departmentId: r.department_id as string,
+      deptPath: r.dept_path as string,
+      version: r.version as number,
+      doc: r.doc as string,
+    }));
+  }
+
+  async create(row: WallRow, audit: Omit<AuditEntry, 'seq'>) {
+    this.db.transaction(() => {
+      try {
+        this.db.prepare(`INSERT INTO walls (id, department_id, dept_path, version, doc) VALUES (@id, @departmentId, @deptPath, @version, @doc)`).run(row);
+      } catch (err) {
+        if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw new StoreConflict(`wall ${row.id} exists`);
+        throw err;
+      }
+      this.audit.appendNow(audit);
+    })();
+  }
+
+  async save(row: WallRow, audit: Omit<AuditEntry, 'seq'> | null) {
+    this.db.transaction(() => {
+      if (this.saveStatement.run(row).changes !== 1) throw new StoreConflict(`wall ${row.id} does not exist`);
+      if (audit) this.audit.appendNow(audit);
+    })();
+  }
+
+  async delete(id: string, audit: Omit<AuditEntry, 'seq'>) {
+    return this.db.transaction(() => {
+      this.db.prepare(`DELETE FROM wall_presets WHERE wall_id = ?`).run(id);
+      const gone = this.db.prepare(`DELETE FROM walls WHERE id = ?`).run(id).changes > 0;
+      if (gone) this.audit.appendNow(audit);
+      return gone;
+    })();
+  }
+
+  async presets(): Promise<PresetRow[]> {
+    return (this.db.prepare(`SELECT * FROM wall_presets ORDER BY created_at, id`).all() as Row[]).map((r) => ({
+      id: r.id as string,
+      wallId: r.wall_id as string,
+      kind: r.kind as PresetRow['kind'],
+      name: r.name as string,
+      priority: r.priority as number,
+      state: r.state as string,
+      createdBy: r.created_by as string,
+      createdAt: r.created_at as number,
+    }));
+  }
+
+  async createPreset(row: PresetRow, audit: Omit<AuditEntry, 'seq'>) {
+    this.db.transaction(() => {
+      try {
+        this.db
+          .prepare(`INSERT INTO wall_presets (id, wall_id, kind, name, priority, state, created_by, created_at)
+            VALUES (@id, @wallId, @kind, @name, @priority, @state, @createdBy, @createdAt)`)
+          .run(row);
+      } catch (err) {
+        if ((err as { code?: string }).code?.startsWith('SQLITE_CONSTRAINT_UNIQUE')) throw new StoreConflict(`the wall already has a ${row.kind} named "${row.name}"`);
+        throw err;
+      }
+      this.audit.appendNow(audit);
+    })();
+  }
+
+  async deletePreset(id: string, audit: Omit<AuditEntry, 'seq'>) {
+    return this.db.transaction(() => {
+      const gone = this.db.prepare(`DELETE FROM wall_presets WHERE id = ?`).run(id).changes > 0;
+      if (gone) this.audit.appendNow(audit);
+      return gone;
+    })();
+  }
+}
+
 export class SqliteStore implements Store {
   readonly sources: SqliteSources;
   readonly departments: SqliteDepartments;
   readonly users: SqliteUsers;
   readonly audit: SqliteAudit;
+  readonly walls: SqliteWalls;
   private closed = false;
 
   constructor(readonly db: DB) {
@@ -607,6 +701,7 @@ export class SqliteStore implements Store {
     this.departments = new SqliteDepartments(db, this.sources);
     this.users = new SqliteUsers(db);
     this.audit = new SqliteAudit(db);
+    this.walls = new SqliteWalls(db, this.audit);
   }
 
   static open(file: string): SqliteStore {

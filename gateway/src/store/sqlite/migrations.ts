@@ -91,4 +91,30 @@ export const migrations: { version: number; description: string; sql: string }[]
       CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
     `,
   },
+  {
+    version: 2,
+    description: 'video walls (one versioned JSON document each) and their presets and emergency plans',
+    sql: `
+      CREATE TABLE walls (
+        id TEXT PRIMARY KEY,
+        department_id TEXT NOT NULL REFERENCES departments(id),
+        dept_path TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        doc TEXT NOT NULL
+      );
+      CREATE INDEX walls_dept_path ON walls(dept_path);
+
+      CREATE TABLE wall_presets (
+        id TEXT PRIMARY KEY,
+        wall_id TEXT NOT NULL REFERENCES walls(id) ON DELETE CASCADE,
+        kind TEXT NOT NULL,
+        name TEXT NOT NULL,
+        priority INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        UNIQUE (wall_id, kind, name)
+      );
+    `,
+  },
 ];

@@ -1,0 +1,62 @@
+import type { StreamManager } from '../streams/manager.js';
+import type { TileStatus } from './model.js';
+import type { Prewarmer } from './walls.js';
+
+/** What a tile's stream is doing, so a wall can say why a tile is black. */
+export interface StreamStatusSource {
+  statusOf(cameraId: string, profile: 'main' | 'sub'): TileStatus;
+  /** Called with a camera id whenever that camera's status may have changed. */
+  onChange(listener: (cameraId: string) => void): void;
+}
+
+/** The streaming engine's sessions and health reports, as tile states. */
+export function engineStatus(streams: StreamManager): StreamStatusSource {
+  const listeners: ((cameraId: string) => void)[] = [];
+  const offline = new Map<string, string | null>();
+  const notify = (cameraId: string) => listeners.forEach((l) => l(cameraId));
+  streams.on('session', (session) => {
+    session.on('state', () => notify(session.cameraId));
+    notify(session.cameraId);
+  });
+  streams.on('closed', (session) => notify(session.cameraId));
+  streams.on('health', (e) => {
+    if (e.health === 'offline') offline.set(e.cameraId, e.error);
+    else offline.delete(e.cameraId);
+    notify(e.cameraId);
+  });
+  return {
+    onChange: (l) => listeners.push(l),
+    statusOf(cameraId, profile) {
+      const s = streams.sessionFor(cameraId, profile);
+      const reason = s?.lastError?.message ?? offline.get(cameraId) ?? null;
+      switch (s?.state) {
+        case 'idle':
+        case 'starting':
+          return { state: 'starting', reason: null, retryInMs: null };
+        case 'ready':
+        case 'lingering':
+          return { state: 'live', reason: null, retryInMs: null };
+        case 'retrying':
+          return { state: 'retrying', reason, retryInMs: s.retryInMs() };
+        default:
+          // Nobody is pulling it: what the last pull found, or nothing known yet.
+          return offline.has(cameraId) ? { state: 'offline', reason, retryInMs: null } : { state: 'idle', reason: null, retryInMs: null };
+      }
+    },
+  };
+}
+
+/**
+ * Pre-warming opens an ordinary reader on the camera's session, so the stream is pulled, shared and
+ * admitted like any other viewing, and lets go of it after `holdMs`, by when the wall's players hold their own.
+ */
+export function enginePrewarmer(streams: StreamManager, log: { warn(o: object, m: string): void }): Prewarmer {
+  return {
+    prewarm(cameraId, profile, holdMs) {
+      streams.addReader({ cameraId, profile, kind: 'prewarm', userId: `prewarm:${cameraId}` }).then(
+        (lease) => setTimeout(() => lease.release(), holdMs).unref(),
+        (err: Error) => log.warn({ camera: cameraId, err: err.message }, 'tour pre-warm did not start'),
+      );
+    },
+  };
+}

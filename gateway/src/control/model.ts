@@ -1,0 +1,166 @@
+/**
+ * The wall model and the deltas that change it. This file has no imports from the gateway so the
+ * player and scripts can use its types and `applyDelta` as they are: a client that applies every
+ * delta in version order holds the same wall as the server's snapshot.
+ */
+
+export type StreamProfile = 'main' | 'sub';
+
+export interface ScreenGrid {
+  /** Monitors down and across. */
+  rows: number;
+  cols: number;
+  /** Each monitor's resolution in pixels. */
+  width: number;
+  height: number;
+}
+
+/** A grid over a region: `cells` are the tiles in order, each a rectangle of grid cells. */
+export interface LayoutGrid {
+  /** A named layout ('9', '1+5', ...) or 'custom'. */
+  name: string;
+  rows: number;
+  cols: number;
+  cells: TileCell[];
+}
+
+export interface TileCell {
+  row: number;
+  col: number;
+  rowSpan: number;
+  colSpan: number;
+}
+
+/** A layout covers one monitor, or the whole wall as one surface (region id 'wall'). */
+export interface Region {
+  /** 's1'..'sN' for monitor N (row-major, from 1), or 'wall'. */
+  id: string;
+  /** The monitors it covers, in monitor units. */
+  screens: TileCell;
+  layout: LayoutGrid;
+}
+
+export type TileContent =
+  | { kind: 'empty' }
+  | { kind: 'camera'; cameraId: string; profile: 'auto' | StreamProfile; name: string; departmentId: string; hasSub: boolean }
+  | { kind: 'tour'; tourId: string };
+
+export interface TileLock {
+  userId: string;
+  username: string;
+  at: number;
+}
+
+export interface Tile extends TileCell {
+  /** `<region>-<n>`, e.g. 's2-5': stable while the region keeps its layout. */
+  id: string;
+  region: string;
+  /** Pixel size on the wall, which picks the stream profile. */
+  width: number;
+  height: number;
+  content: TileContent;
+  /** What the tile plays now: the camera, or the tour's current camera; null when empty. */
+  stream: { cameraId: string; profile: StreamProfile; name: string; departmentId: string } | null;
+  lock: TileLock | null;
+  /** The wall version that last changed this tile: a change based on an older version conflicts. */
+  v: number;
+  by: string;
+  at: number;
+}
+
+export interface TourCamera {
+  cameraId: string;
+  name: string;
+  departmentId: string;
+  hasSub: boolean;
+}
+
+export interface Tour {
+  id: string;
+  name: string;
+  /** The tiles it drives: each step fills them in order with the next cameras. */
+  tileIds: string[];
+  /** An explicit list, or a department (and optional tag) resolved when the tour starts. */
+  source: { cameras: string[] } | { departmentId: string; tag: string | null };
+  dwellSec: number;
+  running: boolean;
+  /** The current step, counted from 0 since the start. */
+  step: number;
+  stepStartedAt: number;
+  /** How many cameras the source resolved to. */
+  cameraCount: number;
+  createdBy: string;
+  v: number;
+}
+
+export interface PlanState {
+  planId: string;
+  name: string;
+  priority: number;
+  activatedBy: string;
+  at: number;
+}
+
+export interface WallView {
+  id: string;
+  name: string;
+  departmentId: string;
+  screens: ScreenGrid;
+  regions: Region[];
+  tiles: Record<string, Tile>;
+  tours: Record<string, Tour>;
+  /** The emergency plan in force, if any. */
+  plan: PlanState | null;
+  version: number;
+  updatedAt: number;
+  updatedBy: string;
+}
+
+/**
+ * One acknowledged change, in version order. Keys that are present changed: `regions` replaces the
+ * layout and then `tiles` holds every tile of the wall; otherwise `tiles` holds the changed tiles.
+ */
+export interface WallDelta {
+  wallId: string;
+  version: number;
+  at: number;
+  /** The user name, or 'tour' / 'system'. */
+  by: string;
+  /** The message type that caused it, e.g. 'tile.assign'. */
+  cause: string;
+  /** The id of the request that caused it, so its sender can match the delta to its own message. */
+  ref: string | null;
+  name?: string;
+  regions?: Region[];
+  tiles?: Tile[];
+  tours?: Tour[];
+  removedTours?: string[];
+  plan?: PlanState | null;
+}
+
+export type TileStreamState = 'idle' | 'starting' | 'live' | 'retrying' | 'offline';
+
+/** Why a tile shows what it shows; not versioned, sent as it changes. */
+export interface TileStatus {
+  state: TileStreamState;
+  reason: string | null;
+  retryInMs: number | null;
+}
+
+/** Applies one delta; returns false (and leaves the wall alone) when it is not the next version. */
+export function applyDelta(wall: WallView, d: WallDelta): boolean {
+  if (d.wallId !== wall.id || d.version !== wall.version + 1) return false;
+  if (d.name !== undefined) wall.name = d.name;
+  if (d.regions) {
+    wall.regions = d.regions;
+    wall.tiles = {};
+  }
+  for (const t of d.tiles ?? []) wall.tiles[t.id] = t;
+  for (const t of d.tours ?? []) wall.tours[t.id] = t;
+  for (const id of d.removedTours ?? []) delete wall.tours[id];
+  if (d.plan !== undefined) wall.plan = d.plan;
+  wall.version = d.version;
+  wall.updatedAt = d.at;
+  wall.updatedBy = d.by;
+  return true;
+}

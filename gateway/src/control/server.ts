@@ -1,0 +1,442 @@
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocket, WebSocketServer, type RawData } from 'ws';
+import { GatewayError, type ErrorCode } from '../errors.js';
+import type { TileStatus, WallDelta, WallView } from './model.js';
+import { isMessageType, validatePayload } from './protocol.js';
+import { requirePermission, type ControlActor, type ControlConfig, type WallService } from './walls.js';
+import type { StreamStatusSource } from './engine.js';
+
+/** The subprotocol a client offers; a browser, which cannot set headers, adds `bearer.<token>` beside it. */
+export const CONTROL_PROTOCOL = 'wallgate.v1';
+const BEARER_PROTOCOL = 'bearer.';
+
+interface Logger {
+  info(o: object, m: string): void;
+  warn(o: object, m: string): void;
+  debug(o: object, m: string): void;
+}
+
+export interface ControlAuth {
+  authenticate(token: string, ip: string): Promise<ControlActor | null>;
+}
+
+/** A token bucket: `perSecond` sustained, `burst` at once. */
+class RateLimit {
+  private tokens: number;
+  private last = performance.now();
+  constructor(
+    private readonly perSecond: number,
+    private readonly burst: number,
+  ) {
+    this.tokens = burst;
+  }
+  take(): boolean {
+    const now = performance.now();
+    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.perSecond);
+    this.last = now;
+    if (this.tokens < 1) return false;
+    this.tokens--;
+    return true;
+  }
+}
+
+class ControlClient {
+  alive = true;
+  /** Past the slow-client threshold: changes are held back, and a snapshot follows once it drains. */
+  behindSince: number | null = null;
+  /** The version each subscribed wall was last sent at. */
+  readonly walls = new Map<string, number>();
+  readonly rate: RateLimit;
+  constructor(
+    readonly ws: WebSocket,
+    public actor: ControlActor,
+    readonly token: string,
+    config: ControlConfig,
+  ) {
+    this.rate = new RateLimit(config.rate.perSecond, config.rate.burst);
+  }
+}
+
+interface PendingFlush {
+  deltas: WallDelta[];
+  timer: NodeJS.Timeout | NodeJS.Immediate | null;
+  lastFlush: number;
+}
+
+const encode = (message: object) => Buffer.from(JSON.stringify(message));
+
+/**
+ * The control WebSocket: authenticated at the upgrade, one `{type, id, payload}` envelope, an ack or
+ * an error for every message, and each subscribed wall's deltas in version order. Changes to a wall
+ * are batched into one frame per flush interval under load and serialised once for every client.
+ */
+export class ControlServer {
+  private readonly wss: WebSocketServer;
+  private readonly clients = new Set<ControlClient>();
+  private readonly subscribers = new Map<string, Set<ControlClient>>();
+  private readonly pending = new Map<string, PendingFlush>();
+  /** The last tile states sent per wall, so only changes go out. */
+  private readonly sentStatus = new Map<string, Map<string, string>>();
+  private readonly heartbeat: NodeJS.Timeout;
+  private slowCheck: NodeJS.Timeout | null = null;
+  private closed = false;
+
+  constructor(
+    private readonly walls: WallService,
+    private readonly auth: ControlAuth,
+    private readonly status: StreamStatusSource,
+    private readonly config: ControlConfig,
+    private readonly log: Logger,
+  ) {
+    this.wss = new WebSocketServer({
+      noServer: true,
+      clientTracking: false,
+      // Over maxMessageBytes a message is answered with an error; far over it the connection is closed (1009) before it is buffered.
+      maxPayload: config.maxMessageBytes * 4,
+      perMessageDeflate: false,
+      handleProtocols: (offered) => (offered.has(CONTROL_PROTOCOL) ? CONTROL_PROTOCOL : false),
+    });
+    walls.on('delta', (d) => this.queueDelta(d));
+    walls.on('removed', (wallId) => this.wallRemoved(wallId));
+    walls.on('presets', (wallId) => this.broadcast(wallId, encode({ type: 'wall.presets', payload: { wallId, presets: this.walls.presetRows(wallId) } })));
+    status.onChange((cameraId) => this.cameraChanged(cameraId));
+    this.heartbeat = setInterval(() => this.beat(), config.heartbeatMs);
+    this.heartbeat.unref();
+  }
+
+  get connections(): number {
+    return this.clients.size;
+  }
+
+  /** Takes the upgrade if it is for the control path; returns false otherwise. */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
+    if ((req.url ?? '').split('?')[0] !== this.config.path) return false;
+    const reject = (code: ErrorCode, message: string) => {
+      const err = new GatewayError(code, message);
+      const body = JSON.stringify({ code, message });
+      socket.end(
+        `HTTP/1.1 ${err.statusCode} ${code}\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      );
+    };
+    if (this.closed) return (reject('GW_ERR_UNAVAILABLE', 'the gateway is shutting down'), true);
+    const origin = req.headers.origin;
+    if (origin && !this.originAllowed(origin, req.headers.host)) return (reject('GW_ERR_FORBIDDEN', `origin ${origin} is not allowed (control.allowedOrigins)`), true);
+    const token = tokenOf(req);
+    if (!token) return (reject('GW_ERR_UNAUTHENTICATED', `sign in first: send "Authorization: Bearer <token>" or offer the subprotocols ${CONTROL_PROTOCOL} and bearer.<token>`), true);
+    if (this.clients.size >= this.config.maxConnections) return (reject('GW_ERR_CAPACITY', `the gateway holds its maximum of ${this.config.maxConnections} control connections (control.maxConnections)`), true);
+    const ip = req.socket.remoteAddress ?? '-';
+    this.auth
+      .authenticate(token, ip)
+      .then((actor) => {
+        if (!actor) return reject('GW_ERR_UNAUTHENTICATED', 'the token is invalid, expired or revoked');
+        try {
+          requirePermission(actor, 'walls.list');
+        } catch (err) {
+          return reject('GW_ERR_FORBIDDEN', (err as Error).message);
+        }
+        if (socket.destroyed) return;
+        this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, actor, token));
+      })
+      .catch((err: Error) => {
+        this.log.warn({ err: err.message }, 'control upgrade failed');
+        reject('GW_ERR_INTERNAL', 'internal error');
+      });
+    return true;
+  }
+
+  private originAllowed(origin: string, host: string | undefined): boolean {
+    if (this.config.allowedOrigins.includes(origin)) return true;
+    try {
+      return new URL(origin).host === host;
+    } catch {
+      return false;
+    }
+  }
+
+  private accept(ws: WebSocket, actor: ControlActor, token: string) {
+    const client = new ControlClient(ws, actor, token, this.config);
+    this.clients.add(client);
+    this.log.debug({ user: actor.username, connections: this.clients.size }, 'control client connected');
+    ws.on('pong', () => (client.alive = true));
+    ws.on('message', (data, isBinary) => this.onMessage(client, data, isBinary));
+    ws.on('error', () => ws.terminate());
+    ws.on('close', () => this.forget(client));
+    if (this.closed) ws.close(1001, 'gateway shutting down');
+  }
+
+  private forget(client: ControlClient) {
+    this.clients.delete(client);
+    for (const wallId of client.walls.keys()) this.subscribers.get(wallId)?.delete(client);
+    client.walls.clear();
+  }
+
+  // ---- messages ------------------------------------------------------------------------------
+
+  private reply(client: ControlClient, message: object) {
+    if (client.ws.readyState === WebSocket.OPEN) client.ws.send(encode(message), { binary: false });
+  }
+
+  private fail(client: ControlClient, id: unknown, err: unknown) {
+    const e = err instanceof GatewayError ? err : null;
+    if (!e) this.log.warn({ err: (err as Error)?.message, user: client.actor.username }, 'control message failed');
+    this.reply(client, {
+      type: 'error',
+      id: id ?? null,
+      code: e?.code ?? 'GW_ERR_INTERNAL',
+      message: e?.message ?? 'internal error',
+      ...(e?.details ?? {}),
+    });
+  }
+
+  private onMessage(client: ControlClient, data: RawData, isBinary: boolean) {
+    const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
+    if (isBinary) return this.fail(client, null, new GatewayError('GW_ERR_BAD_MESSAGE', 'messages are JSON text frames'));
+    if (bytes.length > this.config.maxMessageBytes) {
+      return this.fail(client, null, new GatewayError('GW_ERR_PAYLOAD_TOO_LARGE', `a message may have at most ${this.config.maxMessageBytes} bytes (control.maxMessageBytes)`));
+    }
+    let message: unknown;
+    try {
+      message = JSON.parse(bytes.toString('utf8'));
+    } catch {
+      return this.fail(client, null, new GatewayError('GW_ERR_BAD_MESSAGE', 'not valid JSON'));
+    }
+    if (!message || typeof message !== 'object' || Array.isArray(message)) {
+      return this.fail(client, null, new GatewayError('GW_ERR_BAD_MESSAGE', 'expected an object {type, id, payload}'));
+    }
+    const { type, id, payload } = message as { type?: unknown; id?: unknown; payload?: unknown };
+    if (id !== undefined && !((typeof id === 'string' && id.length <= 64) || Number.isSafeInteger(id))) {
+      return this.fail(client, null, new GatewayError('GW_ERR_BAD_MESSAGE', 'id: expected a string of at most 64 characters or an integer'));
+    }
+    if (typeof type !== 'string') return this.fail(client, id, new GatewayError('GW_ERR_BAD_MESSAGE', 'type: expected a message type'));
+    if (!isMessageType(type)) return this.fail(client, id, new GatewayError('GW_ERR_BAD_MESSAGE', `type: unknown message type "${type.slice(0, 64)}"`));
+    if (!client.rate.take()) {
+      return this.fail(client, id, new GatewayError('GW_ERR_RATE_LIMITED', `more than ${this.config.rate.perSecond} messages a second (control.rate); this one was dropped`));
+    }
+    const ref = id === undefined ? null : String(id);
+    const body = payload ?? {};
+    let result: Promise<unknown>;
+    try {
+      if (type === 'subscribe') result = Promise.resolve(this.subscribe(client, validatePayload(type, body).wallId));
+      else if (type === 'unsubscribe') result = Promise.resolve(this.unsubscribe(client, validatePayload(type, body).wallId));
+      else result = this.walls.execute(client.actor, type, body, ref);
+    } catch (err) {
+      return this.fail(client, id, err);
+    }
+    result.then(
+      (ack) => this.reply(client, { type: 'ack', id: id ?? null, payload: ack ?? {} }),
+      (err) => this.fail(client, id, err),
+    );
+  }
+
+  private subscribe(client: ControlClient, wallId: string) {
+    requirePermission(client.actor, 'subscribe');
+    const wall = this.walls.snapshot(client.actor, wallId);
+    if (!client.walls.has(wallId) && client.walls.size >= this.config.maxSubscriptions) {
+      throw new GatewayError('GW_ERR_CAPACITY', `a connection may follow at most ${this.config.maxSubscriptions} walls (control.maxSubscriptions)`);
+    }
+    let set = this.subscribers.get(wallId);
+    if (!set) this.subscribers.set(wallId, (set = new Set()));
+    set.add(client);
+    // Deltas still waiting for the next flush are at or below this version: this client skips them.
+    client.walls.set(wallId, wall.version);
+    return { wall, status: this.statusOf(wall) };
+  }
+
+  private unsubscribe(client: ControlClient, wallId: string) {
+    client.walls.delete(wallId);
+    this.subscribers.get(wallId)?.delete(client);
+    return { wallId };
+  }
+
+  // ---- fan-out -------------------------------------------------------------------------------
+
+  private queueDelta(delta: WallDelta) {
+    let p = this.pending.get(delta.wallId);
+    if (!p) this.pending.set(delta.wallId, (p = { deltas: [], timer: null, lastFlush: 0 }));
+    p.deltas.push(delta);
+    if (p.timer) return;
+    // A quiet wall's change goes out on this turn; under a burst, at most one frame per interval.
+    const wait = p.lastFlush + this.config.flushIntervalMs - performance.now();
+    p.timer = wait <= 0 ? setImmediate(() => this.flush(delta.wallId)) : setTimeout(() => this.flush(delta.wallId), wait);
+  }
+
+  private flush(wallId: string) {
+    const p = this.pending.get(wallId);
+    if (!p) return;
+    const deltas = p.deltas;
+    p.deltas = [];
+    p.timer = null;
+    p.lastFlush = performance.now();
+    const subs = this.subscribers.get(wallId);
+    if (!subs?.size || deltas.length === 0) return;
+    const first = deltas[0]!.version;
+    const last = deltas[deltas.length - 1]!.version;
+    let shared: Buffer | null = null;
+    for (const client of subs) {
+      const seen = client.walls.get(wallId) ?? last;
+      if (seen >= last || client.behindSince !== null) continue;
+      const frame =
+        seen < first ? (shared ??= encode({ type: 'wall.deltas', payload: { wallId, deltas } })) : encode({ type: 'wall.deltas', payload: { wallId, deltas: deltas.filter((d) => d.version > seen) } });
+      if (this.send(client, frame)) client.walls.set(wallId, last);
+    }
+    this.sendStatusChanges(wallId, deltas);
+  }
+
+  /** Sends unless the client is too far behind; such a client is marked and later resynchronised or dropped. */
+  private send(client: ControlClient, frame: Buffer): boolean {
+    const ws = client.ws;
+    if (ws.readyState !== WebSocket.OPEN || client.behindSince !== null) return false;
+    if (ws.bufferedAmount > this.config.slowClientBytes) {
+      client.behindSince = performance.now();
+      this.log.info({ user: client.actor.username, queued: ws.bufferedAmount }, 'control client is slow: holding changes back until it drains');
+      this.slowCheck ??= setInterval(() => this.checkSlow(), Math.min(250, this.config.slowClientTimeoutMs / 4));
+      return false;
+    }
+    ws.send(frame, { binary: false });
+    return true;
+  }
+
+  private checkSlow() {
+    let behind = 0;
+    const now = performance.now();
+    for (const client of this.clients) {
+      if (client.behindSince === null) continue;
+      const queued = client.ws.bufferedAmount;
+      if (queued <= this.config.slowClientBytes / 2) {
+        client.behindSince = null;
+        // A fresh picture instead of the backlog it missed.
+        for (const wallId of client.walls.keys()) {
+          try {
+            const wall = this.walls.snapshot(client.actor, wallId);
+            client.walls.set(wallId, wall.version);
+            client.ws.send(encode({ type: 'wall.snapshot', payload: { wall, status: this.statusOf(wall) } }), { binary: false });
+          } catch {
+            this.unsubscribe(client, wallId);
+          }
+        }
+      } else if (now - client.behindSince > this.config.slowClientTimeoutMs || queued > this.config.slowClientBytes * 4) {
+        this.log.warn({ user: client.actor.username, queued }, 'control client too slow: disconnected');
+        client.ws.terminate();
+      } else behind++;
+    }
+    if (behind === 0 && this.slowCheck) {
+      clearInterval(this.slowCheck);
+      this.slowCheck = null;
+    }
+  }
+
+  private broadcast(wallId: string, frame: Buffer) {
+    for (const client of this.subscribers.get(wallId) ?? []) this.send(client, frame);
+  }
+
+  private wallRemoved(wallId: string) {
+    this.broadcast(wallId, encode({ type: 'wall.removed', payload: { wallId } }));
+    for (const client of this.subscribers.get(wallId) ?? []) client.walls.delete(wallId);
+    this.subscribers.delete(wallId);
+    this.pending.delete(wallId);
+    this.sentStatus.delete(wallId);
+  }
+
+  // ---- tile status ---------------------------------------------------------------------------
+
+  /** Every tile's stream state now. */
+  statusOf(wall: WallView): Record<string, TileStatus> {
+    const out: Record<string, TileStatus> = {};
+    for (const t of Object.values(wall.tiles)) if (t.stream) out[t.id] = this.status.statusOf(t.stream.cameraId, t.stream.profile);
+    return out;
+  }
+
+  /** Sends the tiles of `wallId` whose status differs from what was last sent; limited to `tileIds` when given. */
+  private sendStatus(wallId: string, tileIds?: Iterable<string>) {
+    const subs = this.subscribers.get(wallId);
+    if (!subs?.size) return;
+    const wall = this.walls.peek(wallId);
+    if (!wall) return;
+    let sent = this.sentStatus.get(wallId);
+    if (!sent) this.sentStatus.set(wallId, (sent = new Map()));
+    const changed: Record<string, TileStatus | null> = {};
+    let any = false;
+    for (const id of tileIds ?? Object.keys(wall.tiles)) {
+      const t = wall.tiles[id];
+      const s = t?.stream ? this.status.statusOf(t.stream.cameraId, t.stream.profile) : null;
+      const key = t?.stream && s ? statusKey(t.stream.cameraId, s) : '';
+      if ((sent.get(id) ?? '') === key) continue;
+      if (key) sent.set(id, key);
+      else sent.delete(id);
+      changed[id] = s;
+      any = true;
+    }
+    if (any) this.broadcast(wallId, encode({ type: 'wall.status', payload: { wallId, tiles: changed } }));
+  }
+
+  private sendStatusChanges(wallId: string, deltas: WallDelta[]) {
+    const tileIds = new Set<string>();
+    for (const d of deltas) {
+      if (d.regions) return this.sendStatus(wallId);
+      for (const t of d.tiles ?? []) tileIds.add(t.id);
+    }
+    if (tileIds.size) this.sendStatus(wallId, tileIds);
+  }
+
+  private cameraChanged(cameraId: string) {
+    for (const wallId of this.subscribers.keys()) {
+      const wall = this.walls.peek(wallId);
+      if (!wall) continue;
+      const tiles = Object.values(wall.tiles).filter((t) => t.stream?.cameraId === cameraId).map((t) => t.id);
+      if (tiles.length) this.sendStatus(wallId, tiles);
+    }
+  }
+
+  // ---- liveness ------------------------------------------------------------------------------
+
+  private beat() {
+    for (const client of this.clients) {
+      if (!client.alive) {
+        this.log.info({ user: client.actor.username }, 'control client missed its heartbeat: dropped');
+        client.ws.terminate();
+        continue;
+      }
+      client.alive = false;
+      client.ws.ping();
+      // Roles, scopes and passwords change; a token that no longer signs in ends the connection.
+      this.auth.authenticate(client.token, client.actor.ip).then(
+        (actor) => {
+          if (actor) client.actor = actor;
+          else client.ws.close(4001, 'token expired or revoked');
+        },
+        () => undefined,
+      );
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.heartbeat);
+    if (this.slowCheck) clearInterval(this.slowCheck);
+    for (const p of this.pending.values()) if (p.timer) (clearTimeout(p.timer as NodeJS.Timeout), clearImmediate(p.timer as NodeJS.Immediate));
+    const closing = [...this.clients].map(
+      (client) =>
+        new Promise<void>((resolve) => {
+          client.ws.once('close', () => resolve());
+          client.ws.close(1001, 'gateway shutting down');
+          setTimeout(() => (client.ws.terminate(), resolve()), 1_000).unref();
+        }),
+    );
+    await Promise.all(closing);
+    this.wss.close();
+  }
+}
+
+const statusKey = (cameraId: string, s: TileStatus) => `${cameraId}|${s.state}|${s.reason ?? ''}`;
+
+function tokenOf(req: IncomingMessage): string | null {
+  const header = /^Bearer ([A-Za-z0-9._~+/=-]+)$/.exec(req.headers.authorization ?? '');
+  if (header) return header[1]!;
+  for (const p of (req.headers['sec-websocket-protocol'] ?? '').split(',')) {
+    const v = p.trim();
+    if (v.startsWith(BEARER_PROTOCOL) && /^[A-Za-z0-9._~-]+$/.test(v)) return v.slice(BEARER_PROTOCOL.length);
+  }
+  return null;
+}

@@ -1,0 +1,46 @@
+import type { Test } from 'tap';
+import type { Config } from '../../gateway/src/config/schema.js';
+import { ControlClient, type ControlClientOptions } from '../../scripts/sim/control-client.js';
+import { camera, smallTree, startGateway, type DeepPartial, type TestGateway } from './gateway.js';
+
+export interface ControlGateway extends TestGateway {
+  /** ws://127.0.0.1:<port>/api/control */
+  wsUrl: string;
+  /** A connected client, closed at teardown. */
+  client(token: string | null, o?: ControlClientOptions): Promise<ControlClient>;
+  /** Creates a wall through the admin and returns its id. */
+  createWall(body: Record<string, unknown>): Promise<string>;
+}
+
+/**
+ * A gateway listening on a loopback port, with the small department tree and cameras
+ * a1, a2, a3 (county A, a1 with a sub-stream), b1 (county B).
+ */
+export async function startControlGateway(t: Test, overrides: DeepPartial<Config> = {}): Promise<ControlGateway> {
+  const gw = await startGateway(t, overrides);
+  await smallTree(gw);
+  for (const [id, dep, extra] of [
+    ['a1', 'countyA', { subUrl: 'rtsp://10.1.0.9:554/sub' }],
+    ['a2', 'countyA', {}],
+    ['a3', 'townA', {}],
+    ['b1', 'countyB', {}],
+  ] as const) {
+    const res = await gw.api('POST', '/api/sources', { token: gw.adminToken, body: camera(id, dep, extra) });
+    if (res.status !== 201) throw new Error(`camera ${id}: ${res.body}`);
+  }
+  const base = await gw.http.listen({ port: 0, host: '127.0.0.1' });
+  const wsUrl = `${base.replace('http', 'ws')}${gw.config.control.path}`;
+  const client = async (token: string | null, o?: ControlClientOptions) => {
+    const c = await ControlClient.connect(wsUrl, token, o);
+    t.teardown(() => c.close());
+    return c;
+  };
+  const createWall = async (body: Record<string, unknown>) => {
+    const res = await gw.api('POST', '/api/walls', { token: gw.adminToken, body });
+    if (res.status !== 201) throw new Error(`wall: ${res.body}`);
+    return res.json.wall.id as string;
+  };
+  return Object.assign(gw, { wsUrl, client, createWall });
+}
+
+export const SCREENS_2X2 = { rows: 2, cols: 2, width: 1920, height: 1080 };

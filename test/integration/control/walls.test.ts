@@ -1,0 +1,252 @@
+import t from 'tap';
+import { SCREENS_2X2, startControlGateway } from '../../helpers/control.js';
+
+t.test('subscribe gives a snapshot; an assignment reaches every subscriber as the next version', async (t) => {
+  const gw = await startControlGateway(t);
+  const wallId = await gw.createWall({ id: 'main-wall', name: '指挥大厅 Main hall', departmentId: 'countyA', screens: SCREENS_2X2, layout: '9' });
+  const op = await gw.userToken('op', ['operator'], ['countyA']);
+  const alice = await gw.client(op);
+  const screen = await gw.client(op, { viaSubprotocol: true });
+
+  const wall = structuredClone(await alice.subscribe(wallId));
+  await screen.subscribe(wallId);
+  t.equal(Object.keys(wall.tiles).length, 36, 'four monitors of nine tiles');
+  t.match(wall.tiles['s1-1'], { width: 640, height: 360, content: { kind: 'empty' }, stream: null });
+
+  const ack = await alice.request('tile.assign', { wallId, baseVersion: wall.version, tileId: 's1-1', content: { kind: 'camera', cameraId: 'a1' } }, 'assign-1');
+  t.equal(ack.type, 'ack', JSON.stringify(ack));
+  t.equal(ack.payload.version, wall.version + 1);
+  const seen = await screen.untilVersion(wallId, wall.version + 1);
+  t.match(seen.tiles['s1-1'], {
+    content: { kind: 'camera', cameraId: 'a1', name: 'Camera a1', departmentId: 'countyA' },
+    // A 640-pixel tile plays the sub-stream of a camera that has one.
+    stream: { cameraId: 'a1', profile: 'sub' },
+    by: 'op',
+  });
+  const delta = screen.messages.find((m) => m.type === 'wall.deltas')!.payload.deltas[0];
+  t.match(delta, { cause: 'tile.assign', ref: 'assign-1', by: 'op' }, 'the delta names its cause, author and request');
+
+  // A layout with one big tile: the camera stays on tile 1, which now plays its main stream.
+  const big = await alice.request('layout.set', { wallId, baseVersion: ack.payload.version, target: 1, layout: '1+5' });
+  t.equal(big.type, 'ack', JSON.stringify(big));
+  const after = await screen.untilVersion(wallId, big.payload.version);
+  t.match(after.tiles['s1-1'], { rowSpan: 2, colSpan: 2, width: 1280, stream: { cameraId: 'a1', profile: 'main' } });
+  t.equal(Object.keys(after.tiles).filter((id) => id.startsWith('s1-')).length, 6);
+  t.equal(Object.keys(after.tiles).filter((id) => id.startsWith('s2-')).length, 9, 'the other monitors keep their layout');
+
+  // One layout across the whole wall.
+  const across = await alice.request('layout.set', { wallId, baseVersion: big.payload.version, target: 'wall', layout: { rows: 4, cols: 4, cells: [{ row: 0, col: 0, rowSpan: 2, colSpan: 4 }, { row: 2, col: 0, rowSpan: 2, colSpan: 2 }] } });
+  t.equal(across.type, 'ack', JSON.stringify(across));
+  const spanned = await screen.untilVersion(wallId, across.payload.version);
+  t.same(Object.keys(spanned.tiles), ['wall-1', 'wall-2']);
+  t.match(spanned.tiles['wall-1'], { width: 3840, height: 1080 });
+
+  // Clients that applied every delta hold exactly what a fresh snapshot shows.
+  const fresh = await gw.api('GET', `/api/walls/${wallId}`, { token: op });
+  t.same(screen.walls.get(wallId), fresh.json.wall);
+  t.same(alice.walls.get(wallId), fresh.json.wall);
+  t.same(screen.gaps, []);
+});
+
+t.test('two operators change the same tile at once: one wins, the other gets a conflict with the new state', async (t) => {
+  const gw = await startControlGateway(t);
+  const wallId = await gw.createWall({ name: 'Wall', departmentId: 'countyA', screens: SCREENS_2X2, layout: '4' });
+  const alice = await gw.client(await gw.userToken('alice', ['operator'], ['countyA']));
+  const bob = await gw.client(await gw.userToken('bob', ['operator'], ['countyA']));
+  const { version } = await alice.subscribe(wallId);
+  await bob.subscribe(wallId);
+
+  const [a, b] = await Promise.all([
+    alice.request('tile.assign', { wallId, baseVersion: version, tileId: 's2-3', content: { kind: 'camera', cameraId: 'a1' } }),
+    bob.request('tile.assign', { wallId, baseVersion: version, tileId: 's2-3', content: { kind: 'camera', cameraId: 'a2' } }),
+  ]);
+  const [winner, loser] = a.type === 'ack' ? [a, b] : [b, a];
+  t.equal(winner.type, 'ack');
+  t.match(loser, { type: 'error', code: 'GW_ERR_VERSION_CONFLICT' });
+  const winnerCamera = winner === a ? 'a1' : 'a2';
+  t.equal(loser.current.version, version + 1, 'the conflict carries the wall as it is now');
+  t.equal(loser.current.tiles['s2-3'].content.cameraId, winnerCamera);
+  t.equal(loser.current.tiles['s2-3'].by, winner === a ? 'alice' : 'bob');
+
+  // A change to another tile based on the same older version still applies: only what changed conflicts.
+  const other = await (loser === a ? alice : bob).request('tile.assign', { wallId, baseVersion: version, tileId: 's2-4', content: { kind: 'camera', cameraId: 'a3' } });
+  t.equal(other.type, 'ack', JSON.stringify(other));
+  // And over REST the same rule answers 412 with the current wall.
+  const rest = await gw.api('PUT', `/api/walls/${wallId}/tiles/s2-3`, { token: gw.adminToken, body: { baseVersion: version, content: { kind: 'empty' } } });
+  t.equal(rest.status, 412);
+  t.equal(rest.json.current.tiles['s2-3'].content.cameraId, winnerCamera);
+  const ahead = await alice.request('tile.assign', { wallId, baseVersion: 999, tileId: 's2-3', content: { kind: 'empty' } });
+  t.match(ahead, { code: 'GW_ERR_VALIDATION', issues: [{ field: 'baseVersion' }] });
+  const wall = await bob.untilVersion(wallId, version + 2);
+  t.equal(wall.tiles['s2-3']!.content.kind, 'camera', 'the loser changed nothing');
+});
+
+t.test('locks: others are refused, the holder unlocks, a supervisor breaks the lock and it is audited', async (t) => {
+  const gw = await startControlGateway(t);
+  const wallId = await gw.createWall({ name: 'Wall', departmentId: 'countyA', screens: SCREENS_2X2, layout: '4' });
+  const alice = await gw.client(await gw.userToken('alice', ['operator'], ['countyA']));
+  const bob = await gw.client(await gw.userToken('bob', ['operator'], ['countyA']));
+  const boss = await gw.client(await gw.userToken('boss', ['supervisor'], ['city']));
+  await alice.subscribe(wallId);
+  await bob.subscribe(wallId);
+
+  const locked = await alice.request('lock', { wallId, tileIds: ['s1-1', 's1-2'] });
+  t.equal(locked.type, 'ack', JSON.stringify(locked));
+  const wall = await bob.untilVersion(wallId, locked.payload.version);
+  t.match(wall.tiles['s1-1']!.lock, { username: 'alice' }, 'everyone sees who holds the lock');
+
+  const refused = await bob.request('tile.assign', { wallId, baseVersion: wall.version, tileId: 's1-2', content: { kind: 'camera', cameraId: 'a2' } });
+  t.match(refused, { type: 'error', code: 'GW_ERR_LOCKED', lock: { tileId: 's1-2', username: 'alice' } });
+  t.match(await bob.request('unlock', { wallId, tileIds: ['s1-1'] }), { code: 'GW_ERR_LOCKED' }, 'only the holder unlocks');
+  t.match(await bob.request('layout.set', { wallId, baseVersion: wall.version, target: 1, layout: '9' }), { code: 'GW_ERR_LOCKED' }, 'nor can the layout under a lock change');
+  t.match(await bob.request('lock.break', { wallId, tileIds: ['s1-1'] }), { code: 'GW_ERR_FORBIDDEN' }, 'an operator cannot break a lock');
+
+  // The holder still drives the locked tile.
+  t.equal((await alice.request('tile.assign', { wallId, baseVersion: wall.version, tileId: 's1-2', content: { kind: 'camera', cameraId: 'a1' } })).type, 'ack');
+  t.equal((await alice.request('unlock', { wallId, tileIds: ['s1-2'] })).type, 'ack');
+
+  const broken = await boss.request('lock.break', { wallId, tileIds: ['s1-1'] });
+  t.match(broken, { type: 'ack', payload: { broken: [{ tile: 's1-1', holder: 'alice' }] } });
+  const now = await bob.untilVersion(wallId, broken.payload.version);
+  t.equal(now.tiles['s1-1']!.lock, null);
+  t.equal((await bob.request('tile.assign', { wallId, baseVersion: now.version, tileId: 's1-1', content: { kind: 'camera', cameraId: 'a2' } })).type, 'ack');
+
+  const auditor = await gw.userToken('aud', ['auditor'], ['root']);
+  const log = await gw.api('GET', '/api/audit?action=wall.lock.break', { token: auditor });
+  t.match(log.json.items, [{ actor: 'boss', action: 'wall.lock.break', target: wallId, detail: { broken: [{ tile: 's1-1', holder: 'alice' }] } }]);
+  const assigns = await gw.api('GET', '/api/audit?action=wall.assign', { token: auditor });
+  t.same(assigns.json.items.map((e: { actor: string }) => e.actor), ['bob', 'alice'], 'every assignment records who made it');
+});
+
+t.test('presets are saved and recalled; an emergency plan pre-empts the wall and revert restores it', async (t) => {
+  const gw = await startControlGateway(t);
+  const wallId = await gw.createWall({ name: 'Wall', departmentId: 'countyA', screens: { rows: 1, cols: 2, width: 1920, height: 1080 }, layout: '4' });
+  const op = await gw.client(await gw.userToken('op', ['operator'], ['countyA']));
+  const boss = await gw.client(await gw.userToken('boss', ['supervisor'], ['countyA']));
+  let wall = await op.subscribe(wallId);
+  const assign = async (tileId: string, cameraId: string) => {
+    const r = await op.request('tile.assign', { wallId, baseVersion: op.walls.get(wallId)!.version, tileId, content: { kind: 'camera', cameraId } });
+    t.equal(r.type, 'ack', JSON.stringify(r));
+    await op.untilVersion(wallId, r.payload.version);
+  };
+  await assign('s1-1', 'a1');
+  await assign('s2-4', 'a2');
+  const saved = await op.request('preset.save', { wallId, name: '早班 Morning' });
+  t.equal(saved.type, 'ack', JSON.stringify(saved));
+  t.match(await op.request('preset.save', { wallId, name: '早班 Morning' }), { code: 'GW_ERR_CONFLICT' }, 'preset names are unique per wall');
+
+  // Change everything, then recall.
+  const layout = await op.request('layout.set', { wallId, baseVersion: op.walls.get(wallId)!.version, target: 'each', layout: '16' });
+  await op.untilVersion(wallId, layout.payload.version);
+  const recalled = await op.request('preset.recall', { wallId, presetId: saved.payload.id, baseVersion: layout.payload.version });
+  t.equal(recalled.type, 'ack', JSON.stringify(recalled));
+  wall = await op.untilVersion(wallId, recalled.payload.version);
+  t.equal(Object.keys(wall.tiles).length, 8);
+  t.match(wall.tiles['s1-1']!.content, { cameraId: 'a1' });
+  t.match(wall.tiles['s2-4']!.content, { cameraId: 'a2' });
+
+  // An operator may activate a plan but not define one.
+  t.match(await op.request('plan.save', { wallId, name: 'x', priority: 5 }), { code: 'GW_ERR_FORBIDDEN' });
+  // The supervisor composes the plans' picture (one spanned layout with a3 large), saves it, and recalls the morning preset.
+  await boss.subscribe(wallId);
+  const across = await boss.request('layout.set', { wallId, baseVersion: boss.walls.get(wallId)!.version, target: 'wall', layout: '1+5' });
+  await boss.untilVersion(wallId, across.payload.version);
+  const big = await boss.request('tile.assign', { wallId, baseVersion: across.payload.version, tileId: 'wall-1', content: { kind: 'camera', cameraId: 'a3' } });
+  t.equal(big.type, 'ack', JSON.stringify(big));
+  const floodPlan = await boss.request('plan.save', { wallId, name: '防汛 Flood', priority: 10 });
+  const fire = await boss.request('plan.save', { wallId, name: '火警 Fire', priority: 50 });
+  const drill = await boss.request('plan.save', { wallId, name: '演练 Drill', priority: 5 });
+  t.equal(floodPlan.type, 'ack', JSON.stringify(floodPlan));
+  const back = await boss.request('preset.recall', { wallId, presetId: saved.payload.id, baseVersion: big.payload.version });
+  await op.untilVersion(wallId, back.payload.version);
+  await assign('s1-2', 'a3');
+  const lock = await op.request('lock', { wallId, tileIds: ['s1-2'] });
+  const before = structuredClone(await op.untilVersion(wallId, lock.payload.version));
+  t.match(await boss.request('layout.set', { wallId, baseVersion: lock.payload.version, target: 'wall', layout: '1' }), { code: 'GW_ERR_LOCKED' }, "an operator's lock holds against a supervisor's changes");
+
+  const activated = await op.request('plan.activate', { wallId, planId: floodPlan.payload.id });
+  t.equal(activated.type, 'ack', JSON.stringify(activated));
+  wall = await op.untilVersion(wallId, activated.payload.version);
+  t.match(wall.plan, { planId: floodPlan.payload.id, priority: 10, activatedBy: 'op' });
+  t.same(Object.keys(wall.tiles), ['wall-1', 'wall-2', 'wall-3', 'wall-4', 'wall-5', 'wall-6'], "the plan's layout replaces the wall's");
+  t.match(wall.tiles['wall-1'], { content: { cameraId: 'a3' }, lock: null });
+
+  t.match(await op.request('plan.activate', { wallId, planId: drill.payload.id }), { code: 'GW_ERR_CONFLICT' }, 'a lower-priority plan cannot pre-empt');
+  const fired = await op.request('plan.activate', { wallId, planId: fire.payload.id });
+  t.equal(fired.type, 'ack', 'a higher-priority plan pre-empts the active one');
+  wall = await op.untilVersion(wallId, fired.payload.version);
+  t.match(wall.plan, { name: '火警 Fire', priority: 50 });
+
+  // Meanwhile operators keep working on the plan's wall; revert goes back to the state before any plan.
+  await assign('wall-2', 'a1');
+  const reverted = await op.request('plan.revert', { wallId });
+  t.equal(reverted.type, 'ack', JSON.stringify(reverted));
+  wall = await op.untilVersion(wallId, reverted.payload.version);
+  t.equal(wall.plan, null);
+  for (const id of Object.keys(before.tiles)) {
+    t.same(wall.tiles[id]!.content, before.tiles[id]!.content, `tile ${id} is back`);
+    t.same(wall.tiles[id]!.lock, before.tiles[id]!.lock, `tile ${id}'s lock is back`);
+  }
+  t.same(wall.regions, before.regions);
+  t.match(await op.request('plan.revert', { wallId }), { code: 'GW_ERR_CONFLICT' }, 'nothing left to revert');
+
+  const auditor = await gw.userToken('aud', ['auditor'], ['root']);
+  const log = await gw.api('GET', '/api/audit?action=wall.plan.activate', { token: auditor });
+  t.equal(log.json.items.length, 2);
+  t.match(log.json.items[1], { actor: 'op', detail: { name: '防汛 Flood', brokenLocks: ['s1-2:op'] } }, 'activation records the locks it overrode');
+  const presets = await gw.api('GET', `/api/walls/${wallId}/presets`, { token: gw.adminToken });
+  t.same(presets.json.presets.map((p: { name: string }) => p.name).sort(), ['早班 Morning', '演练 Drill', '火警 Fire', '防汛 Flood'].sort());
+});
+
+t.test('department scope: nobody sees or drives a wall, or assigns a camera, outside their departments', async (t) => {
+  const gw = await startControlGateway(t);
+  const wallA = await gw.createWall({ name: 'County A wall', departmentId: 'countyA', screens: SCREENS_2X2 });
+  const wallB = await gw.createWall({ name: 'County B wall', departmentId: 'countyB', screens: SCREENS_2X2 });
+  const bTok = await gw.userToken('bop', ['operator'], ['countyB']);
+  const b = await gw.client(bTok);
+
+  const list = await b.request('walls.list');
+  t.same(list.payload.walls.map((w: { id: string }) => w.id), [wallB], 'only their walls are listed');
+  t.match(await b.request('subscribe', { wallId: wallA }), { type: 'error', code: 'GW_ERR_NOT_FOUND' });
+  t.match(await b.request('tile.assign', { wallId: wallA, baseVersion: 1, tileId: 's1-1', content: { kind: 'empty' } }), { code: 'GW_ERR_NOT_FOUND' });
+  t.match(await b.request('lock', { wallId: wallA, tileIds: ['s1-1'] }), { code: 'GW_ERR_NOT_FOUND' });
+  const foreign = await b.request('tile.assign', { wallId: wallB, baseVersion: 1, tileId: 's1-1', content: { kind: 'camera', cameraId: 'a1' } });
+  t.match(foreign, { code: 'GW_ERR_VALIDATION', issues: [{ field: 'content.cameraId' }] }, 'a camera of another department is refused like a missing one');
+  t.match(await b.request('tour.start', { wallId: wallB, baseVersion: 1, name: 't', tileIds: ['s1-1'], departmentId: 'countyA', dwellSec: 10 }), {
+    code: 'GW_ERR_VALIDATION',
+    issues: [{ field: 'departmentId' }],
+  });
+  t.match(await b.request('wall.create', { name: 'x', departmentId: 'countyB', screens: SCREENS_2X2 }), { code: 'GW_ERR_FORBIDDEN' }, 'operators do not create walls');
+  t.equal((await gw.api('GET', `/api/walls/${wallA}`, { token: bTok })).status, 404);
+  t.equal((await gw.api('PUT', `/api/walls/${wallA}/tiles/s1-1`, { token: bTok, body: { baseVersion: 1, content: { kind: 'empty' } } })).status, 404);
+  const regulator = await gw.userToken('reg', ['regulator'], ['countyB']);
+  t.equal((await gw.api('PUT', `/api/walls/${wallB}/tiles/s1-1`, { token: regulator, body: { baseVersion: 1, content: { kind: 'empty' } } })).status, 403, 'a regulator watches walls but does not drive them');
+  t.equal((await gw.api('PUT', `/api/walls/${wallB}/tiles/s1-1`, { token: bTok, body: { baseVersion: 1, content: { kind: 'empty' } } })).status, 200);
+});
+
+t.test('REST: the same operations for scripts, delivered to WebSocket subscribers', async (t) => {
+  const gw = await startControlGateway(t);
+  const tok = gw.adminToken;
+  const created = await gw.api('POST', '/api/walls', { token: tok, body: { id: 'ops', name: 'Ops', departmentId: 'city', screens: { rows: 1, cols: 1, width: 3840, height: 2160 }, layout: '4' } });
+  t.equal(created.status, 201, created.body);
+  t.equal((await gw.api('POST', '/api/walls', { token: tok, body: { id: 'ops', name: 'Ops', departmentId: 'city', screens: SCREENS_2X2 } })).status, 409);
+  const bad = await gw.api('POST', '/api/walls', { token: tok, body: { name: '', departmentId: 'nope', screens: { rows: 0, cols: 1, width: 1, height: 1 }, layout: '7' } });
+  t.equal(bad.status, 400);
+  t.match(bad.json.issues.map((i: { field: string }) => i.field).sort(), ['name', 'screens.height', 'screens.rows', 'screens.width'].sort());
+  const badLayout = await gw.api('PUT', '/api/walls/ops/layout', { token: tok, body: { baseVersion: 1, target: 1, layout: { rows: 2, cols: 2, cells: [{ row: 0, col: 0, rowSpan: 2, colSpan: 2 }, { row: 1, col: 1, rowSpan: 1, colSpan: 1 }] } } });
+  t.match(badLayout.json, { code: 'GW_ERR_VALIDATION', issues: [{ field: 'layout.cells[1]', message: 'overlaps an earlier tile' }] });
+  t.match((await gw.api('PUT', '/api/walls/ops/layout', { token: tok, body: { baseVersion: 1, target: 1, layout: '7' } })).json.issues, [{ field: 'layout' }]);
+
+  const screen = await gw.client(tok);
+  await screen.subscribe('ops');
+  const put = await gw.api('PUT', '/api/walls/ops/tiles/s1-4', { token: tok, body: { baseVersion: 1, content: { kind: 'camera', cameraId: 'b1', profile: 'main' } } });
+  t.equal(put.status, 200, put.body);
+  const wall = await screen.untilVersion('ops', put.json.version);
+  t.match(wall.tiles['s1-4'], { width: 1920, stream: { cameraId: 'b1', profile: 'main' }, by: 'admin' });
+  const get = await gw.api('GET', '/api/walls/ops', { token: tok });
+  t.match(get.json, { wall: { version: put.json.version }, status: { 's1-4': { state: 'idle' } } }, 'the snapshot carries each tile\'s stream state');
+  t.equal((await gw.api('DELETE', '/api/walls/ops', { token: tok })).status, 200);
+  const removed = await screen.next((m) => m.type === 'wall.removed');
+  t.same(removed.payload, { wallId: 'ops' }, 'subscribers learn the wall is gone');
+  t.equal((await gw.api('GET', '/api/walls/ops', { token: tok })).status, 404);
+});
