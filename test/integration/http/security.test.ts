@@ -107,7 +107,7 @@ t.test('every route checks authentication and roles', async (t) => {
   await smallTree(gw);
   await gw.api('POST', '/api/sources', { token: gw.adminToken, body: camera('r1', 'townA') });
   const tokens: Record<string, string> = { admin: gw.adminToken };
-  for (const role of ['operator', 'regulator', 'auditor']) tokens[role] = await gw.userToken(`${role}-user`, [role], ['root']);
+  for (const role of ['supervisor', 'operator', 'regulator', 'auditor']) tokens[role] = await gw.userToken(`${role}-user`, [role], ['root']);
 
   // Metrics carry counts only (no camera ids, no names), so Prometheus scrapes them without an account.
   // CORS preflights carry no credentials by definition (WHEP players in other origins need them).
@@ -118,16 +118,19 @@ t.test('every route checks authentication and roles', async (t) => {
   const streamTokenRoutes = new Set(['GET /streams/:camera/:profile/:token/:file', 'GET /streams/:camera/:profile/:token/live.flv']);
   const signedIn = new Set(['GET /api/auth/me', 'POST /api/auth/password']);
   // Who may call what; a route missing from this table fails the test, so new routes must be placed in it.
+  const read = ['admin', 'supervisor', 'operator', 'regulator'];
+  const drive = ['admin', 'supervisor', 'operator'];
+  const manage = ['admin', 'supervisor'];
   const allowed: Record<string, string[]> = {
-    'GET /api/sources': ['admin', 'operator', 'regulator'],
-    'GET /api/sources/:id': ['admin', 'operator', 'regulator'],
+    'GET /api/sources': read,
+    'GET /api/sources/:id': read,
     'POST /api/sources': ['admin'],
     'PUT /api/sources/:id': ['admin'],
     'PATCH /api/sources/:id': ['admin'],
     'DELETE /api/sources/:id': ['admin'],
     'POST /api/sources/import': ['admin'],
     'GET /api/sources/export': ['admin'],
-    'GET /api/departments': ['admin', 'operator', 'regulator'],
+    'GET /api/departments': read,
     'POST /api/departments': ['admin'],
     'PATCH /api/departments/:id': ['admin'],
     'DELETE /api/departments/:id': ['admin'],
@@ -135,10 +138,30 @@ t.test('every route checks authentication and roles', async (t) => {
     'POST /api/users': ['admin'],
     'PATCH /api/users/:id': ['admin'],
     'GET /api/audit': ['auditor'],
-    'POST /api/streams/:cameraId/view': ['admin', 'operator', 'regulator'],
+    'POST /api/streams/:cameraId/view': read,
     'GET /api/streams': ['admin'],
     'DELETE /api/streams/:sessionId': ['admin'],
     'POST /api/sources/:cameraId/publish-url': ['admin'],
+    'GET /api/walls': read,
+    'GET /api/walls/:wallId': read,
+    'GET /api/walls/:wallId/presets': read,
+    'POST /api/walls': manage,
+    'PATCH /api/walls/:wallId': manage,
+    'DELETE /api/walls/:wallId': manage,
+    'POST /api/walls/:wallId/plans': manage,
+    'DELETE /api/walls/:wallId/plans/:planId': manage,
+    'POST /api/walls/:wallId/locks/break': manage,
+    'PUT /api/walls/:wallId/layout': drive,
+    'PUT /api/walls/:wallId/tiles/:tileId': drive,
+    'POST /api/walls/:wallId/locks': drive,
+    'POST /api/walls/:wallId/locks/release': drive,
+    'POST /api/walls/:wallId/tours': drive,
+    'DELETE /api/walls/:wallId/tours/:tourId': drive,
+    'POST /api/walls/:wallId/presets': drive,
+    'POST /api/walls/:wallId/presets/:presetId/recall': drive,
+    'DELETE /api/walls/:wallId/presets/:presetId': drive,
+    'POST /api/walls/:wallId/plans/revert': drive,
+    'POST /api/walls/:wallId/plans/:planId/activate': drive,
   };
   const registered = gw.routes.filter((r) => r.method !== 'HEAD').map((r) => `${r.method} ${r.url}`);
   for (const r of registered) {
@@ -158,14 +181,14 @@ t.test('every route checks authentication and roles', async (t) => {
       }
       continue;
     }
-    const url = path.replace(':id', 'r1').replace(':cameraId', 'r1').replace(':sessionId', '00000000-0000-0000-0000-000000000000') + (path === '/api/sources/export' ? '?format=csv' : path === '/api/sources/import' ? '?mode=keep-valid' : '');
+    const url = path.replace(':wallId', 'w1').replace(':tileId', 's1-1').replace(/:(tourId|presetId|planId)/, 'x1').replace(':id', 'r1').replace(':cameraId', 'r1').replace(':sessionId', '00000000-0000-0000-0000-000000000000') + (path === '/api/sources/export' ? '?format=csv' : path === '/api/sources/import' ? '?mode=keep-valid' : '');
     const anon = await gw.api(method, url);
     t.equal(anon.status, 401, `${r} without a token`);
     const forged = await gw.api(method, url, { token: 'eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4IiwidHYiOjF9.' });
     t.equal(forged.status, 401, `${r} with a forged token`);
     if (signedIn.has(r)) continue;
     t.ok(allowed[r], `${r} is in the permission table`);
-    for (const role of ['admin', 'operator', 'regulator', 'auditor']) {
+    for (const role of ['admin', 'supervisor', 'operator', 'regulator', 'auditor']) {
       const res = await gw.api(method, url, { token: tokens[role], body: method === 'GET' || method === 'DELETE' ? undefined : {} });
       if (allowed[r]?.includes(role)) t.ok(res.status !== 403 && res.status < 500, `${role} may ${r} (got ${res.status})`);
       else t.equal(res.status, 403, `${role} may not ${r}`);

@@ -1,0 +1,201 @@
+import { connect, type Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import t from 'tap';
+import { ControlClient } from '../../../scripts/sim/control-client.js';
+import { SCREENS_2X2, startControlGateway } from '../../helpers/control.js';
+import { waitFor } from '../../helpers/streams.js';
+
+t.test('the upgrade needs a valid token, a permitted role and an allowed origin', async (t) => {
+  const gw = await startControlGateway(t, { control: { allowedOrigins: ['https://console.example'] } });
+  const origin = new URL(gw.wsUrl.replace('ws', 'http')).origin;
+  const refused = async (token: string | null, o = {}) => ControlClient.connect(gw.wsUrl, token, o).then(() => null, (err: { status: number; body: string }) => err);
+  t.match(await refused(null), { status: 401, body: /GW_ERR_UNAUTHENTICATED/ });
+  t.match(await refused('eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.x'), { status: 401 });
+  t.match(await refused(gw.adminToken, { origin: 'https://evil.example' }), { status: 403, body: /origin https:\/\/evil.example is not allowed/ });
+  t.match(await refused(await gw.userToken('aud', ['auditor'], ['root'])), { status: 403, body: /walls:read/ }, 'an auditor has no business on the control plane');
+  const same = await gw.client(gw.adminToken, { origin });
+  t.equal((await same.request('walls.list')).type, 'ack', 'the gateway\'s own origin is allowed');
+  const listed = await gw.client(gw.adminToken, { origin: 'https://console.example', viaSubprotocol: true });
+  t.equal(listed.ws.protocol, 'wallgate.v1', 'a browser-style client gets the protocol it offered');
+  t.equal((await listed.request('walls.list')).type, 'ack');
+});
+
+t.test('malformed, oversized and unknown messages get errors; the connection and the server survive', async (t) => {
+  const gw = await startControlGateway(t, { control: { maxMessageBytes: 2_048, rate: { perSecond: 30, burst: 30 } } });
+  const wallId = await gw.createWall({ name: 'Wall', departmentId: 'countyA', screens: SCREENS_2X2 });
+  const c = await gw.client(gw.adminToken);
+  const errorAfter = async (send: () => void) => {
+    const from = c.messages.length;
+    send();
+    return c.next((m) => m.type === 'error', 2_000, from);
+  };
+  t.match(await errorAfter(() => c.sendRaw('{not json')), { code: 'GW_ERR_BAD_MESSAGE', id: null, message: 'not valid JSON' });
+  t.match(await errorAfter(() => c.sendRaw('[1,2]')), { code: 'GW_ERR_BAD_MESSAGE', message: /expected an object/ });
+  t.match(await errorAfter(() => c.sendRaw(Buffer.from([1, 2, 3]), true)), { code: 'GW_ERR_BAD_MESSAGE', message: /text frames/ });
+  t.match(await errorAfter(() => c.sendRaw(JSON.stringify({ type: 'walls.list', id: { x: 1 } }))), { code: 'GW_ERR_BAD_MESSAGE', message: /^id:/ });
+  t.match(await c.request('wall.explode', {}, 'u1'), { type: 'error', id: 'u1', code: 'GW_ERR_BAD_MESSAGE', message: 'type: unknown message type "wall.explode"' });
+  const invalid = await c.request('tile.assign', { wallId, baseVersion: -1, tileId: 'screen one', content: { kind: 'camera' }, extra: 1 }, 'v1');
+  t.match(invalid, { type: 'error', id: 'v1', code: 'GW_ERR_VALIDATION' });
+  t.same(invalid.issues.map((i: { field: string }) => i.field).sort(), ['baseVersion', 'content', 'extra', 'tileId'], JSON.stringify(invalid.issues));
+  t.match(await c.request('subscribe', {}), { code: 'GW_ERR_VALIDATION', issues: [{ field: 'wallId' }] });
+  const big = JSON.stringify({ type: 'walls.list', id: 'big', payload: {}, pad: 'x'.repeat(3_000) });
+  t.match(await errorAfter(() => c.sendRaw(big)), { code: 'GW_ERR_PAYLOAD_TOO_LARGE', message: /at most 2048 bytes/ });
+  t.equal((await c.request('walls.list')).type, 'ack', 'the connection still works after every bad message');
+
+  // Over the rate: the excess is answered and dropped, the rest served, the connection kept.
+  await sleep(1_100);
+  const replies = await Promise.all(Array.from({ length: 45 }, () => c.request('walls.list')));
+  const limited = replies.filter((r) => r.code === 'GW_ERR_RATE_LIMITED').length;
+  t.ok(limited >= 10 && limited <= 15, `${limited} of 45 were over a burst of 30`);
+  await sleep(500);
+  t.equal((await c.request('walls.list')).type, 'ack', 'the bucket refills');
+
+  // Far over the limit the socket is closed before the message is buffered (1009); the server carries on.
+  const huge = await gw.client(gw.adminToken);
+  huge.sendRaw('x'.repeat(2_048 * 4 + 1));
+  await waitFor(() => huge.closed, (v) => v !== null, 3_000);
+  t.equal(huge.closed!.code, 1009);
+  t.equal((await c.request('walls.list')).type, 'ack', 'other connections are unaffected');
+  t.equal((await (await gw.client(gw.adminToken)).request('walls.list')).type, 'ack', 'and new ones are accepted');
+  t.equal((await gw.api('GET', '/healthz')).status, 200);
+});
+
+t.test('a dead client is dropped by the heartbeat; a revoked token ends the connection', async (t) => {
+  const gw = await startControlGateway(t, { control: { heartbeatMs: 200 } });
+  const opToken = await gw.userToken('op', ['operator'], ['countyA']);
+  const alive = await gw.client(gw.adminToken);
+  const op = await gw.client(opToken);
+  const dead = await gw.client(gw.adminToken, { autoPong: false });
+  t.equal(gw.control.connections, 3);
+  const since = Date.now();
+  await waitFor(() => dead.closed, (v) => v !== null, 2_000, 20);
+  const ms = Date.now() - since;
+  t.ok(ms <= 3 * 200 + 200, `dropped after ${ms} ms, within two heartbeats of the last pong`);
+  await waitFor(() => gw.control.connections, (n) => n === 2, 1_000);
+  t.equal(alive.closed, null, 'a client that answers pings stays');
+  t.match(gw.logs.join(''), /missed its heartbeat/);
+
+  const users = await gw.api('GET', '/api/users', { token: gw.adminToken });
+  const id = users.json.items.find((u: { username: string }) => u.username === 'op').id;
+  t.equal((await gw.api('PATCH', `/api/users/${id}`, { token: gw.adminToken, body: { disabled: true } })).status, 200);
+  await waitFor(() => op.closed, (v) => v !== null, 2_000, 20);
+  t.same(op.closed, { code: 4001, reason: 'token expired or revoked' });
+  t.equal(alive.closed, null);
+});
+
+/** A WebSocket client written by hand over TCP, so the test controls when it reads. */
+async function rawClient(url: string, token: string): Promise<{ socket: Socket; send(text: string): void }> {
+  const u = new URL(url);
+  const socket = connect(Number(u.port), u.hostname);
+  await new Promise((resolve) => socket.once('connect', resolve));
+  socket.write(
+    `GET ${u.pathname} HTTP/1.1\r\nHost: ${u.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+      `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer ${token}\r\n\r\n`,
+  );
+  await new Promise<void>((resolve) => {
+    let head = '';
+    const onData = (d: Buffer) => {
+      head += d.toString('latin1');
+      if (head.includes('\r\n\r\n')) {
+        socket.off('data', onData);
+        socket.pause();
+        const rest = Buffer.from(head.slice(head.indexOf('\r\n\r\n') + 4), 'latin1');
+        if (rest.length) socket.unshift(rest);
+        resolve();
+      }
+    };
+    socket.on('data', onData);
+  });
+  const send = (text: string) => {
+    const payload = Buffer.from(text);
+    const mask = Buffer.from([1, 2, 3, 4]);
+    const header = payload.length < 126 ? Buffer.from([0x81, 0x80 | payload.length]) : Buffer.from([0x81, 0x80 | 126, payload.length >> 8, payload.length & 255]);
+    socket.write(Buffer.concat([header, mask, payload.map((b, i) => b ^ mask[i % 4]!)]));
+  };
+  return { socket, send };
+}
+
+/** Reads server frames (unmasked, unfragmented) from a paused socket until `until` matches one. */
+async function readFrames(socket: Socket, until: (m: { type: string; payload: any }) => boolean, timeoutMs: number) {
+  let buf = Buffer.alloc(0);
+  const seen: { type: string; payload: any }[] = [];
+  return new Promise<typeof seen>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no matching frame in ${timeoutMs} ms (${seen.map((m) => m.type).join(',')})`)), timeoutMs);
+    const onData = (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      for (;;) {
+        if (buf.length < 2) return;
+        let len = buf[1]! & 127;
+        let off = 2;
+        if (len === 126) (len = buf.readUInt16BE(2), (off = 4));
+        else if (len === 127) (len = Number(buf.readBigUInt64BE(2)), (off = 10));
+        if (buf.length < off + len) return;
+        const opcode = buf[0]! & 15;
+        const body = buf.subarray(off, off + len);
+        buf = buf.subarray(off + len);
+        if (opcode !== 1) continue;
+        const m = JSON.parse(body.toString());
+        seen.push(m);
+        if (until(m)) {
+          clearTimeout(timer);
+          socket.off('data', onData);
+          socket.pause();
+          return resolve(seen);
+        }
+      }
+    };
+    socket.on('data', onData);
+    socket.resume();
+  });
+}
+
+t.test('a slow client gets a fresh snapshot once it drains, or is dropped; it never holds the others back', async (t) => {
+  const gw = await startControlGateway(t, { control: { slowClientBytes: 65_536, slowClientTimeoutMs: 3_000, rate: { perSecond: 1_000, burst: 1_000 } } });
+  const wallId = await gw.createWall({ name: 'Big wall', departmentId: 'countyA', screens: SCREENS_2X2, layout: '64' });
+  const op = await gw.client(gw.adminToken);
+  const screen = await gw.client(gw.adminToken);
+  await op.subscribe(wallId);
+  await screen.subscribe(wallId);
+  const slow = await rawClient(gw.wsUrl, gw.adminToken);
+  slow.send(JSON.stringify({ type: 'subscribe', id: 's', payload: { wallId } }));
+  await readFrames(slow.socket, (m) => m.type === 'ack', 2_000);
+
+  // Whole-wall layout changes: each delta carries all 256 tiles (~100 kB), so the slow reader's buffers fill fast.
+  const lags: number[] = [];
+  const churn = async (n: number) => {
+    for (let i = 0; i < n; i++) {
+      const sent = performance.now();
+      const r = await op.request('layout.set', { wallId, baseVersion: op.walls.get(wallId)!.version, target: 'each', layout: i % 2 ? '64' : '36' });
+      if (r.type !== 'ack') throw new Error(JSON.stringify(r));
+      // The other screen keeps up with every change while the slow one lags.
+      await screen.untilVersion(wallId, r.payload.version, 2_000);
+      lags.push(performance.now() - sent);
+      await op.untilVersion(wallId, r.payload.version);
+    }
+  };
+  const started = Date.now();
+  await waitFor(async () => (await churn(10), gw.logs.join('')), (l) => /control client is slow/.test(l), 30_000, 0);
+  t.pass(`the slow client fell behind after ${Date.now() - started} ms of changes`);
+
+  // It drains and gets one fresh snapshot instead of the backlog.
+  const target = op.walls.get(wallId)!.version;
+  const frames = await readFrames(slow.socket, (m) => m.type === 'wall.snapshot', 10_000);
+  const snapshot = frames.find((m) => m.type === 'wall.snapshot')!;
+  t.ok(snapshot.payload.wall.version >= target, `the snapshot is current (version ${snapshot.payload.wall.version})`);
+  const deltasSeen = frames.filter((m) => m.type === 'wall.deltas').flatMap((m) => m.payload.deltas.map((d: { version: number }) => d.version));
+  t.ok(deltasSeen.length < target - 1, `it got ${deltasSeen.length} queued deltas, not all ${target - 1}`);
+
+  // Now it stops reading for good: it is disconnected after slowClientTimeoutMs.
+  await waitFor(async () => (await churn(10), gw.logs.join('').match(/too slow: disconnected/g)?.length ?? 0), (n) => n >= 1, 30_000, 0);
+  await waitFor(() => gw.control.connections, (n) => n === 2, 3_000);
+  t.pass('the slow client was disconnected');
+
+  // The other screen saw every version, in order, and holds what a fresh snapshot shows.
+  lags.sort((a, b) => a - b);
+  t.pass(`the other screen had each change ${Math.round(lags[lags.length >> 1]!)} ms (median), ${Math.round(lags[lags.length - 1]!)} ms (worst) after it was sent`);
+  t.same(screen.gaps, []);
+  await screen.untilVersion(wallId, op.walls.get(wallId)!.version);
+  const fresh = await gw.api('GET', `/api/walls/${wallId}`, { token: gw.adminToken });
+  t.same(screen.walls.get(wallId), fresh.json.wall);
+  slow.socket.destroy();
+});
