@@ -339,9 +339,10 @@ export class StreamSession extends EventEmitter<{ tag: [FlvTag]; state: [Session
       void this.close(error.message);
       return;
     }
-    this.setState('retrying');
     const delay = this.backoff.next();
+    // Set before the state changes, so whoever hears 'retrying' can already count down.
     this.retryAt = Date.now() + delay;
+    this.setState('retrying');
     this.retryTimer = setTimeout(() => void this.attempt(), delay);
     this.retryTimer.unref();
   }
