@@ -571,13 +571,15 @@ export class WallService extends EventEmitter<{ delta: [WallDelta]; removed: [st
     if ('cameras' in source) {
       const cams: TourCamera[] = [];
       for (const [i, id] of source.cameras.entries()) {
-        const r = await this.registry.getSource(actor, id).catch((err: GatewayError) => {
-          if (err.code !== 'GW_ERR_NOT_FOUND') throw err;
-          // A camera deleted since the tour started is skipped on resume; at start it is an error.
-          if (actor === SYSTEM) return null;
-          throw new ValidationError([{ field: `cameras[${i}]`, message: `no camera "${id}" in your scope` }]);
-        });
-        if (r) cams.push(of(r));
+        // On resume the list was scope-checked when the tour started; a camera deleted since is skipped.
+        const r =
+          actor === SYSTEM
+            ? await this.store.sources.get(id)
+            : await this.registry.getSource(actor, id).catch((err: GatewayError) => {
+                if (err.code !== 'GW_ERR_NOT_FOUND') throw err;
+                throw new ValidationError([{ field: `cameras[${i}]`, message: `no camera "${id}" in your scope` }]);
+              });
+        if (r?.enabled) cams.push(of(r));
       }
       return cams.slice(0, max);
     }
