@@ -8,7 +8,7 @@ export interface ServerMessage {
   code?: string;
   message?: string;
   payload?: any;
-  [key: string]: unknown;
+  [key: string]: any;
 }
 
 export interface ControlClientOptions {

@@ -291,7 +291,7 @@ export const configSchema = obj(
         flushIntervalMs: Type.Integer({
           minimum: 0,
           maximum: 1_000,
-          default: 20,
+          default: 50,
           description: 'A wall\'s changes are sent at once when it has been quiet; under a burst they are batched into one frame at most this often.',
         }),
         slowClientBytes: Type.Integer({

@@ -66,6 +66,9 @@ interface PendingFlush {
 
 const encode = (message: object) => Buffer.from(JSON.stringify(message));
 
+/** Clients pinged per turn of the event loop. */
+const BEAT_SLICE = 100;
+
 /**
  * The control WebSocket: authenticated at the upgrade, one `{type, id, payload}` envelope, an ack or
  * an error for every message, and each subscribed wall's deltas in version order. Changes to a wall
@@ -360,7 +363,7 @@ export class ControlServer {
     for (const id of tileIds ?? Object.keys(wall.tiles)) {
       const t = wall.tiles[id];
       const s = t?.stream ? this.status.statusOf(t.stream.cameraId, t.stream.profile) : null;
-      const key = t?.stream && s ? statusKey(t.stream.cameraId, s) : '';
+      const key = t?.stream && s ? statusKey(s) : '';
       if ((sent.get(id) ?? '') === key) continue;
       if (key) sent.set(id, key);
       else sent.delete(id);
@@ -390,24 +393,34 @@ export class ControlServer {
 
   // ---- liveness ------------------------------------------------------------------------------
 
+  /**
+   * Pings every client and drops those that missed the last ping; re-checks each distinct token once.
+   * Done in slices that yield to the event loop, so a thousand screens do not stall the changes in flight.
+   */
   private beat() {
-    for (const client of this.clients) {
-      if (!client.alive) {
-        this.log.info({ user: client.actor.username }, 'control client missed its heartbeat: dropped');
-        client.ws.terminate();
-        continue;
-      }
-      client.alive = false;
-      client.ws.ping();
-      // Roles, scopes and passwords change; a token that no longer signs in ends the connection.
-      this.auth.authenticate(client.token, client.actor.ip).then(
-        (actor) => {
-          if (actor) client.actor = actor;
+    const clients = [...this.clients];
+    const checked = new Map<string, Promise<ControlActor | null>>();
+    const slice = (from: number) => {
+      for (const client of clients.slice(from, from + BEAT_SLICE)) {
+        if (client.ws.readyState !== WebSocket.OPEN) continue;
+        if (!client.alive) {
+          this.log.info({ user: client.actor.username }, 'control client missed its heartbeat: dropped');
+          client.ws.terminate();
+          continue;
+        }
+        client.alive = false;
+        client.ws.ping();
+        // Roles, scopes and passwords change; a token that no longer signs in ends the connection.
+        let verdict = checked.get(client.token);
+        if (!verdict) checked.set(client.token, (verdict = this.auth.authenticate(client.token, client.actor.ip).catch(() => client.actor)));
+        void verdict.then((actor) => {
+          if (actor) client.actor = { ...actor, ip: client.actor.ip };
           else client.ws.close(4001, 'token expired or revoked');
-        },
-        () => undefined,
-      );
-    }
+        });
+      }
+      if (from + BEAT_SLICE < clients.length) setImmediate(() => slice(from + BEAT_SLICE));
+    };
+    slice(0);
   }
 
   async close(): Promise<void> {
@@ -429,7 +442,8 @@ export class ControlServer {
   }
 }
 
-const statusKey = (cameraId: string, s: TileStatus) => `${cameraId}|${s.state}|${s.reason ?? ''}`;
+/** A tile's status describes whatever it shows: a new camera in the same state needs no message. */
+const statusKey = (s: TileStatus) => `${s.state}|${s.reason ?? ''}`;
 
 function tokenOf(req: IncomingMessage): string | null {
   const header = /^Bearer ([A-Za-z0-9._~+/=-]+)$/.exec(req.headers.authorization ?? '');

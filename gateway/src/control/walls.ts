@@ -4,7 +4,7 @@ import { allows, type Permission } from '../auth/roles.js';
 import type { Config } from '../config/schema.js';
 import { GatewayError, ValidationError, notFound, type FieldIssue } from '../errors.js';
 import type { Actor, Registry } from '../registry/service.js';
-import { StoreConflict, type AuditEntry, type PresetRow, type Role, type Store } from '../store/types.js';
+import { StoreConflict, type AuditEntry, type PresetRow, type Role, type Store, type TileRows } from '../store/types.js';
 import { customLayout, namedLayout, screenRegion, tilePixels, wallRegion, LAYOUT_NAMES } from './layouts.js';
 import type { LayoutGrid, PlanState, Region, Tile, TileContent, TileLock, Tour, TourCamera, WallDelta, WallView } from './model.js';
 import { validatePayload, type MessageType, type Payload } from './protocol.js';
@@ -38,8 +38,9 @@ interface WallEntry {
   doc: WallView;
   /** The state an active plan replaced, restored on revert. */
   planSaved: SavedState | null;
-  /** What was last written, to restore the in-memory wall if a change fails half-way. */
+  /** What was last written (the wall without tiles, and each tile), to restore the in-memory wall if a change fails half-way. */
   json: string;
+  tileJson: TileRows;
   /** Changes to one wall run one at a time, each written before the next starts. */
   queue: Promise<unknown>;
 }
@@ -115,8 +116,9 @@ export class WallService extends EventEmitter<{ delta: [WallDelta]; removed: [st
   /** Loads every wall and resumes its running tours where the clock says they should be. */
   async init(): Promise<void> {
     for (const row of await this.store.walls.all()) {
-      const saved = JSON.parse(row.doc) as { wall: WallView; planSaved: SavedState | null };
-      this.walls.set(row.id, { doc: saved.wall, planSaved: saved.planSaved, json: row.doc, queue: Promise.resolve() });
+      const entry: WallEntry = { doc: null as unknown as WallView, planSaved: null, json: row.doc, tileJson: row.tiles, queue: Promise.resolve() };
+      this.restore(entry);
+      this.walls.set(row.id, entry);
     }
     for (const p of await this.store.walls.presets()) this.presets.set(p.id, p);
     for (const entry of this.walls.values()) {
@@ -255,8 +257,13 @@ export class WallService extends EventEmitter<{ delta: [WallDelta]; removed: [st
     return { at: this.clock(), actor: actor.username, actorIp: actor.ip, action, target: wall.id, outcome: 'ok', detail, scopePath: this.deptPath(wall.departmentId) };
   }
 
+  /** The wall without its tiles, which are stored one row each. */
   private serialise(entry: WallEntry) {
-    return JSON.stringify({ wall: entry.doc, planSaved: entry.planSaved });
+    return JSON.stringify({ wall: { ...entry.doc, tiles: {} }, planSaved: entry.planSaved });
+  }
+
+  private tileRows(tiles: Iterable<Tile>): TileRows {
+    return new Map([...tiles].map((t) => [t.id, JSON.stringify(t)]));
   }
 
   /**
@@ -279,15 +286,19 @@ export class WallService extends EventEmitter<{ delta: [WallDelta]; removed: [st
       const at = this.clock();
       let parts: DeltaParts;
       let json: string;
+      let tiles: TileRows;
       try {
         parts = mutate(doc, version, at);
         doc.version = version;
         doc.updatedAt = at;
         doc.updatedBy = actor.username;
         json = this.serialise(entry);
+        // A new layout replaces every tile; otherwise the delta names each tile that changed.
+        tiles = this.tileRows(parts.regions ? Object.values(doc.tiles) : (parts.tiles ?? []));
         const spec = typeof audit === 'function' ? audit() : audit;
         await this.store.walls.save(
           { id: doc.id, departmentId: doc.departmentId, deptPath: this.deptPath(doc.departmentId), version, doc: json },
+          { rows: tiles, replace: !!parts.regions },
           spec ? this.audit(actor, doc, spec.action, spec.detail) : null,
         );
       } catch (err) {
@@ -295,6 +306,8 @@ export class WallService extends EventEmitter<{ delta: [WallDelta]; removed: [st
         throw err;
       }
       entry.json = json;
+      if (parts.regions) entry.tileJson = tiles;
+      else for (const [id, t] of tiles) entry.tileJson.set(id, t);
       const delta: WallDelta = { wallId: doc.id, version, at, by: actor.username, cause, ref, ...parts };
       this.emit('delta', delta);
       return { version };
@@ -308,6 +321,13 @@ export class WallService extends EventEmitter<{ delta: [WallDelta]; removed: [st
     const saved = JSON.parse(entry.json) as { wall: WallView; planSaved: SavedState | null };
     entry.doc = saved.wall;
     entry.planSaved = saved.planSaved;
+    // In layout order, which is the order the regions list them.
+    for (const region of saved.wall.regions) {
+      region.layout.cells.forEach((_, i) => {
+        const json = entry.tileJson.get(`${region.id}-${i + 1}`);
+        if (json) saved.wall.tiles[`${region.id}-${i + 1}`] = JSON.parse(json) as Tile;
+      });
+    }
   }
 
   private conflict(entry: WallEntry, why: string) {
@@ -375,10 +395,10 @@ export class WallService extends EventEmitter<{ delta: [WallDelta]; removed: [st
     };
     if (this.walls.has(doc.id)) throw new GatewayError('GW_ERR_CONFLICT', `wall "${doc.id}" exists`);
     this.buildTiles(doc, regions, {}, 1, at, actor.username);
-    const entry: WallEntry = { doc, planSaved: null, json: '', queue: Promise.resolve() };
+    const entry: WallEntry = { doc, planSaved: null, json: '', tileJson: this.tileRows(Object.values(doc.tiles)), queue: Promise.resolve() };
     entry.json = this.serialise(entry);
     try {
-      await this.store.walls.create({ id: doc.id, departmentId: doc.departmentId, deptPath: dep.path, version: 1, doc: entry.json }, this.audit(actor, doc, 'wall.create', { name: doc.name }));
+      await this.store.walls.create({ id: doc.id, departmentId: doc.departmentId, deptPath: dep.path, version: 1, doc: entry.json }, entry.tileJson, this.audit(actor, doc, 'wall.create', { name: doc.name }));
     } catch (err) {
       if (err instanceof StoreConflict) throw new GatewayError('GW_ERR_CONFLICT', `wall "${doc.id}" exists`);
       throw err;

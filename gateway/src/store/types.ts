@@ -206,16 +206,22 @@ export interface AuditRepo {
   list(query: { before?: number; limit: number; actor?: string; action?: string; ranges: PathRange[]; includeSystem: boolean }): Promise<AuditEntry[]>;
 }
 
-/** A video wall as the control plane stores it: its state is one JSON document, versioned. */
+/**
+ * A video wall as the control plane stores it: a versioned JSON document for the wall, and one per
+ * tile, so an assignment rewrites one small row rather than the whole wall.
+ */
 export interface WallRow {
   id: string;
   departmentId: string;
   /** The department's path when the wall was saved, for listing a scope without parsing documents. */
   deptPath: string;
   version: number;
-  /** The control plane's wall document; the store does not look inside. */
+  /** The control plane's wall document without its tiles; the store does not look inside. */
   doc: string;
 }
+
+/** Tile documents by tile id. */
+export type TileRows = Map<string, string>;
 
 /** A saved wall state: a preset recalled by hand, or an emergency plan with a priority. */
 export interface PresetRow {
@@ -234,11 +240,14 @@ type AuditWrite = Omit<AuditEntry, 'seq'>;
 
 /** Every write is one transaction with its audit entry, so a change is either recorded and durable or not made. */
 export interface WallRepo {
-  all(): Promise<WallRow[]>;
+  all(): Promise<(WallRow & { tiles: TileRows })[]>;
   /** Throws StoreConflict when the id exists. */
-  create(row: WallRow, audit: AuditWrite): Promise<void>;
-  /** Writes a new version; the write is durable when the promise resolves. */
-  save(row: WallRow, audit: AuditWrite | null): Promise<void>;
+  create(row: WallRow, tiles: TileRows, audit: AuditWrite): Promise<void>;
+  /**
+   * Writes a new version with the tiles that changed (`replace`: these are all the wall's tiles now);
+   * the write is durable when the promise resolves.
+   */
+  save(row: WallRow, tiles: { rows: TileRows; replace: boolean }, audit: AuditWrite | null): Promise<void>;
   /** Removes the wall and its presets and plans. */
   delete(id: string, audit: AuditWrite): Promise<boolean>;
   presets(): Promise<PresetRow[]>;

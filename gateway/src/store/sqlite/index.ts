@@ -25,6 +25,7 @@ import {
   type UserRecord,
   type UserRepo,
   type PresetRow,
+  type TileRows,
   type WallRepo,
   type WallRow,
   subtreeEnd,
@@ -605,25 +606,36 @@ class SqliteAudit implements AuditRepo {
 }
 
 class SqliteWalls implements WallRepo {
-  private readonly saveStatement;
+  private readonly saveWall;
+  private readonly putTile;
+  private readonly clearTiles;
   constructor(
     private readonly db: DB,
     private readonly audit: SqliteAudit,
   ) {
-    this.saveStatement = db.prepare(`UPDATE walls SET department_id = @departmentId, dept_path = @deptPath, version = @version, doc = @doc WHERE id = @id`);
+    this.saveWall = db.prepare(`UPDATE walls SET department_id = @departmentId, dept_path = @deptPath, version = @version, doc = @doc WHERE id = @id`);
+    this.putTile = db.prepare(`INSERT OR REPLACE INTO wall_tiles (wall_id, tile_id, doc) VALUES (?, ?, ?)`);
+    this.clearTiles = db.prepare(`DELETE FROM wall_tiles WHERE wall_id = ?`);
   }
 
-  async all(): Promise<WallRow[]> {
+  async all() {
+    const tiles = new Map<string, TileRows>();
+    for (const r of this.db.prepare(`SELECT wall_id, tile_id, doc FROM wall_tiles`).all() as Row[]) {
+      const wall = r.wall_id as string;
+      if (!tiles.has(wall)) tiles.set(wall, new Map());
+      tiles.get(wall)!.set(r.tile_id as string, r.doc as string);
+    }
     return (this.db.prepare(`SELECT * FROM walls ORDER BY id`).all() as Row[]).map((r) => ({
       id: r.id as string,
       departmentId: r.department_id as string,
       deptPath: r.dept_path as string,
       version: r.version as number,
       doc: r.doc as string,
+      tiles: tiles.get(r.id as string) ?? new Map(),
     }));
   }
 
-  async create(row: WallRow, audit: Omit<AuditEntry, 'seq'>) {
+  async create(row: WallRow, tiles: TileRows, audit: Omit<AuditEntry, 'seq'>) {
     this.db.transaction(() => {
       try {
         this.db.prepare(`INSERT INTO walls (id, department_id, dept_path, version, doc) VALUES (@id, @departmentId, @deptPath, @version, @doc)`).run(row);
@@ -631,13 +643,16 @@ class SqliteWalls implements WallRepo {
         if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw new StoreConflict(`wall ${row.id} exists`);
         throw err;
       }
+      for (const [id, doc] of tiles) this.putTile.run(row.id, id, doc);
       this.audit.appendNow(audit);
     })();
   }
 
-  async save(row: WallRow, audit: Omit<AuditEntry, 'seq'> | null) {
+  async save(row: WallRow, tiles: { rows: TileRows; replace: boolean }, audit: Omit<AuditEntry, 'seq'> | null) {
     this.db.transaction(() => {
-      if (this.saveStatement.run(row).changes !== 1) throw new StoreConflict(`wall ${row.id} does not exist`);
+      if (this.saveWall.run(row).changes !== 1) throw new StoreConflict(`wall ${row.id} does not exist`);
+      if (tiles.replace) this.clearTiles.run(row.id);
+      for (const [id, doc] of tiles.rows) this.putTile.run(row.id, id, doc);
       if (audit) this.audit.appendNow(audit);
     })();
   }
@@ -645,6 +660,7 @@ class SqliteWalls implements WallRepo {
   async delete(id: string, audit: Omit<AuditEntry, 'seq'>) {
     return this.db.transaction(() => {
       this.db.prepare(`DELETE FROM wall_presets WHERE wall_id = ?`).run(id);
+      this.clearTiles.run(id);
       const gone = this.db.prepare(`DELETE FROM walls WHERE id = ?`).run(id).changes > 0;
       if (gone) this.audit.appendNow(audit);
       return gone;

@@ -93,7 +93,7 @@ export const migrations: { version: number; description: string; sql: string }[]
   },
   {
     version: 2,
-    description: 'video walls (one versioned JSON document each) and their presets and emergency plans',
+    description: 'video walls (a versioned JSON document each, and one per tile) and their presets and emergency plans',
     sql: `
       CREATE TABLE walls (
         id TEXT PRIMARY KEY,
@@ -103,6 +103,13 @@ export const migrations: { version: number; description: string; sql: string }[]
         doc TEXT NOT NULL
       );
       CREATE INDEX walls_dept_path ON walls(dept_path);
+
+      CREATE TABLE wall_tiles (
+        wall_id TEXT NOT NULL REFERENCES walls(id) ON DELETE CASCADE,
+        tile_id TEXT NOT NULL,
+        doc TEXT NOT NULL,
+        PRIMARY KEY (wall_id, tile_id)
+      ) WITHOUT ROWID;
 
       CREATE TABLE wall_presets (
         id TEXT PRIMARY KEY,
