@@ -7,6 +7,7 @@ import { TokenService } from './auth/tokens.js';
 import { UsersService } from './auth/users.js';
 import type { Config } from './config/schema.js';
 import { GatewayError } from './errors.js';
+import { seedDemoWall } from './control/demo.js';
 import { enginePrewarmer, engineStatus } from './control/engine.js';
 import { ControlServer } from './control/server.js';
 import { WallService } from './control/walls.js';
@@ -182,6 +183,7 @@ export async function buildGateway(config: Config, opts: BuildOptions = {}): Pro
   const g = guards(users);
   const walls = new WallService(store, registry, config.control, enginePrewarmer(streams, http.log), http.log);
   await walls.init();
+  if (config.demo.enabled) await seedDemoWall(walls, registry, ROOT_DEPARTMENT);
   const control = new ControlServer(walls, users, engineStatus(streams), config.control, http.log);
   http.server.on('upgrade', (req, socket, head) => {
     if (!control.handleUpgrade(req, socket, head) && !flv.handleUpgrade(req, socket, head)) socket.destroy();

@@ -100,6 +100,7 @@ export class ControlServer {
       perMessageDeflate: false,
       handleProtocols: (offered) => (offered.has(CONTROL_PROTOCOL) ? CONTROL_PROTOCOL : false),
     });
+    walls.watchers = (wallId) => this.subscribers.get(wallId)?.size ?? 0;
     walls.on('delta', (d) => this.queueDelta(d));
     walls.on('removed', (wallId) => this.wallRemoved(wallId));
     walls.on('presets', (wallId) => this.broadcast(wallId, encode({ type: 'wall.presets', payload: { wallId, presets: this.walls.presetRows(wallId) } })));

@@ -101,6 +101,8 @@ export class WallService extends EventEmitter<{ delta: [WallDelta]; removed: [st
   private readonly tourCameras = new Map<string, TourCamera[]>();
   private readonly tourTimers = new Map<string, NodeJS.Timeout[]>();
   private closed = false;
+  /** How many screens follow a wall; the WebSocket server sets it. A tour nobody watches is not pre-warmed. */
+  watchers: (wallId: string) => number = () => 0;
 
   constructor(
     private readonly store: Store,
@@ -700,7 +702,7 @@ export class WallService extends EventEmitter<{ delta: [WallDelta]; removed: [st
       timers.push(
         setTimeout(() => {
           const live = entry.doc.tours[tour.id];
-          if (!live) return;
+          if (!live || this.watchers(entry.doc.id) === 0) return;
           const seen = new Set<string>();
           for (const tileId of live.tileIds) {
             const t = entry.doc.tiles[tileId];

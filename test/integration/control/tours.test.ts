@@ -6,9 +6,16 @@ const WALL = { name: 'Tour wall', departmentId: 'root', screens: { rows: 1, cols
 
 t.test('a tour rotates on schedule, with the next camera pre-warmed so it is live when it shows', async (t) => {
   const gw = await startStreamingGateway(t);
-  for (const id of ['c1', 'c2', 'c3']) await gw.addCamera(id, { clip: 'h264-720p-1s' });
+  for (const id of ['c1', 'c2', 'c3', 'u1', 'u2']) await gw.addCamera(id, { clip: 'h264-720p-1s' });
   const wall = await gw.api('POST', '/api/walls', { token: gw.adminToken, body: WALL });
   const wallId = wall.json.wall.id as string;
+  // A tour on a wall no screen follows rotates but pulls nothing ahead of time.
+  const unwatched = await gw.api('POST', '/api/walls', { token: gw.adminToken, body: { ...WALL, name: 'Nobody looks' } });
+  const quiet = await gw.api('POST', `/api/walls/${unwatched.json.wall.id}/tours`, {
+    token: gw.adminToken,
+    body: { baseVersion: 1, name: 'Quiet', tileIds: ['s1-1'], cameras: ['u1', 'u2'], dwellSec: 5 },
+  });
+  t.equal(quiet.status, 201, quiet.body);
   const op = await ControlClient.connect(`${gw.baseUrl.replace('http', 'ws')}/api/control`, gw.adminToken);
   t.teardown(() => op.close());
   const { version } = await op.subscribe(wallId);
@@ -25,6 +32,7 @@ t.test('a tour rotates on schedule, with the next camera pre-warmed so it is liv
   const warmedAt = Date.now() - t0;
   t.ok(warmedAt >= 1_500 && warmedAt < 5_000, `c2 was pre-warmed ${warmedAt} ms into the 5 s step`);
   t.equal(warmed!.readers.hls + warmed!.readers.flv + warmed!.readers.webrtc, 0, 'nobody watches it yet');
+  t.notOk(gw.streams.list().some((s) => s.cameraId.startsWith('u')), 'the unwatched wall\'s tour pre-warms nothing');
 
   const rotation = await op.next((m) => m.type === 'wall.deltas' && m.payload.deltas.some((d: { cause: string }) => d.cause === 'tour.rotate'), 7_000);
   const rotatedAt = Date.now() - t0;

@@ -250,3 +250,14 @@ t.test('REST: the same operations for scripts, delivered to WebSocket subscriber
   t.same(removed.payload, { wallId: 'ops' }, 'subscribers learn the wall is gone');
   t.equal((await gw.api('GET', '/api/walls/ops', { token: tok })).status, 404);
 });
+
+t.test('demo mode seeds a working wall: live cameras on its tiles and a tour over the rest', async (t) => {
+  const gw = await startControlGateway(t, { demo: { enabled: true, sources: 10, liveCameraBase: 'rtsp://127.0.0.1:8554', liveCameras: 20 } });
+  const wall = (await gw.api('GET', '/api/walls/demo-wall', { token: gw.adminToken })).json.wall;
+  const cameras = Object.values(wall.tiles as Record<string, { content: { kind: string; cameraId?: string } }>).filter((x) => x.content.kind === 'camera');
+  t.equal(cameras.length, 15);
+  t.ok(cameras.every((x) => /^live-\d{3}$/.test(x.content.cameraId!)), 'every tile shows a live demo camera');
+  const tours = Object.values(wall.tours as Record<string, { cameraCount: number; tileIds: string[] }>);
+  // 20 live cameras, every twelfth H.265: 19 for the wall, 15 on tiles and 4 touring.
+  t.match(tours, [{ tileIds: ['s4-4'], cameraCount: 4 }], 'the last tile tours the remaining H.264 cameras');
+});
