@@ -261,3 +261,28 @@ t.test('demo mode seeds a working wall: live cameras on its tiles and a tour ove
   // 20 live cameras, every twelfth H.265: 19 for the wall, 15 on tiles and 4 touring.
   t.match(tours, [{ tileIds: ['s4-4'], cameraCount: 4 }], 'the last tile tours the remaining H.264 cameras');
 });
+
+t.test('a change the store cannot write is not acknowledged, not sent, and leaves the wall as it was', async (t) => {
+  const gw = await startControlGateway(t);
+  const wallId = await gw.createWall({ name: 'Wall', departmentId: 'countyA', screens: SCREENS_2X2, layout: '4' });
+  const op = await gw.client(gw.adminToken);
+  const screen = await gw.client(gw.adminToken);
+  const before = structuredClone(await op.subscribe(wallId));
+  await screen.subscribe(wallId);
+  const save = gw.store.walls.save.bind(gw.store.walls);
+  gw.store.walls.save = async () => {
+    throw new Error('disk full');
+  };
+  const failed = await op.request('layout.set', { wallId, baseVersion: before.version, target: 'wall', layout: '9' });
+  t.match(failed, { type: 'error', code: 'GW_ERR_INTERNAL' });
+  t.notMatch(JSON.stringify(failed), /disk full/, 'the store\'s words stay in the log');
+  gw.store.walls.save = save;
+  const now = await gw.api('GET', `/api/walls/${wallId}`, { token: gw.adminToken });
+  t.same(now.json.wall, before, 'the wall in memory is what the store holds');
+  const retried = await op.request('tile.assign', { wallId, baseVersion: before.version, tileId: 's1-1', content: { kind: 'camera', cameraId: 'a1' } });
+  t.match(retried, { type: 'ack', payload: { version: before.version + 1 } }, 'the next change takes the next version');
+  const seen = await screen.untilVersion(wallId, before.version + 1);
+  t.same(Object.keys(seen.tiles).length, 16, 'subscribers never saw the failed layout');
+  t.same(screen.gaps, []);
+  t.match(gw.logs.join(''), /disk full/);
+});
