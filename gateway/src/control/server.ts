@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { GatewayError, type ErrorCode } from '../errors.js';
 import type { TileStatus, WallDelta, WallView } from './model.js';
-import { isMessageType, validatePayload } from './protocol.js';
+import { isMessageType, validatePayload, type MessageType } from './protocol.js';
 import { requirePermission, type ControlActor, type ControlConfig, type WallService } from './walls.js';
 import type { StreamStatusSource } from './engine.js';
 
@@ -195,29 +195,18 @@ export class ControlServer {
 
   private onMessage(client: ControlClient, data: RawData, isBinary: boolean) {
     const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
-    if (isBinary) return this.fail(client, null, new GatewayError('GW_ERR_BAD_MESSAGE', 'messages are JSON text frames'));
-    if (bytes.length > this.config.maxMessageBytes) {
-      return this.fail(client, null, new GatewayError('GW_ERR_PAYLOAD_TOO_LARGE', `a message may have at most ${this.config.maxMessageBytes} bytes (control.maxMessageBytes)`));
-    }
-    let message: unknown;
-    try {
-      message = JSON.parse(bytes.toString('utf8'));
-    } catch {
-      return this.fail(client, null, new GatewayError('GW_ERR_BAD_MESSAGE', 'not valid JSON'));
-    }
-    if (!message || typeof message !== 'object' || Array.isArray(message)) {
-      return this.fail(client, null, new GatewayError('GW_ERR_BAD_MESSAGE', 'expected an object {type, id, payload}'));
-    }
-    const { type, id, payload } = message as { type?: unknown; id?: unknown; payload?: unknown };
-    if (id !== undefined && !((typeof id === 'string' && id.length <= 64) || Number.isSafeInteger(id))) {
-      return this.fail(client, null, new GatewayError('GW_ERR_BAD_MESSAGE', 'id: expected a string of at most 64 characters or an integer'));
-    }
-    if (typeof type !== 'string') return this.fail(client, id, new GatewayError('GW_ERR_BAD_MESSAGE', 'type: expected a message type'));
-    if (!isMessageType(type)) return this.fail(client, id, new GatewayError('GW_ERR_BAD_MESSAGE', `type: unknown message type "${type.slice(0, 64)}"`));
+    const envelope = isBinary
+      ? { id: null, error: new GatewayError('GW_ERR_BAD_MESSAGE', 'messages are JSON text frames') }
+      : bytes.length > this.config.maxMessageBytes
+        ? { id: null, error: new GatewayError('GW_ERR_PAYLOAD_TOO_LARGE', `a message may have at most ${this.config.maxMessageBytes} bytes (control.maxMessageBytes)`) }
+        : parseEnvelope(bytes);
+    // Every message counts against the rate, malformed ones too: each costs an answer.
     if (!client.rate.take()) {
-      return this.fail(client, id, new GatewayError('GW_ERR_RATE_LIMITED', `more than ${this.config.rate.perSecond} messages a second (control.rate); this one was dropped`));
+      return this.fail(client, envelope.id, new GatewayError('GW_ERR_RATE_LIMITED', `more than ${this.config.rate.perSecond} messages a second (control.rate); this one was dropped`));
     }
-    const ref = id === undefined ? null : String(id);
+    if ('error' in envelope) return this.fail(client, envelope.id, envelope.error);
+    const { type, id, payload } = envelope;
+    const ref = id === null ? null : String(id);
     const body = payload ?? {};
     let result: Promise<unknown>;
     try {
@@ -445,6 +434,29 @@ export class ControlServer {
 
 /** A tile's status describes whatever it shows: a new camera in the same state needs no message. */
 const statusKey = (s: TileStatus) => `${s.state}|${s.reason ?? ''}`;
+
+type Envelope = { id: string | number | null; error: GatewayError } | { id: string | number | null; type: MessageType; payload: unknown };
+
+/** `{type, id, payload}`, or the reason it is not one (with the id, when it could be read). */
+function parseEnvelope(bytes: Buffer): Envelope {
+  let message: unknown;
+  try {
+    message = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    return { id: null, error: new GatewayError('GW_ERR_BAD_MESSAGE', 'not valid JSON') };
+  }
+  if (!message || typeof message !== 'object' || Array.isArray(message)) {
+    return { id: null, error: new GatewayError('GW_ERR_BAD_MESSAGE', 'expected an object {type, id, payload}') };
+  }
+  const { type, id, payload } = message as { type?: unknown; id?: unknown; payload?: unknown };
+  if (id !== undefined && !((typeof id === 'string' && id.length <= 64) || Number.isSafeInteger(id))) {
+    return { id: null, error: new GatewayError('GW_ERR_BAD_MESSAGE', 'id: expected a string of at most 64 characters or an integer') };
+  }
+  const known = (id ?? null) as string | number | null;
+  if (typeof type !== 'string') return { id: known, error: new GatewayError('GW_ERR_BAD_MESSAGE', 'type: expected a message type') };
+  if (!isMessageType(type)) return { id: known, error: new GatewayError('GW_ERR_BAD_MESSAGE', `type: unknown message type "${type.slice(0, 64)}"`) };
+  return { id: known, type, payload };
+}
 
 function tokenOf(req: IncomingMessage): string | null {
   const header = /^Bearer ([A-Za-z0-9._~+/=-]+)$/.exec(req.headers.authorization ?? '');

@@ -47,6 +47,7 @@ t.test('malformed, oversized and unknown messages get errors; the connection and
   const replies = await Promise.all(Array.from({ length: 45 }, () => c.request('walls.list')));
   const limited = replies.filter((r) => r.code === 'GW_ERR_RATE_LIMITED').length;
   t.ok(limited >= 10 && limited <= 15, `${limited} of 45 were over a burst of 30`);
+  t.match(await errorAfter(() => c.sendRaw('{not json')), { code: 'GW_ERR_RATE_LIMITED', id: null }, 'malformed messages count against the rate too');
   await sleep(500);
   t.equal((await c.request('walls.list')).type, 'ack', 'the bucket refills');
 

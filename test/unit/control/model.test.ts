@@ -53,6 +53,7 @@ t.test('payload validation names every bad field, unknown fields included', asyn
     issues: [{ field: 'target' }, { field: 'layout' }],
   });
   t.throws(() => validatePayload('wall.create', { name: 'x\u0007', departmentId: 'd', screens: { rows: 1, cols: 1, width: 1920, height: 1080 }, colour: 'red' }), {
+    code: 'GW_ERR_VALIDATION',
     issues: [{ field: 'colour', message: 'unexpected property' }, { field: 'name' }],
   });
   t.same(validatePayload('tile.assign', { wallId: 'w', baseVersion: 0, tileId: 'wall-3', content: { kind: 'empty' } }).tileId, 'wall-3');
