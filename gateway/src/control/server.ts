@@ -59,7 +59,8 @@ class ControlClient {
 }
 
 interface PendingFlush {
-  deltas: WallDelta[];
+  /** Versions and their JSON, in order. */
+  deltas: { version: number; json: string }[];
   timer: NodeJS.Timeout | NodeJS.Immediate | null;
   lastFlush: number;
 }
@@ -79,6 +80,8 @@ export class ControlServer {
   private readonly clients = new Set<ControlClient>();
   private readonly subscribers = new Map<string, Set<ControlClient>>();
   private readonly pending = new Map<string, PendingFlush>();
+  /** Tiles changed since a wall's last flush ('all' after a new layout). */
+  private readonly changedTiles = new Map<string, Set<string> | 'all'>();
   /** The last tile states sent per wall, so only changes go out. */
   private readonly sentStatus = new Map<string, Map<string, string>>();
   private readonly heartbeat: NodeJS.Timeout;
@@ -101,7 +104,7 @@ export class ControlServer {
       handleProtocols: (offered) => (offered.has(CONTROL_PROTOCOL) ? CONTROL_PROTOCOL : false),
     });
     walls.watchers = (wallId) => this.subscribers.get(wallId)?.size ?? 0;
-    walls.on('delta', (d) => this.queueDelta(d));
+    walls.on('delta', (d, json) => this.queueDelta(d, json));
     walls.on('removed', (wallId) => this.wallRemoved(wallId));
     walls.on('presets', (wallId) => this.broadcast(wallId, encode({ type: 'wall.presets', payload: { wallId, presets: this.walls.presetRows(wallId) } })));
     status.onChange((cameraId) => this.cameraChanged(cameraId));
@@ -171,8 +174,7 @@ export class ControlServer {
 
   private forget(client: ControlClient) {
     this.clients.delete(client);
-    for (const wallId of client.walls.keys()) this.subscribers.get(wallId)?.delete(client);
-    client.walls.clear();
+    for (const wallId of [...client.walls.keys()]) this.unsubscribe(client, wallId);
   }
 
   // ---- messages ------------------------------------------------------------------------------
@@ -210,9 +212,10 @@ export class ControlServer {
     const body = payload ?? {};
     let result: Promise<unknown>;
     try {
-      if (type === 'subscribe') result = Promise.resolve(this.subscribe(client, validatePayload(type, body).wallId));
-      else if (type === 'unsubscribe') result = Promise.resolve(this.unsubscribe(client, validatePayload(type, body).wallId));
-      else result = this.walls.execute(client.actor, type, body, ref);
+      // Answered at once: the snapshot is serialised at the version recorded for the client, before any other change runs.
+      if (type === 'subscribe') return this.reply(client, { type: 'ack', id, payload: this.subscribe(client, validatePayload(type, body).wallId) });
+      if (type === 'unsubscribe') return this.reply(client, { type: 'ack', id, payload: this.unsubscribe(client, validatePayload(type, body).wallId) });
+      result = this.walls.execute(client.actor, type, body, ref);
     } catch (err) {
       return this.fail(client, id, err);
     }
@@ -238,16 +241,23 @@ export class ControlServer {
 
   private unsubscribe(client: ControlClient, wallId: string) {
     client.walls.delete(wallId);
-    this.subscribers.get(wallId)?.delete(client);
+    const subs = this.subscribers.get(wallId);
+    subs?.delete(client);
+    // What was sent to screens no longer following says nothing about what the next one was told.
+    if (subs?.size === 0) {
+      this.subscribers.delete(wallId);
+      this.sentStatus.delete(wallId);
+    }
     return { wallId };
   }
 
   // ---- fan-out -------------------------------------------------------------------------------
 
-  private queueDelta(delta: WallDelta) {
+  private queueDelta(delta: WallDelta, json: string) {
     let p = this.pending.get(delta.wallId);
     if (!p) this.pending.set(delta.wallId, (p = { deltas: [], timer: null, lastFlush: 0 }));
-    p.deltas.push(delta);
+    p.deltas.push({ version: delta.version, json });
+    this.pendingTiles(delta);
     if (p.timer) return;
     // A quiet wall's change goes out on this turn; under a burst, at most one frame per interval.
     const wait = p.lastFlush + this.config.flushIntervalMs - performance.now();
@@ -261,19 +271,22 @@ export class ControlServer {
     p.deltas = [];
     p.timer = null;
     p.lastFlush = performance.now();
+    const changedTiles = this.changedTiles.get(wallId);
+    this.changedTiles.delete(wallId);
     const subs = this.subscribers.get(wallId);
     if (!subs?.size || deltas.length === 0) return;
     const first = deltas[0]!.version;
     const last = deltas[deltas.length - 1]!.version;
+    const frame = (from: number) =>
+      Buffer.from(`{"type":"wall.deltas","payload":{"wallId":${JSON.stringify(wallId)},"deltas":[${deltas.filter((d) => d.version > from).map((d) => d.json).join(',')}]}}`);
     let shared: Buffer | null = null;
     for (const client of subs) {
       const seen = client.walls.get(wallId) ?? last;
       if (seen >= last || client.behindSince !== null) continue;
-      const frame =
-        seen < first ? (shared ??= encode({ type: 'wall.deltas', payload: { wallId, deltas } })) : encode({ type: 'wall.deltas', payload: { wallId, deltas: deltas.filter((d) => d.version > seen) } });
-      if (this.send(client, frame)) client.walls.set(wallId, last);
+      if (this.send(client, seen < first ? (shared ??= frame(first - 1)) : frame(seen))) client.walls.set(wallId, last);
     }
-    this.sendStatusChanges(wallId, deltas);
+    if (changedTiles === 'all') this.sendStatus(wallId);
+    else if (changedTiles?.size) this.sendStatus(wallId, changedTiles);
   }
 
   /** Sends unless the client is too far behind; such a client is marked and later resynchronised or dropped. */
@@ -299,13 +312,15 @@ export class ControlServer {
       if (queued <= this.config.slowClientBytes / 2) {
         client.behindSince = null;
         // A fresh picture instead of the backlog it missed.
-        for (const wallId of client.walls.keys()) {
+        for (const wallId of [...client.walls.keys()]) {
           try {
             const wall = this.walls.snapshot(client.actor, wallId);
             client.walls.set(wallId, wall.version);
             client.ws.send(encode({ type: 'wall.snapshot', payload: { wall, status: this.statusOf(wall) } }), { binary: false });
+            client.ws.send(encode({ type: 'wall.presets', payload: { wallId, presets: this.walls.presetRows(wallId) } }), { binary: false });
           } catch {
             this.unsubscribe(client, wallId);
+            client.ws.send(encode({ type: 'wall.removed', payload: { wallId } }), { binary: false });
           }
         }
       } else if (now - client.behindSince > this.config.slowClientTimeoutMs || queued > this.config.slowClientBytes * 4) {
@@ -327,7 +342,10 @@ export class ControlServer {
     this.broadcast(wallId, encode({ type: 'wall.removed', payload: { wallId } }));
     for (const client of this.subscribers.get(wallId) ?? []) client.walls.delete(wallId);
     this.subscribers.delete(wallId);
+    const p = this.pending.get(wallId);
+    if (p?.timer) (clearTimeout(p.timer as NodeJS.Timeout), clearImmediate(p.timer as NodeJS.Immediate));
     this.pending.delete(wallId);
+    this.changedTiles.delete(wallId);
     this.sentStatus.delete(wallId);
   }
 
@@ -363,13 +381,14 @@ export class ControlServer {
     if (any) this.broadcast(wallId, encode({ type: 'wall.status', payload: { wallId, tiles: changed } }));
   }
 
-  private sendStatusChanges(wallId: string, deltas: WallDelta[]) {
-    const tileIds = new Set<string>();
-    for (const d of deltas) {
-      if (d.regions) return this.sendStatus(wallId);
-      for (const t of d.tiles ?? []) tileIds.add(t.id);
-    }
-    if (tileIds.size) this.sendStatus(wallId, tileIds);
+  /** Remembers which tiles a delta touched, for the status check after the next flush. */
+  private pendingTiles(delta: WallDelta) {
+    const current = this.changedTiles.get(delta.wallId);
+    if (current === 'all') return;
+    if (delta.regions) return void this.changedTiles.set(delta.wallId, 'all');
+    const set = current ?? new Set<string>();
+    for (const t of delta.tiles ?? []) set.add(t.id);
+    this.changedTiles.set(delta.wallId, set);
   }
 
   private cameraChanged(cameraId: string) {
@@ -404,13 +423,26 @@ export class ControlServer {
         let verdict = checked.get(client.token);
         if (!verdict) checked.set(client.token, (verdict = this.auth.authenticate(client.token, client.actor.ip).catch(() => client.actor)));
         void verdict.then((actor) => {
-          if (actor) client.actor = { ...actor, ip: client.actor.ip };
-          else client.ws.close(4001, 'token expired or revoked');
+          if (!actor) return client.ws.close(4001, 'token expired or revoked');
+          client.actor = { ...actor, ip: client.actor.ip };
+          this.recheckSubscriptions(client);
         });
       }
       if (from + BEAT_SLICE < clients.length) setImmediate(() => slice(from + BEAT_SLICE));
     };
     slice(0);
+  }
+
+  /** A department moved out of the user's scope takes its walls with it. */
+  private recheckSubscriptions(client: ControlClient) {
+    for (const wallId of [...client.walls.keys()]) {
+      try {
+        this.walls.snapshot(client.actor, wallId);
+      } catch {
+        this.unsubscribe(client, wallId);
+        this.reply(client, { type: 'wall.removed', payload: { wallId } });
+      }
+    }
   }
 
   async close(): Promise<void> {

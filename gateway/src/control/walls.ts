@@ -95,7 +95,7 @@ export function requirePermission(actor: ControlActor, type: MessageType) {
  * checked (permission, department scope, version, locks), written with its audit entry in one
  * transaction, and only then acknowledged and emitted as a delta with the wall's next version.
  */
-export class WallService extends EventEmitter<{ delta: [WallDelta]; removed: [string]; presets: [string] }> {
+export class WallService extends EventEmitter<{ delta: [delta: WallDelta, json: string]; removed: [string]; presets: [string] }> {
   private readonly walls = new Map<string, WallEntry>();
   private readonly presets = new Map<string, PresetRow>();
   private readonly tourCameras = new Map<string, TourCamera[]>();
@@ -279,7 +279,8 @@ export class WallService extends EventEmitter<{ delta: [WallDelta]; removed: [st
     ref: string | null,
     /** What the audit log records; a function is called after `mutate`, for details only it finds out. */
     audit: AuditSpec | (() => AuditSpec | null) | null,
-    mutate: (doc: WallView, version: number, at: number) => DeltaParts,
+    /** Changes the wall; what must happen only once the change is written (timers, caches) goes in `after`. */
+    mutate: (doc: WallView, version: number, at: number, after: (() => void)[]) => DeltaParts,
   ): Promise<{ version: number }> {
     const run = async () => {
       if (this.walls.get(entry.doc.id) !== entry) throw notFound(`wall "${entry.doc.id}"`);
@@ -289,8 +290,9 @@ export class WallService extends EventEmitter<{ delta: [WallDelta]; removed: [st
       let parts: DeltaParts;
       let json: string;
       let tiles: TileRows;
+      const after: (() => void)[] = [];
       try {
-        parts = mutate(doc, version, at);
+        parts = mutate(doc, version, at, after);
         doc.version = version;
         doc.updatedAt = at;
         doc.updatedBy = actor.username;
@@ -310,8 +312,10 @@ export class WallService extends EventEmitter<{ delta: [WallDelta]; removed: [st
       entry.json = json;
       if (parts.regions) entry.tileJson = tiles;
       else for (const [id, t] of tiles) entry.tileJson.set(id, t);
+      for (const effect of after) effect();
       const delta: WallDelta = { wallId: doc.id, version, at, by: actor.username, cause, ref, ...parts };
-      this.emit('delta', delta);
+      // Serialised now: the tiles and tours in it are the live ones, which later changes alter.
+      this.emit('delta', delta, JSON.stringify(delta));
       return { version };
     };
     const result = entry.queue.then(run, run);
@@ -333,7 +337,7 @@ export class WallService extends EventEmitter<{ delta: [WallDelta]; removed: [st
   }
 
   private conflict(entry: WallEntry, why: string) {
-    return new GatewayError('GW_ERR_VERSION_CONFLICT', `${why}; here is the wall at version ${entry.doc.version}`, { current: entry.doc });
+    return new GatewayError('GW_ERR_VERSION_CONFLICT', `${why}; here is the wall at version ${entry.doc.version}`, { current: structuredClone(entry.doc) });
   }
 
   private checkBase(entry: WallEntry, baseVersion: number, tiles: Iterable<Tile>) {
@@ -413,8 +417,9 @@ export class WallService extends EventEmitter<{ delta: [WallDelta]; removed: [st
     const entry = this.entryFor(actor, p.wallId);
     const run = async () => {
       await this.store.walls.delete(p.wallId, this.audit(actor, entry.doc, 'wall.delete', { name: entry.doc.name }));
-      for (const tourId of Object.keys(entry.doc.tours)) this.unschedule(tourId);
       this.walls.delete(p.wallId);
+      for (const tourId of Object.keys(entry.doc.tours)) this.unschedule(tourId);
+      this.dropUnusedTourCameras();
       for (const [id, preset] of this.presets) if (preset.wallId === p.wallId) this.presets.delete(id);
       this.emit('removed', p.wallId);
       return { deleted: p.wallId };
@@ -475,7 +480,7 @@ export class WallService extends EventEmitter<{ delta: [WallDelta]; removed: [st
   private async setLayout(actor: ControlActor, p: Payload<'layout.set'>, ref: string | null) {
     const entry = this.entryFor(actor, p.wallId);
     const layout = this.parseLayout(p.layout, 'layout');
-    return this.commit(entry, actor, 'layout.set', ref, { action: 'wall.layout', detail: { target: p.target, layout: layout.name } }, (doc, version, at) => {
+    return this.commit(entry, actor, 'layout.set', ref, { action: 'wall.layout', detail: { target: p.target, layout: layout.name } }, (doc, version, at, after) => {
       const screens = doc.screens;
       const count = screens.rows * screens.cols;
       let regions: Region[];
@@ -497,29 +502,56 @@ export class WallService extends EventEmitter<{ delta: [WallDelta]; removed: [st
       this.buildTiles(doc, regions, previous, version, at, actor.username);
       // Tiles of regions left alone keep their own versions, so a change to them based on an older wall still applies.
       for (const t of unchanged) doc.tiles[t.id] = t;
-      const tours = this.pruneTours(doc, version);
-      return { regions, tiles: Object.values(doc.tiles), ...tours };
+      const { tours, removedTours } = this.pruneTours(doc, version, at, actor.username, after);
+      return { regions, tiles: Object.values(doc.tiles), ...(tours.length ? { tours } : {}), ...(removedTours.length ? { removedTours } : {}) };
     });
   }
 
-  /** Drops tiles that no longer exist from tours; a tour left without tiles ends. */
-  private pruneTours(doc: WallView, version: number, dropTiles: Set<string> = new Set()): Pick<DeltaParts, 'tours' | 'removedTours'> {
+  /**
+   * Drops tiles that no longer show a tour from it; a tour left without tiles ends. A tour's cameras
+   * are spread over its tiles in order, so its remaining tiles are given their new cameras now.
+   */
+  private pruneTours(doc: WallView, version: number, at: number, by: string, after: (() => void)[]): { tours: Tour[]; removedTours: string[]; tiles: Tile[] } {
     const tours: Tour[] = [];
     const removedTours: string[] = [];
+    const tiles: Tile[] = [];
     for (const tour of Object.values(doc.tours)) {
-      const tileIds = tour.tileIds.filter((id) => doc.tiles[id]?.content.kind === 'tour' && (doc.tiles[id]!.content as { tourId: string }).tourId === tour.id && !dropTiles.has(id));
+      const shows = (id: string) => {
+        const c = doc.tiles[id]?.content;
+        return c?.kind === 'tour' && c.tourId === tour.id;
+      };
+      const tileIds = tour.tileIds.filter(shows);
       if (tileIds.length === tour.tileIds.length) continue;
       if (tileIds.length === 0) {
         delete doc.tours[tour.id];
-        this.unschedule(tour.id);
         removedTours.push(tour.id);
+        after.push(() => this.forgetTour(tour.id));
       } else {
         tour.tileIds = tileIds;
         tour.v = version;
         tours.push(tour);
+        for (const id of tileIds) {
+          const t = doc.tiles[id]!;
+          t.stream = this.streamOf(doc, t);
+          this.touch(t, version, at, by);
+          tiles.push(t);
+        }
       }
     }
-    return { ...(tours.length ? { tours } : {}), ...(removedTours.length ? { removedTours } : {}) };
+    return { tours, removedTours, tiles };
+  }
+
+  /** A tour's timers and cameras, once its end is written. */
+  private forgetTour(tourId: string) {
+    this.unschedule(tourId);
+    this.tourCameras.delete(tourId);
+  }
+
+  /** Cameras resolved for tours that no wall runs (a recalled preset's originals, a failed change's). */
+  private dropUnusedTourCameras() {
+    const used = new Set<string>();
+    for (const e of this.walls.values()) for (const id of Object.keys(e.doc.tours)) used.add(id);
+    for (const id of this.tourCameras.keys()) if (!used.has(id)) this.tourCameras.delete(id);
   }
 
   // ---- tiles and locks -----------------------------------------------------------------------
@@ -534,37 +566,29 @@ export class WallService extends EventEmitter<{ delta: [WallDelta]; removed: [st
       });
       content = { kind: 'camera', cameraId: source.id, profile: p.content.profile ?? 'auto', name: source.name, departmentId: source.departmentId, hasSub: source.subUrl !== null };
     }
-    return this.commit(entry, actor, 'tile.assign', ref, { action: 'wall.assign', detail: { tile: p.tileId, camera: content.kind === 'camera' ? content.cameraId : null } }, (doc, version, at) => {
+    return this.commit(entry, actor, 'tile.assign', ref, { action: 'wall.assign', detail: { tile: p.tileId, camera: content.kind === 'camera' ? content.cameraId : null } }, (doc, version, at, after) => {
       const t = this.tile(entry, p.tileId, 'tileId');
       this.checkBase(entry, p.baseVersion, [t]);
       this.checkLocks(actor, [t]);
-      const wasTour = t.content.kind === 'tour';
       t.content = content;
       t.stream = this.streamOf(doc, t);
       this.touch(t, version, at, actor.username);
-      return { tiles: [t], ...(wasTour ? this.pruneTours(doc, version) : {}) };
+      const { tours, removedTours, tiles } = this.pruneTours(doc, version, at, actor.username, after);
+      return { tiles: [t, ...tiles], ...(tours.length ? { tours } : {}), ...(removedTours.length ? { removedTours } : {}) };
     });
   }
 
   private async locking(actor: ControlActor, type: 'lock' | 'unlock' | 'lock.break', p: Payload<'lock'>, ref: string | null) {
     const entry = this.entryFor(actor, p.wallId);
     let broken: { tile: string; holder: string }[] = [];
-    // Locks are frequent and cheap; breaking one overrides a colleague, so that is audited.
-    const audit = () => (type === 'lock.break' && broken.length ? { action: 'wall.lock.break', detail: { broken } } : null);
-    const result = await this.commit(entry, actor, type, ref, audit, (doc, version, at) => {
+    const audit = () => ({ action: type === 'lock.break' ? 'wall.lock.break' : `wall.${type}`, detail: { tiles: p.tileIds, ...(type === 'lock.break' ? { broken } : {}) } });
+    const result = await this.commit(entry, actor, type, ref, audit, (_doc, version, at) => {
       const tiles = p.tileIds.map((id, i) => this.tile(entry, id, `tileIds[${i}]`));
-      broken = [];
+      // Every tile is checked before any changes, so a refusal leaves all of them as they were.
+      if (type !== 'lock.break') this.checkLocks(actor, tiles);
+      broken = tiles.filter((t) => t.lock && t.lock.userId !== actor.id).map((t) => ({ tile: t.id, holder: t.lock!.username }));
       for (const t of tiles) {
-        if (type === 'lock') {
-          this.checkLocks(actor, [t]);
-          t.lock = { userId: actor.id, username: actor.username, at };
-        } else if (type === 'unlock') {
-          this.checkLocks(actor, [t]);
-          t.lock = null;
-        } else {
-          if (t.lock && t.lock.userId !== actor.id) broken.push({ tile: t.id, holder: t.lock.username });
-          t.lock = null;
-        }
+        t.lock = type === 'lock' ? { userId: actor.id, username: actor.username, at } : null;
         this.touch(t, version, at, actor.username);
       }
       return { tiles };
@@ -629,11 +653,11 @@ export class WallService extends EventEmitter<{ delta: [WallDelta]; removed: [st
     const cams = await this.resolveTourCameras(actor, source);
     if (cams.length === 0) throw new ValidationError([{ field: p.cameras ? 'cameras' : 'departmentId', message: 'no enabled cameras to rotate through' }]);
     const tourId = shortId('tour');
-    this.tourCameras.set(tourId, cams);
-    const result = await this.commit(entry, actor, 'tour.start', ref, { action: 'wall.tour.start', detail: { tour: tourId, name: p.name, tiles: p.tileIds, cameras: cams.length } }, (doc, version, at) => {
+    const result = await this.commit(entry, actor, 'tour.start', ref, { action: 'wall.tour.start', detail: { tour: tourId, name: p.name, tiles: p.tileIds, cameras: cams.length } }, (doc, version, at, after) => {
       const tiles = p.tileIds.map((id, i) => this.tile(entry, id, `tileIds[${i}]`));
       this.checkBase(entry, p.baseVersion, tiles);
       this.checkLocks(actor, tiles);
+      this.tourCameras.set(tourId, cams);
       const tour: Tour = {
         id: tourId,
         name: p.name,
@@ -653,21 +677,21 @@ export class WallService extends EventEmitter<{ delta: [WallDelta]; removed: [st
         this.touch(t, version, at, actor.username);
       }
       // Tiles taken from another tour leave it.
-      const pruned = this.pruneTours(doc, version);
+      const pruned = this.pruneTours(doc, version, at, actor.username, after);
       for (const t of tiles) t.stream = this.streamOf(doc, t);
-      return { tiles, tours: [tour, ...(pruned.tours ?? [])], ...(pruned.removedTours ? { removedTours: pruned.removedTours } : {}) };
+      after.push(() => this.schedule(entry, tour));
+      return { tiles: [...tiles, ...pruned.tiles], tours: [tour, ...pruned.tours], ...(pruned.removedTours.length ? { removedTours: pruned.removedTours } : {}) };
     }).catch((err) => {
       this.tourCameras.delete(tourId);
       throw err;
     });
-    this.schedule(entry, entry.doc.tours[tourId]!);
     return { ...result, tourId };
   }
 
   private async stopTour(actor: ControlActor, p: Payload<'tour.stop'>, ref: string | null) {
     const entry = this.entryFor(actor, p.wallId);
-    return this.commit(entry, actor, 'tour.stop', ref, { action: 'wall.tour.stop', detail: { tour: p.tourId } }, (doc, version, at) => {
-      const tour = doc.tours[p.tourId];
+    return this.commit(entry, actor, 'tour.stop', ref, { action: 'wall.tour.stop', detail: { tour: p.tourId } }, (doc, version, at, after) => {
+      const tour = Object.hasOwn(doc.tours, p.tourId) ? doc.tours[p.tourId] : undefined;
       if (!tour) throw new ValidationError([{ field: 'tourId', message: `the wall has no tour ${p.tourId}` }]);
       const tiles = tour.tileIds.map((id) => doc.tiles[id]!).filter(Boolean);
       this.checkLocks(actor, tiles);
@@ -679,8 +703,7 @@ export class WallService extends EventEmitter<{ delta: [WallDelta]; removed: [st
         this.touch(t, version, at, actor.username);
       }
       delete doc.tours[p.tourId];
-      this.unschedule(p.tourId);
-      this.tourCameras.delete(p.tourId);
+      after.push(() => this.forgetTour(p.tourId));
       return { tiles, removedTours: [p.tourId] };
     });
   }
@@ -719,9 +742,10 @@ export class WallService extends EventEmitter<{ delta: [WallDelta]; removed: [st
   }
 
   private rotate(entry: WallEntry, tourId: string, steps = 1, cause = 'tour.rotate') {
-    this.commit(entry, { ...SYSTEM, username: 'tour' }, cause, null, null, (doc, version, at) => {
+    this.commit(entry, { ...SYSTEM, username: 'tour' }, cause, null, null, (doc, version, at, after) => {
       const tour = doc.tours[tourId];
       if (!tour) throw notFound(`tour ${tourId}`);
+      after.push(() => this.schedule(entry, tour));
       const dwellMs = tour.dwellSec * 1000;
       // A late timer (a busy loop, a restart) keeps the schedule instead of drifting.
       const behind = Math.max(0, at - (tour.stepStartedAt + dwellMs * steps));
@@ -737,10 +761,7 @@ export class WallService extends EventEmitter<{ delta: [WallDelta]; removed: [st
       }
       return { tiles, tours: [tour] };
     }).then(
-      () => {
-        const tour = entry.doc.tours[tourId];
-        if (tour && this.walls.get(entry.doc.id) === entry) this.schedule(entry, tour);
-      },
+      () => undefined,
       (err: Error) => {
         if (!(err instanceof GatewayError && err.code === 'GW_ERR_NOT_FOUND')) this.log.error({ wall: entry.doc.id, tour: tourId, err: err.message }, 'tour rotation failed');
         // Try again at the next dwell rather than stopping the tour on a transient store error.
@@ -813,14 +834,19 @@ export class WallService extends EventEmitter<{ delta: [WallDelta]; removed: [st
   }
 
   /** Replaces the wall's layout, contents and tours with a saved state; returns the delta. */
-  private applyState(entry: WallEntry, state: SavedState, version: number, at: number, by: string, locks: 'keep-own' | 'clear' | 'restore'): DeltaParts {
+  private applyState(
+    entry: WallEntry,
+    state: SavedState,
+    version: number,
+    at: number,
+    by: string,
+    locks: 'keep-own' | 'clear' | 'restore',
+    cameras: Map<string, TourCamera[]>,
+    after: (() => void)[],
+  ): DeltaParts {
     const doc = entry.doc;
     const removedTours = Object.keys(doc.tours);
-    const savedCameras = new Map(state.tours.map((t) => [t.id, this.tourCameras.get(t.id)]));
-    for (const id of removedTours) {
-      this.unschedule(id);
-      this.tourCameras.delete(id);
-    }
+    for (const id of removedTours) after.push(() => this.unschedule(id));
     const previous = doc.tiles;
     const keptLocks: Record<string, TileLock> = {};
     if (locks === 'keep-own') for (const t of Object.values(previous)) if (t.lock) keptLocks[t.id] = t.lock;
@@ -832,39 +858,38 @@ export class WallService extends EventEmitter<{ delta: [WallDelta]; removed: [st
       const id = shortId('tour');
       renamed.set(tour.id, id);
       doc.tours[id] = { ...tour, id, step: 0, stepStartedAt: at, v: version };
-      const cams = savedCameras.get(tour.id);
+      const cams = cameras.get(tour.id);
       if (cams) this.tourCameras.set(id, cams);
     }
     for (const [tileId, c] of Object.entries(saved.contents)) {
       if (c.kind === 'tour') saved.contents[tileId] = renamed.has(c.tourId) ? { kind: 'tour', tourId: renamed.get(c.tourId)! } : { kind: 'empty' };
     }
     this.buildTiles(doc, saved.regions, previous, version, at, by, saved.contents, locks === 'restore' ? saved.locks : locks === 'keep-own' ? keptLocks : {});
+    after.push(() => {
+      this.dropUnusedTourCameras();
+      for (const tour of Object.values(doc.tours)) this.schedule(entry, tour);
+    });
     return { regions: doc.regions, tiles: Object.values(doc.tiles), tours: Object.values(doc.tours), removedTours };
   }
 
   /** Cameras of a saved state's tours, resolved before the change so the state shows video at once. */
-  private async prepareTours(state: SavedState) {
-    for (const tour of state.tours) {
-      if (!this.tourCameras.has(tour.id)) this.tourCameras.set(tour.id, await this.resolveTourCameras(SYSTEM, tour.source));
-    }
-  }
-
-  private scheduleAll(entry: WallEntry) {
-    for (const tour of Object.values(entry.doc.tours)) this.schedule(entry, tour);
+  private async prepareTours(state: SavedState): Promise<Map<string, TourCamera[]>> {
+    const prepared = new Map<string, TourCamera[]>();
+    for (const tour of state.tours) prepared.set(tour.id, this.tourCameras.get(tour.id) ?? (await this.resolveTourCameras(SYSTEM, tour.source)));
+    return prepared;
   }
 
   private async recall(actor: ControlActor, p: Payload<'preset.recall'>, ref: string | null) {
     const entry = this.entryFor(actor, p.wallId);
     const row = this.presetOf(p.wallId, 'preset', p.presetId, 'presetId');
     const state = JSON.parse(row.state) as SavedState;
-    await this.prepareTours(state);
-    const result = await this.commit(entry, actor, 'preset.recall', ref, { action: 'wall.preset.recall', detail: { id: row.id, name: row.name } }, (doc, version, at) => {
+    const cameras = await this.prepareTours(state);
+    const result = await this.commit(entry, actor, 'preset.recall', ref, { action: 'wall.preset.recall', detail: { id: row.id, name: row.name } }, (doc, version, at, after) => {
       const tiles = Object.values(doc.tiles);
       this.checkBase(entry, p.baseVersion, tiles);
       this.checkLocks(actor, tiles);
-      return this.applyState(entry, state, version, at, actor.username, 'keep-own');
-    });
-    this.scheduleAll(entry);
+      return this.applyState(entry, state, version, at, actor.username, 'keep-own', cameras, after);
+    }).finally(() => this.dropUnusedTourCameras());
     return result;
   }
 
@@ -872,10 +897,10 @@ export class WallService extends EventEmitter<{ delta: [WallDelta]; removed: [st
     const entry = this.entryFor(actor, p.wallId);
     const row = this.presetOf(p.wallId, 'plan', p.planId, 'planId');
     const state = JSON.parse(row.state) as SavedState;
-    await this.prepareTours(state);
+    const cameras = await this.prepareTours(state);
     let brokenLocks: string[] = [];
     const audit = () => ({ action: 'wall.plan.activate', detail: { id: row.id, name: row.name, priority: row.priority, brokenLocks } });
-    const result = await this.commit(entry, actor, 'plan.activate', ref, audit, (doc, version, at) => {
+    const result = await this.commit(entry, actor, 'plan.activate', ref, audit, (doc, version, at, after) => {
       const active = doc.plan;
       if (active && active.priority >= row.priority) {
         throw new GatewayError('GW_ERR_CONFLICT', `plan "${active.name}" of priority ${active.priority} is active; a plan must have a higher priority to pre-empt it`);
@@ -883,29 +908,27 @@ export class WallService extends EventEmitter<{ delta: [WallDelta]; removed: [st
       // A plan pre-empting another keeps the state from before the first, which is what revert restores.
       if (!active) entry.planSaved = this.capture(doc);
       brokenLocks = Object.values(doc.tiles).filter((t) => t.lock).map((t) => `${t.id}:${t.lock!.username}`);
-      const parts = this.applyState(entry, state, version, at, actor.username, 'clear');
+      const parts = this.applyState(entry, state, version, at, actor.username, 'clear', cameras, after);
       const plan: PlanState = { planId: row.id, name: row.name, priority: row.priority, activatedBy: actor.username, at };
       doc.plan = plan;
       return { ...parts, plan };
-    });
-    this.scheduleAll(entry);
+    }).finally(() => this.dropUnusedTourCameras());
     return result;
   }
 
   private async revertPlan(actor: ControlActor, p: Payload<'plan.revert'>, ref: string | null) {
     const entry = this.entryFor(actor, p.wallId);
-    if (entry.planSaved) await this.prepareTours(entry.planSaved);
+    const cameras = entry.planSaved ? await this.prepareTours(entry.planSaved) : new Map<string, TourCamera[]>();
     let reverted: PlanState | null = null;
     const audit = () => ({ action: 'wall.plan.revert', detail: { id: reverted!.planId, name: reverted!.name } });
-    const result = await this.commit(entry, actor, 'plan.revert', ref, audit, (doc, version, at) => {
+    const result = await this.commit(entry, actor, 'plan.revert', ref, audit, (doc, version, at, after) => {
       if (!doc.plan || !entry.planSaved) throw new GatewayError('GW_ERR_CONFLICT', 'no emergency plan is active on this wall');
       reverted = doc.plan;
-      const parts = this.applyState(entry, entry.planSaved, version, at, actor.username, 'restore');
+      const parts = this.applyState(entry, entry.planSaved, version, at, actor.username, 'restore', cameras, after);
       entry.planSaved = null;
       doc.plan = null;
       return { ...parts, plan: null };
-    });
-    this.scheduleAll(entry);
+    }).finally(() => this.dropUnusedTourCameras());
     return result;
   }
 }

@@ -286,3 +286,57 @@ t.test('a change the store cannot write is not acknowledged, not sent, and leave
   t.same(screen.gaps, []);
   t.match(gw.logs.join(''), /disk full/);
 });
+
+t.test('deltas show only committed state: a refused lock changes nothing, even while an earlier change waits to be sent', async (t) => {
+  // A long flush interval keeps the second change waiting in the batch while the refused lock runs.
+  const gw = await startControlGateway(t, { control: { flushIntervalMs: 800 } });
+  const wallId = await gw.createWall({ name: 'Wall', departmentId: 'countyA', screens: SCREENS_2X2, layout: '4' });
+  const alice = await gw.client(await gw.userToken('alice', ['operator'], ['countyA']));
+  const bob = await gw.client(await gw.userToken('bob', ['operator'], ['countyA']));
+  const screen = await gw.client(gw.adminToken);
+  await screen.subscribe(wallId);
+  t.equal((await alice.request('lock', { wallId, tileIds: ['s1-2'] })).type, 'ack');
+  const assigned = await alice.request('tile.assign', { wallId, baseVersion: 2, tileId: 's1-1', content: { kind: 'camera', cameraId: 'a1' } });
+  t.equal(assigned.type, 'ack');
+  t.match(await bob.request('lock', { wallId, tileIds: ['s1-1', 's1-2'] }), { code: 'GW_ERR_LOCKED', lock: { tileId: 's1-2' } });
+  const seen = await screen.untilVersion(wallId, assigned.payload.version);
+  t.equal(seen.tiles['s1-1']!.lock, null, 'the refused lock never reached a screen');
+  t.same(seen, (await gw.api('GET', `/api/walls/${wallId}`, { token: gw.adminToken })).json.wall);
+});
+
+t.test('a tour losing a tile re-spreads its cameras over the tiles it keeps, and screens see it', async (t) => {
+  const gw = await startControlGateway(t);
+  const wallId = await gw.createWall({ name: 'Wall', departmentId: 'countyA', screens: { rows: 1, cols: 1, width: 1920, height: 1080 }, layout: '4' });
+  const op = await gw.client(gw.adminToken);
+  const screen = await gw.client(gw.adminToken);
+  const { version } = await op.subscribe(wallId);
+  await screen.subscribe(wallId);
+  const tour = await op.request('tour.start', { wallId, baseVersion: version, name: 'Three', tileIds: ['s1-1', 's1-2', 's1-3'], cameras: ['a1', 'a2', 'a3'], dwellSec: 600 });
+  t.equal(tour.type, 'ack', JSON.stringify(tour));
+  const before = await screen.untilVersion(wallId, tour.payload.version);
+  t.same(['s1-1', 's1-2', 's1-3'].map((id) => before.tiles[id]!.stream?.cameraId), ['a1', 'a2', 'a3']);
+  const took = await op.request('tile.assign', { wallId, baseVersion: tour.payload.version, tileId: 's1-1', content: { kind: 'empty' } });
+  const after = await screen.untilVersion(wallId, took.payload.version);
+  t.same(after.tours[tour.payload.tourId]!.tileIds, ['s1-2', 's1-3']);
+  t.same(['s1-2', 's1-3'].map((id) => after.tiles[id]!.stream?.cameraId), ['a1', 'a2'], 'step 0 now spreads a1, a2 over the two tiles left');
+  const stopped = await op.request('tour.stop', { wallId, tourId: tour.payload.tourId });
+  const frozen = await screen.untilVersion(wallId, stopped.payload.version);
+  t.same(['s1-2', 's1-3'].map((id) => (frozen.tiles[id]!.content as { cameraId?: string }).cameraId), ['a1', 'a2'], 'stopping keeps what the tiles showed');
+  t.match(await op.request('tour.stop', { wallId, tourId: 'constructor' }), { code: 'GW_ERR_VALIDATION', issues: [{ field: 'tourId' }] });
+  t.same(screen.walls.get(wallId), (await gw.api('GET', `/api/walls/${wallId}`, { token: gw.adminToken })).json.wall);
+});
+
+t.test('a department moved out of a user\'s scope takes its walls from their open connection', async (t) => {
+  const gw = await startControlGateway(t, { control: { heartbeatMs: 200 } });
+  const wallId = await gw.createWall({ name: 'Town wall', departmentId: 'townA', screens: SCREENS_2X2 });
+  const op = await gw.client(await gw.userToken('op', ['operator'], ['countyA']));
+  await op.subscribe(wallId);
+  const moved = await gw.api('PATCH', '/api/departments/townA', { token: gw.adminToken, body: { parentId: 'countyB' } });
+  t.equal(moved.status, 200, moved.body);
+  const removed = await op.next((m) => m.type === 'wall.removed', 3_000);
+  t.same(removed.payload, { wallId });
+  const assign = await gw.api('PUT', `/api/walls/${wallId}/tiles/s1-1`, { token: gw.adminToken, body: { baseVersion: 1, content: { kind: 'empty' } } });
+  t.equal(assign.status, 200);
+  await new Promise((r) => setTimeout(r, 300));
+  t.notOk(op.messages.some((m) => m.type === 'wall.deltas'), 'and it gets no more of its changes');
+});
