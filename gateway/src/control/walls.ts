@@ -879,11 +879,16 @@ export class WallService extends EventEmitter<{ delta: [delta: WallDelta, json: 
     return prepared;
   }
 
-  private async recall(actor: ControlActor, p: Payload<'preset.recall'>, ref: string | null) {
-    const entry = this.entryFor(actor, p.wallId);
-    const row = this.presetOf(p.wallId, 'preset', p.presetId, 'presetId');
+  /** The wall and one of its presets or plans, with the cameras its tours will show. */
+  private async loadSaved(actor: ControlActor, wallId: string, kind: 'preset' | 'plan', id: string) {
+    const entry = this.entryFor(actor, wallId);
+    const row = this.presetOf(wallId, kind, id, kind === 'plan' ? 'planId' : 'presetId');
     const state = JSON.parse(row.state) as SavedState;
-    const cameras = await this.prepareTours(state);
+    return { entry, row, state, cameras: await this.prepareTours(state) };
+  }
+
+  private async recall(actor: ControlActor, p: Payload<'preset.recall'>, ref: string | null) {
+    const { entry, row, state, cameras } = await this.loadSaved(actor, p.wallId, 'preset', p.presetId);
     const result = await this.commit(entry, actor, 'preset.recall', ref, { action: 'wall.preset.recall', detail: { id: row.id, name: row.name } }, (doc, version, at, after) => {
       const tiles = Object.values(doc.tiles);
       this.checkBase(entry, p.baseVersion, tiles);
@@ -894,10 +899,7 @@ export class WallService extends EventEmitter<{ delta: [delta: WallDelta, json: 
   }
 
   private async activatePlan(actor: ControlActor, p: Payload<'plan.activate'>, ref: string | null) {
-    const entry = this.entryFor(actor, p.wallId);
-    const row = this.presetOf(p.wallId, 'plan', p.planId, 'planId');
-    const state = JSON.parse(row.state) as SavedState;
-    const cameras = await this.prepareTours(state);
+    const { entry, row, state, cameras } = await this.loadSaved(actor, p.wallId, 'plan', p.planId);
     let brokenLocks: string[] = [];
     const audit = () => ({ action: 'wall.plan.activate', detail: { id: row.id, name: row.name, priority: row.priority, brokenLocks } });
     const result = await this.commit(entry, actor, 'plan.activate', ref, audit, (doc, version, at, after) => {
