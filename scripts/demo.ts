@@ -12,8 +12,11 @@ import { fileURLToPath } from 'node:url';
 const root = fileURLToPath(new URL('..', import.meta.url));
 const simPort = process.env.WALLGATE_DEMO_SIM_PORT ?? '8554';
 
+// The simulator's port is the demo's setting, not the gateway's, which refuses WALLGATE_* names it does not know.
+const { WALLGATE_DEMO_SIM_PORT: _simPort, ...inherited } = process.env;
+
 function start(args: string[], env: Record<string, string>, onLine?: (line: string) => void): ChildProcess {
-  const child = spawn(process.execPath, args, { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, args, { cwd: root, env: { ...inherited, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
   let buf = '';
   child.stdout!.setEncoding('utf8').on('data', (d: string) => {
     process.stdout.write(d);
