@@ -93,7 +93,9 @@ t.test('the keyframe cache makes a late joiner start on a keyframe at once; with
   t.ok(gw.webrtc.list().every((p) => p.timings.firstKeyframe !== null), 'every peer was sent a keyframe');
   const joined = gw.webrtc.list().at(-1)!;
   t.equal(joined.timings.firstKeyframe, joined.timings.firstPacket, 'its first packet was a keyframe packet');
-  t.equal(joined.timings.firstKeyframe, joined.timings.dtlsConnected, 'the cached keyframe went out the moment DTLS connected');
+  // Within a few ms of DTLS (the same turn, or the next on a loaded machine), not at the next keyframe up to 2 s later.
+  const sinceDtls = joined.timings.firstKeyframe! - joined.timings.dtlsConnected!;
+  t.ok(sinceDtls >= 0 && sinceDtls <= 50, `the cached keyframe went out ${sinceDtls} ms after DTLS connected`);
 
   const noCache = await startStreamingGateway(t, { webrtc: { keyframeCache: false } });
   await noCache.addCamera('wr3', { clip: 'h264-720p-2s' });
