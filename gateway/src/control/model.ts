@@ -116,10 +116,13 @@ export interface WallView {
   updatedBy: string;
 }
 
-/**
- * One acknowledged change, in version order. Keys that are present changed: `regions` replaces the
- * layout and then `tiles` holds every tile of the wall; otherwise `tiles` holds the changed tiles.
- */
+/** A tile's changeable part: what a change to a tile carries, since its place and size change only with the layout. */
+export type TileChange = Omit<Tile, 'region' | 'row' | 'col' | 'rowSpan' | 'colSpan' | 'width' | 'height'>;
+
+/** The fields of a tile that only a layout sets. */
+export const TILE_GEOMETRY = ['region', 'row', 'col', 'rowSpan', 'colSpan', 'width', 'height'] as const;
+
+/** One acknowledged change, in version order. Keys that are present changed. */
 export interface WallDelta {
   wallId: string;
   version: number;
@@ -131,8 +134,11 @@ export interface WallDelta {
   /** The id of the request that caused it, so its sender can match the delta to its own message. */
   ref: string | null;
   name?: string;
+  /** A new layout; `tiles` then holds every tile of the wall. */
   regions?: Region[];
   tiles?: Tile[];
+  /** Without a new layout: the tiles that changed, without the place and size they keep. */
+  changes?: TileChange[];
   tours?: Tour[];
   removedTours?: string[];
   plan?: PlanState | null;
@@ -147,15 +153,17 @@ export interface TileStatus {
   retryInMs: number | null;
 }
 
-/** Applies one delta; returns false (and leaves the wall alone) when it is not the next version. */
+/** Applies one delta; returns false (and leaves the wall alone) when it is not the next version or names an unknown tile. */
 export function applyDelta(wall: WallView, d: WallDelta): boolean {
   if (d.wallId !== wall.id || d.version !== wall.version + 1) return false;
+  if (!d.regions && d.changes?.some((c) => !wall.tiles[c.id])) return false;
   if (d.name !== undefined) wall.name = d.name;
   if (d.regions) {
     wall.regions = d.regions;
     wall.tiles = {};
   }
   for (const t of d.tiles ?? []) wall.tiles[t.id] = t;
+  for (const c of d.changes ?? []) wall.tiles[c.id] = { ...wall.tiles[c.id]!, ...c };
   for (const t of d.tours ?? []) wall.tours[t.id] = t;
   for (const id of d.removedTours ?? []) delete wall.tours[id];
   if (d.plan !== undefined) wall.plan = d.plan;

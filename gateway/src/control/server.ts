@@ -387,7 +387,7 @@ export class ControlServer {
     if (current === 'all') return;
     if (delta.regions) return void this.changedTiles.set(delta.wallId, 'all');
     const set = current ?? new Set<string>();
-    for (const t of delta.tiles ?? []) set.add(t.id);
+    for (const t of delta.changes ?? []) set.add(t.id);
     this.changedTiles.set(delta.wallId, set);
   }
 

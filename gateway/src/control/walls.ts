@@ -6,7 +6,7 @@ import { GatewayError, ValidationError, notFound, type FieldIssue } from '../err
 import type { Actor, Registry } from '../registry/service.js';
 import { StoreConflict, type AuditEntry, type PresetRow, type Role, type Store, type TileRows } from '../store/types.js';
 import { customLayout, namedLayout, screenRegion, tilePixels, wallRegion, LAYOUT_NAMES } from './layouts.js';
-import type { LayoutGrid, PlanState, Region, Tile, TileContent, TileLock, Tour, TourCamera, WallDelta, WallView } from './model.js';
+import { TILE_GEOMETRY, type LayoutGrid, type PlanState, type Region, type Tile, type TileChange, type TileContent, type TileLock, type Tour, type TourCamera, type WallDelta, type WallView } from './model.js';
 import { validatePayload, type MessageType, type Payload } from './protocol.js';
 
 export type ControlConfig = Config['control'];
@@ -50,7 +50,14 @@ interface AuditSpec {
   detail: Record<string, unknown>;
 }
 
-type DeltaParts = Omit<WallDelta, 'wallId' | 'version' | 'at' | 'by' | 'cause' | 'ref'>;
+/** What a change returns: the tiles it touched in full; `commit` decides what of them goes out. */
+type DeltaParts = Omit<WallDelta, 'wallId' | 'version' | 'at' | 'by' | 'cause' | 'ref' | 'changes'>;
+
+function withoutGeometry(t: Tile): TileChange {
+  const change: Partial<Tile> = { ...t };
+  for (const key of TILE_GEOMETRY) delete change[key];
+  return change as TileChange;
+}
 
 /** Starts a camera's stream ahead of a tour rotation and holds it for a while. */
 export interface Prewarmer {
@@ -313,7 +320,18 @@ export class WallService extends EventEmitter<{ delta: [delta: WallDelta, json: 
       if (parts.regions) entry.tileJson = tiles;
       else for (const [id, t] of tiles) entry.tileJson.set(id, t);
       for (const effect of after) effect();
-      const delta: WallDelta = { wallId: doc.id, version, at, by: actor.username, cause, ref, ...parts };
+      const { tiles: changed, ...rest } = parts;
+      const delta: WallDelta = {
+        wallId: doc.id,
+        version,
+        at,
+        by: actor.username,
+        cause,
+        ref,
+        ...rest,
+        // A tile keeps its place and size until the layout changes: a change sends only the rest, a quarter less to every screen.
+        ...(parts.regions ? { tiles: changed } : changed?.length ? { changes: changed.map(withoutGeometry) } : {}),
+      };
       // Serialised now: the tiles and tours in it are the live ones, which later changes alter.
       this.emit('delta', delta, JSON.stringify(delta));
       return { version };

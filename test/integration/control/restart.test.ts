@@ -85,8 +85,8 @@ t.test('kill -9 loses nothing that was acknowledged, and a running tour resumes 
   const expectedStep = Math.floor((rotated.at - tourState.stepStartedAt) / 5_000) + tourState.step;
   t.equal(tourAfter.step, expectedStep, `the tour is at step ${tourAfter.step}, as its schedule says`);
   const cams = ['cam1', 'cam2', 'cam3', 'cam4'];
-  t.equal(rotated.tiles.find((x: { id: string }) => x.id === 's2-1').stream.cameraId, cams[(tourAfter.step * 2) % 4]);
-  t.equal(rotated.tiles.find((x: { id: string }) => x.id === 's2-2').stream.cameraId, cams[(tourAfter.step * 2 + 1) % 4]);
+  t.equal(rotated.changes.find((x: { id: string }) => x.id === 's2-1').stream.cameraId, cams[(tourAfter.step * 2) % 4]);
+  t.equal(rotated.changes.find((x: { id: string }) => x.id === 's2-2').stream.cameraId, cams[(tourAfter.step * 2 + 1) % 4]);
   await op.close();
   second.child.kill('SIGTERM');
   t.same(await second.exited, { code: 0, signal: null });

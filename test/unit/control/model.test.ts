@@ -45,6 +45,15 @@ t.test('applyDelta applies only the next version', async (t) => {
   t.ok(applyDelta(wall, { wallId: 'w', version: 4, at: 9, by: 'b', cause: 'wall.rename', ref: 'r1', name: 'New', plan: null }));
   t.match(wall, { name: 'New', version: 4, updatedAt: 9, updatedBy: 'b' });
   t.ok(applyDelta(wall, { wallId: 'w', version: 5, at: 10, by: 'tour', cause: 'tour.rotate', ref: null, tours: [], removedTours: ['gone'] }));
+
+  // A layout brings whole tiles; a later change only what changed, and the tile keeps its place and size.
+  const tile = { id: 's1-1', region: 's1', row: 0, col: 0, rowSpan: 1, colSpan: 1, width: 1920, height: 1080, content: { kind: 'empty' as const }, stream: null, lock: null, v: 6, by: 'a', at: 11 };
+  const regions = [screenRegion(wall.screens, 1, namedLayout('1')!)];
+  t.ok(applyDelta(wall, { wallId: 'w', version: 6, at: 11, by: 'a', cause: 'layout.set', ref: null, regions, tiles: [tile] }));
+  const change = { id: 's1-1', content: { kind: 'empty' as const }, stream: null, lock: { userId: 'u', username: 'a', at: 12 }, v: 7, by: 'a', at: 12 };
+  t.notOk(applyDelta(wall, { wallId: 'w', version: 7, at: 12, by: 'a', cause: 'lock', ref: null, changes: [{ ...change, id: 's9-9' }] }), 'a change to an unknown tile is refused');
+  t.ok(applyDelta(wall, { wallId: 'w', version: 7, at: 12, by: 'a', cause: 'lock', ref: null, changes: [change] }));
+  t.same(wall.tiles['s1-1'], { ...tile, lock: change.lock, v: 7, at: 12 });
 });
 
 t.test('payload validation names every bad field, unknown fields included', async (t) => {
