@@ -121,6 +121,7 @@ export class ControlServer {
     if ((req.url ?? '').split('?')[0] !== this.config.path) return false;
     const reject = (code: ErrorCode, message: string) => {
       const err = new GatewayError(code, message);
+      this.log.info({ code, ip: req.socket.remoteAddress, origin: req.headers.origin }, 'control connection refused');
       const body = JSON.stringify({ code, message });
       socket.end(
         `HTTP/1.1 ${err.statusCode} ${code}\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,

@@ -13,6 +13,8 @@ t.test('the upgrade needs a valid token, a permitted role and an allowed origin'
   t.match(await refused('eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.x'), { status: 401 });
   t.match(await refused(gw.adminToken, { origin: 'https://evil.example' }), { status: 403, body: /origin https:\/\/evil.example is not allowed/ });
   t.match(await refused(await gw.userToken('aud', ['auditor'], ['root'])), { status: 403, body: /walls:read/ }, 'an auditor has no business on the control plane');
+  t.match(gw.logs.join(''), /"code":"GW_ERR_FORBIDDEN".*"origin":"https:\/\/evil.example".*control connection refused/, 'refusals are logged with their reason');
+  t.notMatch(gw.logs.join(''), new RegExp(gw.adminToken), 'and never with the token');
   const same = await gw.client(gw.adminToken, { origin });
   t.equal((await same.request('walls.list')).type, 'ack', 'the gateway\'s own origin is allowed');
   const listed = await gw.client(gw.adminToken, { origin: 'https://console.example', viaSubprotocol: true });
