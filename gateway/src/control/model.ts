@@ -83,7 +83,6 @@ export interface Tour {
   /** An explicit list, or a department (and optional tag) resolved when the tour starts. */
   source: { cameras: string[] } | { departmentId: string; tag: string | null };
   dwellSec: number;
-  running: boolean;
   /** The current step, counted from 0 since the start. */
   step: number;
   stepStartedAt: number;

@@ -41,7 +41,7 @@ class RateLimit {
   }
 }
 
-class ControlClient {
+class Connection {
   alive = true;
   /** Past the slow-client threshold: changes are held back, and a snapshot follows once it drains. */
   behindSince: number | null = null;
@@ -77,8 +77,8 @@ const BEAT_SLICE = 100;
  */
 export class ControlServer {
   private readonly wss: WebSocketServer;
-  private readonly clients = new Set<ControlClient>();
-  private readonly subscribers = new Map<string, Set<ControlClient>>();
+  private readonly clients = new Set<Connection>();
+  private readonly subscribers = new Map<string, Set<Connection>>();
   private readonly pending = new Map<string, PendingFlush>();
   /** Tiles changed since a wall's last flush ('all' after a new layout). */
   private readonly changedTiles = new Map<string, Set<string> | 'all'>();
@@ -163,7 +163,7 @@ export class ControlServer {
   }
 
   private accept(ws: WebSocket, actor: ControlActor, token: string) {
-    const client = new ControlClient(ws, actor, token, this.config);
+    const client = new Connection(ws, actor, token, this.config);
     this.clients.add(client);
     this.log.debug({ user: actor.username, connections: this.clients.size }, 'control client connected');
     ws.on('pong', () => (client.alive = true));
@@ -173,18 +173,18 @@ export class ControlServer {
     if (this.closed) ws.close(1001, 'gateway shutting down');
   }
 
-  private forget(client: ControlClient) {
+  private forget(client: Connection) {
     this.clients.delete(client);
     for (const wallId of [...client.walls.keys()]) this.unsubscribe(client, wallId);
   }
 
   // ---- messages ------------------------------------------------------------------------------
 
-  private reply(client: ControlClient, message: object) {
+  private reply(client: Connection, message: object) {
     if (client.ws.readyState === WebSocket.OPEN) client.ws.send(encode(message), { binary: false });
   }
 
-  private fail(client: ControlClient, id: unknown, err: unknown) {
+  private fail(client: Connection, id: unknown, err: unknown) {
     const e = err instanceof GatewayError ? err : null;
     if (!e) this.log.warn({ err: (err as Error)?.message, user: client.actor.username }, 'control message failed');
     this.reply(client, {
@@ -196,7 +196,7 @@ export class ControlServer {
     });
   }
 
-  private onMessage(client: ControlClient, data: RawData, isBinary: boolean) {
+  private onMessage(client: Connection, data: RawData, isBinary: boolean) {
     const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
     const envelope = isBinary
       ? { id: null, error: new GatewayError('GW_ERR_BAD_MESSAGE', 'messages are JSON text frames') }
@@ -226,7 +226,7 @@ export class ControlServer {
     );
   }
 
-  private subscribe(client: ControlClient, wallId: string) {
+  private subscribe(client: Connection, wallId: string) {
     requirePermission(client.actor, 'subscribe');
     const wall = this.walls.snapshot(client.actor, wallId);
     if (!client.walls.has(wallId) && client.walls.size >= this.config.maxSubscriptions) {
@@ -240,7 +240,7 @@ export class ControlServer {
     return { wall, status: this.statusOf(wall) };
   }
 
-  private unsubscribe(client: ControlClient, wallId: string) {
+  private unsubscribe(client: Connection, wallId: string) {
     client.walls.delete(wallId);
     const subs = this.subscribers.get(wallId);
     subs?.delete(client);
@@ -291,7 +291,7 @@ export class ControlServer {
   }
 
   /** Sends unless the client is too far behind; such a client is marked and later resynchronised or dropped. */
-  private send(client: ControlClient, frame: Buffer): boolean {
+  private send(client: Connection, frame: Buffer): boolean {
     const ws = client.ws;
     if (ws.readyState !== WebSocket.OPEN || client.behindSince !== null) return false;
     if (ws.bufferedAmount > this.config.slowClientBytes) {
@@ -435,7 +435,7 @@ export class ControlServer {
   }
 
   /** A department moved out of the user's scope takes its walls with it. */
-  private recheckSubscriptions(client: ControlClient) {
+  private recheckSubscriptions(client: Connection) {
     for (const wallId of [...client.walls.keys()]) {
       try {
         this.walls.snapshot(client.actor, wallId);

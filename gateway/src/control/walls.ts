@@ -53,6 +53,18 @@ interface AuditSpec {
 /** What a change returns: the tiles it touched in full; `commit` decides what of them goes out. */
 type DeltaParts = Omit<WallDelta, 'wallId' | 'version' | 'at' | 'by' | 'cause' | 'ref' | 'changes'>;
 
+/** A wall as stored: its document, and its tiles (one JSON each) put back in layout order. */
+function parseWall(json: string, tiles: TileRows): { doc: WallView; planSaved: SavedState | null } {
+  const saved = JSON.parse(json) as { wall: WallView; planSaved: SavedState | null };
+  for (const region of saved.wall.regions) {
+    region.layout.cells.forEach((_, i) => {
+      const tile = tiles.get(`${region.id}-${i + 1}`);
+      if (tile) saved.wall.tiles[`${region.id}-${i + 1}`] = JSON.parse(tile) as Tile;
+    });
+  }
+  return { doc: saved.wall, planSaved: saved.planSaved };
+}
+
 function withoutGeometry(t: Tile): TileChange {
   const change: Partial<Tile> = { ...t };
   for (const key of TILE_GEOMETRY) delete change[key];
@@ -125,14 +137,12 @@ export class WallService extends EventEmitter<{ delta: [delta: WallDelta, json: 
   /** Loads every wall and resumes its running tours where the clock says they should be. */
   async init(): Promise<void> {
     for (const row of await this.store.walls.all()) {
-      const entry: WallEntry = { doc: null as unknown as WallView, planSaved: null, json: row.doc, tileJson: row.tiles, queue: Promise.resolve() };
-      this.restore(entry);
-      this.walls.set(row.id, entry);
+      this.walls.set(row.id, { ...parseWall(row.doc, row.tiles), json: row.doc, tileJson: row.tiles, queue: Promise.resolve() });
     }
     for (const p of await this.store.walls.presets()) this.presets.set(p.id, p);
     for (const entry of this.walls.values()) {
       for (const tour of Object.values(entry.doc.tours)) {
-        if (tour.running) await this.resumeTour(entry, tour).catch((e: Error) => this.log.error({ wall: entry.doc.id, tour: tour.id, err: e.message }, 'tour did not resume'));
+        await this.resumeTour(entry, tour).catch((e: Error) => this.log.error({ wall: entry.doc.id, tour: tour.id, err: e.message }, 'tour did not resume'));
       }
     }
   }
@@ -336,22 +346,19 @@ export class WallService extends EventEmitter<{ delta: [delta: WallDelta, json: 
       this.emit('delta', delta, JSON.stringify(delta));
       return { version };
     };
-    const result = entry.queue.then(run, run);
+    return this.enqueue(entry, run);
+  }
+
+  /** Runs `work` after the wall's earlier changes, whether they succeeded or not. */
+  private enqueue<T>(entry: WallEntry, work: () => Promise<T>): Promise<T> {
+    const result = entry.queue.then(work, work);
     entry.queue = result.catch(() => undefined);
     return result;
   }
 
+  /** Puts the in-memory wall back to what was last written. */
   private restore(entry: WallEntry) {
-    const saved = JSON.parse(entry.json) as { wall: WallView; planSaved: SavedState | null };
-    entry.doc = saved.wall;
-    entry.planSaved = saved.planSaved;
-    // In layout order, which is the order the regions list them.
-    for (const region of saved.wall.regions) {
-      region.layout.cells.forEach((_, i) => {
-        const json = entry.tileJson.get(`${region.id}-${i + 1}`);
-        if (json) saved.wall.tiles[`${region.id}-${i + 1}`] = JSON.parse(json) as Tile;
-      });
-    }
+    Object.assign(entry, parseWall(entry.json, entry.tileJson));
   }
 
   private conflict(entry: WallEntry, why: string) {
@@ -442,9 +449,7 @@ export class WallService extends EventEmitter<{ delta: [delta: WallDelta, json: 
       this.emit('removed', p.wallId);
       return { deleted: p.wallId };
     };
-    const result = entry.queue.then(run, run);
-    entry.queue = result.catch(() => undefined);
-    return result;
+    return this.enqueue(entry, run);
   }
 
   /**
@@ -682,7 +687,6 @@ export class WallService extends EventEmitter<{ delta: [delta: WallDelta, json: 
         tileIds: p.tileIds,
         source,
         dwellSec: p.dwellSec,
-        running: true,
         step: 0,
         stepStartedAt: at,
         cameraCount: cams.length,
@@ -734,7 +738,7 @@ export class WallService extends EventEmitter<{ delta: [delta: WallDelta, json: 
   /** Arms the tour's next rotation, and the pre-warm of the streams it will show. */
   private schedule(entry: WallEntry, tour: Tour) {
     this.unschedule(tour.id);
-    if (this.closed || !tour.running) return;
+    if (this.closed) return;
     const dwellMs = tour.dwellSec * 1000;
     const dueIn = Math.max(0, tour.stepStartedAt + dwellMs - this.clock());
     const timers = [setTimeout(() => this.rotate(entry, tour.id), dueIn)];
