@@ -1,7 +1,7 @@
-import { connect, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import { ControlClient } from '../../../scripts/sim/control-client.js';
+import { RawWebSocket } from '../../../scripts/sim/raw-websocket.js';
 import { SCREENS_2X2, startControlGateway } from '../../helpers/control.js';
 import { waitFor } from '../../helpers/streams.js';
 
@@ -92,69 +92,20 @@ t.test('a dead client is dropped by the heartbeat; a revoked token ends the conn
   t.equal(alive.closed, null);
 });
 
-/** A WebSocket client written by hand over TCP, so the test controls when it reads. */
-async function rawClient(url: string, token: string): Promise<{ socket: Socket; send(text: string): void }> {
-  const u = new URL(url);
-  const socket = connect(Number(u.port), u.hostname);
-  await new Promise((resolve) => socket.once('connect', resolve));
-  socket.write(
-    `GET ${u.pathname} HTTP/1.1\r\nHost: ${u.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-      `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer ${token}\r\n\r\n`,
-  );
-  await new Promise<void>((resolve) => {
-    let head = '';
-    const onData = (d: Buffer) => {
-      head += d.toString('latin1');
-      if (head.includes('\r\n\r\n')) {
-        socket.off('data', onData);
-        socket.pause();
-        const rest = Buffer.from(head.slice(head.indexOf('\r\n\r\n') + 4), 'latin1');
-        if (rest.length) socket.unshift(rest);
-        resolve();
-      }
-    };
-    socket.on('data', onData);
-  });
-  const send = (text: string) => {
-    const payload = Buffer.from(text);
-    const mask = Buffer.from([1, 2, 3, 4]);
-    const header = payload.length < 126 ? Buffer.from([0x81, 0x80 | payload.length]) : Buffer.from([0x81, 0x80 | 126, payload.length >> 8, payload.length & 255]);
-    socket.write(Buffer.concat([header, mask, payload.map((b, i) => b ^ mask[i % 4]!)]));
-  };
-  return { socket, send };
-}
-
-/** Reads server frames (unmasked, unfragmented) from a paused socket until `until` matches one. */
-async function readFrames(socket: Socket, until: (m: { type: string; payload: any }) => boolean, timeoutMs: number) {
-  let buf = Buffer.alloc(0);
+/** Reads a paused raw client until a text frame matches `until`, then pauses it again; resolves with the frames read. */
+function readFrames(ws: RawWebSocket, until: (m: { type: string; payload: any }) => boolean, timeoutMs: number) {
   const seen: { type: string; payload: any }[] = [];
   return new Promise<typeof seen>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no matching frame in ${timeoutMs} ms (${seen.map((m) => m.type).join(',')})`)), timeoutMs);
-    const onData = (d: Buffer) => {
-      buf = Buffer.concat([buf, d]);
-      for (;;) {
-        if (buf.length < 2) return;
-        let len = buf[1]! & 127;
-        let off = 2;
-        if (len === 126) (len = buf.readUInt16BE(2), (off = 4));
-        else if (len === 127) (len = Number(buf.readBigUInt64BE(2)), (off = 10));
-        if (buf.length < off + len) return;
-        const opcode = buf[0]! & 15;
-        const body = buf.subarray(off, off + len);
-        buf = buf.subarray(off + len);
-        if (opcode !== 1) continue;
-        const m = JSON.parse(body.toString());
-        seen.push(m);
-        if (until(m)) {
-          clearTimeout(timer);
-          socket.off('data', onData);
-          socket.pause();
-          return resolve(seen);
-        }
-      }
+    ws.onFrame = (_opcode, payload) => {
+      const m = JSON.parse(payload.toString());
+      seen.push(m);
+      if (!until(m)) return;
+      clearTimeout(timer);
+      ws.pause();
+      resolve(seen);
     };
-    socket.on('data', onData);
-    socket.resume();
+    ws.resume();
   });
 }
 
@@ -165,9 +116,10 @@ t.test('a slow client gets a fresh snapshot once it drains, or is dropped; it ne
   const screen = await gw.client(gw.adminToken);
   await op.subscribe(wallId);
   await screen.subscribe(wallId);
-  const slow = await rawClient(gw.wsUrl, gw.adminToken);
-  slow.send(JSON.stringify({ type: 'subscribe', id: 's', payload: { wallId } }));
-  await readFrames(slow.socket, (m) => m.type === 'ack', 2_000);
+  // A client written by hand over TCP, so the test decides when it reads.
+  const slow = await RawWebSocket.connect(gw.wsUrl, { authorization: `Bearer ${gw.adminToken}` });
+  slow.sendText(JSON.stringify({ type: 'subscribe', id: 's', payload: { wallId } }));
+  await readFrames(slow, (m) => m.type === 'ack', 2_000);
 
   // Whole-wall layout changes: each delta carries all 256 tiles (~100 kB), so the slow reader's buffers fill fast.
   const lags: number[] = [];
@@ -188,7 +140,7 @@ t.test('a slow client gets a fresh snapshot once it drains, or is dropped; it ne
 
   // It drains and gets one fresh snapshot instead of the backlog.
   const target = op.walls.get(wallId)!.version;
-  const frames = await readFrames(slow.socket, (m) => m.type === 'wall.snapshot', 10_000);
+  const frames = await readFrames(slow, (m) => m.type === 'wall.snapshot', 10_000);
   const snapshot = frames.find((m) => m.type === 'wall.snapshot')!;
   t.ok(snapshot.payload.wall.version >= target, `the snapshot is current (version ${snapshot.payload.wall.version})`);
   const deltasSeen = frames.filter((m) => m.type === 'wall.deltas').flatMap((m) => m.payload.deltas.map((d: { version: number }) => d.version));
