@@ -1,5 +1,7 @@
 import t from 'tap';
+import { ControlClient } from '../../../scripts/sim/control-client.js';
 import { SCREENS_2X2, startControlGateway } from '../../helpers/control.js';
+import { camera } from '../../helpers/gateway.js';
 
 t.test('subscribe gives a snapshot; an assignment reaches every subscriber as the next version', async (t) => {
   const gw = await startControlGateway(t);
@@ -339,4 +341,67 @@ t.test('a department moved out of a user\'s scope takes its walls from their ope
   t.equal(assign.status, 200);
   await new Promise((r) => setTimeout(r, 300));
   t.notOk(op.messages.some((m) => m.type === 'wall.deltas'), 'and it gets no more of its changes');
+});
+
+t.test('rename, unsubscribe, preset and plan deletion, department tours and the connection caps', async (t) => {
+  const gw = await startControlGateway(t, { control: { maxConnections: 3, maxSubscriptions: 1 } });
+  const wallId = await gw.createWall({ name: 'Wall', departmentId: 'countyA', screens: SCREENS_2X2, layout: '4' });
+  const otherWall = await gw.createWall({ name: 'Other', departmentId: 'countyA', screens: SCREENS_2X2 });
+  t.equal((await gw.api('POST', '/api/sources', { token: gw.adminToken, body: camera('a4', 'countyA', { tags: ['学校'] }) })).status, 201);
+  const op = await gw.client(gw.adminToken);
+  const screen = await gw.client(gw.adminToken);
+  await op.subscribe(wallId);
+  await screen.subscribe(wallId);
+  t.match(await screen.request('subscribe', { wallId: otherWall }), { code: 'GW_ERR_CAPACITY', message: /control.maxSubscriptions/ });
+  const extra = await gw.client(gw.adminToken);
+  const fourth = await ControlClient.connect(gw.wsUrl, gw.adminToken).then(() => null, (err: { status: number; body: string }) => err);
+  t.match(fourth, { status: 503, body: /control.maxConnections/ }, 'a fourth connection is over control.maxConnections');
+  await extra.close();
+
+  // Rename over REST: any change since baseVersion conflicts; the name reaches screens.
+  t.equal((await gw.api('PATCH', `/api/walls/${wallId}`, { token: gw.adminToken, body: { baseVersion: 0, name: 'x' } })).status, 412);
+  const renamed = await gw.api('PATCH', `/api/walls/${wallId}`, { token: gw.adminToken, body: { baseVersion: 1, name: '二号大屏 Wall 2' } });
+  t.equal(renamed.status, 200, renamed.body);
+  t.equal((await screen.untilVersion(wallId, renamed.json.version)).name, '二号大屏 Wall 2');
+
+  // A tour over a department subtree, narrowed by a tag.
+  const all = await op.request('tour.start', { wallId, baseVersion: renamed.json.version, name: 'County A', tileIds: ['s1-1'], departmentId: 'countyA', dwellSec: 60 });
+  t.equal(all.type, 'ack', JSON.stringify(all));
+  const schools = await op.request('tour.start', { wallId, baseVersion: all.payload.version, name: 'Schools', tileIds: ['s1-2'], departmentId: 'countyA', tag: '学校', dwellSec: 60 });
+  const toured = await screen.untilVersion(wallId, schools.payload.version);
+  t.equal(toured.tours[all.payload.tourId]!.cameraCount, 4, 'a1, a2, a4 and a3 of the town below');
+  t.match(toured.tours[schools.payload.tourId], { cameraCount: 1 });
+  t.match(toured.tiles['s1-2']!.stream, { cameraId: 'a4' });
+  t.match(await op.request('tour.start', { wallId, baseVersion: schools.payload.version, name: 'x', tileIds: ['s1-3'], tag: '学校', dwellSec: 60 }), {
+    code: 'GW_ERR_VALIDATION',
+    issues: [{ field: 'cameras' }, { field: 'tag' }],
+  });
+
+  // Saving and deleting presets and plans tells every screen; an active plan cannot be deleted.
+  const saved = await op.request('preset.save', { wallId, name: 'Day' });
+  t.match((await screen.next((m) => m.type === 'wall.presets')).payload.presets, [{ id: saved.payload.id, kind: 'preset', name: 'Day' }]);
+  const from = screen.messages.length;
+  t.equal((await op.request('preset.delete', { wallId, presetId: saved.payload.id })).type, 'ack');
+  t.same((await screen.next((m) => m.type === 'wall.presets', 2_000, from)).payload.presets, []);
+  t.match(await op.request('preset.recall', { wallId, presetId: saved.payload.id, baseVersion: schools.payload.version }), { code: 'GW_ERR_VALIDATION', issues: [{ field: 'presetId' }] });
+  const plan = await op.request('plan.save', { wallId, name: 'Flood', priority: 10 });
+  t.equal((await op.request('plan.activate', { wallId, planId: plan.payload.id })).type, 'ack');
+  t.match(await op.request('plan.delete', { wallId, planId: plan.payload.id }), { code: 'GW_ERR_CONFLICT', message: /revert it first/ });
+  const reverted = await op.request('plan.revert', { wallId });
+  t.equal(reverted.type, 'ack');
+  await op.untilVersion(wallId, reverted.payload.version);
+  t.equal((await gw.api('DELETE', `/api/walls/${wallId}/plans/${plan.payload.id}`, { token: gw.adminToken })).status, 200);
+  t.same((await gw.api('GET', `/api/walls/${wallId}/presets`, { token: gw.adminToken })).json.presets, []);
+
+  // After unsubscribing, a screen gets no more of the wall's changes.
+  t.match(await screen.request('unsubscribe', { wallId }), { type: 'ack', payload: { wallId } });
+  const quiet = screen.messages.length;
+  // The revert brought the tours back under fresh ids.
+  const restored = Object.values(op.walls.get(wallId)!.tours).find((x) => x.name === 'County A')!;
+  const last = await op.request('tour.stop', { wallId, tourId: restored.id });
+  t.equal(last.type, 'ack', JSON.stringify(last));
+  await op.untilVersion(wallId, last.payload.version);
+  await new Promise((r) => setTimeout(r, 200));
+  t.same(screen.messages.slice(quiet), [], 'nothing more arrives');
+  t.equal((await screen.subscribe(otherWall)).id, otherWall, 'and the freed subscription can follow another wall');
 });
