@@ -159,8 +159,8 @@ export class WallService extends EventEmitter<{ delta: [delta: WallDelta, json: 
     return this.registry.departments.get(departmentId)?.path ?? `/${departmentId}/`;
   }
 
-  private visible(actor: ControlActor, wall: WallView): boolean {
-    return this.registry.departments.within(wall.departmentId, this.registry.departments.rangesFor(actor.scopes));
+  private visible(actor: ControlActor, wall: WallView, ranges = this.registry.departments.rangesFor(actor.scopes)): boolean {
+    return this.registry.departments.within(wall.departmentId, ranges);
   }
 
   /** The wall if the actor's departments include it; 404 alike for a missing one, so existence does not leak. */
@@ -171,8 +171,9 @@ export class WallService extends EventEmitter<{ delta: [delta: WallDelta, json: 
   }
 
   list(actor: ControlActor) {
+    const ranges = this.registry.departments.rangesFor(actor.scopes);
     return [...this.walls.values()]
-      .filter((e) => this.visible(actor, e.doc))
+      .filter((e) => this.visible(actor, e.doc, ranges))
       .map(({ doc }) => ({
         id: doc.id,
         name: doc.name,
