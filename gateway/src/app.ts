@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { DestinationStream } from 'pino';
@@ -17,6 +19,7 @@ import { accountRoutes } from './http/routes/accounts.js';
 import { departmentRoutes } from './http/routes/departments.js';
 import { sourceRoutes } from './http/routes/sources.js';
 import { streamRoutes } from './http/routes/streams.js';
+import { vehicleRoutes } from './http/routes/vehicles.js';
 import { wallRoutes } from './http/routes/walls.js';
 import { NetworkPolicy } from './lib/cidr.js';
 import { loadSecrets } from './lib/secrets.js';
@@ -33,6 +36,9 @@ import type { SourceRecord, Store } from './store/types.js';
 import { StreamManager } from './streams/manager.js';
 import { RtmpIngest } from './streams/sources/rtmp-ingest.js';
 import type { SourceResolver } from './streams/types.js';
+import { seedDemoFleet } from './vehicles/demo.js';
+import { VehicleHub } from './vehicles/hub.js';
+import { VehicleService } from './vehicles/service.js';
 
 export const ROOT_DEPARTMENT = 'root';
 
@@ -67,6 +73,7 @@ export interface Gateway {
   webrtc: WebRtcOutput;
   walls: WallService;
   control: ControlServer;
+  vehicles: VehicleService;
   /** Set on a first start: the admin account and its one-time password. */
   bootstrapAdmin: { username: string; password: string } | null;
   /** Every route registered, for the test that walks them all. */
@@ -185,6 +192,29 @@ export async function buildGateway(config: Config, opts: BuildOptions = {}): Pro
   await walls.init();
   if (config.demo.enabled) await seedDemoWall(walls, registry, ROOT_DEPARTMENT);
   const control = new ControlServer(walls, users, engineStatus(streams), config.control, http.log);
+
+  // Linkage: the vehicles module reaches the walls only through this interface and the events below.
+  const vehicles = new VehicleService(
+    store,
+    registry,
+    {
+      show: (r) => walls.showPopup(r),
+      clear: (id) => walls.clearPopup(id),
+      checkTarget: (actor, wallId, tileIds) => walls.checkPopupTarget(actor, wallId, tileIds),
+    },
+    config.vehicles,
+    http.log,
+  );
+  await vehicles.init();
+  walls.on('popupEnded', (id) => vehicles.popupDismissed(id));
+  // A pop-up whose alarm closed while the gateway was down comes off now.
+  for (const { popup } of walls.popups()) if (!vehicles.hasPopup(popup.id)) await walls.clearPopup(popup.id);
+  const vehicleHub = new VehicleHub(vehicles, config.vehicles.subscriptions);
+  control.extend(vehicleHub);
+  if (config.demo.enabled) {
+    await seedDemoFleet(registry, vehicles, config.demo.vehicles, config.demo.liveCameraBase, ROOT_DEPARTMENT);
+    await demoFeedAccount(users, store, dataDir);
+  }
   http.server.on('upgrade', (req, socket, head) => {
     if (!control.handleUpgrade(req, socket, head) && !flv.handleUpgrade(req, socket, head)) socket.destroy();
   });
@@ -202,6 +232,13 @@ export async function buildGateway(config: Config, opts: BuildOptions = {}): Pro
   });
   await http.register(streamRoutes, { registry, streams, tokens: streamTokens, ingest, guards: g, audit: (e) => store.audit.append(e) });
   await http.register(wallRoutes, { walls, guards: g, statusOf: (wall) => control.statusOf(wall) });
+  await http.register(vehicleRoutes, {
+    vehicles,
+    guards: g,
+    pageSizeMax: config.vehicles.pageSizeMax,
+    importMaxRows: config.vehicles.importMaxRows,
+    importMaxBytes: config.registry.importMaxBytes,
+  });
   await http.register(hls.routes);
   await http.register(flv.routes);
   await http.register(webrtc.routes);
@@ -218,12 +255,15 @@ export async function buildGateway(config: Config, opts: BuildOptions = {}): Pro
     webrtc,
     walls,
     control,
+    vehicles,
     bootstrapAdmin,
     routes,
     close: () =>
       (closing ??= (async () => {
         // Long-lived connections first, or the HTTP server would wait for them; then every ffmpeg.
         walls.close();
+        vehicles.close();
+        vehicleHub.close();
         await control.close();
         webrtc.close();
         flv.close();
@@ -234,4 +274,23 @@ export async function buildGateway(config: Config, opts: BuildOptions = {}): Pro
         await store.close();
       })()),
   };
+}
+
+/**
+ * Demo mode: an account for the vehicle simulator (role feed), its password kept in the data
+ * directory beside the generated secrets, readable by the owner only.
+ */
+async function demoFeedAccount(users: UsersService, store: Store, dataDir: string) {
+  const file = join(dataDir, 'demo-feed.json');
+  const username = 'demo-feed';
+  const exists = !!(await store.users.byUsername(username));
+  if (exists && existsSync(file)) return;
+  let password: string;
+  if (exists) password = await users.resetPassword(username);
+  else {
+    password = `Feed-${randomBytes(18).toString('base64url')}`;
+    const system = { id: 'system', username: 'system', displayName: 'system', roles: ['admin' as const], scopes: [ROOT_DEPARTMENT], ip: '-' };
+    await users.create(system, { username, displayName: '车辆模拟器 Vehicle simulator', password, roles: ['feed'], scopes: [ROOT_DEPARTMENT] });
+  }
+  writeFileSync(file, JSON.stringify({ username, password }) + '\n', { mode: 0o600 });
 }

@@ -22,6 +22,14 @@ export const PERMISSIONS = {
   /** Create and delete walls; save and delete emergency plans. */
   'walls:manage': ['admin', 'supervisor'],
   'walls:break-lock': ['admin', 'supervisor'],
+  'vehicles:read': ['admin', 'supervisor', 'operator', 'regulator'],
+  'vehicles:write': ['admin'],
+  /** Report positions and alarms (a vehicle platform's feed). */
+  'vehicles:feed': ['admin', 'feed'],
+  /** Geofences and alarm-to-wall linkage rules. */
+  'vehicles:rules': ['admin', 'supervisor'],
+  /** Acknowledge and close alarms. */
+  'alarms:handle': ['admin', 'supervisor', 'operator', 'regulator'],
 } as const satisfies Record<string, readonly Role[]>;
 
 export type Permission = keyof typeof PERMISSIONS;

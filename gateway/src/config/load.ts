@@ -107,6 +107,11 @@ function semanticIssues(config: Config): FieldIssue[] {
   });
   const tours = config.control.tours;
   if (tours.minDwellSec > tours.maxDwellSec) issues.push({ field: 'control.tours.maxDwellSec', message: 'must be at least control.tours.minDwellSec' });
+  const v = config.vehicles;
+  if (v.staleAfterSec > v.trackWindowSec) issues.push({ field: 'vehicles.staleAfterSec', message: 'must not exceed vehicles.trackWindowSec' });
+  if (v.offlineAfterSec * 1000 < v.subscriptions.minIntervalMs) {
+    issues.push({ field: 'vehicles.offlineAfterSec', message: 'must be at least vehicles.subscriptions.minIntervalMs' });
+  }
   if (config.control.rate.burst < config.control.rate.perSecond) {
     issues.push({ field: 'control.rate.burst', message: 'must be at least control.rate.perSecond' });
   }

@@ -330,6 +330,43 @@ export const configSchema = obj(
       },
       'The control plane: video walls, layouts, tiles, tours, presets and emergency plans over a WebSocket and REST.',
     ),
+    vehicles: obj(
+      {
+        trackWindowSec: Type.Integer({ minimum: 60, maximum: 30 * 86_400, default: 86_400, description: 'How long positions are kept for tracks; older ones are pruned.' }),
+        trackMaxPoints: Type.Integer({ minimum: 10, maximum: 1_000_000, default: 20_000, description: 'Most points one track request returns.' }),
+        offlineAfterSec: Type.Integer({ minimum: 5, maximum: 86_400, default: 90, description: 'A vehicle not heard from for this long is offline.' }),
+        movingAboveKmh: Type.Number({ minimum: 0, maximum: 50, default: 3, description: 'Speeds above this count as moving; at or below, parked.' }),
+        staleAfterSec: Type.Integer({
+          minimum: 1,
+          maximum: 86_400,
+          default: 300,
+          description: 'A position older than this when it arrives (a terminal catching up after losing coverage) goes into the track but does not move the vehicle on the map.',
+        }),
+        maxFutureSec: Type.Integer({ minimum: 0, maximum: 3_600, default: 60, description: 'Reports timed further ahead of the gateway clock than this are refused.' }),
+        lateAlarmAfterSec: Type.Integer({
+          minimum: 1,
+          maximum: 86_400,
+          default: 300,
+          description: 'An alarm reported this long after it happened is recorded but does not trigger linkage.',
+        }),
+        clearedCloseAfterSec: Type.Integer({
+          minimum: 0,
+          maximum: 86_400,
+          default: 120,
+          description: 'An alarm its terminal reports over closes by itself after this long without a new report; repeats before then fold into it (debounce). 0 leaves it for a person to close.',
+        }),
+        linkageHoldMs: Type.Integer({ minimum: 1_000, maximum: 120_000, default: 15_000, description: 'How long a linkage pre-warms a channel for the wall players to join.' }),
+        pageSizeMax: Type.Integer({ minimum: 10, maximum: 10_000, default: 1_000, description: 'Largest page of vehicles or alarms.' }),
+        importMaxRows: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 50_000, description: 'Most rows one vehicle import may hold.' }),
+        subscriptions: obj(
+          {
+            minIntervalMs: Type.Integer({ minimum: 100, maximum: 60_000, default: 1_000, description: 'Fastest position batch a subscriber may ask for; also the default.' }),
+          },
+          'Position and alarm subscriptions over the control WebSocket.',
+        ),
+      },
+      'Monitored vehicles: registry, positions, alarms, geofences and alarm-to-wall linkage.',
+    ),
     demo: obj(
       {
         enabled: Type.Boolean({ default: false, description: 'Seed a demo city into an empty store at start.' }),
@@ -339,6 +376,12 @@ export const configSchema = obj(
           description: 'RTSP address of a camera simulator (scripts/camera-sim.ts); with it, demo mode registers live cameras from it.',
         }),
         liveCameras: Type.Integer({ minimum: 0, maximum: 1_000, default: 36, description: 'Live simulated cameras registered in demo mode.' }),
+        vehicles: Type.Integer({
+          minimum: 0,
+          maximum: 20_000,
+          default: 826,
+          description: 'Demo vehicles registered in demo mode, with their channels as cameras (served by the camera simulator when liveCameraBase is set).',
+        }),
       },
       'Demo mode for a first look.',
     ),

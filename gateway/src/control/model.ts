@@ -62,6 +62,8 @@ export interface Tile extends TileCell {
   /** What the tile plays now: the camera, or the tour's current camera; null when empty. */
   stream: { cameraId: string; profile: StreamProfile; name: string; departmentId: string } | null;
   lock: TileLock | null;
+  /** The alarm pop-up showing on this tile over its content, if any (the content comes back when it ends). */
+  popup: string | null;
   /** The wall version that last changed this tile: a change based on an older version conflicts. */
   v: number;
   by: string;
@@ -100,6 +102,32 @@ export interface PlanState {
   at: number;
 }
 
+/** A camera an alarm pop-up shows on one tile. */
+export interface PopupCamera {
+  cameraId: string;
+  name: string;
+  departmentId: string;
+  hasSub: boolean;
+}
+
+/**
+ * An alarm's cameras over reserved tiles of a wall. It covers each tile unless a pop-up of higher
+ * priority (or of equal priority, raised earlier) is there; the tiles show their own content again when it ends.
+ */
+export interface Popup {
+  /** Unique per alarm and linkage rule. */
+  id: string;
+  /** What the wall says, e.g. '粤A12345 collision warning'. */
+  label: string;
+  priority: number;
+  /** Tile id → the camera it shows there. */
+  tiles: Record<string, PopupCamera>;
+  /** What raised it, for the console to link to. */
+  alarmId: string;
+  vehicleId: string;
+  at: number;
+}
+
 export interface WallView {
   id: string;
   name: string;
@@ -110,6 +138,8 @@ export interface WallView {
   tours: Record<string, Tour>;
   /** The emergency plan in force, if any. */
   plan: PlanState | null;
+  /** Alarm pop-ups in force, by id. */
+  popups: Record<string, Popup>;
   version: number;
   updatedAt: number;
   updatedBy: string;
@@ -141,6 +171,8 @@ export interface WallDelta {
   tours?: Tour[];
   removedTours?: string[];
   plan?: PlanState | null;
+  popups?: Popup[];
+  removedPopups?: string[];
 }
 
 export type TileStreamState = 'idle' | 'starting' | 'live' | 'retrying' | 'offline';
@@ -150,6 +182,19 @@ export interface TileStatus {
   state: TileStreamState;
   reason: string | null;
   retryInMs: number | null;
+}
+
+/**
+ * The pop-up a tile shows: the highest priority covering it, the earliest of equal priority.
+ * Pop-ups are few (one per open alarm and rule), so a scan is cheap.
+ */
+export function popupOn(popups: Record<string, Popup>, tileId: string): Popup | null {
+  let best: Popup | null = null;
+  for (const p of Object.values(popups)) {
+    if (!p.tiles[tileId]) continue;
+    if (!best || p.priority > best.priority || (p.priority === best.priority && (p.at < best.at || (p.at === best.at && p.id < best.id)))) best = p;
+  }
+  return best;
 }
 
 /** Applies one delta; returns false (and leaves the wall alone) when it is not the next version or names an unknown tile. */
@@ -166,6 +211,9 @@ export function applyDelta(wall: WallView, d: WallDelta): boolean {
   for (const t of d.tours ?? []) wall.tours[t.id] = t;
   for (const id of d.removedTours ?? []) delete wall.tours[id];
   if (d.plan !== undefined) wall.plan = d.plan;
+  if (d.popups || d.removedPopups) wall.popups ??= {};
+  for (const p of d.popups ?? []) wall.popups[p.id] = p;
+  for (const id of d.removedPopups ?? []) delete wall.popups[id];
   wall.version = d.version;
   wall.updatedAt = d.at;
   wall.updatedBy = d.by;

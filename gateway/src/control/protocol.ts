@@ -1,6 +1,5 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
-import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
-import { ValidationError, type FieldIssue } from '../errors.js';
+import { schemaCheck } from '../lib/schema-check.js';
 
 /**
  * The control protocol's messages. A client sends `{type, id, payload}`; the server answers each
@@ -90,37 +89,18 @@ export const messageSchemas = {
   'plan.activate': strict({ ...WALL, planId: ID }),
   'plan.revert': strict(WALL),
   'plan.delete': strict({ ...WALL, planId: ID }),
+  /** Takes an alarm pop-up off the wall; the alarm stays open. */
+  'popup.dismiss': strict({ ...WALL, popupId: ID }),
 } as const;
 
 export type MessageType = keyof typeof messageSchemas;
 export type Payload<T extends MessageType> = Static<(typeof messageSchemas)[T]>;
 
-const checkers = new Map<string, TypeCheck<TSchema>>(Object.entries(messageSchemas).map(([type, schema]) => [type, TypeCompiler.Compile(schema as TSchema)]));
+const checkers = new Map(Object.entries(messageSchemas).map(([type, schema]) => [type, schemaCheck(schema as TSchema)]));
 
 export const isMessageType = (type: string): type is MessageType => Object.hasOwn(messageSchemas, type);
 
-/** '/tileIds/2' → 'tileIds[2]', '/content/cameraId' → 'content.cameraId'. */
-function fieldOf(path: string): string {
-  return path
-    .split('/')
-    .filter(Boolean)
-    .map((part, i) => (/^\d+$/.test(part) ? `[${part}]` : i === 0 ? part : `.${part}`))
-    .join('') || 'payload';
-}
-
 /** The payload, typed; or a ValidationError naming each bad field (one issue per field). */
 export function validatePayload<T extends MessageType>(type: T, payload: unknown): Payload<T> {
-  const check = checkers.get(type)!;
-  if (check.Check(payload)) return payload as Payload<T>;
-  const issues: FieldIssue[] = [];
-  const seen = new Set<string>();
-  for (const e of check.Errors(payload)) {
-    // A union reports each branch; the first error for a field is the useful one.
-    const field = fieldOf(e.path);
-    if (seen.has(field)) continue;
-    seen.add(field);
-    issues.push({ field, message: e.message.toLowerCase() });
-    if (issues.length >= 10) break;
-  }
-  throw new ValidationError(issues);
+  return checkers.get(type)!.parse(payload) as Payload<T>;
 }

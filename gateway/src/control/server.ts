@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
+import { allows } from '../auth/roles.js';
 import { GatewayError, type ErrorCode } from '../errors.js';
 import type { TileStatus, WallDelta, WallView } from './model.js';
 import { isMessageType, validatePayload, type MessageType } from './protocol.js';
@@ -41,7 +42,29 @@ class RateLimit {
   }
 }
 
-class Connection {
+/** A connected client as an extension sees it. */
+export interface ControlPeer {
+  readonly actor: ControlActor;
+  /** Sends a frame unless the client is too far behind or gone (then false: send the latest state later). */
+  send(frame: Buffer): boolean;
+}
+
+/**
+ * Messages beyond walls, on the same connection: the vehicles module's feed and subscriptions,
+ * wired in app.ts. The extension checks its own permissions and scope on every message.
+ */
+export interface ControlExtension {
+  handles(type: string): boolean;
+  /** Resolves with the acknowledgement payload; throws a GatewayError to answer with an error. */
+  handle(peer: ControlPeer, type: string, payload: unknown): unknown;
+  /** May this actor connect for the extension's sake (a feed account that sees no walls)? */
+  admits(actor: ControlActor): boolean;
+  /** After the heartbeat re-read the actor: drop what it may no longer see. */
+  rechecked(peer: ControlPeer): void;
+  closed(peer: ControlPeer): void;
+}
+
+class Connection implements ControlPeer {
   alive = true;
   /** Past the slow-client threshold: changes are held back, and a snapshot follows once it drains. */
   behindSince: number | null = null;
@@ -56,6 +79,8 @@ class Connection {
   ) {
     this.rate = new RateLimit(config.rate.perSecond, config.rate.burst);
   }
+  /** Set by the server, which knows the slow-client rules. */
+  send: (frame: Buffer) => boolean = () => false;
 }
 
 interface PendingFlush {
@@ -87,6 +112,7 @@ export class ControlServer {
   private readonly heartbeat: NodeJS.Timeout;
   private slowCheck: NodeJS.Timeout | null = null;
   private closed = false;
+  private readonly extensions: ControlExtension[] = [];
 
   constructor(
     private readonly walls: WallService,
@@ -110,6 +136,10 @@ export class ControlServer {
     status.onChange((cameraId) => this.cameraChanged(cameraId));
     this.heartbeat = setInterval(() => this.beat(), config.heartbeatMs);
     this.heartbeat.unref();
+  }
+
+  extend(extension: ControlExtension) {
+    this.extensions.push(extension);
   }
 
   get connections(): number {
@@ -138,10 +168,8 @@ export class ControlServer {
       .authenticate(token, ip)
       .then((actor) => {
         if (!actor) return reject('GW_ERR_UNAUTHENTICATED', 'the token is invalid, expired or revoked');
-        try {
-          requirePermission(actor, 'walls.list');
-        } catch (err) {
-          return reject('GW_ERR_FORBIDDEN', (err as Error).message);
+        if (!allows(actor.roles, 'walls:read') && !this.extensions.some((e) => e.admits(actor))) {
+          return reject('GW_ERR_FORBIDDEN', 'your roles allow nothing on this connection (walls:read, vehicles:read or vehicles:feed)');
         }
         if (socket.destroyed) return;
         this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, actor, token));
@@ -164,6 +192,7 @@ export class ControlServer {
 
   private accept(ws: WebSocket, actor: ControlActor, token: string) {
     const client = new Connection(ws, actor, token, this.config);
+    client.send = (frame) => this.send(client, frame);
     this.clients.add(client);
     this.log.debug({ user: actor.username, connections: this.clients.size }, 'control client connected');
     ws.on('pong', () => (client.alive = true));
@@ -176,6 +205,7 @@ export class ControlServer {
   private forget(client: Connection) {
     this.clients.delete(client);
     for (const wallId of [...client.walls.keys()]) this.unsubscribe(client, wallId);
+    for (const e of this.extensions) e.closed(client);
   }
 
   // ---- messages ------------------------------------------------------------------------------
@@ -202,7 +232,7 @@ export class ControlServer {
       ? { id: null, error: new GatewayError('GW_ERR_BAD_MESSAGE', 'messages are JSON text frames') }
       : bytes.length > this.config.maxMessageBytes
         ? { id: null, error: new GatewayError('GW_ERR_PAYLOAD_TOO_LARGE', `a message may have at most ${this.config.maxMessageBytes} bytes (control.maxMessageBytes)`) }
-        : parseEnvelope(bytes);
+        : parseEnvelope(bytes, (type) => isMessageType(type) || this.extensions.some((e) => e.handles(type)));
     // Every message counts against the rate, malformed ones too: each costs an answer.
     if (!client.rate.take()) {
       return this.fail(client, envelope.id, new GatewayError('GW_ERR_RATE_LIMITED', `more than ${this.config.rate.perSecond} messages a second (control.rate); this one was dropped`));
@@ -213,10 +243,17 @@ export class ControlServer {
     const body = payload ?? {};
     let result: Promise<unknown>;
     try {
+      const extension = isMessageType(type) ? undefined : this.extensions.find((e) => e.handles(type));
+      if (extension) {
+        const answer = extension.handle(client, type, body);
+        if (!(answer instanceof Promise)) return this.reply(client, { type: 'ack', id, payload: answer ?? {} });
+        result = answer;
+      } else {
       // Answered at once: the snapshot is serialised at the version recorded for the client, before any other change runs.
       if (type === 'subscribe') return this.reply(client, { type: 'ack', id, payload: this.subscribe(client, validatePayload(type, body).wallId) });
       if (type === 'unsubscribe') return this.reply(client, { type: 'ack', id, payload: this.unsubscribe(client, validatePayload(type, body).wallId) });
-      result = this.walls.execute(client.actor, type, body, ref);
+        result = this.walls.execute(client.actor, type as MessageType, body, ref);
+      }
     } catch (err) {
       return this.fail(client, id, err);
     }
@@ -436,6 +473,7 @@ export class ControlServer {
 
   /** A department moved out of the user's scope takes its walls with it. */
   private recheckSubscriptions(client: Connection) {
+    for (const e of this.extensions) e.rechecked(client);
     for (const wallId of [...client.walls.keys()]) {
       try {
         this.walls.snapshot(client.actor, wallId);
@@ -468,10 +506,10 @@ export class ControlServer {
 /** A tile's status describes whatever it shows: a new camera in the same state needs no message. */
 const statusKey = (s: TileStatus) => `${s.state}|${s.reason ?? ''}`;
 
-type Envelope = { id: string | number | null; error: GatewayError } | { id: string | number | null; type: MessageType; payload: unknown };
+type Envelope = { id: string | number | null; error: GatewayError } | { id: string | number | null; type: string; payload: unknown };
 
 /** `{type, id, payload}`, or the reason it is not one (with the id, when it could be read). */
-function parseEnvelope(bytes: Buffer): Envelope {
+function parseEnvelope(bytes: Buffer, isKnownType: (type: string) => boolean): Envelope {
   let message: unknown;
   try {
     message = JSON.parse(bytes.toString('utf8'));
@@ -487,7 +525,7 @@ function parseEnvelope(bytes: Buffer): Envelope {
   }
   const known = (id ?? null) as string | number | null;
   if (typeof type !== 'string') return { id: known, error: new GatewayError('GW_ERR_BAD_MESSAGE', 'type: expected a message type') };
-  if (!isMessageType(type)) return { id: known, error: new GatewayError('GW_ERR_BAD_MESSAGE', `type: unknown message type "${type.slice(0, 64)}"`) };
+  if (!isKnownType(type)) return { id: known, error: new GatewayError('GW_ERR_BAD_MESSAGE', `type: unknown message type "${type.slice(0, 64)}"`) };
   return { id: known, type, payload };
 }
 

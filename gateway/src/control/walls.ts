@@ -6,7 +6,23 @@ import { GatewayError, ValidationError, notFound, type FieldIssue } from '../err
 import type { Actor, Registry } from '../registry/service.js';
 import { StoreConflict, type AuditEntry, type PresetRow, type Role, type Store, type TileRows } from '../store/types.js';
 import { customLayout, namedLayout, screenRegion, tilePixels, wallRegion, LAYOUT_NAMES } from './layouts.js';
-import { TILE_GEOMETRY, type LayoutGrid, type PlanState, type Region, type Tile, type TileChange, type TileContent, type TileLock, type Tour, type TourCamera, type WallDelta, type WallView } from './model.js';
+import {
+  TILE_GEOMETRY,
+  popupOn,
+  type LayoutGrid,
+  type PlanState,
+  type Popup,
+  type PopupCamera,
+  type Region,
+  type Tile,
+  type TileChange,
+  type TileContent,
+  type TileLock,
+  type Tour,
+  type TourCamera,
+  type WallDelta,
+  type WallView,
+} from './model.js';
 import { validatePayload, type MessageType, type Payload } from './protocol.js';
 
 export type ControlConfig = Config['control'];
@@ -56,10 +72,15 @@ type DeltaParts = Omit<WallDelta, 'wallId' | 'version' | 'at' | 'by' | 'cause' |
 /** A wall as stored: its document, and its tiles (one JSON each) put back in layout order. */
 function parseWall(json: string, tiles: TileRows): { doc: WallView; planSaved: SavedState | null } {
   const saved = JSON.parse(json) as { wall: WallView; planSaved: SavedState | null };
+  // Walls stored before alarm pop-ups existed have none.
+  saved.wall.popups ??= {};
   for (const region of saved.wall.regions) {
     region.layout.cells.forEach((_, i) => {
       const tile = tiles.get(`${region.id}-${i + 1}`);
-      if (tile) saved.wall.tiles[`${region.id}-${i + 1}`] = JSON.parse(tile) as Tile;
+      if (!tile) return;
+      const parsed = JSON.parse(tile) as Tile;
+      parsed.popup ??= null;
+      saved.wall.tiles[`${region.id}-${i + 1}`] = parsed;
     });
   }
   return { doc: saved.wall, planSaved: saved.planSaved };
@@ -69,6 +90,20 @@ function withoutGeometry(t: Tile): TileChange {
   const change: Partial<Tile> = { ...t };
   for (const key of TILE_GEOMETRY) delete change[key];
   return change as TileChange;
+}
+
+/** An alarm pop-up to show: its cameras fill the given tiles in order. */
+export interface PopupRequest {
+  id: string;
+  wallId: string;
+  label: string;
+  priority: number;
+  alarmId: string;
+  vehicleId: string;
+  tileIds: string[];
+  cameraIds: string[];
+  /** How long the pre-warmed streams are held for the wall's players to join. */
+  prewarmHoldMs: number;
 }
 
 /** Starts a camera's stream ahead of a tour rotation and holds it for a while. */
@@ -86,6 +121,7 @@ export const PERMISSION: Record<MessageType, Permission> = {
   'wall.rename': 'walls:manage',
   'plan.save': 'walls:manage',
   'plan.delete': 'walls:manage',
+  'popup.dismiss': 'walls:drive',
   'layout.set': 'walls:drive',
   'tile.assign': 'walls:drive',
   lock: 'walls:drive',
@@ -114,7 +150,13 @@ export function requirePermission(actor: ControlActor, type: MessageType) {
  * checked (permission, department scope, version, locks), written with its audit entry in one
  * transaction, and only then acknowledged and emitted as a delta with the wall's next version.
  */
-export class WallService extends EventEmitter<{ delta: [delta: WallDelta, json: string]; removed: [string]; presets: [string] }> {
+export class WallService extends EventEmitter<{
+  delta: [delta: WallDelta, json: string];
+  removed: [string];
+  presets: [string];
+  /** An operator dismissed an alarm pop-up (id, user name). */
+  popupEnded: [string, string];
+}> {
   private readonly walls = new Map<string, WallEntry>();
   private readonly presets = new Map<string, PresetRow>();
   private readonly tourCameras = new Map<string, TourCamera[]>();
@@ -265,6 +307,14 @@ export class WallService extends EventEmitter<{ delta: [delta: WallDelta, json: 
         return this.activatePlan(actor, validatePayload(type, raw), ref);
       case 'plan.revert':
         return this.revertPlan(actor, validatePayload(type, raw), ref);
+      case 'popup.dismiss': {
+        const p = validatePayload(type, raw);
+        const entry = this.entryFor(actor, p.wallId);
+        if (!Object.hasOwn(entry.doc.popups, p.popupId)) throw new ValidationError([{ field: 'popupId', message: `the wall shows no pop-up ${p.popupId}` }]);
+        const result = await this.endPopup(entry, p.popupId, actor, type, ref);
+        this.emit('popupEnded', p.popupId, actor.username);
+        return result;
+      }
       case 'subscribe':
       case 'unsubscribe':
         throw new GatewayError('GW_ERR_BAD_MESSAGE', `${type} is a WebSocket message; over REST, GET /api/walls/<id>`);
@@ -373,6 +423,20 @@ export class WallService extends EventEmitter<{ delta: [delta: WallDelta, json: 
     for (const t of tiles) if (t.v > baseVersion) throw this.conflict(entry, `tile ${t.id} changed at version ${t.v}, after your version ${baseVersion}`);
   }
 
+  /**
+   * A tile under an alarm pop-up is not given other content: the operator would see nothing change,
+   * and the alarm's video would be hidden later. Layouts, locks, presets and plans still apply.
+   */
+  private checkPopups(tiles: Iterable<Tile>) {
+    for (const t of tiles) {
+      if (t.popup) {
+        throw new GatewayError('GW_ERR_LOCKED', `tile ${t.id} shows alarm pop-up ${t.popup}; dismiss it (popup.dismiss) or wait for the alarm to close`, {
+          lock: { tileId: t.id, popup: t.popup },
+        });
+      }
+    }
+  }
+
   private checkLocks(actor: ControlActor, tiles: Iterable<Tile>) {
     for (const t of tiles) {
       if (t.lock && t.lock.userId !== actor.id) {
@@ -421,6 +485,7 @@ export class WallService extends EventEmitter<{ delta: [delta: WallDelta, json: 
       tiles: {},
       tours: {},
       plan: null,
+      popups: {},
       version: 1,
       updatedAt: at,
       updatedBy: actor.username,
@@ -476,7 +541,8 @@ export class WallService extends EventEmitter<{ delta: [delta: WallDelta, json: 
         const old = previous[id];
         const size = tilePixels(doc.screens, region, c);
         const content = contents ? (contents[id] ?? { kind: 'empty' }) : (old?.content ?? { kind: 'empty' });
-        tiles[id] = { id, region: region.id, ...c, ...size, content, stream: null, lock: locks ? (locks[id] ?? null) : (old?.lock ?? null), v: version, by, at };
+        const lock = locks ? (locks[id] ?? null) : (old?.lock ?? null);
+        tiles[id] = { id, region: region.id, ...c, ...size, content, stream: null, lock, popup: popupOn(doc.popups, id)?.id ?? null, v: version, by, at };
       });
     }
     doc.regions = regions;
@@ -491,6 +557,8 @@ export class WallService extends EventEmitter<{ delta: [delta: WallDelta, json: 
   }
 
   private streamOf(doc: WallView, t: Tile): Tile['stream'] {
+    const shown = t.popup ? doc.popups[t.popup]?.tiles[t.id] : undefined;
+    if (shown) return { cameraId: shown.cameraId, profile: this.profileFor(t, shown.hasSub, 'auto'), name: shown.name, departmentId: shown.departmentId };
     const c = t.content;
     if (c.kind === 'camera') return { cameraId: c.cameraId, profile: this.profileFor(t, c.hasSub, c.profile), name: c.name, departmentId: c.departmentId };
     if (c.kind === 'tour') {
@@ -594,6 +662,7 @@ export class WallService extends EventEmitter<{ delta: [delta: WallDelta, json: 
       const t = this.tile(entry, p.tileId, 'tileId');
       this.checkBase(entry, p.baseVersion, [t]);
       this.checkLocks(actor, [t]);
+      this.checkPopups([t]);
       t.content = content;
       t.stream = this.streamOf(doc, t);
       this.touch(t, version, at, actor.username);
@@ -681,6 +750,7 @@ export class WallService extends EventEmitter<{ delta: [delta: WallDelta, json: 
       const tiles = p.tileIds.map((id, i) => this.tile(entry, id, `tileIds[${i}]`));
       this.checkBase(entry, p.baseVersion, tiles);
       this.checkLocks(actor, tiles);
+      this.checkPopups(tiles);
       this.tourCameras.set(tourId, cams);
       const tour: Tour = {
         id: tourId,
@@ -955,5 +1025,94 @@ export class WallService extends EventEmitter<{ delta: [delta: WallDelta, json: 
       return { ...parts, plan: null };
     }).finally(() => this.dropUnusedTourCameras());
     return result;
+  }
+
+  // ---- alarm pop-ups -------------------------------------------------------------------------
+
+  /** Checks a linkage rule's target when the rule is saved: the wall in the actor's scope, every tile on it. */
+  checkPopupTarget(actor: ControlActor, wallId: string, tileIds: string[]) {
+    const entry = this.entryFor(actor, wallId);
+    const issues: FieldIssue[] = [];
+    tileIds.forEach((id, i) => {
+      if (!entry.doc.tiles[id]) issues.push({ field: `tileIds[${i}]`, message: `wall ${wallId} has no tile ${id}` });
+    });
+    if (issues.length) throw new ValidationError(issues);
+  }
+
+  /** Every pop-up in force, for reconciling with the alarms after a restart. */
+  popups(): { wallId: string; popup: Popup }[] {
+    return [...this.walls.values()].flatMap((e) => Object.values(e.doc.popups).map((popup) => ({ wallId: e.doc.id, popup })));
+  }
+
+  /**
+   * Puts an alarm's cameras on reserved tiles, over what they show, and pre-warms the streams at once
+   * so the video is there when the screens switch. Tiles the wall no longer has are skipped.
+   */
+  async showPopup(r: PopupRequest): Promise<{ version: number; tiles: string[] } | null> {
+    const entry = this.walls.get(r.wallId);
+    if (!entry) {
+      this.log.warn({ wall: r.wallId, popup: r.id }, 'alarm pop-up for a wall that does not exist');
+      return null;
+    }
+    const cameras: PopupCamera[] = [];
+    for (const id of r.cameraIds) {
+      const s = await this.store.sources.get(id);
+      if (s?.enabled) cameras.push({ cameraId: s.id, name: s.name, departmentId: s.departmentId, hasSub: s.subUrl !== null });
+    }
+    const tiles: Record<string, PopupCamera> = {};
+    const tileIds = r.tileIds.filter((id) => entry.doc.tiles[id]);
+    tileIds.slice(0, cameras.length).forEach((id, i) => (tiles[id] = cameras[i]!));
+    if (Object.keys(tiles).length === 0) {
+      this.log.warn({ wall: r.wallId, popup: r.id }, 'alarm pop-up has no camera or no tile to show on');
+      return null;
+    }
+    for (const [tileId, cam] of Object.entries(tiles)) {
+      this.prewarmer.prewarm(cam.cameraId, this.profileFor(entry.doc.tiles[tileId]!, cam.hasSub, 'auto'), r.prewarmHoldMs);
+    }
+    const popup: Popup = { id: r.id, label: r.label, priority: r.priority, tiles, alarmId: r.alarmId, vehicleId: r.vehicleId, at: this.clock() };
+    const actor = { ...SYSTEM, username: 'alarm' };
+    let shown: string[] = [];
+    const audit = () => ({ action: 'wall.popup.show', detail: { popup: r.id, alarm: r.alarmId, label: r.label, priority: r.priority, shown } });
+    const result = await this.commit(entry, actor, 'popup.show', null, audit, (doc, version, at) => {
+      popup.at = at;
+      doc.popups[popup.id] = popup;
+      const changed = this.repaintPopupTiles(doc, Object.keys(tiles), version, at, actor.username);
+      shown = changed.filter((t) => t.popup === popup.id).map((t) => t.id);
+      return { tiles: changed, popups: [popup] };
+    });
+    return { ...result, tiles: shown };
+  }
+
+  /** Ends a pop-up wherever it is; the tiles show their own content again. False when no wall has it. */
+  async clearPopup(id: string): Promise<boolean> {
+    const entry = [...this.walls.values()].find((e) => Object.hasOwn(e.doc.popups, id));
+    if (!entry) return false;
+    await this.endPopup(entry, id, { ...SYSTEM, username: 'alarm' }, 'popup.clear', null);
+    return true;
+  }
+
+  private endPopup(entry: WallEntry, id: string, actor: ControlActor, cause: string, ref: string | null) {
+    return this.commit(entry, actor, cause, ref, { action: 'wall.popup.end', detail: { popup: id } }, (doc, version, at) => {
+      const popup = doc.popups[id];
+      if (!popup) throw new GatewayError('GW_ERR_CONFLICT', `pop-up ${id} has already ended`);
+      delete doc.popups[id];
+      return { tiles: this.repaintPopupTiles(doc, Object.keys(popup.tiles), version, at, actor.username), removedPopups: [id] };
+    });
+  }
+
+  /** Works out which pop-up each tile shows now; returns the tiles whose picture changed. */
+  private repaintPopupTiles(doc: WallView, tileIds: string[], version: number, at: number, by: string): Tile[] {
+    const changed: Tile[] = [];
+    for (const id of tileIds) {
+      const t = doc.tiles[id];
+      if (!t) continue;
+      const popup = popupOn(doc.popups, id)?.id ?? null;
+      if (popup === t.popup) continue;
+      t.popup = popup;
+      t.stream = this.streamOf(doc, t);
+      this.touch(t, version, at, by);
+      changed.push(t);
+    }
+    return changed;
   }
 }

@@ -58,16 +58,24 @@ export async function* ndjsonRows(body: Readable): AsyncGenerator<ImportInput> {
   }
 }
 
-const COLUMN_BY_LOWER = new Map<string, string>(SOURCE_INPUT_FIELDS.map((f) => [f.toLowerCase(), f]));
-COLUMN_BY_LOWER.set('department', 'departmentId');
-COLUMN_BY_LOWER.set('department_id', 'departmentId');
-COLUMN_BY_LOWER.set('sub_url', 'subUrl');
+/** The columns an import may name: canonical field names, and other spellings people use for them. */
+export interface ImportColumns {
+  fields: readonly string[];
+  aliases: Record<string, string>;
+}
+
+export const SOURCE_COLUMNS: ImportColumns = {
+  fields: SOURCE_INPUT_FIELDS,
+  aliases: { department: 'departmentId', department_id: 'departmentId', sub_url: 'subUrl' },
+};
 
 /**
  * CSV rows: a header names the columns (the source fields, case-insensitive); empty cells are absent.
  * A row csv-parse cannot read (bad quoting, wrong column count) becomes an error row and the rest go on.
  */
-export async function* csvRows(body: Readable): AsyncGenerator<ImportInput> {
+export async function* csvRows(body: Readable, accepted: ImportColumns = SOURCE_COLUMNS): AsyncGenerator<ImportInput> {
+  const byLower = new Map<string, string>(accepted.fields.map((f) => [f.toLowerCase(), f]));
+  for (const [alias, field] of Object.entries(accepted.aliases)) byLower.set(alias, field);
   const skipped: ImportInput[] = [];
   let columns: string[] = [];
   const parser = body.pipe(
@@ -81,10 +89,10 @@ export async function* csvRows(body: Readable): AsyncGenerator<ImportInput> {
       raw: true,
       columns: (header: string[]) => {
         columns = header.map((h, i) => {
-          const name = COLUMN_BY_LOWER.get(h.trim().toLowerCase());
+          const name = byLower.get(h.trim().toLowerCase());
           if (!name) {
             // A file without a header would put a row here, URL and password included: name the column by number only.
-            throw new GatewayError('GW_ERR_VALIDATION', `CSV header: column ${i + 1} is not a source field; the first line must name the columns (${SOURCE_INPUT_FIELDS.join(', ')})`);
+            throw new GatewayError('GW_ERR_VALIDATION', `CSV header: column ${i + 1} is not a field; the first line must name the columns (${accepted.fields.join(', ')})`);
           }
           return name;
         });
@@ -129,6 +137,6 @@ function csvReason(code: string): string {
   }
 }
 
-export function importRows(format: ImportFormat, body: Readable): AsyncGenerator<ImportInput> {
-  return format === 'csv' ? csvRows(body) : ndjsonRows(body);
+export function importRows(format: ImportFormat, body: Readable, columns: ImportColumns = SOURCE_COLUMNS): AsyncGenerator<ImportInput> {
+  return format === 'csv' ? csvRows(body, columns) : ndjsonRows(body);
 }

@@ -240,7 +240,7 @@ export class Registry {
       throw new GatewayError('GW_ERR_CONFLICT', `department "${id}" is still in users' scopes; change them first`);
     }
     if (!(await this.store.departments.delete(id))) {
-      throw new GatewayError('GW_ERR_CONFLICT', `department "${id}" still has departments or sources below it`);
+      throw new GatewayError('GW_ERR_CONFLICT', `department "${id}" still has departments, sources, walls, vehicles or vehicle rules below it`);
     }
     await this.reloadTree();
     await this.audit(actor, 'department.delete', id, dep.path);
@@ -472,6 +472,7 @@ export class Registry {
     const status = await this.store.sources.delete(id, version);
     if (status === 'version-conflict') throw new GatewayError('GW_ERR_VERSION_CONFLICT', `source "${id}" was changed by someone else`);
     if (status === 'not-found') throw notFound(`source "${id}"`);
+    if (typeof status === 'object') throw new GatewayError('GW_ERR_CONFLICT', `source "${id}" is a camera channel of vehicle ${status.inUse}; take it off the vehicle first`);
     this.changed();
     await this.audit(actor, 'source.delete', id, current.deptPath);
   }

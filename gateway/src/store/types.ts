@@ -17,8 +17,11 @@ export type Codec = (typeof CODECS)[number];
 export const HEALTH = ['online', 'offline', 'unknown'] as const;
 export type Health = (typeof HEALTH)[number];
 
-/** A supervisor drives walls like an operator and may also break other operators' locks and manage walls and plans. */
-export const ROLES = ['admin', 'supervisor', 'operator', 'regulator', 'auditor'] as const;
+/**
+ * A supervisor drives walls like an operator and may also break other operators' locks and manage walls and plans.
+ * A feed is a service account of a vehicle platform (a JT/T 808 gateway): it reports positions and alarms, nothing else.
+ */
+export const ROLES = ['admin', 'supervisor', 'operator', 'regulator', 'auditor', 'feed'] as const;
 export type Role = (typeof ROLES)[number];
 
 export interface DepartmentRecord {
@@ -140,7 +143,8 @@ export interface SourceRepo {
   /** Throws StoreConflict when the id exists. */
   create(write: SourceWrite, now: number): Promise<SourceRecord>;
   update(id: string, write: SourceWrite, expectedVersion: number, now: number): Promise<UpdateResult>;
-  delete(id: string, expectedVersion?: number): Promise<UpdateResult['status'] | 'deleted'>;
+  /** 'in-use' while a vehicle channel names the source. */
+  delete(id: string, expectedVersion?: number): Promise<UpdateResult['status'] | 'deleted' | { inUse: string }>;
   list(query: SourceQuery): Promise<SourcePage>;
   /**
    * Upserts by id in one transaction. Existing rows outside `writable` are refused; with
@@ -256,8 +260,103 @@ export interface WallRepo {
   deletePreset(id: string, audit: AuditWrite): Promise<boolean>;
 }
 
+/**
+ * A monitored vehicle. The store keeps its document whole, and its channels' sources in a table of
+ * their own so that one camera source belongs to at most one vehicle channel and cannot be deleted under it.
+ */
+export interface VehicleRow {
+  id: string;
+  plate: string;
+  departmentId: string;
+  deptPath: string;
+  version: number;
+  /** The vehicle as the vehicles module defines it, as JSON. */
+  doc: string;
+  sourceIds: string[];
+}
+
+export type VehicleWriteResult = 'ok' | 'not-found' | 'version-conflict' | { conflict: 'id' | 'plate' | 'source'; value: string };
+
+export interface PositionRow {
+  vehicleId: string;
+  at: number;
+  lat: number;
+  lon: number;
+  speed: number;
+  heading: number;
+}
+
+export interface AlarmRow {
+  id: string;
+  vehicleId: string;
+  deptPath: string;
+  type: string;
+  state: 'raised' | 'acknowledged' | 'closed';
+  raisedAt: number;
+  updatedAt: number;
+  doc: string;
+}
+
+export interface AlarmQuery {
+  ranges: PathRange[];
+  states?: AlarmRow['state'][];
+  vehicleId?: string;
+  type?: string;
+  /** Raised at or after. */
+  since?: number;
+  /** Newest first; continue below this (raisedAt, id). */
+  before?: { raisedAt: number; id: string };
+  limit: number;
+}
+
+/** Geofences and linkage rules: small versioned documents in a department. */
+export interface RuleRow {
+  id: string;
+  kind: 'geofence' | 'linkage';
+  departmentId: string;
+  deptPath: string;
+  version: number;
+  doc: string;
+}
+
+export interface VehicleRepo {
+  all(): Promise<VehicleRow[]>;
+  /** `expectedVersion` null creates. Channel sources must exist and be free. */
+  put(row: VehicleRow, expectedVersion: number | null, audit: AuditWrite): Promise<VehicleWriteResult>;
+  delete(id: string, expectedVersion: number | undefined, audit: AuditWrite): Promise<'deleted' | 'not-found' | 'version-conflict'>;
+  /**
+   * Creates or replaces each row (by id) in one transaction; a row that collides (plate, source) is
+   * refused with the reason, and with allOrNothing any refusal rolls everything back.
+   */
+  importRows(rows: { line: number; row: VehicleRow; expectedVersion: number | null }[], allOrNothing: boolean, audit: AuditWrite): Promise<{ applied: boolean; refused: { line: number; field: string; message: string }[] }>;
+  appendPositions(points: PositionRow[]): Promise<void>;
+  /** Oldest first. */
+  track(vehicleId: string, from: number, to: number, limit: number): Promise<PositionRow[]>;
+  /** Each vehicle's newest stored position. */
+  latestPositions(): Promise<PositionRow[]>;
+  prunePositions(before: number): Promise<number>;
+}
+
+export interface AlarmRepo {
+  /** Inserts or replaces; the audit entry (acknowledgement, closure) in the same transaction. */
+  save(row: AlarmRow, audit: AuditWrite | null): Promise<void>;
+  get(id: string): Promise<AlarmRow | null>;
+  open(): Promise<AlarmRow[]>;
+  list(q: AlarmQuery): Promise<AlarmRow[]>;
+}
+
+export interface RuleRepo {
+  all(kind: RuleRow['kind']): Promise<RuleRow[]>;
+  /** `expectedVersion` null creates (StoreConflict when the id exists). */
+  put(row: RuleRow, expectedVersion: number | null, audit: AuditWrite): Promise<'ok' | 'not-found' | 'version-conflict'>;
+  delete(kind: RuleRow['kind'], id: string, audit: AuditWrite): Promise<boolean>;
+}
+
 export interface Store {
   readonly sources: SourceRepo;
+  readonly vehicles: VehicleRepo;
+  readonly alarms: AlarmRepo;
+  readonly rules: RuleRepo;
   readonly departments: DepartmentRepo;
   readonly users: UserRepo;
   readonly audit: AuditRepo;

@@ -76,7 +76,7 @@ t.test('CSV: quoting errors, wrong column counts and types are reported per row'
 
   const header = await importBody(gw, 'keep-valid', 'text/csv', 'id,name,colour\n1,a,red\n');
   t.equal(header.status, 400);
-  t.match(header.json.message, /CSV header: column 3 is not a source field/);
+  t.match(header.json.message, /CSV header: column 3 is not a field/);
   t.notMatch(header.json.message, /colour/, "header cells are not echoed: without a header they would be a row, password included");
   const type = await importBody(gw, 'keep-valid', 'application/json', '{}');
   t.equal(type.status, 415);

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { customLayout, LAYOUT_NAMES, namedLayout, screenRegion, tilePixels, wallRegion } from '../../../gateway/src/control/layouts.js';
-import { applyDelta, type WallView } from '../../../gateway/src/control/model.js';
+import { applyDelta, popupOn, type WallView } from '../../../gateway/src/control/model.js';
 import { validatePayload } from '../../../gateway/src/control/protocol.js';
 import type { FieldIssue } from '../../../gateway/src/errors.js';
 
@@ -38,7 +38,7 @@ t.test('tile pixel sizes follow the region: per monitor, and spanned across the 
 });
 
 t.test('applyDelta applies only the next version', async (t) => {
-  const wall: WallView = { id: 'w', name: 'W', departmentId: 'd', screens: { rows: 1, cols: 1, width: 1920, height: 1080 }, regions: [], tiles: {}, tours: {}, plan: null, version: 3, updatedAt: 0, updatedBy: 'x' };
+  const wall: WallView = { id: 'w', name: 'W', departmentId: 'd', screens: { rows: 1, cols: 1, width: 1920, height: 1080 }, regions: [], tiles: {}, tours: {}, plan: null, popups: {}, version: 3, updatedAt: 0, updatedBy: 'x' };
   t.notOk(applyDelta(wall, { wallId: 'w', version: 5, at: 1, by: 'a', cause: 'tile.assign', ref: null, name: 'skipped' }), 'a gap is refused');
   t.notOk(applyDelta(wall, { wallId: 'other', version: 4, at: 1, by: 'a', cause: 'tile.assign', ref: null }), 'another wall\'s delta is refused');
   t.equal(wall.name, 'W');
@@ -47,13 +47,31 @@ t.test('applyDelta applies only the next version', async (t) => {
   t.ok(applyDelta(wall, { wallId: 'w', version: 5, at: 10, by: 'tour', cause: 'tour.rotate', ref: null, tours: [], removedTours: ['gone'] }));
 
   // A layout brings whole tiles; a later change only what changed, and the tile keeps its place and size.
-  const tile = { id: 's1-1', region: 's1', row: 0, col: 0, rowSpan: 1, colSpan: 1, width: 1920, height: 1080, content: { kind: 'empty' as const }, stream: null, lock: null, v: 6, by: 'a', at: 11 };
+  const tile = { id: 's1-1', region: 's1', row: 0, col: 0, rowSpan: 1, colSpan: 1, width: 1920, height: 1080, content: { kind: 'empty' as const }, stream: null, lock: null, popup: null, v: 6, by: 'a', at: 11 };
   const regions = [screenRegion(wall.screens, 1, namedLayout('1')!)];
   t.ok(applyDelta(wall, { wallId: 'w', version: 6, at: 11, by: 'a', cause: 'layout.set', ref: null, regions, tiles: [tile] }));
-  const change = { id: 's1-1', content: { kind: 'empty' as const }, stream: null, lock: { userId: 'u', username: 'a', at: 12 }, v: 7, by: 'a', at: 12 };
+  const change = { id: 's1-1', content: { kind: 'empty' as const }, stream: null, lock: { userId: 'u', username: 'a', at: 12 }, popup: null, v: 7, by: 'a', at: 12 };
   t.notOk(applyDelta(wall, { wallId: 'w', version: 7, at: 12, by: 'a', cause: 'lock', ref: null, changes: [{ ...change, id: 's9-9' }] }), 'a change to an unknown tile is refused');
   t.ok(applyDelta(wall, { wallId: 'w', version: 7, at: 12, by: 'a', cause: 'lock', ref: null, changes: [change] }));
   t.same(wall.tiles['s1-1'], { ...tile, lock: change.lock, v: 7, at: 12 });
+
+  const cam = { cameraId: 'c', name: 'C', departmentId: 'd', hasSub: false };
+  const popup = { id: 'p1', label: 'L', priority: 50, tiles: { 's1-1': cam }, alarmId: 'a1', vehicleId: 'v1', at: 13 };
+  t.ok(applyDelta(wall, { wallId: 'w', version: 8, at: 13, by: 'alarm', cause: 'popup.show', ref: null, popups: [popup], changes: [{ ...change, popup: 'p1', v: 8 }] }));
+  t.same(wall.popups, { p1: popup });
+  t.equal(wall.tiles['s1-1']!.popup, 'p1');
+  t.ok(applyDelta(wall, { wallId: 'w', version: 9, at: 14, by: 'alarm', cause: 'popup.clear', ref: null, removedPopups: ['p1'], changes: [{ ...change, v: 9 }] }));
+  t.same(wall.popups, {});
+});
+
+t.test('a tile shows the highest-priority pop-up covering it, the earliest of equal priority', async (t) => {
+  const cam = { cameraId: 'c', name: 'C', departmentId: 'd', hasSub: false };
+  const popup = (id: string, priority: number, at: number, tiles: string[]) => ({ id, label: id, priority, at, alarmId: id, vehicleId: 'v', tiles: Object.fromEntries(tiles.map((x) => [x, cam])) });
+  const popups = { low: popup('low', 10, 1, ['a', 'b']), high: popup('high', 90, 5, ['b']), same: popup('same', 10, 3, ['a', 'c']) };
+  t.equal(popupOn(popups, 'a')?.id, 'low', 'equal priority: the earlier keeps the tile');
+  t.equal(popupOn(popups, 'b')?.id, 'high', 'a higher priority pre-empts');
+  t.equal(popupOn(popups, 'c')?.id, 'same');
+  t.equal(popupOn(popups, 'd'), null);
 });
 
 t.test('payload validation names every bad field, unknown fields included', async (t) => {

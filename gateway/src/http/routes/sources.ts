@@ -1,12 +1,12 @@
-import { Readable, Transform } from 'node:stream';
+import { Readable } from 'node:stream';
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Guards } from '../../auth/plugin.js';
 import type { Principal } from '../../auth/users.js';
-import { GatewayError, ValidationError } from '../../errors.js';
-import { importRows, type ImportFormat } from '../../registry/import-parse.js';
-import type { ImportMode, ListFilters, Registry, SourceView } from '../../registry/service.js';
+import { importRows } from '../../registry/import-parse.js';
+import type { ImportMode, Registry, SourceView } from '../../registry/service.js';
 import { HEALTH, LEVELS, PROTOCOLS } from '../../store/types.js';
+import { acceptImportBodies, etag, ifMatch, importFormat, limitBytes, parseBbox } from './shared.js';
 
 const literalUnion = <T extends string>(values: readonly T[]) => Type.Union(values.map((v) => Type.Literal(v)));
 
@@ -81,42 +81,6 @@ type IdParams = Static<typeof idParams>;
 /** Field checks happen in one place (registry/source-input.ts) for REST and import alike; here only the shape. */
 const sourceBody = Type.Object({}, { additionalProperties: true });
 
-function parseBbox(text: string | undefined): ListFilters['bbox'] {
-  if (text === undefined) return undefined;
-  const n = text.split(',').map(Number);
-  const [minLon, minLat, maxLon, maxLat] = n;
-  if (n.length !== 4 || n.some((x) => !Number.isFinite(x)) || minLon! > maxLon! || minLat! > maxLat!) {
-    throw new ValidationError([{ field: 'querystring.bbox', message: 'expected minLon,minLat,maxLon,maxLat with min <= max' }]);
-  }
-  return { minLat: minLat!, minLon: minLon!, maxLat: maxLat!, maxLon: maxLon! };
-}
-
-/** The version a client read, from If-Match ("3", W/"3" or 3). */
-function ifMatch(req: FastifyRequest, required: boolean): number | undefined {
-  const h = req.headers['if-match'];
-  if (h === undefined) {
-    if (!required) return undefined;
-    throw new GatewayError('GW_ERR_PRECONDITION_REQUIRED', 'If-Match: send the ETag (version) you read, so a concurrent change is not overwritten');
-  }
-  const m = /^(?:W\/)?"?(\d+)"?$/.exec(String(h).trim());
-  if (!m) throw new ValidationError([{ field: 'If-Match', message: 'expected the ETag of the source, e.g. "3"' }]);
-  return Number(m[1]);
-}
-
-const etag = (version: number) => `"${version}"`;
-
-/** Counts body bytes and stops a stream past the import limit, since a streamed body bypasses fastify's bodyLimit. */
-function limitBytes(max: number) {
-  let seen = 0;
-  return new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      seen += chunk.length;
-      if (seen > max) done(new GatewayError('GW_ERR_PAYLOAD_TOO_LARGE', `import body over ${max} bytes (registry.importMaxBytes)`));
-      else done(null, chunk);
-    },
-  });
-}
-
 const CSV_COLUMNS = ['id', 'name', 'departmentId', 'level', 'address', 'url', 'subUrl', 'protocol', 'username', 'codec', 'lat', 'lon', 'tags', 'enabled'] as const;
 
 function csvCell(v: unknown): string {
@@ -137,8 +101,7 @@ export async function sourceRoutes(app: FastifyInstance, opts: SourceRoutesOptio
   const actor = (req: FastifyRequest) => req.principal as Principal;
   const send = (reply: FastifyReply, view: SourceView, status = 200) => reply.status(status).header('etag', etag(view.version)).send(view);
 
-  // Import bodies are streamed row by row, never buffered whole.
-  app.addContentTypeParser(['application/x-ndjson', 'application/ndjson', 'text/csv'], (_req, payload, done) => done(null, payload));
+  acceptImportBodies(app);
 
   app.get<{ Querystring: ListQuery }>(
     '/api/sources',
@@ -163,9 +126,7 @@ export async function sourceRoutes(app: FastifyInstance, opts: SourceRoutesOptio
     '/api/sources/import',
     { onRequest: guards.require('sources:write'), schema: { querystring: importQuery } },
     async (req, reply) => {
-      const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-      const format: ImportFormat | undefined = type === 'text/csv' ? 'csv' : type.endsWith('ndjson') ? 'ndjson' : undefined;
-      if (!format) throw new GatewayError('GW_ERR_UNSUPPORTED_MEDIA_TYPE', 'Content-Type: send application/x-ndjson or text/csv');
+      const format = importFormat(req);
       const body = (req.body as Readable).pipe(limitBytes(opts.importMaxBytes));
       (req.body as Readable).on('error', (err) => body.destroy(err));
       const report = await registry.importSources(actor(req), importRows(format, body), req.query.mode as ImportMode, opts.importMaxRows);

@@ -35,6 +35,7 @@ const ROUTES: { method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE'; url: string
   { method: 'POST', url: '/api/walls/:wallId/plans/revert', type: 'plan.revert' },
   { method: 'POST', url: '/api/walls/:wallId/plans/:planId/activate', type: 'plan.activate' },
   { method: 'DELETE', url: '/api/walls/:wallId/plans/:planId', type: 'plan.delete' },
+  { method: 'DELETE', url: '/api/walls/:wallId/popups/:popupId', type: 'popup.dismiss' },
 ];
 
 export async function wallRoutes(app: FastifyInstance, o: WallRouteOptions) {

@@ -3,6 +3,7 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { migrations } from './migrations.js';
 import { matchExpression, normalise, searchDocument, searchKey } from './search-terms.js';
+import { SqliteAlarms, SqliteRules, SqliteVehicles } from './vehicles.js';
 import {
   StoreConflict,
   type AuditEntry,
@@ -253,6 +254,8 @@ class SqliteSources implements SourceRepo {
       const existing = this.forCompare.get(id) as Row | undefined;
       if (!existing) return 'not-found' as const;
       if (expectedVersion !== undefined && existing.version !== expectedVersion) return 'version-conflict' as const;
+      const vehicle = this.db.prepare(`SELECT v.plate FROM vehicle_channels c JOIN vehicles v ON v.id = c.vehicle_id WHERE c.source_id = ?`).pluck().get(id) as string | undefined;
+      if (vehicle !== undefined) return { inUse: vehicle };
       this.deleteStmt.run(id);
       this.searchDelete.run(existing.seq);
       if (existing.credential_id !== null) this.dropOrphanCredentials.run();
@@ -476,6 +479,9 @@ class SqliteDepartments implements DepartmentRepo {
         rewrite('departments', 'path');
         rewrite('sources', 'dept_path');
         rewrite('walls', 'dept_path');
+        rewrite('vehicles', 'dept_path');
+        rewrite('alarms', 'dept_path');
+        rewrite('vehicle_rules', 'dept_path');
         this.sources.reindexRange(changes.path, subtreeEnd(changes.path));
       }
       const next = { ...dep, ...changes, updatedAt: now };
@@ -491,7 +497,9 @@ class SqliteDepartments implements DepartmentRepo {
       const busy =
         this.db.prepare(`SELECT 1 FROM departments WHERE parent_id = ? LIMIT 1`).get(id) ||
         this.db.prepare(`SELECT 1 FROM sources WHERE department_id = ? LIMIT 1`).get(id) ||
-        this.db.prepare(`SELECT 1 FROM walls WHERE department_id = ? LIMIT 1`).get(id);
+        this.db.prepare(`SELECT 1 FROM walls WHERE department_id = ? LIMIT 1`).get(id) ||
+        this.db.prepare(`SELECT 1 FROM vehicles WHERE department_id = ? LIMIT 1`).get(id) ||
+        this.db.prepare(`SELECT 1 FROM vehicle_rules WHERE department_id = ? LIMIT 1`).get(id);
       if (busy) return false;
       return this.db.prepare(`DELETE FROM departments WHERE id = ?`).run(id).changes > 0;
     })();
@@ -710,6 +718,9 @@ export class SqliteStore implements Store {
   readonly users: SqliteUsers;
   readonly audit: SqliteAudit;
   readonly walls: SqliteWalls;
+  readonly vehicles: SqliteVehicles;
+  readonly alarms: SqliteAlarms;
+  readonly rules: SqliteRules;
   private closed = false;
 
   constructor(readonly db: DB) {
@@ -718,6 +729,10 @@ export class SqliteStore implements Store {
     this.users = new SqliteUsers(db);
     this.audit = new SqliteAudit(db);
     this.walls = new SqliteWalls(db, this.audit);
+    const appendAudit = (e: Omit<AuditEntry, 'seq'>) => this.audit.appendNow(e);
+    this.vehicles = new SqliteVehicles(db, appendAudit);
+    this.alarms = new SqliteAlarms(db, appendAudit);
+    this.rules = new SqliteRules(db, appendAudit);
   }
 
   static open(file: string): SqliteStore {

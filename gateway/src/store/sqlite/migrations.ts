@@ -124,4 +124,63 @@ export const migrations: { version: number; description: string; sql: string }[]
       );
     `,
   },
+  {
+    version: 3,
+    description: 'vehicles, their channels, position tracks, alarms, geofences and linkage rules',
+    sql: `
+      CREATE TABLE vehicles (
+        id TEXT PRIMARY KEY,
+        plate TEXT NOT NULL UNIQUE,
+        department_id TEXT NOT NULL REFERENCES departments(id),
+        dept_path TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        doc TEXT NOT NULL
+      );
+      CREATE INDEX vehicles_dept_path ON vehicles(dept_path);
+
+      -- A camera source is at most one vehicle's channel, and is not deleted while it is one.
+      CREATE TABLE vehicle_channels (
+        source_id TEXT PRIMARY KEY REFERENCES sources(id),
+        vehicle_id TEXT NOT NULL REFERENCES vehicles(id) ON DELETE CASCADE
+      ) WITHOUT ROWID;
+      CREATE INDEX vehicle_channels_vehicle ON vehicle_channels(vehicle_id);
+
+      -- The recent track; pruned past the configured window.
+      CREATE TABLE vehicle_positions (
+        vehicle_id TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        lat REAL NOT NULL,
+        lon REAL NOT NULL,
+        speed REAL NOT NULL,
+        heading REAL NOT NULL,
+        PRIMARY KEY (vehicle_id, at)
+      ) WITHOUT ROWID;
+      CREATE INDEX vehicle_positions_at ON vehicle_positions(at);
+
+      CREATE TABLE alarms (
+        id TEXT PRIMARY KEY,
+        vehicle_id TEXT NOT NULL,
+        dept_path TEXT NOT NULL,
+        type TEXT NOT NULL,
+        state TEXT NOT NULL,
+        raised_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        doc TEXT NOT NULL
+      );
+      CREATE INDEX alarms_open ON alarms(state) WHERE state != 'closed';
+      CREATE INDEX alarms_raised ON alarms(raised_at, id);
+      CREATE INDEX alarms_vehicle ON alarms(vehicle_id, raised_at);
+      CREATE INDEX alarms_dept_path ON alarms(dept_path, raised_at);
+
+      CREATE TABLE vehicle_rules (
+        kind TEXT NOT NULL,
+        id TEXT NOT NULL,
+        department_id TEXT NOT NULL REFERENCES departments(id),
+        dept_path TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        doc TEXT NOT NULL,
+        PRIMARY KEY (kind, id)
+      ) WITHOUT ROWID;
+    `,
+  },
 ];

@@ -1,0 +1,56 @@
+import { Transform } from 'node:stream';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { GatewayError, ValidationError } from '../../errors.js';
+import type { ImportFormat } from '../../registry/import-parse.js';
+
+/** Helpers the REST routes share: bounding boxes, optimistic concurrency, and streamed import bodies. */
+
+/** "minLon,minLat,maxLon,maxLat" from a query string. */
+export function parseBbox(text: string | undefined): { minLat: number; minLon: number; maxLat: number; maxLon: number } | undefined {
+  if (text === undefined) return undefined;
+  const n = text.split(',').map(Number);
+  const [minLon, minLat, maxLon, maxLat] = n;
+  if (n.length !== 4 || n.some((x) => !Number.isFinite(x)) || minLon! > maxLon! || minLat! > maxLat!) {
+    throw new ValidationError([{ field: 'querystring.bbox', message: 'expected minLon,minLat,maxLon,maxLat with min <= max' }]);
+  }
+  return { minLat: minLat!, minLon: minLon!, maxLat: maxLat!, maxLon: maxLon! };
+}
+
+/** The version a client read, from If-Match ("3", W/"3" or 3). */
+export function ifMatch(req: FastifyRequest, required: boolean): number | undefined {
+  const h = req.headers['if-match'];
+  if (h === undefined) {
+    if (!required) return undefined;
+    throw new GatewayError('GW_ERR_PRECONDITION_REQUIRED', 'If-Match: send the ETag (version) you read, so a concurrent change is not overwritten');
+  }
+  const m = /^(?:W\/)?"?(\d+)"?$/.exec(String(h).trim());
+  if (!m) throw new ValidationError([{ field: 'If-Match', message: 'expected the ETag you read, e.g. "3"' }]);
+  return Number(m[1]);
+}
+
+export const etag = (version: number) => `"${version}"`;
+
+/** Counts body bytes and stops a stream past the import limit, since a streamed body bypasses fastify's bodyLimit. */
+export function limitBytes(max: number) {
+  let seen = 0;
+  return new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      seen += chunk.length;
+      if (seen > max) done(new GatewayError('GW_ERR_PAYLOAD_TOO_LARGE', `import body over ${max} bytes (registry.importMaxBytes)`));
+      else done(null, chunk);
+    },
+  });
+}
+
+/** The import format from the Content-Type, or a 415 naming the accepted ones. */
+export function importFormat(req: FastifyRequest): ImportFormat {
+  const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  if (type === 'text/csv') return 'csv';
+  if (type.endsWith('ndjson')) return 'ndjson';
+  throw new GatewayError('GW_ERR_UNSUPPORTED_MEDIA_TYPE', 'Content-Type: send application/x-ndjson or text/csv');
+}
+
+/** Import bodies are streamed row by row, never buffered whole. */
+export function acceptImportBodies(app: FastifyInstance) {
+  app.addContentTypeParser(['application/x-ndjson', 'application/ndjson', 'text/csv'], (_req, payload, done) => done(null, payload));
+}

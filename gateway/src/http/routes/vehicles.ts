@@ -1,0 +1,184 @@
+import type { Readable } from 'node:stream';
+import { Type, type Static } from '@sinclair/typebox';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Guards } from '../../auth/plugin.js';
+import type { Principal } from '../../auth/users.js';
+import { ValidationError } from '../../errors.js';
+import { importRows } from '../../registry/import-parse.js';
+import type { ImportMode } from '../../registry/service.js';
+import { alarmsReport, positionsReport, timeOf, VEHICLE_INPUT_FIELDS } from '../../vehicles/input.js';
+import { ALARM_TYPES, VEHICLE_CATEGORIES } from '../../vehicles/model.js';
+import type { VehicleEntry, VehicleService } from '../../vehicles/service.js';
+import { acceptImportBodies, etag, ifMatch, importFormat, limitBytes, parseBbox } from './shared.js';
+
+const literalUnion = <T extends string>(values: readonly T[]) => Type.Union(values.map((v) => Type.Literal(v)));
+const ID = Type.String({ minLength: 1, maxLength: 64 });
+const idParams = Type.Object({ id: ID });
+type IdParams = Static<typeof idParams>;
+/** Field checks happen in vehicles/input.ts for REST and import alike; here only the shape. */
+const anyObject = Type.Object({}, { additionalProperties: true });
+const TIME_TEXT = Type.String({ maxLength: 40, description: 'ms since the epoch, or ISO 8601' });
+
+const listQuery = (max: number) =>
+  Type.Object(
+    {
+      departmentId: Type.Optional(ID),
+      category: Type.Optional(literalUnion(VEHICLE_CATEGORIES)),
+      company: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
+      status: Type.Optional(literalUnion(['online', 'offline'] as const)),
+      moving: Type.Optional(Type.Boolean()),
+      alarm: Type.Optional(literalUnion(['open', 'none'] as const)),
+      q: Type.Optional(Type.String({ maxLength: 100 })),
+      bbox: Type.Optional(Type.String({ description: 'minLon,minLat,maxLon,maxLat' })),
+      cursor: Type.Optional(Type.String({ maxLength: 200 })),
+      limit: Type.Integer({ minimum: 1, maximum: max, default: 100 }),
+    },
+    { additionalProperties: false },
+  );
+
+const alarmQuery = (max: number) =>
+  Type.Object(
+    {
+      state: Type.Optional(Type.String({ pattern: '^(raised|acknowledged|closed)(,(raised|acknowledged|closed))*$' })),
+      vehicleId: Type.Optional(ID),
+      type: Type.Optional(literalUnion(ALARM_TYPES)),
+      since: Type.Optional(TIME_TEXT),
+      cursor: Type.Optional(Type.String({ maxLength: 200 })),
+      limit: Type.Integer({ minimum: 1, maximum: max, default: 100 }),
+    },
+    { additionalProperties: false },
+  );
+
+const trackQuery = Type.Object({ from: Type.Optional(TIME_TEXT), to: Type.Optional(TIME_TEXT) }, { additionalProperties: false });
+const importQuery = Type.Object({ mode: literalUnion(['all-or-nothing', 'keep-valid'] as const) }, { additionalProperties: false });
+const noteBody = Type.Object({ note: Type.Optional(Type.String({ maxLength: 500 })) }, { additionalProperties: false });
+
+function queryTime(field: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const t = /^\d+$/.test(text) ? Number(text) : timeOf(text);
+  if (!Number.isFinite(t)) throw new ValidationError([{ field: `querystring.${field}`, message: 'expected ms since the epoch or an ISO 8601 time' }]);
+  return t;
+}
+
+export interface VehicleRouteOptions {
+  vehicles: VehicleService;
+  guards: Guards;
+  pageSizeMax: number;
+  importMaxRows: number;
+  importMaxBytes: number;
+}
+
+/** Vehicles, the feed's batches, alarms, geofences and linkage rules over REST. */
+export async function vehicleRoutes(app: FastifyInstance, o: VehicleRouteOptions) {
+  const { vehicles, guards } = o;
+  const actor = (req: FastifyRequest) => req.principal as Principal;
+  acceptImportBodies(app);
+  const send = (reply: FastifyReply, entry: VehicleEntry, status = 200) => reply.status(status).header('etag', etag(entry.vehicle.version)).send(vehicles.view(entry));
+
+  app.get<{ Querystring: Static<ReturnType<typeof listQuery>> }>(
+    '/api/vehicles',
+    { onRequest: guards.require('vehicles:read'), schema: { querystring: listQuery(o.pageSizeMax) } },
+    async (req) => {
+      const { bbox, ...rest } = req.query;
+      const page = vehicles.list(actor(req), { ...rest, bbox: parseBbox(bbox) });
+      return { items: page.items.map((e) => vehicles.view(e)), nextCursor: page.nextCursor, total: vehicles.size };
+    },
+  );
+
+  app.post<{ Body: Record<string, unknown> }>('/api/vehicles', { onRequest: guards.require('vehicles:write'), schema: { body: anyObject } }, async (req, reply) => {
+    const entry = await vehicles.create(actor(req), req.body);
+    return send(reply.header('location', `/api/vehicles/${encodeURIComponent(entry.vehicle.id)}`), entry, 201);
+  });
+
+  app.post<{ Querystring: Static<typeof importQuery> }>(
+    '/api/vehicles/import',
+    { onRequest: guards.require('vehicles:write'), schema: { querystring: importQuery } },
+    async (req, reply) => {
+      const format = importFormat(req);
+      const body = (req.body as Readable).pipe(limitBytes(o.importMaxBytes));
+      (req.body as Readable).on('error', (err) => body.destroy(err));
+      const rows = importRows(format, body, { fields: VEHICLE_INPUT_FIELDS, aliases: { department: 'departmentId', department_id: 'departmentId', plate_color: 'plateColor', hazard_class: 'hazardClass', un_number: 'unNumber', terminal_id: 'terminalId' } });
+      const report = await vehicles.importVehicles(actor(req), rows, req.query.mode as ImportMode, o.importMaxRows);
+      if (!report.applied) {
+        return reply.status(422).send({ code: 'GW_ERR_IMPORT_REJECTED', message: `${report.rejected} of ${report.rows} rows rejected; nothing was imported`, report });
+      }
+      return report;
+    },
+  );
+
+  app.get<{ Params: IdParams }>('/api/vehicles/:id', { onRequest: guards.require('vehicles:read'), schema: { params: idParams } }, async (req, reply) =>
+    send(reply, vehicles.entry(actor(req), req.params.id)),
+  );
+
+  for (const method of ['PUT', 'PATCH'] as const) {
+    app.route<{ Params: IdParams; Body: Record<string, unknown> }>({
+      method,
+      url: '/api/vehicles/:id',
+      onRequest: guards.require('vehicles:write'),
+      schema: { params: idParams, body: anyObject },
+      handler: async (req, reply) => send(reply, await vehicles.update(actor(req), req.params.id, req.body, ifMatch(req, true)!, method === 'PATCH')),
+    });
+  }
+
+  app.delete<{ Params: IdParams }>('/api/vehicles/:id', { onRequest: guards.require('vehicles:write'), schema: { params: idParams } }, async (req, reply) => {
+    await vehicles.delete(actor(req), req.params.id, ifMatch(req, false));
+    return reply.status(204).send();
+  });
+
+  app.get<{ Params: IdParams; Querystring: Static<typeof trackQuery> }>(
+    '/api/vehicles/:id/track',
+    { onRequest: guards.require('vehicles:read'), schema: { params: idParams, querystring: trackQuery } },
+    async (req) => ({ vehicleId: req.params.id, points: await vehicles.track(actor(req), req.params.id, queryTime('from', req.query.from), queryTime('to', req.query.to)) }),
+  );
+
+  // ---- the feed ----
+
+  app.post('/api/feed/positions', { onRequest: guards.require('vehicles:feed'), schema: { body: anyObject } }, async (req) =>
+    vehicles.reportPositions(actor(req), positionsReport.parse(req.body).positions),
+  );
+  app.post('/api/feed/alarms', { onRequest: guards.require('vehicles:feed'), schema: { body: anyObject } }, async (req) =>
+    vehicles.reportAlarms(actor(req), alarmsReport.parse(req.body).alarms),
+  );
+
+  // ---- alarms ----
+
+  app.get<{ Querystring: Static<ReturnType<typeof alarmQuery>> }>(
+    '/api/alarms',
+    { onRequest: guards.require('vehicles:read'), schema: { querystring: alarmQuery(o.pageSizeMax) } },
+    async (req) => {
+      const { state, since, ...rest } = req.query;
+      return vehicles.listAlarms(actor(req), { ...rest, state: state?.split(',') as ('raised' | 'acknowledged' | 'closed')[] | undefined, since: queryTime('since', since) });
+    },
+  );
+  app.get<{ Params: IdParams }>('/api/alarms/:id', { onRequest: guards.require('vehicles:read'), schema: { params: idParams } }, async (req) => vehicles.getAlarm(actor(req), req.params.id));
+  app.post<{ Params: IdParams; Body: Static<typeof noteBody> }>(
+    '/api/alarms/:id/ack',
+    { onRequest: guards.require('alarms:handle'), schema: { params: idParams, body: Type.Optional(noteBody) } },
+    async (req) => vehicles.acknowledge(actor(req), req.params.id, req.body?.note),
+  );
+  app.post<{ Params: IdParams; Body: Static<typeof noteBody> }>(
+    '/api/alarms/:id/close',
+    { onRequest: guards.require('alarms:handle'), schema: { params: idParams, body: Type.Optional(noteBody) } },
+    async (req) => vehicles.closeAlarmById(actor(req), req.params.id, req.body?.note),
+  );
+
+  // ---- geofences and linkage rules: the same four routes each ----
+
+  const ruleRoutes = (base: string, list: (a: Principal) => unknown[], put: (a: Principal, id: string | null, body: unknown, version: number | null) => Promise<unknown>, remove: (a: Principal, id: string) => Promise<void>) => {
+    app.get(base, { onRequest: guards.require('vehicles:read') }, async (req) => ({ items: list(actor(req)) }));
+    app.post<{ Body: Record<string, unknown> }>(base, { onRequest: guards.require('vehicles:rules'), schema: { body: anyObject } }, async (req, reply) => {
+      const doc = (await put(actor(req), null, req.body, null)) as { version: number };
+      return reply.status(201).header('etag', etag(doc.version)).send(doc);
+    });
+    app.put<{ Params: IdParams; Body: Record<string, unknown> }>(`${base}/:id`, { onRequest: guards.require('vehicles:rules'), schema: { params: idParams, body: anyObject } }, async (req, reply) => {
+      const doc = (await put(actor(req), req.params.id, req.body, ifMatch(req, true)!)) as { version: number };
+      return reply.header('etag', etag(doc.version)).send(doc);
+    });
+    app.delete<{ Params: IdParams }>(`${base}/:id`, { onRequest: guards.require('vehicles:rules'), schema: { params: idParams } }, async (req, reply) => {
+      await remove(actor(req), req.params.id);
+      return reply.status(204).send();
+    });
+  };
+  ruleRoutes('/api/geofences', (a) => vehicles.geofenceList(a), (a, id, body, v) => vehicles.putGeofence(a, id, body, v), (a, id) => vehicles.deleteGeofence(a, id));
+  ruleRoutes('/api/linkage-rules', (a) => vehicles.ruleList(a), (a, id, body, v) => vehicles.putLinkageRule(a, id, body, v), (a, id) => vehicles.deleteLinkageRule(a, id));
+}

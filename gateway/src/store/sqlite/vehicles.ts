@@ -1,0 +1,269 @@
+import type Database from 'better-sqlite3';
+import {
+  StoreConflict,
+  type AlarmQuery,
+  type AlarmRepo,
+  type AlarmRow,
+  type AuditEntry,
+  type PositionRow,
+  type RuleRepo,
+  type RuleRow,
+  type VehicleRepo,
+  type VehicleRow,
+  type VehicleWriteResult,
+} from '../types.js';
+
+type DB = Database.Database;
+type Row = Record<string, unknown>;
+type AuditWrite = Omit<AuditEntry, 'seq'>;
+type AppendAudit = (e: AuditWrite) => void;
+
+const code = (err: unknown) => (err as { code?: string }).code ?? '';
+
+export class SqliteVehicles implements VehicleRepo {
+  private readonly insertPosition;
+  private readonly getVehicle;
+  private readonly plateOwner;
+  private readonly sourceOwner;
+  private readonly sourceExists;
+  private readonly upsert;
+  private readonly clearChannels;
+  private readonly addChannel;
+
+  constructor(
+    private readonly db: DB,
+    private readonly appendAudit: AppendAudit,
+  ) {
+    this.insertPosition = db.prepare(`INSERT OR IGNORE INTO vehicle_positions (vehicle_id, at, lat, lon, speed, heading) VALUES (?, ?, ?, ?, ?, ?)`);
+    this.getVehicle = db.prepare(`SELECT version FROM vehicles WHERE id = ?`).pluck();
+    this.plateOwner = db.prepare(`SELECT id FROM vehicles WHERE plate = ?`).pluck();
+    this.sourceOwner = db.prepare(`SELECT vehicle_id FROM vehicle_channels WHERE source_id = ?`).pluck();
+    this.sourceExists = db.prepare(`SELECT 1 FROM sources WHERE id = ?`).pluck();
+    this.upsert = db.prepare(`INSERT INTO vehicles (id, plate, department_id, dept_path, version, doc) VALUES (@id, @plate, @departmentId, @deptPath, @version, @doc)
+      ON CONFLICT (id) DO UPDATE SET plate = excluded.plate, department_id = excluded.department_id, dept_path = excluded.dept_path,
+        version = excluded.version, doc = excluded.doc`);
+    this.clearChannels = db.prepare(`DELETE FROM vehicle_channels WHERE vehicle_id = ?`);
+    this.addChannel = db.prepare(`INSERT INTO vehicle_channels (source_id, vehicle_id) VALUES (?, ?)`);
+  }
+
+  async all(): Promise<VehicleRow[]> {
+    const sources = new Map<string, string[]>();
+    for (const r of this.db.prepare(`SELECT source_id, vehicle_id FROM vehicle_channels`).all() as Row[]) {
+      const list = sources.get(r.vehicle_id as string) ?? [];
+      list.push(r.source_id as string);
+      sources.set(r.vehicle_id as string, list);
+    }
+    return (this.db.prepare(`SELECT * FROM vehicles ORDER BY plate`).all() as Row[]).map((r) => ({
+      id: r.id as string,
+      plate: r.plate as string,
+      departmentId: r.department_id as string,
+      deptPath: r.dept_path as string,
+      version: r.version as number,
+      doc: r.doc as string,
+      sourceIds: sources.get(r.id as string) ?? [],
+    }));
+  }
+
+  /** One row's write inside a transaction; a collision is returned, not thrown. */
+  private write(row: VehicleRow, expectedVersion: number | null): VehicleWriteResult {
+    const current = this.getVehicle.get(row.id) as number | undefined;
+    if (expectedVersion === null && current !== undefined) return { conflict: 'id', value: row.id };
+    if (expectedVersion !== null && current === undefined) return 'not-found';
+    if (expectedVersion !== null && current !== expectedVersion) return 'version-conflict';
+    const plateHolder = this.plateOwner.get(row.plate) as string | undefined;
+    if (plateHolder !== undefined && plateHolder !== row.id) return { conflict: 'plate', value: row.plate };
+    for (const sourceId of row.sourceIds) {
+      const holder = this.sourceOwner.get(sourceId) as string | undefined;
+      if ((holder !== undefined && holder !== row.id) || !this.sourceExists.get(sourceId)) return { conflict: 'source', value: sourceId };
+    }
+    this.upsert.run(row);
+    this.clearChannels.run(row.id);
+    for (const sourceId of row.sourceIds) this.addChannel.run(sourceId, row.id);
+    return 'ok';
+  }
+
+  async put(row: VehicleRow, expectedVersion: number | null, audit: AuditWrite): Promise<VehicleWriteResult> {
+    return this.db.transaction(() => {
+      const result = this.write(row, expectedVersion);
+      if (result === 'ok') this.appendAudit(audit);
+      return result;
+    })();
+  }
+
+  async delete(id: string, expectedVersion: number | undefined, audit: AuditWrite) {
+    return this.db.transaction(() => {
+      const current = this.getVehicle.get(id) as number | undefined;
+      if (current === undefined) return 'not-found' as const;
+      if (expectedVersion !== undefined && current !== expectedVersion) return 'version-conflict' as const;
+      this.clearChannels.run(id);
+      this.db.prepare(`DELETE FROM vehicle_positions WHERE vehicle_id = ?`).run(id);
+      this.db.prepare(`DELETE FROM vehicles WHERE id = ?`).run(id);
+      this.appendAudit(audit);
+      return 'deleted' as const;
+    })();
+  }
+
+  async importRows(rows: { line: number; row: VehicleRow; expectedVersion: number | null }[], allOrNothing: boolean, audit: AuditWrite) {
+    const refused: { line: number; field: string; message: string }[] = [];
+    const rollback = new Error('rollback');
+    try {
+      this.db.transaction(() => {
+        for (const { line, row, expectedVersion } of rows) {
+          const result = this.write(row, expectedVersion);
+          if (result === 'ok') continue;
+          if (result === 'not-found' || result === 'version-conflict') refused.push({ line, field: 'id', message: `vehicle "${row.id}" changed during the import` });
+          else if (result.conflict === 'plate') refused.push({ line, field: 'plate', message: `${result.value} is registered to another vehicle` });
+          else if (result.conflict === 'source') refused.push({ line, field: 'channels', message: `source "${result.value}" is missing or is another vehicle's channel` });
+          else refused.push({ line, field: 'id', message: `vehicle "${result.value}" exists` });
+        }
+        if (allOrNothing && refused.length) throw rollback;
+        this.appendAudit(audit);
+      })();
+    } catch (err) {
+      if (err !== rollback) throw err;
+      return { applied: false, refused };
+    }
+    return { applied: true, refused };
+  }
+
+  async appendPositions(points: PositionRow[]) {
+    if (points.length === 0) return;
+    this.db.transaction(() => {
+      for (const p of points) this.insertPosition.run(p.vehicleId, p.at, p.lat, p.lon, p.speed, p.heading);
+    })();
+  }
+
+  async track(vehicleId: string, from: number, to: number, limit: number): Promise<PositionRow[]> {
+    return (
+      this.db
+        .prepare(`SELECT * FROM vehicle_positions WHERE vehicle_id = ? AND at >= ? AND at <= ? ORDER BY at LIMIT ?`)
+        .all(vehicleId, from, to, limit) as Row[]
+    ).map(toPosition);
+  }
+
+  async latestPositions(): Promise<PositionRow[]> {
+    // SQLite takes the bare columns from the row holding max(at).
+    return (this.db.prepare(`SELECT vehicle_id, max(at) AS at, lat, lon, speed, heading FROM vehicle_positions GROUP BY vehicle_id`).all() as Row[]).map(toPosition);
+  }
+
+  async prunePositions(before: number): Promise<number> {
+    return this.db.prepare(`DELETE FROM vehicle_positions WHERE at < ?`).run(before).changes;
+  }
+}
+
+function toPosition(r: Row): PositionRow {
+  return {
+    vehicleId: r.vehicle_id as string,
+    at: r.at as number,
+    lat: r.lat as number,
+    lon: r.lon as number,
+    speed: r.speed as number,
+    heading: r.heading as number,
+  };
+}
+
+function toAlarm(r: Row): AlarmRow {
+  return {
+    id: r.id as string,
+    vehicleId: r.vehicle_id as string,
+    deptPath: r.dept_path as string,
+    type: r.type as string,
+    state: r.state as AlarmRow['state'],
+    raisedAt: r.raised_at as number,
+    updatedAt: r.updated_at as number,
+    doc: r.doc as string,
+  };
+}
+
+export class SqliteAlarms implements AlarmRepo {
+  private readonly upsert;
+  constructor(
+    private readonly db: DB,
+    private readonly appendAudit: AppendAudit,
+  ) {
+    this.upsert = db.prepare(`INSERT OR REPLACE INTO alarms (id, vehicle_id, dept_path, type, state, raised_at, updated_at, doc)
+      VALUES (@id, @vehicleId, @deptPath, @type, @state, @raisedAt, @updatedAt, @doc)`);
+  }
+
+  async save(row: AlarmRow, audit: AuditWrite | null) {
+    this.db.transaction(() => {
+      this.upsert.run(row);
+      if (audit) this.appendAudit(audit);
+    })();
+  }
+
+  async get(id: string) {
+    const r = this.db.prepare(`SELECT * FROM alarms WHERE id = ?`).get(id) as Row | undefined;
+    return r ? toAlarm(r) : null;
+  }
+
+  async open() {
+    return (this.db.prepare(`SELECT * FROM alarms WHERE state != 'closed' ORDER BY raised_at, id`).all() as Row[]).map(toAlarm);
+  }
+
+  async list(q: AlarmQuery) {
+    const where: string[] = [];
+    const params: Record<string, unknown> = { limit: q.limit };
+    const visible = q.ranges.map((_, i) => `(dept_path >= @from${i} AND dept_path < @to${i})`);
+    q.ranges.forEach(([from, to], i) => Object.assign(params, { [`from${i}`]: from, [`to${i}`]: to }));
+    where.push(visible.length ? `(${visible.join(' OR ')})` : '0');
+    if (q.states?.length) {
+      where.push(`state IN (${q.states.map((_, i) => `@state${i}`).join(', ')})`);
+      q.states.forEach((s, i) => (params[`state${i}`] = s));
+    }
+    if (q.vehicleId) (where.push('vehicle_id = @vehicleId'), (params.vehicleId = q.vehicleId));
+    if (q.type) (where.push('type = @type'), (params.type = q.type));
+    if (q.since !== undefined) (where.push('raised_at >= @since'), (params.since = q.since));
+    if (q.before) {
+      where.push('(raised_at < @beforeAt OR (raised_at = @beforeAt AND id < @beforeId))');
+      Object.assign(params, { beforeAt: q.before.raisedAt, beforeId: q.before.id });
+    }
+    return (this.db.prepare(`SELECT * FROM alarms WHERE ${where.join(' AND ')} ORDER BY raised_at DESC, id DESC LIMIT @limit`).all(params) as Row[]).map(toAlarm);
+  }
+}
+
+export class SqliteRules implements RuleRepo {
+  constructor(
+    private readonly db: DB,
+    private readonly appendAudit: AppendAudit,
+  ) {}
+
+  async all(kind: RuleRow['kind']): Promise<RuleRow[]> {
+    return (this.db.prepare(`SELECT * FROM vehicle_rules WHERE kind = ? ORDER BY id`).all(kind) as Row[]).map((r) => ({
+      id: r.id as string,
+      kind: r.kind as RuleRow['kind'],
+      departmentId: r.department_id as string,
+      deptPath: r.dept_path as string,
+      version: r.version as number,
+      doc: r.doc as string,
+    }));
+  }
+
+  async put(row: RuleRow, expectedVersion: number | null, audit: AuditWrite) {
+    return this.db.transaction(() => {
+      if (expectedVersion === null) {
+        try {
+          this.db.prepare(`INSERT INTO vehicle_rules (kind, id, department_id, dept_path, version, doc) VALUES (@kind, @id, @departmentId, @deptPath, @version, @doc)`).run(row);
+        } catch (err) {
+          if (code(err).startsWith('SQLITE_CONSTRAINT_PRIMARYKEY')) throw new StoreConflict(`${row.kind} ${row.id} exists`);
+          throw err;
+        }
+      } else {
+        const current = this.db.prepare(`SELECT version FROM vehicle_rules WHERE kind = ? AND id = ?`).pluck().get(row.kind, row.id) as number | undefined;
+        if (current === undefined) return 'not-found' as const;
+        if (current !== expectedVersion) return 'version-conflict' as const;
+        this.db.prepare(`UPDATE vehicle_rules SET department_id = @departmentId, dept_path = @deptPath, version = @version, doc = @doc WHERE kind = @kind AND id = @id`).run(row);
+      }
+      this.appendAudit(audit);
+      return 'ok' as const;
+    })();
+  }
+
+  async delete(kind: RuleRow['kind'], id: string, audit: AuditWrite) {
+    return this.db.transaction(() => {
+      const gone = this.db.prepare(`DELETE FROM vehicle_rules WHERE kind = ? AND id = ?`).run(kind, id).changes > 0;
+      if (gone) this.appendAudit(audit);
+      return gone;
+    })();
+  }
+}

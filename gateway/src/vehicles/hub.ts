@@ -1,0 +1,216 @@
+import { allows, type Permission } from '../auth/roles.js';
+import { GatewayError, ValidationError } from '../errors.js';
+import type { PathRange } from '../store/types.js';
+import { inBbox, type Bbox } from './geo.js';
+import { alarmAction, alarmSubscription, alarmsReport, emptyPayload, positionSubscription, positionsReport } from './input.js';
+import { SEVERITIES, type Alarm, type PositionUpdate, type Severity, type VehicleCategory } from './model.js';
+import type { VehicleActor, VehicleEntry, VehicleService, VehiclesConfig } from './service.js';
+
+/** A control-WebSocket client as the hub sees it (the control server's peer fits). */
+export interface HubPeer {
+  readonly actor: VehicleActor;
+  send(frame: Buffer): boolean;
+}
+
+const PERMISSION: Record<string, Permission> = {
+  'vehicles.subscribe': 'vehicles:read',
+  'vehicles.unsubscribe': 'vehicles:read',
+  'alarms.subscribe': 'vehicles:read',
+  'alarms.unsubscribe': 'vehicles:read',
+  'alarm.ack': 'alarms:handle',
+  'alarm.close': 'alarms:handle',
+  'positions.report': 'vehicles:feed',
+  'alarms.report': 'vehicles:feed',
+};
+
+interface PositionSubscription {
+  ranges: PathRange[];
+  /** A department subtree narrowing the scope, or null. */
+  department: PathRange[] | null;
+  categories: Set<VehicleCategory> | null;
+  bbox: Bbox | null;
+  intervalMs: number;
+  /** Vehicles that changed since the last batch this subscriber got: only their latest state goes. */
+  pending: Set<VehicleEntry>;
+  lastSent: number;
+}
+
+interface AlarmSubscription {
+  ranges: PathRange[];
+  minSeverity: Severity;
+}
+
+const encode = (message: object) => Buffer.from(JSON.stringify(message));
+
+export function positionUpdate(e: VehicleEntry): PositionUpdate | null {
+  const p = e.live.position;
+  if (!p) return null;
+  return { id: e.vehicle.id, plate: e.vehicle.plate, category: e.vehicle.category, ...p, status: e.live.status, moving: e.live.moving };
+}
+
+/**
+ * Vehicle messages on the control WebSocket: a feed reports positions and alarms; regulators follow
+ * positions (all, a category, a department or a bounding box), batched to at most one frame per
+ * interval with each vehicle's latest state, and alarms in their scope as they happen.
+ */
+export class VehicleHub {
+  private readonly positionSubs = new Map<HubPeer, PositionSubscription>();
+  private readonly alarmSubs = new Map<HubPeer, AlarmSubscription>();
+  /** Vehicles changed since the last tick, spread to the subscriptions at the tick. */
+  private dirty = new Set<VehicleEntry>();
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly vehicles: VehicleService,
+    private readonly config: VehiclesConfig['subscriptions'],
+    private readonly clock: () => number = () => performance.now(),
+  ) {
+    vehicles.on('position', (e) => this.dirty.add(e));
+    vehicles.on('status', (e) => this.dirty.add(e));
+    vehicles.on('removed', (e) => {
+      this.dirty.delete(e);
+      for (const sub of this.positionSubs.values()) sub.pending.delete(e);
+    });
+    vehicles.on('alarm', (a, change) => this.alarmChanged(a, change));
+    // Ticks at a quarter of the fastest interval, so a batch is at most that late.
+    this.timer = setInterval(() => this.tick(), Math.max(25, Math.floor(config.minIntervalMs / 4)));
+    this.timer.unref();
+  }
+
+  close() {
+    clearInterval(this.timer);
+  }
+
+  handles(type: string): boolean {
+    return Object.hasOwn(PERMISSION, type);
+  }
+
+  admits(actor: VehicleActor): boolean {
+    return allows(actor.roles, 'vehicles:read') || allows(actor.roles, 'vehicles:feed');
+  }
+
+  handle(peer: HubPeer, type: string, payload: unknown): unknown {
+    const permission = PERMISSION[type]!;
+    if (!allows(peer.actor.roles, permission)) throw new GatewayError('GW_ERR_FORBIDDEN', `your roles do not allow ${permission}`);
+    switch (type) {
+      case 'vehicles.subscribe':
+        return this.subscribePositions(peer, positionSubscription.parse(payload));
+      case 'vehicles.unsubscribe':
+        emptyPayload.parse(payload);
+        return { subscribed: this.positionSubs.delete(peer) };
+      case 'alarms.subscribe': {
+        const p = alarmSubscription.parse(payload);
+        const sub: AlarmSubscription = { ranges: this.vehicles.rangesOf(peer.actor), minSeverity: p.minSeverity ?? 'info' };
+        this.alarmSubs.set(peer, sub);
+        return { alarms: this.vehicles.openAlarms(peer.actor, sub.minSeverity) };
+      }
+      case 'alarms.unsubscribe':
+        emptyPayload.parse(payload);
+        return { subscribed: this.alarmSubs.delete(peer) };
+      case 'alarm.ack':
+      case 'alarm.close': {
+        const p = alarmAction.parse(payload);
+        if (!p.alarmId) throw new ValidationError([{ field: 'alarmId', message: 'is required' }]);
+        const done = type === 'alarm.ack' ? this.vehicles.acknowledge(peer.actor, p.alarmId, p.note) : this.vehicles.closeAlarmById(peer.actor, p.alarmId, p.note);
+        return done.then((alarm) => ({ alarm }));
+      }
+      case 'positions.report':
+        return this.vehicles.reportPositions(peer.actor, positionsReport.parse(payload).positions);
+      case 'alarms.report':
+        return this.vehicles.reportAlarms(peer.actor, alarmsReport.parse(payload).alarms);
+    }
+    return undefined;
+  }
+
+  private subscribePositions(peer: HubPeer, p: ReturnType<typeof positionSubscription.parse>) {
+    const ranges = this.vehicles.rangesOf(peer.actor);
+    if (p.departmentId && !this.vehicles.sees(p.departmentId, ranges)) {
+      throw new ValidationError([{ field: 'departmentId', message: `no department "${p.departmentId}" in your scope` }]);
+    }
+    if (p.bbox && (p.bbox[0] > p.bbox[2] || p.bbox[1] > p.bbox[3])) throw new ValidationError([{ field: 'bbox', message: 'expected [minLon, minLat, maxLon, maxLat] with min <= max' }]);
+    const intervalMs = Math.max(this.config.minIntervalMs, p.intervalMs ?? this.config.minIntervalMs);
+    const sub: PositionSubscription = {
+      ranges,
+      department: p.departmentId ? this.vehicles.rangesOf({ id: '-', username: '-', ip: '-', roles: [], scopes: [p.departmentId] }) : null,
+      categories: p.categories ? new Set(p.categories) : null,
+      bbox: p.bbox ? { minLon: p.bbox[0], minLat: p.bbox[1], maxLon: p.bbox[2], maxLat: p.bbox[3] } : null,
+      intervalMs,
+      pending: new Set(),
+      lastSent: this.clock(),
+    };
+    this.positionSubs.set(peer, sub);
+    const vehicles: PositionUpdate[] = [];
+    for (const e of this.vehicles.entries()) {
+      const u = this.matches(sub, e) ? positionUpdate(e) : null;
+      if (u) vehicles.push(u);
+    }
+    return { intervalMs, vehicles };
+  }
+
+  private matches(sub: PositionSubscription, e: VehicleEntry): boolean {
+    const v = e.vehicle;
+    if (sub.categories && !sub.categories.has(v.category)) return false;
+    const p = e.live.position;
+    if (sub.bbox && !(p && inBbox(sub.bbox, p.lon, p.lat))) return false;
+    if (!this.vehicles.sees(v.departmentId, sub.ranges)) return false;
+    if (sub.department && !this.vehicles.sees(v.departmentId, sub.department)) return false;
+    return true;
+  }
+
+  private tick() {
+    if (this.dirty.size && this.positionSubs.size) {
+      for (const sub of this.positionSubs.values()) for (const e of this.dirty) if (this.matches(sub, e)) sub.pending.add(e);
+    }
+    this.dirty = new Set();
+    const now = this.clock();
+    // Each vehicle's update is serialised once per tick, whatever the number of subscribers.
+    const json = new Map<VehicleEntry, string>();
+    for (const [peer, sub] of this.positionSubs) {
+      if (sub.pending.size === 0 || now - sub.lastSent < sub.intervalMs) continue;
+      const parts: string[] = [];
+      for (const e of sub.pending) {
+        let text = json.get(e);
+        if (text === undefined) {
+          const u = positionUpdate(e);
+          json.set(e, (text = u ? JSON.stringify(u) : ''));
+        }
+        if (text) parts.push(text);
+      }
+      // A subscriber too far behind keeps its pending set and gets the latest state when it drains.
+      if (parts.length && !peer.send(Buffer.from(`{"type":"vehicles.positions","payload":{"positions":[${parts.join(',')}]}}`))) continue;
+      sub.pending.clear();
+      sub.lastSent = now;
+    }
+  }
+
+  private alarmChanged(alarm: Alarm, change: string) {
+    if (this.alarmSubs.size === 0) return;
+    let frame: Buffer | null = null;
+    const rank = SEVERITIES.indexOf(alarm.severity);
+    for (const [peer, sub] of this.alarmSubs) {
+      if (rank < SEVERITIES.indexOf(sub.minSeverity) || !this.vehicles.sees(alarm.departmentId, sub.ranges)) continue;
+      peer.send((frame ??= encode({ type: 'alarm', payload: { change, alarm } })));
+    }
+  }
+
+  /** The peer's roles or scope may have changed: its subscriptions follow. */
+  rechecked(peer: HubPeer) {
+    const canRead = allows(peer.actor.roles, 'vehicles:read');
+    const ranges = this.vehicles.rangesOf(peer.actor);
+    const p = this.positionSubs.get(peer);
+    if (p) {
+      if (canRead) p.ranges = ranges;
+      else this.positionSubs.delete(peer);
+    }
+    const a = this.alarmSubs.get(peer);
+    if (a) {
+      if (canRead) a.ranges = ranges;
+      else this.alarmSubs.delete(peer);
+    }
+  }
+
+  closed(peer: HubPeer) {
+    this.positionSubs.delete(peer);
+    this.alarmSubs.delete(peer);
+  }
+}
