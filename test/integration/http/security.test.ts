@@ -107,7 +107,7 @@ t.test('every route checks authentication and roles', async (t) => {
   await smallTree(gw);
   await gw.api('POST', '/api/sources', { token: gw.adminToken, body: camera('r1', 'townA') });
   const tokens: Record<string, string> = { admin: gw.adminToken };
-  for (const role of ['supervisor', 'operator', 'regulator', 'auditor']) tokens[role] = await gw.userToken(`${role}-user`, [role], ['root']);
+  for (const role of ['supervisor', 'operator', 'regulator', 'auditor', 'feed']) tokens[role] = await gw.userToken(`${role}-user`, [role], ['root']);
 
   // Metrics carry counts only (no camera ids, no names), so Prometheus scrapes them without an account.
   // CORS preflights carry no credentials by definition (WHEP players in other origins need them).
@@ -162,6 +162,29 @@ t.test('every route checks authentication and roles', async (t) => {
     'DELETE /api/walls/:wallId/presets/:presetId': drive,
     'POST /api/walls/:wallId/plans/revert': drive,
     'POST /api/walls/:wallId/plans/:planId/activate': drive,
+    'DELETE /api/walls/:wallId/popups/:popupId': drive,
+    'GET /api/vehicles': read,
+    'GET /api/vehicles/:id': read,
+    'GET /api/vehicles/:id/track': read,
+    'POST /api/vehicles': ['admin'],
+    'PUT /api/vehicles/:id': ['admin'],
+    'PATCH /api/vehicles/:id': ['admin'],
+    'DELETE /api/vehicles/:id': ['admin'],
+    'POST /api/vehicles/import': ['admin'],
+    'POST /api/feed/positions': ['admin', 'feed'],
+    'POST /api/feed/alarms': ['admin', 'feed'],
+    'GET /api/alarms': read,
+    'GET /api/alarms/:id': read,
+    'POST /api/alarms/:id/ack': read,
+    'POST /api/alarms/:id/close': read,
+    'GET /api/geofences': read,
+    'POST /api/geofences': manage,
+    'PUT /api/geofences/:id': manage,
+    'DELETE /api/geofences/:id': manage,
+    'GET /api/linkage-rules': read,
+    'POST /api/linkage-rules': manage,
+    'PUT /api/linkage-rules/:id': manage,
+    'DELETE /api/linkage-rules/:id': manage,
   };
   const registered = gw.routes.filter((r) => r.method !== 'HEAD').map((r) => `${r.method} ${r.url}`);
   for (const r of registered) {
@@ -181,14 +204,14 @@ t.test('every route checks authentication and roles', async (t) => {
       }
       continue;
     }
-    const url = path.replace(':wallId', 'w1').replace(':tileId', 's1-1').replace(/:(tourId|presetId|planId)/, 'x1').replace(':id', 'r1').replace(':cameraId', 'r1').replace(':sessionId', '00000000-0000-0000-0000-000000000000') + (path === '/api/sources/export' ? '?format=csv' : path === '/api/sources/import' ? '?mode=keep-valid' : '');
+    const url = path.replace(':wallId', 'w1').replace(':tileId', 's1-1').replace(/:(tourId|presetId|planId|popupId)/, 'x1').replace(':id', 'r1').replace(':cameraId', 'r1').replace(':sessionId', '00000000-0000-0000-0000-000000000000') + (path === '/api/sources/export' ? '?format=csv' : path.endsWith('/import') ? '?mode=keep-valid' : '');
     const anon = await gw.api(method, url);
     t.equal(anon.status, 401, `${r} without a token`);
     const forged = await gw.api(method, url, { token: 'eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4IiwidHYiOjF9.' });
     t.equal(forged.status, 401, `${r} with a forged token`);
     if (signedIn.has(r)) continue;
     t.ok(allowed[r], `${r} is in the permission table`);
-    for (const role of ['admin', 'supervisor', 'operator', 'regulator', 'auditor']) {
+    for (const role of ['admin', 'supervisor', 'operator', 'regulator', 'auditor', 'feed']) {
       const res = await gw.api(method, url, { token: tokens[role], body: method === 'GET' || method === 'DELETE' ? undefined : {} });
       if (allowed[r]?.includes(role)) t.ok(res.status !== 403 && res.status < 500, `${role} may ${r} (got ${res.status})`);
       else t.equal(res.status, 403, `${role} may not ${r}`);

@@ -4,6 +4,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Guards } from '../../auth/plugin.js';
 import type { Principal } from '../../auth/users.js';
 import { ValidationError } from '../../errors.js';
+import { schemaCheck } from '../../lib/schema-check.js';
 import { importRows } from '../../registry/import-parse.js';
 import type { ImportMode } from '../../registry/service.js';
 import { alarmsReport, positionsReport, timeOf, VEHICLE_INPUT_FIELDS } from '../../vehicles/input.js';
@@ -51,7 +52,7 @@ const alarmQuery = (max: number) =>
 
 const trackQuery = Type.Object({ from: Type.Optional(TIME_TEXT), to: Type.Optional(TIME_TEXT) }, { additionalProperties: false });
 const importQuery = Type.Object({ mode: literalUnion(['all-or-nothing', 'keep-valid'] as const) }, { additionalProperties: false });
-const noteBody = Type.Object({ note: Type.Optional(Type.String({ maxLength: 500 })) }, { additionalProperties: false });
+const noteBody = schemaCheck(Type.Object({ note: Type.Optional(Type.String({ maxLength: 500 })) }, { additionalProperties: false }));
 
 function queryTime(field: string, text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
@@ -151,15 +152,12 @@ export async function vehicleRoutes(app: FastifyInstance, o: VehicleRouteOptions
     },
   );
   app.get<{ Params: IdParams }>('/api/alarms/:id', { onRequest: guards.require('vehicles:read'), schema: { params: idParams } }, async (req) => vehicles.getAlarm(actor(req), req.params.id));
-  app.post<{ Params: IdParams; Body: Static<typeof noteBody> }>(
-    '/api/alarms/:id/ack',
-    { onRequest: guards.require('alarms:handle'), schema: { params: idParams, body: Type.Optional(noteBody) } },
-    async (req) => vehicles.acknowledge(actor(req), req.params.id, req.body?.note),
+  // The note is optional, and so is a body at all.
+  app.post<{ Params: IdParams }>('/api/alarms/:id/ack', { onRequest: guards.require('alarms:handle'), schema: { params: idParams } }, async (req) =>
+    vehicles.acknowledge(actor(req), req.params.id, noteBody.parse(req.body ?? {}).note),
   );
-  app.post<{ Params: IdParams; Body: Static<typeof noteBody> }>(
-    '/api/alarms/:id/close',
-    { onRequest: guards.require('alarms:handle'), schema: { params: idParams, body: Type.Optional(noteBody) } },
-    async (req) => vehicles.closeAlarmById(actor(req), req.params.id, req.body?.note),
+  app.post<{ Params: IdParams }>('/api/alarms/:id/close', { onRequest: guards.require('alarms:handle'), schema: { params: idParams } }, async (req) =>
+    vehicles.closeAlarmById(actor(req), req.params.id, noteBody.parse(req.body ?? {}).note),
   );
 
   // ---- geofences and linkage rules: the same four routes each ----
