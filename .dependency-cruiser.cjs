@@ -57,6 +57,20 @@ module.exports = {
       to: { path: `^${M}(http|outputs|vehicles)/` },
     },
     {
+      name: 'vehicles-reach-walls-only-through-app',
+      comment: 'vehicles use the registry and the permission table; the walls and the WebSocket reach them through interfaces app.ts wires',
+      severity: 'error',
+      from: { path: `^${M}vehicles/` },
+      to: { path: `^${M}(http|outputs|control|streams)/|^${M}auth/(?!roles\\.ts$)` },
+    },
+    {
+      name: 'vehicle-model-stands-alone',
+      comment: 'the vehicle types are shared with the player and the simulator as they are',
+      severity: 'error',
+      from: { path: `^${M}vehicles/model\\.ts$` },
+      to: { path: `^${M}` },
+    },
+    {
       name: 'control-model-stands-alone',
       comment: 'the wall model and applyDelta are shared with the player and scripts as they are',
       severity: 'error',

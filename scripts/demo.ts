@@ -1,10 +1,11 @@
 /**
  * The demo: a camera simulator and the gateway on its embedded defaults, with a synthetic city of
- * registered cameras and a few dozen live ones served by the simulator.
+ * registered cameras, a few dozen live ones served by the simulator, and 826 monitored vehicles
+ * driven by the vehicle simulator (their channels served by the camera simulator too).
  *
  *   npm run demo            (installs, builds, then runs this)
  *
- * Both run as children of this process; Ctrl-C stops the gateway (gracefully) and then the simulator.
+ * All run as children of this process; Ctrl-C stops the gateway (gracefully) and then the simulators.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -33,13 +34,24 @@ const sim = start(['--import', 'tsx', 'scripts/camera-sim.ts', '--port', simPort
   if (m && !gateway) startGateway(m[1]!);
 });
 let gateway: ChildProcess | null = null;
+let vehicles: ChildProcess | null = null;
 
 function startGateway(rtsp: string) {
-  gateway = start(['dist/main.js'], { WALLGATE_DEMO_ENABLED: 'true', WALLGATE_DEMO_LIVE_CAMERA_BASE: rtsp });
+  gateway = start(['dist/main.js'], { WALLGATE_DEMO_ENABLED: 'true', WALLGATE_DEMO_LIVE_CAMERA_BASE: rtsp }, (line) => {
+    const m = /"address":"(https?:\/\/[^"]+)".*"msg":"wallgate listening"/.exec(line);
+    if (m && !vehicles) startVehicles(m[1]!.replace('0.0.0.0', '127.0.0.1'));
+  });
   gateway.on('exit', (code) => {
     sim.kill('SIGTERM');
+    vehicles?.kill('SIGTERM');
     process.exitCode = code ?? 1;
   });
+}
+
+/** The vehicle platform, as the feed account the gateway created in demo mode. */
+function startVehicles(address: string) {
+  const dataDir = process.env.WALLGATE_DATA_DIR ?? 'data';
+  vehicles = start(['--import', 'tsx', 'scripts/vehicle-sim.ts', '--gateway', address, '--credentials', `${dataDir}/demo-feed.json`, '--vehicles', process.env.WALLGATE_DEMO_VEHICLES ?? '826'], {});
 }
 
 sim.on('exit', (code) => {

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { WebSocket } from 'ws';
 
 export const ROOT_DIR = fileURLToPath(new URL('../..', import.meta.url));
 /** USER_HZ: /proc counts CPU time in these ticks per second. */
@@ -143,3 +144,32 @@ export const pct = (xs: number[], p: number) => {
 export const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
 export const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
 export const summary = (xs: number[]) => ({ p50: round(median(xs)), p95: round(pct(xs, 95)), mean: round(mean(xs)), min: round(Math.min(...xs)), max: round(Math.max(...xs)), n: xs.length });
+
+/** A WS-FLV viewer: resolves the time to its first video picture, keeps reading until closed. */
+export function wsFlvViewer(url: string): { firstVideo: Promise<number>; bytes: () => number; close: () => void } {
+  const t0 = performance.now();
+  const ws = new WebSocket(url);
+  let bytes = 0;
+  let head = Buffer.alloc(0);
+  let found = false;
+  const firstVideo = new Promise<number>((resolve, reject) => {
+    ws.on('message', (data: Buffer) => {
+      bytes += data.length;
+      if (found) return;
+      head = Buffer.concat([head, data]);
+      let at = 13;
+      while (head.length >= at + 13) {
+        const size = head.readUIntBE(at + 1, 3);
+        if (head[at] === 9 && head[at + 12] === 1) {
+          found = true;
+          head = Buffer.alloc(0);
+          return resolve(performance.now() - t0);
+        }
+        at += 15 + size;
+      }
+    });
+    ws.on('error', reject);
+    ws.on('unexpected-response', (_req, res) => reject(new Error(`ws ${res.statusCode}`)));
+  });
+  return { firstVideo, bytes: () => bytes, close: () => ws.terminate() };
+}

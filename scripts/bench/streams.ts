@@ -14,10 +14,9 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { WebSocket } from 'ws';
 import { instanceIdFor } from '../../gateway/src/streams/manager.js';
 import { markedProcesses } from '../../gateway/src/streams/process/sweep.js';
-import { cleanup, gatewayEnv, installHarness, log, mean, measureCpu, median, pct, ROOT_DIR, round, rssMb, sleep, spawnUntil, tempDir, track } from './harness.js';
+import { cleanup, gatewayEnv, installHarness, log, mean, measureCpu, median, pct, ROOT_DIR, round, rssMb, sleep, spawnUntil, tempDir, track, wsFlvViewer } from './harness.js';
 
 const CLIP = 'h264-720p-1s';
 const COLD_RUNS = 7;
@@ -71,35 +70,6 @@ async function hlsJoin(id: string): Promise<{ playlistMs: number; mediaMs: numbe
     await reader.cancel();
     return { playlistMs, mediaMs };
   }
-}
-
-/** A WS-FLV viewer: resolves the time to its first video picture, keeps reading until closed. */
-function wsViewer(url: string): { firstVideo: Promise<number>; bytes: () => number; close: () => void } {
-  const t0 = performance.now();
-  const ws = new WebSocket(url);
-  let bytes = 0;
-  let head = Buffer.alloc(0);
-  let found = false;
-  const firstVideo = new Promise<number>((resolve, reject) => {
-    ws.on('message', (data: Buffer) => {
-      bytes += data.length;
-      if (found) return;
-      head = Buffer.concat([head, data]);
-      let at = 13;
-      while (head.length >= at + 13) {
-        const size = head.readUIntBE(at + 1, 3);
-        if (head[at] === 9 && head[at + 12] === 1) {
-          found = true;
-          head = Buffer.alloc(0);
-          return resolve(performance.now() - t0);
-        }
-        at += 15 + size;
-      }
-    });
-    ws.on('error', reject);
-    ws.on('unexpected-response', (_req, res) => reject(new Error(`ws ${res.statusCode}`)));
-  });
-  return { firstVideo, bytes: () => bytes, close: () => ws.terminate() };
 }
 
 // ---- bare ffmpeg, the baseline --------------------------------------------------------------
@@ -183,11 +153,11 @@ async function main() {
     // Warm joins on a live session.
     const warmId = ids[SESSIONS + COLD_RUNS]!;
     await hlsJoin(warmId);
-    const anchor = wsViewer((await view(warmId)).ws);
+    const anchor = wsFlvViewer((await view(warmId)).ws);
     await anchor.firstVideo;
     for (let i = 0; i < JOIN_RUNS; i++) {
       hlsJoins.push((await hlsJoin(warmId)).mediaMs);
-      const v = wsViewer((await view(warmId)).ws);
+      const v = wsFlvViewer((await view(warmId)).ws);
       flvJoins.push(await v.firstVideo);
       v.close();
       await sleep(100);
@@ -198,7 +168,7 @@ async function main() {
     while ((await markedProcesses(instance)).length > 1) await sleep(250);
     const fan = await Promise.all(
       Array.from({ length: FANOUT_VIEWERS }, async () => {
-        const v = wsViewer((await view(warmId)).ws);
+        const v = wsFlvViewer((await view(warmId)).ws);
         return { v, first: await v.firstVideo };
       }),
     );

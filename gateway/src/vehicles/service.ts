@@ -127,6 +127,8 @@ type Change = 'raised' | 'updated' | 'acknowledged' | 'closed';
 
 interface OpenAlarm {
   alarm: Alarm;
+  /** Set while a closure is being written, so a second one is refused rather than audited twice. */
+  closing: boolean;
   /** Pop-ups being put up; closing waits for them so none is left behind. */
   linking: Promise<unknown>;
   timers: NodeJS.Timeout[];
@@ -209,7 +211,7 @@ export class VehicleService extends EventEmitter<{
     for (const entry of this.byId.values()) this.recomputeFences(entry);
     for (const row of await this.store.alarms.open()) {
       const alarm = JSON.parse(row.doc) as Alarm;
-      const o: OpenAlarm = { alarm, linking: Promise.resolve(), timers: [] };
+      const o: OpenAlarm = { alarm, closing: false, linking: Promise.resolve(), timers: [] };
       this.open.set(alarm.id, o);
       this.openByKey.set(this.alarmKey(alarm), o);
       const entry = this.byId.get(alarm.vehicleId);
@@ -573,7 +575,7 @@ export class VehicleService extends EventEmitter<{
     if (closeAfter > 0) {
       for (const o of [...this.open.values()]) {
         const a = o.alarm;
-        if (!a.active && a.clearedAt !== null && now - a.clearedAt >= closeAfter) {
+        if (!o.closing && !a.active && a.clearedAt !== null && now - a.clearedAt >= closeAfter) {
           void this.closeAlarm(o, SYSTEM, 'cleared', null, null).catch((err: Error) => this.log.error({ alarm: a.id, err: err.message }, 'alarm auto-close failed'));
         }
       }
@@ -821,7 +823,7 @@ export class VehicleService extends EventEmitter<{
       note: null,
       linkages: [],
     };
-    const o: OpenAlarm = { alarm, linking: Promise.resolve(), timers: [] };
+    const o: OpenAlarm = { alarm, closing: false, linking: Promise.resolve(), timers: [] };
     this.open.set(alarm.id, o);
     this.openByKey.set(key, o);
     entry.live.openAlarms++;
@@ -930,9 +932,15 @@ export class VehicleService extends EventEmitter<{
     const o = this.openAlarm(actor, id);
     const a = o.alarm;
     if (a.state === 'acknowledged') throw new GatewayError('GW_ERR_CONFLICT', `alarm ${id} was acknowledged by ${a.acknowledgedBy}`);
-    const next: Alarm = { ...a, state: 'acknowledged', acknowledgedBy: actor.username, acknowledgedAt: this.clock(), note: note ?? a.note };
-    await this.persist(next, this.audit(actor, 'alarm.acknowledge', id, a.departmentId, { plate: a.plate, type: a.type, note: note ?? null }));
-    Object.assign(a, next);
+    const before = { ...a };
+    // Changed before the write, so a second acknowledgement meanwhile is refused; put back if the write fails.
+    Object.assign(a, { state: 'acknowledged', acknowledgedBy: actor.username, acknowledgedAt: this.clock(), note: note ?? a.note });
+    try {
+      await this.persist(a, this.audit(actor, 'alarm.acknowledge', id, a.departmentId, { plate: a.plate, type: a.type, note: note ?? null }));
+    } catch (err) {
+      Object.assign(a, before);
+      throw err;
+    }
     this.emit('alarm', a, 'acknowledged');
     return a;
   }
@@ -944,8 +952,14 @@ export class VehicleService extends EventEmitter<{
 
   private async closeAlarm(o: OpenAlarm, actor: VehicleActor, reason: 'handled' | 'cleared', note: string | null, audit: Omit<AuditEntry, 'seq'> | null): Promise<Alarm> {
     const a = o.alarm;
+    if (o.closing) throw new GatewayError('GW_ERR_CONFLICT', `alarm ${a.id} is being closed`);
+    o.closing = true;
     const next: Alarm = { ...a, state: 'closed', closedBy: actor.username, closedAt: this.clock(), closeReason: reason, note: note ?? a.note };
-    await this.persist(next, audit);
+    try {
+      await this.persist(next, audit);
+    } finally {
+      o.closing = false;
+    }
     if (this.open.get(a.id) !== o) return a;
     Object.assign(a, next);
     this.open.delete(a.id);
