@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { DestinationStream } from 'pino';
@@ -293,4 +293,6 @@ async function demoFeedAccount(users: UsersService, store: Store, dataDir: strin
     await users.create(system, { username, displayName: '车辆模拟器 Vehicle simulator', password, roles: ['feed'], scopes: [ROOT_DEPARTMENT] });
   }
   writeFileSync(file, JSON.stringify({ username, password }) + '\n', { mode: 0o600 });
+  // The mode applies only when the file is created; an older file gets it too.
+  chmodSync(file, 0o600);
 }

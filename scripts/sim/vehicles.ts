@@ -45,6 +45,8 @@ interface Moving {
   heading: number;
   /** Alarm conditions still on, and when they clear. */
   active: Map<AlarmType, number>;
+  /** Flapping conditions that come back, and when. */
+  returning: Map<AlarmType, number>;
 }
 
 const KM_PER_DEG_LAT = 111.32;
@@ -92,7 +94,7 @@ export class VehicleSimulator {
       route.push([this.centre.lon + Math.cos(angle) * dist, this.centre.lat + Math.sin(angle) * dist * 0.8]);
     }
     const [lon, lat] = route[0]!;
-    return { v, route, leg: 0, along: r(), speedKmh: 35 + r() * 50, parkedUntil: r() < 0.1 ? Number.MAX_SAFE_INTEGER : 0, lon, lat, heading: 0, active: new Map() };
+    return { v, route, leg: 0, along: r(), speedKmh: 35 + r() * 50, parkedUntil: r() < 0.1 ? Number.MAX_SAFE_INTEGER : 0, lon, lat, heading: 0, active: new Map(), returning: new Map() };
   }
 
   /** Every vehicle's position at `now`, advanced along its route since the last call. */
@@ -140,7 +142,13 @@ export class VehicleSimulator {
         if (clearAt > now) continue;
         m.active.delete(type);
         out.push(this.report(m, type, 'cleared', now));
-        if (this.rnd() < 0.2) m.active.set(type, now + 2_000 + this.rnd() * 5_000);
+        if (this.rnd() < 0.2) m.returning.set(type, now + 2_000 + this.rnd() * 5_000);
+      }
+      for (const [type, backAt] of m.returning) {
+        if (backAt > now) continue;
+        m.returning.delete(type);
+        m.active.set(type, now + 5_000 + this.rnd() * 10_000);
+        out.push(this.report(m, type, 'raised', now));
       }
     }
     let expected = (perMinute * elapsedMs) / 60_000;
@@ -150,7 +158,7 @@ export class VehicleSimulator {
       const m = this.moving[Math.floor(this.rnd() * this.moving.length)]!;
       const kinds = ALARMS[m.v.category];
       const type = kinds[Math.floor(this.rnd() * kinds.length)]!;
-      if (m.active.has(type)) continue;
+      if (m.active.has(type) || m.returning.has(type)) continue;
       m.active.set(type, now + 10_000 + this.rnd() * 50_000);
       out.push(this.report(m, type, 'raised', now));
     }

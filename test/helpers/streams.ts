@@ -45,10 +45,15 @@ export const FAST_STREAMS: DeepPartial<Config['streams']> = {
 };
 
 /** A simulator and a gateway listening on loopback ports they picked, both stopped at teardown. */
-export async function startStreamingGateway(t: Test, streams: DeepPartial<Config['streams']> = {}, opts: BuildOptions = {}): Promise<StreamingGateway> {
+export async function startStreamingGateway(
+  t: Test,
+  streams: DeepPartial<Config['streams']> = {},
+  opts: BuildOptions = {},
+  config: Omit<DeepPartial<Config>, 'streams'> = {},
+): Promise<StreamingGateway> {
   const sim = await CameraSimulator.start();
   t.teardown(() => sim.close());
-  const gw = await startGateway(t, { streams: { ...FAST_STREAMS, ...streams } as Config['streams'] }, opts);
+  const gw = await startGateway(t, { ...config, streams: { ...FAST_STREAMS, ...streams } as Config['streams'] }, opts);
   const baseUrl = await gw.http.listen({ port: 0, host: '127.0.0.1' });
   const addCamera: StreamingGateway['addCamera'] = async (id, spec, extra = {}) => {
     // On a fresh clone the clip is encoded on first use (H.265 takes seconds): do it before any start timeout runs.

@@ -61,6 +61,8 @@ export interface ControlExtension {
   admits(actor: ControlActor): boolean;
   /** After the heartbeat re-read the actor: drop what it may no longer see. */
   rechecked(peer: ControlPeer): void;
+  /** The peer fell behind, had frames held back, and has drained: send it what it missed. */
+  resynced(peer: ControlPeer): void;
   closed(peer: ControlPeer): void;
 }
 
@@ -349,6 +351,7 @@ export class ControlServer {
       const queued = client.ws.bufferedAmount;
       if (queued <= this.config.slowClientBytes / 2) {
         client.behindSince = null;
+        for (const e of this.extensions) e.resynced(client);
         // A fresh picture instead of the backlog it missed.
         for (const wallId of [...client.walls.keys()]) {
           try {

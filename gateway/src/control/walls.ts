@@ -310,7 +310,7 @@ export class WallService extends EventEmitter<{
       case 'popup.dismiss': {
         const p = validatePayload(type, raw);
         const entry = this.entryFor(actor, p.wallId);
-        if (!Object.hasOwn(entry.doc.popups, p.popupId)) throw new ValidationError([{ field: 'popupId', message: `the wall shows no pop-up ${p.popupId}` }]);
+        if (!Object.hasOwn(entry.doc.popups, p.popupId)) throw notFound(`popupId: pop-up "${p.popupId}" on wall ${p.wallId}`);
         const result = await this.endPopup(entry, p.popupId, actor, type, ref);
         this.emit('popupEnded', p.popupId, actor.username);
         return result;
@@ -1031,7 +1031,8 @@ export class WallService extends EventEmitter<{
 
   /** Checks a linkage rule's target when the rule is saved: the wall in the actor's scope, every tile on it. */
   checkPopupTarget(actor: ControlActor, wallId: string, tileIds: string[]) {
-    const entry = this.entryFor(actor, wallId);
+    const entry = this.walls.get(wallId);
+    if (!entry || !this.visible(actor, entry.doc)) throw new ValidationError([{ field: 'wallId', message: `no wall "${wallId}" in your scope` }]);
     const issues: FieldIssue[] = [];
     tileIds.forEach((id, i) => {
       if (!entry.doc.tiles[id]) issues.push({ field: `tileIds[${i}]`, message: `wall ${wallId} has no tile ${id}` });

@@ -472,7 +472,8 @@ export class Registry {
     const status = await this.store.sources.delete(id, version);
     if (status === 'version-conflict') throw new GatewayError('GW_ERR_VERSION_CONFLICT', `source "${id}" was changed by someone else`);
     if (status === 'not-found') throw notFound(`source "${id}"`);
-    if (typeof status === 'object') throw new GatewayError('GW_ERR_CONFLICT', `source "${id}" is a camera channel of vehicle ${status.inUse}; take it off the vehicle first`);
+    // The vehicle may be another department's: the conflict is named, the vehicle is not.
+    if (typeof status === 'object') throw new GatewayError('GW_ERR_CONFLICT', `source "${id}" is a vehicle's camera channel; take it off the vehicle first`);
     this.changed();
     await this.audit(actor, 'source.delete', id, current.deptPath);
   }

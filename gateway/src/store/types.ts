@@ -143,7 +143,7 @@ export interface SourceRepo {
   /** Throws StoreConflict when the id exists. */
   create(write: SourceWrite, now: number): Promise<SourceRecord>;
   update(id: string, write: SourceWrite, expectedVersion: number, now: number): Promise<UpdateResult>;
-  /** 'in-use' while a vehicle channel names the source. */
+  /** `{inUse: plate}` while a vehicle channel names the source. */
   delete(id: string, expectedVersion?: number): Promise<UpdateResult['status'] | 'deleted' | { inUse: string }>;
   list(query: SourceQuery): Promise<SourcePage>;
   /**
@@ -334,6 +334,7 @@ export interface VehicleRepo {
   track(vehicleId: string, from: number, to: number, limit: number): Promise<PositionRow[]>;
   /** Each vehicle's newest stored position. */
   latestPositions(): Promise<PositionRow[]>;
+  /** Removes points older than `before`, except each vehicle's newest. */
   prunePositions(before: number): Promise<number>;
 }
 

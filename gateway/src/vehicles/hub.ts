@@ -25,7 +25,8 @@ const PERMISSION: Record<string, Permission> = {
 
 interface PositionSubscription {
   ranges: PathRange[];
-  /** A department subtree narrowing the scope, or null. */
+  /** A department narrowing the scope, and its subtree's ranges (read again at each heartbeat: departments move). */
+  departmentId: string | null;
   department: PathRange[] | null;
   categories: Set<VehicleCategory> | null;
   bbox: Bbox | null;
@@ -131,7 +132,8 @@ export class VehicleHub {
     const intervalMs = Math.max(this.config.minIntervalMs, p.intervalMs ?? this.config.minIntervalMs);
     const sub: PositionSubscription = {
       ranges,
-      department: p.departmentId ? this.vehicles.rangesOf({ id: '-', username: '-', ip: '-', roles: [], scopes: [p.departmentId] }) : null,
+      departmentId: p.departmentId ?? null,
+      department: p.departmentId ? this.departmentRanges(p.departmentId) : null,
       categories: p.categories ? new Set(p.categories) : null,
       bbox: p.bbox ? { minLon: p.bbox[0], minLat: p.bbox[1], maxLon: p.bbox[2], maxLat: p.bbox[3] } : null,
       intervalMs,
@@ -145,6 +147,10 @@ export class VehicleHub {
       if (u) vehicles.push(u);
     }
     return { intervalMs, vehicles };
+  }
+
+  private departmentRanges(departmentId: string): PathRange[] {
+    return this.vehicles.rangesOf({ id: '-', username: '-', ip: '-', roles: [], scopes: [departmentId] });
   }
 
   private matches(sub: PositionSubscription, e: VehicleEntry): boolean {
@@ -199,14 +205,22 @@ export class VehicleHub {
     const ranges = this.vehicles.rangesOf(peer.actor);
     const p = this.positionSubs.get(peer);
     if (p) {
-      if (canRead) p.ranges = ranges;
-      else this.positionSubs.delete(peer);
+      if (canRead) {
+        p.ranges = ranges;
+        if (p.departmentId) p.department = this.departmentRanges(p.departmentId);
+      } else this.positionSubs.delete(peer);
     }
     const a = this.alarmSubs.get(peer);
     if (a) {
       if (canRead) a.ranges = ranges;
       else this.alarmSubs.delete(peer);
     }
+  }
+
+  /** Alarm frames held back from a slow client are not replayed: it gets the open alarms as they are now. */
+  resynced(peer: HubPeer) {
+    const sub = this.alarmSubs.get(peer);
+    if (sub) peer.send(encode({ type: 'alarms.snapshot', payload: { alarms: this.vehicles.openAlarms(peer.actor, sub.minSeverity) } }));
   }
 
   closed(peer: HubPeer) {

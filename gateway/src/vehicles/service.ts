@@ -176,7 +176,7 @@ export class VehicleService extends EventEmitter<{
   private readonly open = new Map<string, OpenAlarm>();
   /** vehicle|type|geofence → the open alarm it folds into. */
   private readonly openByKey = new Map<string, OpenAlarm>();
-  private geofences = new Map<string, { fence: Geofence; shape: CompiledShape; path: string }>();
+  private geofences = new Map<string, { fence: Geofence; shape: CompiledShape }>();
   private rules = new Map<string, LinkageRule>();
   private sweepTimer: NodeJS.Timeout | null = null;
   private pruneTimer: NodeJS.Timeout | null = null;
@@ -203,8 +203,8 @@ export class VehicleService extends EventEmitter<{
     for (const p of await this.store.vehicles.latestPositions()) {
       const entry = this.byId.get(p.vehicleId);
       if (!entry) continue;
+      // Offline until it reports again, so not known to be moving either.
       entry.live.position = { lat: p.lat, lon: p.lon, speed: p.speed, heading: p.heading, at: p.at };
-      entry.live.moving = p.speed > this.config.movingAboveKmh;
     }
     for (const r of await this.store.rules.all('geofence')) this.setGeofence(JSON.parse(r.doc) as Geofence);
     for (const r of await this.store.rules.all('linkage')) this.rules.set(r.id, JSON.parse(r.doc) as LinkageRule);
@@ -217,6 +217,10 @@ export class VehicleService extends EventEmitter<{
       const entry = this.byId.get(alarm.vehicleId);
       if (entry) entry.live.openAlarms++;
       for (const l of alarm.linkages) if (l.endedAt === null && l.until !== null) this.armHold(o, l, l.until - now);
+    }
+    // Alarms of a vehicle deleted by a run that stopped half-way close now.
+    for (const o of [...this.open.values()]) {
+      if (!this.byId.has(o.alarm.vehicleId)) await this.closeAlarm(o, SYSTEM, 'handled', 'vehicle deleted', this.audit(SYSTEM, 'alarm.close', o.alarm.id, o.alarm.departmentId, { reason: 'vehicle deleted' }));
     }
     const sweepMs = Math.min(5_000, (this.config.offlineAfterSec * 1000) / 4);
     this.sweepTimer = setInterval(() => this.sweep(), sweepMs);
@@ -407,7 +411,25 @@ export class VehicleService extends EventEmitter<{
     this.index(v);
     this.resort();
     this.recomputeFences(entry);
+    await this.rehomeAlarms(entry);
     return entry;
+  }
+
+  /**
+   * A vehicle moved to another department (or re-plated) takes its open alarms along, so they are
+   * seen and handled by the department that now has it and no longer by the one it left.
+   */
+  private async rehomeAlarms(entry: VehicleEntry) {
+    const v = entry.vehicle;
+    const writes: Promise<unknown>[] = [];
+    for (const o of this.open.values()) {
+      const a = o.alarm;
+      if (a.vehicleId !== v.id || (a.departmentId === v.departmentId && a.plate === v.plate && a.category === v.category)) continue;
+      Object.assign(a, { departmentId: v.departmentId, plate: v.plate, category: v.category });
+      writes.push(this.persist(a));
+      this.emit('alarm', a, 'updated');
+    }
+    await Promise.all(writes);
   }
 
   async delete(actor: VehicleActor, id: string, version: number | undefined): Promise<void> {
@@ -415,12 +437,15 @@ export class VehicleService extends EventEmitter<{
     const result = await this.store.vehicles.delete(id, version, this.audit(actor, 'vehicle.delete', id, entry.vehicle.departmentId, { plate: entry.vehicle.plate }));
     if (result === 'version-conflict') throw new GatewayError('GW_ERR_VERSION_CONFLICT', `vehicle "${id}" was changed by someone else`);
     if (result === 'not-found') throw notFound(`vehicle "${id}"`);
-    // Its open alarms close with it: nobody could handle them any more.
-    for (const o of [...this.open.values()]) if (o.alarm.vehicleId === id) await this.closeAlarm(o, actor, 'handled', 'vehicle deleted', null);
+    // Gone from memory at once, so no report lands on it while its alarms close.
     this.byId.delete(id);
     this.byPlate.delete(entry.vehicle.plate);
     this.resort();
     this.emit('removed', entry);
+    // Its open alarms close with it: nobody could handle them any more. (A stop half-way is finished at the next start.)
+    for (const o of [...this.open.values()]) {
+      if (o.alarm.vehicleId === id) await this.closeAlarm(o, actor, 'handled', 'vehicle deleted', this.audit(actor, 'alarm.close', o.alarm.id, o.alarm.departmentId, { reason: 'vehicle deleted' }));
+    }
   }
 
   async importVehicles(actor: VehicleActor, input: AsyncIterable<ImportInput>, mode: ImportMode, maxRows: number): Promise<VehicleImportReport> {
@@ -476,7 +501,9 @@ export class VehicleService extends EventEmitter<{
           if (refusedLines.has(a.line)) continue;
           if (a.expectedVersion === null) report.created++;
           else report.updated++;
-          this.recomputeFences(this.index(a.vehicle));
+          const entry = this.index(a.vehicle);
+          this.recomputeFences(entry);
+          await this.rehomeAlarms(entry);
         }
         this.resort();
       }
@@ -513,7 +540,7 @@ export class VehicleService extends EventEmitter<{
     const ranges = this.ranges(actor);
     const out: PositionsOutcome = { accepted: 0, outOfOrder: 0, stale: 0, rejected: [] };
     const rows: PositionRow[] = [];
-    const moved: VehicleEntry[] = [];
+    const fixes: { entry: VehicleEntry; row: PositionRow }[] = [];
     items.forEach((item, index) => {
       const issues = positionItem.issues(item);
       if (issues.length) return void out.rejected.push({ index, ...issues[0]! });
@@ -522,22 +549,32 @@ export class VehicleService extends EventEmitter<{
       if (typeof entry === 'string') return void out.rejected.push({ index, field: p.vehicleId ? 'vehicleId' : 'plate', message: entry });
       const at = this.reportTime(p.at, now);
       if (typeof at === 'string') return void out.rejected.push({ index, field: 'at', message: at });
-      const heading = p.heading % 360;
-      rows.push({ vehicleId: entry.vehicle.id, at, lat: p.lat, lon: p.lon, speed: p.speed, heading });
-      out.accepted++;
+      const row = { vehicleId: entry.vehicle.id, at, lat: p.lat, lon: p.lon, speed: p.speed, heading: p.heading % 360 };
+      rows.push(row);
+      fixes.push({ entry, row });
+    });
+    // Written before anything is shown, so the map never holds a position the track lost.
+    await this.store.vehicles.appendPositions(rows);
+    out.accepted = rows.length;
+    const alarmWrites: Promise<unknown>[] = [];
+    // In report order, each fix against the one before it: a batch that enters and leaves a fence raises its alarm.
+    for (const { entry, row } of fixes) {
       this.heard(entry, now);
       const last = entry.live.position;
-      if (last && at <= last.at) return void out.outOfOrder++;
-      if (now - at > this.config.staleAfterSec * 1000) return void out.stale++;
-      entry.live.position = { lat: p.lat, lon: p.lon, speed: p.speed, heading, at };
-      entry.live.moving = p.speed > this.config.movingAboveKmh;
-      moved.push(entry);
-    });
-    await this.store.vehicles.appendPositions(rows);
-    for (const entry of moved) {
+      if (last && row.at <= last.at) {
+        out.outOfOrder++;
+        continue;
+      }
+      if (now - row.at > this.config.staleAfterSec * 1000) {
+        out.stale++;
+        continue;
+      }
+      entry.live.position = { lat: row.lat, lon: row.lon, speed: row.speed, heading: row.heading, at: row.at };
+      entry.live.moving = row.speed > this.config.movingAboveKmh;
       this.emit('position', entry);
-      this.crossings(entry, now);
+      this.crossings(entry, now, alarmWrites);
     }
+    await Promise.all(alarmWrites);
     return out;
   }
 
@@ -576,7 +613,7 @@ export class VehicleService extends EventEmitter<{
       for (const o of [...this.open.values()]) {
         const a = o.alarm;
         if (!o.closing && !a.active && a.clearedAt !== null && now - a.clearedAt >= closeAfter) {
-          void this.closeAlarm(o, SYSTEM, 'cleared', null, null).catch((err: Error) => this.log.error({ alarm: a.id, err: err.message }, 'alarm auto-close failed'));
+          void this.closeAlarm(o, SYSTEM, 'cleared', null, this.audit(SYSTEM, 'alarm.close', a.id, a.departmentId, { reason: 'cleared', plate: a.plate, type: a.type })).catch((err: Error) => this.log.error({ alarm: a.id, err: err.message }, 'alarm auto-close failed'));
         }
       }
     }
@@ -594,13 +631,13 @@ export class VehicleService extends EventEmitter<{
   // ---- geofences -----------------------------------------------------------------------------
 
   private setGeofence(fence: Geofence) {
-    this.geofences.set(fence.id, { fence, shape: new CompiledShape(fence.shape), path: this.tree.get(fence.departmentId)?.path ?? `/${fence.departmentId}/` });
+    this.geofences.set(fence.id, { fence, shape: new CompiledShape(fence.shape) });
   }
 
-  /** Fences that apply to a vehicle: enabled, and over its department. */
+  /** Fences that apply to a vehicle: enabled, and over its department (paths read now: departments move). */
   private fencesFor(entry: VehicleEntry) {
     const path = this.tree.get(entry.vehicle.departmentId)?.path ?? '';
-    return [...this.geofences.values()].filter((g) => g.fence.enabled && path.startsWith(g.path));
+    return [...this.geofences.values()].filter((g) => g.fence.enabled && path.startsWith(this.tree.get(g.fence.departmentId)?.path ?? '\u0000'));
   }
 
   /** Where the vehicle is now, without raising anything (a new fence, a restart, a moved vehicle). */
@@ -611,7 +648,7 @@ export class VehicleService extends EventEmitter<{
     for (const g of this.fencesFor(entry)) if (g.shape.contains(p.lon, p.lat)) entry.fences.add(g.fence.id);
   }
 
-  private crossings(entry: VehicleEntry, now: number) {
+  private crossings(entry: VehicleEntry, now: number, writes: Promise<unknown>[]) {
     if (this.geofences.size === 0) return;
     const p = entry.live.position!;
     for (const g of this.fencesFor(entry)) {
@@ -623,7 +660,8 @@ export class VehicleService extends EventEmitter<{
       const crossing = inside ? 'enter' : 'leave';
       for (const rule of g.fence.rules) {
         if (rule.forbid !== crossing || (rule.categories.length && !rule.categories.includes(entry.vehicle.category))) continue;
-        this.raise(entry, { type: inside ? 'geofence-enter' : 'geofence-leave', severity: rule.severity, at: p.at, position: p, geofence: { id: g.fence.id, name: g.fence.name }, detail: '' }, now);
+        const raised = this.raise(entry, { type: inside ? 'geofence-enter' : 'geofence-leave', severity: rule.severity, at: p.at, position: p, geofence: { id: g.fence.id, name: g.fence.name }, detail: '' }, now);
+        writes.push(raised.write);
       }
     }
   }
@@ -693,7 +731,8 @@ export class VehicleService extends EventEmitter<{
     this.linkage.checkTarget(actor, input.wallId, input.tileIds);
     const issues: FieldIssue[] = [];
     (input.match.geofenceIds ?? []).forEach((g, i) => {
-      if (!this.geofences.has(g)) issues.push({ field: `match.geofenceIds[${i}]`, message: `no geofence "${g}"` });
+      const fence = this.geofences.get(g)?.fence;
+      if (!fence || !this.visible(actor, fence.departmentId)) issues.push({ field: `match.geofenceIds[${i}]`, message: `no geofence "${g}" in your scope` });
     });
     if (issues.length) throw new ValidationError(issues);
     const rule: LinkageRule = {
@@ -791,8 +830,13 @@ export class VehicleService extends EventEmitter<{
       a.lastReportAt = Math.max(a.lastReportAt, r.at);
       a.active = true;
       a.clearedAt = null;
-      a.severity = maxSeverity(a.severity, r.severity);
+      const severity = maxSeverity(a.severity, r.severity);
+      const upgraded = severity !== a.severity || (a.late && now - r.at <= this.config.lateAlarmAfterSec * 1000);
+      a.severity = severity;
+      if (now - r.at <= this.config.lateAlarmAfterSec * 1000) a.late = false;
       if (r.position) a.position = r.position;
+      // A catching-up terminal's late report, then the live one; or a warning that turns critical: rules it now matches act.
+      if (upgraded && !a.late) this.link(open, entry);
       this.emit('alarm', a, 'updated');
       return { alarm: a, repeated: true, write: this.persist(a) };
     }
@@ -849,7 +893,7 @@ export class VehicleService extends EventEmitter<{
     const now = this.clock();
     const shows: Promise<unknown>[] = [];
     for (const rule of this.rules.values()) {
-      if (!this.matches(rule, alarm)) continue;
+      if (!this.matches(rule, alarm) || alarm.linkages.some((l) => l.ruleId === rule.id)) continue;
       const channels = rule.channels.length
         ? rule.channels.map((n) => entry.vehicle.channels.find((c) => c.channel === n)).filter((c) => c !== undefined)
         : entry.vehicle.channels;
@@ -881,7 +925,7 @@ export class VehicleService extends EventEmitter<{
       shows.push(shown);
     }
     if (shows.length) {
-      o.linking = Promise.all(shows).then(() => {
+      o.linking = Promise.all([o.linking, ...shows]).then(() => {
         if (this.open.get(alarm.id) !== o) return;
         this.emit('alarm', alarm, 'updated');
         return this.persist(alarm).catch(() => undefined);
@@ -922,15 +966,18 @@ export class VehicleService extends EventEmitter<{
     }
   }
 
-  private openAlarm(actor: VehicleActor, id: string): OpenAlarm {
+  private async openAlarm(actor: VehicleActor, id: string): Promise<OpenAlarm> {
     const o = this.open.get(id);
-    if (!o || !this.visible(actor, o.alarm.departmentId)) throw notFound(`open alarm "${id}"`);
-    return o;
+    if (o && this.visible(actor, o.alarm.departmentId)) return o;
+    // A closed alarm the actor may see is a conflict, not a missing one.
+    const closed = o ? null : await this.getAlarm(actor, id);
+    throw closed ? new GatewayError('GW_ERR_CONFLICT', `alarm ${id} is closed (by ${closed.closedBy})`) : notFound(`alarm "${id}"`);
   }
 
   async acknowledge(actor: VehicleActor, id: string, note: string | undefined): Promise<Alarm> {
-    const o = this.openAlarm(actor, id);
+    const o = await this.openAlarm(actor, id);
     const a = o.alarm;
+    if (o.closing) throw new GatewayError('GW_ERR_CONFLICT', `alarm ${id} is being closed`);
     if (a.state === 'acknowledged') throw new GatewayError('GW_ERR_CONFLICT', `alarm ${id} was acknowledged by ${a.acknowledgedBy}`);
     const before = { ...a };
     // Changed before the write, so a second acknowledgement meanwhile is refused; put back if the write fails.
@@ -946,7 +993,7 @@ export class VehicleService extends EventEmitter<{
   }
 
   async closeAlarmById(actor: VehicleActor, id: string, note: string | undefined): Promise<Alarm> {
-    const o = this.openAlarm(actor, id);
+    const o = await this.openAlarm(actor, id);
     return this.closeAlarm(o, actor, 'handled', note ?? null, this.audit(actor, 'alarm.close', id, o.alarm.departmentId, { plate: o.alarm.plate, type: o.alarm.type, note: note ?? null }));
   }
 

@@ -82,7 +82,7 @@ export async function vehicleRoutes(app: FastifyInstance, o: VehicleRouteOptions
     async (req) => {
       const { bbox, ...rest } = req.query;
       const page = vehicles.list(actor(req), { ...rest, bbox: parseBbox(bbox) });
-      return { items: page.items.map((e) => vehicles.view(e)), nextCursor: page.nextCursor, total: vehicles.size };
+      return { items: page.items.map((e) => vehicles.view(e)), nextCursor: page.nextCursor };
     },
   );
 

@@ -147,7 +147,10 @@ export class SqliteVehicles implements VehicleRepo {
   }
 
   async prunePositions(before: number): Promise<number> {
-    return this.db.prepare(`DELETE FROM vehicle_positions WHERE at < ?`).run(before).changes;
+    // Each vehicle keeps its newest point however old, so a vehicle silent for long is still on the map after a restart.
+    return this.db
+      .prepare(`DELETE FROM vehicle_positions WHERE at < ? AND at < (SELECT max(at) FROM vehicle_positions p WHERE p.vehicle_id = vehicle_positions.vehicle_id)`)
+      .run(before).changes;
   }
 }
 
