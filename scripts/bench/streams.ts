@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { instanceIdFor } from '../../gateway/src/streams/manager.js';
 import { markedProcesses } from '../../gateway/src/streams/process/sweep.js';
-import { cleanup, gatewayEnv, installHarness, log, mean, measureCpu, median, pct, ROOT_DIR, round, rssMb, sleep, spawnUntil, tempDir, track, wsFlvViewer } from './harness.js';
+import { cleanup, gatewayEnv, installHarness, log, mean, measureCpu, median, pct, round, rssMb, sleep, spawnUntil, tempDir, track, wsFlvViewer } from './harness.js';
 
 const CLIP = 'h264-720p-1s';
 const COLD_RUNS = 7;

@@ -9,8 +9,7 @@ import {
   VEHICLE_CATEGORIES,
   type Cargo,
   type HazardClass,
-  type PlateColor,
-  type VehicleCategory,
+  type Vehicle,
   type VehicleChannel,
 } from './model.js';
 import { normalisePlate, plateProblem } from './plate.js';
@@ -42,19 +41,8 @@ export const VEHICLE_INPUT_FIELDS = [
 ] as const;
 const KNOWN = new Set<string>(VEHICLE_INPUT_FIELDS);
 
-export interface VehicleDraft {
-  id: string | undefined;
-  plate: string;
-  plateColor: PlateColor;
-  category: VehicleCategory;
-  cargo: Cargo | null;
-  company: string;
-  departmentId: string;
-  terminalId: string;
-  sim: string;
-  channels: VehicleChannel[];
-  tags: string[];
-}
+/** A checked input: the vehicle's fields, its id if one was given, and no version or times yet. */
+export type VehicleDraft = Omit<Vehicle, 'id' | 'version' | 'createdAt' | 'updatedAt'> & { id: string | undefined };
 
 const isBlank = (v: unknown) => v === undefined || v === null || v === '';
 
