@@ -19,7 +19,7 @@ import { cpus } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { ControlClient } from '../sim/control-client.js';
-import { cleanup, cpuMeter, gatewayEnv, installHarness, log, median, pct, ROOT_DIR, round, rssMb, sleep, spawnUntil, tempDir, track } from './harness.js';
+import { cpuMeter, finish, gatewayEnv, installHarness, log, median, pct, ROOT_DIR, round, rssMb, runBench, sleep, spawnUntil, tempDir, track } from './harness.js';
 
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 1000);
 const SUBSCRIBER_PROCESSES = Number(process.env.BENCH_SUBSCRIBER_PROCESSES ?? 2);
@@ -237,15 +237,7 @@ async function main() {
   };
   for (const op of operators) await op.close();
   for (const s of subs) s.child.stdin!.write(JSON.stringify({ op: 'close' }) + '\n');
-  started.child.kill('SIGTERM');
-  await new Promise((r) => started.child.once('exit', r));
-  clearTimeout(guard);
-  cleanup();
-  process.stdout.write(JSON.stringify(result) + '\n');
-  process.exit(0);
+  await finish(result, started.child, guard);
 }
 
-main().catch((err) => {
-  log((err as Error).stack ?? String(err));
-  process.exit(1);
-});
+runBench(main);

@@ -62,6 +62,24 @@ export function gatewayEnv(dataDir: string): Record<string, string> {
   };
 }
 
+/** Stops the gateway gracefully, clears up, prints the result as the last stdout line and exits. */
+export async function finish(result: object, gateway: ChildProcess, guard: NodeJS.Timeout): Promise<never> {
+  gateway.kill('SIGTERM');
+  await new Promise((r) => gateway.once('exit', r));
+  clearTimeout(guard);
+  cleanup();
+  process.stdout.write(JSON.stringify(result) + '\n');
+  process.exit(0);
+}
+
+/** Runs a benchmark's main; a failure goes to stderr and exits 1 (the exit handler still cleans up). */
+export function runBench(main: () => Promise<void>) {
+  main().catch((err) => {
+    log((err as Error).stack ?? String(err));
+    process.exit(1);
+  });
+}
+
 // ---- measuring ------------------------------------------------------------------------------
 
 /** Spawns a child and resolves with the first stdout/stderr text matching the pattern. */

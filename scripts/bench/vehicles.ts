@@ -21,7 +21,7 @@ import { performance } from 'node:perf_hooks';
 import { generateFleet, DEMO_CENTRE } from '../../gateway/src/vehicles/demo.js';
 import { ControlClient } from '../sim/control-client.js';
 import { batches, VehicleSimulator } from '../sim/vehicles.js';
-import { cleanup, cpuMeter, gatewayEnv, installHarness, log, median, pct, round, rssMb, sleep, spawnUntil, tempDir, wsFlvViewer } from './harness.js';
+import { cpuMeter, finish, gatewayEnv, installHarness, log, median, pct, round, rssMb, runBench, sleep, spawnUntil, tempDir, wsFlvViewer } from './harness.js';
 
 const FLEET = Number(process.env.BENCH_VEHICLES ?? 826);
 const SCALE = Number(process.env.BENCH_SCALE ?? 10);
@@ -228,16 +228,8 @@ async function main() {
     targets: TARGETS,
   };
   for (const c of [feed, regulator, screen]) await c.close();
-  started.child.kill('SIGTERM');
-  await new Promise((r) => started.child.once('exit', r));
   sim.child.kill('SIGTERM');
-  clearTimeout(guard);
-  cleanup();
-  process.stdout.write(JSON.stringify(result) + '\n');
-  process.exit(0);
+  await finish(result, started.child, guard);
 }
 
-main().catch((err) => {
-  log((err as Error).stack ?? String(err));
-  process.exit(1);
-});
+runBench(main);
