@@ -154,8 +154,8 @@ export class WallService extends EventEmitter<{
   delta: [delta: WallDelta, json: string];
   removed: [string];
   presets: [string];
-  /** An operator dismissed an alarm pop-up (id, user name). */
-  popupEnded: [string, string];
+  /** An operator dismissed an alarm pop-up (its id). */
+  popupEnded: [string];
 }> {
   private readonly walls = new Map<string, WallEntry>();
   private readonly presets = new Map<string, PresetRow>();
@@ -312,7 +312,7 @@ export class WallService extends EventEmitter<{
         const entry = this.entryFor(actor, p.wallId);
         if (!Object.hasOwn(entry.doc.popups, p.popupId)) throw notFound(`popupId: pop-up "${p.popupId}" on wall ${p.wallId}`);
         const result = await this.endPopup(entry, p.popupId, actor, type, ref);
-        this.emit('popupEnded', p.popupId, actor.username);
+        this.emit('popupEnded', p.popupId);
         return result;
       }
       case 'subscribe':

@@ -72,6 +72,8 @@ t.test('an alarm puts the vehicle\'s channels on the reserved tiles, pre-warms t
   const restored = await wallWhere(screen, (w) => Object.keys(w.popups).length === 0);
   t.match(restored.tiles['s4-1'], { popup: null, stream: { cameraId: 'a2' } }, 'the tile shows its own camera again');
   t.match(restored.tiles['s4-2'], { popup: null, stream: null });
+  t.match(await gw.api('POST', `/api/alarms/${alarmId}/ack`, { token: reg }), { status: 409, json: { message: /is closed \(by reg-a\)/ } }, 'a closed alarm is a conflict, not a missing one');
+  t.equal((await gw.api('POST', `/api/alarms/${alarmId}/close`, { token: reg })).status, 409);
 
   const audit = (await gw.api('GET', '/api/audit?limit=100', { token: await gw.userToken('aud', ['auditor'], ['root']) })).json.items;
   t.match(audit.find((e: { action: string }) => e.action === 'alarm.acknowledge'), { actor: 'reg-a2', target: alarmId, detail: { note: '已电话联系司机 called the driver', plate: '粤A11111' } }, 'the acknowledgement is audited');
@@ -105,6 +107,7 @@ t.test('pop-ups pre-empt by priority, and each comes back in turn; an operator m
 
   const dismissed = await gw.api('DELETE', `/api/walls/alarm-wall/popups/${lowPopup}`, { token: await gw.userToken('op', ['operator'], ['city']) });
   t.equal(dismissed.status, 200, dismissed.body);
+  t.equal((await gw.api('DELETE', `/api/walls/alarm-wall/popups/${lowPopup}`, { token: gw.adminToken })).status, 404, 'a pop-up that is gone is not found');
   wall = await wallWhere(screen, (w) => Object.keys(w.popups).length === 0);
   t.equal(wall.tiles['s4-1'].stream, null);
   const alarm = (await gw.api('GET', `/api/alarms/${low}`, { token: gw.adminToken })).json;
@@ -179,8 +182,43 @@ t.test('geofences raise their rule\'s alarm on entry; late reports are recorded 
   t.same(lateAlarm.linkages, [], 'a twenty-minute-old alarm (a terminal catching up) pops nothing up');
   await new Promise((r) => setTimeout(r, 300));
   t.equal(screen.walls.get('alarm-wall')!.version, version, 'the wall did not change');
+  const live = await gw.alarms([{ vehicleId: 'bus', type: 'emergency-button', severity: 'critical', at: Date.now() }]);
+  t.same(live.repeated, late.raised, 'the live report folds into the caught-up alarm');
+  await wallWhere(screen, (w) => Object.values(w.popups).some((p: any) => p.alarmId === late.raised[0]));
+  t.pass('and now that it is live, its cameras go up');
+
+  // A batch that enters and leaves a fence between two reports still raises the fence's alarm.
+  await gw.addVehicle(vehicleBody('dg2', '粤A66666', 'countyA', { category: 'dangerous-goods', hazardClass: '2.1' }, 1));
+  await gw.positions([
+    { vehicleId: 'dg2', lat: 32.06, lon: 118.78, speed: 40, heading: 180, at: at(3) },
+    { vehicleId: 'dg2', lat: 32.05, lon: 118.78, speed: 40, heading: 180, at: at(4) },
+    { vehicleId: 'dg2', lat: 32.04, lon: 118.78, speed: 40, heading: 180, at: at(5) },
+  ]);
+  const dg2 = (await gw.api('GET', '/api/alarms?vehicleId=dg2', { token: gw.adminToken })).json.items;
+  t.match(dg2, [{ type: 'geofence-enter', position: { lat: 32.05 } }]);
+  t.equal(dg2.length, 1);
   const badRule = await gw.api('POST', '/api/linkage-rules', { token: gw.adminToken, body: { name: 'x', departmentId: 'city', wallId: 'alarm-wall', tileIds: ['s9-1'], priority: 5, match: { geofenceIds: ['nope'] } } });
   t.match(badRule, { status: 400, json: { issues: [{ field: 'tileIds[0]' }] } });
   const foreignWall = await gw.api('POST', '/api/linkage-rules', { token: await gw.userToken('sup-b', ['supervisor'], ['countyB']), body: { name: 'x', departmentId: 'countyB', wallId: 'alarm-wall', tileIds: ['s1-1'], priority: 5, match: {} } });
   t.match(foreignWall, { status: 400, json: { issues: [{ field: 'wallId', message: /no wall "alarm-wall" in your scope/ }] } }, 'a wall outside the user\'s departments cannot be a rule\'s target');
+});
+
+t.test('an open alarm follows its vehicle to another department; deleting the vehicle closes it, audited', async (t) => {
+  const gw = await startVehicleGateway(t, FAST);
+  await gw.addVehicle(vehicleBody('v1', '粤A11111', 'countyA', {}, 1));
+  const regA = await gw.userToken('reg-a', ['regulator'], ['countyA']);
+  const regB = await gw.userToken('reg-b', ['regulator'], ['countyB']);
+  const id = (await gw.alarms([{ vehicleId: 'v1', type: 'overspeed', severity: 'medium', at: Date.now() }])).raised[0];
+  t.equal((await gw.api('GET', `/api/alarms/${id}`, { token: regA })).status, 200);
+  const moved = await gw.api('PATCH', '/api/vehicles/v1', { token: gw.adminToken, headers: { 'if-match': '"1"' }, body: { departmentId: 'countyB' } });
+  t.equal(moved.status, 200, moved.body);
+  t.equal((await gw.api('GET', `/api/alarms/${id}`, { token: regA })).status, 404, 'the department it left no longer sees it');
+  t.match((await gw.api('GET', `/api/alarms/${id}`, { token: regB })).json, { departmentId: 'countyB', state: 'raised' }, 'the department it joined does');
+  t.same((await gw.api('GET', '/api/alarms', { token: regB })).json.items.map((a: { id: string }) => a.id), [id], 'also in the stored list');
+
+  t.equal((await gw.api('DELETE', '/api/vehicles/v1', { token: gw.adminToken })).status, 204);
+  t.match((await gw.api('GET', `/api/alarms/${id}`, { token: regB })).json, { state: 'closed', note: 'vehicle deleted' });
+  const audit = (await gw.api('GET', '/api/audit?action=alarm.close', { token: await gw.userToken('aud', ['auditor'], ['root']) })).json.items;
+  t.match(audit, [{ target: id, detail: { reason: 'vehicle deleted' } }]);
+  t.match((await gw.positions([{ vehicleId: 'v1', lat: 32, lon: 118, speed: 0, heading: 0, at: Date.now() }])).rejected, [{ field: 'vehicleId' }], 'nothing lands on a deleted vehicle');
 });

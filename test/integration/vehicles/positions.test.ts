@@ -45,6 +45,10 @@ t.test('positions: ordering, staleness and bad reports; the track keeps everythi
   const track = (await gw.api('GET', `/api/vehicles/v2/track?from=${at(-700_000)}`, { token: gw.adminToken })).json.points;
   t.same(track.map((x: { at: number }) => x.at), [at(-600_000), now], 'the stale point is in the track, in time order');
   t.equal((await gw.api('GET', '/api/vehicles/v2/track?from=2026-01-01T00:00:00Z&to=2025-01-01T00:00:00Z', { token: gw.adminToken })).status, 400);
+  // Pruning past the window keeps each vehicle's newest point, so it is still on the map after a restart.
+  await gw.store.vehicles.prunePositions(now + 1);
+  const pruned = (await gw.api('GET', `/api/vehicles/v2/track?from=${at(-700_000)}`, { token: gw.adminToken })).json.points;
+  t.same(pruned.map((x: { at: number }) => x.at), [now]);
   const bad = await gw.api('POST', '/api/feed/positions', { token: gw.feedToken, body: { positions: 'x' } });
   t.match(bad, { status: 400, json: { issues: [{ field: 'positions' }] } });
 
