@@ -15,6 +15,7 @@ import { ControlServer } from './control/server.js';
 import { WallService } from './control/walls.js';
 import { installErrorHandler } from './http/errors.js';
 import { metricsRoutes } from './http/metrics.js';
+import { playerRoutes } from './http/player.js';
 import { accountRoutes } from './http/routes/accounts.js';
 import { departmentRoutes } from './http/routes/departments.js';
 import { sourceRoutes } from './http/routes/sources.js';
@@ -243,6 +244,7 @@ export async function buildGateway(config: Config, opts: BuildOptions = {}): Pro
   await http.register(flv.routes);
   await http.register(webrtc.routes);
   await http.register(metricsRoutes(streams, webrtc));
+  await http.register(playerRoutes, { player: config.player, log: http.log });
 
   let closing: Promise<void> | null = null;
   return {

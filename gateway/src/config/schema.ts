@@ -367,6 +367,30 @@ export const configSchema = obj(
       },
       'Monitored vehicles: registry, positions, alarms, geofences and alarm-to-wall linkage.',
     ),
+    player: obj(
+      {
+        enabled: Type.Boolean({ default: true, description: 'Serve the browser pages (wall screens, console, regulator and admin) from the gateway.' }),
+        dir: Type.String({ default: 'dist/player', description: 'Directory of the built player (npm run build:player), relative to the working directory.' }),
+        language: Type.Union([Type.Literal('zh'), Type.Literal('en')], { default: 'zh', description: "The pages' language until a user picks another." }),
+        map: obj(
+          {
+            tileUrl: Type.String({
+              default: '',
+              pattern: '^(|https?://[^\\s]+|/[^\\s]*)$',
+              description: "Slippy-map tile URL template ({z}/{x}/{y}) of the command centre's map server; empty draws a plain coordinate grid.",
+            }),
+            attribution: Type.String({ default: '', maxLength: 200, description: 'Credit shown on the map for its tiles.' }),
+            maxZoom: Type.Integer({ minimum: 1, maximum: 22, default: 18, description: 'Deepest zoom the tile server has.' }),
+            centre: Type.Tuple([Type.Number({ minimum: -180, maximum: 180 }), Type.Number({ minimum: -90, maximum: 90 })], {
+              default: [118.78, 32.05],
+              description: 'Where the map opens, [lon, lat], until the vehicles are known.',
+            }),
+          },
+          "The regulator's map.",
+        ),
+      },
+      'The browser pages.',
+    ),
     demo: obj(
       {
         enabled: Type.Boolean({ default: false, description: 'Seed a demo city into an empty store at start.' }),

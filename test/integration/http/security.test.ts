@@ -111,7 +111,19 @@ t.test('every route checks authentication and roles', async (t) => {
 
   // Metrics carry counts only (no camera ids, no names), so Prometheus scrapes them without an account.
   // CORS preflights carry no credentials by definition (WHEP players in other origins need them).
-  const open = new Set(['GET /healthz', 'GET /readyz', 'POST /api/auth/login', 'GET /metrics', 'OPTIONS /whep/:camera', 'OPTIONS /whep/:camera/:resource']);
+  // The player's pages and bundles are public like any login page: what they show comes from the API.
+  // /api/ui is the language and map settings the sign-in page needs before anyone signs in.
+  const open = new Set([
+    'GET /healthz',
+    'GET /readyz',
+    'POST /api/auth/login',
+    'GET /metrics',
+    'OPTIONS /whep/:camera',
+    'OPTIONS /whep/:camera/:resource',
+    'GET /api/ui',
+    'GET /*',
+    'HEAD /*',
+  ]);
   // WHEP takes the stream token as its bearer token; a login token (even an admin's) opens nothing there.
   const whepRoutes = new Set(['POST /whep/:camera', 'PATCH /whep/:camera/:resource', 'DELETE /whep/:camera/:resource']);
   // Stream URLs carry a stream token in the path; a bearer token (even an admin's) opens nothing there.

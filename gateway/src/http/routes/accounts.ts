@@ -1,6 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Guards } from '../../auth/plugin.js';
+import { allows, PERMISSIONS, type Permission } from '../../auth/roles.js';
 import type { Principal, UsersService } from '../../auth/users.js';
 import type { PathRange, Store } from '../../store/types.js';
 
@@ -52,7 +53,9 @@ export async function accountRoutes(app: FastifyInstance, { users, store, guards
 
   app.get('/api/auth/me', { onRequest: guards.signedIn }, async (req) => {
     const p = actor(req);
-    return { id: p.id, username: p.username, displayName: p.displayName, roles: p.roles, scopes: p.scopes };
+    // The pages show only what the user may do; the gateway still checks every request.
+    const permissions = (Object.keys(PERMISSIONS) as Permission[]).filter((perm) => allows(p.roles, perm));
+    return { id: p.id, username: p.username, displayName: p.displayName, roles: p.roles, scopes: p.scopes, permissions };
   });
 
   app.post<{ Body: Static<typeof passwordBody> }>(

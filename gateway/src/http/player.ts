@@ -1,0 +1,67 @@
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import fastifyStatic from '@fastify/static';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import type { Config } from '../config/schema.js';
+
+/** What every page needs before anyone signs in: no secret and nothing about the registry. */
+export function uiSettings(player: Config['player']) {
+  return {
+    language: player.language,
+    map: { tileUrl: player.map.tileUrl || null, attribution: player.map.attribution, maxZoom: player.map.maxZoom, centre: player.map.centre },
+  };
+}
+
+/**
+ * The pages' security policy: scripts only from the gateway (no inline script, so an injected string
+ * cannot run), media from the gateway and the players' blobs, images also from the map server, and no
+ * framing. Leaflet positions its tiles with style attributes, hence the inline styles.
+ */
+export function contentSecurityPolicy(tileUrl: string): string {
+  const tileOrigin = /^https?:\/\//.test(tileUrl) ? ` ${new URL(tileUrl.replace(/[{}]/g, '')).origin}` : '';
+  return [
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self' 'unsafe-inline'",
+    `img-src 'self' data: blob:${tileOrigin}`,
+    "media-src 'self' blob:",
+    "worker-src 'self' blob:",
+    "connect-src 'self'",
+    "object-src 'none'",
+    "base-uri 'none'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+  ].join('; ');
+}
+
+/** Serves the built player (player/ → dist/player) and the settings its pages start from. */
+export async function playerRoutes(app: FastifyInstance, { player, log }: { player: Config['player']; log: FastifyBaseLogger }) {
+  app.get('/api/ui', async () => uiSettings(player));
+  if (!player.enabled) return;
+  const root = resolve(player.dir);
+  if (!existsSync(resolve(root, 'index.html'))) {
+    log.warn({ dir: root }, 'the player is not built (npm run build:player): the gateway serves the API only');
+    app.get('/', async (_req, reply) =>
+      reply.status(503).type('text/plain; charset=utf-8').send('The player is not built: run "npm run build:player" (npm start does it).\n'),
+    );
+    return;
+  }
+  const csp = contentSecurityPolicy(player.map.tileUrl);
+  await app.register(fastifyStatic, {
+    root,
+    prefix: '/',
+    index: ['index.html'],
+    // Bundles carry a content hash in their names; pages must be fetched fresh to pick up new ones.
+    setHeaders(reply, path) {
+      reply.header('x-content-type-options', 'nosniff');
+      reply.header('referrer-policy', 'no-referrer');
+      if (path.endsWith('.html')) {
+        reply.header('content-security-policy', csp);
+        reply.header('cache-control', 'no-cache');
+      } else if (/\/assets\//.test(path)) {
+        reply.header('cache-control', 'public, max-age=31536000, immutable');
+      }
+    },
+    cacheControl: false,
+  });
+}

@@ -1,0 +1,134 @@
+/**
+ * The REST client and the signed-in session.
+ *
+ * The login token lives in sessionStorage: it is not sent with every request as a cookie would be (so
+ * no cross-site request can use it), it is gone when the tab closes, and it survives the reload of a
+ * wall screen. The pages load no third-party script and forbid inline scripts (CSP), which is what
+ * keeps it from being read. It is dropped as soon as the gateway refuses it.
+ */
+export interface SessionUser {
+  id: string;
+  username: string;
+  displayName: string;
+  roles: string[];
+  scopes: string[];
+  permissions: string[];
+}
+
+export interface Session {
+  token: string;
+  expiresAt: string;
+  user: SessionUser;
+}
+
+export interface UiSettings {
+  language: 'zh' | 'en';
+  map: { tileUrl: string | null; attribution: string; maxZoom: number; centre: [number, number] };
+}
+
+export interface FieldIssue {
+  field: string;
+  message: string;
+}
+
+/** An error answer of the gateway: its code, message and, for bad input, the fields at fault. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly issues: FieldIssue[] = [],
+    readonly body: Record<string, unknown> = {},
+  ) {
+    super(message);
+  }
+}
+
+const SESSION_KEY = 'wallgate.session';
+
+export function currentSession(): Session | null {
+  try {
+    const s = JSON.parse(sessionStorage.getItem(SESSION_KEY) ?? 'null') as Session | null;
+    if (!s || Date.parse(s.expiresAt) <= Date.now()) return null;
+    return s;
+  } catch {
+    return null;
+  }
+}
+
+export function saveSession(s: Session): void {
+  sessionStorage.setItem(SESSION_KEY, JSON.stringify(s));
+}
+
+export function endSession(): void {
+  sessionStorage.removeItem(SESSION_KEY);
+}
+
+/** Back to the sign-in page, which returns here afterwards. */
+export function toLogin(): never {
+  endSession();
+  const next = location.pathname + location.search + location.hash;
+  location.replace(`/login.html?next=${encodeURIComponent(next)}`);
+  throw new Error('signed out');
+}
+
+export function can(permission: string): boolean {
+  return currentSession()?.user.permissions.includes(permission) ?? false;
+}
+
+interface RequestOptions {
+  body?: unknown;
+  /** A raw body (CSV, NDJSON) with its content type, instead of JSON. */
+  raw?: { text: string; type: string };
+  headers?: Record<string, string>;
+  signal?: AbortSignal;
+  /** Leave a 401 to the caller (the sign-in page) instead of going to sign in again. */
+  anonymous?: boolean;
+}
+
+export async function api<T = unknown>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
+  const headers: Record<string, string> = { accept: 'application/json', ...opts.headers };
+  const session = currentSession();
+  if (session && !opts.anonymous) headers.authorization = `Bearer ${session.token}`;
+  let body: string | undefined;
+  if (opts.raw) {
+    body = opts.raw.text;
+    headers['content-type'] = opts.raw.type;
+  } else if (opts.body !== undefined) {
+    body = JSON.stringify(opts.body);
+    headers['content-type'] = 'application/json';
+  }
+  let res: Response;
+  try {
+    res = await fetch(path, { method, headers, body, signal: opts.signal ?? null });
+  } catch (e) {
+    if ((e as Error).name === 'AbortError') throw e;
+    throw new ApiError(0, 'NETWORK', 'the gateway cannot be reached');
+  }
+  if (res.status === 401 && !opts.anonymous) toLogin();
+  if (res.status === 204) return undefined as T;
+  const text = await res.text();
+  let json: Record<string, unknown> = {};
+  try {
+    json = text ? (JSON.parse(text) as Record<string, unknown>) : {};
+  } catch {
+    if (res.ok) return text as T;
+  }
+  if (!res.ok) {
+    throw new ApiError(res.status, String(json.code ?? `HTTP_${res.status}`), String(json.message ?? res.statusText), (json.issues as FieldIssue[]) ?? [], json);
+  }
+  return json as T;
+}
+
+let settings: Promise<UiSettings> | null = null;
+export const uiSettings = () => (settings ??= api<UiSettings>('GET', '/api/ui', { anonymous: true }));
+
+/** The session of a page that needs one, checked with the gateway (a disabled user or stale token goes to sign in). */
+export async function requireSession(): Promise<Session> {
+  const s = currentSession();
+  if (!s) toLogin();
+  const me = await api<SessionUser>('GET', '/api/auth/me');
+  const fresh = { ...s, user: me };
+  saveSession(fresh);
+  return fresh;
+}

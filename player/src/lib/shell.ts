@@ -1,0 +1,78 @@
+/** What every signed-in page starts with: settings, language, the session and the header. */
+import { can, currentSession, endSession, requireSession, uiSettings, type Session, type UiSettings } from './api.js';
+import { h } from './dom.js';
+import { chooseLanguage, initLanguage, language, t } from './i18n.js';
+
+export interface PageContext {
+  session: Session;
+  settings: UiSettings;
+  main: HTMLElement;
+}
+
+const PAGES = [
+  { href: '/console.html', label: 'nav.console', permission: 'walls:read' },
+  { href: '/regulator.html', label: 'nav.regulator', permission: 'vehicles:read' },
+  { href: '/admin.html', label: 'nav.admin', permission: null },
+] as const;
+
+/** Where a user goes after signing in, when no page was asked for. */
+export function homeFor(permissions: string[]): string {
+  if (permissions.includes('walls:drive')) return '/console.html';
+  if (permissions.includes('vehicles:read')) return '/regulator.html';
+  return '/admin.html';
+}
+
+export async function startPage(opts: { title: string; page: string; chrome?: boolean }): Promise<PageContext> {
+  const settings = await uiSettings();
+  initLanguage(settings.language);
+  const session = await requireSession();
+  document.title = `${t(opts.title)} · wallgate`;
+  document.body.className = `page-${opts.page}`;
+  const main = h('main', { id: 'main' });
+  if (opts.chrome === false) {
+    document.body.append(main);
+    return { session, settings, main };
+  }
+  const nav = PAGES.filter((p) => (p.permission ? can(p.permission) : true)).map((p) =>
+    h('a', { href: p.href, class: location.pathname === p.href ? 'active' : '' }, t(p.label)),
+  );
+  const header = h(
+    'header',
+    { class: 'topbar' },
+    h('span', { class: 'brand' }, 'wallgate'),
+    h('nav', null, nav),
+    h('span', { class: 'spacer' }),
+    h('span', { class: 'who', title: session.user.roles.join(', ') }, session.user.displayName || session.user.username),
+    h(
+      'button',
+      {
+        class: 'link',
+        onclick: () => {
+          chooseLanguage(language() === 'zh' ? 'en' : 'zh');
+          location.reload();
+        },
+      },
+      t('common.language'),
+    ),
+    h(
+      'button',
+      {
+        class: 'link',
+        onclick: () => {
+          endSession();
+          location.href = '/login.html';
+        },
+      },
+      t('common.signOut'),
+    ),
+  );
+  document.body.append(header, main);
+  return { session, settings, main };
+}
+
+/** A message in place of the page, for a page the user may not use. */
+export function refuse(main: HTMLElement, message: string): void {
+  main.replaceChildren(h('p', { class: 'refused' }, message));
+}
+
+export { currentSession };

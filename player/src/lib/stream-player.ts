@@ -1,0 +1,410 @@
+/**
+ * Plays one camera in one <video>: WebRTC (WHEP) first, then WS-FLV (mpegts.js), then HLS (hls.js),
+ * each given a deadline for its first frame. When all fail, or a live picture stalls, it waits with a
+ * countdown (backoff) and starts over with fresh stream URLs, for as long as it lives: a wall screen
+ * recovers by itself when the camera or the gateway comes back.
+ *
+ * Everything a transport holds (peer connection, WHEP resource, MSE player, timers) is released by
+ * one `destroy()`, so tiles that change every few seconds on a tour leave nothing behind.
+ */
+import type Hls from 'hls.js';
+import type Mpegts from 'mpegts.js';
+import { api, ApiError } from './api.js';
+
+export type Transport = 'webrtc' | 'flv' | 'hls';
+export const TRANSPORTS: readonly Transport[] = ['webrtc', 'flv', 'hls'];
+
+export type PlayerState =
+  | { kind: 'starting'; transport: Transport | null }
+  | { kind: 'live'; transport: Transport }
+  | { kind: 'retrying'; until: number; reason: string }
+  | { kind: 'offline'; reason: string }
+  | { kind: 'denied' }
+  | { kind: 'paused' };
+
+export interface PlayerStats {
+  transport: Transport | null;
+  codec: string | null;
+  width: number;
+  height: number;
+  /** Received video bitrate over the last sample, kbit/s. */
+  bitrateKbps: number | null;
+  /** How far the picture is behind the live edge, as far as the transport tells. */
+  latencyMs: number | null;
+  framesDecoded: number;
+  currentTime: number;
+}
+
+interface ViewUrls {
+  hls: string;
+  wsFlv: string;
+  whep: string;
+  token: string;
+  profile: string;
+}
+
+interface Attempt {
+  transport: Transport;
+  /** Resolves at the first decoded frame; rejects when the transport fails before. */
+  ready: Promise<void>;
+  close(): void;
+  stats(): Promise<Pick<PlayerStats, 'codec' | 'bitrateKbps' | 'latencyMs'>>;
+}
+
+const FIRST_FRAME_MS: Record<Transport, number> = { webrtc: 7_000, flv: 8_000, hls: 15_000 };
+const STALL_MS = 6_000;
+const RETRY_MIN_MS = 2_000;
+const RETRY_MAX_MS = 30_000;
+
+export interface StreamPlayerOptions {
+  cameraId: string;
+  profile: 'main' | 'sub';
+  transports?: readonly Transport[];
+  onState?(s: PlayerState): void;
+}
+
+export class StreamPlayer {
+  readonly video: HTMLVideoElement;
+  state: PlayerState = { kind: 'starting', transport: null };
+  private attempt: Attempt | null = null;
+  private generation = 0;
+  private failures = 0;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private watchdog: ReturnType<typeof setInterval> | undefined;
+  private abort: AbortController | null = null;
+  private destroyed = false;
+  private lastProgress = { time: 0, at: 0 };
+
+  constructor(private readonly opts: StreamPlayerOptions) {
+    const v = document.createElement('video');
+    v.muted = true;
+    v.autoplay = true;
+    v.playsInline = true;
+    v.disablePictureInPicture = true;
+    v.setAttribute('muted', '');
+    v.setAttribute('playsinline', '');
+    this.video = v;
+  }
+
+  get cameraId() {
+    return this.opts.cameraId;
+  }
+  get profile() {
+    return this.opts.profile;
+  }
+
+  start(): void {
+    if (this.destroyed) return;
+    void this.run(++this.generation);
+  }
+
+  /** Stops playing and releases the stream (the gateway may close the pull), keeping the element. */
+  pause(): void {
+    this.generation++;
+    this.stopTransport();
+    this.setState({ kind: 'paused' });
+  }
+
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.generation++;
+    this.stopTransport();
+    this.video.remove();
+  }
+
+  async stats(): Promise<PlayerStats> {
+    const v = this.video;
+    const base: PlayerStats = {
+      transport: this.attempt?.transport ?? null,
+      codec: null,
+      width: v.videoWidth,
+      height: v.videoHeight,
+      bitrateKbps: null,
+      latencyMs: null,
+      framesDecoded: v.getVideoPlaybackQuality?.().totalVideoFrames ?? 0,
+      currentTime: v.currentTime,
+    };
+    return this.attempt ? { ...base, ...(await this.attempt.stats().catch(() => ({}))) } : base;
+  }
+
+  private setState(s: PlayerState) {
+    this.state = s;
+    this.opts.onState?.(s);
+  }
+
+  private stopTransport() {
+    clearTimeout(this.timer);
+    clearInterval(this.watchdog);
+    this.abort?.abort();
+    this.abort = null;
+    this.attempt?.close();
+    this.attempt = null;
+    const v = this.video;
+    v.pause();
+    v.srcObject = null;
+    v.removeAttribute('src');
+    v.load();
+  }
+
+  private async run(gen: number) {
+    this.stopTransport();
+    this.setState({ kind: 'starting', transport: null });
+    const abort = (this.abort = new AbortController());
+    let urls: ViewUrls;
+    try {
+      urls = await api<ViewUrls>('POST', `/api/streams/${encodeURIComponent(this.opts.cameraId)}/view?profile=${this.opts.profile}`, {
+        signal: abort.signal,
+      });
+    } catch (e) {
+      if (gen !== this.generation) return;
+      if (e instanceof ApiError && (e.status === 404 || e.status === 403)) return this.setState({ kind: 'denied' });
+      if (e instanceof ApiError && e.status === 409) return this.retry(gen, e.message, true);
+      return this.retry(gen, (e as Error).message);
+    }
+    let lastError = '';
+    for (const transport of this.opts.transports ?? TRANSPORTS) {
+      if (gen !== this.generation) return;
+      this.setState({ kind: 'starting', transport });
+      const attempt = open(transport, urls, this.video, abort.signal);
+      this.attempt = attempt;
+      let deadline: ReturnType<typeof setTimeout> | undefined;
+      try {
+        await Promise.race([
+          attempt.ready,
+          new Promise((_, reject) => {
+            deadline = setTimeout(() => reject(new Error(`no picture within ${FIRST_FRAME_MS[transport] / 1000} s`)), FIRST_FRAME_MS[transport]);
+          }),
+        ]);
+        clearTimeout(deadline);
+      } catch (e) {
+        clearTimeout(deadline);
+        attempt.close();
+        if (this.attempt === attempt) this.attempt = null;
+        lastError = `${transport}: ${(e as Error).message}`;
+        continue;
+      }
+      if (gen !== this.generation) return attempt.close();
+      this.failures = 0;
+      this.setState({ kind: 'live', transport });
+      this.watchStalls(gen);
+      return;
+    }
+    if (gen === this.generation) this.retry(gen, lastError);
+  }
+
+  /** A live picture that stops moving is started over, as a dropped one would be. */
+  private watchStalls(gen: number) {
+    this.lastProgress = { time: this.video.currentTime, at: performance.now() };
+    this.watchdog = setInterval(() => {
+      if (gen !== this.generation) return;
+      const now = performance.now();
+      if (this.video.currentTime !== this.lastProgress.time) this.lastProgress = { time: this.video.currentTime, at: now };
+      else if (now - this.lastProgress.at > STALL_MS) this.retry(gen, 'the picture stopped');
+    }, 1_000);
+  }
+
+  private retry(gen: number, reason: string, offline = false) {
+    this.stopTransport();
+    const delay = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** this.failures++);
+    const until = Date.now() + delay;
+    this.setState(offline ? { kind: 'offline', reason } : { kind: 'retrying', until, reason });
+    this.timer = setTimeout(() => {
+      if (gen === this.generation) this.start();
+    }, delay);
+  }
+}
+
+/** Resolves at the first frame the element decodes. */
+function firstFrame(video: HTMLVideoElement, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(new Error('stopped'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    video.requestVideoFrameCallback(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    });
+  });
+}
+
+function open(transport: Transport, urls: ViewUrls, video: HTMLVideoElement, signal: AbortSignal): Attempt {
+  if (transport === 'webrtc') return openWebRtc(urls, video, signal);
+  if (transport === 'flv') return openFlv(urls, video, signal);
+  return openHls(urls, video, signal);
+}
+
+function openWebRtc(urls: ViewUrls, video: HTMLVideoElement, signal: AbortSignal): Attempt {
+  const pc = new RTCPeerConnection();
+  let resource: string | null = null;
+  let closed = false;
+  let last: { bytes: number; at: number } | null = null;
+  const failed = new Promise<never>((_, reject) => {
+    pc.onconnectionstatechange = () => {
+      if (pc.connectionState === 'failed') reject(new Error('the connection failed'));
+    };
+  });
+  const negotiate = async () => {
+    pc.addTransceiver('video', { direction: 'recvonly' });
+    pc.ontrack = (e) => {
+      video.srcObject = e.streams[0] ?? new MediaStream([e.track]);
+      video.play().catch(() => {});
+    };
+    await pc.setLocalDescription(await pc.createOffer());
+    // The gateway does not take trickled candidates: send the offer with what gathered within a second.
+    await new Promise<void>((resolve) => {
+      if (pc.iceGatheringState === 'complete') return resolve();
+      const timer = setTimeout(resolve, 1_000);
+      pc.onicegatheringstatechange = () => {
+        if (pc.iceGatheringState === 'complete') {
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+    });
+    const res = await fetch(urls.whep, {
+      method: 'POST',
+      headers: { 'content-type': 'application/sdp', authorization: `Bearer ${urls.token}` },
+      body: pc.localDescription?.sdp ?? '',
+      signal,
+    });
+    const answer = await res.text();
+    if (res.status !== 201) throw new Error(`WHEP ${res.status}: ${safeMessage(answer)}`);
+    resource = res.headers.get('location');
+    if (closed) return release();
+    await pc.setRemoteDescription({ type: 'answer', sdp: answer });
+  };
+  const release = () => {
+    if (resource) void fetch(resource, { method: 'DELETE', headers: { authorization: `Bearer ${urls.token}` }, keepalive: true }).catch(() => {});
+    resource = null;
+  };
+  const ready = Promise.race([negotiate().then(() => firstFrame(video, signal)), failed]);
+  return {
+    transport: 'webrtc',
+    ready,
+    close() {
+      closed = true;
+      pc.ontrack = null;
+      pc.close();
+      release();
+    },
+    async stats() {
+      const report = await pc.getStats();
+      let codec: string | null = null;
+      let bitrateKbps: number | null = null;
+      let latencyMs: number | null = null;
+      report.forEach((s: Record<string, unknown>) => {
+        if (s.type !== 'inbound-rtp' || s.kind !== 'video') return;
+        const codecStat = s.codecId ? (report.get(String(s.codecId)) as { mimeType?: string } | undefined) : undefined;
+        codec = codecStat?.mimeType?.replace(/^video\//, '') ?? null;
+        const now = performance.now();
+        const bytes = Number(s.bytesReceived ?? 0);
+        if (last && now > last.at) bitrateKbps = Math.round(((bytes - last.bytes) * 8) / (now - last.at));
+        last = { bytes, at: now };
+        const emitted = Number(s.jitterBufferEmittedCount ?? 0);
+        if (emitted > 0) latencyMs = Math.round((Number(s.jitterBufferDelay ?? 0) / emitted) * 1000);
+      });
+      return { codec, bitrateKbps, latencyMs };
+    },
+  };
+}
+
+function openFlv(urls: ViewUrls, video: HTMLVideoElement, signal: AbortSignal): Attempt {
+  let player: Mpegts.Player | null = null;
+  let closed = false;
+  const wsUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${urls.wsFlv}`;
+  const ready = (async () => {
+    const mpegts = (await import('mpegts.js')).default;
+    if (closed) throw new Error('stopped');
+    if (!mpegts.isSupported()) throw new Error('this browser has no Media Source Extensions');
+    player = mpegts.createPlayer(
+      { type: 'flv', isLive: true, url: wsUrl, hasAudio: false },
+      { enableWorker: false, lazyLoad: false, liveBufferLatencyChasing: true, liveBufferLatencyMaxLatency: 2, liveBufferLatencyMinRemain: 0.3, autoCleanupSourceBuffer: true },
+    );
+    const failed = new Promise<never>((_, reject) => player!.on(mpegts.Events.ERROR, (type: string, detail: string) => reject(new Error(`${type} ${detail}`))));
+    player.attachMediaElement(video);
+    player.load();
+    void Promise.resolve(player.play()).catch(() => {});
+    await Promise.race([firstFrame(video, signal), failed]);
+  })();
+  return {
+    transport: 'flv',
+    ready,
+    close() {
+      closed = true;
+      if (!player) return;
+      try {
+        player.pause();
+        player.unload();
+        player.detachMediaElement();
+        player.destroy();
+      } catch {
+        // Already torn down by its own error.
+      }
+      player = null;
+    },
+    async stats() {
+      const info = player?.statisticsInfo as { speed?: number } | undefined;
+      const media = player?.mediaInfo as { videoCodec?: string } | undefined;
+      return {
+        codec: media?.videoCodec ?? null,
+        bitrateKbps: info?.speed !== undefined ? Math.round(info.speed * 8) : null,
+        latencyMs: liveLatency(video),
+      };
+    },
+  };
+}
+
+function openHls(urls: ViewUrls, video: HTMLVideoElement, signal: AbortSignal): Attempt {
+  let hls: Hls | null = null;
+  let closed = false;
+  let bitrate: number | null = null;
+  const ready = (async () => {
+    const HlsClass = (await import('hls.js')).default;
+    if (closed) throw new Error('stopped');
+    if (!HlsClass.isSupported()) throw new Error('this browser has no Media Source Extensions');
+    const player = new HlsClass({ liveSyncDurationCount: 2, maxBufferLength: 8, backBufferLength: 4, manifestLoadingMaxRetry: 4, enableWorker: true });
+    hls = player;
+    const failed = new Promise<never>((_, reject) =>
+      player.on(HlsClass.Events.ERROR, (_e, data) => {
+        if (data.fatal) reject(new Error(`${data.type} ${data.details}`));
+      }),
+    );
+    player.on(HlsClass.Events.FRAG_LOADED, (_e, data) => {
+      const s = data.frag.stats;
+      const ms = s.loading.end - s.loading.start;
+      if (ms > 0 && data.frag.duration > 0) bitrate = Math.round((s.loaded * 8) / 1000 / data.frag.duration);
+    });
+    player.loadSource(urls.hls);
+    player.attachMedia(video);
+    void video.play().catch(() => {});
+    await Promise.race([firstFrame(video, signal), failed]);
+  })();
+  return {
+    transport: 'hls',
+    ready,
+    close() {
+      closed = true;
+      hls?.destroy();
+      hls = null;
+    },
+    async stats() {
+      const level = hls?.levels[hls.currentLevel >= 0 ? hls.currentLevel : 0];
+      return { codec: level?.videoCodec ?? null, bitrateKbps: bitrate, latencyMs: hls?.latency ? Math.round(hls.latency * 1000) : liveLatency(video) };
+    },
+  };
+}
+
+/** For MSE players: how much is buffered ahead of what is shown. */
+function liveLatency(video: HTMLVideoElement): number | null {
+  const b = video.buffered;
+  return b.length > 0 ? Math.round((b.end(b.length - 1) - video.currentTime) * 1000) : null;
+}
+
+/** A gateway error body as one line, without echoing anything long. */
+function safeMessage(text: string): string {
+  try {
+    return String((JSON.parse(text) as { message?: string }).message ?? '').slice(0, 200);
+  } catch {
+    return text.slice(0, 200);
+  }
+}

@@ -1,0 +1,88 @@
+import type { Page } from 'playwright-core';
+import type { Test } from 'tap';
+import { setTimeout as sleep } from 'node:timers/promises';
+import t from 'tap';
+import { launchBrowser, signIn, startPlayerGateway, tiles, waitForTiles, type TileSample } from '../helpers/browser.js';
+import { waitFor, type StreamingGateway } from '../helpers/streams.js';
+
+/**
+ * The wall screen in a real Chromium against a real gateway, real ffmpeg and simulated cameras:
+ * what an operator standing in front of the wall would see.
+ */
+
+const NINE = Array.from({ length: 9 }, (_, i) => `cam-${i + 1}`);
+
+async function nineTileWall(gw: StreamingGateway, wallId: string) {
+  for (const id of NINE) await gw.addCamera(id, { clip: 'h264-720p-1s' });
+  const created = await gw.api('POST', '/api/walls', {
+    token: gw.adminToken,
+    body: { id: wallId, name: 'Hall', departmentId: 'root', screens: { rows: 1, cols: 1, width: 1920, height: 1080 }, layout: '9' },
+  });
+  if (created.status !== 201) throw new Error(`wall: ${created.body}`);
+  let version = created.json.wall.version as number;
+  for (const [i, cameraId] of NINE.entries()) {
+    const res = await gw.api('PUT', `/api/walls/${wallId}/tiles/s1-${i + 1}`, { token: gw.adminToken, body: { baseVersion: version, content: { kind: 'camera', cameraId } } });
+    if (res.status !== 200) throw new Error(`assign: ${res.body}`);
+    version = res.json.version;
+  }
+}
+
+/** Every tile live over `transport` with a picture, and each one's video moving between two samples. */
+async function assertAllAdvance(t: Test, page: Page, transport: string, timeoutMs: number) {
+  const live = await waitForTiles(page, (ts) => ts.length === 9 && ts.every((x) => x.state === 'live' && x.currentTime > 0 && x.frames > 0), timeoutMs, 250);
+  t.equal(live.length, 9, 'nine tiles on the screen');
+  t.same(
+    live.filter((x) => x.state !== 'live').map((x) => `${x.tile}: ${x.state} ${x.badge}`),
+    [],
+    'every tile is live',
+  );
+  t.same([...new Set(live.map((x) => x.transport))], [transport], `every tile plays over ${transport}`);
+  await sleep(2_000);
+  const later = await tiles(page);
+  const stuck = later.filter((x) => {
+    const before = live.find((b) => b.tile === x.tile) as TileSample;
+    return !(x.currentTime > before.currentTime + 1 && x.frames > before.frames + 20);
+  });
+  t.same(
+    stuck.map((x) => x.tile),
+    [],
+    `every tile's video advances over 2 s (currentTime +${Math.min(...later.map((x, i) => x.currentTime - live[i]!.currentTime)).toFixed(2)} s at least, decoded frames +${Math.min(...later.map((x, i) => x.frames - live[i]!.frames))} at least)`,
+  );
+  t.ok(later.every((x) => x.width === 1280), 'frames are the cameras’ 1280 px');
+  t.ok(later.every((x) => /Camera cam-\d/.test(x.label)), 'each tile is labelled with its camera');
+}
+
+t.test('a 3×3 wall screen plays every camera over WebRTC, each tile labelled and moving', async (t) => {
+  const gw = await startPlayerGateway(t);
+  await nineTileWall(gw, 'hall');
+  await gw.userToken('op', ['operator'], ['root']);
+  const browser = await launchBrowser(t, 'wall-webrtc');
+  const page = await browser.page('screen');
+  await signIn(page, gw.baseUrl, 'op', '/wall.html?wall=hall&screen=1');
+  await assertAllAdvance(t, page, 'webrtc', 30_000);
+  t.equal(gw.webrtc.peerCount, 9, 'nine WebRTC peers on the gateway');
+  t.equal(gw.streams.list().length, 9, 'one pull per camera');
+
+  t.comment('the screen is closed: its players go, and so do the pulls');
+  await page.close();
+  t.equal(await waitFor(() => gw.webrtc.peerCount, (n) => n === 0, 10_000), 0, 'no WebRTC peer is left');
+  t.equal(await waitFor(() => gw.streams.list().length, (n) => n === 0, 10_000), 0, 'no pull is left');
+  t.same(await waitFor(() => gw.ffmpegPids(), (p) => p.length === 0, 5_000), [], 'no ffmpeg is left');
+});
+
+t.test('with WebRTC off the screen falls back: to HLS, and to WS-FLV by default', async (t) => {
+  const gw = await startPlayerGateway(t, { webrtc: { enabled: false } });
+  await nineTileWall(gw, 'hall');
+  await gw.userToken('op', ['operator'], ['root']);
+  const browser = await launchBrowser(t, 'wall-hls');
+  const page = await browser.page('screen');
+  // A screen whose network passes no WebRTC and no WebSocket media: WebRTC is tried and refused, HLS plays.
+  await signIn(page, gw.baseUrl, 'op', '/wall.html?wall=hall&screen=1&transports=webrtc,hls');
+  await assertAllAdvance(t, page, 'hls', 45_000);
+  await page.close();
+
+  const flv = await browser.page('flv-screen', { width: 1280, height: 720 });
+  await signIn(flv, gw.baseUrl, 'op', '/wall.html?wall=hall&screen=1');
+  const live = await waitForTiles(flv, (ts) => ts.length === 9 && ts.every((x) => x.state === 'live'), 30_000, 250);
+  t.same([...new Set(live.map((x) => x.transport))], ['flv'], 'the default order falls back from WebRTC to WS-FLV');
+});
