@@ -86,3 +86,82 @@ t.test('with WebRTC off the screen falls back: to HLS, and to WS-FLV by default'
   const live = await waitForTiles(flv, (ts) => ts.length === 9 && ts.every((x) => x.state === 'live'), 30_000, 250);
   t.same([...new Set(live.map((x) => x.transport))], ['flv'], 'the default order falls back from WebRTC to WS-FLV');
 });
+
+async function wallOf(gw: StreamingGateway, wallId: string, departmentId: string, layout: string, cameras: string[]) {
+  const created = await gw.api('POST', '/api/walls', {
+    token: gw.adminToken,
+    body: { id: wallId, name: wallId, departmentId, screens: { rows: 1, cols: 1, width: 1920, height: 1080 }, layout },
+  });
+  if (created.status !== 201) throw new Error(`wall: ${created.body}`);
+  let version = created.json.wall.version as number;
+  for (const [i, cameraId] of cameras.entries()) {
+    const res = await gw.api('PUT', `/api/walls/${wallId}/tiles/s1-${i + 1}`, { token: gw.adminToken, body: { baseVersion: version, content: { kind: 'camera', cameraId } } });
+    if (res.status !== 200) throw new Error(`assign: ${res.body}`);
+    version = res.json.version;
+  }
+  return version;
+}
+
+const tileOf = (ts: TileSample[], id: string) => ts.find((x) => x.tile === id);
+
+t.test('a tile whose camera drops says so, keeps its neighbours playing, and comes back by itself', async (t) => {
+  const gw = await startPlayerGateway(t);
+  await gw.addCamera('steady', { clip: 'h264-720p-1s' });
+  await gw.addCamera('flaky', { clip: 'h264-720p-1s' });
+  await wallOf(gw, 'hall', 'root', '4', ['steady', 'flaky']);
+  await gw.userToken('op', ['operator'], ['root']);
+  const browser = await launchBrowser(t, 'wall-drop');
+  const page = await browser.page('screen');
+  await signIn(page, gw.baseUrl, 'op', '/wall.html?wall=hall&screen=1');
+  await waitForTiles(page, (ts) => tileOf(ts, 's1-1')?.state === 'live' && tileOf(ts, 's1-2')?.state === 'live', 30_000);
+
+  const dropped = Date.now();
+  gw.sim.setFault('flaky', { kind: 'drop', forMs: 8_000 });
+  const down = await waitForTiles(page, (ts) => ['retrying', 'offline'].includes(tileOf(ts, 's1-2')?.state ?? ''), 15_000);
+  const flaky = tileOf(down, 's1-2')!;
+  t.match(flaky.state, /^(retrying|offline)$/, `the tile shows the camera down ${Date.now() - dropped} ms after it dropped`);
+  t.match(flaky.badge, /\d+ 秒后重试（.+）|离线：.+/, `with a countdown and the reason, in the default language (Chinese): "${flaky.badge}"`);
+  t.match(flaky.label, /Camera flaky/, 'and still names the camera');
+  const steadyBefore = tileOf(down, 's1-1')!;
+  await sleep(1_000);
+  const steadyAfter = tileOf(await tiles(page), 's1-1')!;
+  t.equal(steadyAfter.state, 'live', 'the neighbouring tile stays live');
+  t.ok(steadyAfter.currentTime > steadyBefore.currentTime + 0.5, 'and its video keeps moving');
+
+  const back = await waitForTiles(page, (ts) => tileOf(ts, 's1-2')?.state === 'live' && tileOf(ts, 's1-2')!.badge === '', 40_000, 250);
+  t.equal(tileOf(back, 's1-2')?.state, 'live', `the tile is live again ${Date.now() - dropped} ms after the drop (the camera refused for 8 s)`);
+  const first = tileOf(back, 's1-2')!;
+  await sleep(1_500);
+  const later = tileOf(await tiles(page), 's1-2')!;
+  t.ok(later.currentTime > first.currentTime + 0.5 && later.frames > first.frames, 'its video moves again, without anyone touching the screen');
+});
+
+t.test('a wall tile showing a camera outside the viewer’s departments says so and plays nothing', async (t) => {
+  const gw = await startPlayerGateway(t);
+  for (const d of [
+    { id: 'countyA', name: 'County A', parentId: 'root', level: 'county' },
+    { id: 'countyB', name: 'County B', parentId: 'root', level: 'county' },
+  ]) {
+    const res = await gw.api('POST', '/api/departments', { token: gw.adminToken, body: d });
+    if (res.status !== 201) throw new Error(res.body);
+  }
+  await gw.addCamera('mine', { clip: 'h264-720p-1s' }, { departmentId: 'countyA' });
+  await gw.addCamera('theirs', { clip: 'h264-720p-1s' }, { departmentId: 'countyB' });
+  // The city's operators put County B's camera on County A's wall; County A's own operator watches it.
+  await wallOf(gw, 'county-a-wall', 'countyA', '4', ['mine', 'theirs']);
+  await gw.userToken('op-a', ['operator'], ['countyA']);
+  const browser = await launchBrowser(t, 'wall-scope');
+  const page = await browser.page('screen');
+  await signIn(page, gw.baseUrl, 'op-a', '/wall.html?wall=county-a-wall&screen=1');
+  const ts = await waitForTiles(page, (x) => tileOf(x, 's1-1')?.state === 'live' && tileOf(x, 's1-2')?.state === 'denied', 30_000);
+  t.equal(tileOf(ts, 's1-1')?.state, 'live', 'the own camera plays');
+  t.match(tileOf(ts, 's1-1')?.label ?? '', /Camera mine\s*County A/, 'labelled with its name and department');
+  t.equal(tileOf(ts, 's1-2')?.state, 'denied', 'the foreign camera is refused');
+  t.match(tileOf(ts, 's1-2')?.badge ?? '', /无权查看该摄像机/, 'and the tile says why (in the default language, Chinese)');
+  t.equal(tileOf(ts, 's1-2')?.frames, 0, 'it shows no picture');
+  t.same(
+    gw.streams.list().map((s) => s.cameraId),
+    ['mine'],
+    'the gateway pulls only the camera the viewer may see',
+  );
+});

@@ -18,7 +18,7 @@ let built: Promise<string> | null = null;
  * The player as the sources are now, built once per test process into its own directory: a test
  * never runs against a stale dist/player, and parallel test files never rebuild under each other.
  */
-function playerBuild(): Promise<string> {
+export function playerBuild(): Promise<string> {
   built ??= (async () => {
     // Kept until the process ends: every test of the file serves it.
     const dir = mkdtempSync(join(tmpdir(), 'wallgate-player-'));

@@ -73,7 +73,8 @@ export class ControlConnection {
       // 4001: the token is no longer good (expired, password or role changed, user disabled).
       if (e.code === 4001) toLogin();
       if (this.closedByUs) return;
-      const delay = Math.min(10_000, 500 * 2 ** this.attempt++) * (0.75 + Math.random() * 0.5);
+      // Capped low: a wall screen should be back within seconds of the gateway.
+      const delay = Math.min(5_000, 500 * 2 ** this.attempt++) * (0.75 + Math.random() * 0.5);
       this.retryTimer = setTimeout(() => this.connect(), delay);
     };
   }

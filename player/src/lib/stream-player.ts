@@ -10,6 +10,15 @@
 import type Hls from 'hls.js';
 import type Mpegts from 'mpegts.js';
 import { api, ApiError } from './api.js';
+import { addStrings, t } from './i18n.js';
+
+addStrings({
+  'player.stopped': ['the picture stopped', '画面中断'],
+  'player.noPicture': ['{transport}: no picture within {seconds} s', '{transport}：{seconds} 秒内无画面'],
+  'player.failed': ['{transport}: {message}', '{transport}：{message}'],
+  'player.connectionFailed': ['the connection failed', '连接失败'],
+  'player.noMse': ['this browser cannot play MSE video', '此浏览器不支持 MSE 播放'],
+});
 
 export type Transport = 'webrtc' | 'flv' | 'hls';
 export const TRANSPORTS: readonly Transport[] = ['webrtc', 'flv', 'hls'];
@@ -73,7 +82,7 @@ export class StreamPlayer {
   private watchdog: ReturnType<typeof setInterval> | undefined;
   private abort: AbortController | null = null;
   private destroyed = false;
-  private lastProgress = { time: 0, at: 0 };
+  private lastProgress = { frames: 0, at: 0 };
 
   constructor(private readonly opts: StreamPlayerOptions) {
     const v = document.createElement('video');
@@ -173,7 +182,7 @@ export class StreamPlayer {
         await Promise.race([
           attempt.ready,
           new Promise((_, reject) => {
-            deadline = setTimeout(() => reject(new Error(`no picture within ${FIRST_FRAME_MS[transport] / 1000} s`)), FIRST_FRAME_MS[transport]);
+            deadline = setTimeout(() => reject(new Error(t('player.noPicture', { transport, seconds: FIRST_FRAME_MS[transport] / 1000 }))), FIRST_FRAME_MS[transport]);
           }),
         ]);
         clearTimeout(deadline);
@@ -181,7 +190,8 @@ export class StreamPlayer {
         clearTimeout(deadline);
         attempt.close();
         if (this.attempt === attempt) this.attempt = null;
-        lastError = `${transport}: ${(e as Error).message}`;
+        const message = (e as Error).message;
+        lastError = message.startsWith(`${transport}`) ? message : t('player.failed', { transport, message });
         continue;
       }
       if (gen !== this.generation) return attempt.close();
@@ -193,14 +203,19 @@ export class StreamPlayer {
     if (gen === this.generation) this.retry(gen, lastError);
   }
 
-  /** A live picture that stops moving is started over, as a dropped one would be. */
+  /**
+   * A live picture that stops moving is started over, as a dropped one would be. Decoded frames are
+   * the measure: a WebRTC stream's clock (currentTime) runs on when its packets stop.
+   */
   private watchStalls(gen: number) {
-    this.lastProgress = { time: this.video.currentTime, at: performance.now() };
+    const frames = () => this.video.getVideoPlaybackQuality().totalVideoFrames;
+    this.lastProgress = { frames: frames(), at: performance.now() };
     this.watchdog = setInterval(() => {
       if (gen !== this.generation) return;
       const now = performance.now();
-      if (this.video.currentTime !== this.lastProgress.time) this.lastProgress = { time: this.video.currentTime, at: now };
-      else if (now - this.lastProgress.at > STALL_MS) this.retry(gen, 'the picture stopped');
+      const decoded = frames();
+      if (decoded !== this.lastProgress.frames) this.lastProgress = { frames: decoded, at: now };
+      else if (now - this.lastProgress.at > STALL_MS) this.retry(gen, t('player.stopped'));
     }, 1_000);
   }
 
@@ -240,7 +255,7 @@ function openWebRtc(urls: ViewUrls, video: HTMLVideoElement, signal: AbortSignal
   let last: { bytes: number; at: number } | null = null;
   const failed = new Promise<never>((_, reject) => {
     pc.onconnectionstatechange = () => {
-      if (pc.connectionState === 'failed') reject(new Error('the connection failed'));
+      if (pc.connectionState === 'failed') reject(new Error(t('player.connectionFailed')));
     };
   });
   const negotiate = async () => {
@@ -315,7 +330,7 @@ function openFlv(urls: ViewUrls, video: HTMLVideoElement, signal: AbortSignal): 
   const ready = (async () => {
     const mpegts = (await import('mpegts.js')).default;
     if (closed) throw new Error('stopped');
-    if (!mpegts.isSupported()) throw new Error('this browser has no Media Source Extensions');
+    if (!mpegts.isSupported()) throw new Error(t('player.noMse'));
     player = mpegts.createPlayer(
       { type: 'flv', isLive: true, url: wsUrl, hasAudio: false },
       { enableWorker: false, lazyLoad: false, liveBufferLatencyChasing: true, liveBufferLatencyMaxLatency: 2, liveBufferLatencyMinRemain: 0.3, autoCleanupSourceBuffer: true },
@@ -361,7 +376,7 @@ function openHls(urls: ViewUrls, video: HTMLVideoElement, signal: AbortSignal): 
   const ready = (async () => {
     const HlsClass = (await import('hls.js')).default;
     if (closed) throw new Error('stopped');
-    if (!HlsClass.isSupported()) throw new Error('this browser has no Media Source Extensions');
+    if (!HlsClass.isSupported()) throw new Error(t('player.noMse'));
     const player = new HlsClass({ liveSyncDurationCount: 2, maxBufferLength: 8, backBufferLength: 4, manifestLoadingMaxRetry: 4, enableWorker: true });
     hls = player;
     const failed = new Promise<never>((_, reject) =>

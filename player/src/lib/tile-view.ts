@@ -21,6 +21,7 @@ export class TileView {
   private player: StreamPlayer | null = null;
   private tile: Tile | null = null;
   private serverStatus: TileStatus | null = null;
+  private serverStatusAt = 0;
   private countdown: ReturnType<typeof setInterval> | undefined;
   private paused = false;
 
@@ -71,6 +72,7 @@ export class TileView {
   setStatus(status: TileStatus | null): void {
     const before = this.serverStatus?.state;
     this.serverStatus = status;
+    this.serverStatusAt = Date.now();
     const p = this.player;
     if (p && status?.state === 'live' && before !== 'live' && (p.state.kind === 'retrying' || p.state.kind === 'offline') && !this.paused) p.start();
     this.render();
@@ -102,30 +104,33 @@ export class TileView {
     clearInterval(this.countdown);
     const state = this.player?.state ?? null;
     const server = this.serverStatus;
-    const kind = !this.tile?.stream ? 'empty' : (state?.kind ?? 'starting');
+    // The gateway knows first that a camera dropped; a player whose picture froze learns it only later.
+    const serverDown = server?.state === 'retrying' || server?.state === 'offline' ? server : null;
+    const kind = !this.tile?.stream ? 'empty' : state?.kind === 'live' && serverDown ? serverDown.state : (state?.kind ?? 'starting');
     this.el.dataset.state = kind;
     this.el.dataset.transport = state?.kind === 'live' ? state.transport : '';
+    const seconds = (until: number) => Math.max(0, Math.ceil((until - Date.now()) / 1000));
     const text = (): string => {
       if (!state) return '';
       switch (state.kind) {
         case 'starting':
-          return server?.state === 'retrying' || server?.state === 'offline' ? t('tile.waitingCamera', { reason: server.reason ?? '' }) : t('tile.starting');
+          return serverDown ? t('tile.waitingCamera', { reason: serverDown.reason ?? '' }) : t('tile.starting');
         case 'live':
+          if (serverDown?.state === 'offline') return t('tile.offline', { reason: serverDown.reason ?? '' });
+          if (serverDown) return t('tile.retrying', { seconds: seconds(this.serverStatusAt + (serverDown.retryInMs ?? 0)), reason: serverDown.reason ?? '' });
           return '';
         case 'paused':
           return t('tile.paused');
         case 'denied':
           return t('tile.denied');
         case 'offline':
-          return t('tile.offline', { reason: server?.reason ?? state.reason });
-        case 'retrying': {
-          const secs = Math.max(0, Math.ceil((state.until - Date.now()) / 1000));
-          return t('tile.retrying', { seconds: secs, reason: server?.state === 'offline' || server?.state === 'retrying' ? (server.reason ?? state.reason) : state.reason });
-        }
+          return t('tile.offline', { reason: serverDown?.reason ?? state.reason });
+        case 'retrying':
+          return t('tile.retrying', { seconds: seconds(state.until), reason: serverDown?.reason ?? state.reason });
       }
     };
     this.badge.textContent = text();
-    if (state?.kind === 'retrying') this.countdown = setInterval(() => (this.badge.textContent = text()), 1_000);
+    if (kind === 'retrying') this.countdown = setInterval(() => (this.badge.textContent = text()), 1_000);
   }
 }
 
