@@ -8,6 +8,8 @@ import { launchBrowser, signIn, startPlayerGateway, tiles, waitForTiles } from '
  */
 
 const SOAK_MS = Number(process.env.WALLGATE_SOAK_MS ?? 180_000);
+// Longer than the suite's two minutes per file: the soak itself takes three.
+t.setTimeout(SOAK_MS + 120_000);
 const DWELL_SEC = 5;
 
 t.test('a tour rotating four tiles for minutes: every step plays, and the page’s heap and players stay bounded', async (t) => {

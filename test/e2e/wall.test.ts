@@ -13,7 +13,11 @@ import { waitFor, type StreamingGateway } from '../helpers/streams.js';
 const NINE = Array.from({ length: 9 }, (_, i) => `cam-${i + 1}`);
 
 async function nineTileWall(gw: StreamingGateway, wallId: string) {
-  for (const id of NINE) await gw.addCamera(id, { clip: 'h264-720p-1s' });
+  for (const id of NINE) {
+    // Each camera has a sub-stream: a 640-px tile of a 3×3 grid must play it, not the main stream.
+    gw.sim.addCamera(`${id}-sub`, { clip: 'h264-720p-2s' });
+    await gw.addCamera(id, { clip: 'h264-720p-1s' }, { subUrl: gw.sim.url(`${id}-sub`, true) });
+  }
   const created = await gw.api('POST', '/api/walls', {
     token: gw.adminToken,
     body: { id: wallId, name: 'Hall', departmentId: 'root', screens: { rows: 1, cols: 1, width: 1920, height: 1080 }, layout: '9' },
@@ -62,6 +66,8 @@ t.test('a 3×3 wall screen plays every camera over WebRTC, each tile labelled an
   await assertAllAdvance(t, page, 'webrtc', 30_000);
   t.equal(gw.webrtc.peerCount, 9, 'nine WebRTC peers on the gateway');
   t.equal(gw.streams.list().length, 9, 'one pull per camera');
+  t.same([...new Set(gw.streams.list().map((s) => s.profile))], ['sub'], 'every pull is the sub-stream, as small tiles should play');
+  t.same([...new Set((await tiles(page)).map((x) => x.profile))], ['sub'], 'and the tiles say so');
 
   t.comment('the screen is closed: its players go, and so do the pulls');
   await page.close();

@@ -111,6 +111,7 @@ export async function signIn(page: Page, baseUrl: string, username: string, next
 export interface TileSample {
   tile: string;
   camera: string;
+  profile: string;
   state: string;
   transport: string;
   badge: string;
@@ -129,6 +130,7 @@ const TILES = `Array.from(document.querySelectorAll('.tile')).map((el) => {
   return {
     tile: el.dataset.tile || '',
     camera: el.dataset.camera || '',
+    profile: el.dataset.profile || '',
     state: el.dataset.state || '',
     transport: el.dataset.transport || '',
     badge: (el.querySelector('.tile-badge') || {}).textContent || '',
