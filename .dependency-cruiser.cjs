@@ -84,6 +84,27 @@ module.exports = {
       from: { path: `^${M}(registry|auth|http|streams|control|vehicles|outputs)/` },
       to: { path: `^${M}store/sqlite/` },
     },
+    {
+      name: 'player-uses-only-the-shared-models',
+      comment: 'the browser code talks to the gateway over HTTP and WebSocket; from its source it takes only the import-free models',
+      severity: 'error',
+      from: { path: '^player/src/' },
+      to: { path: `^${M}`, pathNot: `^${M}(control/model|control/layouts|control/protocol|vehicles/model)\\.ts$` },
+    },
+    {
+      name: 'layouts-stay-shareable',
+      comment: 'the named layouts are shared with the player (its layout previews): they may import the model and types, nothing that runs',
+      severity: 'error',
+      from: { path: `^${M}control/layouts\\.ts$` },
+      to: { path: `^${M}`, pathNot: `^${M}control/model\\.ts$`, dependencyTypesNot: ['type-only'] },
+    },
+    {
+      name: 'player-takes-protocol-types-only',
+      comment: 'protocol.ts holds server-side schemas (TypeBox); the player needs their types, never the code',
+      severity: 'error',
+      from: { path: '^player/src/' },
+      to: { path: `^${M}control/protocol\\.ts$`, dependencyTypesNot: ['type-only'] },
+    },
   ],
   options: {
     doNotFollow: { path: 'node_modules' },
