@@ -171,3 +171,35 @@ t.test('a wall tile showing a camera outside the viewer’s departments says so 
     'the gateway pulls only the camera the viewer may see',
   );
 });
+
+/** What the browser does when the window is minimised or another tab covers it. */
+const setVisibility = (state: 'hidden' | 'visible') => `(() => {
+  Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => '${state}' });
+  Object.defineProperty(document, 'hidden', { configurable: true, get: () => ${state === 'hidden'} });
+  document.dispatchEvent(new Event('visibilitychange'));
+})()`;
+
+t.test('a hidden screen lets its streams go after a grace, and plays again when shown', async (t) => {
+  const gw = await startPlayerGateway(t);
+  await gw.addCamera('lobby', { clip: 'h264-720p-1s' });
+  await wallOf(gw, 'hall', 'root', '1', ['lobby']);
+  await gw.userToken('op', ['operator'], ['root']);
+  const browser = await launchBrowser(t, 'wall-hidden');
+  const page = await browser.page('screen');
+  await signIn(page, gw.baseUrl, 'op', '/wall.html?wall=hall&screen=1');
+  await waitForTiles(page, (ts) => ts[0]?.state === 'live', 30_000);
+
+  await page.evaluate(setVisibility('hidden'));
+  const hiddenAt = Date.now();
+  await sleep(2_000);
+  t.equal((await tiles(page))[0]?.state, 'live', 'a quick look away keeps the stream');
+  const paused = await waitForTiles(page, (ts) => ts[0]?.state === 'paused', 10_000);
+  t.equal(paused[0]?.state, 'paused', `paused ${Date.now() - hiddenAt} ms after the page was hidden`);
+  t.equal(await waitFor(() => gw.webrtc.peerCount, (n) => n === 0, 10_000), 0, 'its WebRTC peer is released');
+  t.equal(await waitFor(() => gw.streams.list().length, (n) => n === 0, 10_000), 0, 'so the gateway stops pulling the camera');
+
+  await page.evaluate(setVisibility('visible'));
+  const shown = Date.now();
+  const back = await waitForTiles(page, (ts) => ts[0]?.state === 'live', 20_000);
+  t.equal(back[0]?.state, 'live', `live again ${Date.now() - shown} ms after the page was shown`);
+});
