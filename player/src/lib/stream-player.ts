@@ -176,6 +176,8 @@ export class StreamPlayer {
       if (gen !== this.generation) return;
       this.setState({ kind: 'starting', transport });
       const attempt = open(transport, urls, this.video, abort.signal);
+      // A transport that loses the race against its deadline may still fail later: nobody is waiting then.
+      attempt.ready.catch(() => {});
       this.attempt = attempt;
       let deadline: ReturnType<typeof setTimeout> | undefined;
       try {
