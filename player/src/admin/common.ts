@@ -1,0 +1,214 @@
+/**
+ * What the admin sections share: the section contract, forms whose gateway errors land at the field,
+ * a confirmation dialog, department pickers built from the tree, and small formatting helpers.
+ */
+import { ApiError, type Session } from '../lib/api.js';
+import type { DepartmentNode } from '../lib/departments.js';
+import { h, type Child } from '../lib/dom.js';
+import { addStrings, t } from '../lib/i18n.js';
+
+addStrings({
+  'admin.confirm': ['Please confirm', '请确认'],
+  'admin.fieldProblem': ['{field}: {message}', '{field}：{message}'],
+  'admin.networkDown': ['The gateway cannot be reached; nothing was changed.', '无法连接网关，未做任何更改。'],
+  'admin.noDepartments': ['No departments are in your scope.', '您的管辖范围内没有部门。'],
+  'admin.shown': ['{n} shown', '已显示 {n} 条'],
+  'admin.level.national': ['National', '国家'],
+  'admin.level.province': ['Province', '省'],
+  'admin.level.city': ['City', '市'],
+  'admin.level.county': ['County', '区县'],
+  'admin.level.township': ['Township', '乡镇街道'],
+  'admin.level.site': ['Site', '点位'],
+});
+
+/** The levels of the department tree, top first (the gateway's LEVELS). */
+export const LEVELS = ['national', 'province', 'city', 'county', 'township', 'site'] as const;
+
+export interface AdminContext {
+  session: Session;
+  /** The department forest in the user's scope; fetched once and shared until a section changes it. */
+  forest(): Promise<DepartmentNode[]>;
+  /** Departments or camera counts changed: the next `forest()` asks the gateway again. */
+  forestChanged(): void;
+}
+
+export interface Section {
+  id: string;
+  /** i18n key of the navigation label and heading. */
+  label: string;
+  /** Whether the signed-in user's permissions let them use this section at all. */
+  allowed(): boolean;
+  /** Fills `el`; returns what to stop (timers, requests) when the user leaves the section. */
+  mount(el: HTMLElement, ctx: AdminContext): (() => void) | void;
+}
+
+export interface FlatDepartment {
+  node: DepartmentNode;
+  depth: number;
+}
+
+/** The forest in display order (parents before children), with each node's depth. */
+export function flatten(forest: DepartmentNode[]): FlatDepartment[] {
+  const out: FlatDepartment[] = [];
+  const walk = (nodes: DepartmentNode[], depth: number) => {
+    for (const node of nodes) {
+      out.push({ node, depth });
+      walk(node.children, depth + 1);
+    }
+  };
+  walk(forest, 0);
+  return out;
+}
+
+/** Options for a department <select>, indented by depth so the tree reads in a flat list. */
+export function departmentOptions(forest: DepartmentNode[], selected: string | null, blank?: string): HTMLOptionElement[] {
+  const options = flatten(forest).map(({ node, depth }) =>
+    h('option', { value: node.id, selected: node.id === selected }, `${'\u00a0\u00a0\u00a0'.repeat(depth)}${node.name}`),
+  );
+  return blank === undefined ? options : [h('option', { value: '', selected: !selected }, blank), ...options];
+}
+
+export const levelLabel = (level: string) => t(`admin.level.${level}`);
+
+/** An ApiError's message, or the network/any other failure in words. */
+export function errorText(err: unknown): string {
+  if (err instanceof ApiError) return err.status === 0 ? t('admin.networkDown') : err.message;
+  return String((err as Error)?.message ?? err);
+}
+
+export const isAbort = (err: unknown) => (err as Error)?.name === 'AbortError';
+
+/**
+ * A labelled control with the place for its error. `data-field` carries the gateway's field name, so
+ * an issue `{field, message}` finds its input; the message is tied to it with aria-describedby.
+ */
+export function field(formId: string, name: string, label: string, control: HTMLElement, hint?: Child): HTMLElement {
+  const id = `${formId}-${name}`;
+  const errorId = `${id}-error`;
+  const isGroup = control.tagName === 'FIELDSET' || control.getAttribute('role') === 'group';
+  if (!isGroup) control.id = id;
+  else control.setAttribute('aria-labelledby', `${id}-label`);
+  control.setAttribute('aria-describedby', errorId);
+  return h(
+    'div',
+    { class: 'field', dataset: { field: name } },
+    isGroup ? h('span', { class: 'field-label', id: `${id}-label` }, label) : h('label', { for: id, class: 'field-label' }, label),
+    control,
+    hint ? h('div', { class: 'field-hint' }, hint) : null,
+    h('div', { class: 'field-error', id: errorId, role: 'alert' }),
+  );
+}
+
+/**
+ * Shows a gateway error on a form: each issue under its field (aria-invalid on the control), and a
+ * form-level message for the rest. A coded error without issues whose message starts with a field
+ * name ("username: … is taken") is put at that field too.
+ */
+export class FormErrors {
+  constructor(
+    private readonly form: HTMLElement,
+    private readonly general: HTMLElement,
+  ) {}
+
+  clear(): void {
+    this.general.textContent = '';
+    for (const el of this.form.querySelectorAll('[aria-invalid="true"]')) el.removeAttribute('aria-invalid');
+    for (const el of this.form.querySelectorAll('.field-error')) el.textContent = '';
+  }
+
+  /** Shows `err`; returns true when at least one message went to a field. */
+  show(err: unknown): boolean {
+    this.clear();
+    let issues = err instanceof ApiError ? err.issues : [];
+    if (err instanceof ApiError && !issues.length) {
+      const m = /^([A-Za-z]+): (.+)$/s.exec(err.message);
+      if (m && this.wrapper(m[1]!)) issues = [{ field: m[1]!, message: m[2]! }];
+    }
+    if (!issues.length) {
+      this.general.textContent = errorText(err);
+      return false;
+    }
+    const byField = new Map<string, string[]>();
+    const elsewhere: string[] = [];
+    for (const issue of issues) {
+      if (this.wrapper(issue.field)) byField.set(issue.field, [...(byField.get(issue.field) ?? []), issue.message]);
+      else elsewhere.push(t('admin.fieldProblem', { field: issue.field, message: issue.message }));
+    }
+    for (const [name, messages] of byField) {
+      const wrapper = this.wrapper(name)!;
+      wrapper.querySelector('.field-error')!.textContent = messages.join('; ');
+      // The field's own controls (and their group), not helpers beside them such as a filter box.
+      const named = wrapper.querySelectorAll(`fieldset, [name="${CSS.escape(name)}"]`);
+      for (const control of named.length ? named : wrapper.querySelectorAll('input, select, textarea')) control.setAttribute('aria-invalid', 'true');
+    }
+    this.general.textContent = elsewhere.join('\n');
+    // The first bad field gets the focus, so a keyboard user lands where the fix is needed.
+    const first = this.form.querySelector<HTMLElement>('[aria-invalid="true"]:not(fieldset)');
+    first?.focus();
+    return byField.size > 0;
+  }
+
+  private wrapper(name: string): HTMLElement | null {
+    return this.form.querySelector<HTMLElement>(`[data-field="${CSS.escape(name)}"]`);
+  }
+}
+
+/** A modal dialog around `content`, removed from the page when it closes. */
+export function modal(title: string, content: HTMLElement, className = ''): HTMLDialogElement {
+  const dialog = h('dialog', { class: `admin-dialog ${className}`, 'aria-label': title }, h('h2', null, title), content);
+  dialog.addEventListener('close', () => dialog.remove());
+  document.body.append(dialog);
+  dialog.showModal();
+  return dialog;
+}
+
+/** Asks before something that cannot be undone; resolves true only on the confirming button. */
+export function confirmDialog(message: string, confirmLabel: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    let answer = false;
+    const ok = h('button', { type: 'button', class: 'danger', dataset: { confirm: 'yes' } }, confirmLabel);
+    const cancel = h('button', { type: 'button' }, t('common.cancel'));
+    const dialog = modal(t('admin.confirm'), h('div', null, h('p', { class: 'confirm-message' }, message), h('div', { class: 'dialog-actions' }, cancel, ok)), 'confirm');
+    ok.addEventListener('click', () => {
+      answer = true;
+      dialog.close();
+    });
+    cancel.addEventListener('click', () => dialog.close());
+    dialog.addEventListener('close', () => resolve(answer));
+    // The safe choice has the focus: Enter on a stray keypress must not delete anything.
+    cancel.focus();
+  });
+}
+
+/** A "load more" row: the count shown so far and the button, or that there is no more. */
+export function pagerStatus(shown: number, more: boolean, loading: boolean, onMore: () => void): HTMLElement {
+  return h(
+    'div',
+    { class: 'pager' },
+    h('span', { class: 'muted' }, t('admin.shown', { n: shown })),
+    more ? h('button', { type: 'button', class: 'load-more', disabled: loading, onclick: onMore }, loading ? t('common.loading') : t('common.more')) : null,
+  );
+}
+
+/** Milliseconds as h:mm:ss (uptime of a stream). */
+export function duration(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  const hms = [Math.floor(s / 3600), Math.floor((s % 3600) / 60), s % 60];
+  return `${hms[0]}:${String(hms[1]).padStart(2, '0')}:${String(hms[2]).padStart(2, '0')}`;
+}
+
+/** Offers text the page holds (a template, a report, an export fetched with the bearer token) as a file. */
+export function download(name: string, type: string, text: string): void {
+  const url = URL.createObjectURL(new Blob([text], { type }));
+  const a = h('a', { href: url, download: name, style: 'display:none' });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+/** One CSV cell, quoted when it must be (as the gateway's export writes them). */
+export function csvCell(v: unknown): string {
+  const s = v === null || v === undefined ? '' : Array.isArray(v) ? v.join(';') : String(v);
+  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
