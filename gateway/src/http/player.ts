@@ -18,7 +18,7 @@ export function uiSettings(player: Config['player']) {
  * framing. Leaflet positions its tiles with style attributes, hence the inline styles.
  */
 export function contentSecurityPolicy(tileUrl: string): string {
-  const tileOrigin = /^https?:\/\//.test(tileUrl) ? ` ${new URL(tileUrl.replace(/[{}]/g, '')).origin}` : '';
+  const tileOrigin = tileSourceOf(tileUrl);
   return [
     "default-src 'self'",
     "script-src 'self'",
@@ -32,6 +32,18 @@ export function contentSecurityPolicy(tileUrl: string): string {
     "form-action 'self'",
     "frame-ancestors 'none'",
   ].join('; ');
+}
+
+/**
+ * The CSP source of a tile URL template: its origin, with a `{s}` subdomain placeholder
+ * (a.tile…, b.tile…) as a wildcard. A path on the gateway needs nothing beyond 'self'.
+ */
+function tileSourceOf(tileUrl: string): string {
+  const m = /^(https?):\/\/([^/?#]+)/.exec(tileUrl);
+  if (!m) return '';
+  const host = m[2]!.replace(/\{s\}/g, '*');
+  // Anything but a host name, wildcard and port here would let the template widen the policy.
+  return /^[A-Za-z0-9.*-]+(:\d+)?$/.test(host) ? ` ${m[1]}://${host.toLowerCase()}` : '';
 }
 
 /** Serves the built player (player/ → dist/player) and the settings its pages start from. */
