@@ -140,6 +140,16 @@ export class UsersService {
     return { ...this.tokens.issue({ sub: user.id, tv: user.tokenVersion }), user: this.view(user) };
   }
 
+  /**
+   * A fresh token for a signed-in user, so an unattended wall screen stays signed in past one token's
+   * lifetime. It carries the same token version: a new password, role or scope still ends it.
+   */
+  async renew(actor: Principal): Promise<{ token: string; expiresAt: string }> {
+    const user = await this.store.users.get(actor.id);
+    if (!user || user.disabled) throw new GatewayError('GW_ERR_UNAUTHENTICATED', 'sign in again');
+    return this.tokens.issue({ sub: user.id, tv: user.tokenVersion });
+  }
+
   /** The principal a bearer token stands for, read fresh so a disabled user or a changed role takes effect at once. */
   async authenticate(token: string, ip: string): Promise<Principal | null> {
     const claims = this.tokens.verify(token);

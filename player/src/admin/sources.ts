@@ -30,9 +30,6 @@ addStrings({
   'sources.deleted': ['Source {id} deleted', '已删除视频源 {id}'],
   'sources.created': ['Source {id} created', '已创建视频源 {id}'],
   'sources.changedElsewhere': ['Source {id} was changed by someone else; the list is reloaded, look again before deleting.', '视频源 {id} 已被他人修改，列表已刷新，请确认后再删除。'],
-  'health.online': ['Online', '在线'],
-  'health.offline': ['Offline', '离线'],
-  'health.unknown': ['Unknown', '未知'],
 });
 
 export const HEALTH = ['online', 'offline', 'unknown'] as const;

@@ -121,7 +121,45 @@ export async function api<T = unknown>(method: string, path: string, opts: Reque
 }
 
 let settings: Promise<UiSettings> | null = null;
-export const uiSettings = () => (settings ??= api<UiSettings>('GET', '/api/ui', { anonymous: true }));
+export function uiSettings(): Promise<UiSettings> {
+  settings ??= api<UiSettings>('GET', '/api/ui', { anonymous: true });
+  // A failure is not kept: the next call asks again (a screen that started before the gateway).
+  settings.catch(() => (settings = null));
+  return settings;
+}
+
+const RENEW_EVERY_MS = 30 * 60_000;
+const SIGNED_OUT_KEY = 'wallgate.signedOut';
+
+/**
+ * Renews the login token every half hour while a page is open, so an unattended wall screen stays
+ * signed in; a changed password, role or scope still ends it (the gateway refuses the renewal).
+ */
+export function keepSessionFresh(): void {
+  const renew = async () => {
+    const s = currentSession();
+    if (!s) return;
+    try {
+      const fresh = await api<{ token: string; expiresAt: string }>('POST', '/api/auth/renew');
+      saveSession({ ...s, token: fresh.token, expiresAt: fresh.expiresAt });
+    } catch {
+      // The gateway is away; the next round tries again, and a refusal has already gone to sign in.
+    }
+  };
+  setInterval(() => void renew(), RENEW_EVERY_MS);
+  // Signing out in one window signs out every window of this browser (pop-outs carry their own copy).
+  window.addEventListener('storage', (e) => {
+    if (e.key !== SIGNED_OUT_KEY) return;
+    endSession();
+    location.replace('/login.html');
+  });
+}
+
+export function signOut(): void {
+  endSession();
+  localStorage.setItem(SIGNED_OUT_KEY, String(Date.now()));
+  location.href = '/login.html';
+}
 
 /** The session of a page that needs one, checked with the gateway (a disabled user or stale token goes to sign in). */
 export async function requireSession(): Promise<Session> {

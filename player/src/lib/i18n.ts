@@ -59,7 +59,12 @@ addStrings({
   'common.saved': ['Saved', '已保存'],
   'common.online': ['Online', '在线'],
   'common.offline': ['Offline', '离线'],
+  // A camera's health as the registry records it, wherever a page shows it.
+  'health.online': ['Online', '在线'],
+  'health.offline': ['Offline', '离线'],
+  'health.unknown': ['Not checked yet', '未检测'],
   'common.disconnected': ['Connection lost, reconnecting…', '连接中断，正在重连…'],
+  'common.waitingGateway': ['Waiting for the gateway… trying again in {seconds} s', '正在等待网关…{seconds} 秒后重试'],
   'nav.console': ['Wall console', '上墙控制'],
   'nav.regulator': ['Vehicles', '车辆监管'],
   'nav.admin': ['Administration', '系统管理'],

@@ -1,7 +1,23 @@
 /** What every signed-in page starts with: settings, language, the session and the header. */
-import { can, currentSession, endSession, requireSession, uiSettings, type Session, type UiSettings } from './api.js';
+import { ApiError, can, currentSession, keepSessionFresh, requireSession, signOut, uiSettings, type Session, type UiSettings } from './api.js';
 import { h } from './dom.js';
 import { chooseLanguage, initLanguage, language, t } from './i18n.js';
+
+/** The other language's name, as a button that switches the page to it. */
+export function languageToggle(): HTMLButtonElement {
+  return h(
+    'button',
+    {
+      type: 'button',
+      class: 'link',
+      onclick: () => {
+        chooseLanguage(language() === 'zh' ? 'en' : 'zh');
+        location.reload();
+      },
+    },
+    t('common.language'),
+  );
+}
 
 export interface PageContext {
   session: Session;
@@ -22,10 +38,29 @@ export function homeFor(permissions: string[]): string {
   return '/admin.html';
 }
 
+/**
+ * Settings and the session, waiting for the gateway as long as it takes: wall PCs that boot before
+ * the gateway after a power cut must come up by themselves.
+ */
+async function settingsAndSession(): Promise<{ settings: UiSettings; session: Session }> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const settings = await uiSettings();
+      initLanguage(settings.language);
+      return { settings, session: await requireSession() };
+    } catch (e) {
+      if (e instanceof ApiError && e.status > 0 && e.status < 500) throw e;
+      const seconds = Math.min(30, 2 ** attempt);
+      document.body.replaceChildren(h('p', { class: 'waiting', role: 'status' }, t('common.waitingGateway', { seconds })));
+      await new Promise((r) => setTimeout(r, seconds * 1000));
+      document.body.replaceChildren();
+    }
+  }
+}
+
 export async function startPage(opts: { title: string; page: string; chrome?: boolean }): Promise<PageContext> {
-  const settings = await uiSettings();
-  initLanguage(settings.language);
-  const session = await requireSession();
+  const { settings, session } = await settingsAndSession();
+  keepSessionFresh();
   document.title = `${t(opts.title)} · wallgate`;
   document.body.className = `page-${opts.page}`;
   const main = h('main', { id: 'main' });
@@ -43,28 +78,8 @@ export async function startPage(opts: { title: string; page: string; chrome?: bo
     h('nav', null, nav),
     h('span', { class: 'spacer' }),
     h('span', { class: 'who', title: session.user.roles.join(', ') }, session.user.displayName || session.user.username),
-    h(
-      'button',
-      {
-        class: 'link',
-        onclick: () => {
-          chooseLanguage(language() === 'zh' ? 'en' : 'zh');
-          location.reload();
-        },
-      },
-      t('common.language'),
-    ),
-    h(
-      'button',
-      {
-        class: 'link',
-        onclick: () => {
-          endSession();
-          location.href = '/login.html';
-        },
-      },
-      t('common.signOut'),
-    ),
+    languageToggle(),
+    h('button', { class: 'link', onclick: signOut }, t('common.signOut')),
   );
   document.body.append(header, main);
   return { session, settings, main };

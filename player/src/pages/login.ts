@@ -1,7 +1,7 @@
 import { api, ApiError, currentSession, saveSession, uiSettings, type Session, type SessionUser } from '../lib/api.js';
 import { h } from '../lib/dom.js';
-import { addStrings, chooseLanguage, initLanguage, language, t } from '../lib/i18n.js';
-import { homeFor } from '../lib/shell.js';
+import { addStrings, initLanguage, t } from '../lib/i18n.js';
+import { homeFor, languageToggle } from '../lib/shell.js';
 import '../styles/app.css';
 
 addStrings({
@@ -13,10 +13,19 @@ addStrings({
   'login.failed': ['Sign-in failed: {message}', '登录失败：{message}'],
 });
 
-/** Only a path on this gateway: a crafted link must not send a fresh session elsewhere. */
+const SIGN_IN_PATHS = new Set(['/', '/index.html', '/login.html']);
+
+/**
+ * Only a page of this gateway, and never the sign-in page itself (it would send a signed-in user
+ * round in a loop): a crafted link must not send a fresh session elsewhere.
+ */
 function nextPage(permissions: string[]): string {
   const next = new URLSearchParams(location.search).get('next');
-  return next && /^\/(?!\/)[^\s\\]*$/.test(next) && !next.startsWith('/login') ? next : homeFor(permissions);
+  if (next && next.startsWith('/') && !next.startsWith('//') && !next.includes('\\')) {
+    const url = new URL(next, location.origin);
+    if (url.origin === location.origin && !SIGN_IN_PATHS.has(decodeURIComponent(url.pathname))) return url.pathname + url.search + url.hash;
+  }
+  return homeFor(permissions);
 }
 
 async function main() {
@@ -42,18 +51,7 @@ async function main() {
     h('label', null, t('login.password'), password),
     error,
     submit,
-    h(
-      'button',
-      {
-        type: 'button',
-        class: 'link',
-        onclick: () => {
-          chooseLanguage(language() === 'zh' ? 'en' : 'zh');
-          location.reload();
-        },
-      },
-      t('common.language'),
-    ),
+    languageToggle(),
   );
   form.addEventListener('submit', async (e) => {
     e.preventDefault();

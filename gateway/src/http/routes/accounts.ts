@@ -58,6 +58,8 @@ export async function accountRoutes(app: FastifyInstance, { users, store, guards
     return { id: p.id, username: p.username, displayName: p.displayName, roles: p.roles, scopes: p.scopes, permissions };
   });
 
+  app.post('/api/auth/renew', { onRequest: guards.signedIn }, async (req) => users.renew(actor(req)));
+
   app.post<{ Body: Static<typeof passwordBody> }>(
     '/api/auth/password',
     { onRequest: guards.signedIn, schema: { body: passwordBody } },
