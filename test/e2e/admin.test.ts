@@ -325,8 +325,9 @@ t.test('live sessions: a viewing appears within seconds and force-stop ends it',
   })();
 
   const started = Date.now();
+  // The list refreshes every 2 s by itself: the row must appear without a reload (waitForSelector throws otherwise).
   await page.waitForSelector('.sessions-table tr[data-camera="lobby"]', { timeout: 6_000 });
-  t.ok(Date.now() - started < 6_000, `the session is listed within ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  t.pass(`the session is listed ${((Date.now() - started) / 1000).toFixed(1)} s later, without a reload`);
   const row = await waitFor(() => tableRows(page, '.sessions-table'), (rows) => /Live/.test(rows[0]?.[2] ?? ''), 10_000);
   t.match(row[0], [/Camera lobby/, 'Main', 'Live', /FLV 1/, /^0:00:\d\d$/], 'camera, stream, state, viewers per output and uptime');
 

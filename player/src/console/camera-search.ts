@@ -5,6 +5,7 @@
  * fast over 70,000 cameras. A result is dragged onto a tile, or picked and then a tile clicked.
  */
 import { api, can } from '../lib/api.js';
+import type { DepartmentNode } from '../lib/departments.js';
 import { debounce, h } from '../lib/dom.js';
 import { addStrings, formatNumber, t } from '../lib/i18n.js';
 import { draggableCamera, openPopout, type CameraRef, type ConsoleContext } from './context.js';
@@ -34,9 +35,6 @@ addStrings({
   'search.addTour': ['Add to the tour list', '加入轮巡列表'],
   'search.popout': ['Open in its own window', '弹出单独播放'],
   'search.pick': ['Pick, then click a tile', '选中后点击窗口上墙'],
-  'health.online': ['Online', '在线'],
-  'health.offline': ['Offline', '离线'],
-  'health.unknown': ['Not checked yet', '未检测'],
   'vehicle.online': ['online', '在线'],
   'vehicle.offline': ['offline', '离线'],
 });
@@ -70,21 +68,27 @@ interface Page<T> {
 
 /**
  * One search's pages: a new query aborts the request in flight and starts over; "load more" asks
- * for the page after the last one shown. An answer to an older query never lands.
+ * for the page after the last one shown. Each page is fetched and shown for the query it was asked
+ * for (the text may have changed since), and an answer to an older query never lands.
  */
-class PagedQuery<T> {
+class PagedQuery<T, Q> {
   private abort: AbortController | null = null;
   private cursor: string | null = null;
   private generation = 0;
+  private query: Q;
   shown = 0;
 
   constructor(
-    private readonly fetchPage: (cursor: string | null, signal: AbortSignal) => Promise<Page<T>>,
-    private readonly onPage: (items: T[], append: boolean, more: boolean) => void,
+    private readonly snapshot: () => Q,
+    private readonly fetchPage: (query: Q, cursor: string | null, signal: AbortSignal) => Promise<Page<T>>,
+    private readonly onPage: (items: T[], append: boolean, more: boolean, query: Q) => void,
     private readonly onState: (state: 'loading' | 'done' | 'failed', message?: string) => void,
-  ) {}
+  ) {
+    this.query = snapshot();
+  }
 
   start(): void {
+    this.query = this.snapshot();
     this.cursor = null;
     this.shown = 0;
     void this.load(false);
@@ -94,17 +98,25 @@ class PagedQuery<T> {
     if (this.cursor) void this.load(true);
   }
 
+  /** The input changed: whatever is in flight answers a query nobody is asking any more. */
+  invalidate(): void {
+    this.abort?.abort();
+    this.generation++;
+    this.onState('loading');
+  }
+
   private async load(append: boolean) {
     this.abort?.abort();
     const abort = (this.abort = new AbortController());
     const generation = ++this.generation;
+    const query = this.query;
     this.onState('loading');
     try {
-      const page = await this.fetchPage(append ? this.cursor : null, abort.signal);
+      const page = await this.fetchPage(query, append ? this.cursor : null, abort.signal);
       if (generation !== this.generation) return;
       this.cursor = page.nextCursor;
       this.shown = (append ? this.shown : 0) + page.items.length;
-      this.onPage(page.items, append, page.nextCursor !== null);
+      this.onPage(page.items, append, page.nextCursor !== null, query);
       this.onState('done');
     } catch (e) {
       if ((e as Error).name === 'AbortError' || generation !== this.generation) return;
@@ -155,25 +167,22 @@ export class CameraSearch {
     const count = h('div', { class: 'search-count muted', role: 'status', dataset: { role: 'search-count' } });
     const list = h('ul', { class: 'results', dataset: { role: 'camera-results' } });
     const more = h('button', { class: 'more', hidden: true }, t('common.more'));
-    const query = new PagedQuery<SourceItem>(
-      (cursor, signal) => {
+    const query = new PagedQuery<SourceItem, { q: string; dept: DepartmentNode | null }>(
+      () => ({ q: input.value.trim(), dept: this.ctx.department.value }),
+      ({ q, dept }, cursor, signal) => {
         const params = new URLSearchParams({ limit: String(PAGE_SIZE) });
-        const q = input.value.trim();
         if (q) params.set('q', q);
-        const dept = this.ctx.department.value;
         if (dept) params.set('departmentId', dept.id);
         if (cursor) params.set('cursor', cursor);
         return api<Page<SourceItem>>('GET', `/api/sources?${params}`, { signal });
       },
-      (items, append, hasMore) => {
+      (items, append, hasMore, { q, dept }) => {
         const rows = items.map((s) => this.resultRow({ cameraId: s.id, name: s.name, departmentName: s.departmentName }, s.health.state, s.health.error, [s.departmentName, s.id].join(' · ')));
         if (append) list.append(...rows);
         else list.replaceChildren(...rows);
         // What the list answers, for whoever must know the results are those of the text typed (tests, screen readers).
-        list.dataset.query = input.value.trim();
+        list.dataset.query = q;
         more.hidden = !hasMore;
-        const q = input.value.trim();
-        const dept = this.ctx.department.value;
         const n = query.shown;
         if (n === 0) count.textContent = q ? t('search.none', { q }) : t('search.noneAtAll');
         else if (!q && dept) count.textContent = t('search.countOf', { n: formatNumber(n), total: formatNumber(dept.counts.total) });
@@ -189,6 +198,7 @@ export class CameraSearch {
     input.addEventListener('input', () => {
       // "Load more" would continue the previous query's pages under the new text.
       more.hidden = true;
+      query.invalidate();
       typed();
     });
     input.addEventListener('keydown', (e) => {
@@ -211,21 +221,20 @@ export class CameraSearch {
     const list = h('ul', { class: 'results vehicles', dataset: { role: 'vehicle-results' } });
     const more = h('button', { class: 'more', hidden: true }, t('common.more'));
     let started = false;
-    const query = new PagedQuery<VehicleItem>(
-      (cursor, signal) => {
+    const query = new PagedQuery<VehicleItem, string>(
+      () => input.value.trim(),
+      (q, cursor, signal) => {
         const params = new URLSearchParams({ limit: String(PAGE_SIZE) });
-        const q = input.value.trim();
         if (q) params.set('q', q);
         if (cursor) params.set('cursor', cursor);
         return api<Page<VehicleItem>>('GET', `/api/vehicles?${params}`, { signal });
       },
-      (items, append, hasMore) => {
+      (items, append, hasMore, q) => {
         const rows = items.map((v) => this.vehicleRow(v));
         if (append) list.append(...rows);
         else list.replaceChildren(...rows);
-        list.dataset.query = input.value.trim();
+        list.dataset.query = q;
         more.hidden = !hasMore;
-        const q = input.value.trim();
         const n = query.shown;
         if (n === 0) count.textContent = q ? t('search.vehicleNone', { q }) : t('search.vehicleNoneAtAll');
         else count.textContent = hasMore ? t('search.vehicleMore', { n: formatNumber(n) }) : t(n === 1 ? 'search.vehicleCountOne' : 'search.vehicleCount', { n: formatNumber(n) });
@@ -239,6 +248,7 @@ export class CameraSearch {
     const typed = debounce(() => query.start(), TYPING_PAUSE_MS);
     input.addEventListener('input', () => {
       more.hidden = true;
+      query.invalidate();
       typed();
     });
     input.addEventListener('keydown', (e) => {

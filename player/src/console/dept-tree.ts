@@ -25,6 +25,7 @@ export class DepartmentTree {
   private readonly allButton: HTMLButtonElement;
   private readonly expanded = new Set<string>();
   private readonly rows = new Map<string, HTMLElement>();
+  private signature = '';
 
   constructor(
     private readonly ctx: ConsoleContext,
@@ -38,14 +39,23 @@ export class DepartmentTree {
     for (const root of initial) this.expanded.add(root.id);
     this.build(initial);
     ctx.department.on(() => this.markSelected());
-    setInterval(() => void this.reload(), REFRESH_MS);
+    this.signature = JSON.stringify(initial);
+    setInterval(() => void this.reload(true), REFRESH_MS);
   }
 
-  private async reload() {
+  /**
+   * Asked by the operator (who hears of a failure) or every minute in the background (which stays
+   * quiet, and leaves the tree alone unless a count or a department changed, keeping focus and clicks).
+   */
+  private async reload(background = false) {
     try {
-      this.build(await departmentForest());
+      const forest = await departmentForest();
+      const signature = JSON.stringify(forest);
+      if (background && signature === this.signature) return;
+      this.signature = signature;
+      this.build(forest);
     } catch (e) {
-      this.ctx.notify(t('dept.failed', { message: (e as Error).message }), 'error');
+      if (!background) this.ctx.notify(t('dept.failed', { message: (e as Error).message }), 'error');
     }
   }
 

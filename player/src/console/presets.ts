@@ -40,6 +40,7 @@ export class PresetPanel {
   readonly el: HTMLElement;
   /** Shown above the miniature while a plan is in force. */
   readonly banner: HTMLElement;
+  private bannerKey = '';
   private readonly presetList: HTMLUListElement;
   private readonly planList: HTMLUListElement;
 
@@ -159,7 +160,11 @@ export class PresetPanel {
     );
   }
 
-  private renderBanner(plan: { name: string; priority: number; activatedBy: string; at: number } | null) {
+  private renderBanner(plan: { planId?: string; name: string; priority: number; activatedBy: string; at: number } | null) {
+    // Rebuilt only when the plan changes: a tour rotation must not swap the Revert button under a click.
+    const key = plan ? `${plan.planId ?? plan.name}/${plan.activatedBy}/${plan.at}` : '';
+    if (key === this.bannerKey) return;
+    this.bannerKey = key;
     this.banner.hidden = !plan;
     if (!plan) return this.banner.replaceChildren();
     const revert = this.actionButton('plan-revert', t('plan.revert'), async () => {
