@@ -231,7 +231,15 @@ export async function buildGateway(config: Config, opts: BuildOptions = {}): Pro
     importMaxRows: config.registry.importMaxRows,
     importMaxBytes: config.registry.importMaxBytes,
   });
-  await http.register(streamRoutes, { registry, streams, tokens: streamTokens, ingest, guards: g, audit: (e) => store.audit.append(e) });
+  await http.register(streamRoutes, {
+    registry,
+    streams,
+    tokens: streamTokens,
+    ingest,
+    guards: g,
+    audit: (e) => store.audit.append(e),
+    iceServers: config.streams.webrtc.iceServers,
+  });
   await http.register(wallRoutes, { walls, guards: g, statusOf: (wall) => control.statusOf(wall) });
   await http.register(vehicleRoutes, {
     vehicles,

@@ -203,3 +203,23 @@ t.test('a hidden screen lets its streams go after a grace, and plays again when 
   const back = await waitForTiles(page, (ts) => ts[0]?.state === 'live', 20_000);
   t.equal(back[0]?.state, 'live', `live again ${Date.now() - shown} ms after the page was shown`);
 });
+
+t.test('a screen whose WebRTC negotiates but never gets a picture falls back to HLS', async (t) => {
+  // The gateway announces an address nobody can reach (TEST-NET-1): the offer is answered, the
+  // browser attaches the track, and no packet ever arrives, as behind a firewall that drops UDP.
+  const gw = await startPlayerGateway(t, { webrtc: { announcedAddresses: ['192.0.2.1'] } });
+  await gw.addCamera('lobby', { clip: 'h264-720p-1s' });
+  await wallOf(gw, 'hall', 'root', '1', ['lobby']);
+  await gw.userToken('op', ['operator'], ['root']);
+  const browser = await launchBrowser(t, 'wall-no-media');
+  const page = await browser.page('screen');
+  const started = Date.now();
+  await signIn(page, gw.baseUrl, 'op', '/wall.html?wall=hall&screen=1&transports=webrtc,hls');
+  const live = await waitForTiles(page, (ts) => ts[0]?.state === 'live', 40_000, 250);
+  t.equal(live[0]?.state, 'live', `the tile plays ${Date.now() - started} ms after the page opened`);
+  t.equal(live[0]?.transport, 'hls', 'over HLS, after WebRTC gave no picture');
+  const before = live[0]!;
+  await sleep(1_500);
+  const after = (await tiles(page))[0]!;
+  t.ok(after.frames > before.frames + 10 && after.currentTime > before.currentTime + 0.5, 'and its video advances');
+});

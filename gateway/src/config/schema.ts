@@ -233,7 +233,7 @@ export const configSchema = obj(
                 },
                 'A STUN or TURN server.',
               ),
-              { default: [], maxItems: 8, description: 'STUN/TURN servers, used by the gateway and offered to WHEP clients in Link headers.' },
+              { default: [], maxItems: 8, description: 'STUN/TURN servers, used by the gateway and offered to WHEP clients in Link headers and to the browser pages with each viewing.' },
             ),
           },
           'WebRTC output (WHEP, RFC 9725).',

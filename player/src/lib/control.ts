@@ -5,7 +5,10 @@
  */
 import { applyDelta, type TileStatus, type WallDelta, type WallView } from '../../../gateway/src/control/model.js';
 import type { MessageType, Payload } from '../../../gateway/src/control/protocol.js';
-import { toLogin } from './api.js';
+import { api } from './api.js';
+
+const LIVENESS_EVERY_MS = 30_000;
+const LIVENESS_TIMEOUT_MS = 10_000;
 
 export type ConnectionState = 'connecting' | 'open' | 'closed';
 
@@ -40,6 +43,7 @@ export class ControlConnection {
   private readonly stateHooks = new Set<(s: ConnectionState) => void>();
   private attempt = 0;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
+  private liveness: ReturnType<typeof setInterval> | undefined;
   private closedByUs = false;
   state: ConnectionState = 'closed';
 
@@ -59,6 +63,14 @@ export class ControlConnection {
       this.attempt = 0;
       this.setState('open');
       for (const hook of this.openHooks) hook();
+      // The server's pings are invisible to a page: a connection that died without a close (a cable,
+      // a NAT) is found by asking something now and then, and replaced.
+      clearInterval(this.liveness);
+      this.liveness = setInterval(() => {
+        this.request('walls.list', {}, LIVENESS_TIMEOUT_MS).catch((err: ControlError) => {
+          if (err.code === 'TIMEOUT' && this.ws === ws) ws.close(4000, 'no answer');
+        });
+      }, LIVENESS_EVERY_MS);
     };
     ws.onmessage = (e) => this.receive(String(e.data));
     ws.onclose = (e) => {
@@ -69,10 +81,12 @@ export class ControlConnection {
         p.reject(new ControlError('DISCONNECTED', 'the connection to the gateway was lost', {}));
       }
       this.pending.clear();
+      clearInterval(this.liveness);
       this.setState('closed');
-      // 4001: the token is no longer good (expired, password or role changed, user disabled).
-      if (e.code === 4001) toLogin();
       if (this.closedByUs) return;
+      // 4001: the connection's token is no longer good. The page may hold a renewed one; if not, the
+      // check goes to sign in. A refused upgrade (a revoked token) looks like a plain drop (1006): check too.
+      if (e.code === 4001 || (this.attempt > 0 && this.attempt % 3 === 0)) void api('GET', '/api/auth/me').catch(() => {});
       // Capped low: a wall screen should be back within seconds of the gateway.
       const delay = Math.min(5_000, 500 * 2 ** this.attempt++) * (0.75 + Math.random() * 0.5);
       this.retryTimer = setTimeout(() => this.connect(), delay);
@@ -82,6 +96,7 @@ export class ControlConnection {
   close(): void {
     this.closedByUs = true;
     clearTimeout(this.retryTimer);
+    clearInterval(this.liveness);
     this.ws?.close(1000);
   }
 
@@ -159,6 +174,8 @@ export class WallFollower {
   private readonly changeHooks = new Set<(c: WallChange) => void>();
   private readonly statusHooks = new Set<(tileIds: string[]) => void>();
   private readonly removedHooks = new Set<() => void>();
+  private subscribing: Promise<void> | null = null;
+  private stopped = false;
 
   constructor(
     private readonly conn: ControlConnection,
@@ -192,21 +209,37 @@ export class WallFollower {
   }
 
   stop(): void {
+    this.stopped = true;
     for (const off of this.offs.splice(0)) off();
     if (this.conn.state === 'open') this.conn.request('unsubscribe', { wallId: this.wallId }).catch(() => {});
   }
 
-  /** Subscribes (again): the answer is the wall now, which replaces whatever was held. */
-  async subscribe(): Promise<void> {
-    try {
-      const snap = await this.conn.request<{ wall: WallView; status: Record<string, TileStatus> }>('subscribe', { wallId: this.wallId });
-      this.snapshot(snap);
-      const { presets } = await this.conn.request<{ presets: WallFollower['presets'] }>('presets.list', { wallId: this.wallId });
-      this.presets = presets;
-    } catch (e) {
-      if ((e as ControlError).code === 'GW_ERR_NOT_FOUND') {
-        this.wall = null;
-        for (const hook of this.removedHooks) hook();
+  /**
+   * Subscribes (again): the answer is the wall now, which replaces whatever was held. One at a time;
+   * a failure other than "no such wall" is tried again, or the follower would ignore every delta.
+   */
+  subscribe(): Promise<void> {
+    this.subscribing ??= this.trySubscribe().finally(() => (this.subscribing = null));
+    return this.subscribing;
+  }
+
+  private async trySubscribe(): Promise<void> {
+    for (let attempt = 0; !this.stopped && this.conn.state === 'open'; attempt++) {
+      try {
+        const snap = await this.conn.request<{ wall: WallView; status: Record<string, TileStatus> }>('subscribe', { wallId: this.wallId });
+        this.snapshot(snap);
+        const { presets } = await this.conn.request<{ presets: WallFollower['presets'] }>('presets.list', { wallId: this.wallId });
+        this.presets = presets;
+        return;
+      } catch (e) {
+        if ((e as ControlError).code === 'GW_ERR_NOT_FOUND') {
+          this.wall = null;
+          for (const hook of this.removedHooks) hook();
+          return;
+        }
+        // A lost connection subscribes again when it reopens; anything else (a timeout, the rate limit) here.
+        if ((e as ControlError).code === 'DISCONNECTED') return;
+        await new Promise((r) => setTimeout(r, Math.min(10_000, 500 * 2 ** attempt)));
       }
     }
   }

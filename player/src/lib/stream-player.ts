@@ -18,10 +18,42 @@ addStrings({
   'player.failed': ['{transport}: {message}', '{transport}：{message}'],
   'player.connectionFailed': ['the connection failed', '连接失败'],
   'player.noMse': ['this browser cannot play MSE video', '此浏览器不支持 MSE 播放'],
+  'player.starting': ['Starting…', '正在连接…'],
+  'player.paused': ['Paused', '已暂停'],
+  'player.denied': ['No permission to view this camera', '无权查看该摄像机'],
+  'player.offline': ['Offline: {reason}', '离线：{reason}'],
+  'player.retrying': ['Retrying in {seconds} s ({reason})', '{seconds} 秒后重试（{reason}）'],
 });
+
+/** Seconds left until `at`, for a countdown. */
+export const secondsUntil = (at: number) => Math.max(0, Math.ceil((at - Date.now()) / 1000));
+
+/** What a player's state says to the viewer; `reason` overrides the player's own (the gateway knows better). */
+export function stateText(state: PlayerState, reason?: string | null): string {
+  switch (state.kind) {
+    case 'starting':
+      return t('player.starting');
+    case 'live':
+      return '';
+    case 'paused':
+      return t('player.paused');
+    case 'denied':
+      return t('player.denied');
+    case 'offline':
+      return t('player.offline', { reason: reason ?? state.reason });
+    case 'retrying':
+      return t('player.retrying', { seconds: secondsUntil(state.until), reason: reason ?? state.reason });
+  }
+}
 
 export type Transport = 'webrtc' | 'flv' | 'hls';
 export const TRANSPORTS: readonly Transport[] = ['webrtc', 'flv', 'hls'];
+
+/** `transports=hls` or `transports=webrtc,hls` in a page's address: a screen whose network blocks some. */
+export function transportsParam(params: URLSearchParams): Transport[] | undefined {
+  const list = params.get('transports')?.split(',').filter((x): x is Transport => (TRANSPORTS as string[]).includes(x));
+  return list?.length ? list : undefined;
+}
 
 export type PlayerState =
   | { kind: 'starting'; transport: Transport | null }
@@ -50,6 +82,8 @@ interface ViewUrls {
   whep: string;
   token: string;
   profile: string;
+  /** The gateway's STUN/TURN servers, for screens that reach it only through one. */
+  iceServers?: RTCIceServer[];
 }
 
 interface Attempt {
@@ -149,11 +183,7 @@ export class StreamPlayer {
     this.abort = null;
     this.attempt?.close();
     this.attempt = null;
-    const v = this.video;
-    v.pause();
-    v.srcObject = null;
-    v.removeAttribute('src');
-    v.load();
+    resetElement(this.video);
   }
 
   private async run(gen: number) {
@@ -175,7 +205,17 @@ export class StreamPlayer {
     for (const transport of this.opts.transports ?? TRANSPORTS) {
       if (gen !== this.generation) return;
       this.setState({ kind: 'starting', transport });
-      const attempt = open(transport, urls, this.video, abort.signal);
+      // Each attempt has its own signal, so a failed one releases its pending frame callback at once.
+      const attemptAbort = new AbortController();
+      abort.signal.addEventListener('abort', () => attemptAbort.abort(), { once: true });
+      const opened = open(transport, urls, this.video, attemptAbort.signal);
+      const attempt: Attempt = {
+        ...opened,
+        close() {
+          attemptAbort.abort();
+          opened.close();
+        },
+      };
       // A transport that loses the race against its deadline may still fail later: nobody is waiting then.
       attempt.ready.catch(() => {});
       this.attempt = attempt;
@@ -192,6 +232,9 @@ export class StreamPlayer {
         clearTimeout(deadline);
         attempt.close();
         if (this.attempt === attempt) this.attempt = null;
+        // WebRTC sets srcObject as soon as it negotiates, and a media element prefers srcObject to the
+        // src an MSE player sets: a WebRTC attempt that got no picture would blind the next transport.
+        resetElement(this.video);
         const message = (e as Error).message;
         lastError = message.startsWith(`${transport}`) ? message : t('player.failed', { transport, message });
         continue;
@@ -232,15 +275,26 @@ export class StreamPlayer {
   }
 }
 
-/** Resolves at the first frame the element decodes. */
+function resetElement(video: HTMLVideoElement) {
+  video.pause();
+  video.srcObject = null;
+  video.removeAttribute('src');
+  video.load();
+}
+
+/** Resolves at the first frame the element decodes; an aborted wait cancels its callback. */
 function firstFrame(video: HTMLVideoElement, signal: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
-    const onAbort = () => reject(new Error('stopped'));
-    signal.addEventListener('abort', onAbort, { once: true });
-    video.requestVideoFrameCallback(() => {
+    if (signal.aborted) return reject(new Error('stopped'));
+    const handle = video.requestVideoFrameCallback(() => {
       signal.removeEventListener('abort', onAbort);
       resolve();
     });
+    const onAbort = () => {
+      video.cancelVideoFrameCallback(handle);
+      reject(new Error('stopped'));
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
   });
 }
 
@@ -251,7 +305,7 @@ function open(transport: Transport, urls: ViewUrls, video: HTMLVideoElement, sig
 }
 
 function openWebRtc(urls: ViewUrls, video: HTMLVideoElement, signal: AbortSignal): Attempt {
-  const pc = new RTCPeerConnection();
+  const pc = new RTCPeerConnection({ iceServers: urls.iceServers ?? [] });
   let resource: string | null = null;
   let closed = false;
   let last: { bytes: number; at: number } | null = null;
@@ -267,7 +321,7 @@ function openWebRtc(urls: ViewUrls, video: HTMLVideoElement, signal: AbortSignal
       video.play().catch(() => {});
     };
     await pc.setLocalDescription(await pc.createOffer());
-    // The gateway does not take trickled candidates: send the offer with what gathered within a second.
+    // One round trip instead of trickling: the offer goes with the candidates gathered within a second.
     await new Promise<void>((resolve) => {
       if (pc.iceGatheringState === 'complete') return resolve();
       const timer = setTimeout(resolve, 1_000);

@@ -6,7 +6,7 @@
 import type { Tile, TileStatus } from '../../../gateway/src/control/model.js';
 import { h } from './dom.js';
 import { addStrings, t } from './i18n.js';
-import { StreamPlayer, type PlayerState, type Transport } from './stream-player.js';
+import { secondsUntil, stateText, StreamPlayer, type Transport } from './stream-player.js';
 
 export interface TileViewOptions {
   transports?: readonly Transport[];
@@ -70,11 +70,14 @@ export class TileView {
 
   /** The gateway's view of the camera: a camera back online is tried again at once. */
   setStatus(status: TileStatus | null): void {
-    const before = this.serverStatus?.state;
+    const before = this.serverStatus;
+    const same = before?.state === status?.state && before?.reason === status?.reason && before?.retryInMs === status?.retryInMs;
+    // Unchanged news (every wall change passes the tiles' status along) must not restart a countdown.
+    if (same && (before !== null) === (status !== null)) return;
     this.serverStatus = status;
     this.serverStatusAt = Date.now();
     const p = this.player;
-    if (p && status?.state === 'live' && before !== 'live' && (p.state.kind === 'retrying' || p.state.kind === 'offline') && !this.paused) p.start();
+    if (p && status?.state === 'live' && before?.state !== 'live' && (p.state.kind === 'retrying' || p.state.kind === 'offline') && !this.paused) p.start();
     this.render();
   }
 
@@ -109,25 +112,14 @@ export class TileView {
     const kind = !this.tile?.stream ? 'empty' : state?.kind === 'live' && serverDown ? serverDown.state : (state?.kind ?? 'starting');
     this.el.dataset.state = kind;
     this.el.dataset.transport = state?.kind === 'live' ? state.transport : '';
-    const seconds = (until: number) => Math.max(0, Math.ceil((until - Date.now()) / 1000));
     const text = (): string => {
       if (!state) return '';
-      switch (state.kind) {
-        case 'starting':
-          return serverDown ? t('tile.waitingCamera', { reason: serverDown.reason ?? '' }) : t('tile.starting');
-        case 'live':
-          if (serverDown?.state === 'offline') return t('tile.offline', { reason: serverDown.reason ?? '' });
-          if (serverDown) return t('tile.retrying', { seconds: seconds(this.serverStatusAt + (serverDown.retryInMs ?? 0)), reason: serverDown.reason ?? '' });
-          return '';
-        case 'paused':
-          return t('tile.paused');
-        case 'denied':
-          return t('tile.denied');
-        case 'offline':
-          return t('tile.offline', { reason: serverDown?.reason ?? state.reason });
-        case 'retrying':
-          return t('tile.retrying', { seconds: seconds(state.until), reason: serverDown?.reason ?? state.reason });
+      if (state.kind === 'starting' && serverDown) return t('tile.waitingCamera', { reason: serverDown.reason ?? '' });
+      if (state.kind === 'live' && serverDown?.state === 'offline') return t('player.offline', { reason: serverDown.reason ?? '' });
+      if (state.kind === 'live' && serverDown) {
+        return t('player.retrying', { seconds: secondsUntil(this.serverStatusAt + (serverDown.retryInMs ?? 0)), reason: serverDown.reason ?? '' });
       }
+      return stateText(state, serverDown?.reason);
     };
     this.badge.textContent = text();
     if (kind === 'retrying') this.countdown = setInterval(() => (this.badge.textContent = text()), 1_000);
@@ -135,10 +127,5 @@ export class TileView {
 }
 
 addStrings({
-  'tile.starting': ['Starting…', '正在连接…'],
   'tile.waitingCamera': ['Waiting for the camera: {reason}', '等待摄像机恢复：{reason}'],
-  'tile.paused': ['Paused', '已暂停'],
-  'tile.denied': ['No permission to view this camera', '无权查看该摄像机'],
-  'tile.offline': ['Offline: {reason}', '离线：{reason}'],
-  'tile.retrying': ['Retrying in {seconds} s ({reason})', '{seconds} 秒后重试（{reason}）'],
 });

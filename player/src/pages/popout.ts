@@ -7,7 +7,7 @@ import { api, ApiError } from '../lib/api.js';
 import { h } from '../lib/dom.js';
 import { addStrings, t } from '../lib/i18n.js';
 import { startPage } from '../lib/shell.js';
-import { StreamPlayer, TRANSPORTS, type PlayerState, type PlayerStats, type Transport } from '../lib/stream-player.js';
+import { stateText, StreamPlayer, transportsParam, type PlayerState, type PlayerStats } from '../lib/stream-player.js';
 import '../styles/app.css';
 import '../styles/popout.css';
 
@@ -26,10 +26,6 @@ addStrings({
   'popout.sub': ['Sub', '子码流'],
   'popout.hideStats': ['Hide stats (s)', '隐藏统计（s）'],
   'popout.showStats': ['Stats (s)', '统计（s）'],
-  'popout.starting': ['Starting…', '正在连接…'],
-  'popout.retrying': ['Retrying in {seconds} s ({reason})', '{seconds} 秒后重试（{reason}）'],
-  'popout.offline': ['Offline: {reason}', '离线：{reason}'],
-  'popout.denied': ['No permission to view this camera', '无权查看该摄像机'],
 });
 
 interface SourceInfo {
@@ -46,7 +42,7 @@ async function main() {
   const params = new URLSearchParams(location.search);
   const cameraId = params.get('camera');
   const profileParam = params.get('profile') ?? 'main';
-  const transports = params.get('transports')?.split(',').filter((x): x is Transport => (TRANSPORTS as string[]).includes(x));
+  const transports = transportsParam(params);
   const message = (text: string) => main.replaceChildren(h('p', { class: 'popout-message' }, text));
   if (!cameraId) return message(t('popout.noCamera'));
   if (profileParam !== 'main' && profileParam !== 'sub') return message(t('popout.badProfile', { profile: profileParam }));
@@ -113,20 +109,7 @@ async function main() {
   const showState = (s: PlayerState) => {
     clearInterval(countdown);
     stage.dataset.state = s.kind;
-    const text = () => {
-      switch (s.kind) {
-        case 'starting':
-          return t('popout.starting');
-        case 'retrying':
-          return t('popout.retrying', { seconds: Math.max(0, Math.ceil((s.until - Date.now()) / 1000)), reason: s.reason });
-        case 'offline':
-          return t('popout.offline', { reason: s.reason });
-        case 'denied':
-          return t('popout.denied');
-        default:
-          return '';
-      }
-    };
+    const text = () => stateText(s);
     badge.textContent = text();
     if (s.kind === 'retrying') countdown = setInterval(() => (badge.textContent = text()), 1_000);
   };
@@ -138,7 +121,7 @@ async function main() {
     url.searchParams.set('profile', p);
     history.replaceState(null, '', url);
     for (const b of profileButtons) b.classList.toggle('current', b.dataset.profile === p);
-    const next = new StreamPlayer({ cameraId: cameraId!, profile: p, ...(transports?.length ? { transports } : {}), onState: showState });
+    const next = new StreamPlayer({ cameraId: cameraId!, profile: p, ...(transports ? { transports } : {}), onState: showState });
     player = next;
     stage.prepend(next.video);
     next.start();

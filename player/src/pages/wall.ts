@@ -11,7 +11,7 @@ import { h } from '../lib/dom.js';
 import { intersects, percentStyle, screenBox, tileBox } from '../lib/geometry.js';
 import { addStrings, t } from '../lib/i18n.js';
 import { startPage } from '../lib/shell.js';
-import { TRANSPORTS, type Transport } from '../lib/stream-player.js';
+import { transportsParam } from '../lib/stream-player.js';
 import { TileView } from '../lib/tile-view.js';
 import '../styles/app.css';
 
@@ -31,7 +31,7 @@ async function main() {
   const wallId = params.get('wall');
   const screenParam = params.get('screen');
   const screen = screenParam === null ? null : Number(screenParam);
-  const transports = params.get('transports')?.split(',').filter((x): x is Transport => (TRANSPORTS as string[]).includes(x));
+  const transports = transportsParam(params);
   if (!wallId) return main.replaceChildren(h('p', { class: 'wall-message' }, t('wall.noWall')));
 
   const names = departmentNames(await departmentForest().catch(() => []));
@@ -42,7 +42,7 @@ async function main() {
   const conn = new ControlConnection(() => currentSession()?.token ?? '');
   const follower = new WallFollower(conn, wallId);
   const views = new Map<string, TileView>();
-  const viewOptions = { departmentName: (id: string) => names.get(id) ?? id, ...(transports?.length ? { transports } : {}) };
+  const viewOptions = { departmentName: (id: string) => names.get(id) ?? id, ...(transports ? { transports } : {}) };
   let hidden = false;
 
   conn.onState((s) => {
@@ -51,6 +51,8 @@ async function main() {
   });
 
   follower.onChange(({ wall }) => {
+    // A wall that was gone (deleted, or out of the user's scope) and is back shows again.
+    if (!surface.isConnected) main.replaceChildren(surface, status);
     const frame = screenBox(wall, screen);
     if (!frame) return main.replaceChildren(h('p', { class: 'wall-message' }, t('wall.badScreen', { screen: String(screen) })));
     surface.style.aspectRatio = `${frame.w * wall.screens.width} / ${frame.h * wall.screens.height}`;

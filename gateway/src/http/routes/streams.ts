@@ -17,6 +17,8 @@ export interface StreamRouteOptions {
   ingest: RtmpIngest | null;
   guards: Guards;
   audit(entry: Omit<AuditEntry, 'seq'>): Promise<void>;
+  /** STUN/TURN servers for browsers' WebRTC, given with each viewing (signed-in users only). */
+  iceServers: ReadonlyArray<{ urls: string; username?: string; credential?: string }>;
 }
 
 const actorOf = (req: FastifyRequest) => req.principal as Principal;
@@ -50,6 +52,7 @@ export async function streamRoutes(app: FastifyInstance, o: StreamRouteOptions) 
         wsFlv: `${base}/live.flv`,
         // WHEP clients POST their offer here with "Authorization: Bearer <token>".
         whep: `/whep/${encodeURIComponent(source.id)}${profile === 'sub' ? '?profile=sub' : ''}`,
+        iceServers: o.iceServers,
         token,
       };
     },
