@@ -10,6 +10,25 @@ import { TEST_PASSWORD, type DeepPartial } from './gateway.js';
 import { startStreamingGateway, waitFor, type StreamingGateway } from './streams.js';
 
 export const CHROMIUM = '/usr/bin/chromium';
+
+/**
+ * Headless in a container, no GPU, nothing fetched from the network, video allowed to play unmuted
+ * by no gesture. Not --use-fake-ui-for-media-stream: it grants camera permission, and a page with that
+ * permission offers its real addresses instead of mDNS names, hiding what real browsers do.
+ */
+export const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+  '--autoplay-policy=no-user-gesture-required',
+  // Background tabs of one headless browser must keep decoding: each context stands for a separate screen.
+  '--disable-background-timer-throttling',
+  '--disable-renderer-backgrounding',
+  '--disable-backgrounding-occluded-windows',
+];
 const ARTIFACTS = 'test-artifacts';
 
 let built: Promise<string> | null = null;
@@ -52,23 +71,7 @@ export interface TestBrowser {
  */
 export async function launchBrowser(t: Test, name: string): Promise<TestBrowser> {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: the browser tests need Debian's chromium (scripts/setup.sh --tests installs it)`);
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-      '--autoplay-policy=no-user-gesture-required',
-      // Background tabs of one headless browser must keep decoding: each context stands for a separate screen.
-      '--disable-background-timer-throttling',
-      '--disable-renderer-backgrounding',
-      '--disable-backgrounding-occluded-windows',
-    ],
-    timeout: 30_000,
-  });
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: 30_000 });
   const pages: Array<{ label: string; page: Page; log: string[] }> = [];
   const contexts: BrowserContext[] = [];
   t.teardown(async () => {

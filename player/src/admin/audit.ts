@@ -5,7 +5,7 @@
 import { api, can } from '../lib/api.js';
 import { debounce, h } from '../lib/dom.js';
 import { addStrings, formatTime, t } from '../lib/i18n.js';
-import { errorText, isAbort, pagerStatus, type Section } from './common.js';
+import { errorText, isAbort, pagerStatus, type Section, tableHead } from './common.js';
 
 addStrings({
   'audit.title': ['Audit log', '审计日志'],
@@ -158,7 +158,7 @@ export const auditSection: Section = {
         h(
           'table',
           { class: 'data audit-table' },
-          h('thead', null, h('tr', null, ['at', 'actor', 'ip', 'action', 'target', 'outcome', 'detail'].map((c) => h('th', { scope: 'col' }, t(`audit.col.${c}`))))),
+          tableHead('audit', ['at', 'actor', 'ip', 'action', 'target', 'outcome', 'detail']),
           rows,
         ),
       ),

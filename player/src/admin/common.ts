@@ -61,6 +61,37 @@ export function flatten(forest: DepartmentNode[]): FlatDepartment[] {
 }
 
 /** Options for a department <select>, indented by depth so the tree reads in a flat list. */
+/**
+ * Which departments of a tree show, given the branches folded away. A big tree (more than 60
+ * departments) starts folded below its second level, so a province's admin sees cities and counties first.
+ */
+export class FoldedTree {
+  readonly collapsed = new Set<string>();
+  private seeded = false;
+
+  visible(forest: DepartmentNode[]): Array<FlatDepartment & { folded: boolean }> {
+    const flat = flatten(forest);
+    if (!this.seeded) {
+      this.seeded = true;
+      if (flat.length > 60) for (const { node, depth } of flat) if (depth >= 2 && node.children.length) this.collapsed.add(node.id);
+    }
+    const out: Array<FlatDepartment & { folded: boolean }> = [];
+    const hiddenBelow: number[] = [];
+    for (const row of flat) {
+      while (hiddenBelow.length && hiddenBelow[hiddenBelow.length - 1]! >= row.depth) hiddenBelow.pop();
+      if (hiddenBelow.length) continue;
+      const folded = this.collapsed.has(row.node.id);
+      if (folded) hiddenBelow.push(row.depth);
+      out.push({ ...row, folded });
+    }
+    return out;
+  }
+
+  toggle(id: string): void {
+    if (!this.collapsed.delete(id)) this.collapsed.add(id);
+  }
+}
+
 export function departmentOptions(forest: DepartmentNode[], selected: string | null, blank?: string): HTMLOptionElement[] {
   const options = flatten(forest).map(({ node, depth }) =>
     h('option', { value: node.id, selected: node.id === selected }, `${'\u00a0\u00a0\u00a0'.repeat(depth)}${node.name}`),
@@ -160,6 +191,63 @@ export function modal(title: string, content: HTMLElement, className = ''): HTML
   document.body.append(dialog);
   dialog.showModal();
   return dialog;
+}
+
+/** A table's header: each column's label is the string `<prefix>.col.<key>`. */
+export function tableHead(prefix: string, keys: readonly string[]): HTMLTableSectionElement {
+  return h('thead', null, h('tr', null, keys.map((c) => h('th', { scope: 'col' }, t(`${prefix}.col.${c}`)))));
+}
+
+export interface FormDialogOptions<T> {
+  title: string;
+  formId: string;
+  /** The form's own class beside admin-form, and the dialog's (e.g. 'wide'). */
+  formClass?: string;
+  dialogClass?: string;
+  fields: Child[];
+  /** Sends the form; the dialog closes with its result. */
+  submit(): Promise<T>;
+  /** Handles an error itself (returns true), e.g. a conflicting edit; others go to their fields. */
+  onError?(err: unknown, general: HTMLElement): boolean;
+}
+
+/**
+ * A form in a modal dialog, the way every admin form behaves: Save is disabled while the gateway
+ * answers, its errors land under the fields they name, and the dialog closes only on success.
+ * `done` resolves with the result, or null when cancelled.
+ */
+export function formDialog<T>(o: FormDialogOptions<T>): { form: HTMLFormElement; done: Promise<T | null> } {
+  const general = h('div', { class: 'form-error', role: 'alert' });
+  const save = h('button', { type: 'submit', class: 'primary' }, t('common.save'));
+  const cancel = h('button', { type: 'button' }, t('common.cancel'));
+  const form = h(
+    'form',
+    { class: `admin-form ${o.formClass ?? ''}`, id: o.formId, novalidate: true },
+    h('div', { class: 'form-grid' }, o.fields),
+    general,
+    h('div', { class: 'dialog-actions' }, cancel, save),
+  );
+  const errors = new FormErrors(form, general);
+  const dialog = modal(o.title, form, o.dialogClass);
+  const done = new Promise<T | null>((resolve) => {
+    let result: T | null = null;
+    dialog.addEventListener('close', () => resolve(result));
+    cancel.addEventListener('click', () => dialog.close());
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      errors.clear();
+      save.disabled = true;
+      try {
+        result = await o.submit();
+        dialog.close();
+      } catch (err) {
+        if (!o.onError?.(err, general)) errors.show(err);
+      } finally {
+        save.disabled = false;
+      }
+    });
+  });
+  return { form, done };
 }
 
 /** Asks before something that cannot be undone; resolves true only on the confirming button. */

@@ -6,7 +6,7 @@ import { api, can } from '../lib/api.js';
 import type { DepartmentNode } from '../lib/departments.js';
 import { h, toast } from '../lib/dom.js';
 import { addStrings, formatNumber, t } from '../lib/i18n.js';
-import { confirmDialog, errorText, field, flatten, FormErrors, LEVELS, levelLabel, modal, type AdminContext, type Section } from './common.js';
+import { confirmDialog, errorText, field, flatten, FoldedTree, formDialog, LEVELS, levelLabel, type AdminContext, type Section } from './common.js';
 
 addStrings({
   'departments.title': ['Departments', '组织机构'],
@@ -36,33 +36,10 @@ const nextLevel = (parentLevel: string) => {
 };
 
 /** A dialog form for a department; resolves true when the gateway accepted it. */
-function departmentDialog(title: string, fields: HTMLElement[], submit: () => Promise<unknown>, formId: string): Promise<boolean> {
-  const general = h('div', { class: 'form-error', role: 'alert' });
-  const save = h('button', { type: 'submit', class: 'primary' }, t('common.save'));
-  const cancel = h('button', { type: 'button' }, t('common.cancel'));
-  const form = h('form', { class: 'admin-form', id: formId, novalidate: true }, h('div', { class: 'form-grid' }, fields), general, h('div', { class: 'dialog-actions' }, cancel, save));
-  const errors = new FormErrors(form, general);
-  const dialog = modal(title, form);
+async function departmentDialog(title: string, fields: HTMLElement[], submit: () => Promise<unknown>, formId: string): Promise<boolean> {
+  const { form, done } = formDialog({ title, formId, fields, submit: async () => (await submit(), true) });
   form.querySelector<HTMLElement>('input')?.focus();
-  return new Promise((resolve) => {
-    let ok = false;
-    dialog.addEventListener('close', () => resolve(ok));
-    cancel.addEventListener('click', () => dialog.close());
-    form.addEventListener('submit', async (e) => {
-      e.preventDefault();
-      errors.clear();
-      save.disabled = true;
-      try {
-        await submit();
-        ok = true;
-        dialog.close();
-      } catch (err) {
-        errors.show(err);
-      } finally {
-        save.disabled = false;
-      }
-    });
-  });
+  return (await done) ?? false;
 }
 
 function levelSelect(levels: readonly string[], selected: string) {
@@ -111,8 +88,7 @@ export const departmentsSection: Section = {
     const alert = h('div', { class: 'form-error', role: 'alert' });
     const tree = h('div', { class: 'dept-tree', role: 'tree', 'aria-label': t('departments.title') });
     /** Collapsed by the user, or by default below the county level so a large city opens readable. */
-    const collapsed = new Set<string>();
-    let seeded = false;
+    const folding = new FoldedTree();
     let alive = true;
 
     const render = async () => {
@@ -124,19 +100,9 @@ export const departmentsSection: Section = {
         return;
       }
       if (!alive) return;
-      const flat = flatten(forest);
-      if (!seeded) {
-        seeded = true;
-        if (flat.length > 60) for (const { node, depth } of flat) if (depth >= 2 && node.children.length) collapsed.add(node.id);
-      }
-      const parentLevel = new Map(flat.map(({ node }) => [node.id, node.level]));
+      const parentLevel = new Map(flatten(forest).map(({ node }) => [node.id, node.level]));
       const rows: HTMLElement[] = [];
-      const hiddenBelow: number[] = [];
-      for (const { node, depth } of flat) {
-        while (hiddenBelow.length && hiddenBelow[hiddenBelow.length - 1]! >= depth) hiddenBelow.pop();
-        if (hiddenBelow.length) continue;
-        const isCollapsed = collapsed.has(node.id);
-        if (isCollapsed) hiddenBelow.push(depth);
+      for (const { node, depth, folded: isCollapsed } of folding.visible(forest)) {
         const toggle = node.children.length
           ? h(
               'button',
@@ -145,8 +111,7 @@ export const departmentsSection: Section = {
                 class: 'toggle',
                 'aria-label': isCollapsed ? t('departments.expand') : t('departments.collapse'),
                 onclick: () => {
-                  if (collapsed.has(node.id)) collapsed.delete(node.id);
-                  else collapsed.add(node.id);
+                  folding.toggle(node.id);
                   void render();
                 },
               },
@@ -166,7 +131,7 @@ export const departmentsSection: Section = {
                     alert.textContent = '';
                     const created = await addChild(node);
                     if (created === null) return;
-                    collapsed.delete(node.id);
+                    folding.collapsed.delete(node.id);
                     toast(t('departments.created', { name: created }), 'ok');
                     ctx.forestChanged();
                     void render();

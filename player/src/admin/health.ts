@@ -6,7 +6,7 @@ import { can } from '../lib/api.js';
 import { departmentForest, type DepartmentNode } from '../lib/departments.js';
 import { h } from '../lib/dom.js';
 import { addStrings, formatNumber, formatTime, t } from '../lib/i18n.js';
-import { errorText, flatten, levelLabel, type Section } from './common.js';
+import { errorText, FoldedTree, levelLabel, type Section } from './common.js';
 import { SourceList } from './sources.js';
 
 addStrings({
@@ -51,8 +51,7 @@ export const healthSection: Section = {
     const detailTitle = h('h3', null, t('health.pick'));
     const offline = new SourceList();
     offline.el.hidden = true;
-    const collapsed = new Set<string>();
-    let seeded = false;
+    const tree = new FoldedTree();
     let selected: string | null = null;
     let alive = true;
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -81,18 +80,8 @@ export const healthSection: Section = {
         count('unknown', Math.max(0, sum.total - sum.online - sum.offline), t('health.unknownCount')),
         h('div', { class: 'count-bar' }, bar(sum)),
       );
-      const flat = flatten(forest);
-      if (!seeded) {
-        seeded = true;
-        if (flat.length > 60) for (const { node, depth } of flat) if (depth >= 2 && node.children.length) collapsed.add(node.id);
-      }
       const out: HTMLElement[] = [];
-      const hiddenBelow: number[] = [];
-      for (const { node, depth } of flat) {
-        while (hiddenBelow.length && hiddenBelow[hiddenBelow.length - 1]! >= depth) hiddenBelow.pop();
-        if (hiddenBelow.length) continue;
-        const isCollapsed = collapsed.has(node.id);
-        if (isCollapsed) hiddenBelow.push(depth);
+      for (const { node, depth, folded: isCollapsed } of tree.visible(forest)) {
         const c = node.counts;
         out.push(
           h(
@@ -109,8 +98,7 @@ export const healthSection: Section = {
                       class: 'toggle',
                       'aria-expanded': String(!isCollapsed),
                       onclick: () => {
-                        if (collapsed.has(node.id)) collapsed.delete(node.id);
-                        else collapsed.add(node.id);
+                        tree.toggle(node.id);
                         render(forest);
                       },
                     },

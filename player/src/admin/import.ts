@@ -5,7 +5,7 @@
 import { api, ApiError, can } from '../lib/api.js';
 import { h } from '../lib/dom.js';
 import { addStrings, formatNumber, t } from '../lib/i18n.js';
-import { csvCell, download, errorText, field, type Section } from './common.js';
+import { csvCell, download, errorText, field, type Section, tableHead } from './common.js';
 
 addStrings({
   'import.title': ['Bulk import', '批量导入'],
@@ -100,7 +100,7 @@ function reportView(report: ImportReport): HTMLElement {
             h(
               'table',
               { class: 'data import-errors' },
-              h('thead', null, h('tr', null, ['line', 'id', 'field', 'message'].map((c) => h('th', { scope: 'col' }, t(`import.col.${c}`))))),
+              tableHead('import', ['line', 'id', 'field', 'message']),
               h(
                 'tbody',
                 null,

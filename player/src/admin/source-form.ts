@@ -6,7 +6,7 @@
 import { api, ApiError } from '../lib/api.js';
 import { h } from '../lib/dom.js';
 import { addStrings, formatTime, t } from '../lib/i18n.js';
-import { departmentOptions, field, FormErrors, LEVELS, levelLabel, modal, type AdminContext } from './common.js';
+import { departmentOptions, field, formDialog, LEVELS, levelLabel, type AdminContext } from './common.js';
 
 addStrings({
   'source.new': ['New source', '新建视频源'],
@@ -161,9 +161,6 @@ export async function openSourceForm(ctx: AdminContext, existing: SourceView | n
     return b;
   };
 
-  const general = h('div', { class: 'form-error', role: 'alert' });
-  const save = h('button', { type: 'submit', class: 'primary' }, t('common.save'));
-  const cancel = h('button', { type: 'button' }, t('common.cancel'));
   const f = (name: keyof typeof c, label: string, hint?: HTMLElement | string, wide = false) => {
     const el = field(formId, name, t(label), c[name], hint);
     if (wide) el.classList.add('wide');
@@ -171,12 +168,12 @@ export async function openSourceForm(ctx: AdminContext, existing: SourceView | n
   };
   const enabledField = field(formId, 'enabled', t('source.enabled'), c.enabled);
   enabledField.classList.add('check');
-  const form = h(
-    'form',
-    { class: 'admin-form source-form', id: formId, novalidate: true },
-    h(
-      'div',
-      { class: 'form-grid' },
+  const { done } = formDialog<SourceView>({
+    title: existing ? t('source.edit', { id: existing.id }) : t('source.new'),
+    formId,
+    formClass: 'source-form',
+    dialogClass: 'wide',
+    fields: [
       f('id', 'source.id', existing ? undefined : t('source.idHint')),
       f('name', 'source.name'),
       f('departmentId', 'source.department'),
@@ -192,40 +189,25 @@ export async function openSourceForm(ctx: AdminContext, existing: SourceView | n
       f('lon', 'source.lon'),
       f('tags', 'source.tags', t('source.tagsHint')),
       enabledField,
-    ),
-    general,
-    h('div', { class: 'dialog-actions' }, cancel, save),
-  );
-  const errors = new FormErrors(form, general);
-  const dialog = modal(existing ? t('source.edit', { id: existing.id }) : t('source.new'), form, 'wide');
-  (existing ? c.name : c.id).focus();
-
-  return new Promise((resolve) => {
-    let saved: SourceView | null = null;
-    dialog.addEventListener('close', () => resolve(saved));
-    cancel.addEventListener('click', () => dialog.close());
-    form.addEventListener('submit', async (e) => {
-      e.preventDefault();
-      errors.clear();
-      save.disabled = true;
-      try {
-        saved = current
-          ? await api<SourceView>('PUT', `/api/sources/${encodeURIComponent(current.id)}`, { body: body(), headers: { 'if-match': `"${current.version}"` } })
-          : await api<SourceView>('POST', '/api/sources', { body: body() });
-        dialog.close();
-      } catch (err) {
-        if (err instanceof ApiError && err.status === 412 && err.body.current) {
-          current = err.body.current as SourceView;
-          fill(current);
-          general.textContent = t('source.conflict', { version: current.version, at: formatTime(current.updatedAt) });
-        } else if (err instanceof ApiError && err.status === 404 && current) {
-          general.textContent = t('source.gone');
-        } else {
-          errors.show(err);
-        }
-      } finally {
-        save.disabled = false;
+    ],
+    submit: () =>
+      current
+        ? api<SourceView>('PUT', `/api/sources/${encodeURIComponent(current.id)}`, { body: body(), headers: { 'if-match': `"${current.version}"` } })
+        : api<SourceView>('POST', '/api/sources', { body: body() }),
+    onError(err, general) {
+      if (err instanceof ApiError && err.status === 412 && err.body.current) {
+        current = err.body.current as SourceView;
+        fill(current);
+        general.textContent = t('source.conflict', { version: current.version, at: formatTime(current.updatedAt) });
+        return true;
       }
-    });
+      if (err instanceof ApiError && err.status === 404 && current) {
+        general.textContent = t('source.gone');
+        return true;
+      }
+      return false;
+    },
   });
+  (existing ? c.name : c.id).focus();
+  return done;
 }

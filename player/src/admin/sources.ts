@@ -5,7 +5,7 @@
 import { api, ApiError, can } from '../lib/api.js';
 import { debounce, h, toast, type Child } from '../lib/dom.js';
 import { addStrings, formatTime, t } from '../lib/i18n.js';
-import { confirmDialog, departmentOptions, download, errorText, isAbort, pagerStatus, type AdminContext, type Section } from './common.js';
+import { type AdminContext, confirmDialog, departmentOptions, download, errorText, isAbort, pagerStatus, type Section, tableHead } from './common.js';
 import { openSourceForm, PROTOCOLS, type SourceView } from './source-form.js';
 
 addStrings({
@@ -83,16 +83,7 @@ export class SourceList {
         h(
           'table',
           { class: 'data sources-table' },
-          h(
-            'thead',
-            null,
-            h(
-              'tr',
-              null,
-              ['id', 'name', 'department', 'protocol', 'health', 'enabled'].map((c) => h('th', { scope: 'col' }, t(`sources.col.${c}`))),
-              actions ? h('th', { scope: 'col' }, t('sources.col.actions')) : null,
-            ),
-          ),
+          tableHead('sources', ['id', 'name', 'department', 'protocol', 'health', 'enabled', ...(actions ? ['actions'] : [])]),
           this.rows,
         ),
       ),

@@ -6,7 +6,7 @@ import { api, can } from '../lib/api.js';
 import { departmentNames, type DepartmentNode } from '../lib/departments.js';
 import { h, toast } from '../lib/dom.js';
 import { addStrings, formatTime, t } from '../lib/i18n.js';
-import { errorText, field, flatten, FormErrors, modal, type AdminContext, type Section } from './common.js';
+import { type AdminContext, errorText, field, flatten, formDialog, type Section, tableHead } from './common.js';
 
 addStrings({
   'users.title': ['Users and roles', '用户与角色'],
@@ -91,30 +91,8 @@ function openUserForm(forest: DepartmentNode[], existing: UserView | null): Prom
   const disabled = h('input', { type: 'checkbox', name: 'disabled', checked: existing?.disabled ?? false });
   const disabledField = field(formId, 'disabled', t('users.disabled'), disabled);
   disabledField.classList.add('check');
-  const general = h('div', { class: 'form-error', role: 'alert' });
-  const save = h('button', { type: 'submit', class: 'primary' }, t('common.save'));
-  const cancel = h('button', { type: 'button' }, t('common.cancel'));
   const scopeField = field(formId, 'scopes', t('users.scopes'), scopes.group, t('users.scopesHint'));
   scopeField.classList.add('wide');
-  const form = h(
-    'form',
-    { class: 'admin-form user-form', id: formId, novalidate: true },
-    h(
-      'div',
-      { class: 'form-grid' },
-      field(formId, 'username', t('users.username'), username, existing ? undefined : t('users.usernameHint')),
-      field(formId, 'displayName', t('users.displayName'), displayName),
-      field(formId, 'password', existing ? t('users.newPassword') : t('users.password'), password, existing ? t('users.passwordKeep') : undefined),
-      disabledField,
-      field(formId, 'roles', t('users.roles'), roles),
-      scopeField,
-    ),
-    general,
-    h('div', { class: 'dialog-actions' }, cancel, save),
-  );
-  const errors = new FormErrors(form, general);
-  const dialog = modal(existing ? t('users.edit', { username: existing.username }) : t('users.new'), form, 'wide');
-  (existing ? displayName : username).focus();
 
   const chosenRoles = () => [...roles.querySelectorAll<HTMLInputElement>('input[name=roles]:checked')].map((b) => b.value);
   /** A create sends everything; an edit only what changed, so the audit log says what was changed. */
@@ -131,32 +109,32 @@ function openUserForm(forest: DepartmentNode[], existing: UserView | null): Prom
     return b;
   };
 
-  return new Promise((resolve) => {
-    let saved: UserView | null = null;
-    dialog.addEventListener('close', () => resolve(saved));
-    cancel.addEventListener('click', () => dialog.close());
-    form.addEventListener('submit', async (e) => {
-      e.preventDefault();
-      errors.clear();
-      save.disabled = true;
-      try {
-        const b = body();
-        if (existing && !Object.keys(b).length) {
-          dialog.close();
-          return;
-        }
-        saved = existing
-          ? await api<UserView>('PATCH', `/api/users/${encodeURIComponent(existing.id)}`, { body: b })
-          : await api<UserView>('POST', '/api/users', { body: b });
-        password.value = '';
-        dialog.close();
-      } catch (err) {
-        errors.show(err);
-      } finally {
-        save.disabled = false;
-      }
-    });
+  const { done } = formDialog<UserView | null>({
+    title: existing ? t('users.edit', { username: existing.username }) : t('users.new'),
+    formId,
+    formClass: 'user-form',
+    dialogClass: 'wide',
+    fields: [
+      field(formId, 'username', t('users.username'), username, existing ? undefined : t('users.usernameHint')),
+      field(formId, 'displayName', t('users.displayName'), displayName),
+      field(formId, 'password', existing ? t('users.newPassword') : t('users.password'), password, existing ? t('users.passwordKeep') : undefined),
+      disabledField,
+      field(formId, 'roles', t('users.roles'), roles),
+      scopeField,
+    ],
+    async submit() {
+      const b = body();
+      // An edit that changes nothing sends nothing (and writes no audit entry).
+      if (existing && !Object.keys(b).length) return null;
+      const saved = existing
+        ? await api<UserView>('PATCH', `/api/users/${encodeURIComponent(existing.id)}`, { body: b })
+        : await api<UserView>('POST', '/api/users', { body: b });
+      password.value = '';
+      return saved;
+    },
   });
+  (existing ? displayName : username).focus();
+  return done;
 }
 
 export const usersSection: Section = {
@@ -240,16 +218,7 @@ export const usersSection: Section = {
         h(
           'table',
           { class: 'data users-table' },
-          h(
-            'thead',
-            null,
-            h(
-              'tr',
-              null,
-              ['username', 'displayName', 'roles', 'scopes', 'state', 'updated'].map((c) => h('th', { scope: 'col' }, t(`users.col.${c}`))),
-              writable ? h('th', { scope: 'col' }, t('users.col.actions')) : null,
-            ),
-          ),
+          tableHead('users', ['username', 'displayName', 'roles', 'scopes', 'state', 'updated', ...(writable ? ['actions'] : [])]),
           rows,
         ),
       ),

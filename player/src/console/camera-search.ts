@@ -6,7 +6,7 @@
  */
 import { api, can } from '../lib/api.js';
 import type { DepartmentNode } from '../lib/departments.js';
-import { debounce, h } from '../lib/dom.js';
+import { debounce, h, tabBar } from '../lib/dom.js';
 import { addStrings, formatNumber, t } from '../lib/i18n.js';
 import { draggableCamera, openPopout, type CameraRef, type ConsoleContext } from './context.js';
 import { explain } from './tile-actions.js';
@@ -125,37 +125,44 @@ class PagedQuery<T, Q> {
   }
 }
 
+/** What a search's list and count line say while it runs or when it failed. */
+function searchState(list: HTMLElement, count: HTMLElement) {
+  return (state: 'loading' | 'done' | 'failed', message?: string) => {
+    list.setAttribute('aria-busy', String(state === 'loading'));
+    if (state === 'loading') count.textContent = t('search.searching');
+    if (state === 'failed') count.textContent = t('search.failed', { message: message ?? '' });
+  };
+}
+
+/** Typing searches after a pause (at once on Enter); "load more" continues the same query. */
+function driveSearch(query: Pick<PagedQuery<unknown, unknown>, 'start' | 'more' | 'invalidate'>, input: HTMLInputElement, more: HTMLButtonElement) {
+  const typed = debounce(() => query.start(), TYPING_PAUSE_MS);
+  input.addEventListener('input', () => {
+    // "Load more" would continue the previous query's pages under the new text.
+    more.hidden = true;
+    query.invalidate();
+    typed();
+  });
+  input.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter') query.start();
+  });
+  more.addEventListener('click', () => query.more());
+}
+
 export class CameraSearch {
   readonly el: HTMLElement;
 
   constructor(private readonly ctx: ConsoleContext) {
     const cameras = this.cameraTab();
     const vehicles = this.vehicleTab();
-    const tabs = [
-      { key: 'cameras', label: t('search.cameras'), panel: cameras },
-      { key: 'vehicles', label: t('search.vehicles'), panel: vehicles },
-    ];
-    const buttons = tabs.map((tab, i) =>
-      h(
-        'button',
-        {
-          role: 'tab',
-          class: 'tab',
-          'aria-selected': String(i === 0),
-          dataset: { tab: tab.key },
-          onclick: () => {
-            tabs.forEach((other, j) => {
-              other.panel.hidden = other !== tab;
-              buttons[j]!.setAttribute('aria-selected', String(other === tab));
-            });
-            tab.panel.querySelector('input')?.focus();
-          },
-        },
-        tab.label,
-      ),
+    const tabs = tabBar(
+      [
+        { key: 'cameras', label: t('search.cameras'), panel: cameras },
+        { key: 'vehicles', label: t('search.vehicles'), panel: vehicles },
+      ],
+      (panel) => panel.querySelector('input')?.focus(),
     );
-    vehicles.hidden = true;
-    this.el = h('section', { class: 'panel search-panel' }, h('div', { class: 'tabs', role: 'tablist' }, buttons), cameras, vehicles);
+    this.el = h('section', { class: 'panel search-panel' }, tabs, cameras, vehicles);
     ctx.picked.on((picked) => {
       for (const row of this.el.querySelectorAll<HTMLElement>('.result')) row.classList.toggle('picked', row.dataset.camera === picked?.cameraId);
     });
@@ -188,23 +195,9 @@ export class CameraSearch {
         else if (!q && dept) count.textContent = t('search.countOf', { n: formatNumber(n), total: formatNumber(dept.counts.total) });
         else count.textContent = hasMore ? t('search.countMore', { n: formatNumber(n) }) : t(n === 1 ? 'search.countOne' : 'search.count', { n: formatNumber(n) });
       },
-      (state, message) => {
-        list.setAttribute('aria-busy', String(state === 'loading'));
-        if (state === 'loading') count.textContent = t('search.searching');
-        if (state === 'failed') count.textContent = t('search.failed', { message: message ?? '' });
-      },
+      searchState(list, count),
     );
-    const typed = debounce(() => query.start(), TYPING_PAUSE_MS);
-    input.addEventListener('input', () => {
-      // "Load more" would continue the previous query's pages under the new text.
-      more.hidden = true;
-      query.invalidate();
-      typed();
-    });
-    input.addEventListener('keydown', (e) => {
-      if (e.key === 'Enter') query.start();
-    });
-    more.addEventListener('click', () => query.more());
+    driveSearch(query, input, more);
     this.ctx.department.on((dept) => {
       scope.replaceChildren(
         ...(dept ? [h('span', null, t('search.in', { dept: dept.name })), h('button', { class: 'link', title: t('search.clearDept'), 'aria-label': t('search.clearDept'), onclick: () => this.ctx.department.set(null) }, '×')] : []),
@@ -239,22 +232,9 @@ export class CameraSearch {
         if (n === 0) count.textContent = q ? t('search.vehicleNone', { q }) : t('search.vehicleNoneAtAll');
         else count.textContent = hasMore ? t('search.vehicleMore', { n: formatNumber(n) }) : t(n === 1 ? 'search.vehicleCountOne' : 'search.vehicleCount', { n: formatNumber(n) });
       },
-      (state, message) => {
-        list.setAttribute('aria-busy', String(state === 'loading'));
-        if (state === 'loading') count.textContent = t('search.searching');
-        if (state === 'failed') count.textContent = t('search.failed', { message: message ?? '' });
-      },
+      searchState(list, count),
     );
-    const typed = debounce(() => query.start(), TYPING_PAUSE_MS);
-    input.addEventListener('input', () => {
-      more.hidden = true;
-      query.invalidate();
-      typed();
-    });
-    input.addEventListener('keydown', (e) => {
-      if (e.key === 'Enter') query.start();
-    });
-    more.addEventListener('click', () => query.more());
+    driveSearch(query, input, more);
     const panel = h('div', { class: 'tab-panel', role: 'tabpanel', dataset: { panel: 'vehicles' } }, input, count, list, more);
     // Vehicles are asked for only once someone opens the tab.
     new MutationObserver(() => {

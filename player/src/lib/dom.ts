@@ -49,3 +49,32 @@ export function toast(message: string, kind: 'info' | 'error' | 'ok' = 'info'): 
   if (kind !== 'error') setTimeout(() => el.remove(), 4_000);
   else setTimeout(() => el.remove(), 15_000);
 }
+
+/**
+ * A tab bar over `tabs`' panels: the first shows, a click shows its own and hides the others.
+ * Buttons carry `data-tab=<key>`; `onShow` runs for the panel shown (to focus its input, say).
+ */
+export function tabBar(tabs: Array<{ key: string; label: string; panel: HTMLElement }>, onShow?: (panel: HTMLElement) => void): HTMLElement {
+  const buttons = tabs.map((tab, i) =>
+    h(
+      'button',
+      {
+        type: 'button',
+        role: 'tab',
+        class: 'tab',
+        'aria-selected': String(i === 0),
+        dataset: { tab: tab.key },
+        onclick: () => {
+          tabs.forEach((other, j) => {
+            other.panel.hidden = other !== tab;
+            buttons[j]!.setAttribute('aria-selected', String(other === tab));
+          });
+          onShow?.(tab.panel);
+        },
+      },
+      tab.label,
+    ),
+  );
+  tabs.forEach((tab, i) => (tab.panel.hidden = i !== 0));
+  return h('div', { class: 'tabs', role: 'tablist' }, buttons);
+}

@@ -7,7 +7,7 @@ import type { TileStatus } from '../../../gateway/src/control/model.js';
 import { can, currentSession } from '../lib/api.js';
 import { ControlConnection, WallFollower } from '../lib/control.js';
 import { departmentForest, departmentNames, type DepartmentNode } from '../lib/departments.js';
-import { h } from '../lib/dom.js';
+import { h, tabBar } from '../lib/dom.js';
 import { addStrings, t } from '../lib/i18n.js';
 import { refuse, startPage } from '../lib/shell.js';
 import { ActivityList, isRotation, tilesOf } from '../console/activity.js';
@@ -128,29 +128,10 @@ async function main() {
   const tours = new TourPanel(ctx);
   const activity = new ActivityList(ctx);
 
-  const rightTabs = [
+  const rightTabs = tabBar([
     { key: 'tours', label: t('console.tabTours'), panel: tours.el },
     { key: 'presets', label: t('console.tabPresets'), panel: presets.el },
-  ];
-  const tabButtons = rightTabs.map((tab, i) =>
-    h(
-      'button',
-      {
-        role: 'tab',
-        class: 'tab',
-        'aria-selected': String(i === 0),
-        dataset: { tab: tab.key },
-        onclick: () => {
-          rightTabs.forEach((other, j) => {
-            other.panel.hidden = other !== tab;
-            tabButtons[j]!.setAttribute('aria-selected', String(other === tab));
-          });
-        },
-      },
-      tab.label,
-    ),
-  );
-  presets.el.hidden = true;
+  ]);
 
   main.classList.add('console');
   main.replaceChildren(
@@ -167,7 +148,7 @@ async function main() {
       miniature.el,
       h('p', { class: 'console-hint muted' }, t('mini.hint')),
     ),
-    h('aside', { class: 'console-right' }, h('div', { class: 'tabs', role: 'tablist' }, tabButtons), tours.el, presets.el, activity.el),
+    h('aside', { class: 'console-right' }, rightTabs, tours.el, presets.el, activity.el),
   );
 
   window.addEventListener('pagehide', () => {

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { chromium, type Page } from 'playwright-core';
 import t from 'tap';
+import { CHROMIUM, CHROMIUM_ARGS } from '../../helpers/browser.js';
 import { startStreamingGateway, waitFor } from '../../helpers/streams.js';
 
 /**
@@ -12,7 +13,6 @@ import { startStreamingGateway, waitFor } from '../../helpers/streams.js';
  * announces 127.0.0.1 and would hide a break there.
  */
 
-const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = 'test-artifacts';
 
 /**
@@ -108,22 +108,7 @@ t.test('headless Chromium plays a camera over WHEP; the reader and the session a
   const gw = await startStreamingGateway(t, { webrtc: { idleTimeoutMs: 2_000 } });
   await gw.addCamera('lobby', { clip: 'h264-720p-1s' });
 
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-      '--autoplay-policy=no-user-gesture-required',
-      // Not --use-fake-ui-for-media-stream: it grants camera permission to this (trustworthy,
-      // loopback) origin, and a page with that permission offers its real interface addresses
-      // instead of mDNS names, which would bypass the case this test exists for.
-    ],
-    timeout: 20_000,
-  });
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: 20_000 });
   t.teardown(() => browser.close());
   const context = await browser.newContext();
   const page = await context.newPage();
