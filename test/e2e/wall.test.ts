@@ -3,6 +3,7 @@ import type { Test } from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import { launchBrowser, signIn, startPlayerGateway, tiles, waitForTiles, type TileSample } from '../helpers/browser.js';
+import { ensureClip } from '../../scripts/sim/clips.js';
 import { waitFor, type StreamingGateway } from '../helpers/streams.js';
 
 /**
@@ -12,7 +13,12 @@ import { waitFor, type StreamingGateway } from '../helpers/streams.js';
 
 const NINE = Array.from({ length: 9 }, (_, i) => `cam-${i + 1}`);
 
+// Six browser tests with real video: more than the suite's two minutes per file.
+t.setTimeout(360_000);
+
 async function nineTileWall(gw: StreamingGateway, wallId: string) {
+  // Encoded on first use in a fresh clone: before any start timeout runs, not during one.
+  await ensureClip('h264-720p-2s');
   for (const id of NINE) {
     // Each camera has a sub-stream: a 640-px tile of a 3×3 grid must play it, not the main stream.
     gw.sim.addCamera(`${id}-sub`, { clip: 'h264-720p-2s' });

@@ -123,6 +123,9 @@ t.test('every route checks authentication and roles', async (t) => {
     'GET /api/ui',
     'GET /*',
     'HEAD /*',
+    // Without a built player the gateway answers / with how to build it.
+    'GET /',
+    'HEAD /',
   ]);
   // WHEP takes the stream token as its bearer token; a login token (even an admin's) opens nothing there.
   const whepRoutes = new Set(['POST /whep/:camera', 'PATCH /whep/:camera/:resource', 'DELETE /whep/:camera/:resource']);
