@@ -147,6 +147,7 @@ export function keepSessionFresh(): void {
     }
   };
   setInterval(() => void renew(), RENEW_EVERY_MS);
+  shareSession();
   // Signing out in one window signs out every window of this browser (pop-outs carry their own copy).
   window.addEventListener('storage', (e) => {
     if (e.key !== SIGNED_OUT_KEY) return;
@@ -161,9 +162,45 @@ export function signOut(): void {
   location.href = '/login.html';
 }
 
+const SHARE_CHANNEL = 'wallgate.session';
+
+/**
+ * Hands this tab's session to a new tab of the same browser that asks for it, so opening a page in
+ * another tab does not mean signing in again. Only pages of this gateway can listen (the channel is
+ * same-origin), and the session still ends when the browser's last tab closes.
+ */
+function shareSession(): void {
+  const channel = new BroadcastChannel(SHARE_CHANNEL);
+  channel.onmessage = (e: MessageEvent<{ type?: string }>) => {
+    const s = currentSession();
+    if (e.data?.type === 'ask' && s) channel.postMessage({ type: 'session', session: s });
+  };
+}
+
+/** Asks the browser's other tabs for their session; null when none answers within a moment. */
+export function borrowSession(waitMs = 300): Promise<Session | null> {
+  return new Promise((resolve) => {
+    const channel = new BroadcastChannel(SHARE_CHANNEL);
+    const done = (s: Session | null) => {
+      clearTimeout(timer);
+      channel.close();
+      resolve(s);
+    };
+    const timer = setTimeout(() => done(null), waitMs);
+    channel.onmessage = (e: MessageEvent<{ type?: string; session?: Session }>) => {
+      const s = e.data?.session;
+      if (e.data?.type === 'session' && s && typeof s.token === 'string' && Date.parse(s.expiresAt) > Date.now()) {
+        saveSession(s);
+        done(s);
+      }
+    };
+    channel.postMessage({ type: 'ask' });
+  });
+}
+
 /** The session of a page that needs one, checked with the gateway (a disabled user or stale token goes to sign in). */
 export async function requireSession(): Promise<Session> {
-  const s = currentSession();
+  const s = currentSession() ?? (await borrowSession());
   if (!s) toLogin();
   const me = await api<SessionUser>('GET', '/api/auth/me');
   const fresh = { ...s, user: me };

@@ -1,4 +1,4 @@
-import { api, ApiError, currentSession, saveSession, uiSettings, type Session, type SessionUser } from '../lib/api.js';
+import { api, ApiError, borrowSession, currentSession, saveSession, uiSettings, type Session, type SessionUser } from '../lib/api.js';
 import { h } from '../lib/dom.js';
 import { addStrings, initLanguage, t } from '../lib/i18n.js';
 import { homeFor, languageToggle } from '../lib/shell.js';
@@ -31,7 +31,7 @@ function nextPage(permissions: string[]): string {
 async function main() {
   const settings = await uiSettings().catch(() => ({ language: 'zh' as const }));
   initLanguage(settings.language);
-  const existing = currentSession();
+  const existing = currentSession() ?? (await borrowSession());
   if (existing) {
     location.replace(nextPage(existing.user.permissions));
     return;
