@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Locator, Page } from 'playwright-core';
+import type { Locator, Page, WebSocketRoute } from 'playwright-core';
 import type { Test } from 'tap';
 import t from 'tap';
-import { launchBrowser, signIn, tiles, waitForTiles, type TestBrowser, type TileSample } from '../helpers/browser.js';
+import { launchBrowser, signIn, waitForTiles, type TestBrowser, type TileSample } from '../helpers/browser.js';
 import { FLEET, fleetVehicle, listedVehicles, positionOf, startRegulatorGateway, startTileServer, texts, type RegulatorGateway } from '../helpers/regulator.js';
 import { waitFor } from '../helpers/streams.js';
 
@@ -89,8 +89,9 @@ t.test('the regulator sees a simulated alarm, acknowledges it, puts the vehicle�
   const alarmToList = Date.now() - sent;
   t.comment(`alarm fed → row in the regulator's list: ${alarmToList} ms`);
   t.ok(alarmToList <= 2_000, `the alarm is in the list within 2 s (${alarmToList} ms)`);
-  t.match(await alarm1.getAttribute('class'), /flash/, 'a new critical alarm flashes');
-  t.match(await reg1.locator('.reg-alarms').getAttribute('class'), /flash/, 'and so does the alarm panel');
+  // The flash itself lasts 3 s; these attributes stay, so a slow machine cannot miss it.
+  t.equal(await alarm1.getAttribute('data-flashed'), 'true', 'a new critical alarm flashes');
+  t.equal(await reg1.locator('.reg-alarms').getAttribute('data-flashes'), '1', 'and so does the alarm panel');
   await textOf(t, alarm1, /Critical[\s\S]*Collision warning[\s\S]*苏A12345[\s\S]*Raised[\s\S]*×1/, 'severity, type, plate, state and occurrences');
   t.equal(await alarm1.getAttribute('data-state'), 'raised');
   await textOf(t, row.locator('.alarms-cell'), /^1$/, 'the row counts one open alarm');
@@ -105,13 +106,19 @@ t.test('the regulator sees a simulated alarm, acknowledges it, puts the vehicle�
   await textOf(t, alarm1, /×2/, 'two occurrences, still one row');
   t.equal(await reg1.locator('li[data-alarm]').count(), 1);
 
-  t.comment('the first regulator acknowledges it with a note');
+  t.comment('the first regulator acknowledges it with a note, pressing Enter twice in a hurry');
   await alarm1.locator('input.alarm-note').fill('called the driver');
-  await alarm1.locator('button.alarm-ack').click();
+  // Both presses in one go, so the second certainly comes while the first is being answered.
+  await reg1.evaluate(`(() => {
+    const input = document.querySelector('li[data-alarm="${alarmId}"] input.alarm-note');
+    for (let i = 0; i < 2; i++) input.dispatchEvent(new KeyboardEvent('keydown', { key: 'Enter', bubbles: true }));
+  })()`);
   t.equal(await attributeOf(alarm1, 'data-state', 'acknowledged'), 'acknowledged', 'the row is acknowledged');
   t.equal(await attributeOf(alarm2, 'data-state', 'acknowledged'), 'acknowledged', 'and so it is on the second regulator’s page, live');
   await textOf(t, alarm2, /Acknowledged[\s\S]*acknowledged by reg1[\s\S]*called the driver/, 'with who acknowledged it and the note');
   t.notOk(await alarm2.locator('button.alarm-ack').isVisible(), 'nothing left to acknowledge');
+  t.equal(await alarm1.locator('.alarm-error').textContent(), '', 'the second Enter did nothing: no "already handled" for the regulator’s own acknowledgement');
+  t.notMatch(await reg1.locator('#toasts').innerText().catch(() => ''), /Already handled/, 'and no toast saying so');
 
   t.comment('put on wall, from the vehicle panel: the channels on consecutive tiles from the first');
   const screen = await browser.page('screen');
@@ -124,7 +131,7 @@ t.test('the regulator sees a simulated alarm, acknowledges it, puts the vehicle�
   await waitFor(() => reg1.locator('select[name=start-tile] option').count(), (n) => n === 4, 5_000);
   t.equal(await reg1.locator('select[name=start-tile]').inputValue(), 's1-1', 'starting from the first tile');
   await detail.locator('button.put-on-wall').click();
-  await textOf(t, reg1.locator('#toasts'), /苏A12345: 2 channel\(s\) on Fleet wall, tiles s1-1 … s1-2/, 'the regulator is told where they went');
+  await textOf(t, reg1.locator('#toasts'), /苏A12345: 2 channel\(s\) on Fleet wall, tiles s1-1, s1-2/, 'the regulator is told where they went');
   const live = await waitForTiles(
     screen,
     (ts) => ['s1-1', 's1-2'].every((id) => ts.some((x) => x.tile === id && x.state === 'live' && x.currentTime > 0 && x.frames > 0)),
@@ -135,11 +142,14 @@ t.test('the regulator sees a simulated alarm, acknowledges it, puts the vehicle�
   t.match(byTile(live, 's1-1'), { camera: 'v1-front', state: 'live' }, 'channel 1 (front road) on s1-1, live');
   t.match(byTile(live, 's1-2'), { camera: 'v1-driver', state: 'live' }, 'channel 2 (driver) on s1-2, live');
   t.match(byTile(live, 's1-3'), { camera: '', state: 'empty' }, 'the other tiles untouched');
-  await sleep(2_000);
-  const later = await tiles(screen);
+  const advanced = (ts: TileSample[], id: string) => {
+    const [a, b] = [byTile(live, id), byTile(ts, id)];
+    return b !== undefined && b.currentTime > a.currentTime + 1 && b.frames > a.frames + 20;
+  };
+  const later = await waitForTiles(screen, (ts) => advanced(ts, 's1-1') && advanced(ts, 's1-2'), 15_000, 250);
   for (const id of ['s1-1', 's1-2']) {
     const [a, b] = [byTile(live, id), byTile(later, id)];
-    t.ok(b.currentTime > a.currentTime + 1 && b.frames > a.frames + 20, `${id}: the video advances (+${(b.currentTime - a.currentTime).toFixed(2)} s, +${b.frames - a.frames} frames)`);
+    t.ok(advanced(later, id), `${id}: the video advances (+${(b.currentTime - a.currentTime).toFixed(2)} s, +${b.frames - a.frames} frames)`);
   }
 
   t.comment('put on wall again, from the alarm row, from tile s1-3, which another operator changed unseen');
@@ -150,12 +160,28 @@ t.test('the regulator sees a simulated alarm, acknowledges it, puts the vehicle�
   t.equal(other.status, 200, 'another operator puts a camera on s1-3');
   await waitForTiles(screen, (ts) => byTile(ts, 's1-3')?.camera === 'v1-driver', 10_000);
   await alarm1.locator('button.put-on-wall').click();
-  await textOf(t, reg1.locator('#toasts'), /tiles s1-3 … s1-4/, 'the version conflict is retried on the wall as it is now, and both channels go up');
-  t.notMatch(await reg1.locator('#toasts').innerText(), /refused/, 'nothing was refused');
+  const admin = gw.bootstrapAdmin!.username;
+  await textOf(t, reg1.locator('#toasts'), new RegExp(`tile s1-3 refused channel 1 front road: Tile s1-3 was changed by ${admin} a moment ago`), 'the tile the other operator changed is refused, saying who changed it');
+  await textOf(t, reg1.locator('#toasts'), /苏A12345: 1 channel\(s\) on Fleet wall, tiles s1-4/, 'the next channel goes on the next tile, which nobody changed');
   dropWallDeltas = false;
-  const moved = await waitForTiles(screen, (ts) => byTile(ts, 's1-3')?.camera === 'v1-front' && byTile(ts, 's1-4')?.camera === 'v1-driver', 10_000);
-  t.match(byTile(moved, 's1-3'), { camera: 'v1-front' }, 'channel 1 on s1-3');
-  t.match(byTile(moved, 's1-4'), { camera: 'v1-driver' }, 'channel 2 on s1-4');
+  const kept = await waitForTiles(screen, (ts) => byTile(ts, 's1-4')?.camera === 'v1-driver', 10_000);
+  t.match(byTile(kept, 's1-3'), { camera: 'v1-driver' }, 'the other operator’s camera stays on s1-3');
+  t.match(byTile(kept, 's1-4'), { camera: 'v1-driver' }, 'channel 2 on s1-4');
+
+  t.comment('a tile another operator locked is passed over, and the regulator is told once');
+  const locked = await gw.api('POST', '/api/walls/fleet-wall/locks', { token: gw.adminToken, body: { tileIds: ['s1-2'] } });
+  t.equal(locked.status, 200, 'another operator locks s1-2');
+  const lockShown = await waitFor(() => reg1.locator('select[name=start-tile] option[value="s1-2"]').innerText(), (s) => s.includes(`locked by ${admin}`), 5_000);
+  t.match(lockShown, `locked by ${admin}`, 'the tile picker shows the lock');
+  await reg1.locator('select[name=start-tile]').selectOption('s1-1');
+  await detail.locator('button.put-on-wall').click();
+  await textOf(t, reg1.locator('#toasts'), new RegExp(`Tiles passed over: s1-2 \\(locked by ${admin}\\)`), 'the locked tile is named, with its holder');
+  t.equal(await reg1.locator('#toasts .toast', { hasText: 'Tiles passed over' }).count(), 1, 'said once');
+  await textOf(t, reg1.locator('#toasts'), /苏A12345: 2 channel\(s\) on Fleet wall, tiles s1-1, s1-3/, 'the channels go on the tiles around it');
+  t.notMatch(await reg1.locator('#toasts').innerText(), /refused channel 2/, 'the locked tile is not tried and refused');
+  const { wall: after } = (await gw.api('GET', '/api/walls/fleet-wall', { token: gw.adminToken })).json;
+  t.equal(after.tiles['s1-3'].by, 'reg1', 'channel 2 went onto s1-3');
+  t.equal(after.tiles['s1-2'].lock?.username, admin, 's1-2 keeps its lock');
 
   t.comment('the first regulator closes the alarm; the second, who missed that, is told who did');
   dropClosures = true;
@@ -253,6 +279,15 @@ t.test('filters, search and paging narrow the list; rows follow the feed live', 
   await textOf(t, page.locator('aside.vehicle-detail'), /苏A10001[\s\S]*Linjiang Coaches/, 'the marker opens its vehicle');
   t.match(await page.locator('tr[data-vehicle="p1"]').getAttribute('class'), /selected/, 'and marks its row');
 
+  t.comment('the tooltip of the marker under the pointer follows its vehicle');
+  await page.locator('path.vehicle-marker[data-marker="p1"]').hover();
+  const tip = page.locator('.leaflet-tooltip');
+  const firstTip = await waitFor(() => tip.innerText().catch(() => ''), (s) => s.includes('苏A10001'), 3_000);
+  t.match(firstTip, /苏A10001 · 30 km\/h · \d\d:\d\d:\d\d/, 'the tooltip: plate, speed and the time of the last report');
+  // p1 reports every second: the open tooltip must show each new report's time.
+  const nextTip = await waitFor(() => tip.innerText().catch(() => ''), (s) => s.includes('苏A10001') && s !== firstTip, 5_000);
+  t.not(nextTip, firstTip, `and it changes while open (${firstTip.split('\n')[0]} → ${nextTip.split('\n')[0]})`);
+
   const bad = await gw.api('GET', `/api/vehicles?q=${'x'.repeat(101)}`, { token: gw.adminToken });
   t.equal(bad.status, 400, 'the API refuses an over-long search…');
   t.equal(await page.locator('input[name=q]').getAttribute('maxlength'), '100', '…which the field does not let anyone type');
@@ -263,7 +298,8 @@ t.test('the map: a lat/lon grid without a map server, the tiles of one when conf
   const grid = await startRegulatorGateway(t);
   await grid.addVehicle(fleetVehicle('p1', '苏A10001', 'passenger', 'Linjiang Coaches'));
   await grid.addVehicle(fleetVehicle('p2', '苏A10002', 'tourist', 'Golden Tours'));
-  await grid.positions([positionOf('p1', 32.02, 118.72), positionOf('p2', 32.1, 118.86)]);
+  // Far from where the map opens (118.78°E 32.05°N, zoom 12): only a map fitted to them shows them.
+  await grid.positions([positionOf('p1', 31.22, 121.4), positionOf('p2', 31.3, 121.54)]);
   await grid.userToken('reg', ['regulator'], [FLEET]);
   const browser = await launchBrowser(t, 'regulator-map');
   const page = await openRegulator(browser, grid, 'reg');
@@ -276,7 +312,14 @@ t.test('the map: a lat/lon grid without a map server, the tiles of one when conf
   const lon = labels.filter((l) => /°E$/.test(l));
   t.ok(lat.length >= 2 && lon.length >= 2, `graticule labels on both axes (${lat.join(' ')} | ${lon.join(' ')})`);
   const latValues = lat.map((l) => parseFloat(l));
-  t.ok(Math.min(...latValues) <= 32.1 && Math.max(...latValues) >= 32.02, 'the grid is where the vehicles are (fitted to them)');
+  const lonValues = lon.map((l) => parseFloat(l));
+  t.ok(latValues.every((v) => v > 31 && v < 31.5) && lonValues.every((v) => v > 121.2 && v < 121.75), 'the grid is where the vehicles are (fitted to them), not where the map opened');
+  const mapBox = (await map.boundingBox())!;
+  for (const id of ['p1', 'p2']) {
+    const box = await page.locator(`path.vehicle-marker[data-marker="${id}"]`).boundingBox();
+    const inside = box && box.x >= mapBox.x && box.y >= mapBox.y && box.x + box.width <= mapBox.x + mapBox.width && box.y + box.height <= mapBox.y + mapBox.height;
+    t.ok(inside, `${id} is within the visible map`);
+  }
   t.ok((await page.locator('path.graticule-line').count()) >= 4, 'grid lines drawn');
   t.equal(await page.locator('img.leaflet-tile').count(), 0, 'no tile is fetched');
   const decimals = (l: string[]) => Math.max(...l.map((x) => x.replace(/°.*/, '').split('.')[1]?.length ?? 0));
@@ -300,6 +343,85 @@ t.test('the map: a lat/lon grid without a map server, the tiles of one when conf
   t.ok(tileServer.requests.every((r) => r.startsWith('/12/')), 'at the opening zoom (12), around the configured centre');
   await textOf(t, page2.locator('.leaflet-control-attribution'), /Command centre map/, 'with its attribution');
   t.equal(await page2.locator('.graticule-label').count(), 0, 'and no grid');
+});
+
+t.test('many open alarms are not news; refused subscriptions are tried again; after a dropped connection the page catches up and stays live', async (t) => {
+  const gw = await startRegulatorGateway(t);
+  // Twelve vehicles with nine open high alarms each: more than the first REST read's 100.
+  const TYPES = ['overspeed', 'fatigue-driving', 'distracted-driving', 'collision-warning', 'lane-departure', 'tank-pressure', 'tank-temperature', 'leak', 'video-loss'];
+  const ids = Array.from({ length: 12 }, (_, i) => `m${i}`);
+  for (const [i, id] of ids.entries()) await gw.addVehicle(fleetVehicle(id, `苏C${30000 + i}`, 'passenger', 'Meridian Coaches'));
+  await gw.positions(ids.map((id, i) => positionOf(id, 32 + i * 0.01, 118.7 + i * 0.01, 20)));
+  const opened = await gw.alarms(ids.flatMap((vehicleId) => TYPES.map((type) => ({ vehicleId, type, severity: 'high', at: Date.now() }))));
+  t.equal(opened.raised.length, 108, '108 open alarms before the page opens');
+  await gw.userToken('reg', ['regulator'], [FLEET]);
+
+  const browser = await launchBrowser(t, 'regulator-reconnect');
+  const page = await browser.page('reg');
+  // The gateway's first answer to each subscription is a refusal, as a page meets the rate limit.
+  const refuseOnce = new Set(['vehicles.subscribe', 'alarms.subscribe']);
+  const refused: string[] = [];
+  let socket: WebSocketRoute | null = null;
+  let connections = 0;
+  await page.routeWebSocket(/\/api\/control$/, (ws) => {
+    connections++;
+    socket = ws;
+    const server = ws.connectToServer();
+    ws.onMessage((m) => {
+      const msg = JSON.parse(String(m)) as { type: string; id: string };
+      if (refuseOnce.delete(msg.type)) {
+        refused.push(msg.type);
+        ws.send(JSON.stringify({ type: 'error', id: msg.id, code: 'GW_ERR_RATE_LIMITED', message: 'more than 20 messages a second' }));
+        return;
+      }
+      server.send(m);
+    });
+    server.onMessage((m) => ws.send(m));
+  });
+  await signIn(page, gw.baseUrl, 'reg', '/regulator.html');
+  await page.locator('.reg-layout').waitFor();
+
+  t.comment('the page opens: both subscriptions are refused once, and tried again');
+  const rows = page.locator('li[data-alarm]');
+  t.equal(await waitFor(() => rows.count(), (n) => n === 108, 10_000), 108, 'every open alarm is listed, past the first read’s 100');
+  t.same([...refused].sort(), ['alarms.subscribe', 'vehicles.subscribe'], 'after both subscriptions were refused once');
+  await textOf(t, page.locator('#toasts'), /Live alarms are not coming in \(Too many actions at once[^)]*\); trying again/, 'the regulator is told while it is tried again');
+  t.equal(await waitFor(() => page.locator('path.vehicle-marker').count(), (n) => n === 12, 5_000), 12, 'every vehicle is on the map');
+  await gw.positions([positionOf('m0', 32, 118.7, 77)]);
+  await textOf(t, page.locator('tr[data-vehicle="m0"]'), /77 km\/h/, 'and positions come in live');
+  t.equal(await page.locator('li[data-alarm][data-flashed]').count(), 0, 'none of the alarms the page opens with flashes');
+  t.equal(await page.locator('.reg-alarms').getAttribute('data-flashes'), null, 'nor does the panel');
+  t.notMatch(await page.locator('#toasts').innerText(), /New High alarm/, 'and none is announced as new');
+
+  t.comment('a new alarm, with reduced motion: outlined while it flashes, then not');
+  await page.emulateMedia({ reducedMotion: 'reduce' });
+  const fresh = (await gw.alarms([{ vehicleId: 'm0', type: 'emergency-button', severity: 'critical', at: Date.now() }])).raised[0] as string;
+  const freshRow = page.locator(`li[data-alarm="${fresh}"]`);
+  await freshRow.waitFor({ timeout: 2_000 });
+  t.equal(await freshRow.getAttribute('data-flashed'), 'true', 'the new critical alarm flashes');
+  t.equal(await page.locator('.reg-alarms').getAttribute('data-flashes'), '1', 'and the panel, once');
+  await textOf(t, page.locator('#toasts'), /New Critical alarm: 苏C30000 Emergency button/, 'it is announced');
+  const marks = () =>
+    page.evaluate<string>(`JSON.stringify([document.querySelector('.reg-alarms'), document.querySelector('li[data-alarm="${fresh}"]')].map((el) => [el.classList.contains('flash'), getComputedStyle(el).outlineStyle]))`);
+  const settled = await waitFor(marks, (v) => v === JSON.stringify([[false, 'none'], [false, 'none']]), 8_000, 100);
+  t.equal(settled, JSON.stringify([[false, 'none'], [false, 'none']]), 'the outline goes after the flash’s 3 s, panel and row alike');
+
+  t.comment('a vehicle is deleted, then the connection drops and comes back');
+  const deleted = await gw.api('DELETE', '/api/vehicles/m11', { token: gw.adminToken });
+  t.ok(deleted.status >= 200 && deleted.status < 300, `m11 is deleted (${deleted.status})`);
+  t.equal(await waitFor(() => rows.count(), (n) => n === 100, 5_000), 100, 'its alarms close with it, live');
+  socket!.close({ code: 4000, reason: 'the network dropped' });
+  t.ok((await waitFor(() => connections, (n) => n >= 2, 10_000)) >= 2, 'the page connects again');
+  await page.locator('path.vehicle-marker[data-marker="m11"]').waitFor({ state: 'detached', timeout: 10_000 });
+  t.pass('the deleted vehicle leaves the map once the page has subscribed again');
+  t.equal(await page.locator('tr[data-vehicle="m11"]').count(), 0, 'and the list');
+  t.equal(await page.locator('path.vehicle-marker').count(), 11, 'the other vehicles stay');
+  const sent = Date.now();
+  const again = (await gw.alarms([{ vehicleId: 'm1', type: 'emergency-button', severity: 'critical', at: Date.now() }])).raised[0] as string;
+  await page.locator(`li[data-alarm="${again}"]`).waitFor({ timeout: 2_000 });
+  const latency = Date.now() - sent;
+  t.ok(latency <= 2_000, `a new alarm still arrives live after the reconnection (${latency} ms)`);
+  t.equal(await page.locator(`li[data-alarm="${again}"]`).getAttribute('data-flashed'), 'true', 'and flashes');
 });
 
 t.test('without walls:drive "put on wall" is disabled with the reason; pop-out still opens the camera', async (t) => {

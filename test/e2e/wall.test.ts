@@ -92,6 +92,8 @@ t.test('with WebRTC off the screen falls back: to HLS, and to WS-FLV by default'
   await signIn(page, gw.baseUrl, 'op', '/wall.html?wall=hall&screen=1&transports=webrtc,hls');
   await assertAllAdvance(t, page, 'hls', 45_000);
   await page.close();
+  // The next screen tests the player's order, not a viewer arriving while the engine closes a pull.
+  await waitFor(() => gw.streams.list().length, (n) => n === 0, 15_000);
 
   const flv = await browser.page('flv-screen', { width: 1280, height: 720 });
   await signIn(flv, gw.baseUrl, 'op', '/wall.html?wall=hall&screen=1');

@@ -57,7 +57,7 @@ export function fleetVehicle(id: string, plate: string, category: string, compan
   };
 }
 
-/** A position now, near the default map centre, for `vehicleId`. */
+/** A position of `vehicleId`, reported now. */
 export const positionOf = (vehicleId: string, lat: number, lon: number, speed = 42) => ({ vehicleId, lat, lon, speed, heading: 90, at: Date.now() });
 
 const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {

@@ -4,6 +4,7 @@
  */
 import { ApiError, type Session } from '../lib/api.js';
 import type { DepartmentNode } from '../lib/departments.js';
+import { errorText as sharedErrorText } from '../lib/errors.js';
 import { h, type Child } from '../lib/dom.js';
 import { addStrings, t } from '../lib/i18n.js';
 
@@ -101,10 +102,9 @@ export function departmentOptions(forest: DepartmentNode[], selected: string | n
 
 export const levelLabel = (level: string) => t(`admin.level.${level}`);
 
-/** An ApiError's message, or the network/any other failure in words. */
+/** The shared wording, but for an unreachable gateway: an admin needs to know the change was not made. */
 export function errorText(err: unknown): string {
-  if (err instanceof ApiError) return err.status === 0 ? t('admin.networkDown') : err.message;
-  return String((err as Error)?.message ?? err);
+  return err instanceof ApiError && err.status === 0 ? t('admin.networkDown') : sharedErrorText(err);
 }
 
 export const isAbort = (err: unknown) => (err as Error)?.name === 'AbortError';

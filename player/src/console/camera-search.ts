@@ -6,10 +6,11 @@
  */
 import { api, can } from '../lib/api.js';
 import type { DepartmentNode } from '../lib/departments.js';
-import { debounce, h, tabBar } from '../lib/dom.js';
+import { h, tabBar } from '../lib/dom.js';
 import { addStrings, formatNumber, t } from '../lib/i18n.js';
-import { draggableCamera, openPopout, type CameraRef, type ConsoleContext } from './context.js';
-import { explain } from './tile-actions.js';
+import { driveSearch, PagedQuery, type Page, type QueryState } from '../lib/paged-query.js';
+import { openPopout } from '../lib/shell.js';
+import { draggableCamera, type CameraRef, type ConsoleContext } from './context.js';
 
 addStrings({
   'search.cameras': ['Cameras', '摄像机'],
@@ -61,92 +62,13 @@ interface VehicleItem {
   live?: { status: string };
 }
 
-interface Page<T> {
-  items: T[];
-  nextCursor: string | null;
-}
-
-/**
- * One search's pages: a new query aborts the request in flight and starts over; "load more" asks
- * for the page after the last one shown. Each page is fetched and shown for the query it was asked
- * for (the text may have changed since), and an answer to an older query never lands.
- */
-class PagedQuery<T, Q> {
-  private abort: AbortController | null = null;
-  private cursor: string | null = null;
-  private generation = 0;
-  private query: Q;
-  shown = 0;
-
-  constructor(
-    private readonly snapshot: () => Q,
-    private readonly fetchPage: (query: Q, cursor: string | null, signal: AbortSignal) => Promise<Page<T>>,
-    private readonly onPage: (items: T[], append: boolean, more: boolean, query: Q) => void,
-    private readonly onState: (state: 'loading' | 'done' | 'failed', message?: string) => void,
-  ) {
-    this.query = snapshot();
-  }
-
-  start(): void {
-    this.query = this.snapshot();
-    this.cursor = null;
-    this.shown = 0;
-    void this.load(false);
-  }
-
-  more(): void {
-    if (this.cursor) void this.load(true);
-  }
-
-  /** The input changed: whatever is in flight answers a query nobody is asking any more. */
-  invalidate(): void {
-    this.abort?.abort();
-    this.generation++;
-    this.onState('loading');
-  }
-
-  private async load(append: boolean) {
-    this.abort?.abort();
-    const abort = (this.abort = new AbortController());
-    const generation = ++this.generation;
-    const query = this.query;
-    this.onState('loading');
-    try {
-      const page = await this.fetchPage(query, append ? this.cursor : null, abort.signal);
-      if (generation !== this.generation) return;
-      this.cursor = page.nextCursor;
-      this.shown = (append ? this.shown : 0) + page.items.length;
-      this.onPage(page.items, append, page.nextCursor !== null, query);
-      this.onState('done');
-    } catch (e) {
-      if ((e as Error).name === 'AbortError' || generation !== this.generation) return;
-      this.onState('failed', explain(e));
-    }
-  }
-}
-
 /** What a search's list and count line say while it runs or when it failed. */
 function searchState(list: HTMLElement, count: HTMLElement) {
-  return (state: 'loading' | 'done' | 'failed', message?: string) => {
+  return (state: QueryState, message?: string) => {
     list.setAttribute('aria-busy', String(state === 'loading'));
     if (state === 'loading') count.textContent = t('search.searching');
     if (state === 'failed') count.textContent = t('search.failed', { message: message ?? '' });
   };
-}
-
-/** Typing searches after a pause (at once on Enter); "load more" continues the same query. */
-function driveSearch(query: Pick<PagedQuery<unknown, unknown>, 'start' | 'more' | 'invalidate'>, input: HTMLInputElement, more: HTMLButtonElement) {
-  const typed = debounce(() => query.start(), TYPING_PAUSE_MS);
-  input.addEventListener('input', () => {
-    // "Load more" would continue the previous query's pages under the new text.
-    more.hidden = true;
-    query.invalidate();
-    typed();
-  });
-  input.addEventListener('keydown', (e) => {
-    if (e.key === 'Enter') query.start();
-  });
-  more.addEventListener('click', () => query.more());
 }
 
 export class CameraSearch {
@@ -197,7 +119,7 @@ export class CameraSearch {
       },
       searchState(list, count),
     );
-    driveSearch(query, input, more);
+    driveSearch(query, { typed: [input], more, pauseMs: TYPING_PAUSE_MS });
     this.ctx.department.on((dept) => {
       scope.replaceChildren(
         ...(dept ? [h('span', null, t('search.in', { dept: dept.name })), h('button', { class: 'link', title: t('search.clearDept'), 'aria-label': t('search.clearDept'), onclick: () => this.ctx.department.set(null) }, '×')] : []),
@@ -234,7 +156,7 @@ export class CameraSearch {
       },
       searchState(list, count),
     );
-    driveSearch(query, input, more);
+    driveSearch(query, { typed: [input], more, pauseMs: TYPING_PAUSE_MS });
     const panel = h('div', { class: 'tab-panel', role: 'tabpanel', dataset: { panel: 'vehicles' } }, input, count, list, more);
     // Vehicles are asked for only once someone opens the tab.
     new MutationObserver(() => {

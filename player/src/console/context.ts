@@ -88,13 +88,6 @@ export function outcomeLine(): { el: HTMLElement; show(message: string, kind: Ou
   };
 }
 
-/** The pop-out page for one camera, in its own window (a second monitor, a video wall PC). */
-export function openPopout(cameraId: string, profile: 'main' | 'sub' = 'main'): void {
-  const url = `/popout.html?camera=${encodeURIComponent(cameraId)}&profile=${profile}`;
-  // Not "noopener": the new window must inherit this tab's session to play without signing in again.
-  window.open(url, `popout-${cameraId}`, 'popup,width=1280,height=760');
-}
-
 export const CAMERA_MIME = 'application/x-wallgate-camera';
 
 /** Makes an element a drag source for a camera, to drop on a tile of the miniature. */

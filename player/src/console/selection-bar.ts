@@ -5,7 +5,8 @@
 import { can } from '../lib/api.js';
 import { h } from '../lib/dom.js';
 import { addStrings, t } from '../lib/i18n.js';
-import { openPopout, type ConsoleContext } from './context.js';
+import { openPopout } from '../lib/shell.js';
+import type { ConsoleContext } from './context.js';
 import { clearTiles, dismissPopups, lockTiles } from './tile-actions.js';
 
 addStrings({

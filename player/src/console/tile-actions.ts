@@ -5,6 +5,7 @@
 import type { WallView } from '../../../gateway/src/control/model.js';
 import { ApiError } from '../lib/api.js';
 import { ControlError } from '../lib/control.js';
+import { errorText } from '../lib/errors.js';
 import { addStrings, t } from '../lib/i18n.js';
 import type { CameraRef, ConsoleContext } from './context.js';
 
@@ -14,11 +15,6 @@ addStrings({
     '窗口 {tile} 刚被 {by} 修改，控制台已显示其最新内容。如需替换请重新拖放。',
   ],
   'console.err.conflictAny': ['Someone else changed the wall a moment ago; the console now shows it as it is. Try again.', '大屏刚被他人修改，控制台已显示最新状态，请重试。'],
-  'console.err.locked': ['Tile {tile} is locked by {user}.', '窗口 {tile} 已被 {user} 锁定。'],
-  'console.err.popup': ['Tile {tile} shows an alarm pop-up; dismiss it first.', '窗口 {tile} 正在显示告警弹窗，请先关闭弹窗。'],
-  'console.err.forbidden': ['Your role does not allow this.', '您的角色无权执行此操作。'],
-  'console.err.disconnected': ['Not connected to the gateway; try again once the connection is back.', '与网关的连接已断开，恢复后请重试。'],
-  'console.err.rate': ['Too many actions at once; wait a moment.', '操作过于频繁，请稍候。'],
   'console.err.noWall': ['No wall is open.', '未打开大屏。'],
   'console.assigned': ['{camera} is on tile {tile}.', '{camera} 已上墙至窗口 {tile}。'],
   'console.cleared': ['Cleared {tiles}.', '已清空 {tiles}。'],
@@ -28,39 +24,16 @@ addStrings({
   'console.broken': ['Broke the lock of {holders} on {tiles}.', '已强制解除 {holders} 对 {tiles} 的锁定。'],
 });
 
-/** One sentence for a refusal, naming the person or the field where the gateway says who or what. */
+/**
+ * The shared wording, but for a conflict: the console already shows the wall as it is now, and the
+ * operator decides again by dropping again.
+ */
 export function explain(e: unknown, tileId?: string): string {
-  if (e instanceof ControlError) {
-    const body = e.body;
-    switch (e.code) {
-      case 'GW_ERR_VERSION_CONFLICT': {
-        const current = body.current as WallView | undefined;
-        const tile = tileId ? current?.tiles[tileId] : undefined;
-        return tile ? t('console.err.conflict', { tile: tile.id, by: tile.by }) : t('console.err.conflictAny');
-      }
-      case 'GW_ERR_LOCKED': {
-        const lock = (body.lock ?? {}) as { tileId?: string; username?: string; popup?: string };
-        if (lock.popup) return t('console.err.popup', { tile: lock.tileId ?? tileId ?? '' });
-        return t('console.err.locked', { tile: lock.tileId ?? tileId ?? '', user: lock.username ?? '?' });
-      }
-      case 'GW_ERR_VALIDATION':
-        return issuesText(body.issues) ?? e.message;
-      case 'GW_ERR_FORBIDDEN':
-        return t('console.err.forbidden');
-      case 'GW_ERR_RATE_LIMITED':
-        return t('console.err.rate');
-      case 'DISCONNECTED':
-        return t('console.err.disconnected');
-    }
-    return e.message;
+  if (e instanceof ControlError && e.code === 'GW_ERR_VERSION_CONFLICT') {
+    const tile = tileId ? (e.body.current as WallView | undefined)?.tiles[tileId] : undefined;
+    return tile ? t('console.err.conflict', { tile: tile.id, by: tile.by }) : t('console.err.conflictAny');
   }
-  if (e instanceof ApiError) return issuesText(e.issues) ?? e.message;
-  return (e as Error)?.message ?? String(e);
-}
-
-function issuesText(issues: unknown): string | null {
-  if (!Array.isArray(issues) || issues.length === 0) return null;
-  return (issues as Array<{ field: string; message: string }>).map((i) => `${i.field}: ${i.message}`).join('; ');
+  return errorText(e, { tileId });
 }
 
 /** The field names a validation refusal points at, to mark the inputs at fault. */

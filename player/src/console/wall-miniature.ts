@@ -10,7 +10,8 @@ import type { WallChange } from '../lib/control.js';
 import { h } from '../lib/dom.js';
 import { intersects, percentStyle, screenBox, tileBox, type Box } from '../lib/geometry.js';
 import { addStrings, t } from '../lib/i18n.js';
-import { CAMERA_MIME, droppedCamera, openPopout, type ConsoleContext } from './context.js';
+import { openPopout } from '../lib/shell.js';
+import { CAMERA_MIME, droppedCamera, type ConsoleContext } from './context.js';
 import { assignCamera } from './tile-actions.js';
 
 addStrings({

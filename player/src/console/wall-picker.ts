@@ -3,6 +3,7 @@
  * machine, else the first wall they may see. Choosing another one puts it in the address, so a
  * bookmark or a reload comes back to it.
  */
+import { listWalls, type WallListing } from '../lib/control.js';
 import { h } from '../lib/dom.js';
 import { addStrings, t } from '../lib/i18n.js';
 import type { ConsoleContext } from './context.js';
@@ -17,12 +18,6 @@ addStrings({
 });
 
 const STORAGE_KEY = 'wallgate.console.wall';
-
-interface WallSummary {
-  id: string;
-  name: string;
-  screens: { rows: number; cols: number };
-}
 
 export class WallPicker {
   readonly el: HTMLElement;
@@ -44,14 +39,13 @@ export class WallPicker {
   }
 
   private async load() {
-    let walls: WallSummary[];
+    let walls: WallListing[];
     try {
-      walls = (await this.ctx.conn.request<{ walls: WallSummary[] }>('walls.list', {})).walls;
+      walls = await listWalls(this.ctx.conn);
     } catch (e) {
       this.ctx.notify(t('picker.failed', { message: explain(e) }), 'error');
       return;
     }
-    walls.sort((a, b) => a.name.localeCompare(b.name));
     const options = walls.map((w) => h('option', { value: w.id }, t('picker.option', { name: w.name, screens: w.screens.rows * w.screens.cols })));
     if (this.current && !walls.some((w) => w.id === this.current)) options.unshift(h('option', { value: this.current }, t('picker.missing', { id: this.current })));
     if (options.length === 0) options.push(h('option', { value: '', disabled: true }, t('picker.none')));
@@ -62,7 +56,6 @@ export class WallPicker {
     // A reconnection keeps following the same wall (the follower subscribes again by itself).
     if (first !== this.followed) this.choose(first, false);
   }
-
 
   private choose(wallId: string, byUser: boolean) {
     if (!wallId || wallId === this.followed) return;

@@ -156,6 +156,66 @@ export class ControlConnection {
   }
 }
 
+/**
+ * A subscription kept for as long as it is wanted: asked on every (re)connection, since its answer
+ * is the state as it is now and whatever was pushed while the connection was down is gone. A refusal
+ * or a timeout (the rate limit, a busy gateway) is tried again with backoff, or the page would show
+ * stale data without a word until the next reconnection; a lost connection stops the tries, and the
+ * next open starts them again. `attempt` sends the request and takes its answer; it throws to fail.
+ */
+export class LiveSubscription {
+  private running: Promise<void> | null = null;
+  private stopped = false;
+  private readonly offOpen: () => void;
+
+  constructor(
+    private readonly conn: ControlConnection,
+    private readonly attempt: () => Promise<void>,
+    /** Told of each failed attempt (`tries` from 1) and when the next one goes. */
+    private readonly onFailure: (err: unknown, tries: number, retryInMs: number) => void = () => {},
+  ) {
+    this.offOpen = conn.onOpen(() => void this.refresh());
+  }
+
+  /** Subscribes again now, for a fresh answer; joins an attempt already under way. */
+  refresh(): Promise<void> {
+    this.running ??= this.run().finally(() => (this.running = null));
+    return this.running;
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.offOpen();
+  }
+
+  private async run(): Promise<void> {
+    for (let tries = 1; !this.stopped && this.conn.state === 'open'; tries++) {
+      try {
+        await this.attempt();
+        return;
+      } catch (e) {
+        if ((e as ControlError).code === 'DISCONNECTED' || this.stopped) return;
+        const delay = Math.min(10_000, 500 * 2 ** (tries - 1));
+        this.onFailure(e, tries, delay);
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+  }
+}
+
+export interface WallListing {
+  id: string;
+  name: string;
+  screens: WallView['screens'];
+  version: number;
+}
+
+/** The walls the user may see, by name. */
+export async function listWalls(conn: ControlConnection): Promise<WallListing[]> {
+  const { walls } = await conn.request<{ walls: WallListing[] }, 'walls.list'>('walls.list', {});
+  return walls.sort((a, b) => a.name.localeCompare(b.name));
+}
+
 export interface WallChange {
   wall: WallView;
   /** Tiles whose content, stream, lock or place changed; every tile after a snapshot or a new layout. */
@@ -174,7 +234,7 @@ export class WallFollower {
   private readonly changeHooks = new Set<(c: WallChange) => void>();
   private readonly statusHooks = new Set<(tileIds: string[]) => void>();
   private readonly removedHooks = new Set<() => void>();
-  private subscribing: Promise<void> | null = null;
+  private readonly subscription: LiveSubscription;
   private stopped = false;
 
   constructor(
@@ -194,8 +254,8 @@ export class WallFollower {
         this.wall = null;
         for (const hook of this.removedHooks) hook();
       }),
-      conn.onOpen(() => void this.subscribe()),
     );
+    this.subscription = new LiveSubscription(conn, () => this.trySubscribe());
   }
 
   onChange(hook: (c: WallChange) => void): void {
@@ -210,38 +270,35 @@ export class WallFollower {
 
   stop(): void {
     this.stopped = true;
+    this.subscription.stop();
     for (const off of this.offs.splice(0)) off();
     if (this.conn.state === 'open') this.conn.request('unsubscribe', { wallId: this.wallId }).catch(() => {});
   }
 
   /**
-   * Subscribes (again): the answer is the wall now, which replaces whatever was held. One at a time;
-   * a failure other than "no such wall" is tried again, or the follower would ignore every delta.
+   * Subscribes (again): the answer is the wall now, which replaces whatever was held. One at a time,
+   * tried again until it answers, or the follower would ignore every delta.
    */
   subscribe(): Promise<void> {
-    this.subscribing ??= this.trySubscribe().finally(() => (this.subscribing = null));
-    return this.subscribing;
+    return this.subscription.refresh();
   }
 
   private async trySubscribe(): Promise<void> {
-    for (let attempt = 0; !this.stopped && this.conn.state === 'open'; attempt++) {
-      try {
-        const snap = await this.conn.request<{ wall: WallView; status: Record<string, TileStatus> }>('subscribe', { wallId: this.wallId });
-        this.snapshot(snap);
-        const { presets } = await this.conn.request<{ presets: WallFollower['presets'] }>('presets.list', { wallId: this.wallId });
-        this.presets = presets;
-        return;
-      } catch (e) {
-        if ((e as ControlError).code === 'GW_ERR_NOT_FOUND') {
-          this.wall = null;
-          for (const hook of this.removedHooks) hook();
-          return;
-        }
-        // A lost connection subscribes again when it reopens; anything else (a timeout, the rate limit) here.
-        if ((e as ControlError).code === 'DISCONNECTED') return;
-        await new Promise((r) => setTimeout(r, Math.min(10_000, 500 * 2 ** attempt)));
-      }
+    let snap: { wall: WallView; status: Record<string, TileStatus> };
+    try {
+      snap = await this.conn.request('subscribe', { wallId: this.wallId });
+    } catch (e) {
+      // No such wall (or no longer in scope) is an answer, not a failure to try again.
+      if ((e as ControlError).code !== 'GW_ERR_NOT_FOUND') throw e;
+      if (this.stopped) return;
+      this.wall = null;
+      for (const hook of this.removedHooks) hook();
+      return;
     }
+    if (this.stopped) return;
+    this.snapshot(snap);
+    const { presets } = await this.conn.request<{ presets: WallFollower['presets'] }>('presets.list', { wallId: this.wallId });
+    this.presets = presets;
   }
 
   private snapshot({ wall, status }: { wall: WallView; status: Record<string, TileStatus> }) {

@@ -90,4 +90,28 @@ export function refuse(main: HTMLElement, message: string): void {
   main.replaceChildren(h('p', { class: 'refused' }, message));
 }
 
+/**
+ * `teardown` when the page is really left. A page the browser keeps in its back/forward cache is
+ * left whole; coming back to it reloads it, since its connection and the state it followed were
+ * frozen meanwhile and a page that looks live but is not is worse than a reload.
+ */
+export function onPageLeave(teardown: () => void): void {
+  window.addEventListener('pagehide', (e) => {
+    if (!e.persisted) teardown();
+  });
+  window.addEventListener('pageshow', (e) => {
+    if (e.persisted) location.reload();
+  });
+}
+
+/**
+ * The one-camera page in its own window, one window per camera whichever page opened it: a second
+ * click brings that window back instead of playing the camera twice.
+ */
+export function openPopout(cameraId: string, profile: 'main' | 'sub' = 'main'): void {
+  const url = `/popout.html?camera=${encodeURIComponent(cameraId)}&profile=${profile}`;
+  // Not "noopener": the new window must inherit this tab's session to play without signing in again.
+  window.open(url, `popout-${cameraId}`, 'popup,width=1280,height=760');
+}
+
 export { currentSession };

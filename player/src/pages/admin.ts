@@ -14,7 +14,7 @@ import { usersSection } from '../admin/users.js';
 import { departmentForest, type DepartmentNode } from '../lib/departments.js';
 import { h } from '../lib/dom.js';
 import { addStrings, t } from '../lib/i18n.js';
-import { startPage } from '../lib/shell.js';
+import { onPageLeave, startPage } from '../lib/shell.js';
 import '../styles/app.css';
 import '../styles/admin.css';
 
@@ -91,6 +91,7 @@ async function main() {
     // A keyboard or screen-reader user who picked a section lands at its heading, not back in the navigation.
     heading.focus({ preventScroll: true });
   });
+  onPageLeave(() => leave?.());
   show();
 }
 

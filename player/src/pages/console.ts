@@ -9,7 +9,7 @@ import { ControlConnection, WallFollower } from '../lib/control.js';
 import { departmentForest, departmentNames, type DepartmentNode } from '../lib/departments.js';
 import { h, tabBar } from '../lib/dom.js';
 import { addStrings, t } from '../lib/i18n.js';
-import { refuse, startPage } from '../lib/shell.js';
+import { onPageLeave, refuse, startPage } from '../lib/shell.js';
 import { ActivityList, isRotation, tilesOf } from '../console/activity.js';
 import { CameraSearch } from '../console/camera-search.js';
 import { outcomeLine, Signal, Store, type CameraRef, type ConsoleContext, type Presets } from '../console/context.js';
@@ -151,7 +151,7 @@ async function main() {
     h('aside', { class: 'console-right' }, rightTabs, tours.el, presets.el, activity.el),
   );
 
-  window.addEventListener('pagehide', () => {
+  onPageLeave(() => {
     follower?.stop();
     conn.close();
   });

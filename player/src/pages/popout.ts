@@ -6,7 +6,7 @@
 import { api, ApiError } from '../lib/api.js';
 import { h } from '../lib/dom.js';
 import { addStrings, t } from '../lib/i18n.js';
-import { startPage } from '../lib/shell.js';
+import { onPageLeave, startPage } from '../lib/shell.js';
 import { stateText, StreamPlayer, transportsParam, type PlayerState, type PlayerStats } from '../lib/stream-player.js';
 import '../styles/app.css';
 import '../styles/popout.css';
@@ -149,7 +149,7 @@ async function main() {
       .finally(() => (sampling = false));
   }, 1_000);
 
-  window.addEventListener('pagehide', () => {
+  onPageLeave(() => {
     clearInterval(sampler);
     clearInterval(countdown);
     player?.destroy();

@@ -4,10 +4,11 @@
  */
 import type { PositionUpdate } from '../../../gateway/src/vehicles/model.js';
 import { can, currentSession } from '../lib/api.js';
-import { ControlConnection } from '../lib/control.js';
+import { ControlConnection, LiveSubscription } from '../lib/control.js';
 import { h, toast } from '../lib/dom.js';
+import { errorText } from '../lib/errors.js';
 import { addStrings, t } from '../lib/i18n.js';
-import { refuse, startPage } from '../lib/shell.js';
+import { onPageLeave, refuse, startPage } from '../lib/shell.js';
 import { AlarmList, AlarmStore } from '../regulator/alarms.js';
 import { VehicleMap } from '../regulator/map.js';
 import { VehicleDetail } from '../regulator/vehicle-detail.js';
@@ -20,6 +21,7 @@ import '../styles/regulator.css';
 
 addStrings({
   'reg.refused': ['Your roles do not include watching vehicles (vehicles:read)', '您的角色没有车辆监管权限（vehicles:read）'],
+  'reg.subscribeFailed': ['Live positions are not coming in ({message}); trying again', '实时位置订阅失败（{message}），正在重试'],
 });
 
 /** A batch a second at most: a position map needs no more, and thousands of vehicles stay cheap. */
@@ -32,7 +34,7 @@ async function main() {
   const conn = new ControlConnection(() => currentSession()?.token ?? '');
   const directory = new VehicleDirectory();
   const store = new AlarmStore(conn);
-  const target = new WallTarget(conn, can('walls:drive'));
+  const target = new WallTarget(conn, can('walls:drive'), session.user);
 
   const select = (vehicleId: string | null) => {
     list.select(vehicleId);
@@ -50,9 +52,21 @@ async function main() {
   const map = new VehicleMap(mapArea, settings.map, select);
   mapArea.append(detail.el);
 
-  const applyPositions = (positions: PositionUpdate[]) => {
+  /**
+   * Positions from the subscription: a batch of the vehicles that changed, or (`complete`) its
+   * answer, every vehicle the user may see as it is now. One the page showed and the answer lacks
+   * was deleted, or left the user's departments, while nobody said so: it goes.
+   */
+  const applyPositions = (positions: PositionUpdate[], complete: boolean) => {
     for (const p of positions) directory.applyPosition(p);
-    map.update(positions);
+    if (complete) {
+      const gone = map.replaceAll(positions);
+      for (const id of gone) directory.forget(id);
+      list.forget(gone);
+      if (detail.vehicleId && gone.includes(detail.vehicleId)) select(null);
+    } else {
+      map.update(positions);
+    }
     const ids = positions.map((p) => p.id);
     list.refresh(ids);
     if (detail.vehicleId && ids.includes(detail.vehicleId)) detail.refresh();
@@ -64,14 +78,15 @@ async function main() {
     else list.refresh([c.alarm.vehicleId]);
     detail.refreshAlarms();
   });
-  conn.on('vehicles.positions', (p) => applyPositions((p as { positions: PositionUpdate[] }).positions));
+  conn.on('vehicles.positions', (p) => applyPositions((p as { positions: PositionUpdate[] }).positions, false));
   // After a reconnection the batches missed meanwhile are gone: the answer is every vehicle as it is now.
-  conn.onOpen(() => {
-    conn.request<{ vehicles: PositionUpdate[] }>('vehicles.subscribe', { intervalMs: POSITION_INTERVAL_MS }).then(
-      ({ vehicles }) => applyPositions(vehicles),
-      (err: unknown) => toast((err as Error).message, 'error'),
-    );
-  });
+  const positions = new LiveSubscription(
+    conn,
+    async () => applyPositions((await conn.request<{ vehicles: PositionUpdate[] }>('vehicles.subscribe', { intervalMs: POSITION_INTERVAL_MS })).vehicles, true),
+    (err, tries) => {
+      if (tries === 1) toast(t('reg.subscribeFailed', { message: errorText(err) }), 'error');
+    },
+  );
   conn.onState((s) => {
     connection.textContent = s === 'open' ? '' : t('common.disconnected');
     connection.classList.toggle('shown', s !== 'open');
@@ -79,7 +94,8 @@ async function main() {
   document.addEventListener('keydown', (e) => {
     if (e.key === 'Escape' && detail.vehicleId) select(null);
   });
-  window.addEventListener('pagehide', () => {
+  onPageLeave(() => {
+    positions.stop();
     alarms.destroy();
     store.destroy();
     target.destroy();
@@ -89,7 +105,7 @@ async function main() {
   });
 
   store.start();
-  void list.load(true);
+  list.start();
   conn.connect();
 }
 

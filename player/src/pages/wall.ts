@@ -10,7 +10,7 @@ import { departmentForest, departmentNames } from '../lib/departments.js';
 import { h } from '../lib/dom.js';
 import { intersects, percentStyle, screenBox, tileBox } from '../lib/geometry.js';
 import { addStrings, t } from '../lib/i18n.js';
-import { startPage } from '../lib/shell.js';
+import { onPageLeave, startPage } from '../lib/shell.js';
 import { transportsParam } from '../lib/stream-player.js';
 import { TileView } from '../lib/tile-view.js';
 import '../styles/app.css';
@@ -102,7 +102,7 @@ async function main() {
       for (const v of views.values()) v.resume();
     }
   });
-  window.addEventListener('pagehide', () => {
+  onPageLeave(() => {
     for (const v of views.values()) v.destroy();
     conn.close();
   });

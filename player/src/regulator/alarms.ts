@@ -4,12 +4,14 @@
  * regulator works from: acknowledge, close, video to a wall or a window.
  */
 import type { Alarm } from '../../../gateway/src/vehicles/model.js';
-import { api, ApiError } from '../lib/api.js';
-import type { ControlConnection } from '../lib/control.js';
+import { api } from '../lib/api.js';
+import { ControlError, LiveSubscription, type ControlConnection } from '../lib/control.js';
 import { h, replace, toast } from '../lib/dom.js';
+import { errorText } from '../lib/errors.js';
 import { addStrings, t } from '../lib/i18n.js';
+import { openPopout } from '../lib/shell.js';
 import { alarmStateLabel, alarmTypeLabel, fullTime, plateBadge, severityLabel, shortTime } from './labels.js';
-import { channelsInOrder, popOut, type VehicleDirectory } from './vehicles.js';
+import { channelsInOrder, type VehicleDirectory } from './vehicles.js';
 import type { WallTarget } from './wall-target.js';
 
 addStrings({
@@ -31,24 +33,61 @@ addStrings({
   'alarms.channelsUnavailable': ['channels unavailable: {message}', '无法读取视频通道：{message}'],
   'alarms.popOut': ['Open channel {channel} ({name}) in its own window', '在新窗口打开通道 {channel}（{name}）'],
   'alarms.new': ['New {severity} alarm: {plate} {type}', '新{severity}告警：{plate} {type}'],
+  'alarms.subscribeFailed': ['Live alarms are not coming in ({message}); trying again', '实时告警订阅失败（{message}），正在重试'],
 });
 
-export type AlarmChange = { kind: 'upsert'; alarm: Alarm; isNew: boolean } | { kind: 'remove'; alarm: Alarm } | { kind: 'reset' };
+export type AlarmChange =
+  | { kind: 'upsert'; alarm: Alarm; isNew: boolean }
+  | { kind: 'remove'; alarm: Alarm }
+  /** The whole open set, anew. `baseline`: the page's first, in which nothing is news. */
+  | { kind: 'reset'; baseline: boolean };
 
 /** New alarms this severe flash on the page (the command centre is loud enough without sound). */
 const FLASHING = new Set(['high', 'critical']);
 const NOTE_MAX = 500;
+/** Five pulses of 0.6 s in the stylesheet. */
 const FLASH_MS = 3_000;
+/** Two pulses of 0.5 s. */
+const FOCUS_MS = 1_000;
 
-/** The open alarms in the user's scope, as the gateway has them. */
+const marks = new WeakMap<HTMLElement, Map<string, ReturnType<typeof setTimeout>>>();
+
+/**
+ * A class that marks an element for a while. A timer takes it off rather than animationend, which a
+ * browser set to reduced motion never sends (the class then draws a still outline, which must go too).
+ */
+function mark(el: HTMLElement, cls: string, ms: number): void {
+  let timers = marks.get(el);
+  if (!timers) marks.set(el, (timers = new Map()));
+  clearTimeout(timers.get(cls));
+  el.classList.remove(cls);
+  // Restarts the animation of an element marked again before its last one ended.
+  void el.offsetWidth;
+  el.classList.add(cls);
+  timers.set(
+    cls,
+    setTimeout(() => {
+      el.classList.remove(cls);
+      timers.delete(cls);
+    }, ms),
+  );
+}
+
+/**
+ * The open alarms in the user's scope, as the gateway has them. Once subscribed, everything the
+ * store applies comes over the control connection (pushes, the subscription's answers, the answers
+ * to acknowledging and closing), whose frames arrive in the order the gateway sent them: an answer
+ * can never be older than a push before it.
+ */
 export class AlarmStore {
   readonly open = new Map<string, Alarm>();
-  /** Closed while the first read was on its way: it must not bring them back. */
-  private readonly closed = new Set<string>();
+  /** Closed before the subscription answered: the first REST read, still on its way, must not bring them back. */
+  private readonly closedEarly = new Set<string>();
   /** Once the subscription answered, the set is the gateway's own and the REST read is stale. */
   private subscribed = false;
   private readonly hooks = new Set<(c: AlarmChange) => void>();
   private readonly offs: Array<() => void> = [];
+  private subscription: LiveSubscription | null = null;
 
   constructor(private readonly conn: ControlConnection) {}
 
@@ -61,20 +100,27 @@ export class AlarmStore {
     this.offs.push(
       this.conn.on('alarm', (p) => this.pushed(p as { change: string; alarm: Alarm })),
       this.conn.on('alarms.snapshot', (p) => this.reset((p as { alarms: Alarm[] }).alarms)),
-      // After a reconnection the pushes missed meanwhile are gone: the answer is the set as it is now.
-      this.conn.onOpen(() => void this.subscribe()),
+    );
+    // After a reconnection the pushes missed meanwhile are gone: the answer is the set as it is now.
+    this.subscription = new LiveSubscription(
+      this.conn,
+      async () => this.reset((await this.conn.request<{ alarms: Alarm[] }>('alarms.subscribe', {})).alarms),
+      (err, tries) => {
+        if (tries === 1) toast(t('alarms.subscribeFailed', { message: errorText(err) }), 'error');
+      },
     );
     // A first paint only: the subscription's answer is the whole set, whatever its size.
     void api<{ items: Alarm[] }>('GET', '/api/alarms?state=raised,acknowledged&limit=100').then(
       ({ items }) => {
         if (this.subscribed) return;
-        for (const a of items) if (!this.open.has(a.id) && !this.closed.has(a.id)) this.upsert(a, false);
+        for (const a of items) if (!this.open.has(a.id) && !this.closedEarly.has(a.id)) this.upsert(a, false);
       },
-      (err: unknown) => toast(err instanceof Error ? err.message : String(err), 'error'),
+      (err: unknown) => toast(errorText(err), 'error'),
     );
   }
 
   destroy(): void {
+    this.subscription?.stop();
     for (const off of this.offs.splice(0)) off();
     if (this.conn.state === 'open') this.conn.request('alarms.unsubscribe', {}).catch(() => {});
     this.hooks.clear();
@@ -102,20 +148,22 @@ export class AlarmStore {
     return out;
   }
 
-  /** An alarm as an action on it answered: newer than the list's, unless a push already overtook it. */
-  apply(alarm: Alarm): void {
-    if (alarm.state === 'closed') return this.remove(alarm);
-    const held = this.open.get(alarm.id);
-    if (held && alarm.occurrences >= held.occurrences) this.upsert(alarm, false);
+  /** Acknowledges or closes an alarm; the answer is the alarm as the action left it. */
+  async handle(alarmId: string, action: 'ack' | 'close', note: string): Promise<void> {
+    try {
+      const { alarm } = await this.conn.request<{ alarm: Alarm }>(`alarm.${action}`, note ? { alarmId, note } : { alarmId });
+      this.apply(alarm);
+    } catch (err) {
+      // Someone else handled it first and this page missed it: the subscription's answer, in step
+      // with the pushes, brings the set up to date.
+      if (err instanceof ControlError && err.code === 'GW_ERR_CONFLICT') void this.subscription?.refresh();
+      throw err;
+    }
   }
 
-  private async subscribe() {
-    try {
-      const { alarms } = await this.conn.request<{ alarms: Alarm[] }>('alarms.subscribe', {});
-      this.reset(alarms);
-    } catch (err) {
-      toast(err instanceof Error ? err.message : String(err), 'error');
-    }
+  private apply(alarm: Alarm) {
+    if (alarm.state === 'closed') return this.remove(alarm);
+    if (this.open.has(alarm.id)) this.upsert(alarm, false);
   }
 
   private pushed({ change, alarm }: { change: string; alarm: Alarm }) {
@@ -124,10 +172,12 @@ export class AlarmStore {
   }
 
   private reset(alarms: Alarm[]) {
+    const baseline = !this.subscribed;
     this.subscribed = true;
+    this.closedEarly.clear();
     this.open.clear();
     for (const a of alarms) if (a.state !== 'closed') this.open.set(a.id, a);
-    this.emit({ kind: 'reset' });
+    this.emit({ kind: 'reset', baseline });
   }
 
   private upsert(alarm: Alarm, isNew: boolean) {
@@ -136,7 +186,7 @@ export class AlarmStore {
   }
 
   private remove(alarm: Alarm) {
-    this.closed.add(alarm.id);
+    if (!this.subscribed) this.closedEarly.add(alarm.id);
     if (!this.open.delete(alarm.id)) return;
     this.emit({ kind: 'remove', alarm });
   }
@@ -168,8 +218,7 @@ export class AlarmList {
   private readonly off: () => void;
   /** A card reads its vehicle's channels once it scrolls into view: a long list asks for no more than is seen. */
   private readonly visible: IntersectionObserver;
-  /** Whether the list has shown alarms yet: the ones it opens with are not news. */
-  private populated = false;
+  private flashes = 0;
 
   constructor(private readonly o: AlarmListOptions) {
     this.list = h('ol', { class: 'alarm-list' });
@@ -187,7 +236,7 @@ export class AlarmList {
     this.empty = h('p', { class: 'muted alarm-empty' }, t('alarms.none'));
     this.el = h('section', { class: 'reg-alarms', 'aria-label': t('reg.alarms') }, h('header', { class: 'panel-head' }, h('h2', null, t('reg.alarms')), this.count), this.empty, this.list);
     this.off = o.store.onChange((c) => this.changed(c));
-    this.changed({ kind: 'reset' });
+    this.changed({ kind: 'reset', baseline: true });
   }
 
   destroy(): void {
@@ -202,9 +251,7 @@ export class AlarmList {
     const row = this.rows.get(alarmId);
     if (!row) return;
     row.el.scrollIntoView({ block: 'nearest', behavior: 'smooth' });
-    row.el.classList.remove('focus');
-    void row.el.offsetWidth;
-    row.el.classList.add('focus');
+    mark(row.el, 'focus', FOCUS_MS);
   }
 
   private changed(c: AlarmChange) {
@@ -215,8 +262,10 @@ export class AlarmList {
         row.destroy();
         this.rows.delete(id);
       }
-      // After a reconnection, alarms raised meanwhile are as new to the regulator as a pushed one.
-      for (const a of [...this.o.store.open.values()].sort(newestFirst)) this.put(a, this.populated && a.state === 'raised');
+      // The page's first answer is what it opens with, however many there are (the first read shows
+      // only a page of them). After that (a reconnection), alarms raised meanwhile are as new to the
+      // regulator as a pushed one.
+      for (const a of [...this.o.store.open.values()].sort(newestFirst)) this.put(a, !c.baseline && a.state === 'raised');
     } else if (c.kind === 'upsert') {
       this.put(c.alarm, c.isNew);
     } else {
@@ -228,7 +277,6 @@ export class AlarmList {
         toast(t('alarms.closedBy', { plate: c.alarm.plate, type: alarmTypeLabel(c.alarm.type), who: c.alarm.closedBy }));
       }
     }
-    this.populated ||= this.rows.size > 0;
     this.summarise();
   }
 
@@ -254,9 +302,9 @@ export class AlarmList {
   }
 
   private flashPanel() {
-    this.el.classList.remove('flash');
-    void this.el.offsetWidth;
-    this.el.classList.add('flash');
+    mark(this.el, 'flash', FLASH_MS);
+    // Lasting, unlike the class: how many times the panel flashed, for monitoring and tests.
+    this.el.dataset.flashes = String(++this.flashes);
   }
 
   private summarise() {
@@ -277,6 +325,7 @@ class AlarmRow {
   private readonly channels: HTMLDivElement;
   private readonly error: HTMLDivElement;
   private destroyed = false;
+  private busy = false;
 
   constructor(
     public alarm: Alarm,
@@ -292,7 +341,8 @@ class AlarmRow {
     this.note.addEventListener('keydown', (e) => {
       if (e.key === 'Enter') void this.act(this.alarm.state === 'raised' ? 'ack' : 'close');
     });
-    const put = o.target.button(alarm.plate, async () => (await o.directory.get(alarm.vehicleId)).channels);
+    // Asked afresh at the click: the channels may have changed since the card was drawn.
+    const put = o.target.button(alarm.plate, async () => (await o.directory.get(alarm.vehicleId, true)).channels);
     this.el = h(
       'li',
       { class: 'alarm-row', dataset: { alarm: alarm.id, vehicle: alarm.vehicleId } },
@@ -314,10 +364,10 @@ class AlarmRow {
     this.el.remove();
   }
 
-  /** Five pulses of 0.6 s in the stylesheet; a timer rather than animationend, which reduced motion never sends. */
   flash(): void {
-    this.el.classList.add('flash');
-    setTimeout(() => this.el.classList.remove('flash'), FLASH_MS);
+    mark(this.el, 'flash', FLASH_MS);
+    // Lasting, unlike the class: that this alarm came in as news.
+    this.el.dataset.flashed = 'true';
   }
 
   render(alarm: Alarm): void {
@@ -325,7 +375,8 @@ class AlarmRow {
     const el = this.el;
     el.dataset.state = alarm.state;
     el.dataset.severity = alarm.severity;
-    el.className = `alarm-row severity-${alarm.severity} state-${alarm.state}${el.classList.contains('flash') ? ' flash' : ''}`;
+    const marked = ['flash', 'focus'].filter((c) => el.classList.contains(c));
+    el.className = [`alarm-row`, `severity-${alarm.severity}`, `state-${alarm.state}`, ...marked].join(' ');
     const plate = h('button', { type: 'button', class: 'link alarm-plate', onclick: () => this.o.onSelect(alarm.vehicleId) }, plateBadge(alarm.plate, this.o.directory.peek(alarm.vehicleId)?.plateColor ?? null));
     replace(
       this.head,
@@ -350,46 +401,48 @@ class AlarmRow {
 
   async loadChannels(): Promise<void> {
     try {
-      const vehicle = await this.o.directory.get(this.alarm.vehicleId);
+      // Fresh: a card drawn from a vehicle read long ago would offer cameras it no longer has.
+      const vehicle = await this.o.directory.get(this.alarm.vehicleId, true);
       if (this.destroyed) return;
       const plate = this.head.querySelector('.alarm-plate');
       plate?.replaceChildren(plateBadge(vehicle.plate, vehicle.plateColor));
       replace(
         this.channels,
         channelsInOrder(vehicle.channels).map((c) =>
-          h('button', { type: 'button', class: 'pop-out', dataset: { camera: c.sourceId }, title: t('alarms.popOut', { channel: c.channel, name: c.name }), onclick: () => popOut(c.sourceId) }, `⧉ ${c.channel} ${c.name}`),
+          h('button', { type: 'button', class: 'pop-out', dataset: { camera: c.sourceId }, title: t('alarms.popOut', { channel: c.channel, name: c.name }), onclick: () => openPopout(c.sourceId) }, `⧉ ${c.channel} ${c.name}`),
         ),
       );
     } catch (err) {
-      if (!this.destroyed) this.channels.replaceChildren(h('span', { class: 'muted' }, t('alarms.channelsUnavailable', { message: err instanceof Error ? err.message : String(err) })));
+      if (!this.destroyed) this.channels.replaceChildren(h('span', { class: 'muted' }, t('alarms.channelsUnavailable', { message: errorText(err) })));
     }
   }
 
   private async act(action: 'ack' | 'close') {
+    // One action at a time: a second Enter while the first is answered would be refused as a
+    // conflict, and reported as someone else's doing.
+    if (this.busy) return;
     const note = this.note.value.trim();
     if (note.length > NOTE_MAX) {
       this.error.textContent = t('alarms.noteTooLong');
       return;
     }
     const label = action === 'ack' ? t('alarms.ack') : t('alarms.close');
+    this.busy = true;
     this.error.textContent = '';
     this.ackButton.disabled = this.closeButton.disabled = true;
     try {
-      const alarm = await api<Alarm>('POST', `/api/alarms/${encodeURIComponent(this.alarm.id)}/${action}`, { body: note ? { note } : {} });
+      await this.o.store.handle(this.alarm.id, action, note);
       this.note.value = '';
-      this.o.store.apply(alarm);
     } catch (err) {
-      if (err instanceof ApiError && err.status === 409) {
+      if (err instanceof ControlError && err.code === 'GW_ERR_CONFLICT') {
         const message = t('alarms.conflict', { message: err.message });
         this.error.textContent = message;
         toast(message, 'error');
-        // Someone else's acknowledgement or closure: show the alarm as it is now.
-        const now = await api<Alarm>('GET', `/api/alarms/${encodeURIComponent(this.alarm.id)}`).catch(() => null);
-        if (now) this.o.store.apply(now);
       } else {
-        this.error.textContent = t('alarms.failed', { action: label, message: err instanceof Error ? err.message : String(err) });
+        this.error.textContent = t('alarms.failed', { action: label, message: errorText(err) });
       }
     } finally {
+      this.busy = false;
       this.ackButton.disabled = this.closeButton.disabled = !this.o.canHandle;
     }
   }

@@ -94,7 +94,26 @@ export class VehicleMap {
     this.el.remove();
   }
 
-  /** Positions from the subscription: its answer (every vehicle) or a batch (the ones that changed). */
+  /**
+   * The subscription's answer: every vehicle the user may see that has a position. A marker not in
+   * it is a vehicle deleted, or moved out of the user's departments, while nobody was told: it goes.
+   * Returns the ids of the markers taken off.
+   */
+  replaceAll(positions: PositionUpdate[]): string[] {
+    const present = new Set(positions.map((p) => p.id));
+    const gone: string[] = [];
+    for (const [id, entry] of this.markers) {
+      if (present.has(id)) continue;
+      entry.marker.remove();
+      this.markers.delete(id);
+      gone.push(id);
+    }
+    if (this.selected && gone.includes(this.selected)) this.selected = null;
+    this.update(positions);
+    return gone;
+  }
+
+  /** A batch from the subscription: the vehicles that changed. */
   update(positions: PositionUpdate[]): void {
     if (!this.onCanvas && this.markers.size + positions.filter((p) => !this.markers.has(p.id)).length > SVG_MARKER_LIMIT) this.moveToCanvas();
     for (const p of positions) {
@@ -103,6 +122,8 @@ export class VehicleMap {
         entry.position = p;
         entry.marker.setLatLng([p.lat, p.lon]);
         this.style(p.id, entry);
+        // An open tooltip was written when it opened: it follows the vehicle's speed and time too.
+        if (entry.marker.isTooltipOpen()) entry.marker.getTooltip()?.update();
       } else {
         this.add(p);
       }

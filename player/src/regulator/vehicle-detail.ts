@@ -1,9 +1,11 @@
 /** The selected vehicle: who and what it is, where it was last, its cameras and its open alarms. */
 import { h, replace, type Child } from '../lib/dom.js';
+import { errorText } from '../lib/errors.js';
 import { addStrings, t } from '../lib/i18n.js';
+import { openPopout } from '../lib/shell.js';
 import type { AlarmStore } from './alarms.js';
 import { alarmStateLabel, alarmTypeLabel, categoryLabel, coordinate, fullTime, plateBadge, severityLabel, shortTime, speedLabel } from './labels.js';
-import { channelsInOrder, popOut, type VehicleDirectory, type VehicleView } from './vehicles.js';
+import { channelsInOrder, type VehicleDirectory, type VehicleView } from './vehicles.js';
 import type { WallTarget } from './wall-target.js';
 
 addStrings({
@@ -73,7 +75,7 @@ export class VehicleDetail {
       const v = await this.o.directory.get(vehicleId, true);
       if (this.shown === vehicleId) this.render(v);
     } catch (err) {
-      if (this.shown === vehicleId) replace(this.body, h('p', { class: 'form-error' }, t('detail.failed', { message: (err as Error).message })));
+      if (this.shown === vehicleId) replace(this.body, h('p', { class: 'form-error' }, t('detail.failed', { message: errorText(err) })));
     }
   }
 
@@ -100,7 +102,8 @@ export class VehicleDetail {
     this.live = h('dl', { class: 'detail-live' });
     this.alarms = h('div', { class: 'detail-alarms' });
     const channels = channelsInOrder(v.channels);
-    const put = this.o.target.button(v.plate, async () => (await this.o.directory.get(v.id)).channels);
+    // Asked afresh at the click: channels may have changed since the panel opened.
+    const put = this.o.target.button(v.plate, async () => (await this.o.directory.get(v.id, true)).channels);
     replace(
       this.body,
       h('h2', { class: 'detail-title' }, plateBadge(v.plate, v.plateColor), h('span', { class: 'detail-category' }, categoryLabel(v.category))),
@@ -131,7 +134,7 @@ export class VehicleDetail {
                 { dataset: { camera: c.sourceId } },
                 h('span', { class: 'channel-no' }, String(c.channel)),
                 h('span', { class: 'channel-name' }, c.name),
-                h('button', { type: 'button', class: 'pop-out', dataset: { camera: c.sourceId }, onclick: () => popOut(c.sourceId) }, `⧉ ${t('detail.popOut')}`),
+                h('button', { type: 'button', class: 'pop-out', dataset: { camera: c.sourceId }, onclick: () => openPopout(c.sourceId) }, `⧉ ${t('detail.popOut')}`),
               ),
             ),
           ),

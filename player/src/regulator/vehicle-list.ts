@@ -3,9 +3,10 @@
  * of thousands never loads at once), and rows kept live by the position feed and the alarm list.
  */
 import { VEHICLE_CATEGORIES } from '../../../gateway/src/vehicles/model.js';
-import { api, ApiError } from '../lib/api.js';
-import { debounce, h, replace } from '../lib/dom.js';
+import { api } from '../lib/api.js';
+import { h, replace } from '../lib/dom.js';
 import { addStrings, formatNumber, t } from '../lib/i18n.js';
+import { driveSearch, PagedQuery } from '../lib/paged-query.js';
 import { categoryLabel, categoryShortLabel, fullTime, plateBadge, shortTime, speedLabel } from './labels.js';
 import { CATEGORY_COLOURS } from './map.js';
 import type { VehicleDirectory, VehiclePage, VehicleView } from './vehicles.js';
@@ -45,6 +46,15 @@ interface Row {
   vehicle: VehicleView;
 }
 
+/** The filters as they were when a search started: its next pages are asked for with them. */
+interface Filters {
+  q: string;
+  company: string;
+  category: string;
+  status: string;
+  alarm: string;
+}
+
 export class VehicleList {
   readonly el: HTMLElement;
   private readonly search: HTMLInputElement;
@@ -59,24 +69,43 @@ export class VehicleList {
   private readonly more: HTMLButtonElement;
   private readonly rows = new Map<string, Row>();
   private readonly knownCompanies = new Set<string>();
-  private cursor: string | null = null;
-  private loading: AbortController | null = null;
+  private readonly query: PagedQuery<VehicleView, Filters>;
+  private hasMore = false;
   private selected: string | null = null;
 
   constructor(private readonly o: VehicleListOptions) {
-    const reload = () => void this.load(true);
-    const typed = debounce(reload, TYPING_PAUSE_MS);
     const option = (value: string, label: string) => h('option', { value }, label);
-    this.search = h('input', { type: 'search', name: 'q', maxlength: 100, placeholder: t('list.search'), 'aria-label': t('list.search'), oninput: typed });
-    this.category = h('select', { name: 'category', onchange: reload }, option('', t('common.all')), VEHICLE_CATEGORIES.map((c) => option(c, categoryLabel(c))));
+    this.search = h('input', { type: 'search', name: 'q', maxlength: 100, placeholder: t('list.search'), 'aria-label': t('list.search') });
+    this.category = h('select', { name: 'category' }, option('', t('common.all')), VEHICLE_CATEGORIES.map((c) => option(c, categoryLabel(c))));
     this.companies = h('datalist', { id: 'reg-companies' });
-    this.company = h('input', { name: 'company', maxlength: 100, list: 'reg-companies', oninput: typed });
-    this.status = h('select', { name: 'status', onchange: reload }, option('', t('common.all')), option('online', t('common.online')), option('offline', t('common.offline')));
-    this.alarm = h('select', { name: 'alarm', onchange: reload }, option('', t('common.all')), option('open', t('list.withAlarms')), option('none', t('list.withoutAlarms')));
+    this.company = h('input', { name: 'company', maxlength: 100, list: 'reg-companies' });
+    this.status = h('select', { name: 'status' }, option('', t('common.all')), option('online', t('common.online')), option('offline', t('common.offline')));
+    this.alarm = h('select', { name: 'alarm' }, option('', t('common.all')), option('open', t('list.withAlarms')), option('none', t('list.withoutAlarms')));
     this.body = h('tbody');
     this.summary = h('span', { class: 'list-summary muted' });
     this.error = h('p', { class: 'form-error', role: 'alert' });
-    this.more = h('button', { type: 'button', class: 'load-more', hidden: true, onclick: () => void this.load(false) }, t('common.more'));
+    this.more = h('button', { type: 'button', class: 'load-more', hidden: true }, t('common.more'));
+    this.query = new PagedQuery<VehicleView, Filters>(
+      () => ({
+        q: this.search.value.trim(),
+        company: this.company.value.trim(),
+        category: this.category.value,
+        status: this.status.value,
+        alarm: this.alarm.value,
+      }),
+      (filters, cursor, signal) => {
+        const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
+        for (const [key, value] of Object.entries(filters)) if (value) query.set(key, value);
+        if (cursor) query.set('cursor', cursor);
+        return api<VehiclePage>('GET', `/api/vehicles?${query}`, { signal });
+      },
+      (items, append, more) => this.showPage(items, append, more),
+      (state, message) => {
+        this.more.disabled = state === 'loading';
+        if (state === 'failed') this.error.textContent = t('list.failed', { message: message ?? '' });
+      },
+    );
+    driveSearch(this.query, { typed: [this.search, this.company], picked: [this.category, this.status, this.alarm], more: this.more, pauseMs: TYPING_PAUSE_MS });
     const th = (key: string, cls = '') => h('th', { class: cls, scope: 'col' }, t(key));
     this.el = h(
       'section',
@@ -107,45 +136,38 @@ export class VehicleList {
   }
 
   destroy(): void {
-    this.loading?.abort();
+    this.query.stop();
     this.rows.clear();
   }
 
-  /** The first page for the filters as they are now (`reset`), or the next page. */
-  async load(reset: boolean): Promise<void> {
-    // A next page waits for nothing; a new first page replaces whatever was on its way.
-    if (!reset && (!this.cursor || this.loading)) return;
-    this.loading?.abort();
-    const controller = new AbortController();
-    this.loading = controller;
-    const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
-    const q = this.search.value.trim();
-    const company = this.company.value.trim();
-    if (q) query.set('q', q);
-    if (company) query.set('company', company);
-    for (const select of [this.category, this.status, this.alarm]) if (select.value) query.set(select.name, select.value);
-    if (!reset && this.cursor) query.set('cursor', this.cursor);
-    this.more.disabled = true;
-    try {
-      const page = await api<VehiclePage>('GET', `/api/vehicles?${query}`, { signal: controller.signal });
-      if (this.loading !== controller) return;
-      this.error.textContent = '';
-      if (reset) {
-        this.body.replaceChildren();
-        this.rows.clear();
-      }
-      for (const v of page.items) this.add(v);
-      this.cursor = page.nextCursor;
-      this.showSummary();
-    } catch (err) {
-      if ((err as Error).name === 'AbortError') return;
-      this.error.textContent = t('list.failed', { message: err instanceof ApiError && err.issues.length ? err.issues.map((i) => `${i.field}: ${i.message}`).join('; ') : (err as Error).message });
-    } finally {
-      if (this.loading === controller) {
-        this.loading = null;
-        this.more.disabled = false;
-      }
+  /** The first page for the filters as they are now. */
+  start(): void {
+    this.query.start();
+  }
+
+  /** Takes off the rows of vehicles the user no longer sees. */
+  forget(vehicleIds: Iterable<string>): void {
+    let removed = false;
+    for (const id of vehicleIds) {
+      const row = this.rows.get(id);
+      if (!row) continue;
+      row.tr.remove();
+      this.rows.delete(id);
+      removed = true;
     }
+    if (removed) this.showSummary();
+  }
+
+  private showPage(items: VehicleView[], append: boolean, more: boolean) {
+    this.error.textContent = '';
+    if (!append) {
+      this.body.replaceChildren();
+      this.rows.clear();
+    }
+    this.body.querySelector('tr.empty')?.remove();
+    for (const v of items) this.add(v);
+    this.hasMore = more;
+    this.showSummary();
   }
 
   /** Shows again the rows of these vehicles (their position, status or alarms changed). */
@@ -169,8 +191,8 @@ export class VehicleList {
     row.tr.scrollIntoView({ block: 'nearest' });
   }
 
-  private add(v: VehicleView) {
-    this.o.directory.remember(v);
+  private add(fromRest: VehicleView) {
+    const v = this.o.directory.remember(fromRest);
     if (!this.knownCompanies.has(v.company)) {
       this.knownCompanies.add(v.company);
       this.companies.append(h('option', { value: v.company }));
@@ -219,8 +241,8 @@ export class VehicleList {
 
   private showSummary() {
     const n = formatNumber(this.rows.size);
-    this.summary.textContent = this.cursor ? t('list.moreExist', { n }) : t('list.shown', { n });
-    this.more.hidden = !this.cursor;
-    if (this.rows.size === 0) this.body.append(h('tr', { class: 'empty' }, h('td', { colspan: 7, class: 'muted' }, t('list.noMatch'))));
+    this.summary.textContent = this.hasMore ? t('list.moreExist', { n }) : t('list.shown', { n });
+    this.more.hidden = !this.hasMore;
+    if (this.rows.size === 0 && !this.body.querySelector('tr.empty')) this.body.append(h('tr', { class: 'empty' }, h('td', { colspan: 7, class: 'muted' }, t('list.noMatch'))));
   }
 }

@@ -13,6 +13,17 @@ export interface VehiclePage {
 }
 
 /**
+ * Whether `a` is a later state of a vehicle than `b`: by its position's time, then by its last
+ * report. A tie is not later: the state already held stays.
+ */
+export function isLater(a: VehicleLive, b: VehicleLive): boolean {
+  const pa = a.position?.at ?? -Infinity;
+  const pb = b.position?.at ?? -Infinity;
+  if (pa !== pb) return pa > pb;
+  return (a.lastReportAt ?? -Infinity) > (b.lastReportAt ?? -Infinity);
+}
+
+/**
  * The vehicles this page has read, by id. Alarm rows need a vehicle's channels, and several rows
  * name the same vehicle: one request each, shared.
  */
@@ -20,8 +31,20 @@ export class VehicleDirectory {
   private readonly known = new Map<string, VehicleView>();
   private readonly inFlight = new Map<string, Promise<VehicleView>>();
 
-  remember(v: VehicleView): void {
-    this.known.set(v.id, v);
+  /**
+   * Keeps a vehicle as REST returned it. Its live state may be older than the feed's (the answer was
+   * on its way while batches came in): the later of the two is kept.
+   */
+  remember(v: VehicleView): VehicleView {
+    const held = this.known.get(v.id);
+    const kept = held && !isLater(v.live, held.live) ? { ...v, live: held.live } : v;
+    this.known.set(v.id, kept);
+    return kept;
+  }
+
+  /** A vehicle the gateway no longer shows this user (deleted, or out of their departments). */
+  forget(id: string): void {
+    this.known.delete(id);
   }
 
   peek(id: string): VehicleView | undefined {
@@ -37,8 +60,7 @@ export class VehicleDirectory {
       pending = api<VehicleView>('GET', `/api/vehicles/${encodeURIComponent(id)}`).then(
         (v) => {
           this.inFlight.delete(id);
-          this.known.set(id, v);
-          return v;
+          return this.remember(v);
         },
         (err: unknown) => {
           this.inFlight.delete(id);
@@ -57,16 +79,11 @@ export class VehicleDirectory {
     const { lat, lon, speed, heading, at } = u;
     // A batch carries the latest state; an older one can only come from a reload racing the feed.
     if (v.live.position && v.live.position.at > at) return v;
-    v.live = { ...v.live, position: { lat, lon, speed, heading, at }, status: u.status, moving: u.moving };
+    const lastReportAt = Math.max(v.live.lastReportAt ?? at, at);
+    v.live = { ...v.live, position: { lat, lon, speed, heading, at }, status: u.status, moving: u.moving, lastReportAt };
     return v;
   }
 }
 
 /** Channels in the terminal's order, which is the order they go onto tiles. */
 export const channelsInOrder = (channels: VehicleChannel[]) => [...channels].sort((a, b) => a.channel - b.channel);
-
-/** The one-camera player page in its own window; one window per camera, so a second click brings it back. */
-export function popOut(sourceId: string): void {
-  const url = `/popout.html?camera=${encodeURIComponent(sourceId)}`;
-  window.open(url, `wallgate-popout-${sourceId}`, 'popup=yes,width=960,height=600');
-}
