@@ -64,14 +64,14 @@ export async function playerRoutes(app: FastifyInstance, { player, log }: { play
     prefix: '/',
     index: ['index.html'],
     // Bundles carry a content hash in their names; pages must be fetched fresh to pick up new ones.
-    setHeaders(reply, path) {
-      reply.header('x-content-type-options', 'nosniff');
-      reply.header('referrer-policy', 'no-referrer');
+    setHeaders(res, path) {
+      res.setHeader('x-content-type-options', 'nosniff');
+      res.setHeader('referrer-policy', 'no-referrer');
       if (path.endsWith('.html')) {
-        reply.header('content-security-policy', csp);
-        reply.header('cache-control', 'no-cache');
+        res.setHeader('content-security-policy', csp);
+        res.setHeader('cache-control', 'no-cache');
       } else if (/\/assets\//.test(path)) {
-        reply.header('cache-control', 'public, max-age=31536000, immutable');
+        res.setHeader('cache-control', 'public, max-age=31536000, immutable');
       }
     },
     cacheControl: false,
