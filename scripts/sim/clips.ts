@@ -9,8 +9,8 @@ import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export type ClipKind = 'h264-720p-1s' | 'h264-720p-2s' | 'h264-1080p-1s' | 'h264-1080p-2s' | 'h265-720p-1s';
-export const CLIP_KINDS: readonly ClipKind[] = ['h264-720p-1s', 'h264-720p-2s', 'h264-1080p-1s', 'h264-1080p-2s', 'h265-720p-1s'];
+export type ClipKind = 'h264-720p-1s' | 'h264-720p-2s' | 'h264-1080p-1s' | 'h264-1080p-2s' | 'h265-720p-1s' | 'h264-360p-1s';
+export const CLIP_KINDS: readonly ClipKind[] = ['h264-720p-1s', 'h264-720p-2s', 'h264-1080p-1s', 'h264-1080p-2s', 'h265-720p-1s', 'h264-360p-1s'];
 
 export interface ClipFrame {
   /** NAL units without start codes, AUDs removed. */
@@ -47,6 +47,8 @@ const SPECS: Record<ClipKind, ClipSpec> = {
   'h264-1080p-1s': { codec: 'h264', width: 1920, height: 1080, gopFrames: 25, kbps: 4000 },
   'h264-1080p-2s': { codec: 'h264', width: 1920, height: 1080, gopFrames: 50, kbps: 4000 },
   'h265-720p-1s': { codec: 'h265', width: 1280, height: 720, gopFrames: 25, kbps: 1500 },
+  // A camera's sub-stream, as small wall tiles play it.
+  'h264-360p-1s': { codec: 'h264', width: 640, height: 360, gopFrames: 25, kbps: 512 },
 };
 
 const FPS = 25;

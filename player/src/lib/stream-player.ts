@@ -90,11 +90,18 @@ interface Attempt {
   transport: Transport;
   /** Resolves at the first decoded frame; rejects when the transport fails before. */
   ready: Promise<void>;
+  /** Whether media is on its way (the peer connected, the stream's header or a segment arrived). */
+  progressed(): boolean;
   close(): void;
   stats(): Promise<Pick<PlayerStats, 'codec' | 'bitrateKbps' | 'latencyMs'>>;
 }
 
 const FIRST_FRAME_MS: Record<Transport, number> = { webrtc: 7_000, flv: 8_000, hls: 15_000 };
+/**
+ * More time for a transport whose media is already arriving when its deadline passes: on a busy
+ * screen the first decoded frame can be late, and starting another transport would cost more.
+ */
+const PROGRESS_GRACE_MS = 10_000;
 const STALL_MS = 6_000;
 const RETRY_MIN_MS = 2_000;
 const RETRY_MAX_MS = 30_000;
@@ -224,7 +231,11 @@ export class StreamPlayer {
         await Promise.race([
           attempt.ready,
           new Promise((_, reject) => {
-            deadline = setTimeout(() => reject(new Error(t('player.noPicture', { transport, seconds: FIRST_FRAME_MS[transport] / 1000 }))), FIRST_FRAME_MS[transport]);
+            const fail = () => reject(new Error(t('player.noPicture', { transport, seconds: FIRST_FRAME_MS[transport] / 1000 })));
+            deadline = setTimeout(() => {
+              if (attempt.progressed()) deadline = setTimeout(fail, PROGRESS_GRACE_MS);
+              else fail();
+            }, FIRST_FRAME_MS[transport]);
           }),
         ]);
         clearTimeout(deadline);
@@ -352,6 +363,7 @@ function openWebRtc(urls: ViewUrls, video: HTMLVideoElement, signal: AbortSignal
   return {
     transport: 'webrtc',
     ready,
+    progressed: () => pc.connectionState === 'connected',
     close() {
       closed = true;
       pc.ontrack = null;
@@ -382,6 +394,7 @@ function openWebRtc(urls: ViewUrls, video: HTMLVideoElement, signal: AbortSignal
 function openFlv(urls: ViewUrls, video: HTMLVideoElement, signal: AbortSignal): Attempt {
   let player: Mpegts.Player | null = null;
   let closed = false;
+  let gotMedia = false;
   const wsUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${urls.wsFlv}`;
   const ready = (async () => {
     const mpegts = (await import('mpegts.js')).default;
@@ -392,6 +405,7 @@ function openFlv(urls: ViewUrls, video: HTMLVideoElement, signal: AbortSignal): 
       { enableWorker: false, lazyLoad: false, liveBufferLatencyChasing: true, liveBufferLatencyMaxLatency: 2, liveBufferLatencyMinRemain: 0.3, autoCleanupSourceBuffer: true },
     );
     const failed = new Promise<never>((_, reject) => player!.on(mpegts.Events.ERROR, (type: string, detail: string) => reject(new Error(`${type} ${detail}`))));
+    player.on(mpegts.Events.MEDIA_INFO, () => (gotMedia = true));
     player.attachMediaElement(video);
     player.load();
     void Promise.resolve(player.play()).catch(() => {});
@@ -400,6 +414,7 @@ function openFlv(urls: ViewUrls, video: HTMLVideoElement, signal: AbortSignal): 
   return {
     transport: 'flv',
     ready,
+    progressed: () => gotMedia,
     close() {
       closed = true;
       if (!player) return;
@@ -429,6 +444,7 @@ function openHls(urls: ViewUrls, video: HTMLVideoElement, signal: AbortSignal): 
   let hls: Hls | null = null;
   let closed = false;
   let bitrate: number | null = null;
+  let fragments = 0;
   const ready = (async () => {
     const HlsClass = (await import('hls.js')).default;
     if (closed) throw new Error('stopped');
@@ -443,6 +459,7 @@ function openHls(urls: ViewUrls, video: HTMLVideoElement, signal: AbortSignal): 
     player.on(HlsClass.Events.FRAG_LOADED, (_e, data) => {
       const s = data.frag.stats;
       const ms = s.loading.end - s.loading.start;
+      fragments++;
       if (ms > 0 && data.frag.duration > 0) bitrate = Math.round((s.loaded * 8) / 1000 / data.frag.duration);
     });
     player.loadSource(urls.hls);
@@ -453,6 +470,7 @@ function openHls(urls: ViewUrls, video: HTMLVideoElement, signal: AbortSignal): 
   return {
     transport: 'hls',
     ready,
+    progressed: () => fragments > 0,
     close() {
       closed = true;
       hls?.destroy();
