@@ -96,7 +96,7 @@ interface Attempt {
   stats(): Promise<Pick<PlayerStats, 'codec' | 'bitrateKbps' | 'latencyMs'>>;
 }
 
-const FIRST_FRAME_MS: Record<Transport, number> = { webrtc: 7_000, flv: 8_000, hls: 15_000 };
+const FIRST_FRAME_MS: Record<Transport, number> = { webrtc: 10_000, flv: 8_000, hls: 15_000 };
 /**
  * More time for a transport whose media is already arriving when its deadline passes: on a busy
  * screen the first decoded frame can be late, and starting another transport would cost more.
