@@ -289,7 +289,14 @@ t.test('departments and users: created and edited with the gateway’s errors at
   await page.click('#user-form button[type=submit]');
   await page.waitForSelector('.users-table tr[data-username="harbour-op"]', { timeout: 10_000 });
   t.match(await page.textContent('.users-table tr[data-username="harbour-op"]'), /Harbour operator.*Operator.*Harbour Town.*Active/, 'listed with name, role, department and state');
-  t.ok(await gw.login('harbour-op', 'long-enough-pass'), 'the new user can sign in');
+  const harbourToken = await gw.login('harbour-op', 'long-enough-pass');
+  t.equal((await gw.api('GET', '/api/auth/me', { token: harbourToken })).status, 200, 'the new user can sign in');
+
+  await page.click('.users-table tr[data-username="harbour-op"] button[data-action=sign-out]');
+  await page.click('dialog.confirm button[data-confirm=yes]');
+  await page.waitForSelector('.toast:has-text("harbour-op is signed out everywhere")', { timeout: 10_000 });
+  t.equal((await gw.api('GET', '/api/auth/me', { token: harbourToken })).status, 401, 'the admin signed the user out everywhere: their token is refused');
+  t.equal((await gw.api('GET', '/api/auth/me', { token: chief })).status, 200, 'the admin stays signed in');
 
   await page.click('.users-table tr[data-username="harbour-op"] button:has-text("Edit")');
   await page.waitForSelector('#user-form');

@@ -5,6 +5,18 @@ export interface TokenClaims {
   sub: string;
   /** The user's token version when issued: a later change to the user invalidates the token. */
   tv: number;
+  /**
+   * The sign-in this token belongs to, kept through renewals: signing out denies the session id,
+   * which ends the token and every renewal of it at once.
+   */
+  sid: string;
+}
+
+export interface VerifiedToken extends TokenClaims {
+  /** When it was issued, in ms (the JWT `iat` has whole seconds only: too coarse to order a sign-out and a new sign-in). */
+  issuedAt: number;
+  /** When it expires, in ms. */
+  expiresAt: number;
 }
 
 const ISSUER = 'wallgate';
@@ -21,14 +33,16 @@ export class TokenService {
   }
 
   issue(claims: TokenClaims): { token: string; expiresAt: string } {
-    return { token: this.sign({ ...claims }), expiresAt: new Date(Date.now() + this.ttlSec * 1000).toISOString() };
+    const now = Date.now();
+    return { token: this.sign({ ...claims, ims: now }), expiresAt: new Date(now + this.ttlSec * 1000).toISOString() };
   }
 
   /** The claims of a valid token, or null for anything else (bad signature, expired, wrong algorithm, malformed). */
-  verify(token: string): TokenClaims | null {
+  verify(token: string): VerifiedToken | null {
     try {
       const c = this.verifier(token);
-      return typeof c.sub === 'string' && typeof c.tv === 'number' ? { sub: c.sub, tv: c.tv } : null;
+      if (typeof c.sub !== 'string' || typeof c.tv !== 'number' || typeof c.sid !== 'string' || typeof c.ims !== 'number' || typeof c.exp !== 'number') return null;
+      return { sub: c.sub, tv: c.tv, sid: c.sid, issuedAt: c.ims, expiresAt: c.exp * 1000 };
     } catch {
       return null;
     }

@@ -13,7 +13,12 @@ export interface Principal {
   roles: Role[];
   scopes: string[];
   ip: string;
+  /** The sign-in behind the bearer token (absent for actors that hold none, such as the system). */
+  session?: { id: string };
 }
+
+/** Why a token no longer signs in; the control WebSocket closes with it as its reason. */
+export type TokenRefusal = 'invalid or expired token' | 'account disabled or removed' | 'account changed: sign in again' | 'signed out everywhere' | 'signed out';
 
 /** What auth needs to know of departments; app.ts wires the registry's tree into it. */
 export interface DepartmentDirectory {
@@ -106,6 +111,7 @@ export class UsersService {
       scopes: [rootDepartmentId],
       disabled: false,
       tokenVersion: 1,
+      tokensRevokedAt: 0,
       createdAt: now,
       updatedAt: now,
     });
@@ -137,26 +143,66 @@ export class UsersService {
     }
     this.attempts.delete(key);
     await this.audit({ username, ip }, 'auth.login', user, 'ok');
-    return { ...this.tokens.issue({ sub: user.id, tv: user.tokenVersion }), user: this.view(user) };
+    return { ...this.tokens.issue({ sub: user.id, tv: user.tokenVersion, sid: randomUUID() }), user: this.view(user) };
   }
 
   /**
    * A fresh token for a signed-in user, so an unattended wall screen stays signed in past one token's
-   * lifetime. It carries the same token version: a new password, role or scope still ends it.
+   * lifetime. It carries the same token version: a new password, role or scope still ends it. It also
+   * stays in the same session, so signing out ends the renewed token and the one it replaced alike.
    */
   async renew(actor: Principal): Promise<{ token: string; expiresAt: string }> {
     const user = await this.store.users.get(actor.id);
     if (!user || user.disabled) throw new GatewayError('GW_ERR_UNAUTHENTICATED', 'sign in again');
-    return this.tokens.issue({ sub: user.id, tv: user.tokenVersion });
+    return this.tokens.issue({ sub: user.id, tv: user.tokenVersion, sid: actor.session?.id ?? randomUUID() });
   }
 
-  /** The principal a bearer token stands for, read fresh so a disabled user or a changed role takes effect at once. */
+  /** The principal a bearer token stands for, or null; see check. */
   async authenticate(token: string, ip: string): Promise<Principal | null> {
+    const verdict = await this.check(token, ip);
+    return 'refused' in verdict ? null : verdict;
+  }
+
+  /**
+   * The principal a bearer token stands for, read fresh so a disabled user, a changed role or a sign-out
+   * takes effect at once; otherwise why the token is refused.
+   */
+  async check(token: string, ip: string): Promise<Principal | { refused: TokenRefusal }> {
     const claims = this.tokens.verify(token);
-    if (!claims) return null;
+    if (!claims) return { refused: 'invalid or expired token' };
     const user = await this.store.users.get(claims.sub);
-    if (!user || user.disabled || user.tokenVersion !== claims.tv) return null;
-    return { id: user.id, username: user.username, displayName: user.displayName, roles: user.roles, scopes: user.scopes, ip };
+    if (!user || user.disabled) return { refused: 'account disabled or removed' };
+    if (user.tokenVersion !== claims.tv) return { refused: 'account changed: sign in again' };
+    if (claims.issuedAt <= user.tokensRevokedAt) return { refused: 'signed out everywhere' };
+    if (await this.store.sessions.isRevoked(claims.sid)) return { refused: 'signed out' };
+    return { id: user.id, username: user.username, displayName: user.displayName, roles: user.roles, scopes: user.scopes, ip, session: { id: claims.sid } };
+  }
+
+  /**
+   * Ends the actor's session: its tokens (this one and any renewal of it, in other tabs too) are refused
+   * until the latest of them would have expired, which is no later than a token's lifetime from now.
+   */
+  async logout(actor: Principal): Promise<void> {
+    const now = this.clock();
+    if (!actor.session) throw new GatewayError('GW_ERR_UNAUTHENTICATED', 'sign in first: a valid bearer token is required');
+    await this.store.sessions.revoke({ sessionId: actor.session.id, userId: actor.id, expiresAt: now + this.tokens.ttlSec * 1000 }, now);
+    await this.audit(actor, 'auth.logout', await this.store.users.get(actor.id), 'ok');
+  }
+
+  /** "Sign out everywhere": every token the user holds now, in every browser and on every wall screen, is refused. */
+  async logoutEverywhere(actor: Principal): Promise<void> {
+    const user = await this.store.users.get(actor.id);
+    if (!user) throw notFound('user');
+    await this.store.users.revokeTokens(user.id, this.clock());
+    await this.audit(actor, 'auth.logout-all', user, 'ok');
+  }
+
+  /** An admin signs a user they manage out everywhere (a lost laptop, a wall screen in the wrong hands). */
+  async revokeSessions(actor: Principal, id: string): Promise<void> {
+    const user = await this.store.users.get(id);
+    if (!user || !this.manageable(actor, user)) throw notFound(`user "${id}"`);
+    await this.store.users.revokeTokens(user.id, this.clock());
+    await this.audit(actor, 'user.sessions-revoke', user, 'ok');
   }
 
   private checkScopes(actor: Principal, value: unknown, issues: FieldIssue[]): string[] {
@@ -220,6 +266,7 @@ export class UsersService {
         scopes,
         disabled: input.disabled === true,
         tokenVersion: 1,
+        tokensRevokedAt: 0,
         createdAt: now,
         updatedAt: now,
       });
@@ -289,6 +336,6 @@ export class UsersService {
     if (issues.length) throw new ValidationError(issues);
     await this.store.users.update({ ...user, passwordHash: await hashPassword(password), tokenVersion: user.tokenVersion + 1, updatedAt: this.clock() });
     await this.audit(actor, 'auth.password', user, 'ok');
-    return this.tokens.issue({ sub: user.id, tv: user.tokenVersion + 1 });
+    return this.tokens.issue({ sub: user.id, tv: user.tokenVersion + 1, sid: actor.session?.id ?? randomUUID() });
   }
 }

@@ -20,6 +20,8 @@ interface Logger {
 
 export interface ControlAuth {
   authenticate(token: string, ip: string): Promise<ControlActor | null>;
+  /** The actor, or why the token no longer signs in (signed out, expired, account changed): the close reason at a heartbeat. */
+  check(token: string, ip: string): Promise<ControlActor | { refused: string }>;
 }
 
 /** A token bucket: `perSecond` sustained, `burst` at once. */
@@ -449,7 +451,7 @@ export class ControlServer {
    */
   private beat() {
     const clients = [...this.clients];
-    const checked = new Map<string, Promise<ControlActor | null>>();
+    const checked = new Map<string, Promise<ControlActor | { refused: string }>>();
     const slice = (from: number) => {
       for (const client of clients.slice(from, from + BEAT_SLICE)) {
         if (client.ws.readyState !== WebSocket.OPEN) continue;
@@ -460,11 +462,11 @@ export class ControlServer {
         }
         client.alive = false;
         client.ws.ping();
-        // Roles, scopes and passwords change; a token that no longer signs in ends the connection.
+        // Roles, scopes and passwords change, users sign out; a token that no longer signs in ends the connection.
         let verdict = checked.get(client.token);
-        if (!verdict) checked.set(client.token, (verdict = this.auth.authenticate(client.token, client.actor.ip).catch(() => client.actor)));
+        if (!verdict) checked.set(client.token, (verdict = this.auth.check(client.token, client.actor.ip).catch(() => client.actor)));
         void verdict.then((actor) => {
-          if (!actor) return client.ws.close(4001, 'token expired or revoked');
+          if ('refused' in actor) return client.ws.close(4001, actor.refused);
           client.actor = { ...actor, ip: client.actor.ip };
           this.recheckSubscriptions(client);
         });

@@ -177,6 +177,8 @@ export interface UserRecord {
   disabled: boolean;
   /** Bumped on password, role, scope or state changes: older tokens stop working. */
   tokenVersion: number;
+  /** "Signed out everywhere": tokens issued at or before this time (ms) are refused; 0 when never. */
+  tokensRevokedAt: number;
   createdAt: number;
   updatedAt: number;
 }
@@ -188,7 +190,26 @@ export interface UserRepo {
   count(): Promise<number>;
   /** Throws StoreConflict when the user name is taken. */
   create(user: UserRecord): Promise<UserRecord>;
+  /** Writes everything but `tokensRevokedAt`, which only revokeTokens moves (so a stale copy cannot undo a sign-out). */
   update(user: UserRecord): Promise<UserRecord>;
+  /** Refuses the user's tokens issued at or before `issuedUpTo` (ms); never moves the time back. False for an unknown user. */
+  revokeTokens(id: string, issuedUpTo: number): Promise<boolean>;
+}
+
+/** A signed-out session: its tokens are refused until the last of them would have expired anyway. */
+export interface RevokedSession {
+  sessionId: string;
+  userId: string;
+  expiresAt: number;
+}
+
+/** The deny list of signed-out sessions. Small: an entry lives no longer than a token. */
+export interface SessionRepo {
+  /** Denies a session (keeping the later expiry when it is denied again), and forgets every denial past its expiry. */
+  revoke(session: RevokedSession, now: number): Promise<void>;
+  isRevoked(sessionId: string): Promise<boolean>;
+  /** How many denials are kept, expired ones included until the next prune. */
+  count(): Promise<number>;
 }
 
 export interface AuditEntry {
@@ -360,6 +381,7 @@ export interface Store {
   readonly rules: RuleRepo;
   readonly departments: DepartmentRepo;
   readonly users: UserRepo;
+  readonly sessions: SessionRepo;
   readonly audit: AuditRepo;
   readonly walls: WallRepo;
   /** Schema version after migrations. */

@@ -6,7 +6,7 @@ import { api, can } from '../lib/api.js';
 import { departmentNames, type DepartmentNode } from '../lib/departments.js';
 import { h, toast } from '../lib/dom.js';
 import { addStrings, formatTime, t } from '../lib/i18n.js';
-import { type AdminContext, errorText, field, flatten, formDialog, type Section, tableHead } from './common.js';
+import { type AdminContext, confirmDialog, errorText, field, flatten, formDialog, type Section, tableHead } from './common.js';
 
 addStrings({
   'users.title': ['Users and roles', '用户与角色'],
@@ -35,6 +35,12 @@ addStrings({
   'users.created': ['User {username} created', '已创建用户 {username}'],
   'users.saved': ['User {username} saved', '已保存用户 {username}'],
   'users.none': ['No users you may manage.', '没有您可管理的用户。'],
+  'users.signOut': ['Sign out everywhere', '强制下线'],
+  'users.confirmSignOut': [
+    'Sign {username} out on every browser and wall screen? Pages they have open go back to the sign-in page.',
+    '让 {username} 在所有浏览器和大屏上退出登录？其已打开的页面将回到登录页。',
+  ],
+  'users.signedOut': ['{username} is signed out everywhere', '{username} 已被强制下线'],
   'role.admin': ['Administrator', '管理员'],
   'role.supervisor': ['Supervisor', '值班长'],
   'role.operator': ['Operator', '操作员'],
@@ -180,6 +186,24 @@ export const usersSection: Section = {
                         },
                       },
                       t('common.edit'),
+                    ),
+                    h(
+                      'button',
+                      {
+                        type: 'button',
+                        class: 'link',
+                        dataset: { action: 'sign-out' },
+                        onclick: async () => {
+                          if (!(await confirmDialog(t('users.confirmSignOut', { username: u.username }), t('users.signOut')))) return;
+                          try {
+                            await api('POST', `/api/users/${encodeURIComponent(u.id)}/sessions/revoke`);
+                            toast(t('users.signedOut', { username: u.username }), 'ok');
+                          } catch (err) {
+                            toast(errorText(err), 'error');
+                          }
+                        },
+                      },
+                      t('users.signOut'),
                     ),
                   )
                 : null,

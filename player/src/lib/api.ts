@@ -148,17 +148,43 @@ export function keepSessionFresh(): void {
   };
   setInterval(() => void renew(), RENEW_EVERY_MS);
   shareSession();
-  // Signing out in one window signs out every window of this browser (pop-outs carry their own copy).
+  // Signing out in one window signs out every window of this browser (pop-outs carry their own copy,
+  // maybe of another sign-in: each window ends its own on the gateway).
   window.addEventListener('storage', (e) => {
     if (e.key !== SIGNED_OUT_KEY) return;
+    const s = currentSession();
     endSession();
+    if (s) void endOnGateway(s.token, false);
     location.replace('/login.html');
   });
 }
 
-export function signOut(): void {
+/** How long signing out waits for the gateway before leaving anyway (the token is gone from the page either way). */
+const SIGN_OUT_WAIT_MS = 3_000;
+
+/**
+ * Ends the session on the gateway, so the token stops working there too and not only in this browser.
+ * `keepalive` lets the request finish while the page navigates away; a gateway that cannot be reached
+ * changes nothing for the page, which drops the token anyway.
+ */
+function endOnGateway(token: string, everywhere: boolean): Promise<void> {
+  const request = fetch(everywhere ? '/api/auth/logout-all' : '/api/auth/logout', {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}` },
+    keepalive: true,
+  }).then(
+    () => undefined,
+    () => undefined,
+  );
+  return Promise.race([request, new Promise<void>((resolve) => setTimeout(resolve, SIGN_OUT_WAIT_MS))]);
+}
+
+/** Signs out of this browser's windows, and with `everywhere` of every other browser and wall screen as well. */
+export async function signOut(everywhere = false): Promise<void> {
+  const s = currentSession();
   endSession();
   localStorage.setItem(SIGNED_OUT_KEY, String(Date.now()));
+  if (s) await endOnGateway(s.token, everywhere);
   location.href = '/login.html';
 }
 

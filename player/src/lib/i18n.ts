@@ -43,6 +43,8 @@ export const formatTime = (at: number | string) =>
 
 addStrings({
   'common.signOut': ['Sign out', '退出登录'],
+  'common.signOutEverywhere': ['Sign out everywhere', '在所有设备上退出'],
+  'common.signOutEverywhereHint': ['Ends every sign-in of yours: other browsers and wall screens too', '结束您的所有登录，包括其他浏览器和大屏'],
   'common.language': ['中文', 'English'],
   'common.save': ['Save', '保存'],
   'common.cancel': ['Cancel', '取消'],

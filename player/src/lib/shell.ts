@@ -77,9 +77,18 @@ export async function startPage(opts: { title: string; page: string; chrome?: bo
     h('span', { class: 'brand' }, 'wallgate'),
     h('nav', null, nav),
     h('span', { class: 'spacer' }),
-    h('span', { class: 'who', title: session.user.roles.join(', ') }, session.user.displayName || session.user.username),
+    h(
+      'details',
+      { class: 'user-menu' },
+      h('summary', { class: 'who', title: session.user.roles.join(', ') }, session.user.displayName || session.user.username),
+      h(
+        'div',
+        { class: 'menu' },
+        h('button', { type: 'button', class: 'link', dataset: { action: 'sign-out-everywhere' }, title: t('common.signOutEverywhereHint'), onclick: () => void signOut(true) }, t('common.signOutEverywhere')),
+      ),
+    ),
     languageToggle(),
-    h('button', { class: 'link', onclick: signOut }, t('common.signOut')),
+    h('button', { type: 'button', class: 'link', dataset: { action: 'sign-out' }, onclick: () => void signOut() }, t('common.signOut')),
   );
   document.body.append(header, main);
   return { session, settings, main };

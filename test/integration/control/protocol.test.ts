@@ -88,7 +88,7 @@ t.test('a dead client is dropped by the heartbeat; a revoked token ends the conn
   const id = users.json.items.find((u: { username: string }) => u.username === 'op').id;
   t.equal((await gw.api('PATCH', `/api/users/${id}`, { token: gw.adminToken, body: { disabled: true } })).status, 200);
   await waitFor(() => op.closed, (v) => v !== null, 2_000, 20);
-  t.same(op.closed, { code: 4001, reason: 'token expired or revoked' });
+  t.same(op.closed, { code: 4001, reason: 'account disabled or removed' });
   t.equal(alive.closed, null);
 });
 

@@ -60,6 +60,16 @@ export async function accountRoutes(app: FastifyInstance, { users, store, guards
 
   app.post('/api/auth/renew', { onRequest: guards.signedIn }, async (req) => users.renew(actor(req)));
 
+  app.post('/api/auth/logout', { onRequest: guards.signedIn }, async (req, reply) => {
+    await users.logout(actor(req));
+    return reply.status(204).send();
+  });
+
+  app.post('/api/auth/logout-all', { onRequest: guards.signedIn }, async (req, reply) => {
+    await users.logoutEverywhere(actor(req));
+    return reply.status(204).send();
+  });
+
   app.post<{ Body: Static<typeof passwordBody> }>(
     '/api/auth/password',
     { onRequest: guards.signedIn, schema: { body: passwordBody } },
@@ -80,6 +90,15 @@ export async function accountRoutes(app: FastifyInstance, { users, store, guards
     '/api/users/:id',
     { onRequest: guards.require('users:write'), schema: { params: idParams, body: userBody } },
     async (req) => users.view(await users.update(actor(req), req.params.id, req.body)),
+  );
+
+  app.post<{ Params: Static<typeof idParams> }>(
+    '/api/users/:id/sessions/revoke',
+    { onRequest: guards.require('users:write'), schema: { params: idParams } },
+    async (req, reply) => {
+      await users.revokeSessions(actor(req), req.params.id);
+      return reply.status(204).send();
+    },
   );
 
   app.get<{ Querystring: Static<typeof auditQuery> }>(

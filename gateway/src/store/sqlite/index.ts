@@ -25,6 +25,8 @@ import {
   type UpdateResult,
   type UserRecord,
   type UserRepo,
+  type RevokedSession,
+  type SessionRepo,
   type PresetRow,
   type TileRows,
   type WallRepo,
@@ -516,6 +518,7 @@ function toUser(r: Row): UserRecord {
     scopes: JSON.parse(r.scopes as string),
     disabled: r.disabled === 1,
     tokenVersion: r.token_version as number,
+    tokensRevokedAt: r.tokens_revoked_at as number,
     createdAt: r.created_at as number,
     updatedAt: r.updated_at as number,
   };
@@ -554,8 +557,8 @@ class SqliteUsers implements UserRepo {
   async create(user: UserRecord) {
     try {
       this.db
-        .prepare(`INSERT INTO users (id, username, display_name, password_hash, roles, scopes, disabled, token_version, created_at, updated_at)
-          VALUES (@id, @username, @displayName, @passwordHash, @roles, @scopes, @disabled, @tokenVersion, @createdAt, @updatedAt)`)
+        .prepare(`INSERT INTO users (id, username, display_name, password_hash, roles, scopes, disabled, token_version, tokens_revoked_at, created_at, updated_at)
+          VALUES (@id, @username, @displayName, @passwordHash, @roles, @scopes, @disabled, @tokenVersion, @tokensRevokedAt, @createdAt, @updatedAt)`)
         .run(this.userParams(user));
     } catch (err) {
       if ((err as { code?: string }).code?.startsWith('SQLITE_CONSTRAINT')) throw new StoreConflict(`user ${user.username} exists`);
@@ -569,6 +572,34 @@ class SqliteUsers implements UserRepo {
         disabled = @disabled, token_version = @tokenVersion, updated_at = @updatedAt WHERE id = @id`)
       .run(this.userParams(user));
     return user;
+  }
+  async revokeTokens(id: string, issuedUpTo: number) {
+    return this.db.prepare(`UPDATE users SET tokens_revoked_at = max(tokens_revoked_at, ?) WHERE id = ?`).run(issuedUpTo, id).changes > 0;
+  }
+}
+
+class SqliteSessions implements SessionRepo {
+  /** Every authenticated request asks, so this one is prepared once. */
+  private readonly revokedStmt;
+  private readonly insertStmt;
+  private readonly pruneStmt;
+  constructor(private readonly db: DB) {
+    this.revokedStmt = db.prepare(`SELECT 1 FROM revoked_sessions WHERE session_id = ?`).pluck();
+    this.insertStmt = db.prepare(`INSERT INTO revoked_sessions (session_id, user_id, expires_at) VALUES (@sessionId, @userId, @expiresAt)
+      ON CONFLICT (session_id) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)`);
+    this.pruneStmt = db.prepare(`DELETE FROM revoked_sessions WHERE expires_at <= ?`);
+  }
+  async revoke(session: RevokedSession, now: number) {
+    this.db.transaction(() => {
+      this.pruneStmt.run(now);
+      this.insertStmt.run(session);
+    })();
+  }
+  async isRevoked(sessionId: string) {
+    return this.revokedStmt.get(sessionId) !== undefined;
+  }
+  async count() {
+    return this.db.prepare(`SELECT count(*) FROM revoked_sessions`).pluck().get() as number;
   }
 }
 
@@ -716,6 +747,7 @@ export class SqliteStore implements Store {
   readonly sources: SqliteSources;
   readonly departments: SqliteDepartments;
   readonly users: SqliteUsers;
+  readonly sessions: SqliteSessions;
   readonly audit: SqliteAudit;
   readonly walls: SqliteWalls;
   readonly vehicles: SqliteVehicles;
@@ -727,6 +759,7 @@ export class SqliteStore implements Store {
     this.sources = new SqliteSources(db);
     this.departments = new SqliteDepartments(db, this.sources);
     this.users = new SqliteUsers(db);
+    this.sessions = new SqliteSessions(db);
     this.audit = new SqliteAudit(db);
     this.walls = new SqliteWalls(db, this.audit);
     const appendAudit = (e: Omit<AuditEntry, 'seq'>) => this.audit.appendNow(e);

@@ -183,4 +183,20 @@ export const migrations: { version: number; description: string; sql: string }[]
       ) WITHOUT ROWID;
     `,
   },
+  {
+    version: 4,
+    description: 'ended sessions: the deny list of signed-out sessions, and each user\'s "signed out everywhere" time',
+    sql: `
+      -- A signed-out session is refused until its last token would have expired; rows past that are pruned.
+      CREATE TABLE revoked_sessions (
+        session_id TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        expires_at INTEGER NOT NULL
+      ) WITHOUT ROWID;
+      CREATE INDEX revoked_sessions_expiry ON revoked_sessions(expires_at);
+
+      -- Tokens issued at or before this time (ms) are refused; 0 when the user never signed out everywhere.
+      ALTER TABLE users ADD COLUMN tokens_revoked_at INTEGER NOT NULL DEFAULT 0;
+    `,
+  },
 ];
