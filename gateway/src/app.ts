@@ -271,7 +271,8 @@ export async function buildGateway(config: Config, opts: BuildOptions = {}): Pro
     close: () =>
       (closing ??= (async () => {
         // Long-lived connections first, or the HTTP server would wait for them; then every ffmpeg.
-        walls.close();
+        // Each refuses new changes and returns once those it accepted are written.
+        await walls.close();
         vehicles.close();
         vehicleHub.close();
         await control.close();

@@ -1,5 +1,9 @@
+import { join } from 'node:path';
 import t from 'tap';
 import { ControlClient } from '../../../scripts/sim/control-client.js';
+import type { ControlActor } from '../../../gateway/src/control/walls.js';
+import { messageSchemas, type MessageType } from '../../../gateway/src/control/protocol.js';
+import { SqliteStore } from '../../../gateway/src/store/sqlite/index.js';
 import { SCREENS_2X2, startControlGateway } from '../../helpers/control.js';
 import { camera } from '../../helpers/gateway.js';
 
@@ -404,4 +408,48 @@ t.test('rename, unsubscribe, preset and plan deletion, department tours and the 
   await new Promise((r) => setTimeout(r, 200));
   t.same(screen.messages.slice(quiet), [], 'nothing more arrives');
   t.equal((await screen.subscribe(otherWall)).id, otherWall, 'and the freed subscription can follow another wall');
+});
+
+t.test('close() refuses new changes and returns only once every change it accepted is written', async (t) => {
+  const gw = await startControlGateway(t);
+  const wallId = await gw.createWall({ name: 'Wall', departmentId: 'countyA', screens: SCREENS_2X2, layout: '9' });
+  const actor: ControlActor = { id: 'op', username: 'op', ip: '127.0.0.1', scopes: ['countyA'], roles: ['operator'] };
+  const tileIds = Object.keys(gw.walls.snapshot(actor, wallId).tiles);
+  const cameras = ['a1', 'a2', 'a3'];
+  // A burst on every tile, each waiting on a registry read before it reaches the wall's queue; close() at once.
+  const settled: { tileId: string; camera: string; version?: number; code?: string }[] = [];
+  tileIds.forEach((tileId, i) => {
+    const camera = cameras[i % cameras.length]!;
+    void gw.walls.execute(actor, 'tile.assign', { wallId, baseVersion: 1, tileId, content: { kind: 'camera', cameraId: camera } }).then(
+      (ack) => settled.push({ tileId, camera, version: (ack as { version: number }).version }),
+      (err: { code: string }) => settled.push({ tileId, camera, code: err.code }),
+    );
+  });
+  const closed = gw.walls.close();
+  const late = await gw.walls.execute(actor, 'tile.assign', { wallId, baseVersion: 1, tileId: 's1-1', content: { kind: 'empty' } }).then(
+    () => null,
+    (err: { code: string; message: string }) => err,
+  );
+  t.match(late, { code: 'GW_ERR_UNAVAILABLE', message: /shutting down/ }, 'a change after close() is refused');
+  await closed;
+  t.equal(settled.length, tileIds.length, 'close() returned after every accepted change was answered');
+  t.same(settled.filter((s) => s.code), [], 'and every one of them was acknowledged');
+
+  // The store closes right after, as on SIGTERM; what it holds is what was acknowledged.
+  await gw.store.close();
+  const reopened = SqliteStore.open(join(gw.config.dataDir, 'wallgate.db'));
+  t.teardown(() => reopened.close());
+  const row = (await reopened.walls.all()).find((w) => w.id === wallId)!;
+  t.equal(row.version, tileIds.length + 1, 'the wall is stored at the last acknowledged version');
+  for (const s of settled) t.match(JSON.parse(row.tiles.get(s.tileId)!), { content: { kind: 'camera', cameraId: s.camera }, v: s.version }, `${s.tileId} as acknowledged`);
+});
+
+t.test('every message type reaches the section that handles it; subscribing is for the WebSocket only', async (t) => {
+  const gw = await startControlGateway(t);
+  const admin: ControlActor = { id: 'admin', username: 'admin', ip: '127.0.0.1', scopes: ['root'], roles: ['admin'] };
+  for (const type of Object.keys(messageSchemas) as MessageType[]) {
+    const err = await gw.walls.execute(admin, type, { unknownField: 1 }).then(() => null, (e: { code: string; message: string }) => e);
+    if (type === 'subscribe' || type === 'unsubscribe') t.match(err, { code: 'GW_ERR_BAD_MESSAGE', message: /WebSocket message/ }, type);
+    else t.match(err, { code: 'GW_ERR_VALIDATION', message: /unknownField/ }, `${type}: its payload is checked, then handled`);
+  }
 });

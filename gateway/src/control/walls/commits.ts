@@ -1,0 +1,150 @@
+import type { EventEmitter } from 'node:events';
+import { GatewayError, notFound } from '../../errors.js';
+import type { Registry } from '../../registry/service.js';
+import type { AuditEntry, Store, TileRows } from '../../store/types.js';
+import type { Tile, WallDelta, WallView } from '../model.js';
+import { parseWall, withoutGeometry, type AuditSpec, type ControlActor, type DeltaParts, type Mutation, type WallEntry, type WallEvents } from './state.js';
+
+/**
+ * The commit queue: the walls in memory, and the one way a wall changes. A change runs in its wall's
+ * queue, is written with its audit entry in one transaction, and only then is acknowledged and emitted.
+ * Closing refuses new work and waits until every change already accepted is written.
+ */
+export class WallCommits {
+  readonly walls = new Map<string, WallEntry>();
+  private closed = false;
+  /** Work accepted and not yet settled: what close() waits for before the store may close. */
+  private readonly inFlight = new Set<Promise<unknown>>();
+
+  constructor(
+    private readonly store: Store,
+    private readonly registry: Registry,
+    private readonly events: EventEmitter<WallEvents>,
+    private readonly clock: () => number,
+  ) {}
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Runs one command unless the service is closing; close() waits for it to settle. */
+  accept<T>(work: () => Promise<T>): Promise<T> {
+    if (this.closed) return Promise.reject(new GatewayError('GW_ERR_UNAVAILABLE', 'the gateway is shutting down'));
+    const p = work();
+    this.inFlight.add(p);
+    const forget = () => void this.inFlight.delete(p);
+    p.then(forget, forget);
+    return p;
+  }
+
+  /** Refuses new work, then resolves once every accepted command and queued change is written. */
+  async drain(): Promise<void> {
+    this.closed = true;
+    while (this.inFlight.size) await Promise.allSettled([...this.inFlight]);
+    // Changes not started by a command (tour rotations already due) are in the queues only.
+    await Promise.all([...this.walls.values()].map((e) => e.queue));
+  }
+
+  deptPath(departmentId: string): string {
+    return this.registry.departments.get(departmentId)?.path ?? `/${departmentId}/`;
+  }
+
+  visible(actor: ControlActor, wall: WallView, ranges = this.registry.departments.rangesFor(actor.scopes)): boolean {
+    return this.registry.departments.within(wall.departmentId, ranges);
+  }
+
+  /** The wall if the actor's departments include it; 404 alike for a missing one, so existence does not leak. */
+  entryFor(actor: ControlActor, wallId: string): WallEntry {
+    const entry = this.walls.get(wallId);
+    if (!entry || !this.visible(actor, entry.doc)) throw notFound(`wall "${wallId}"`);
+    return entry;
+  }
+
+  audit(actor: ControlActor, wall: WallView, action: string, detail: Record<string, unknown>): Omit<AuditEntry, 'seq'> {
+    return { at: this.clock(), actor: actor.username, actorIp: actor.ip, action, target: wall.id, outcome: 'ok', detail, scopePath: this.deptPath(wall.departmentId) };
+  }
+
+  /** The wall without its tiles, which are stored one row each. */
+  serialise(entry: WallEntry) {
+    return JSON.stringify({ wall: { ...entry.doc, tiles: {} }, planSaved: entry.planSaved });
+  }
+
+  tileRows(tiles: Iterable<Tile>): TileRows {
+    return new Map([...tiles].map((t) => [t.id, JSON.stringify(t)]));
+  }
+
+  /**
+   * Runs `mutate` on the wall in its queue, writes the result durably with the audit entry, and
+   * emits the delta. A throw anywhere, including from the store, leaves the wall as it was.
+   */
+  commit(
+    entry: WallEntry,
+    actor: ControlActor,
+    cause: string,
+    ref: string | null,
+    /** What the audit log records; a function is called after `mutate`, for details only it finds out. */
+    audit: AuditSpec | (() => AuditSpec | null) | null,
+    mutate: Mutation,
+  ): Promise<{ version: number }> {
+    const run = async () => {
+      if (this.walls.get(entry.doc.id) !== entry) throw notFound(`wall "${entry.doc.id}"`);
+      const doc = entry.doc;
+      const version = doc.version + 1;
+      const at = this.clock();
+      let parts: DeltaParts;
+      let json: string;
+      let tiles: TileRows;
+      const after: (() => void)[] = [];
+      try {
+        parts = mutate(doc, version, at, after);
+        doc.version = version;
+        doc.updatedAt = at;
+        doc.updatedBy = actor.username;
+        json = this.serialise(entry);
+        // A new layout replaces every tile; otherwise the delta names each tile that changed.
+        tiles = this.tileRows(parts.regions ? Object.values(doc.tiles) : (parts.tiles ?? []));
+        const spec = typeof audit === 'function' ? audit() : audit;
+        await this.store.walls.save(
+          { id: doc.id, departmentId: doc.departmentId, deptPath: this.deptPath(doc.departmentId), version, doc: json },
+          { rows: tiles, replace: !!parts.regions },
+          spec ? this.audit(actor, doc, spec.action, spec.detail) : null,
+        );
+      } catch (err) {
+        this.restore(entry);
+        throw err;
+      }
+      entry.json = json;
+      if (parts.regions) entry.tileJson = tiles;
+      else for (const [id, t] of tiles) entry.tileJson.set(id, t);
+      for (const effect of after) effect();
+      const { tiles: changed, ...rest } = parts;
+      const delta: WallDelta = {
+        wallId: doc.id,
+        version,
+        at,
+        by: actor.username,
+        cause,
+        ref,
+        ...rest,
+        // A tile keeps its place and size until the layout changes: a change sends only the rest, a quarter less to every screen.
+        ...(parts.regions ? { tiles: changed } : changed?.length ? { changes: changed.map(withoutGeometry) } : {}),
+      };
+      // Serialised now: the tiles and tours in it are the live ones, which later changes alter.
+      this.events.emit('delta', delta, JSON.stringify(delta));
+      return { version };
+    };
+    return this.enqueue(entry, run);
+  }
+
+  /** Runs `work` after the wall's earlier changes, whether they succeeded or not. */
+  enqueue<T>(entry: WallEntry, work: () => Promise<T>): Promise<T> {
+    const result = entry.queue.then(work, work);
+    entry.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  /** Puts the in-memory wall back to what was last written. */
+  private restore(entry: WallEntry) {
+    Object.assign(entry, parseWall(entry.json, entry.tileJson));
+  }
+}
