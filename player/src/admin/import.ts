@@ -5,7 +5,8 @@
 import { api, ApiError, can } from '../lib/api.js';
 import { h } from '../lib/dom.js';
 import { addStrings, formatNumber, t } from '../lib/i18n.js';
-import { csvCell, download, errorText, field, type Section, tableHead } from './common.js';
+import { csvCell } from '../../../gateway/src/lib/csv.js';
+import { download, errorText, field, type Section, tableHead } from './common.js';
 
 addStrings({
   'import.title': ['Bulk import', '批量导入'],

@@ -3,10 +3,12 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Guards } from '../../auth/plugin.js';
 import type { Principal } from '../../auth/users.js';
+import { csvCell } from '../../lib/csv.js';
 import { importRows } from '../../registry/import-parse.js';
+import type { ImportSlots } from '../../registry/import-slots.js';
 import type { ImportMode, Registry, SourceView } from '../../registry/service.js';
 import { HEALTH, LEVELS, PROTOCOLS } from '../../store/types.js';
-import { acceptImportBodies, etag, ifMatch, importFormat, limitBytes, parseBbox } from './shared.js';
+import { acceptImportBodies, etag, ifMatch, importFormat, parseBbox, streamedImport } from './shared.js';
 
 const literalUnion = <T extends string>(values: readonly T[]) => Type.Union(values.map((v) => Type.Literal(v)));
 
@@ -83,17 +85,13 @@ const sourceBody = Type.Object({}, { additionalProperties: true });
 
 const CSV_COLUMNS = ['id', 'name', 'departmentId', 'level', 'address', 'url', 'subUrl', 'protocol', 'username', 'codec', 'lat', 'lon', 'tags', 'enabled'] as const;
 
-function csvCell(v: unknown): string {
-  const s = v === null || v === undefined ? '' : Array.isArray(v) ? v.join(';') : String(v);
-  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-}
-
 export interface SourceRoutesOptions {
   registry: Registry;
   guards: Guards;
   pageSizeMax: number;
   importMaxRows: number;
   importMaxBytes: number;
+  importSlots: ImportSlots;
 }
 
 export async function sourceRoutes(app: FastifyInstance, opts: SourceRoutesOptions) {
@@ -127,9 +125,9 @@ export async function sourceRoutes(app: FastifyInstance, opts: SourceRoutesOptio
     { onRequest: guards.require('sources:write'), schema: { querystring: importQuery } },
     async (req, reply) => {
       const format = importFormat(req);
-      const body = (req.body as Readable).pipe(limitBytes(opts.importMaxBytes));
-      (req.body as Readable).on('error', (err) => body.destroy(err));
-      const report = await registry.importSources(actor(req), importRows(format, body), req.query.mode as ImportMode, opts.importMaxRows);
+      const report = await streamedImport(req, opts.importSlots, opts.importMaxBytes, (body) =>
+        registry.importSources(actor(req), importRows(format, body), req.query.mode as ImportMode, opts.importMaxRows),
+      );
       if (!report.applied) {
         return reply.status(422).send({ code: 'GW_ERR_IMPORT_REJECTED', message: `${report.rejected} of ${report.rows} rows rejected; nothing was imported (mode all-or-nothing)`, report });
       }
