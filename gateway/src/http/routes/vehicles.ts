@@ -1,4 +1,3 @@
-import type { Readable } from 'node:stream';
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Guards } from '../../auth/plugin.js';
@@ -6,11 +5,12 @@ import type { Principal } from '../../auth/users.js';
 import { ValidationError } from '../../errors.js';
 import { schemaCheck } from '../../lib/schema-check.js';
 import { importRows } from '../../registry/import-parse.js';
+import type { ImportSlots } from '../../registry/import-slots.js';
 import type { ImportMode } from '../../registry/service.js';
 import { alarmsReport, positionsReport, timeOf, VEHICLE_INPUT_FIELDS } from '../../vehicles/input.js';
 import { ALARM_TYPES, VEHICLE_CATEGORIES } from '../../vehicles/model.js';
 import type { VehicleEntry, VehicleService } from '../../vehicles/service.js';
-import { acceptImportBodies, etag, ifMatch, importFormat, limitBytes, parseBbox } from './shared.js';
+import { acceptImportBodies, etag, ifMatch, importFormat, parseBbox, streamedImport } from './shared.js';
 
 const literalUnion = <T extends string>(values: readonly T[]) => Type.Union(values.map((v) => Type.Literal(v)));
 const ID = Type.String({ minLength: 1, maxLength: 64 });
@@ -67,6 +67,7 @@ export interface VehicleRouteOptions {
   pageSizeMax: number;
   importMaxRows: number;
   importMaxBytes: number;
+  importSlots: ImportSlots;
 }
 
 /** Vehicles, the feed's batches, alarms, geofences and linkage rules over REST. */
@@ -96,10 +97,10 @@ export async function vehicleRoutes(app: FastifyInstance, o: VehicleRouteOptions
     { onRequest: guards.require('vehicles:write'), schema: { querystring: importQuery } },
     async (req, reply) => {
       const format = importFormat(req);
-      const body = (req.body as Readable).pipe(limitBytes(o.importMaxBytes));
-      (req.body as Readable).on('error', (err) => body.destroy(err));
-      const rows = importRows(format, body, { fields: VEHICLE_INPUT_FIELDS, aliases: { department: 'departmentId', department_id: 'departmentId', plate_color: 'plateColor', hazard_class: 'hazardClass', un_number: 'unNumber', terminal_id: 'terminalId' } });
-      const report = await vehicles.importVehicles(actor(req), rows, req.query.mode as ImportMode, o.importMaxRows);
+      const report = await streamedImport(req, o.importSlots, o.importMaxBytes, (body) => {
+        const rows = importRows(format, body, { fields: VEHICLE_INPUT_FIELDS, aliases: { department: 'departmentId', department_id: 'departmentId', plate_color: 'plateColor', hazard_class: 'hazardClass', un_number: 'unNumber', terminal_id: 'terminalId' } });
+        return vehicles.importVehicles(actor(req), rows, req.query.mode as ImportMode, o.importMaxRows);
+      });
       if (!report.applied) {
         return reply.status(422).send({ code: 'GW_ERR_IMPORT_REJECTED', message: `${report.rejected} of ${report.rows} rows rejected; nothing was imported`, report });
       }

@@ -1,0 +1,24 @@
+import { GatewayError } from '../errors.js';
+
+/**
+ * How many imports (sources and vehicles alike) run at once. Each holds its parsed rows until its one
+ * transaction, so the bound on them is a bound on memory; one past it is refused at once rather than
+ * queued, since a queued request would still be streaming its body at the gateway.
+ */
+export class ImportSlots {
+  private running = 0;
+
+  constructor(private readonly max: number) {}
+
+  async run<T>(work: () => Promise<T>): Promise<T> {
+    if (this.running >= this.max) {
+      throw new GatewayError('GW_ERR_IMPORT_BUSY', `${this.max} import${this.max === 1 ? ' is' : 's are'} already running (registry.importMaxConcurrent); send this one when one has finished`);
+    }
+    this.running++;
+    try {
+      return await work();
+    } finally {
+      this.running--;
+    }
+  }
+}
