@@ -44,6 +44,21 @@ module.exports = {
       to: { path: `^${M}(registry|auth|control|vehicles|http)/` },
     },
     {
+      name: 'outputs-reach-sessions-only-through-stream-access',
+      comment:
+        'outputs read a session through the LiveStream and StreamLease interfaces of outputs/stream-access.ts; from streams/ they take types, never code, so none can write a counter or restart a pull',
+      severity: 'error',
+      from: { path: `^${M}outputs/` },
+      to: { path: `^${M}streams/`, dependencyTypesNot: ['type-only'] },
+    },
+    {
+      name: 'outputs-never-see-the-session-class',
+      comment: 'not even its type: StreamSession has the state machine and the counters; outputs get a LiveStream',
+      severity: 'error',
+      from: { path: `^${M}outputs/` },
+      to: { path: `^${M}streams/session\\.ts$` },
+    },
+    {
       name: 'outputs-do-not-import-each-other',
       severity: 'error',
       from: { path: `^${M}outputs/([^/]+)/` },

@@ -1,6 +1,6 @@
 import { GatewayError } from '../errors.js';
-import type { ReaderLease, ReaderRequest } from '../streams/manager.js';
-import type { Profile } from '../streams/types.js';
+import type { ReaderRequest } from '../streams/manager.js';
+import type { FlvTag, Profile, SessionState } from '../streams/types.js';
 
 /** What a stream token grants: one user, one camera and profile, one viewing. Declared here; app.ts wires the signer. */
 export interface StreamGrant {
@@ -18,9 +18,53 @@ export interface StreamTokenVerifier {
   verify(token: string): StreamGrant | null;
 }
 
+/** What a session tells its listeners. */
+export interface LiveStreamEvents {
+  /** A media tag; valid until the next keyframe (copy what you keep). */
+  tag: [FlvTag];
+  state: [SessionState];
+}
+
+/**
+ * What an output sees of a camera's stream: it reads the media and reports back what it did and
+ * what it could not play. It steers nothing: restarts, transcodes and counters are the session's.
+ */
+export interface LiveStream {
+  readonly id: string;
+  readonly cameraId: string;
+  readonly profile: Profile;
+  /** The directory the session's HLS playlist and segments are written to. */
+  readonly hlsDir: string;
+  /** The stream is already re-encoded (H.264 Main, no B-frames). */
+  readonly transcoding: boolean;
+  /** The decoder configuration (script data, AVC and AAC sequence headers), by FLV tag type. */
+  readonly headers: ReadonlyMap<string, FlvTag>;
+  /** The tags a joining viewer needs before live ones: decoder configuration, then the current GOP. */
+  joinTags(): FlvTag[];
+  on<E extends keyof LiveStreamEvents>(event: E, listener: (...args: LiveStreamEvents[E]) => void): unknown;
+  off<E extends keyof LiveStreamEvents>(event: E, listener: (...args: LiveStreamEvents[E]) => void): unknown;
+  /** Bytes an output sent to its viewers, for the session's and the gateway's totals. */
+  countSent(bytes: number): void;
+  /**
+   * Some viewer cannot play the stream as sent (B-frames over WebRTC). The session decides what to
+   * do: restart with the shared transcode if a slot is free. False when it cannot help.
+   */
+  reportUndecodable(reason: string): boolean;
+}
+
+/** A reader's hold on a camera's stream: the session stays up until every lease is released. */
+export interface StreamLease {
+  readonly id: string;
+  readonly session: LiveStream;
+  /** Resolves on the first video, rejects with why the latest attempt failed. */
+  live(): Promise<void>;
+  /** Idempotent. */
+  release(): void;
+}
+
 /** The part of the stream engine the outputs use. */
 export interface ReaderSource {
-  addReader(req: ReaderRequest): Promise<ReaderLease>;
+  addReader(req: ReaderRequest): Promise<StreamLease>;
 }
 
 /** URL parameters shared by every stream output route. */

@@ -1,13 +1,14 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { mkdir, realpath, rm } from 'node:fs/promises';
-import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { GatewayError } from '../errors.js';
-import type { PullInput } from './process/args.js';
+import { systemClock, type Clock } from '../lib/clock.js';
 import { FfmpegProcess } from './process/ffmpeg-process.js';
 import { sweepOrphans } from './process/sweep.js';
 import { StreamSession, type Reader, type SessionHost } from './session.js';
+import type { DriverContext, DriverFactory } from './sources/driver.js';
+import { driverFactory } from './sources/index.js';
 import type { Profile, ResolvedSource, SessionState, SourceResolver, StreamsConfig } from './types.js';
 
 export interface HealthEvent {
@@ -64,6 +65,12 @@ export interface EngineStats {
 
 type Logger = SessionHost['log'] & { error(o: object, m: string): void };
 
+/** What tests replace: the sources (a fake driver instead of ffmpeg) and time. */
+export interface EngineParts {
+  drivers?: (ctx: DriverContext) => DriverFactory;
+  clock?: Clock;
+}
+
 /**
  * Owns every StreamSession: one per (camera, profile) while something watches it. Admission is
  * decided here, synchronously after the source is resolved, so two requests racing for the last
@@ -86,14 +93,18 @@ export class StreamManager extends EventEmitter<{
   private runDir = '';
   private instanceIdValue = '';
   private closing = false;
+  private createDriver: DriverFactory | null = null;
+  private readonly clock: Clock;
 
   constructor(
     private readonly config: StreamsConfig,
     private readonly dataDir: string,
     private readonly resolver: SourceResolver,
     private readonly log: Logger,
+    private readonly parts: EngineParts = {},
   ) {
     super();
+    this.clock = parts.clock ?? systemClock;
   }
 
   /** This gateway's marker on its ffmpeg processes, derived from the data directory so a restart finds its orphans. */
@@ -110,6 +121,8 @@ export class StreamManager extends EventEmitter<{
     if (killed.length) this.log.warn({ pids: killed }, 'killed ffmpeg processes left by a previous gateway');
     await rm(this.runDir, { recursive: true, force: true });
     await mkdir(this.runDir, { recursive: true });
+    const ctx: DriverContext = { config: this.config, instanceId: this.instanceIdValue, checkConnect: (host) => this.resolver.checkConnect(host) };
+    this.createDriver = (this.parts.drivers ?? driverFactory)(ctx);
   }
 
   private key(cameraId: string, profile: Profile) {
@@ -211,7 +224,7 @@ export class StreamManager extends EventEmitter<{
       id,
       kind: req.kind,
       userId: req.userId,
-      since: Date.now(),
+      since: this.clock.now(),
       onClose: (error) => {
         release();
         req.onClose?.(error);
@@ -223,8 +236,11 @@ export class StreamManager extends EventEmitter<{
   private host(): SessionHost {
     return {
       config: this.config,
-      instanceId: this.instanceIdValue,
-      prepareInput: (source) => this.prepareInput(source),
+      createDriver: (source, attempt, events) => {
+        if (!this.createDriver) throw new GatewayError('GW_ERR_INTERNAL', 'the stream engine was not started');
+        return this.createDriver(source, attempt, events);
+      },
+      clock: this.clock,
       acquireTranscode: () => this.acquireTranscode(),
       releaseTranscode: () => {
         this.transcodes = Math.max(0, this.transcodes - 1);
@@ -243,53 +259,18 @@ export class StreamManager extends EventEmitter<{
     };
   }
 
-  /**
-   * The URL ffmpeg opens: credentials put back in, and the host checked against the network policy
-   * again now, since DNS may have changed since registration. Where the protocol allows (no TLS
-   * name to verify), the checked address replaces the name so a second lookup cannot differ.
-   */
-  private async prepareInput(source: ResolvedSource): Promise<{ input: PullInput; secrets: string[] }> {
-    const url = new URL(source.url);
-    // A push source is read from the gateway's own ingest on loopback; the resolver gave that URL.
-    if (source.protocol === 'rtmp-push') {
-      return { input: { protocol: source.protocol, url: url.toString(), rtspTransport: this.config.rtspTransport, ioTimeoutMs: this.config.ioTimeoutMs }, secrets: [] };
-    }
-    const host = url.hostname.replace(/^\[|\]$/g, '');
-    const verdict = await this.resolver.checkConnect(host);
-    if ('refused' in verdict) throw new GatewayError('GW_ERR_FORBIDDEN', `the camera's address is not allowed: ${verdict.refused}`);
-    const pinned = verdict.addresses[0];
-    if (pinned && !isIP(host) && (source.protocol === 'rtsp' || source.protocol === 'rtmp' || source.protocol === 'srt')) {
-      url.hostname = isIP(pinned) === 6 ? `[${pinned}]` : pinned;
-    }
-    const secrets: string[] = [];
-    const cred = source.credential;
-    if (cred) {
-      if (source.protocol === 'srt') {
-        if (cred.password) url.searchParams.set('passphrase', cred.password);
-      } else {
-        url.username = encodeURIComponent(cred.username);
-        if (cred.password) url.password = encodeURIComponent(cred.password);
-      }
-      if (cred.password) secrets.push(cred.password);
-    }
-    return {
-      input: { protocol: source.protocol, url: url.toString(), rtspTransport: this.config.rtspTransport, ioTimeoutMs: this.config.ioTimeoutMs },
-      secrets,
-    };
-  }
-
   private reportHealth(session: StreamSession, health: 'online' | 'offline', error: string | null) {
     const cameraId = session.cameraId;
     const signature = `${health}\u0000${error ?? ''}`;
     if (this.lastHealth.get(cameraId) === signature) return;
     this.lastHealth.set(cameraId, signature);
-    const event: HealthEvent = { cameraId, health, error, since: Date.now() };
+    const event: HealthEvent = { cameraId, health, error, since: this.clock.now() };
     this.emit('health', event);
     this.resolver.setHealth(cameraId, health, error).catch((e: Error) => this.log.error({ camera: cameraId, err: e.message }, 'health write failed'));
   }
 
   list(filter: (s: StreamSession) => boolean = () => true): SessionSummary[] {
-    return [...this.sessions.values()].filter(filter).map((s) => summarize(s));
+    return [...this.sessions.values()].filter(filter).map((s) => summarize(s, this.clock.now()));
   }
 
   stats(): EngineStats {
@@ -330,7 +311,7 @@ export async function instanceIdFor(dataDir: string): Promise<string> {
     .slice(0, 24);
 }
 
-function summarize(s: StreamSession): SessionSummary {
+function summarize(s: StreamSession, now: number): SessionSummary {
   const readers: Record<Reader['kind'], number> = { hls: 0, flv: 0, webrtc: 0, prewarm: 0 };
   for (const r of s.readers.values()) readers[r.kind]++;
   return {
@@ -341,7 +322,7 @@ function summarize(s: StreamSession): SessionSummary {
     state: s.state,
     readers,
     bitrateKbps: s.bitrateKbps,
-    uptimeMs: Date.now() - s.createdAt,
+    uptimeMs: now - s.createdAt,
     restarts: s.restarts,
     inputCodec: s.inputCodec,
     resolution: s.resolution,

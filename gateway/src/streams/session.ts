@@ -3,24 +3,22 @@ import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GatewayError } from '../errors.js';
 import { Backoff } from '../lib/backoff.js';
-import { classifyFailure } from './failure.js';
-import { FlvDemuxer } from './flv-demux.js';
+import type { Clock, TimerHandle } from '../lib/clock.js';
 import { GopStore } from './gop-store.js';
-import { concatList, pullArgs, type PullInput } from './process/args.js';
-import { FfmpegProcess, type FfmpegExit } from './process/ffmpeg-process.js';
+import type { DriverEvents, DriverFactory, SourceDriver } from './sources/driver.js';
 import type { FlvTag, Profile, ResolvedSource, SessionState, StreamsConfig } from './types.js';
 
 /** What a session needs from its manager: everything outside the session itself. */
 export interface SessionHost {
   config: StreamsConfig;
-  instanceId: string;
-  /** A fresh input for each attempt: credentials are opened and the host re-checked every time. */
-  prepareInput(source: ResolvedSource): Promise<{ input: PullInput; secrets: string[] }>;
+  /** Makes each attempt's driver: the session never knows what kind of source it has. */
+  createDriver: DriverFactory;
+  clock: Clock;
   /** Takes a transcode slot; false when none is free. */
   acquireTranscode(): boolean;
   releaseTranscode(): void;
   health(session: StreamSession, health: 'online' | 'offline', error: string | null): void;
-  /** A pull delivered its first frame this long after it was spawned. */
+  /** An attempt delivered its first frame this long after it began. */
   started(session: StreamSession, ms: number): void;
   log: { info(o: object, m: string): void; warn(o: object, m: string): void };
   /** Called once, when the session has closed and let go of everything. */
@@ -43,7 +41,6 @@ interface Waiter {
 }
 
 const MAX_GOP_TAGS = 2_000;
-const RESTART_TO_TRANSCODE = 'restart to transcode';
 
 /** Where the next run's segment numbers start: after the last run's, read from its playlist. */
 async function nextSegmentNumber(dir: string, fallback: number): Promise<number> {
@@ -54,43 +51,48 @@ async function nextSegmentNumber(dir: string, fallback: number): Promise<number>
 }
 
 /**
- * One watched camera: owns its ffmpeg, timers, readers and the state machine
- * idle → starting → ready → lingering → closed, plus retrying. Every ffmpeg callback carries
- * the generation it was started with, so a late event from a dead attempt changes nothing.
+ * One watched camera: owns its source driver, timers, readers and the state machine
+ * idle → starting → ready → lingering → closed, plus retrying. Each attempt gets a new driver
+ * (sources/driver.ts) and a generation; anything a superseded attempt reports is dropped, so a late
+ * event from a dead attempt changes nothing. The session does not know what kind of source it has.
  */
 export class StreamSession extends EventEmitter<{ tag: [FlvTag]; state: [SessionState] }> {
   state: SessionState = 'idle';
   readonly readers = new Map<string, Reader>();
-  readonly createdAt = Date.now();
+  readonly createdAt: number;
   restarts = 0;
+  /** Why the latest attempt failed; null once video flows. */
   lastError: GatewayError | null = null;
-  /** Set once ffmpeg names the input's codec. */
+  /** Set once the source's video codec is known. */
   inputCodec: string | null = null;
   resolution: string | null = null;
   transcoding = false;
   bytesIn = 0;
-  bytesOut = 0;
+  private sentBytes = 0;
   /** The decoder configuration (script data, AVC and AAC sequence headers), by FLV tag type. */
   readonly headers = new Map<string, FlvTag>();
   private readonly gop = new GopStore(MAX_GOP_TAGS);
   private waiters: Waiter[] = [];
-  private ffmpeg: FfmpegProcess | null = null;
+  private driver: SourceDriver | null = null;
+  /** Every dropped driver letting go: the next attempt waits for it, so two never write one directory. */
+  private released: Promise<void> = Promise.resolve();
   private generation = 0;
   private hasMedia = false;
   private lastMediaAt = 0;
   private readonly backoff: Backoff;
-  private startTimer: NodeJS.Timeout | null = null;
-  private retryTimer: NodeJS.Timeout | null = null;
+  private readonly clock: Clock;
+  private startTimer: TimerHandle | null = null;
+  private retryTimer: TimerHandle | null = null;
   private retryAt: number | null = null;
-  private lingerTimer: NodeJS.Timeout | null = null;
-  private watchdog: NodeJS.Timeout | null = null;
+  private lingerTimer: TimerHandle | null = null;
+  private watchdog: TimerHandle | null = null;
   private closing: Promise<void> | null = null;
   private segmentNumber = 1;
-  private spawnedAt = 0;
+  private attemptStartedAt = 0;
   /** FLV timestamps continue across restarts, so a viewer's player never sees time go backwards. */
   private timestampBase = 0;
   private lastTimestamp = 0;
-  private rate = { at: Date.now(), bytes: 0, kbps: 0 };
+  private rate: { at: number; bytes: number; kbps: number };
 
   constructor(
     readonly id: string,
@@ -99,6 +101,9 @@ export class StreamSession extends EventEmitter<{ tag: [FlvTag]; state: [Session
     private readonly host: SessionHost,
   ) {
     super();
+    this.clock = host.clock;
+    this.createdAt = this.clock.now();
+    this.rate = { at: this.createdAt, bytes: 0, kbps: 0 };
     this.backoff = new Backoff(host.config.retry.initialMs, host.config.retry.maxMs);
     this.transcoding = source.codec === 'h265';
   }
@@ -111,13 +116,22 @@ export class StreamSession extends EventEmitter<{ tag: [FlvTag]; state: [Session
     return this.source.profile;
   }
 
-  /** The live ffmpeg's pid, for tests and the sessions list. */
+  /** The running driver's ffmpeg pid, for tests and the sessions list. */
   get pid(): number | null {
-    return this.ffmpeg?.running ? this.ffmpeg.pid : null;
+    return this.driver?.pid ?? null;
+  }
+
+  /** Bytes the outputs sent to viewers. */
+  get bytesOut(): number {
+    return this.sentBytes;
+  }
+
+  countSent(bytes: number): void {
+    this.sentBytes += bytes;
   }
 
   get bitrateKbps(): number {
-    const now = Date.now();
+    const now = this.clock.now();
     if (now - this.rate.at >= 1000) {
       this.rate = { at: now, bytes: this.bytesIn, kbps: Math.round(((this.bytesIn - this.rate.bytes) * 8) / (now - this.rate.at)) };
     }
@@ -133,7 +147,7 @@ export class StreamSession extends EventEmitter<{ tag: [FlvTag]; state: [Session
     if (this.state === 'closed') throw new GatewayError('GW_ERR_STREAM_CLOSED', 'the stream closed');
     this.readers.set(reader.id, reader);
     if (this.lingerTimer) {
-      clearTimeout(this.lingerTimer);
+      this.clock.clearTimeout(this.lingerTimer);
       this.lingerTimer = null;
       this.setState(this.hasMedia ? 'ready' : 'starting');
     }
@@ -147,8 +161,7 @@ export class StreamSession extends EventEmitter<{ tag: [FlvTag]; state: [Session
       return;
     }
     this.setState('lingering');
-    this.lingerTimer = setTimeout(() => void this.close('no viewers'), this.host.config.closeAfterMs);
-    this.lingerTimer.unref();
+    this.lingerTimer = this.clock.setTimeout(() => void this.close('no viewers'), this.host.config.closeAfterMs);
   }
 
   /** Resolves on the first video, rejects with the reason the start failed. */
@@ -166,8 +179,7 @@ export class StreamSession extends EventEmitter<{ tag: [FlvTag]; state: [Session
 
   private start() {
     this.setState('starting');
-    this.watchdog = setInterval(() => this.checkWatchdog(), Math.min(1000, this.host.config.watchdogMs / 2));
-    this.watchdog.unref();
+    this.scheduleWatchdog();
     void this.attempt();
   }
 
@@ -179,91 +191,75 @@ export class StreamSession extends EventEmitter<{ tag: [FlvTag]; state: [Session
     this.timestampBase = this.lastTimestamp ? this.lastTimestamp + 40 : 0;
     this.headers.clear();
     this.gop.clear();
-    const cfg = this.host.config;
-    let prepared: { input: PullInput; secrets: string[] };
     try {
+      await this.released;
+      if (this.stale(gen)) return;
       // ENDLIST from the last run and its segments must not be served as the new stream; the new
       // run's numbers continue the old ones, so a player's media sequence never goes backwards.
       this.segmentNumber = await nextSegmentNumber(this.hlsDir, this.segmentNumber);
       await rm(this.hlsDir, { recursive: true, force: true });
       await mkdir(this.hlsDir, { recursive: true });
-      prepared = await this.host.prepareInput(this.source);
     } catch (e) {
-      if (this.stale(gen)) return;
-      this.failed(e instanceof GatewayError ? e : new GatewayError('GW_ERR_CAMERA_UNREACHABLE', (e as Error).message));
+      if (!this.stale(gen)) this.endAttempt(new GatewayError('GW_ERR_INTERNAL', `cannot prepare the HLS directory: ${(e as Error).message}`), 'no HLS directory');
       return;
     }
     if (this.stale(gen)) return;
-    const args = pullArgs(prepared.input, {
-      transcode: this.transcoding ? { preset: cfg.transcode.preset, height: cfg.transcode.height, bitrateKbps: cfg.transcode.bitrateKbps } : null,
-      audio: cfg.audio,
-      hls: { segmentSec: cfg.hls.segmentSec, listSize: cfg.hls.listSize, startNumber: this.segmentNumber, discontinuity: this.restarts > 0 },
-    });
-    const demuxer = new FlvDemuxer((tag) => this.onTag(gen, tag));
-    let ff: FfmpegProcess | null = null;
+    const attempt = { hlsDir: this.hlsDir, segmentStart: this.segmentNumber, discontinuity: this.restarts > 0, transcode: this.transcoding };
+    const driver = this.host.createDriver(this.source, attempt, this.eventsFor(gen));
+    this.driver = driver;
+    this.attemptStartedAt = this.clock.now();
+    const timeoutMs = this.host.config.startTimeoutMs;
+    this.startTimer = this.clock.setTimeout(() => {
+      if (gen === this.generation && !this.hasMedia) this.endAttempt(driver.timedOut('start', timeoutMs), 'start timeout');
+    }, timeoutMs);
     try {
-      ff = await FfmpegProcess.start({
-        ffmpegPath: cfg.ffmpegPath,
-        args,
-        cwd: this.hlsDir,
-        stdin: concatList(prepared.input),
-        instanceId: this.host.instanceId,
-        secrets: prepared.secrets,
-        killGraceMs: cfg.killGraceMs,
-        stderrTailLines: 30,
-        onStdout: (chunk) => {
-          if (gen !== this.generation) return;
-          this.bytesIn += chunk.length;
-          const err = demuxer.push(chunk);
-          if (err) void ff?.close(err);
-        },
-      });
+      await driver.start();
     } catch (e) {
-      if (!this.stale(gen)) this.failed(new GatewayError('GW_ERR_INTERNAL', `cannot start ffmpeg: ${(e as Error).message}`));
-      return;
+      if (this.stale(gen)) return;
+      this.endAttempt(e instanceof GatewayError ? e : new GatewayError('GW_ERR_INTERNAL', `the source could not start: ${(e as Error).message}`), 'start failed');
     }
-    if (this.stale(gen)) {
-      void ff.close('stream closed while ffmpeg started');
-      return;
-    }
-    this.ffmpeg = ff;
-    this.spawnedAt = Date.now();
-    ff.on('line', (line) => this.onStderr(gen, line));
-    const started = ff;
-    ff.once('exit', (exit) => this.onExit(gen, started, exit));
-    this.startTimer = setTimeout(() => {
-      if (gen === this.generation && !this.hasMedia) void started.close('start timeout');
-    }, cfg.startTimeoutMs);
-    this.startTimer.unref();
   }
 
-  /** An attempt that a newer one, or close(), has superseded while it awaited something. */
+  /** What the attempt of this generation may report; nothing, once it is superseded or the session closed. */
+  private eventsFor(gen: number): DriverEvents {
+    return {
+      tag: (tag) => {
+        if (!this.stale(gen)) this.onTag(tag);
+      },
+      bytes: (n) => {
+        if (!this.stale(gen)) this.bytesIn += n;
+      },
+      probed: (codec, resolution) => {
+        if (!this.stale(gen)) this.onProbed(codec, resolution);
+      },
+      failed: (error) => {
+        if (!this.stale(gen)) this.endAttempt(error, 'source failed');
+      },
+    };
+  }
+
+  /** An attempt that a newer one, or close(), has superseded. */
   private stale(gen: number): boolean {
     return gen !== this.generation || this.state === 'closed';
   }
 
-  private onStderr(gen: number, line: string) {
-    if (gen !== this.generation || this.inputCodec) return;
-    // "Stream #0:0: Video: hevc (Main), yuv420p(tv), 1280x720, 25 fps" names the input once it is probed.
-    const m = /Stream #0:\d+.*?: Video: (\w+).*?, (\d{2,5}x\d{2,5})/.exec(line);
-    if (!m) return;
-    this.inputCodec = m[1]!;
-    this.resolution = m[2]!;
-    if (this.inputCodec === 'hevc' && !this.transcoding) {
-      // Registered as H.264 or unknown but it is H.265: restart once with a transcode, if a slot is free.
-      if (!this.restartWithTranscode('H.265')) {
-        this.lastError = new GatewayError(
+  private onProbed(codec: string, resolution: string | null) {
+    this.inputCodec = codec;
+    this.resolution = resolution;
+    // Registered as H.264 or unknown but it is H.265: restart once with a transcode, if a slot is free.
+    if (codec === 'hevc' && !this.transcoding && !this.restartWithTranscode('H.265')) {
+      this.endAttempt(
+        new GatewayError(
           'GW_ERR_CODEC_UNSUPPORTED',
           `the camera sends H.265, which browsers cannot play, and all ${this.host.config.transcode.maxConcurrent} transcode slots are busy`,
-        );
-        void this.ffmpeg?.close('no transcode slot');
-      }
+        ),
+        'no transcode slot',
+      );
     }
   }
 
-  /** The tag's data is a view of ffmpeg's read buffer: it is copied into the GOP store before anyone sees it. */
-  private onTag(gen: number, raw: FlvTag) {
-    if (gen !== this.generation) return;
+  /** The tag's data may be a view of a reused read buffer: it is copied into the GOP store before anyone sees it. */
+  private onTag(raw: FlvTag) {
     const timed = this.timestampBase ? { ...raw, timestamp: raw.timestamp + this.timestampBase } : raw;
     this.lastTimestamp = timed.timestamp;
     let tag: FlvTag;
@@ -279,7 +275,7 @@ export class StreamSession extends EventEmitter<{ tag: [FlvTag]; state: [Session
       tag = { ...timed, data: Buffer.from(timed.data) };
     }
     if (tag.type === 9 && !tag.header) {
-      this.lastMediaAt = Date.now();
+      this.lastMediaAt = this.clock.now();
       if (!this.hasMedia && tag.keyframe) this.onFirstFrame();
     }
     this.emit('tag', tag);
@@ -287,45 +283,77 @@ export class StreamSession extends EventEmitter<{ tag: [FlvTag]; state: [Session
 
   private onFirstFrame() {
     this.hasMedia = true;
-    if (this.startTimer) clearTimeout(this.startTimer);
+    if (this.startTimer) this.clock.clearTimeout(this.startTimer);
+    this.startTimer = null;
     this.backoff.reset();
     this.lastError = null;
-    this.host.started(this, Date.now() - this.spawnedAt);
+    this.host.started(this, this.clock.now() - this.attemptStartedAt);
     if (this.state === 'starting' || this.state === 'retrying') this.setState('ready');
     for (const w of this.waiters.splice(0)) w.resolve();
     this.host.health(this, 'online', null);
   }
 
+  private scheduleWatchdog() {
+    this.watchdog = this.clock.setTimeout(
+      () => {
+        this.checkWatchdog();
+        if (this.state !== 'closed') this.scheduleWatchdog();
+      },
+      Math.min(1000, this.host.config.watchdogMs / 2),
+    );
+  }
+
   private checkWatchdog() {
-    if (!this.hasMedia || !this.ffmpeg?.running) return;
-    const silentMs = Date.now() - this.lastMediaAt;
-    if (silentMs > this.host.config.watchdogMs) void this.ffmpeg.close(`stalled: no video for ${silentMs} ms`);
+    if (!this.hasMedia || !this.driver) return;
+    const silentMs = this.clock.now() - this.lastMediaAt;
+    if (silentMs > this.host.config.watchdogMs) this.endAttempt(this.driver.timedOut('stall', silentMs), `stalled: no video for ${silentMs} ms`);
   }
 
   /**
-   * Restarts the pull once with the shared transcode (H.264 Main, no B-frames), for a stream some
-   * viewer cannot play as sent: H.265, or B-frames for WebRTC, which has no frame reordering.
+   * An output cannot play the stream as sent (B-frames for WebRTC, which has no frame reordering):
+   * restarts it with the transcode. False when every transcode slot is busy.
+   */
+  reportUndecodable(reason: string): boolean {
+    return this.restartWithTranscode(reason);
+  }
+
+  /**
+   * Restarts the source once with the shared transcode (H.264 Main, no B-frames), for a stream some
+   * viewer cannot play as sent: H.265, or what an output reports undecodable.
    * False when every transcode slot is busy; true when transcoding already.
    */
-  restartWithTranscode(why: string): boolean {
+  private restartWithTranscode(why: string): boolean {
     if (this.transcoding) return true;
     if (this.state === 'closed' || !this.host.acquireTranscode()) return false;
     this.transcoding = true;
     this.host.log.info({ camera: this.cameraId, profile: this.profile, why }, 'restarting the pull with a transcode');
-    void this.ffmpeg?.close(RESTART_TO_TRANSCODE);
+    // Without a running attempt, the next one transcodes anyway.
+    if (this.driver) {
+      this.dropDriver('restart to transcode');
+      this.restarts++;
+      void this.attempt();
+    }
     return true;
   }
 
-  private onExit(gen: number, ff: FfmpegProcess, exit: FfmpegExit) {
-    if (this.startTimer) clearTimeout(this.startTimer);
-    if (gen !== this.generation || this.state === 'closed') return;
-    this.restarts++;
-    if (exit.reason === RESTART_TO_TRANSCODE) {
-      void this.attempt();
-      return;
+  /** Supersedes the current attempt and closes its driver; the next attempt waits until it has let go. */
+  private dropDriver(reason: string) {
+    this.generation++;
+    if (this.startTimer) this.clock.clearTimeout(this.startTimer);
+    this.startTimer = null;
+    const driver = this.driver;
+    this.driver = null;
+    if (driver) {
+      const closing = driver.close(reason).catch(() => {});
+      this.released = Promise.all([this.released, closing]).then(() => {});
     }
-    const error = this.lastError ?? classifyFailure(exit, ff.stderrTail(), this.hasMedia, this.host.config, this.source.protocol);
-    this.host.log.warn({ camera: this.cameraId, profile: this.profile, code: error.code, reason: error.message, exit: exit.code, signal: exit.signal }, 'pull ended');
+  }
+
+  /** The current attempt is over, for the driver's reason or the session's (timeout, stall, codec): its own error is reported. */
+  private endAttempt(error: GatewayError, reason: string) {
+    this.dropDriver(reason);
+    this.restarts++;
+    this.host.log.warn({ camera: this.cameraId, profile: this.profile, code: error.code, reason: error.message }, 'pull ended');
     this.failed(error);
   }
 
@@ -341,29 +369,27 @@ export class StreamSession extends EventEmitter<{ tag: [FlvTag]; state: [Session
     }
     const delay = this.backoff.next();
     // Set before the state changes, so whoever hears 'retrying' can already count down.
-    this.retryAt = Date.now() + delay;
+    this.retryAt = this.clock.now() + delay;
     this.setState('retrying');
-    this.retryTimer = setTimeout(() => void this.attempt(), delay);
-    this.retryTimer.unref();
+    this.retryTimer = this.clock.setTimeout(() => void this.attempt(), delay);
   }
 
   /** Milliseconds until the next retry, for a tile that shows a countdown. */
   retryInMs(): number | null {
-    return this.state === 'retrying' && this.retryAt !== null ? Math.max(0, this.retryAt - Date.now()) : null;
+    return this.state === 'retrying' && this.retryAt !== null ? Math.max(0, this.retryAt - this.clock.now()) : null;
   }
 
   /** Tears everything down in a fixed order; safe to call any number of times. */
   close(reason: string, error?: GatewayError): Promise<void> {
     return (this.closing ??= (async () => {
       this.setState('closed');
-      this.generation++;
-      for (const t of [this.startTimer, this.retryTimer, this.lingerTimer]) if (t) clearTimeout(t);
-      if (this.watchdog) clearInterval(this.watchdog);
+      for (const t of [this.retryTimer, this.lingerTimer, this.watchdog]) if (t) this.clock.clearTimeout(t);
+      this.dropDriver(reason);
       const closedError = error ?? new GatewayError('GW_ERR_STREAM_CLOSED', `the stream closed: ${reason}`);
       for (const w of this.waiters.splice(0)) w.reject(this.lastError ?? closedError);
       for (const r of [...this.readers.values()]) r.onClose?.(closedError);
       this.readers.clear();
-      if (this.ffmpeg) await this.ffmpeg.close(reason);
+      await this.released;
       if (this.transcoding) this.host.releaseTranscode();
       this.gop.clear();
       this.headers.clear();

@@ -100,6 +100,35 @@ t.test('an unreachable camera fails the start with a clear error and is not retr
   t.same(await gw.ffmpegPids(), [], 'no retry storm');
 });
 
+t.test('a retrying camera reports the reason of its latest attempt, not its first', async (t) => {
+  const gw = await startStreamingGateway(t);
+  gw.sim.addCamera('gate', { clip: 'h264-720p-1s', auth: { scheme: 'digest', username: 'ops', password: 'right' } });
+  const registered = await gw.api('POST', '/api/sources', {
+    token: gw.adminToken,
+    body: { id: 'gate', name: 'gate', departmentId: 'root', url: gw.sim.url('gate').replace('rtsp://', 'rtsp://ops:wrong@') },
+  });
+  t.equal(registered.status, 201);
+  const events: HealthEvent[] = [];
+  gw.streams.on('health', (e) => events.push(e));
+  // A tour's pre-warm holds the camera, so it is retried while it fails.
+  const hold = await gw.streams.addReader({ cameraId: 'gate', profile: 'main', kind: 'prewarm', userId: 'tour' });
+  t.teardown(() => hold.release());
+  await t.rejects(hold.live(), { code: 'GW_ERR_CAMERA_AUTH' }, 'first the camera refuses the password');
+  const health = async () => (await gw.api('GET', '/api/sources/gate', { token: gw.adminToken })).json.health;
+  t.match(await waitFor(health, (h) => /refused the user name or password/.test(h?.error ?? ''), 5_000), { state: 'offline' });
+
+  t.comment('then the camera goes away: the next attempts fail for another reason');
+  gw.sim.removeCamera('gate');
+  const moved = await waitFor(health, (h) => /no stream at this path/.test(h?.error ?? ''), 8_000);
+  t.match(moved, { state: 'offline', error: /no stream at this path/ }, "the registry's health names the new reason");
+  t.match(gw.streams.list()[0], { state: 'retrying', lastError: { code: 'GW_ERR_CAMERA_UNREACHABLE', message: /no stream at this path/ } }, 'so does the session (the tile)');
+  t.match(events.at(-1), { health: 'offline', error: /no stream at this path/ });
+  const urls = await gw.view('gate');
+  const res = await fetch(urls.hls);
+  t.equal(res.status, 502);
+  t.match(await res.json(), { code: 'GW_ERR_CAMERA_UNREACHABLE', message: /no stream at this path/ }, 'and a viewer arriving now');
+});
+
 t.test('a kill -9 of the ffmpeg child is recovered', async (t) => {
   const gw = await startStreamingGateway(t);
   await gw.addCamera('depot', { clip: 'h264-720p-1s' });

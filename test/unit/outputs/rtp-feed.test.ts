@@ -3,7 +3,7 @@ import { setImmediate as turn } from 'node:timers/promises';
 import t from 'tap';
 import { RtpFeed, type FeedSink } from '../../../gateway/src/outputs/webrtc/feed.js';
 import type { AccessUnit } from '../../../gateway/src/outputs/webrtc/h264.js';
-import type { StreamSession } from '../../../gateway/src/streams/session.js';
+import type { LiveStream } from '../../../gateway/src/outputs/stream-access.js';
 import type { FlvTag } from '../../../gateway/src/streams/types.js';
 
 const SPS = Buffer.from('674d401fda014016ec0440000003004000000ca3c60ca8', 'hex');
@@ -25,7 +25,7 @@ class FakeSession extends EventEmitter {
   joinTags() {
     return [header];
   }
-  restartWithTranscode() {
+  reportUndecodable() {
     return false;
   }
 }
@@ -47,7 +47,7 @@ class Sink implements FeedSink {
 
 t.test('every peer gets every frame in order, sent over several event-loop turns', async (t) => {
   const session = new FakeSession();
-  const feed = new RtpFeed(session as unknown as StreamSession);
+  const feed = new RtpFeed(session as unknown as LiveStream);
   const sinks = Array.from({ length: 100 }, () => new Sink());
   for (const s of sinks) feed.peers.add(s);
   for (let n = 0; n < 10; n++) session.emit('tag', frame(n, n === 0));
@@ -61,7 +61,7 @@ t.test('every peer gets every frame in order, sent over several event-loop turns
 t.test('a fan-out more than a second behind drops its backlog and resumes at a keyframe', async (t) => {
   const session = new FakeSession();
   let overloads = 0;
-  const feed = new RtpFeed(session as unknown as StreamSession, undefined, () => overloads++);
+  const feed = new RtpFeed(session as unknown as LiveStream, undefined, () => overloads++);
   const sinks = Array.from({ length: 100 }, () => new Sink());
   for (const s of sinks) feed.peers.add(s);
   // 40 frames arrive while the loop never turns: more than the 25 that may wait.

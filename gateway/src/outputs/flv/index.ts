@@ -3,10 +3,8 @@ import type { Duplex } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { WebSocket, WebSocketServer } from 'ws';
 import { GatewayError } from '../../errors.js';
-import type { ReaderLease } from '../../streams/manager.js';
-import type { StreamSession } from '../../streams/session.js';
 import type { FlvTag } from '../../streams/types.js';
-import { grantFor, STREAM_PARAMS, type ReaderSource, type StreamTokenVerifier } from '../stream-access.js';
+import { grantFor, STREAM_PARAMS, type LiveStream, type ReaderSource, type StreamLease, type StreamTokenVerifier } from '../stream-access.js';
 import { createBroadcast, flvPacket, type NmsBroadcast, type NmsSubscriber } from './nms.js';
 
 export interface FlvOptions {
@@ -33,7 +31,7 @@ class SessionFanout {
   readonly viewers = new Set<NmsSubscriber>();
   private readonly onTag = (tag: FlvTag) => this.broadcast.broadcastMessage(flvPacket(tag.type, tag.timestamp, tag.data));
 
-  constructor(readonly session: StreamSession) {
+  constructor(readonly session: LiveStream) {
     this.broadcast = createBroadcast(`/pull/${session.id}`, session.headers.has('8'));
     for (const tag of session.joinTags()) this.onTag(tag);
     session.on('tag', this.onTag);
@@ -47,7 +45,7 @@ class SessionFanout {
 const PATH = /^\/streams\/([^/]+)\/([^/]+)\/([^/]+)\/live\.flv$/;
 
 export class FlvOutput {
-  private readonly fanouts = new Map<StreamSession, SessionFanout>();
+  private readonly fanouts = new Map<LiveStream, SessionFanout>();
   private readonly wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 1024 });
   private nextId = 0;
 
@@ -57,7 +55,7 @@ export class FlvOutput {
    * A reader on the camera once its video is live, or null when the client left while it started
    * (the reader is then let go at once rather than held by a socket nobody reads).
    */
-  private async liveLease(params: { camera: string; profile: string; token: string }, gone: () => boolean): Promise<ReaderLease | null> {
+  private async liveLease(params: { camera: string; profile: string; token: string }, gone: () => boolean): Promise<StreamLease | null> {
     const grant = grantFor(this.opts.tokens, params);
     if (grant.expiresAt < Date.now()) throw new GatewayError('GW_ERR_UNAUTHENTICATED', 'the stream token expired; ask for a new stream URL');
     const lease = await this.opts.engine.addReader({ cameraId: grant.cameraId, profile: grant.profile, kind: 'flv', userId: grant.userId });
@@ -73,7 +71,7 @@ export class FlvOutput {
   }
 
   /** Plays a live lease into a sink until either side ends. */
-  private play(lease: ReaderLease, sink: Sink, onEnd: (cb: () => void) => void) {
+  private play(lease: StreamLease, sink: Sink, onEnd: (cb: () => void) => void) {
     const session = lease.session;
     let fanout = this.fanouts.get(session);
     if (!fanout) {
@@ -96,7 +94,7 @@ export class FlvOutput {
           return;
         }
         sink.write(buf);
-        session.bytesOut += buf.length;
+        session.countSent(buf.length);
       },
       close: () => stop('closed'),
     };

@@ -4,8 +4,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyInstance } from 'fastify';
 import { GatewayError } from '../../errors.js';
-import type { ReaderLease } from '../../streams/manager.js';
-import { grantFor, STREAM_PARAMS, type ReaderSource, type StreamGrant, type StreamTokenVerifier } from '../stream-access.js';
+import { grantFor, STREAM_PARAMS, type ReaderSource, type StreamGrant, type StreamLease, type StreamTokenVerifier } from '../stream-access.js';
 
 export interface HlsOptions {
   engine: ReaderSource;
@@ -17,7 +16,7 @@ export interface HlsOptions {
 }
 
 interface Viewing {
-  lease: Promise<ReaderLease>;
+  lease: Promise<StreamLease>;
   lastSeen: number;
   /** When the token stops starting viewings: a stopped viewing is remembered until then, so its token cannot restart the stream. */
   expiresAt: number;
@@ -75,7 +74,7 @@ export class HlsOutput {
   }
 
   /** Answers one request of a viewing; the viewing does not count as idle while a request waits. */
-  private async serve(grant: StreamGrant, file: string): Promise<{ body: string | Buffer; lease: ReaderLease }> {
+  private async serve(grant: StreamGrant, file: string): Promise<{ body: string | Buffer; lease: StreamLease }> {
     const v = await this.viewing(grant);
     v.lastSeen = Date.now();
     v.inflight++;
@@ -136,7 +135,7 @@ export class HlsOutput {
         const { file } = req.params;
         if (file !== PLAYLIST && !SEGMENT.test(file)) throw new GatewayError('GW_ERR_NOT_FOUND', 'no such stream file');
         const { lease, body } = await this.serve(grantFor(this.opts.tokens, req.params), file);
-        lease.session.bytesOut += body.length;
+        lease.session.countSent(body.length);
         if (file === PLAYLIST) {
           return reply.header('content-type', 'application/vnd.apple.mpegurl').header('cache-control', 'no-cache, no-store').send(body);
         }

@@ -1,5 +1,5 @@
-import type { StreamSession } from '../../streams/session.js';
 import type { FlvTag } from '../../streams/types.js';
+import type { LiveStream } from '../stream-access.js';
 import { H264Packetizer, type AccessUnit } from './h264.js';
 
 /** What the feed needs of a peer: it is handed each frame and must never block the others. */
@@ -38,7 +38,7 @@ export class RtpFeed {
   private readonly onTag = (tag: FlvTag) => this.push(tag);
 
   constructor(
-    readonly session: StreamSession,
+    readonly session: LiveStream,
     /** Every transcode slot is busy: the stream's B-frames cannot be removed for WebRTC viewers. */
     private readonly onTranscodeRefused: () => void = () => {},
     /** The fan-out fell a second behind and dropped its backlog. */
@@ -61,7 +61,7 @@ export class RtpFeed {
       // Browsers' WebRTC decoders take frames in the order they arrive: B-frames would play out of
       // order. The session restarts once with the shared transcode, which makes none.
       this.reorderingHandled = true;
-      if (this.session.restartWithTranscode('B-frames, which WebRTC cannot reorder')) return;
+      if (this.session.reportUndecodable('B-frames, which WebRTC cannot reorder')) return;
       this.onTranscodeRefused();
     }
     if (au.keyframe) this.gop = [au];

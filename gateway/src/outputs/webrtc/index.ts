@@ -1,9 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { GatewayError, ValidationError } from '../../errors.js';
-import type { ReaderLease } from '../../streams/manager.js';
-import type { StreamSession } from '../../streams/session.js';
-import { grantFor, STREAM_PARAMS, type ReaderSource, type StreamGrant, type StreamTokenVerifier } from '../stream-access.js';
+import { grantFor, STREAM_PARAMS, type LiveStream, type ReaderSource, type StreamGrant, type StreamLease, type StreamTokenVerifier } from '../stream-access.js';
 import { RtpFeed } from './feed.js';
 import { WhepPeer, type JoinTimings, type WebRtcConfig } from './peer.js';
 import { checkOffer, parseSdpFragment } from './sdp.js';
@@ -47,7 +45,7 @@ function localAddressOf(req: FastifyRequest): string | null {
  */
 export class WebRtcOutput extends EventEmitter<{ joined: [JoinTimings] }> {
   private readonly peers = new Map<string, WhepPeer>();
-  private readonly feeds = new Map<StreamSession, RtpFeed>();
+  private readonly feeds = new Map<LiveStream, RtpFeed>();
   private readonly perCamera = new Map<string, number>();
   /** Offers admitted but not yet answered count against the caps too, so a burst cannot overshoot them. */
   private pending = 0;
@@ -93,7 +91,7 @@ export class WebRtcOutput extends EventEmitter<{ joined: [JoinTimings] }> {
     else this.perCamera.delete(cameraKey);
   }
 
-  private feedFor(session: StreamSession): RtpFeed {
+  private feedFor(session: LiveStream): RtpFeed {
     let feed = this.feeds.get(session);
     if (!feed) {
       const where = { camera: session.cameraId, profile: session.profile };
@@ -122,7 +120,7 @@ export class WebRtcOutput extends EventEmitter<{ joined: [JoinTimings] }> {
     this.admit(cameraKey);
     this.count(cameraKey, 1);
     this.pending++;
-    let lease: ReaderLease | null = null;
+    let lease: StreamLease | null = null;
     let peer: WhepPeer | null = null;
     try {
       lease = await this.opts.engine.addReader({

@@ -11,8 +11,8 @@ import {
   type RTCRtpSender,
   type RTCRtpTransceiver,
 } from 'werift';
-import type { ReaderLease } from '../../streams/manager.js';
 import type { StreamsConfig } from '../../streams/types.js';
+import type { StreamLease } from '../stream-access.js';
 import type { FeedSink, RtpFeed } from './feed.js';
 import type { AccessUnit } from './h264.js';
 import { announceCandidates, type CheckedOffer } from './sdp.js';
@@ -87,7 +87,7 @@ export interface JoinTimings {
 export interface PeerInit {
   cameraId: string;
   userId: string;
-  lease: ReaderLease;
+  lease: StreamLease;
   feed: RtpFeed;
   config: WebRtcConfig;
   /** The address the WHEP request arrived on: announced when no addresses are configured. */
@@ -263,7 +263,7 @@ export class WhepPeer implements FeedSink {
     else this.sendThroughWerift(sender, au, ts);
     this.packetsSent += au.payloads.length;
     this.bytesSent += au.bytes;
-    this.session.bytesOut += au.bytes;
+    this.session.countSent(au.bytes);
     if (joined) this.init.onJoined(this);
   }
 

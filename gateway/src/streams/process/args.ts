@@ -56,7 +56,16 @@ export function pullArgs(input: PullInput, out: PullOutput): string[] {
   args.push('-protocol_whitelist', `pipe,${WHITELISTS[input.protocol]}`);
   args.push('-probesize', '32768', '-analyzeduration', '500000', '-fflags', '+genpts');
   args.push('-f', 'concat', '-safe', '0', '-i', 'pipe:0');
-  args.push('-map', '0:v:0');
+  return [...args, ...outputArgs(out)];
+}
+
+/**
+ * The output half, shared by every source fed through ffmpeg (a pull, or an elementary stream a
+ * driver writes to ffmpeg's stdin): input 0's video encoded at most once, written by the tee muxer
+ * to the HLS directory (the process's working directory) and as FLV to stdout.
+ */
+export function outputArgs(out: PullOutput): string[] {
+  const args = ['-map', '0:v:0'];
   if (out.audio === 'aac') args.push('-map', '0:a:0?', '-c:a', 'aac', '-b:a', '64k', '-ac', '1');
   else args.push('-an');
   if (out.transcode) {

@@ -1,0 +1,135 @@
+import { isIP } from 'node:net';
+import { GatewayError } from '../../errors.js';
+import { classifyFailure } from '../failure.js';
+import { FlvDemuxer } from '../flv-demux.js';
+import { concatList, pullArgs, type PullInput } from '../process/args.js';
+import { FfmpegProcess } from '../process/ffmpeg-process.js';
+import type { ResolvedSource } from '../types.js';
+import type { DriverAttempt, DriverContext, DriverEvents, SourceDriver } from './driver.js';
+
+/** A pull's input as ffmpeg opens it, and the secrets its stderr must never show. */
+export interface PreparedInput {
+  input: PullInput;
+  secrets: string[];
+}
+
+/**
+ * One attempt of a camera ffmpeg opens itself (RTSP, RTMP, SRT, HLS, HTTP-FLV): one ffmpeg that
+ * writes the session's HLS directory and FLV tags on its stdout. The input is prepared afresh by
+ * each attempt: credentials are opened and the host re-checked every time.
+ */
+export class FfmpegPullDriver implements SourceDriver {
+  private ffmpeg: FfmpegProcess | null = null;
+  private closedFor: string | null = null;
+  private hadMedia = false;
+
+  constructor(
+    private readonly ctx: DriverContext,
+    private readonly source: ResolvedSource,
+    private readonly attempt: DriverAttempt,
+    private readonly events: DriverEvents,
+    private readonly prepare: () => Promise<PreparedInput>,
+  ) {}
+
+  get pid(): number | null {
+    return this.ffmpeg?.running ? this.ffmpeg.pid : null;
+  }
+
+  async start(): Promise<void> {
+    const cfg = this.ctx.config;
+    const { input, secrets } = await this.prepare().catch((e: Error) => {
+      throw e instanceof GatewayError ? e : new GatewayError('GW_ERR_CAMERA_UNREACHABLE', `cannot look up the camera's address: ${e.message}`);
+    });
+    if (this.closedFor !== null) return;
+    const args = pullArgs(input, {
+      transcode: this.attempt.transcode ? { preset: cfg.transcode.preset, height: cfg.transcode.height, bitrateKbps: cfg.transcode.bitrateKbps } : null,
+      audio: cfg.audio,
+      hls: { segmentSec: cfg.hls.segmentSec, listSize: cfg.hls.listSize, startNumber: this.attempt.segmentStart, discontinuity: this.attempt.discontinuity },
+    });
+    const demuxer = new FlvDemuxer((tag) => {
+      if (tag.type === 9 && !tag.header) this.hadMedia = true;
+      this.events.tag(tag);
+    });
+    let ff: FfmpegProcess;
+    try {
+      ff = await FfmpegProcess.start({
+        ffmpegPath: cfg.ffmpegPath,
+        args,
+        cwd: this.attempt.hlsDir,
+        stdin: concatList(input),
+        instanceId: this.ctx.instanceId,
+        secrets,
+        killGraceMs: cfg.killGraceMs,
+        stderrTailLines: 30,
+        onStdout: (chunk) => {
+          if (this.closedFor !== null) return;
+          this.events.bytes(chunk.length);
+          const err = demuxer.push(chunk);
+          if (err) void ff.close(err);
+        },
+      });
+    } catch (e) {
+      throw new GatewayError('GW_ERR_INTERNAL', `cannot start ffmpeg: ${(e as Error).message}`);
+    }
+    this.ffmpeg = ff;
+    if (this.closedFor !== null) {
+      void ff.close(this.closedFor);
+      return;
+    }
+    let probed = false;
+    ff.on('line', (line) => {
+      if (probed || this.closedFor !== null) return;
+      // "Stream #0:0: Video: hevc (Main), yuv420p(tv), 1280x720, 25 fps" names the input once it is probed.
+      const m = /Stream #0:\d+.*?: Video: (\w+).*?, (\d{2,5}x\d{2,5})/.exec(line);
+      if (!m) return;
+      probed = true;
+      this.events.probed(m[1]!, m[2]!);
+    });
+    ff.once('exit', (exit) => {
+      if (this.closedFor !== null) return;
+      this.events.failed(classifyFailure(exit, ff.stderrTail(), this.hadMedia, cfg, this.source.protocol));
+    });
+  }
+
+  timedOut(kind: 'start' | 'stall', ms: number): GatewayError {
+    const reason = kind === 'start' ? 'start timeout' : `stalled: no video for ${ms} ms`;
+    return classifyFailure({ code: null, signal: null, reason }, this.ffmpeg?.stderrTail() ?? [], this.hadMedia, this.ctx.config, this.source.protocol);
+  }
+
+  async close(reason: string): Promise<void> {
+    this.closedFor ??= reason;
+    if (this.ffmpeg) await this.ffmpeg.close(this.closedFor);
+  }
+}
+
+/**
+ * The URL ffmpeg opens: credentials put back in, and the host checked against the network policy
+ * again now, since DNS may have changed since registration. Where the protocol allows (no TLS
+ * name to verify), the checked address replaces the name so a second lookup cannot differ.
+ */
+export async function networkInput(ctx: DriverContext, source: ResolvedSource): Promise<PreparedInput> {
+  const url = new URL(source.url);
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  const verdict = await ctx.checkConnect(host);
+  if ('refused' in verdict) throw new GatewayError('GW_ERR_FORBIDDEN', `the camera's address is not allowed: ${verdict.refused}`);
+  const pinned = verdict.addresses[0];
+  if (pinned && !isIP(host) && (source.protocol === 'rtsp' || source.protocol === 'rtmp' || source.protocol === 'srt')) {
+    url.hostname = isIP(pinned) === 6 ? `[${pinned}]` : pinned;
+  }
+  const secrets: string[] = [];
+  const cred = source.credential;
+  if (cred) {
+    if (source.protocol === 'srt') {
+      if (cred.password) url.searchParams.set('passphrase', cred.password);
+    } else {
+      url.username = encodeURIComponent(cred.username);
+      if (cred.password) url.password = encodeURIComponent(cred.password);
+    }
+    if (cred.password) secrets.push(cred.password);
+  }
+  return { input: pullInput(ctx, source, url.toString()), secrets };
+}
+
+export function pullInput(ctx: DriverContext, source: ResolvedSource, url: string): PullInput {
+  return { protocol: source.protocol, url, rtspTransport: ctx.config.rtspTransport, ioTimeoutMs: ctx.config.ioTimeoutMs };
+}
