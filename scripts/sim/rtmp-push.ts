@@ -18,7 +18,8 @@ export interface RtmpPush {
 
 const KILL_AFTER_MS = 2000;
 
-export function pushRtmp(url: string, clip: Clip): RtmpPush {
+/** `quiet` keeps ffmpeg's errors off stderr, for a push that is meant to be refused. */
+export function pushRtmp(url: string, clip: Clip, opts: { quiet?: boolean } = {}): RtmpPush {
   if (clip.codec !== 'h264') {
     // ffmpeg 5.1's FLV muxer knows H.264 but not HEVC (no enhanced RTMP yet).
     throw new Error(`cannot push ${clip.kind} over RTMP: FLV in ffmpeg 5.1 carries H.264 only`);
@@ -33,7 +34,7 @@ export function pushRtmp(url: string, clip: Clip): RtmpPush {
   let done = false;
   // ffmpeg's errors help when a push fails; the ones a deliberate close provokes are noise.
   child.stderr.on('data', (d: Buffer) => {
-    if (!closing) process.stderr.write(d);
+    if (!closing && !opts.quiet) process.stderr.write(d);
   });
   // EPIPE once ffmpeg is gone: the exit is reported through `exited`.
   child.stdin.on('error', () => {});

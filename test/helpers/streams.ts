@@ -84,15 +84,33 @@ export async function decodeFrames(url: string, frames: number, timeoutMs = 20_0
   return stdout.split('\n').filter((l) => l && !l.startsWith('#')).length;
 }
 
-/** Polls until the check passes or the time is up; returns the last value. */
-export async function waitFor<T>(check: () => Promise<T> | T, ok: (v: T) => boolean, timeoutMs: number, stepMs = 100): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
+/**
+ * Polls until the check passes and returns the value that passed; throws when the time is up, naming
+ * what it waited for (`what`, else the predicate's source) and the last value seen, so a test that
+ * waited for something that never happened fails there instead of going on with a wrong value.
+ */
+export async function waitFor<T>(check: () => Promise<T> | T, ok: (v: T) => boolean, timeoutMs: number, stepMs = 100, what?: string): Promise<T> {
+  const started = Date.now();
+  const deadline = started + timeoutMs;
   let v = await check();
-  while (!ok(v) && Date.now() < deadline) {
+  while (!ok(v)) {
+    if (Date.now() >= deadline) {
+      throw new Error(`waitFor: timed out after ${Date.now() - started} ms waiting for ${what ?? String(ok)} (polling ${String(check)}); last value: ${describe(v)}`);
+    }
     await sleep(stepMs);
     v = await check();
   }
   return v;
+}
+
+function describe(v: unknown): string {
+  if (v === undefined) return 'undefined';
+  try {
+    const text = JSON.stringify(v);
+    return text.length > 2_000 ? `${text.slice(0, 2_000)}… (${text.length} characters)` : text;
+  } catch {
+    return String(v);
+  }
 }
 
 /** Every process's command line, for proving a secret never reaches one. */

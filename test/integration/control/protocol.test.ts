@@ -118,6 +118,11 @@ t.test('a slow client gets a fresh snapshot once it drains, or is dropped; it ne
   await screen.subscribe(wallId);
   // A client written by hand over TCP, so the test decides when it reads.
   const slow = await RawWebSocket.connect(gw.wsUrl, { authorization: `Bearer ${gw.adminToken}` });
+  t.teardown(() => slow.socket.destroy());
+  const slowEnd = new Promise<string>((resolve) => {
+    slow.socket.once('error', (err) => resolve(`closed (${err.message})`));
+    slow.socket.once('close', () => resolve('closed'));
+  });
   slow.sendText(JSON.stringify({ type: 'subscribe', id: 's', payload: { wallId } }));
   await readFrames(slow, (m) => m.type === 'ack', 2_000);
 
@@ -146,10 +151,26 @@ t.test('a slow client gets a fresh snapshot once it drains, or is dropped; it ne
   const deltasSeen = frames.filter((m) => m.type === 'wall.deltas').flatMap((m) => m.payload.deltas.map((d: { version: number }) => d.version));
   t.ok(deltasSeen.length < target - 1, `it got ${deltasSeen.length} queued deltas, not all ${target - 1}`);
 
-  // Now it stops reading for good: it is disconnected after slowClientTimeoutMs.
-  await waitFor(async () => (await churn(10), gw.logs.join('').match(/too slow: disconnected/g)?.length ?? 0), (n) => n >= 1, 30_000, 0);
-  await waitFor(() => gw.control.connections, (n) => n === 2, 3_000);
-  t.pass('the slow client was disconnected');
+  // Now it stops reading for good: held back again, then cut off once it has been behind for
+  // slowClientTimeoutMs (its queue, one frame past the threshold, is far below the 4× that cuts at once).
+  const logLines = () => gw.logs.map((l) => JSON.parse(l) as { time: number; msg: string; queued?: number });
+  const slowEpisodes = () => logLines().filter((l) => l.msg.startsWith('control client is slow'));
+  const behindAgain = (await waitFor(async () => (await churn(10), slowEpisodes()), (e) => e.length >= 2, 30_000, 0, 'the slow client to fall behind a second time'))[1]!;
+  const cut = (await waitFor(() => logLines().filter((l) => l.msg === 'control client too slow: disconnected'), (l) => l.length >= 1, 10_000, 50, 'the slow client to be disconnected'))[0]!;
+  t.ok(cut.queued! <= 4 * 65_536, `${cut.queued} bytes were queued for it: under the 4× limit, so the timeout cut it`);
+  // Log times are whole milliseconds, the gateway's clock is finer: one of rounding.
+  t.ok(cut.time - behindAgain.time >= 3_000 - 1, `it was cut off ${cut.time - behindAgain.time} ms after it fell behind, not before slowClientTimeoutMs (3000 ms)`);
+  t.equal(await waitFor(() => gw.control.connections, (n) => n === 2, 3_000), 2, 'the gateway let its connection go');
+  // What it reads now is what was in flight before the cut: no snapshot (it never drained), then the end of the stream.
+  const tail: string[] = [];
+  slow.onFrame = (_opcode, payload) => tail.push(JSON.parse(payload.toString()).type);
+  slow.resume();
+  const ended = await Promise.race([slowEnd, sleep(5_000).then(() => 'still open after 5 s')]);
+  t.match(ended, /^closed/, `the slow client's socket was closed by the gateway: ${ended}`);
+  t.notOk(tail.includes('wall.snapshot'), `no fresh snapshot for a client that never drained (it read ${tail.length} frames in flight)`);
+  t.same([op.closed, screen.closed], [null, null], 'the clients that keep up stay connected');
+  await op.request('walls.list');
+  t.equal(slowEpisodes().length, 2, 'and are never held back themselves');
 
   // The other screen saw every version, in order, and holds what a fresh snapshot shows.
   lags.sort((a, b) => a - b);
@@ -158,5 +179,4 @@ t.test('a slow client gets a fresh snapshot once it drains, or is dropped; it ne
   await screen.untilVersion(wallId, op.walls.get(wallId)!.version);
   const fresh = await gw.api('GET', `/api/walls/${wallId}`, { token: gw.adminToken });
   t.same(screen.walls.get(wallId), fresh.json.wall);
-  slow.socket.destroy();
 });

@@ -341,9 +341,14 @@ t.test('a department moved out of a user\'s scope takes its walls from their ope
   t.equal(moved.status, 200, moved.body);
   const removed = await op.next((m) => m.type === 'wall.removed', 3_000);
   t.same(removed.payload, { wallId });
+  const admin = await gw.client(gw.adminToken);
+  await admin.subscribe(wallId);
   const assign = await gw.api('PUT', `/api/walls/${wallId}/tiles/s1-1`, { token: gw.adminToken, body: { baseVersion: 1, content: { kind: 'empty' } } });
   t.equal(assign.status, 200);
-  await new Promise((r) => setTimeout(r, 300));
+  // Once a subscriber has the change, it has been sent to every subscriber; a reply on op's own
+  // connection then comes after anything the gateway sent op before it.
+  await admin.untilVersion(wallId, assign.json.version);
+  t.equal((await op.request('walls.list')).type, 'ack');
   t.notOk(op.messages.some((m) => m.type === 'wall.deltas'), 'and it gets no more of its changes');
 });
 
@@ -405,8 +410,10 @@ t.test('rename, unsubscribe, preset and plan deletion, department tours and the 
   const last = await op.request('tour.stop', { wallId, tourId: restored.id });
   t.equal(last.type, 'ack', JSON.stringify(last));
   await op.untilVersion(wallId, last.payload.version);
-  await new Promise((r) => setTimeout(r, 200));
-  t.same(screen.messages.slice(quiet), [], 'nothing more arrives');
+  // op has the change, so it went to every subscriber; the reply to a request the screen sends now
+  // comes after anything the gateway sent the screen before it.
+  const barrier = await screen.request('walls.list');
+  t.same(screen.messages.slice(quiet), [barrier], 'nothing more arrives');
   t.equal((await screen.subscribe(otherWall)).id, otherWall, 'and the freed subscription can follow another wall');
 });
 

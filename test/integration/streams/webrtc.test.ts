@@ -201,7 +201,7 @@ t.test('WHEP niceties: CORS preflight, trickle ICE with ETag, and the stream clo
   const viewer = await whepConnect(urls.whep, urls.token);
   t.teardown(() => viewer.close());
   await firstKeyframe(viewer);
-  const peer = gw.webrtc.list()[0]!;
+  const peerId = gw.webrtc.list()[0]!.id;
   const fragment = 'a=mid:0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 9 typ host\r\n';
   const patch = (etag: string) =>
     fetch(viewer.resource, {
@@ -223,7 +223,12 @@ t.test('WHEP niceties: CORS preflight, trickle ICE with ETag, and the stream clo
     body: 'a=ice-ufrag:other\r\na=ice-pwd:otherotherotherotherother\r\n',
   });
   t.equal(restart.status, 400, 'an ICE restart is refused with a reason');
-  t.equal(peer.state, 'connected');
+  t.match(await restart.json(), { code: 'GW_ERR_VALIDATION', issues: [{ field: 'ice-ufrag', message: /ICE restarts are not supported/ }] });
+  // Read after the PATCHes: the trickled candidates and the refused restart left the peer as it was.
+  t.match(gw.webrtc.list(), [{ id: peerId, state: 'connected' }], 'the peer is still connected');
+  const frames = viewer.frames;
+  await waitFor(() => viewer.frames, (n) => n >= frames + 25, 5_000, 20, 'a second of frames after the PATCHes');
+  t.pass('and its video keeps coming');
 
   t.comment('an admin force-stopping the session ends the peer');
   const session = gw.streams.list()[0]!;
@@ -327,6 +332,11 @@ t.test('the answer announces only the configured address, on a port of the confi
 t.test('a half-open peer that never completes ICE is dropped after connectTimeoutMs, releasing its reader', async (t) => {
   const gw = await startStreamingGateway(t, { webrtc: { connectTimeoutMs: 1_500 } });
   await gw.addCamera('wr12', { clip: 'h264-720p-1s' });
+  // The camera is live first: the timeout runs from the offer, and this test is about ICE, not a cold
+  // start (which, on a loaded machine, alone can take longer than the 1.5 s given here).
+  const held = await gw.streams.addReader({ cameraId: 'wr12', profile: 'main', kind: 'flv', userId: 'wall-screen' });
+  t.teardown(() => held.release());
+  await held.live();
   const urls = await gw.view('wr12');
   // An offer from a client that then never uses the answer.
   const pc = new RTCPeerConnection({ iceUseIpv6: false, codecs: { video: [useH264()] } });

@@ -180,12 +180,15 @@ t.test('geofences raise their rule\'s alarm on entry; late reports are recorded 
   const lateAlarm = (await gw.api('GET', `/api/alarms/${late.raised[0]}`, { token: gw.adminToken })).json;
   t.equal(lateAlarm.late, true);
   t.same(lateAlarm.linkages, [], 'a twenty-minute-old alarm (a terminal catching up) pops nothing up');
+  // The silence is what is under test: a late alarm must not change the wall, so nothing can be waited for.
   await new Promise((r) => setTimeout(r, 300));
   t.equal(screen.walls.get('alarm-wall')!.version, version, 'the wall did not change');
-  const live = await gw.alarms([{ vehicleId: 'bus', type: 'emergency-button', severity: 'critical', at: Date.now() }]);
+  const liveAt = Date.now();
+  const live = await gw.alarms([{ vehicleId: 'bus', type: 'emergency-button', severity: 'critical', at: liveAt }]);
   t.same(live.repeated, late.raised, 'the live report folds into the caught-up alarm');
-  await wallWhere(screen, (w) => Object.values(w.popups).some((p: any) => p.alarmId === late.raised[0]));
-  t.pass('and now that it is live, its cameras go up');
+  const shown = await wallWhere(screen, (w) => Object.values(w.popups).some((p: any) => p.alarmId === late.raised[0]));
+  const popup = Object.values(shown.popups).find((p: any) => p.alarmId === late.raised[0]) as { at: number };
+  t.ok(popup.at >= liveAt, 'and now that it is live, its cameras go up: the pop-up came with the live report, not the late one');
 
   // A batch that enters and leaves a fence between two reports still raises the fence's alarm.
   await gw.addVehicle(vehicleBody('dg2', '粤A66666', 'countyA', { category: 'dangerous-goods', hazardClass: '2.1' }, 1));

@@ -1,4 +1,5 @@
 import t from 'tap';
+import { waitFor } from '../../helpers/streams.js';
 import { startVehicleGateway, vehicleBody } from '../../helpers/vehicles.js';
 
 const FAST = { vehicles: { offlineAfterSec: 5, subscriptions: { minIntervalMs: 500 } } };
@@ -53,11 +54,7 @@ t.test('positions: ordering, staleness and bad reports; the track keeps everythi
   t.match(bad, { status: 400, json: { issues: [{ field: 'positions' }] } });
 
   // Silence makes a vehicle offline.
-  const start = Date.now();
-  while ((await gw.api('GET', '/api/vehicles/v2', { token: gw.adminToken })).json.live.status !== 'offline') {
-    if (Date.now() - start > 10_000) throw new Error('v2 never went offline');
-    await new Promise((r) => setTimeout(r, 250));
-  }
+  await waitFor(async () => (await gw.api('GET', '/api/vehicles/v2', { token: gw.adminToken })).json.live.status, (s) => s === 'offline', 10_000, 250, 'v2 to go offline');
   t.ok(Date.now() - lastReport >= 4_800, `offline after vehicles.offlineAfterSec (5 s) of silence: ${Date.now() - lastReport} ms after the last report`);
 });
 
@@ -93,9 +90,13 @@ t.test('position subscriptions over the WebSocket: throttled batches of the late
   for (let i = 1; i <= 30; i++) {
     const positions = ['pa', 'ta', 'db'].map((vehicleId) => ({ vehicleId, lat: 32.05 + i * 0.001, lon: vehicleId === 'pa' && i === 30 ? 119 : 118.78, speed: 40, heading: 0, at: now + i * 100 }));
     await feed.request('positions.report', { positions });
+    // The feed's pace is what is under test: ten reports a second, for the subscriptions to throttle.
     await new Promise((r) => setTimeout(r, t0 + i * 100 - Date.now()));
   }
-  await new Promise((r) => setTimeout(r, 1_300));
+  const finalPa = (m: { type: string; payload?: any }) => m.type === 'vehicles.positions' && m.payload.positions.some((p: { id: string; lon: number }) => p.id === 'pa' && p.lon === 119);
+  await regA.next(finalPa, 3_000, from);
+  await boxed.next(finalPa, 3_000);
+  await tourists.next((m) => m.type === 'vehicles.positions' && m.payload.positions.some((p: { id: string; at: number }) => p.id === 'ta' && p.at === now + 3000), 3_000);
   const batches = regA.messages.slice(from).filter((m) => m.type === 'vehicles.positions');
   t.ok(batches.length >= 2 && batches.length <= 5, `90 updates in 3 s came as ${batches.length} batches at most a second apart, not 60 messages`);
   for (const b of batches) {
@@ -113,6 +114,9 @@ t.test('position subscriptions over the WebSocket: throttled batches of the late
   t.match(await regA.request('vehicles.unsubscribe', {}), { type: 'ack', payload: { subscribed: true } });
   const quiet = regA.messages.length;
   await feed.request('positions.report', { positions: [{ vehicleId: 'pa', lat: 32.2, lon: 119, speed: 40, heading: 0, at: now + 4000 }] });
+  // A subscriber still on (every 500 ms) gets the report: it was processed and batches went out.
+  await regAll.next((m) => m.type === 'vehicles.positions' && m.payload.positions.some((p: { id: string; at: number }) => p.id === 'pa' && p.at === now + 4000), 3_000);
+  // The silence is what is under test: a whole interval of regA's (1 s) and a little more passes with nothing for it.
   await new Promise((r) => setTimeout(r, 1_200));
   t.equal(regA.messages.slice(quiet).filter((m) => m.type === 'vehicles.positions').length, 0, 'nothing after unsubscribing');
 });
