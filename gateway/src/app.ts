@@ -24,6 +24,7 @@ import { vehicleRoutes } from './http/routes/vehicles.js';
 import { wallRoutes } from './http/routes/walls.js';
 import { NetworkPolicy } from './lib/cidr.js';
 import { loadSecrets } from './lib/secrets.js';
+import { guardSocket } from './lib/sockets.js';
 import { FlvOutput } from './outputs/flv/index.js';
 import { routeNmsLogs } from './outputs/flv/nms.js';
 import { HlsOutput } from './outputs/hls/index.js';
@@ -218,6 +219,7 @@ export async function buildGateway(config: Config, opts: BuildOptions = {}): Pro
     await demoFeedAccount(users, store, dataDir);
   }
   http.server.on('upgrade', (req, socket, head) => {
+    guardSocket(socket);
     if (!control.handleUpgrade(req, socket, head) && !flv.handleUpgrade(req, socket, head)) socket.destroy();
   });
 

@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { allows } from '../auth/roles.js';
 import { GatewayError, type ErrorCode } from '../errors.js';
+import { guardSocket } from '../lib/sockets.js';
 import type { TileStatus, WallDelta, WallView } from './model.js';
 import { isMessageType, validatePayload, type MessageType } from './protocol.js';
 import { requirePermission, type ControlActor, type ControlConfig, type WallService } from './walls.js';
@@ -152,10 +153,12 @@ export class ControlServer {
 
   /** Takes the upgrade if it is for the control path; returns false otherwise. */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
+    guardSocket(socket);
     if ((req.url ?? '').split('?')[0] !== this.config.path) return false;
     const reject = (code: ErrorCode, message: string) => {
       const err = new GatewayError(code, message);
       this.log.info({ code, ip: req.socket.remoteAddress, origin: req.headers.origin }, 'control connection refused');
+      if (socket.destroyed) return;
       const body = JSON.stringify({ code, message });
       socket.end(
         `HTTP/1.1 ${err.statusCode} ${code}\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,

@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { WebSocket, WebSocketServer } from 'ws';
 import { GatewayError } from '../../errors.js';
+import { guardSocket, whileConnected } from '../../lib/sockets.js';
 import type { FlvTag } from '../../streams/types.js';
 import { grantFor, STREAM_PARAMS, type LiveStream, type ReaderSource, type StreamLease, type StreamTokenVerifier } from '../stream-access.js';
 import { createBroadcast, flvPacket, type NmsBroadcast, type NmsSubscriber } from './nms.js';
@@ -53,19 +54,20 @@ export class FlvOutput {
 
   /**
    * A reader on the camera once its video is live, or null when the client left while it started
-   * (the reader is then let go at once rather than held by a socket nobody reads).
+   * (the reader is then let go at once, not when the start ends, so the session can linger and close).
    */
-  private async liveLease(params: { camera: string; profile: string; token: string }, gone: () => boolean): Promise<StreamLease | null> {
+  private async liveLease(params: { camera: string; profile: string; token: string }, client: Duplex): Promise<StreamLease | null> {
     const grant = grantFor(this.opts.tokens, params);
     if (grant.expiresAt < Date.now()) throw new GatewayError('GW_ERR_UNAUTHENTICATED', 'the stream token expired; ask for a new stream URL');
     const lease = await this.opts.engine.addReader({ cameraId: grant.cameraId, profile: grant.profile, kind: 'flv', userId: grant.userId });
+    let live: { value: void } | null;
     try {
-      await lease.live();
+      live = await whileConnected(client, lease.live());
     } catch (e) {
       lease.release();
       throw e;
     }
-    if (!gone()) return lease;
+    if (live) return lease;
     lease.release();
     return null;
   }
@@ -126,9 +128,12 @@ export class FlvOutput {
       '/streams/:camera/:profile/:token/live.flv',
       { schema: { params: STREAM_PARAMS } },
       async (req, reply) => {
-        const lease = await this.liveLease(req.params, () => req.raw.destroyed);
+        const lease = await this.liveLease(req.params, req.raw.socket);
         reply.hijack();
-        if (!lease) return;
+        if (!lease) {
+          req.raw.socket.destroy();
+          return;
+        }
         const res = reply.raw;
         res.writeHead(200, { 'content-type': 'video/x-flv', 'cache-control': 'no-cache, no-store', connection: 'close' });
         this.play(
@@ -142,10 +147,11 @@ export class FlvOutput {
 
   /** WS-FLV: the same URL as HTTP-FLV, upgraded. Returns false when the path is not ours. */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
+    guardSocket(socket);
     const m = PATH.exec((req.url ?? '').split('?')[0]!);
     if (!m) return false;
     const reject = (status: number, message: string) => {
-      socket.end(`HTTP/1.1 ${status} ${message}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+      if (!socket.destroyed) socket.end(`HTTP/1.1 ${status} ${message}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
     };
     let params: { camera: string; profile: string; token: string };
     try {
@@ -154,9 +160,12 @@ export class FlvOutput {
       reject(400, 'GW_ERR_VALIDATION');
       return true;
     }
-    this.liveLease(params, () => socket.destroyed)
+    this.liveLease(params, socket)
       .then((lease) => {
-        if (!lease) return;
+        if (!lease) {
+          socket.destroy();
+          return;
+        }
         let upgraded = false;
         // A client that leaves during the handshake never reaches the callback below.
         socket.once('close', () => {

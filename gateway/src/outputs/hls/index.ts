@@ -1,9 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Duplex } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyInstance } from 'fastify';
 import { GatewayError } from '../../errors.js';
+import { whileConnected } from '../../lib/sockets.js';
 import { grantFor, STREAM_PARAMS, type ReaderSource, type StreamGrant, type StreamLease, type StreamTokenVerifier } from '../stream-access.js';
 
 export interface HlsOptions {
@@ -73,14 +75,17 @@ export class HlsOutput {
     return v;
   }
 
-  /** Answers one request of a viewing; the viewing does not count as idle while a request waits. */
-  private async serve(grant: StreamGrant, file: string): Promise<{ body: string | Buffer; lease: StreamLease }> {
+  /**
+   * Answers one request of a viewing; the viewing does not count as idle while a request waits, unless
+   * its client left (null): then the viewing ends like any other whose player stopped asking.
+   */
+  private async serve(grant: StreamGrant, file: string, client: Duplex): Promise<{ body: string | Buffer; lease: StreamLease } | null> {
     const v = await this.viewing(grant);
     v.lastSeen = Date.now();
     v.inflight++;
     try {
       const lease = await v.lease;
-      await lease.live();
+      if (!(await whileConnected(client, lease.live()))) return null;
       if (file === PLAYLIST) return { lease, body: await this.playlist(lease.session.hlsDir) };
       const body = await readFile(join(lease.session.hlsDir, file)).catch(() => null);
       if (!body) throw new GatewayError('GW_ERR_NOT_FOUND', 'the segment is no longer in the live window');
@@ -134,7 +139,12 @@ export class HlsOutput {
       async (req, reply) => {
         const { file } = req.params;
         if (file !== PLAYLIST && !SEGMENT.test(file)) throw new GatewayError('GW_ERR_NOT_FOUND', 'no such stream file');
-        const { lease, body } = await this.serve(grantFor(this.opts.tokens, req.params), file);
+        const served = await this.serve(grantFor(this.opts.tokens, req.params), file, req.raw.socket);
+        if (!served) {
+          req.raw.socket.destroy();
+          return reply.hijack();
+        }
+        const { lease, body } = served;
         lease.session.countSent(body.length);
         if (file === PLAYLIST) {
           return reply.header('content-type', 'application/vnd.apple.mpegurl').header('cache-control', 'no-cache, no-store').send(body);

@@ -1,6 +1,8 @@
 import { EventEmitter } from 'node:events';
+import type { Duplex } from 'node:stream';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { GatewayError, ValidationError } from '../../errors.js';
+import { whileConnected } from '../../lib/sockets.js';
 import { grantFor, STREAM_PARAMS, type LiveStream, type ReaderSource, type StreamGrant, type StreamLease, type StreamTokenVerifier } from '../stream-access.js';
 import { RtpFeed } from './feed.js';
 import { WhepPeer, type JoinTimings, type WebRtcConfig } from './peer.js';
@@ -114,7 +116,7 @@ export class WebRtcOutput extends EventEmitter<{ joined: [JoinTimings] }> {
     return feed;
   }
 
-  private async create(grant: StreamGrant, offerText: string, localAddress: string | null): Promise<{ peer: WhepPeer; answer: string }> {
+  private async create(grant: StreamGrant, offerText: string, localAddress: string | null, client: Duplex): Promise<{ peer: WhepPeer; answer: string }> {
     const offer = checkOffer(offerText);
     const cameraKey = `${grant.cameraId}\u0000${grant.profile}`;
     this.admit(cameraKey);
@@ -151,13 +153,16 @@ export class WebRtcOutput extends EventEmitter<{ joined: [JoinTimings] }> {
         },
       });
       // Negotiation runs while a cold camera starts; the answer waits for both, so a camera that
-      // cannot start is reported here as an error instead of a peer that never gets video.
-      const [answer] = await Promise.all([peer.answer(offer), lease.live()]);
+      // cannot start is reported here as an error instead of a peer that never gets video. A client
+      // that leaves meanwhile gives its reader back at once.
+      const joined = await whileConnected(client, Promise.all([peer.answer(offer), lease.live()]));
+      if (!joined) throw new GatewayError('GW_ERR_STREAM_CLOSED', 'the viewer left before the stream started');
+      const [answer] = joined.value;
       if (peer.closed) throw new GatewayError('GW_ERR_STREAM_CLOSED', 'the stream closed while the viewer connected');
       this.peers.set(peer.id, peer);
       return { peer, answer };
     } catch (e) {
-      if (peer) peer.close('start failed');
+      if (peer) peer.close(e instanceof GatewayError ? e.message : 'start failed');
       else {
         this.count(cameraKey, -1);
         lease?.release();
@@ -221,7 +226,7 @@ export class WebRtcOutput extends EventEmitter<{ joined: [JoinTimings] }> {
           throw new GatewayError('GW_ERR_UNSUPPORTED_MEDIA_TYPE', 'a WHEP offer is sent as Content-Type: application/sdp');
         }
         if (typeof req.body !== 'string' || req.body.length === 0) throw new ValidationError([{ field: 'offer', message: 'is empty' }]);
-        const { peer, answer } = await this.create(grant, req.body, localAddressOf(req));
+        const { peer, answer } = await this.create(grant, req.body, localAddressOf(req), req.raw.socket);
         const links = cfg.iceServers.map((s) =>
           s.username
             ? `<${s.urls}>; rel="ice-server"; username="${s.username}"; credential="${s.credential ?? ''}"; credential-type="password"`
