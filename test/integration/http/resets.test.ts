@@ -133,9 +133,9 @@ const readersOf = async (h: Harness, cameraId: string) =>
 
 /** Every reader of the camera let go while it still starts (not at the start timeout), then the session closes after its linger. */
 async function assertReleased(t: Test, h: Harness, cameraId: string, within = 3_000) {
-  const readers = await waitFor(() => readersOf(h, cameraId), (n) => n === 0, within);
+  const readers = await waitFor(() => readersOf(h, cameraId), (n) => n === 0, within, 100, `no reader of ${cameraId}`);
   t.equal(readers, 0, `${cameraId}: no reader is left`);
-  const left = await waitFor(async () => (await sessions(h)).filter((s) => s.cameraId === cameraId).length, (n) => n === 0, CLOSE_AFTER_MS + 3_000);
+  const left = await waitFor(async () => (await sessions(h)).filter((s) => s.cameraId === cameraId).length, (n) => n === 0, CLOSE_AFTER_MS + 3_000, 100, `no session of ${cameraId}`);
   t.equal(left, 0, `${cameraId}: its session closes after closeAfterMs`);
 }
 
@@ -173,6 +173,8 @@ t.test('control WebSocket: resets with no token, a bad token and a good one', as
     () => sendThenReset(h.port, upgradeRequest('/api/control', { authorization: `Bearer ${h.token}`, 'Sec-WebSocket-Protocol': 'wallgate.v1' }), { after: 'answer' }),
     (a) => statusOf(a) === '101',
     3_000,
+    100,
+    'a control connection to be accepted',
   );
   t.equal(statusOf(last), '101', 'the reset connections were let go: a new one fits under control.maxConnections');
 });
@@ -261,7 +263,7 @@ t.test('RTMP ingest: resets in the middle of the handshake', async (t) => {
     method: 'POST',
     body: JSON.stringify({ id: 'drone', name: 'Drone', departmentId: 'root', protocol: 'rtmp-push', url: 'rtmp://gateway.example/push/drone' }),
   });
-  t.equal(res.status, 201);
+  t.equal(res.status, 201, 'a push camera is registered');
   const issued = (await (await h.api('/api/sources/drone/publish-url', { method: 'POST' })).json()) as { url: string };
   const rtmpPort = Number(new URL(issued.url).port);
   // C0 and C1: version 3 and a 1536-byte handshake block; the server answers with S0, S1 and S2.
