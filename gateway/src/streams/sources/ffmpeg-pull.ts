@@ -20,6 +20,8 @@ export interface PreparedInput {
  */
 export class FfmpegPullDriver implements SourceDriver {
   private ffmpeg: FfmpegProcess | null = null;
+  /** The spawn in progress: a close during it waits for the process, to stop it. */
+  private spawning: Promise<FfmpegProcess> | null = null;
   private closedFor: string | null = null;
   private hadMedia = false;
 
@@ -52,7 +54,7 @@ export class FfmpegPullDriver implements SourceDriver {
     });
     let ff: FfmpegProcess;
     try {
-      ff = await FfmpegProcess.start({
+      this.spawning = FfmpegProcess.start({
         ffmpegPath: cfg.ffmpegPath,
         args,
         cwd: this.attempt.hlsDir,
@@ -68,6 +70,7 @@ export class FfmpegPullDriver implements SourceDriver {
           if (err) void ff.close(err);
         },
       });
+      ff = await this.spawning;
     } catch (e) {
       throw new GatewayError('GW_ERR_INTERNAL', `cannot start ffmpeg: ${(e as Error).message}`);
     }
@@ -98,7 +101,8 @@ export class FfmpegPullDriver implements SourceDriver {
 
   async close(reason: string): Promise<void> {
     this.closedFor ??= reason;
-    if (this.ffmpeg) await this.ffmpeg.close(this.closedFor);
+    const ff = this.ffmpeg ?? (await this.spawning?.catch(() => null)) ?? null;
+    if (ff) await ff.close(this.closedFor);
   }
 }
 
