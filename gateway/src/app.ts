@@ -277,10 +277,11 @@ export async function buildGateway(config: Config, opts: BuildOptions = {}): Pro
     close: () =>
       (closing ??= (async () => {
         // Long-lived connections first, or the HTTP server would wait for them; then every ffmpeg.
-        // Each refuses new changes and returns once those it accepted are written.
-        await walls.close();
-        vehicles.close();
+        // Each refuses new changes and returns once those it accepted are written; vehicles first,
+        // as their alarms put pop-ups on the walls.
+        await vehicles.close();
         vehicleHub.close();
+        await walls.close();
         await control.close();
         webrtc.close();
         flv.close();

@@ -1,8 +1,11 @@
 import { allows, type Permission } from '../auth/roles.js';
 import { GatewayError, ValidationError } from '../errors.js';
 import type { PathRange } from '../store/types.js';
+import { alarmMessages } from './alarms.js';
+import type { VehicleMessages } from './context.js';
 import { inBbox, type Bbox } from './geo.js';
-import { alarmAction, alarmSubscription, alarmsReport, emptyPayload, positionSubscription, positionsReport } from './input.js';
+import { alarmSubscription, emptyPayload, positionSubscription } from './input.js';
+import { positionMessages } from './positions.js';
 import { SEVERITIES, type Alarm, type PositionUpdate, type Severity, type VehicleCategory } from './model.js';
 import type { VehicleActor, VehicleEntry, VehicleService, VehiclesConfig } from './service.js';
 
@@ -12,16 +15,16 @@ export interface HubPeer {
   send(frame: Buffer): boolean;
 }
 
-const PERMISSION: Record<string, Permission> = {
-  'vehicles.subscribe': 'vehicles:read',
-  'vehicles.unsubscribe': 'vehicles:read',
-  'alarms.subscribe': 'vehicles:read',
-  'alarms.unsubscribe': 'vehicles:read',
-  'alarm.ack': 'alarms:handle',
-  'alarm.close': 'alarms:handle',
-  'positions.report': 'vehicles:feed',
-  'alarms.report': 'vehicles:feed',
-};
+/** A message the hub answers: the permission it needs, and what it does for the peer. */
+interface HubMessage {
+  permission: Permission;
+  handle(peer: HubPeer, payload: unknown): unknown;
+}
+
+/** The sections' messages, answered for the peer's actor. */
+function forPeer(messages: VehicleMessages): Record<string, HubMessage> {
+  return Object.fromEntries(Object.entries(messages).map(([type, m]) => [type, { permission: m.permission, handle: (peer: HubPeer, payload: unknown) => m.handle(peer.actor, payload) }]));
+}
 
 interface PositionSubscription {
   ranges: PathRange[];
@@ -60,12 +63,15 @@ export class VehicleHub {
   /** Vehicles changed since the last tick, spread to the subscriptions at the tick. */
   private dirty = new Set<VehicleEntry>();
   private readonly timer: NodeJS.Timeout;
+  /** The hub's own messages and those of the service's sections, one table. */
+  private readonly messages: Record<string, HubMessage>;
 
   constructor(
     private readonly vehicles: VehicleService,
     private readonly config: VehiclesConfig['subscriptions'],
     private readonly clock: () => number = () => performance.now(),
   ) {
+    this.messages = { ...this.subscriptionMessages(), ...forPeer(positionMessages(vehicles)), ...forPeer(alarmMessages(vehicles)) };
     vehicles.on('position', (e) => this.dirty.add(e));
     vehicles.on('status', (e) => this.dirty.add(e));
     vehicles.on('removed', (e) => {
@@ -83,7 +89,7 @@ export class VehicleHub {
   }
 
   handles(type: string): boolean {
-    return Object.hasOwn(PERMISSION, type);
+    return Object.hasOwn(this.messages, type);
   }
 
   admits(actor: VehicleActor): boolean {
@@ -91,36 +97,40 @@ export class VehicleHub {
   }
 
   handle(peer: HubPeer, type: string, payload: unknown): unknown {
-    const permission = PERMISSION[type]!;
-    if (!allows(peer.actor.roles, permission)) throw new GatewayError('GW_ERR_FORBIDDEN', `your roles do not allow ${permission}`);
-    switch (type) {
-      case 'vehicles.subscribe':
-        return this.subscribePositions(peer, positionSubscription.parse(payload));
-      case 'vehicles.unsubscribe':
-        emptyPayload.parse(payload);
-        return { subscribed: this.positionSubs.delete(peer) };
-      case 'alarms.subscribe': {
-        const p = alarmSubscription.parse(payload);
-        const sub: AlarmSubscription = { ranges: this.vehicles.rangesOf(peer.actor), minSeverity: p.minSeverity ?? 'info' };
-        this.alarmSubs.set(peer, sub);
-        return { alarms: this.vehicles.openAlarms(peer.actor, sub.minSeverity) };
-      }
-      case 'alarms.unsubscribe':
-        emptyPayload.parse(payload);
-        return { subscribed: this.alarmSubs.delete(peer) };
-      case 'alarm.ack':
-      case 'alarm.close': {
-        const p = alarmAction.parse(payload);
-        if (!p.alarmId) throw new ValidationError([{ field: 'alarmId', message: 'is required' }]);
-        const done = type === 'alarm.ack' ? this.vehicles.acknowledge(peer.actor, p.alarmId, p.note) : this.vehicles.closeAlarmById(peer.actor, p.alarmId, p.note);
-        return done.then((alarm) => ({ alarm }));
-      }
-      case 'positions.report':
-        return this.vehicles.reportPositions(peer.actor, positionsReport.parse(payload).positions);
-      case 'alarms.report':
-        return this.vehicles.reportAlarms(peer.actor, alarmsReport.parse(payload).alarms);
-    }
-    return undefined;
+    const message = Object.hasOwn(this.messages, type) ? this.messages[type] : undefined;
+    if (!message) throw new GatewayError('GW_ERR_BAD_MESSAGE', `type: unknown message type "${type.slice(0, 64)}"`);
+    if (!allows(peer.actor.roles, message.permission)) throw new GatewayError('GW_ERR_FORBIDDEN', `your roles do not allow ${message.permission}`);
+    return message.handle(peer, payload);
+  }
+
+  /** The hub's own messages: subscriptions. */
+  private subscriptionMessages(): Record<string, HubMessage> {
+    return {
+      'vehicles.subscribe': { permission: 'vehicles:read', handle: (peer, payload) => this.subscribePositions(peer, positionSubscription.parse(payload)) },
+      'vehicles.unsubscribe': {
+        permission: 'vehicles:read',
+        handle: (peer, payload) => {
+          emptyPayload.parse(payload);
+          return { subscribed: this.positionSubs.delete(peer) };
+        },
+      },
+      'alarms.subscribe': {
+        permission: 'vehicles:read',
+        handle: (peer, payload) => {
+          const p = alarmSubscription.parse(payload);
+          const sub: AlarmSubscription = { ranges: this.vehicles.rangesOf(peer.actor), minSeverity: p.minSeverity ?? 'info' };
+          this.alarmSubs.set(peer, sub);
+          return { alarms: this.vehicles.openAlarms(peer.actor, sub.minSeverity) };
+        },
+      },
+      'alarms.unsubscribe': {
+        permission: 'vehicles:read',
+        handle: (peer, payload) => {
+          emptyPayload.parse(payload);
+          return { subscribed: this.alarmSubs.delete(peer) };
+        },
+      },
+    };
   }
 
   private subscribePositions(peer: HubPeer, p: ReturnType<typeof positionSubscription.parse>) {

@@ -1,4 +1,8 @@
+import { join } from 'node:path';
 import t from 'tap';
+import { SqliteStore } from '../../../gateway/src/store/sqlite/index.js';
+import type { VehicleActor } from '../../../gateway/src/vehicles/service.js';
+import { camera } from '../../helpers/gateway.js';
 import { startVehicleGateway, vehicleBody } from '../../helpers/vehicles.js';
 
 t.test('vehicle CRUD: plates normalised, channels are registered cameras, conflicts named', async (t) => {
@@ -122,4 +126,35 @@ t.test('bulk import reports errors per row; keep-valid applies the rest, all-or-
   });
   t.match(again.json, { applied: true, created: 0, updated: 1, rejected: 1, errors: [{ line: 2, field: 'channels', message: /c4/ }] });
   t.equal((await gw.api('GET', '/api/vehicles/i1', { token: gw.adminToken })).json.category, 'tourist');
+});
+
+t.test('close() refuses new changes and returns only once every change it accepted is written', async (t) => {
+  const gw = await startVehicleGateway(t);
+  const admin: VehicleActor = { id: 'admin', username: 'admin', ip: '127.0.0.1', scopes: ['root'], roles: ['admin'] };
+  const bodies = Array.from({ length: 30 }, (_, i) => vehicleBody(`b${i}`, `粤B${String(10000 + i)}`, 'countyA', {}, 2));
+  for (const b of bodies) for (const c of b.channels) t.equal((await gw.api('POST', '/api/sources', { token: gw.adminToken, body: camera(c.sourceId, 'countyA') })).status, 201);
+  // A burst of registrations, each checking its channels in the registry before it writes; close() at once.
+  const settled: { id: string; version?: number; code?: string }[] = [];
+  for (const b of bodies) {
+    void gw.vehicles.create(admin, b).then(
+      (entry) => settled.push({ id: b.id, version: entry.vehicle.version }),
+      (err: { code: string }) => settled.push({ id: b.id, code: err.code }),
+    );
+  }
+  const closed = gw.vehicles.close();
+  const late = await gw.vehicles.create(admin, vehicleBody('late', '粤B99999', 'countyA', {}, 0)).then(() => null, (err: { code: string; message: string }) => err);
+  t.match(late, { code: 'GW_ERR_UNAVAILABLE', message: /shutting down/ }, 'a change after close() is refused');
+  await closed;
+  t.equal(settled.length, bodies.length, 'close() returned after every accepted change was answered');
+  t.same(settled.filter((s) => s.code), [], 'and every one of them was acknowledged');
+
+  // The store closes right after, as on SIGTERM; what it holds is what was acknowledged.
+  await gw.store.close();
+  const reopened = SqliteStore.open(join(gw.config.dataDir, 'wallgate.db'));
+  t.teardown(() => reopened.close());
+  const stored = new Map((await reopened.vehicles.all()).map((r) => [r.id, r]));
+  for (const s of settled) {
+    t.match(JSON.parse(stored.get(s.id)?.doc ?? 'null'), { version: s.version, channels: [{ sourceId: `${s.id}-ch1` }, { sourceId: `${s.id}-ch2` }] }, `${s.id} as acknowledged`);
+  }
+  t.notOk(stored.has('late'), 'the refused one is not there');
 });
