@@ -1,6 +1,5 @@
 import { GatewayError, type ErrorCode } from '../errors.js';
 import type { FfmpegExit } from './process/ffmpeg-process.js';
-import type { Protocol } from '../store/types.js';
 import type { StreamsConfig } from './types.js';
 
 /** ffmpeg's words for each way a pull fails, most specific first. */
@@ -25,12 +24,8 @@ function explanation(tail: readonly string[], pattern: RegExp): string | null {
 }
 
 /** Turns an ended ffmpeg into the error its viewers and the registry's health see. */
-export function classifyFailure(exit: FfmpegExit, tail: readonly string[], hadMedia: boolean, cfg: StreamsConfig, protocol: Protocol): GatewayError {
+export function classifyFailure(exit: FfmpegExit, tail: readonly string[], hadMedia: boolean, cfg: StreamsConfig): GatewayError {
   if (exit.reason?.startsWith('stalled')) return new GatewayError('GW_ERR_CAMERA_UNREACHABLE', `the camera ${exit.reason}`);
-  // The ingest answers a play of an unpublished name with an I/O error or silence.
-  if (protocol === 'rtmp-push' && !hadMedia && (exit.reason === 'start timeout' || exit.reason === null)) {
-    return new GatewayError('GW_ERR_CAMERA_UNREACHABLE', 'nobody is publishing to this push camera; give its publisher a URL from POST /api/sources/<id>/publish-url');
-  }
   if (exit.reason === 'start timeout') {
     return new GatewayError(
       'GW_ERR_STREAM_TIMEOUT',

@@ -46,7 +46,7 @@ async function setup(t: Test) {
       failed: (e) => void seen.failed.push(e),
     };
     const s = source(url);
-    const d = new FfmpegPullDriver(ctx, s, { hlsDir, segmentStart: 1, discontinuity: false, transcode: false }, events, prepare ?? (() => networkInput(ctx, s)));
+    const d = new FfmpegPullDriver(ctx, { hlsDir, segmentStart: 1, discontinuity: false, transcode: false }, events, prepare ?? (() => networkInput(ctx, s)));
     t.teardown(() => d.close('test over'));
     return { d, seen };
   };

@@ -2,6 +2,7 @@ import t from 'tap';
 import { defaultConfig } from '../../../gateway/src/config/load.js';
 import { classifyFailure } from '../../../gateway/src/streams/failure.js';
 import { redact } from '../../../gateway/src/streams/process/ffmpeg-process.js';
+import { pushFailure } from '../../../gateway/src/streams/sources/rtmp-push.js';
 
 const cfg = defaultConfig().streams;
 const exit = (code: number | null, reason: string | null = null) => ({ code, signal: null, reason });
@@ -15,15 +16,17 @@ t.test("ffmpeg's last words become the error a viewer reads", async (t) => {
     ['codec', ['[concat @ 0x4] Decoder (codec none) not found for input stream #0:0'], 'GW_ERR_CODEC_UNSUPPORTED', /codec is not supported/],
   ];
   for (const [what, tail, code, message] of cases) {
-    const e = classifyFailure(exit(1), tail, false, cfg, 'rtsp');
+    const e = classifyFailure(exit(1), tail, false, cfg);
     t.equal(e.code, code, what);
     t.match(e.message, message, what);
     t.notMatch(e.message, /0x[0-9a-f]+\]/, `${what}: no "[demuxer @ 0x…]" noise`);
   }
-  t.match(classifyFailure(exit(255, 'start timeout'), [], false, cfg, 'rtsp'), { code: 'GW_ERR_STREAM_TIMEOUT', message: /no video within 10000 ms/ });
-  t.match(classifyFailure(exit(255, 'stalled: no video for 5200 ms'), [], true, cfg, 'rtsp'), { code: 'GW_ERR_CAMERA_UNREACHABLE', message: /stalled/ });
-  t.match(classifyFailure(exit(0), ['video:120kB audio:0kB'], true, cfg, 'rtsp'), { message: 'the camera closed the stream' });
-  t.match(classifyFailure(exit(1), ['pipe:0: Input/output error'], false, cfg, 'rtmp-push'), { message: /nobody is publishing/ });
+  t.match(classifyFailure(exit(255, 'start timeout'), [], false, cfg), { code: 'GW_ERR_STREAM_TIMEOUT', message: /no video within 10000 ms/ });
+  t.match(classifyFailure(exit(255, 'stalled: no video for 5200 ms'), [], true, cfg), { code: 'GW_ERR_CAMERA_UNREACHABLE', message: /stalled/ });
+  t.match(classifyFailure(exit(0), ['video:120kB audio:0kB'], true, cfg), { message: 'the camera closed the stream' });
+  t.match(pushFailure(exit(1), ['pipe:0: Input/output error'], false, cfg), { message: /nobody is publishing/ }, 'a push camera nobody publishes to');
+  t.match(pushFailure(exit(255, 'start timeout'), [], false, cfg), { message: /nobody is publishing/ });
+  t.match(pushFailure(exit(255, 'stalled: no video for 5200 ms'), [], true, cfg), { message: /stalled/ }, 'a publisher that stops is a stall like any');
 });
 
 t.test('redaction removes a password in every form ffmpeg may print it', async (t) => {

@@ -3,9 +3,12 @@ import { GatewayError } from '../../errors.js';
 import { classifyFailure } from '../failure.js';
 import { FlvDemuxer } from '../flv-demux.js';
 import { concatList, pullArgs, type PullInput } from '../process/args.js';
-import { FfmpegProcess } from '../process/ffmpeg-process.js';
-import type { ResolvedSource } from '../types.js';
+import { FfmpegProcess, type FfmpegExit } from '../process/ffmpeg-process.js';
+import type { ResolvedSource, StreamsConfig } from '../types.js';
 import type { DriverAttempt, DriverContext, DriverEvents, SourceDriver } from './driver.js';
+
+/** Turns how an attempt's ffmpeg ended (or was given up on) into what viewers read. */
+export type FailureWords = (exit: FfmpegExit, stderrTail: readonly string[], hadMedia: boolean, cfg: StreamsConfig) => GatewayError;
 
 /** A pull's input as ffmpeg opens it, and the secrets its stderr must never show. */
 export interface PreparedInput {
@@ -27,10 +30,10 @@ export class FfmpegPullDriver implements SourceDriver {
 
   constructor(
     private readonly ctx: DriverContext,
-    private readonly source: ResolvedSource,
     private readonly attempt: DriverAttempt,
     private readonly events: DriverEvents,
     private readonly prepare: () => Promise<PreparedInput>,
+    private readonly words: FailureWords = classifyFailure,
   ) {}
 
   get pid(): number | null {
@@ -90,13 +93,13 @@ export class FfmpegPullDriver implements SourceDriver {
     });
     ff.once('exit', (exit) => {
       if (this.closedFor !== null) return;
-      this.events.failed(classifyFailure(exit, ff.stderrTail(), this.hadMedia, cfg, this.source.protocol));
+      this.events.failed(this.words(exit, ff.stderrTail(), this.hadMedia, cfg));
     });
   }
 
   timedOut(kind: 'start' | 'stall', ms: number): GatewayError {
     const reason = kind === 'start' ? 'start timeout' : `stalled: no video for ${ms} ms`;
-    return classifyFailure({ code: null, signal: null, reason }, this.ffmpeg?.stderrTail() ?? [], this.hadMedia, this.ctx.config, this.source.protocol);
+    return this.words({ code: null, signal: null, reason }, this.ffmpeg?.stderrTail() ?? [], this.hadMedia, this.ctx.config);
   }
 
   async close(reason: string): Promise<void> {

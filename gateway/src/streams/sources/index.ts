@@ -9,7 +9,7 @@ export function driverFactory(ctx: DriverContext): DriverFactory {
       case 'rtmp-push':
         return rtmpPushDriver(ctx, source, attempt, events);
       default:
-        return new FfmpegPullDriver(ctx, source, attempt, events, () => networkInput(ctx, source));
+        return new FfmpegPullDriver(ctx, attempt, events, () => networkInput(ctx, source));
     }
   };
 }
