@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import type { Duplex } from 'node:stream';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { DestinationStream } from 'pino';
 import { guards } from './auth/plugin.js';
@@ -23,6 +24,7 @@ import { streamRoutes } from './http/routes/streams.js';
 import { vehicleRoutes } from './http/routes/vehicles.js';
 import { wallRoutes } from './http/routes/walls.js';
 import { NetworkPolicy } from './lib/cidr.js';
+import { Lifecycle } from './lib/lifecycle.js';
 import { loadSecrets } from './lib/secrets.js';
 import { guardSocket } from './lib/sockets.js';
 import { FlvOutput } from './outputs/flv/index.js';
@@ -63,6 +65,10 @@ export interface BuildOptions {
   logStream?: DestinationStream;
   /** Host name resolution for the network policy (tests inject a fake). */
   resolver?: Resolver;
+  /** The owner of start and shutdown; main.ts passes its own so a signal during the start reaches it. */
+  lifecycle?: Lifecycle;
+  /** Called once, on a first start, with the admin account just created and its one-time password. */
+  announceAdmin?: (admin: { username: string; password: string }) => void;
 }
 
 export interface Gateway {
@@ -81,14 +87,31 @@ export interface Gateway {
   bootstrapAdmin: { username: string; password: string } | null;
   /** Every route registered, for the test that walks them all. */
   routes: { method: string; url: string }[];
+  lifecycle: Lifecycle;
+  /** Shuts down in the designed order (lib/lifecycle.ts); the same promise for every caller. */
   close(): Promise<void>;
 }
 
-/** The composition root: builds and wires every module. It never listens; main.ts does. */
+/**
+ * The composition root: builds and wires every module. It never listens; main.ts does. Each
+ * resource is handed to the lifecycle as it is opened, so a step that throws closes what the steps
+ * before it opened, and close() shuts down in the designed order (lib/lifecycle.ts).
+ */
 export async function buildGateway(config: Config, opts: BuildOptions = {}): Promise<Gateway> {
+  const life = opts.lifecycle ?? new Lifecycle();
+  try {
+    return await build(config, opts, life);
+  } catch (err) {
+    await life.close().catch(() => undefined);
+    throw err;
+  }
+}
+
+async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promise<Gateway> {
   const dataDir = resolve(config.dataDir);
   const { secrets } = loadSecrets(config.secrets.file || join(dataDir, 'secrets.json'), config.secrets);
   const store = SqliteStore.open(join(dataDir, 'wallgate.db'));
+  life.own('store', 'store', () => store.close());
 
   const registry = new Registry(
     store,
@@ -101,10 +124,12 @@ export async function buildGateway(config: Config, opts: BuildOptions = {}): Pro
   }
   await registry.init();
 
+  // Started (it listens) once everything behind it is built; the resolver reads it only when a pull starts.
   const ingest = config.streams.flv.rtmpEnabled
     ? new RtmpIngest({ host: config.streams.flv.rtmpHost, port: config.streams.flv.rtmpPort, key: secrets.tokenKey })
     : null;
-  await ingest?.start();
+  // Registered before the sessions, so it closes after them: the gateway's own pulls of pushed streams read from it.
+  if (ingest) life.own('sessions', 'RTMP ingest', () => ingest.close());
   const resolver: SourceResolver = {
     async resolve(cameraId, profile) {
       const target = await registry.pullTarget(cameraId);
@@ -132,10 +157,14 @@ export async function buildGateway(config: Config, opts: BuildOptions = {}): Pro
     config.auth,
   );
   const bootstrapAdmin = await users.bootstrap(config.auth.bootstrapAdmin, ROOT_DEPARTMENT);
+  // Told now, not once the start completes: a start that fails or is stopped later has still created the account.
+  if (bootstrapAdmin) opts.announceAdmin?.(bootstrapAdmin);
   if (config.demo.enabled) {
     await seedDemoCity(store, registry, config.demo.sources);
+    life.checkpoint('demo city seeded');
     await seedLiveCameras(store, registry, config.demo.liveCameraBase, config.demo.liveCameras);
   }
+  life.checkpoint('registry loaded');
 
   const http = Fastify({
     logger: {
@@ -152,6 +181,25 @@ export async function buildGateway(config: Config, opts: BuildOptions = {}): Pro
     // Stream URLs carry a signed token as a path segment.
     routerOptions: { maxParamLength: 1024 },
     ajv: { customOptions: { coerceTypes: true, removeAdditional: false, useDefaults: true, allErrors: true } },
+  });
+  // Stopping to accept is the first thing shutdown does; the requests already in flight are waited for
+  // (up to server.shutdownGraceMs) only after the readers and sessions have gone.
+  let accepting = true;
+  let httpClosed: Promise<void> | null = null;
+  life.own('accepting', 'HTTP listener', async () => {
+    accepting = false;
+    httpClosed = http.close();
+    // fastify closes the listener once its preClose hooks have run, a few turns from now.
+    for (let turn = 0; turn < 100 && http.server.listening; turn++) await new Promise((r) => setImmediate(r));
+  });
+  life.own('requests', 'HTTP requests in flight', async () => {
+    if (!httpClosed) return;
+    const force = setTimeout(() => http.server.closeAllConnections(), config.server.shutdownGraceMs);
+    try {
+      await httpClosed;
+    } finally {
+      clearTimeout(force);
+    }
   });
   const routes: Gateway['routes'] = [];
   http.addHook('onRoute', (r) => {
@@ -178,8 +226,10 @@ export async function buildGateway(config: Config, opts: BuildOptions = {}): Pro
     if (shuttingDown) reply.header('connection', 'close');
   });
   http.decorateRequest('principal', null);
+  life.setLog(http.log);
   routeNmsLogs((level, message) => (level === 'error' ? http.log.error({ nms: true }, message) : http.log.debug({ nms: true }, message)));
   const streams = new StreamManager(config.streams, dataDir, resolver, http.log);
+  life.own('sessions', 'stream sessions', () => streams.close());
   await streams.start();
   const streamTokens = new StreamTokens(secrets.tokenKey, config.streams.tokenTtlSec);
   const hls = new HlsOutput({
@@ -188,13 +238,21 @@ export async function buildGateway(config: Config, opts: BuildOptions = {}): Pro
     viewerTimeoutMs: config.streams.hls.viewerTimeoutMs,
     waitMs: config.streams.startTimeoutMs,
   });
+  life.own('readers', 'HLS viewers', () => hls.close());
   const flv = new FlvOutput({ engine: streams, tokens: streamTokens, maxBufferedBytes: config.streams.flv.maxBufferedBytes });
+  life.own('readers', 'FLV viewers', () => flv.close());
   const webrtc = new WebRtcOutput({ engine: streams, tokens: streamTokens, config: config.streams.webrtc, log: http.log });
+  life.own('readers', 'WebRTC peers', () => webrtc.close());
   const g = guards(users);
-  const walls = new WallService(store, registry, config.control, enginePrewarmer(streams, http.log), http.log);
+  const prewarmer = enginePrewarmer(streams, http.log);
+  life.own('readers', 'tour pre-warm holds', () => prewarmer.close());
+  const walls = new WallService(store, registry, config.control, prewarmer, http.log);
+  // Tours stop and queued wall changes are written before the store closes.
+  life.own('writes', 'walls', () => walls.close());
   await walls.init();
   if (config.demo.enabled) await seedDemoWall(walls, registry, ROOT_DEPARTMENT);
   const control = new ControlServer(walls, users, engineStatus(streams), config.control, http.log);
+  life.own('readers', 'control connections', () => control.close());
 
   // Linkage: the vehicles module reaches the walls only through this interface and the events below.
   const vehicles = new VehicleService(
@@ -208,18 +266,23 @@ export async function buildGateway(config: Config, opts: BuildOptions = {}): Pro
     config.vehicles,
     http.log,
   );
+  // Before the walls in the same phase (last registered closes first): an alarm's pop-up goes through them.
+  life.own('writes', 'vehicles', () => vehicles.close());
   await vehicles.init();
   walls.on('popupEnded', (id) => vehicles.popupDismissed(id));
   // A pop-up whose alarm closed while the gateway was down comes off now.
   for (const { popup } of walls.popups()) if (!vehicles.hasPopup(popup.id)) await walls.clearPopup(popup.id);
   const vehicleHub = new VehicleHub(vehicles, config.vehicles.subscriptions);
+  life.own('readers', 'vehicle subscriptions', () => vehicleHub.close());
   control.extend(vehicleHub);
   if (config.demo.enabled) {
     await seedDemoFleet(registry, vehicles, config.demo.vehicles, config.demo.liveCameraBase, ROOT_DEPARTMENT);
     await demoFeedAccount(users, store, dataDir);
   }
+  life.checkpoint('services started');
   http.server.on('upgrade', (req, socket, head) => {
     guardSocket(socket);
+    if (!accepting) return refuseUpgrade(socket);
     if (!control.handleUpgrade(req, socket, head) && !flv.handleUpgrade(req, socket, head)) socket.destroy();
   });
 
@@ -260,7 +323,8 @@ export async function buildGateway(config: Config, opts: BuildOptions = {}): Pro
   await http.register(metricsRoutes(streams, webrtc));
   await http.register(playerRoutes, { player: config.player, log: http.log });
 
-  let closing: Promise<void> | null = null;
+  await ingest?.start();
+
   return {
     http,
     store,
@@ -274,24 +338,14 @@ export async function buildGateway(config: Config, opts: BuildOptions = {}): Pro
     vehicles,
     bootstrapAdmin,
     routes,
-    close: () =>
-      (closing ??= (async () => {
-        // Long-lived connections first, or the HTTP server would wait for them; then every ffmpeg.
-        // Each refuses new changes and returns once those it accepted are written; vehicles first,
-        // as their alarms put pop-ups on the walls.
-        await vehicles.close();
-        vehicleHub.close();
-        await walls.close();
-        await control.close();
-        webrtc.close();
-        flv.close();
-        hls.close();
-        await streams.close();
-        await ingest?.close();
-        await http.close();
-        await store.close();
-      })()),
+    lifecycle: life,
+    close: () => life.close(),
   };
+}
+
+/** An upgrade that arrives while the gateway shuts down: told so, and let go. */
+function refuseUpgrade(socket: Duplex) {
+  socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
 }
 
 /**

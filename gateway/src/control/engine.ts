@@ -1,4 +1,4 @@
-import type { StreamManager } from '../streams/manager.js';
+import type { ReaderLease, StreamManager } from '../streams/manager.js';
 import type { TileStatus } from './model.js';
 import type { Prewarmer } from './walls.js';
 
@@ -46,17 +46,42 @@ export function engineStatus(streams: StreamManager): StreamStatusSource {
   };
 }
 
+/** A prewarmer whose holds end with it: close() lets go of every held reader and of any still starting. */
+export interface EnginePrewarmer extends Prewarmer {
+  close(): void;
+}
+
 /**
  * Pre-warming opens an ordinary reader on the camera's session, so the stream is pulled, shared and
  * admitted like any other viewing, and lets go of it after `holdMs`, by when the wall's players hold their own.
  */
-export function enginePrewarmer(streams: StreamManager, log: { warn(o: object, m: string): void }): Prewarmer {
+export function enginePrewarmer(streams: StreamManager, log: { warn(o: object, m: string): void }): EnginePrewarmer {
+  const holds = new Map<NodeJS.Timeout, ReaderLease>();
+  let closed = false;
   return {
     prewarm(cameraId, profile, holdMs) {
+      if (closed) return;
       streams.addReader({ cameraId, profile, kind: 'prewarm', userId: `prewarm:${cameraId}` }).then(
-        (lease) => setTimeout(() => lease.release(), holdMs).unref(),
+        (lease) => {
+          // A start that outlived the shutdown of the prewarmer is let go at once.
+          if (closed) return lease.release();
+          const timer = setTimeout(() => {
+            holds.delete(timer);
+            lease.release();
+          }, holdMs);
+          timer.unref();
+          holds.set(timer, lease);
+        },
         (err: Error) => log.warn({ camera: cameraId, err: err.message }, 'tour pre-warm did not start'),
       );
+    },
+    close() {
+      closed = true;
+      for (const [timer, lease] of holds) {
+        clearTimeout(timer);
+        lease.release();
+      }
+      holds.clear();
     },
   };
 }

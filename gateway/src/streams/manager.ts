@@ -141,7 +141,7 @@ export class StreamManager extends EventEmitter<{
 
   /** Starts or joins the camera's session. Throws 503/429 over a cap, before any process starts. */
   async addReader(req: ReaderRequest): Promise<ReaderLease> {
-    if (this.closing) throw new GatewayError('GW_ERR_UNAVAILABLE', 'the gateway is shutting down');
+    this.refuseWhenClosing();
     const key = this.key(req.cameraId, req.profile);
     let session = this.sessions.get(key);
     let source: ResolvedSource | null = null;
@@ -151,6 +151,8 @@ export class StreamManager extends EventEmitter<{
       if (!source.enabled) throw new GatewayError('GW_ERR_CONFLICT', `camera "${req.cameraId}" is disabled`);
       // A camera without a sub-stream serves its main one; and someone may have started it while the source was resolved.
       session = this.sessions.get(this.key(req.cameraId, source.profile));
+      // close() may have run while the source was resolved: a session made now would escape it.
+      this.refuseWhenClosing();
     }
     this.admitReader(req.userId);
     if (!session) {
@@ -158,6 +160,10 @@ export class StreamManager extends EventEmitter<{
       session = this.createSession(source!);
     }
     return this.lease(session, req);
+  }
+
+  private refuseWhenClosing() {
+    if (this.closing) throw new GatewayError('GW_ERR_UNAVAILABLE', 'the gateway is shutting down');
   }
 
   private admitReader(userId: string) {

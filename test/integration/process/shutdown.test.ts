@@ -1,7 +1,12 @@
+import { spawn } from 'node:child_process';
 import { request } from 'node:http';
 import t from 'tap';
+import { instanceIdFor } from '../../../gateway/src/streams/manager.js';
+import { markedProcesses } from '../../../gateway/src/streams/process/sweep.js';
 import { tempDir } from '../../helpers/gateway.js';
-import { spawnGateway } from '../../helpers/process.js';
+import { query, spawnGateway } from '../../helpers/process.js';
+
+const root = new URL('../../../', import.meta.url).pathname;
 
 async function login(baseUrl: string, password: string): Promise<string> {
   const res = await fetch(`${baseUrl}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password }) });
@@ -55,3 +60,61 @@ t.test('a bad configuration stops the start with the key named and a non-zero ex
   const dataDir = tempDir(t);
   await t.rejects(spawnGateway(t, dataDir, { WALLGATE_SERVER_PORT: 'abc' }), /server\.port: expected integer, got "abc"/);
 });
+
+t.test('SIGTERM during the start: it stops where it is, exits 0, and the next start finds what was done', async (t) => {
+  const dataDir = tempDir(t);
+  // A demo city big enough that seeding it is still going when the signal comes.
+  const sources = 5_000;
+  const child = spawn(process.execPath, ['--import', 'tsx', 'gateway/src/main.ts'], {
+    cwd: root,
+    env: {
+      ...process.env,
+      WALLGATE_DATA_DIR: dataDir,
+      WALLGATE_SERVER_HOST: '127.0.0.1',
+      WALLGATE_SERVER_PORT: '0',
+      WALLGATE_STREAMS_FLV_RTMP_HOST: '127.0.0.1',
+      WALLGATE_STREAMS_FLV_RTMP_PORT: '0',
+      WALLGATE_DEMO_ENABLED: 'true',
+      WALLGATE_DEMO_SOURCES: String(sources),
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  // The admin account is announced as soon as it is created, before the demo city is seeded.
+  const password = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no admin password within 60 s: ${stderr}`)), 60_000);
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+      const m = /with password (\S+)/.exec(stderr);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]!);
+      }
+    });
+  });
+  const signalledAt = Date.now();
+  child.kill('SIGTERM');
+  const exit = await exited;
+  t.same(exit, { code: 0, signal: null }, `exit code 0 after ${Date.now() - signalledAt} ms`);
+  t.match(stderr, /SIGTERM during the start: shutting down/);
+  t.notMatch(stdout, /wallgate listening/, 'it never started listening');
+  t.same(await markedProcesses(await instanceIdFor(dataDir)), [], 'no process left');
+  t.equal(query<string>(dataDir, 'PRAGMA integrity_check'), 'ok', 'the database is intact');
+  const seeded = query<number>(dataDir, 'SELECT count(*) FROM sources');
+  t.ok(seeded === 0 || seeded === sources, `the demo city is there whole or not at all (${seeded} sources)`);
+
+  // The account whose password was shown is the one the next start has.
+  const again = await spawnGateway(t, dataDir);
+  t.equal(again.adminPassword, null, 'no second admin is created');
+  const login = await fetch(`${again.baseUrl}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password }) });
+  t.equal(login.status, 200, 'the password printed during the stopped start signs in');
+  again.child.kill('SIGTERM');
+  t.same(await again.exited, { code: 0, signal: null });
+});
+
