@@ -6,6 +6,7 @@ import { GatewayError } from '../errors.js';
 import { systemClock, type Clock } from '../lib/clock.js';
 import { FfmpegProcess } from './process/ffmpeg-process.js';
 import { sweepOrphans } from './process/sweep.js';
+import { CheckedFetcher } from './sources/checked-fetcher.js';
 import { StreamSession, type Reader, type SessionHost } from './session.js';
 import type { DriverContext, DriverFactory } from './sources/driver.js';
 import { driverFactory } from './sources/index.js';
@@ -95,6 +96,8 @@ export class StreamManager extends EventEmitter<{
   private closing = false;
   private createDriver: DriverFactory | null = null;
   private readonly clock: Clock;
+  /** HTTP(S) sources reach ffmpeg only through it, every hop checked against the network policy. */
+  private readonly fetcher: CheckedFetcher;
 
   constructor(
     private readonly config: StreamsConfig,
@@ -105,6 +108,7 @@ export class StreamManager extends EventEmitter<{
   ) {
     super();
     this.clock = parts.clock ?? systemClock;
+    this.fetcher = new CheckedFetcher({ check: (host) => this.resolver.checkConnect(host), ioTimeoutMs: config.ioTimeoutMs });
   }
 
   /** This gateway's marker on its ffmpeg processes, derived from the data directory so a restart finds its orphans. */
@@ -121,7 +125,13 @@ export class StreamManager extends EventEmitter<{
     if (killed.length) this.log.warn({ pids: killed }, 'killed ffmpeg processes left by a previous gateway');
     await rm(this.runDir, { recursive: true, force: true });
     await mkdir(this.runDir, { recursive: true });
-    const ctx: DriverContext = { config: this.config, instanceId: this.instanceIdValue, checkConnect: (host) => this.resolver.checkConnect(host) };
+    await this.fetcher.start();
+    const ctx: DriverContext = {
+      config: this.config,
+      instanceId: this.instanceIdValue,
+      checkConnect: (host) => this.resolver.checkConnect(host),
+      checkedFetcher: this.fetcher,
+    };
     this.createDriver = (this.parts.drivers ?? driverFactory)(ctx);
   }
 
@@ -306,6 +316,7 @@ export class StreamManager extends EventEmitter<{
     await Promise.all([...this.sessions.values()].map((s) => s.close('gateway shutting down')));
     // Anything still running (a session that failed to track its child) is stopped too.
     await Promise.all([...FfmpegProcess.running()].map((p) => p.close('gateway shutting down')));
+    await this.fetcher.close();
   }
 }
 

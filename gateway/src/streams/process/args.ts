@@ -8,8 +8,9 @@ const WHITELISTS: Record<Protocol, string> = {
   // Pulled from our own RTMP ingest on loopback.
   'rtmp-push': 'rtmp,tcp',
   rtmps: 'rtmps,rtmp,tcp,tls',
-  hls: 'http,https,tcp,tls,crypto',
-  'http-flv': 'http,https,tcp,tls',
+  // HTTP(S) sources are read from the checked fetcher on loopback, never from the camera (sources/checked-fetcher.ts).
+  hls: 'http,tcp,crypto',
+  'http-flv': 'http,tcp',
   srt: 'srt,udp',
 };
 
@@ -77,7 +78,7 @@ export function outputArgs(out: PullOutput): string[] {
     // FLV needs the parameter sets up front, HLS joiners need them in band: both.
     args.push('-flags', '+global_header', '-x264-params', 'repeat-headers=1');
   } else {
-    args.push('-c:v', 'copy');
+    args.push('-c:v', 'copy', '-tag:v', '7');
   }
   const flags = ['delete_segments', 'temp_file', 'independent_segments', ...(out.hls.discontinuity ? ['discont_start'] : [])];
   const hls = [

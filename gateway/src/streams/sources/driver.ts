@@ -1,5 +1,6 @@
 import type { GatewayError } from '../../errors.js';
 import type { FlvTag, ResolvedSource, SourceResolver, StreamsConfig } from '../types.js';
+import type { CheckedFetcher } from './checked-fetcher.js';
 
 /**
  * How a camera's media reaches its session. The session (streams/session.ts) runs the state
@@ -66,6 +67,11 @@ export interface DriverContext {
   instanceId: string;
   /** The network policy at connect time: addresses a host may be reached at, or why not. */
   checkConnect: SourceResolver['checkConnect'];
+  /**
+   * Where HLS and HTTP-FLV sources are read from instead of the camera, each hop checked against the
+   * policy. Without it such a source is refused: ffmpeg would follow redirects and segments anywhere.
+   */
+  checkedFetcher?: Pick<CheckedFetcher, 'open'>;
 }
 
 export type DriverFactory = (source: ResolvedSource, attempt: DriverAttempt, events: DriverEvents) => SourceDriver;

@@ -102,6 +102,11 @@ export class FfmpegPullDriver implements SourceDriver {
     return this.words({ code: null, signal: null, reason }, this.ffmpeg?.stderrTail() ?? [], this.hadMedia, this.ctx.config);
   }
 
+  /** Fails the attempt for a reason found outside ffmpeg (the checked fetcher refused a hop); the session then closes it. */
+  refuse(error: GatewayError): void {
+    if (this.closedFor === null) this.events.failed(error);
+  }
+
   async close(reason: string): Promise<void> {
     this.closedFor ??= reason;
     const ff = this.ffmpeg ?? (await this.spawning?.catch(() => null)) ?? null;
@@ -135,6 +140,20 @@ export async function networkInput(ctx: DriverContext, source: ResolvedSource): 
     if (cred.password) secrets.push(cred.password);
   }
   return { input: pullInput(ctx, source, url.toString()), secrets };
+}
+
+/**
+ * An HLS or HTTP-FLV source's input: the camera URL is checked as for any pull, then handed to the
+ * checked fetcher, and ffmpeg gets the fetcher's loopback URL. A hop the fetcher refuses goes to onRefused.
+ */
+export async function fetchedInput(ctx: DriverContext, source: ResolvedSource, onRefused: (error: GatewayError) => void): Promise<PreparedInput> {
+  if (!ctx.checkedFetcher) throw new GatewayError('GW_ERR_INTERNAL', 'HTTP sources need the checked fetcher, which this engine was not given');
+  const { input, secrets } = await networkInput(ctx, source);
+  const local = ctx.checkedFetcher.open(input.url, {
+    live: source.protocol === 'http-flv',
+    onRefused: (reason) => onRefused(new GatewayError('GW_ERR_FORBIDDEN', `the camera's address is not allowed: ${reason}`)),
+  });
+  return { input: pullInput(ctx, source, local), secrets };
 }
 
 export function pullInput(ctx: DriverContext, source: ResolvedSource, url: string): PullInput {

@@ -1,5 +1,5 @@
 import type { DriverContext, DriverFactory } from './driver.js';
-import { FfmpegPullDriver, networkInput } from './ffmpeg-pull.js';
+import { fetchedInput, FfmpegPullDriver, networkInput } from './ffmpeg-pull.js';
 import { rtmpPushDriver } from './rtmp-push.js';
 
 /** The driver for each kind of source: the only place that knows which protocols exist. */
@@ -8,6 +8,11 @@ export function driverFactory(ctx: DriverContext): DriverFactory {
     switch (source.protocol) {
       case 'rtmp-push':
         return rtmpPushDriver(ctx, source, attempt, events);
+      case 'hls':
+      case 'http-flv': {
+        const driver: FfmpegPullDriver = new FfmpegPullDriver(ctx, attempt, events, () => fetchedInput(ctx, source, (error) => driver.refuse(error)));
+        return driver;
+      }
       default:
         return new FfmpegPullDriver(ctx, attempt, events, () => networkInput(ctx, source));
     }

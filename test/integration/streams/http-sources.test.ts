@@ -1,0 +1,143 @@
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import t, { type Test } from 'tap';
+import { defaultConfig } from '../../../gateway/src/config/load.js';
+import { tempDir } from '../../helpers/gateway.js';
+import { allCommandLines, decodeFrames, startStreamingGateway, type StreamingGateway } from '../../helpers/streams.js';
+
+const run = promisify(execFile);
+const SEGMENT_SEC = 1;
+const PASSWORD = 'hls-pass-8841';
+
+/** 40 one-second segments of a small H.264 test pattern, encoded once for the file. */
+async function encodeSegments(dir: string): Promise<number> {
+  await run('ffmpeg', [
+    '-hide_banner', '-loglevel', 'error', '-f', 'lavfi', '-i', 'testsrc=size=320x240:rate=25', '-t', '40',
+    '-c:v', 'libx264', '-preset', 'ultrafast', '-g', '25', '-keyint_min', '25', '-sc_threshold', '0', '-pix_fmt', 'yuv420p',
+    '-f', 'hls', '-hls_time', String(SEGMENT_SEC), '-hls_list_size', '0', '-hls_segment_filename', join(dir, 'seg%d.ts'), join(dir, 'vod.m3u8'),
+  ], { timeout: 60_000 });
+  return readFileSync(join(dir, 'vod.m3u8'), 'utf8').match(/^seg\d+\.ts$/gm)!.length;
+}
+
+/** A live sliding window over the segments, as a camera's HLS endpoint serves it; `uri` says where each segment is. */
+function livePlaylist(startedAt: number, total: number, uri: (n: number) => string): string {
+  const newest = Math.min(total - 1, 2 + Math.floor((Date.now() - startedAt) / (SEGMENT_SEC * 1000)));
+  const first = Math.max(0, newest - 2);
+  const lines = ['#EXTM3U', '#EXT-X-VERSION:3', `#EXT-X-TARGETDURATION:${SEGMENT_SEC}`, `#EXT-X-MEDIA-SEQUENCE:${first}`];
+  for (let n = first; n <= newest; n++) lines.push(`#EXTINF:${SEGMENT_SEC}.000,`, uri(n));
+  return lines.join('\n') + '\n';
+}
+
+async function listen(server: Server, host: string): Promise<number> {
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
+  return (server.address() as AddressInfo).port;
+}
+
+interface Setup {
+  gw: StreamingGateway;
+  /** Connections the forbidden listener accepted. */
+  forbiddenConnections(): number;
+  allowedUrl: string;
+  forbiddenUrl: string;
+  /** Basic auth headers the camera saw, by path. */
+  authSeen: Map<string, string | undefined>;
+}
+
+async function setup(t: Test): Promise<Setup> {
+  const dir = tempDir(t, 'wallgate-hls-');
+  const total = await encodeSegments(dir);
+  const startedAt = Date.now();
+  // 127.0.0.2 stands for a network the policy denies; it is loopback, so a connection to it would be seen here.
+  const forbidden = createServer((req, res) => res.end(readFileSync(join(dir, 'seg0.ts'))));
+  let connections = 0;
+  forbidden.on('connection', () => connections++);
+  const forbiddenUrl = `http://127.0.0.2:${await listen(forbidden, '127.0.0.2')}`;
+  t.teardown(() => forbidden.close());
+
+  const authSeen = new Map<string, string | undefined>();
+  const camera = createServer((req, res) => {
+    const path = (req.url ?? '').split('?')[0]!;
+    authSeen.set(path, req.headers.authorization);
+    const segment = /^\/(?:good\/)?(seg\d+\.ts)$/.exec(path);
+    if (path === '/good/live.m3u8') {
+      if (req.headers.authorization !== `Basic ${Buffer.from(`cam:${PASSWORD}`).toString('base64')}`) return void res.writeHead(401).end();
+      return void res.writeHead(200, { 'content-type': 'application/vnd.apple.mpegurl' }).end(livePlaylist(startedAt, total, (n) => `seg${n}.ts`));
+    }
+    if (segment) return void res.writeHead(200, { 'content-type': 'video/mp2t' }).end(readFileSync(join(dir, segment[1]!)));
+    if (path === '/redirect/live.m3u8') return void res.writeHead(302, { location: `${forbiddenUrl}/live.m3u8` }).end();
+    if (path === '/hop/live.m3u8') return void res.writeHead(301, { location: '/redirect/live.m3u8' }).end();
+    if (path === '/elsewhere/live.m3u8') return void res.writeHead(200).end(livePlaylist(startedAt, total, (n) => `${forbiddenUrl}/seg${n}.ts`));
+    if (path === '/files/live.m3u8') return void res.writeHead(200).end(livePlaylist(startedAt, total, (n) => `file://${join(dir, `seg${n}.ts`)}`));
+    if (path === '/keyed/live.m3u8') {
+      return void res.writeHead(200).end(livePlaylist(startedAt, total, (n) => `seg${n}.ts`).replace('#EXT-X-MEDIA-SEQUENCE', `#EXT-X-KEY:METHOD=AES-128,URI="${forbiddenUrl}/key"\n#EXT-X-MEDIA-SEQUENCE`));
+    }
+    res.writeHead(404).end();
+  });
+  const allowedUrl = `http://127.0.0.1:${await listen(camera, '127.0.0.1')}`;
+  t.teardown(() => camera.close());
+
+  const deny = [...defaultConfig().registry.networks.deny, '127.0.0.2/32'];
+  const gw = await startStreamingGateway(t, {}, {}, { registry: { networks: { allow: [], deny } } });
+  return { gw, forbiddenConnections: () => connections, allowedUrl, forbiddenUrl, authSeen };
+}
+
+async function register(gw: StreamingGateway, id: string, url: string) {
+  const res = await gw.api('POST', '/api/sources', { token: gw.adminToken, body: { id, name: `HLS ${id}`, departmentId: 'root', url, protocol: 'hls', codec: 'h264' } });
+  if (res.status !== 201) throw new Error(`register ${id}: ${res.body}`);
+}
+
+/** Starts the camera's pull and resolves to the reason its first attempt failed. */
+async function firstFailure(gw: StreamingGateway, id: string): Promise<{ code: string; message: string }> {
+  const lease = await gw.streams.addReader({ cameraId: id, profile: 'main', kind: 'prewarm', userId: 'test' });
+  try {
+    await lease.live();
+    throw new Error(`${id} went live`);
+  } catch (e) {
+    return e as { code: string; message: string };
+  } finally {
+    lease.release();
+  }
+}
+
+t.test('an HLS camera plays through the checked fetcher, its password on no command line', async (t) => {
+  const { gw, allowedUrl, authSeen } = await setup(t);
+  await register(gw, 'hls-good', `${allowedUrl.replace('http://', `http://cam:${PASSWORD}@`)}/good/live.m3u8`);
+  const urls = await gw.view('hls-good');
+  t.equal(await decodeFrames(urls.flv, 25), 25, 'video arrives from the HLS camera (MPEG-TS copied into FLV)');
+  t.notMatch(await allCommandLines(), PASSWORD, 'the password is on no command line');
+  t.notMatch(await allCommandLines(), allowedUrl, "ffmpeg is not given the camera's address at all");
+  t.ok([...authSeen.keys()].some((p) => /seg\d+\.ts$/.test(p)), 'segments were fetched from the camera');
+  t.ok([...authSeen.entries()].filter(([p]) => /seg\d+\.ts$/.test(p)).every(([, a]) => a?.startsWith('Basic ')), 'with the credential, on the camera origin');
+});
+
+t.test('a redirect to a denied network is not followed, and the camera says why', async (t) => {
+  const { gw, allowedUrl, forbiddenConnections } = await setup(t);
+  await register(gw, 'hls-redirect', `${allowedUrl}/redirect/live.m3u8`);
+  await register(gw, 'hls-hops', `${allowedUrl}/hop/live.m3u8`);
+  const direct = await firstFailure(gw, 'hls-redirect');
+  t.equal(direct.code, 'GW_ERR_FORBIDDEN');
+  t.match(direct.message, /not allowed: a redirect leads to 127\.0\.0\.2: host is in a denied network \(registry\.networks\.deny\)/);
+  const twoHops = await firstFailure(gw, 'hls-hops');
+  t.match(twoHops.message, /a redirect leads to 127\.0\.0\.2: host is in a denied network/, 'the second hop is checked as well');
+  const health = await gw.api('GET', '/api/sources/hls-redirect', { token: gw.adminToken });
+  t.match(health.json.health, { state: 'offline', error: /a redirect leads to 127\.0\.0\.2/ }, 'the registry shows the reason');
+  t.equal(forbiddenConnections(), 0, 'nothing connected to the denied address');
+});
+
+t.test('segments, keys and files a playlist names elsewhere are never fetched', async (t) => {
+  const { gw, allowedUrl, forbiddenConnections } = await setup(t);
+  await register(gw, 'hls-elsewhere', `${allowedUrl}/elsewhere/live.m3u8`);
+  await register(gw, 'hls-keyed', `${allowedUrl}/keyed/live.m3u8`);
+  await register(gw, 'hls-files', `${allowedUrl}/files/live.m3u8`);
+  const elsewhere = await firstFailure(gw, 'hls-elsewhere');
+  t.equal(elsewhere.code, 'GW_ERR_FORBIDDEN');
+  t.match(elsewhere.message, /the playlist leads to 127\.0\.0\.2: host is in a denied network/);
+  t.match((await firstFailure(gw, 'hls-keyed')).message, /the playlist leads to 127\.0\.0\.2/, 'an encryption key is a URI like any other');
+  const files = await firstFailure(gw, 'hls-files');
+  t.match(files.message, /the playlist leads to a file: URL; only http and https are fetched/, 'a file: segment is refused, never opened');
+  t.equal(forbiddenConnections(), 0, 'nothing connected to the denied address');
+});
