@@ -85,7 +85,7 @@ export function metricsRoutes(streams: StreamManager, webrtc: WebRtcStats) {
   totals('wallgate_stream_bytes_out_total', 'Bytes sent to viewers (HLS, FLV and WebRTC).', () => streams.stats().bytesOut);
   const startSeconds = new Histogram({
     name: 'wallgate_stream_start_seconds',
-    help: 'From spawning a pull to its first video frame.',
+    help: 'From the start of a pull attempt (address check, spawn) to its first video frame.',
     buckets: [0.25, 0.5, 1, 1.5, 2, 3, 5, 8, 13],
     registers: [registry],
   });
