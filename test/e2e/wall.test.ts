@@ -99,13 +99,13 @@ t.test('with WebRTC off the screen falls back: to HLS, and to WS-FLV by default'
 
   const flv = await browser.page('flv-screen', { width: 1280, height: 720 });
   await signIn(flv, gw.baseUrl, 'op', '/wall.html?wall=hall&screen=1');
+  const opened = Date.now();
   const live = await waitForTiles(flv, (ts) => ts.length === 9 && ts.every((x) => x.state === 'live'), 30_000, 250);
   const transports = live.map((x) => x.transport);
-  t.ok(live.every((x) => x.state === 'live'), 'every tile plays');
-  t.notOk(transports.includes('webrtc'), 'none over the disabled WebRTC');
-  // Under CI load a few WS-FLV starts miss their deadline and go on to HLS, as the order says; most
-  // tiles stop at WS-FLV, which an HLS-before-FLV order could not produce.
-  t.ok(transports.filter((x) => x === 'flv').length >= 5, `the default order falls back from WebRTC to WS-FLV (${transports.join(', ')})`);
+  t.ok(live.every((x) => x.state === 'live'), `every tile plays, ${Date.now() - opened} ms after the screen opened`);
+  // Nine cold starts at once: the gateway answers each WS-FLV handshake before its camera is live,
+  // or the browser's one-handshake-at-a-time rule would push the last tiles past their FLV deadline.
+  t.same(transports, Array(9).fill('flv'), `the default order falls back from WebRTC to WS-FLV, on every tile (${transports.join(', ')})`);
 });
 
 async function wallOf(gw: StreamingGateway, wallId: string, departmentId: string, layout: string, cameras: string[]) {

@@ -17,6 +17,7 @@ addStrings({
   'player.noPicture': ['{transport}: no picture within {seconds} s', '{transport}：{seconds} 秒内无画面'],
   'player.failed': ['{transport}: {message}', '{transport}：{message}'],
   'player.connectionFailed': ['the connection failed', '连接失败'],
+  'player.streamEnded': ['the stream ended', '视频流已结束'],
   'player.noMse': ['this browser cannot play MSE video', '此浏览器不支持 MSE 播放'],
   'player.starting': ['Starting…', '正在连接…'],
   'player.paused': ['Paused', '已暂停'],
@@ -404,7 +405,11 @@ function openFlv(urls: ViewUrls, video: HTMLVideoElement, signal: AbortSignal): 
       { type: 'flv', isLive: true, url: wsUrl, hasAudio: false },
       { enableWorker: false, lazyLoad: false, liveBufferLatencyChasing: true, liveBufferLatencyMaxLatency: 2, liveBufferLatencyMinRemain: 0.3, autoCleanupSourceBuffer: true },
     );
-    const failed = new Promise<never>((_, reject) => player!.on(mpegts.Events.ERROR, (type: string, detail: string) => reject(new Error(`${type} ${detail}`))));
+    const failed = new Promise<never>((_, reject) => {
+      player!.on(mpegts.Events.ERROR, (type: string, detail: string) => reject(new Error(`${type} ${detail}`)));
+      // The gateway closes the WebSocket when the camera cannot start (the handshake no longer waits for it).
+      player!.on(mpegts.Events.LOADING_COMPLETE, () => reject(new Error(t('player.streamEnded'))));
+    });
     player.on(mpegts.Events.MEDIA_INFO, () => (gotMedia = true));
     player.attachMediaElement(video);
     player.load();

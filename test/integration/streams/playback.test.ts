@@ -169,6 +169,25 @@ t.test('a viewer who leaves while the stream starts holds nothing', async (t) =>
   t.equal(gw.streams.stats().readers, 0);
 });
 
+t.test('WS-FLV answers the handshake before the camera is live; a camera that cannot start closes it with the reason', async (t) => {
+  // A browser opens one WebSocket to a host at a time (RFC 6455 4.1): a handshake held through a cold
+  // start would hold every other tile of a wall screen behind it.
+  const gw = await startStreamingGateway(t, { startTimeoutMs: 3_000 });
+  await gw.addCamera('cold', { clip: 'h264-720p-1s' });
+  await gw.addCamera('mute', { clip: 'h264-720p-1s' });
+  gw.sim.setFault('mute', { kind: 'stall' });
+  const cold = new WebSocket((await gw.view('cold')).wsFlv);
+  const mute = new WebSocket((await gw.view('mute')).wsFlv);
+  const closed = new Promise<{ code: number; reason: string }>((resolve) => mute.on('close', (code, reason) => resolve({ code, reason: String(reason) })));
+  const picture = firstPicture(cold);
+  await Promise.all([cold, mute].map((ws) => new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject))));
+  t.same(gw.streams.list().map((s) => s.state), ['starting', 'starting'], 'both handshakes are answered while their cameras start');
+  t.ok((await picture).keyframe, 'the live camera then sends its first picture, a keyframe');
+  t.same(await closed, { code: 1011, reason: 'GW_ERR_STREAM_TIMEOUT' }, 'the camera that sends nothing closes its WebSocket with why, after streams.startTimeoutMs');
+  cold.close();
+  t.equal(await waitFor(() => gw.streams.stats().readers, (n) => n === 0, 5_000), 0, 'neither holds a reader any more');
+});
+
 t.test("the first FLV viewer of a session watched only over HLS starts on the session's cached keyframe", async (t) => {
   const gw = await startStreamingGateway(t);
   await gw.addCamera('atrium', { clip: 'h264-720p-2s' });

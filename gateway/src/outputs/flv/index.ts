@@ -52,14 +52,19 @@ export class FlvOutput {
 
   constructor(private readonly opts: FlvOptions) {}
 
+  /** A reader on the camera the token grants, which may still be starting. */
+  private async lease(params: { camera: string; profile: string; token: string }): Promise<StreamLease> {
+    const grant = grantFor(this.opts.tokens, params);
+    if (grant.expiresAt < Date.now()) throw new GatewayError('GW_ERR_UNAUTHENTICATED', 'the stream token expired; ask for a new stream URL');
+    return this.opts.engine.addReader({ cameraId: grant.cameraId, profile: grant.profile, kind: 'flv', userId: grant.userId });
+  }
+
   /**
    * A reader on the camera once its video is live, or null when the client left while it started
    * (the reader is then let go at once, not when the start ends, so the session can linger and close).
    */
   private async liveLease(params: { camera: string; profile: string; token: string }, client: Duplex): Promise<StreamLease | null> {
-    const grant = grantFor(this.opts.tokens, params);
-    if (grant.expiresAt < Date.now()) throw new GatewayError('GW_ERR_UNAUTHENTICATED', 'the stream token expired; ask for a new stream URL');
-    const lease = await this.opts.engine.addReader({ cameraId: grant.cameraId, profile: grant.profile, kind: 'flv', userId: grant.userId });
+    const lease = await this.lease(params);
     let live: { value: void } | null;
     try {
       live = await whileConnected(client, lease.live());
@@ -160,9 +165,13 @@ export class FlvOutput {
       reject(400, 'GW_ERR_VALIDATION');
       return true;
     }
-    this.liveLease(params, socket)
+    // The handshake completes once the token and the reader are granted, before the camera is live:
+    // a browser opens one WebSocket to a host at a time (RFC 6455 4.1), so a handshake held through a
+    // cold start would queue every other tile of the screen behind that camera's start.
+    this.lease(params)
       .then((lease) => {
-        if (!lease) {
+        if (socket.destroyed || socket.readableEnded) {
+          lease.release();
           socket.destroy();
           return;
         }
@@ -173,16 +182,30 @@ export class FlvOutput {
         });
         this.wss.handleUpgrade(req, socket, head, (ws) => {
           upgraded = true;
-          this.play(
-            lease,
-            {
-              buffered: () => ws.bufferedAmount,
-              write: (b) => ws.send(b),
-              end: (reason) => (ws.readyState === WebSocket.OPEN ? ws.close(1000, reason) : ws.terminate()),
-            },
-            (cb) => ws.on('close', cb),
-          );
           ws.on('error', () => ws.terminate());
+          // Leaving while the camera starts lets the reader go at once.
+          const leftEarly = () => lease.release();
+          ws.once('close', leftEarly);
+          lease.live().then(
+            () => {
+              ws.off('close', leftEarly);
+              if (ws.readyState !== WebSocket.OPEN) return lease.release();
+              this.play(
+                lease,
+                {
+                  buffered: () => ws.bufferedAmount,
+                  write: (b) => ws.send(b),
+                  end: (reason) => (ws.readyState === WebSocket.OPEN ? ws.close(1000, reason) : ws.terminate()),
+                },
+                (cb) => ws.on('close', cb),
+              );
+            },
+            (e: unknown) => {
+              lease.release();
+              // Why the camera did not start, as the HTTP refusal would have said it (1011: the server could not serve).
+              if (ws.readyState === WebSocket.OPEN) ws.close(1011, (e instanceof GatewayError ? e : new GatewayError('GW_ERR_INTERNAL', 'internal error')).code);
+            },
+          );
         });
       })
       .catch((e: unknown) => {
