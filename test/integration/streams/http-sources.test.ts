@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import t, { type Test } from 'tap';
 import { defaultConfig } from '../../../gateway/src/config/load.js';
 import { tempDir } from '../../helpers/gateway.js';
-import { allCommandLines, decodeFrames, startStreamingGateway, type StreamingGateway } from '../../helpers/streams.js';
+import { allCommandLines, decodeFrames, startStreamingGateway, waitFor, type StreamingGateway } from '../../helpers/streams.js';
 
 const run = promisify(execFile);
 const SEGMENT_SEC = 1;
@@ -20,6 +20,7 @@ async function encodeSegments(dir: string): Promise<number> {
     '-c:v', 'libx264', '-preset', 'ultrafast', '-g', '25', '-keyint_min', '25', '-sc_threshold', '0', '-pix_fmt', 'yuv420p',
     '-f', 'hls', '-hls_time', String(SEGMENT_SEC), '-hls_list_size', '0', '-hls_segment_filename', join(dir, 'seg%d.ts'), join(dir, 'vod.m3u8'),
   ], { timeout: 60_000 });
+  await run('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-i', join(dir, 'vod.m3u8'), '-c', 'copy', '-f', 'flv', join(dir, 'cam.flv')], { timeout: 60_000 });
   return readFileSync(join(dir, 'vod.m3u8'), 'utf8').match(/^seg\d+\.ts$/gm)!.length;
 }
 
@@ -68,6 +69,19 @@ async function setup(t: Test): Promise<Setup> {
       return void res.writeHead(200, { 'content-type': 'application/vnd.apple.mpegurl' }).end(livePlaylist(startedAt, total, (n) => `seg${n}.ts`));
     }
     if (segment) return void res.writeHead(200, { 'content-type': 'video/mp2t' }).end(readFileSync(join(dir, segment[1]!)));
+    if (path === '/cam.flv') {
+      // A live HTTP-FLV stream: the file trickles out, as a camera's would.
+      const flv = readFileSync(join(dir, 'cam.flv'));
+      res.writeHead(200, { 'content-type': 'video/x-flv' });
+      let at = 0;
+      const timer = setInterval(() => {
+        if (at >= flv.length || res.destroyed) return void (clearInterval(timer), res.end());
+        res.write(flv.subarray(at, (at += 16_384)));
+      }, 20);
+      res.on('close', () => clearInterval(timer));
+      return;
+    }
+    if (path === '/redirect/cam.flv') return void res.writeHead(307, { location: `${forbiddenUrl}/cam.flv` }).end();
     if (path === '/redirect/live.m3u8') return void res.writeHead(302, { location: `${forbiddenUrl}/live.m3u8` }).end();
     if (path === '/hop/live.m3u8') return void res.writeHead(301, { location: '/redirect/live.m3u8' }).end();
     if (path === '/elsewhere/live.m3u8') return void res.writeHead(200).end(livePlaylist(startedAt, total, (n) => `${forbiddenUrl}/seg${n}.ts`));
@@ -85,8 +99,8 @@ async function setup(t: Test): Promise<Setup> {
   return { gw, forbiddenConnections: () => connections, allowedUrl, forbiddenUrl, authSeen };
 }
 
-async function register(gw: StreamingGateway, id: string, url: string) {
-  const res = await gw.api('POST', '/api/sources', { token: gw.adminToken, body: { id, name: `HLS ${id}`, departmentId: 'root', url, protocol: 'hls', codec: 'h264' } });
+async function register(gw: StreamingGateway, id: string, url: string, protocol = 'hls') {
+  const res = await gw.api('POST', '/api/sources', { token: gw.adminToken, body: { id, name: `HTTP ${id}`, departmentId: 'root', url, protocol, codec: 'h264' } });
   if (res.status !== 201) throw new Error(`register ${id}: ${res.body}`);
 }
 
@@ -140,4 +154,40 @@ t.test('segments, keys and files a playlist names elsewhere are never fetched', 
   const files = await firstFailure(gw, 'hls-files');
   t.match(files.message, /the playlist leads to a file: URL; only http and https are fetched/, 'a file: segment is refused, never opened');
   t.equal(forbiddenConnections(), 0, 'nothing connected to the denied address');
+});
+
+t.test('HTTP-FLV goes through the fetcher too: a live stream plays, a redirect to a denied network is refused', async (t) => {
+  const { gw, allowedUrl, forbiddenConnections } = await setup(t);
+  await register(gw, 'flv-good', `${allowedUrl}/cam.flv`, 'http-flv');
+  await register(gw, 'flv-redirect', `${allowedUrl}/redirect/cam.flv`, 'http-flv');
+  const urls = await gw.view('flv-good');
+  t.equal(await decodeFrames(urls.flv, 25), 25, 'video arrives from the HTTP-FLV camera');
+  const refused = await firstFailure(gw, 'flv-redirect');
+  t.equal(refused.code, 'GW_ERR_FORBIDDEN');
+  t.match(refused.message, /a redirect leads to 127\.0\.0\.2: host is in a denied network/);
+  t.equal(forbiddenConnections(), 0, 'nothing connected to the denied address');
+});
+
+t.test("the camera's password goes to its own origin only, not to a CDN its playlist names", async (t) => {
+  const { gw } = await setup(t);
+  const seen: (string | undefined)[] = [];
+  // Another allowed host serving the segments, as a CDN would.
+  const cdn = createServer((req, res) => {
+    seen.push(req.headers.authorization);
+    res.writeHead(404).end();
+  });
+  const cdnUrl = `http://127.0.0.3:${await listen(cdn, '127.0.0.3')}`;
+  t.teardown(() => cdn.close());
+  const origin = createServer((req, res) => {
+    if (req.headers.authorization !== `Basic ${Buffer.from(`cam:${PASSWORD}`).toString('base64')}`) return void res.writeHead(401).end();
+    res.end(livePlaylist(Date.now(), 40, (n) => `${cdnUrl}/seg${n}.ts`));
+  });
+  const originHost = `127.0.0.1:${await listen(origin, '127.0.0.1')}`;
+  t.teardown(() => origin.close());
+  await register(gw, 'hls-cdn', `http://cam:${PASSWORD}@${originHost}/live.m3u8`);
+  const lease = await gw.streams.addReader({ cameraId: 'hls-cdn', profile: 'main', kind: 'prewarm', userId: 'test' });
+  lease.live().catch(() => {});
+  await waitFor(() => seen.length, (n) => n > 0, 10_000, 100, 'a segment request at the CDN');
+  lease.release();
+  t.same([...new Set(seen)], [undefined], 'the CDN got no Authorization header');
 });
