@@ -1,0 +1,51 @@
+import { Readable } from 'node:stream';
+import fc from 'fast-check';
+
+/**
+ * How long and how hard each property runs: at most `runs` inputs and at most the time budget,
+ * whichever ends first, so CI spends a fixed time. FUZZ_MS and FUZZ_RUNS raise them
+ * for a longer hunt; FUZZ_SEED (with the path fast-check prints) replays a failure.
+ */
+export function fuzzParameters<T>(defaultRuns: number): fc.Parameters<T> {
+  const ms = Number(process.env.FUZZ_MS ?? 20_000);
+  const runs = Number(process.env.FUZZ_RUNS ?? defaultRuns);
+  const seed = process.env.FUZZ_SEED;
+  return {
+    numRuns: runs,
+    interruptAfterTimeLimit: ms,
+    // A budget that ends the run is not a failure; a counterexample found before it is.
+    markInterruptAsFailure: false,
+    // Shrinking a failure against a live gateway can take long; its seed and path reproduce it anyway.
+    endOnFailure: true,
+    ...(seed !== undefined ? { seed: Number(seed), path: process.env.FUZZ_PATH } : {}),
+  };
+}
+
+/** Runs a property and returns how many inputs it tried (fast-check's report; a failure throws with its seed). */
+export async function checkProperty<Ts>(property: fc.IAsyncPropertyWithHooks<Ts>, params: fc.Parameters<Ts>): Promise<number> {
+  const details = await fc.check(property, params);
+  if (details.failed) throw new Error(fc.defaultReportMessage(details) ?? 'property failed');
+  return details.numRuns;
+}
+
+/** The columns of a camera import (README), in the export's order. */
+export const SOURCE_COLUMNS = ['id', 'name', 'departmentId', 'level', 'address', 'url', 'subUrl', 'protocol', 'username', 'password', 'codec', 'lat', 'lon', 'tags', 'enabled'];
+
+/** Statuses an import may answer with: a report, or bad input named by its code. */
+export const IMPORT_ANSWERS = new Set([200, 400, 413, 415, 422]);
+
+/** A body streamed in pieces, so a large one is never held whole by the test itself. */
+export function streamed(head: string, filler: string, bytes: number): Readable {
+  let sent = 0;
+  const chunk = Buffer.from(filler.repeat(Math.ceil(65_536 / filler.length)));
+  return new Readable({
+    read() {
+      if (sent === 0) this.push(head);
+      if (sent >= bytes) return void this.push(null);
+      const piece = chunk.subarray(0, Math.min(chunk.length, bytes - sent));
+      sent += piece.length;
+      this.push(piece);
+    },
+  });
+}
+
