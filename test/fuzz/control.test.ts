@@ -6,7 +6,7 @@ import type { WallView } from '../../gateway/src/control/model.js';
 import { messageSchemas } from '../../gateway/src/control/protocol.js';
 import { errorCodes } from '../../gateway/src/errors.js';
 import { SCREENS_2X2, startControlGateway, type ControlGateway } from '../helpers/control.js';
-import { checkProperty, fuzzParameters } from '../helpers/fuzz.js';
+import { checkProperty, fuzzParameters, oneAtATime } from '../helpers/fuzz.js';
 
 /**
  * The control protocol, fuzzed over a real WebSocket against a real gateway: every frame, however
@@ -150,7 +150,7 @@ t.test('any control frame gets one ack or coded error, never crashes the gateway
   let acks = 0;
   let nextId = 1;
 
-  const step = async (frame: Frame, who: 'admin' | 'op') => {
+  const { run: step, settled } = oneAtATime(async (frame: Frame, who: 'admin' | 'op') => {
     await ensureWall();
     if (!screen.walls.has(WALL)) {
       await screen.close();
@@ -192,7 +192,7 @@ t.test('any control frame gets one ack or coded error, never crashes the gateway
     // One answer per frame: nothing else may arrive for it.
     await new Promise((r) => setImmediate(r));
     if (replies().length !== 1) throw new Error(`${replies().length} answers to one frame: ${JSON.stringify(replies())}`);
-  };
+  });
 
   const who = fc.constantFrom<'admin' | 'op'>('admin', 'op');
   const nearRuns = await checkProperty(
@@ -203,6 +203,7 @@ t.test('any control frame gets one ack or coded error, never crashes the gateway
     fc.asyncProperty(arbitraryFrame, who, async (frame, sender) => step(frame, sender)),
     fuzzParameters(5000),
   );
+  await settled();
   t.ok(nearRuns > 0 && arbitraryRuns > 0, `${nearRuns} near-valid messages and ${arbitraryRuns} arbitrary frames`);
   t.ok(acks > 0, `${acks} accepted changes and queries, each checked against the deltas`);
   t.ok(codes.size >= 4, `refusals with ${codes.size} codes: ${JSON.stringify(Object.fromEntries(codes))}`);

@@ -3,7 +3,7 @@ import { Readable } from 'node:stream';
 import fc from 'fast-check';
 import t from 'tap';
 import { camera, smallTree, startGateway, type TestGateway } from '../helpers/gateway.js';
-import { checkProperty, fuzzParameters, IMPORT_ANSWERS as ANSWERS, SOURCE_COLUMNS as COLUMNS } from '../helpers/fuzz.js';
+import { checkProperty, fuzzParameters, IMPORT_ANSWERS as ANSWERS, oneAtATime, SOURCE_COLUMNS as COLUMNS } from '../helpers/fuzz.js';
 
 /**
  * The camera importers, fuzzed through the import route: whatever bytes arrive, the gateway answers
@@ -92,7 +92,7 @@ t.test('the importers never crash, answer every body with a report or a code, an
   const seen = new Map<number, number>();
   const count = (status: number) => seen.set(status, (seen.get(status) ?? 0) + 1);
 
-  const check = async (body: Buffer | Readable, type: string, mode: string) => {
+  const { run: check, settled } = oneAtATime(async (body: Buffer | Readable, type: string, mode: string) => {
     const before = mode === 'all-or-nothing' ? await registryState(gw) : null;
     const res = await postImport(gw, body, type, mode);
     count(res.status);
@@ -109,7 +109,7 @@ t.test('the importers never crash, answer every body with a report or a code, an
       const r = res.json;
       if (r.created + r.updated + r.unchanged + r.rejected > r.rows) throw new Error(`the report does not add up: ${JSON.stringify(r)}`);
     }
-  };
+  });
 
   const bytes = fc.oneof(
     fc.uint8Array({ maxLength: 2048 }).map((a) => Buffer.from(a)),
@@ -135,6 +135,7 @@ t.test('the importers never crash, answer every body with a report or a code, an
     }),
     fuzzParameters(3000),
   );
+  await settled();
   t.ok(nearValid > 0, `${nearValid} near-valid files`);
   t.ok((seen.get(200) ?? 0) > 0 && (seen.get(422) ?? 0) > 0, `both accepted and refused imports were tried (${JSON.stringify(Object.fromEntries(seen))})`);
 

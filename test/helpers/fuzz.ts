@@ -21,10 +21,35 @@ export function fuzzParameters<T>(defaultRuns: number): fc.Parameters<T> {
   };
 }
 
+/**
+ * Runs `step` one call at a time. When the time budget ends, fast-check abandons the run in flight
+ * without waiting for it, so the next run (or the next property, or the final checks) would start
+ * while its request is still being answered and see that answer as its own. Each call here waits for
+ * the one before to finish, and `settled` waits for the last and throws the first failure of any.
+ */
+export function oneAtATime<A extends unknown[]>(step: (...args: A) => Promise<void>) {
+  let last: Promise<void> = Promise.resolve();
+  /** The first failure of any call, abandoned ones included: `settled` rethrows it. */
+  let failure: unknown = null;
+  const run = (...args: A): Promise<void> => {
+    const next = last.then(() => step(...args));
+    last = next.catch((err: unknown) => void (failure ??= err));
+    return next;
+  };
+  const settled = async () => {
+    await last;
+    if (failure) throw failure;
+  };
+  return { run, settled };
+}
+
 /** Runs a property and returns how many inputs it tried (fast-check's report; a failure throws with its seed). */
 export async function checkProperty<Ts>(property: fc.IAsyncPropertyWithHooks<Ts>, params: fc.Parameters<Ts>): Promise<number> {
   const details = await fc.check(property, params);
-  if (details.failed) throw new Error(fc.defaultReportMessage(details) ?? 'property failed');
+  if (details.failed) {
+    const cause = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance);
+    throw new Error(`${fc.defaultReportMessage(details) ?? 'property failed'}\nGot: ${cause}`);
+  }
   return details.numRuns;
 }
 
