@@ -161,44 +161,57 @@ const POINT = Type.Tuple([LON, LAT]);
 const TIME = Type.Union([Type.Integer({ minimum: 0 }), Type.String({ pattern: '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$' })]);
 const TILE_ID = Type.String({ pattern: '^(s[0-9]{1,3}|wall)-[0-9]{1,3}$' });
 
-export const geofenceInput = schemaCheck(
-  strict({
-    id: Type.Optional(ID),
-    name: NAME,
-    departmentId: ID,
-    shape: Type.Union([
-      strict({ kind: Type.Literal('polygon'), points: Type.Array(POINT, { minItems: 3, maxItems: 1000 }) }),
-      strict({ kind: Type.Literal('circle'), center: POINT, radiusM: Type.Number({ exclusiveMinimum: 0, maximum: 100_000 }) }),
+/**
+ * A vehicle as a REST body gives it: the known fields only, each a value or a list (or the CSV text
+ * form of one). What each must be is validateVehicleInput's to say, for REST and import alike.
+ */
+export const VEHICLE_BODY = strict(
+  Object.fromEntries(
+    VEHICLE_INPUT_FIELDS.map((field) => [
+      field,
+      Type.Optional(field === 'channels' || field === 'tags' ? Type.Union([Type.Array(Type.Unknown()), Type.String(), Type.Null()]) : Type.Union([Type.String(), Type.Number(), Type.Null()])),
     ]),
-    rules: Type.Array(
-      strict({ forbid: literals(['enter', 'leave'] as const), categories: Type.Array(literals(VEHICLE_CATEGORIES), { uniqueItems: true }), severity: literals(SEVERITIES) }),
-      { maxItems: 10 },
-    ),
-    enabled: Type.Optional(Type.Boolean()),
-  }),
+  ),
 );
+
+/** A geofence as a REST body gives it. */
+export const GEOFENCE_INPUT = strict({
+  id: Type.Optional(ID),
+  name: NAME,
+  departmentId: ID,
+  shape: Type.Union([
+    strict({ kind: Type.Literal('polygon'), points: Type.Array(POINT, { minItems: 3, maxItems: 1000 }) }),
+    strict({ kind: Type.Literal('circle'), center: POINT, radiusM: Type.Number({ exclusiveMinimum: 0, maximum: 100_000 }) }),
+  ]),
+  rules: Type.Array(
+    strict({ forbid: literals(['enter', 'leave'] as const), categories: Type.Array(literals(VEHICLE_CATEGORIES), { uniqueItems: true }), severity: literals(SEVERITIES) }),
+    { maxItems: 10 },
+  ),
+  enabled: Type.Optional(Type.Boolean()),
+});
+export const geofenceInput = schemaCheck(GEOFENCE_INPUT);
 export type GeofenceInput = ReturnType<typeof geofenceInput.parse>;
 export type LinkageInput = ReturnType<typeof linkageInput.parse>;
 
-export const linkageInput = schemaCheck(
-  strict({
-    id: Type.Optional(ID),
-    name: NAME,
-    departmentId: ID,
-    match: strict({
-      categories: Type.Optional(Type.Array(literals(VEHICLE_CATEGORIES), { uniqueItems: true })),
-      types: Type.Optional(Type.Array(literals(ALARM_TYPES), { uniqueItems: true })),
-      minSeverity: Type.Optional(literals(SEVERITIES)),
-      geofenceIds: Type.Optional(Type.Array(ID, { uniqueItems: true, maxItems: 100 })),
-    }),
-    wallId: ID,
-    tileIds: Type.Array(TILE_ID, { minItems: 1, maxItems: 64, uniqueItems: true }),
-    channels: Type.Optional(Type.Array(Type.Integer({ minimum: 1, maximum: 64 }), { uniqueItems: true, maxItems: 16 })),
-    priority: Type.Integer({ minimum: 1, maximum: 100 }),
-    holdSec: Type.Optional(Type.Integer({ minimum: 0, maximum: 86_400 })),
-    enabled: Type.Optional(Type.Boolean()),
+/** A linkage rule as a REST body gives it. */
+export const LINKAGE_INPUT = strict({
+  id: Type.Optional(ID),
+  name: NAME,
+  departmentId: ID,
+  match: strict({
+    categories: Type.Optional(Type.Array(literals(VEHICLE_CATEGORIES), { uniqueItems: true })),
+    types: Type.Optional(Type.Array(literals(ALARM_TYPES), { uniqueItems: true })),
+    minSeverity: Type.Optional(literals(SEVERITIES)),
+    geofenceIds: Type.Optional(Type.Array(ID, { uniqueItems: true, maxItems: 100 })),
   }),
-);
+  wallId: ID,
+  tileIds: Type.Array(TILE_ID, { minItems: 1, maxItems: 64, uniqueItems: true }),
+  channels: Type.Optional(Type.Array(Type.Integer({ minimum: 1, maximum: 64 }), { uniqueItems: true, maxItems: 16 })),
+  priority: Type.Integer({ minimum: 1, maximum: 100 }),
+  holdSec: Type.Optional(Type.Integer({ minimum: 0, maximum: 86_400 })),
+  enabled: Type.Optional(Type.Boolean()),
+});
+export const linkageInput = schemaCheck(LINKAGE_INPUT);
 
 const POSITION = strict({
   vehicleId: Type.Optional(ID),
@@ -209,7 +222,9 @@ const POSITION = strict({
   heading: Type.Number({ minimum: 0, maximum: 360 }),
   at: TIME,
 });
-export const positionsReport = schemaCheck(strict({ positions: Type.Array(Type.Unknown(), { minItems: 1, maxItems: 5000 }) }));
+/** A feed's batch (REST body and WebSocket payload); each item is checked on its own, and refused by index. */
+export const POSITIONS_REPORT = strict({ positions: Type.Array(Type.Unknown(), { minItems: 1, maxItems: 5000 }) });
+export const positionsReport = schemaCheck(POSITIONS_REPORT);
 export const positionItem = schemaCheck(POSITION);
 
 const ALARM_REPORT = strict({
@@ -224,12 +239,15 @@ const ALARM_REPORT = strict({
   lon: Type.Optional(LON),
   detail: Type.Optional(Type.String({ maxLength: 200 })),
 });
-export const alarmsReport = schemaCheck(strict({ alarms: Type.Array(Type.Unknown(), { minItems: 1, maxItems: 1000 }) }));
+export const ALARMS_REPORT = strict({ alarms: Type.Array(Type.Unknown(), { minItems: 1, maxItems: 1000 }) });
+export const alarmsReport = schemaCheck(ALARMS_REPORT);
 export const alarmItem = schemaCheck(ALARM_REPORT);
 export type AlarmReportItem = Static<typeof ALARM_REPORT>;
 export type PositionReportItem = Static<typeof POSITION>;
 
-export const alarmAction = schemaCheck(strict({ alarmId: Type.Optional(ID), note: Type.Optional(Type.String({ maxLength: 500 })) }));
+/** Acknowledging or closing an alarm; over REST the alarm's id is in the path. */
+export const ALARM_ACTION = strict({ alarmId: Type.Optional(ID), note: Type.Optional(Type.String({ maxLength: 500 })) });
+export const alarmAction = schemaCheck(ALARM_ACTION);
 
 export const positionSubscription = schemaCheck(
   strict({

@@ -460,3 +460,43 @@ t.test('every message type reaches the section that handles it; subscribing is f
     else t.match(err, { code: 'GW_ERR_VALIDATION', message: /unknownField/ }, `${type}: its payload is checked, then handled`);
   }
 });
+
+t.test('REST: every route group refuses a bad field by name, with the checks the WebSocket uses, and changes nothing', async (t) => {
+  const gw = await startControlGateway(t);
+  const tok = gw.adminToken;
+  const wallId = await gw.createWall({ id: 'ops', name: 'Ops', departmentId: 'countyA', screens: SCREENS_2X2, layout: '4' });
+  const op = await gw.client(tok);
+  const { version } = await op.subscribe(wallId);
+  const refused = async (method: string, url: string, body: unknown, field: string, what: string) => {
+    const res = await gw.api(method, url, { token: tok, ...(body === undefined ? {} : { body }) });
+    t.equal(res.status, 400, `${what}: ${res.body}`);
+    t.match(res.json, { code: 'GW_ERR_VALIDATION' }, what);
+    t.ok(res.json.issues?.some((i: { field: string }) => i.field === field), `${what}: names ${field} (${JSON.stringify(res.json.issues)})`);
+  };
+  // Walls.
+  await refused('POST', '/api/walls', { name: 'X', departmentId: 'countyA', screens: SCREENS_2X2, colour: 'red' }, 'colour', 'an unknown field');
+  await refused('PATCH', `/api/walls/${wallId}`, { baseVersion: version, name: 'x'.repeat(101) }, 'name', 'a name too long');
+  await refused('GET', '/api/walls/not%20an%20id', undefined, 'params.wallId', 'a wall id that cannot be one');
+  // Tiles, layouts and locks: a number is a number, as over the WebSocket (no coercion of "1").
+  await refused('PUT', `/api/walls/${wallId}/tiles/s1-1`, { baseVersion: String(version), content: { kind: 'empty' } }, 'baseVersion', 'a version as text');
+  const ws = await op.request('tile.assign', { wallId, baseVersion: String(version), tileId: 's1-1', content: { kind: 'empty' } });
+  t.match(ws, { type: 'error', code: 'GW_ERR_VALIDATION', issues: [{ field: 'baseVersion' }] }, 'the WebSocket refuses the same field');
+  await refused('PUT', `/api/walls/${wallId}/tiles/tile-one`, { baseVersion: version, content: { kind: 'empty' } }, 'params.tileId', 'a tile id that cannot be one');
+  await refused('PUT', `/api/walls/${wallId}/tiles/s1-1`, { wallId: 'other', baseVersion: version, content: { kind: 'empty' } }, 'wallId', 'a path id repeated in the body');
+  await refused('PUT', `/api/walls/${wallId}/layout`, { baseVersion: version, target: 0, layout: '4' }, 'target', 'monitor 0');
+  await refused('POST', `/api/walls/${wallId}/locks`, { tileIds: [] }, 'tileIds', 'no tiles to lock');
+  await refused('POST', `/api/walls/${wallId}/locks/break`, ['s1-1'], '(body)', 'a body that is not an object');
+  // Tours.
+  await refused('POST', `/api/walls/${wallId}/tours`, { baseVersion: version, name: 'T', tileIds: ['s1-1'], cameras: ['a1'], dwellSec: 0 }, 'dwellSec', 'a dwell of 0 s');
+  await refused('DELETE', `/api/walls/${wallId}/tours/a%20b`, undefined, 'params.tourId', 'a tour id that cannot be one');
+  // Presets and plans.
+  await refused('POST', `/api/walls/${wallId}/presets`, { name: '' }, 'name', 'an empty preset name');
+  await refused('POST', `/api/walls/${wallId}/plans`, { name: 'Flood', priority: 101 }, 'priority', 'a priority over 100');
+  await refused('POST', `/api/walls/${wallId}/plans/revert`, { now: true }, 'now', 'an unknown field on revert');
+  // Pop-ups.
+  await refused('DELETE', `/api/walls/${wallId}/popups/${'p'.repeat(65)}`, undefined, 'params.popupId', 'a pop-up id too long');
+
+  const after = await gw.api('GET', `/api/walls/${wallId}`, { token: tok });
+  t.equal(after.json.wall.version, version, 'no refused call changed the wall');
+  t.same((await gw.api('GET', `/api/walls/${wallId}/presets`, { token: tok })).json.presets, []);
+});

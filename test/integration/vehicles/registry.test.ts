@@ -158,3 +158,41 @@ t.test('close() refuses new changes and returns only once every change it accept
   }
   t.notOk(stored.has('late'), 'the refused one is not there');
 });
+
+t.test('REST: every route group refuses a bad field by name, with the schemas the feed and the import use, and writes nothing', async (t) => {
+  const gw = await startVehicleGateway(t);
+  await gw.addVehicle(vehicleBody('v1', '粤A12345', 'countyA', {}, 1));
+  const refused = async (method: string, url: string, body: unknown, field: string, what: string, token = gw.adminToken, headers: Record<string, string> = {}) => {
+    const res = await gw.api(method, url, { token, headers, ...(body === undefined ? {} : { body }) });
+    t.equal(res.status, 400, `${what}: ${res.body}`);
+    t.match(res.json, { code: 'GW_ERR_VALIDATION' }, what);
+    t.ok(res.json.issues?.some((i: { field: string }) => i.field === field), `${what}: names ${field} (${JSON.stringify(res.json.issues)})`);
+  };
+  // Vehicles.
+  await refused('POST', '/api/vehicles', { ...vehicleBody('v2', '粤A22222', 'countyA', {}, 0), colour: 'red' }, 'colour', 'an unknown field');
+  await refused('POST', '/api/vehicles', { ...vehicleBody('v2', '粤A22222', 'countyA', {}, 0), company: { name: 'x' } }, 'company', 'an object where text goes');
+  await refused('PATCH', '/api/vehicles/v1', { tags: { a: 1 } }, 'tags', 'tags that are neither a list nor text', gw.adminToken, { 'if-match': '"1"' });
+  await refused('PUT', `/api/vehicles/${'v'.repeat(65)}`, vehicleBody('v1', '粤A12345', 'countyA', {}, 0), 'params.id', 'an id too long', gw.adminToken, { 'if-match': '"1"' });
+  // The feed: the same batch schema as positions.report and alarms.report on the WebSocket.
+  await refused('POST', '/api/feed/positions', { positions: [] }, 'positions', 'an empty batch', gw.feedToken);
+  await refused('POST', '/api/feed/positions', { position: [{}] }, 'position', 'a misspelt batch', gw.feedToken);
+  await refused('POST', '/api/feed/alarms', { alarms: 'overspeed' }, 'alarms', 'alarms that are not a list', gw.feedToken);
+  // Alarms.
+  const raised = await gw.alarms([{ vehicleId: 'v1', type: 'overspeed', at: Date.now() }]);
+  const alarmId = raised.raised[0];
+  await refused('POST', `/api/alarms/${alarmId}/ack`, { note: 'x'.repeat(501) }, 'note', 'a note too long');
+  await refused('POST', `/api/alarms/${alarmId}/close`, { alarmId, note: 'done' }, 'alarmId', 'the path id repeated in the body');
+  // Geofences and linkage rules: the schemas the service checks with.
+  const fence = { name: 'Depot', departmentId: 'countyA', shape: { kind: 'circle', center: [113.3, 23.1], radiusM: 0 }, rules: [] };
+  await refused('POST', '/api/geofences', fence, 'shape', 'a circle of radius 0');
+  await refused('PUT', '/api/geofences/f1', { ...fence, shape: { kind: 'circle', center: [113.3, 23.1], radiusM: 10 }, colour: 'red' }, 'colour', 'an unknown field on a geofence', gw.adminToken, { 'if-match': '"1"' });
+  const rule = { name: 'Overspeed', departmentId: 'countyA', match: {}, wallId: 'alarm-wall', tileIds: ['s1-1'], priority: 0 };
+  await refused('POST', '/api/linkage-rules', rule, 'priority', 'a priority of 0');
+  await refused('PUT', '/api/linkage-rules/r1', { ...rule, priority: 5, tileIds: ['tile one'] }, 'tileIds[0]', 'a tile id that cannot be one', gw.adminToken, { 'if-match': '"1"' });
+
+  t.match((await gw.api('GET', '/api/vehicles/v1', { token: gw.adminToken })).json, { version: 1, tags: [] }, 'the vehicle is as it was');
+  t.equal((await gw.api('GET', '/api/vehicles', { token: gw.adminToken })).json.items.length, 1, 'and no other was registered');
+  t.match((await gw.api('GET', `/api/alarms/${alarmId}`, { token: gw.adminToken })).json, { state: 'raised', note: null });
+  t.same((await gw.api('GET', '/api/geofences', { token: gw.adminToken })).json.items, []);
+  t.same((await gw.api('GET', '/api/linkage-rules', { token: gw.adminToken })).json.items, []);
+});

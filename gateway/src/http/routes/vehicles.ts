@@ -1,23 +1,22 @@
-import { Type, type Static } from '@sinclair/typebox';
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Guards } from '../../auth/plugin.js';
 import type { Principal } from '../../auth/users.js';
 import { ValidationError } from '../../errors.js';
-import { schemaCheck } from '../../lib/schema-check.js';
 import { importRows } from '../../registry/import-parse.js';
 import type { ImportSlots } from '../../registry/import-slots.js';
 import type { ImportMode } from '../../registry/service.js';
-import { alarmsReport, positionsReport, timeOf, VEHICLE_INPUT_FIELDS } from '../../vehicles/input.js';
+import { ALARM_ACTION, ALARMS_REPORT, GEOFENCE_INPUT, LINKAGE_INPUT, POSITIONS_REPORT, timeOf, VEHICLE_BODY, VEHICLE_INPUT_FIELDS } from '../../vehicles/input.js';
 import { ALARM_TYPES, VEHICLE_CATEGORIES } from '../../vehicles/model.js';
 import type { VehicleEntry, VehicleService } from '../../vehicles/service.js';
-import { acceptImportBodies, etag, ifMatch, importFormat, parseBbox, streamedImport } from './shared.js';
+import { acceptImportBodies, checkedBy, etag, ifMatch, importFormat, parseBbox, streamedImport } from './shared.js';
 
 const literalUnion = <T extends string>(values: readonly T[]) => Type.Union(values.map((v) => Type.Literal(v)));
 const ID = Type.String({ minLength: 1, maxLength: 64 });
 const idParams = Type.Object({ id: ID });
 type IdParams = Static<typeof idParams>;
-/** Field checks happen in vehicles/input.ts for REST and import alike; here only the shape. */
-const anyObject = Type.Object({}, { additionalProperties: true });
+/** The bodies are vehicles/input.ts's schemas, the ones the WebSocket and the import check with. */
+const noteBody = Type.Omit(ALARM_ACTION, ['alarmId']);
 const TIME_TEXT = Type.String({ maxLength: 40, description: 'ms since the epoch, or ISO 8601' });
 
 const listQuery = (max: number) =>
@@ -52,7 +51,6 @@ const alarmQuery = (max: number) =>
 
 const trackQuery = Type.Object({ from: Type.Optional(TIME_TEXT), to: Type.Optional(TIME_TEXT) }, { additionalProperties: false });
 const importQuery = Type.Object({ mode: literalUnion(['all-or-nothing', 'keep-valid'] as const) }, { additionalProperties: false });
-const noteBody = schemaCheck(Type.Object({ note: Type.Optional(Type.String({ maxLength: 500 })) }, { additionalProperties: false }));
 
 function queryTime(field: string, text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
@@ -87,7 +85,7 @@ export async function vehicleRoutes(app: FastifyInstance, o: VehicleRouteOptions
     },
   );
 
-  app.post<{ Body: Record<string, unknown> }>('/api/vehicles', { onRequest: guards.require('vehicles:write'), schema: { body: anyObject } }, async (req, reply) => {
+  app.post<{ Body: Record<string, unknown> }>('/api/vehicles', { onRequest: guards.require('vehicles:write'), ...checkedBy({ body: VEHICLE_BODY }) }, async (req, reply) => {
     const entry = await vehicles.create(actor(req), req.body);
     return send(reply.header('location', `/api/vehicles/${encodeURIComponent(entry.vehicle.id)}`), entry, 201);
   });
@@ -117,7 +115,7 @@ export async function vehicleRoutes(app: FastifyInstance, o: VehicleRouteOptions
       method,
       url: '/api/vehicles/:id',
       onRequest: guards.require('vehicles:write'),
-      schema: { params: idParams, body: anyObject },
+      ...checkedBy({ params: idParams, body: VEHICLE_BODY }),
       handler: async (req, reply) => send(reply, await vehicles.update(actor(req), req.params.id, req.body, ifMatch(req, true)!, method === 'PATCH')),
     });
   }
@@ -135,11 +133,11 @@ export async function vehicleRoutes(app: FastifyInstance, o: VehicleRouteOptions
 
   // ---- the feed ----
 
-  app.post('/api/feed/positions', { onRequest: guards.require('vehicles:feed'), schema: { body: anyObject } }, async (req) =>
-    vehicles.reportPositions(actor(req), positionsReport.parse(req.body).positions),
+  app.post<{ Body: Static<typeof POSITIONS_REPORT> }>('/api/feed/positions', { onRequest: guards.require('vehicles:feed'), ...checkedBy({ body: POSITIONS_REPORT }) }, async (req) =>
+    vehicles.reportPositions(actor(req), req.body.positions),
   );
-  app.post('/api/feed/alarms', { onRequest: guards.require('vehicles:feed'), schema: { body: anyObject } }, async (req) =>
-    vehicles.reportAlarms(actor(req), alarmsReport.parse(req.body).alarms),
+  app.post<{ Body: Static<typeof ALARMS_REPORT> }>('/api/feed/alarms', { onRequest: guards.require('vehicles:feed'), ...checkedBy({ body: ALARMS_REPORT }) }, async (req) =>
+    vehicles.reportAlarms(actor(req), req.body.alarms),
   );
 
   // ---- alarms ----
@@ -154,22 +152,29 @@ export async function vehicleRoutes(app: FastifyInstance, o: VehicleRouteOptions
   );
   app.get<{ Params: IdParams }>('/api/alarms/:id', { onRequest: guards.require('vehicles:read'), schema: { params: idParams } }, async (req) => vehicles.getAlarm(actor(req), req.params.id));
   // The note is optional, and so is a body at all.
-  app.post<{ Params: IdParams }>('/api/alarms/:id/ack', { onRequest: guards.require('alarms:handle'), schema: { params: idParams } }, async (req) =>
-    vehicles.acknowledge(actor(req), req.params.id, noteBody.parse(req.body ?? {}).note),
+  const alarmAction = { params: idParams, body: noteBody };
+  app.post<{ Params: IdParams; Body: Static<typeof noteBody> }>('/api/alarms/:id/ack', { onRequest: guards.require('alarms:handle'), ...checkedBy(alarmAction) }, async (req) =>
+    vehicles.acknowledge(actor(req), req.params.id, req.body.note),
   );
-  app.post<{ Params: IdParams }>('/api/alarms/:id/close', { onRequest: guards.require('alarms:handle'), schema: { params: idParams } }, async (req) =>
-    vehicles.closeAlarmById(actor(req), req.params.id, noteBody.parse(req.body ?? {}).note),
+  app.post<{ Params: IdParams; Body: Static<typeof noteBody> }>('/api/alarms/:id/close', { onRequest: guards.require('alarms:handle'), ...checkedBy(alarmAction) }, async (req) =>
+    vehicles.closeAlarmById(actor(req), req.params.id, req.body.note),
   );
 
   // ---- geofences and linkage rules: the same four routes each ----
 
-  const ruleRoutes = (base: string, list: (a: Principal) => unknown[], put: (a: Principal, id: string | null, body: unknown, version: number | null) => Promise<unknown>, remove: (a: Principal, id: string) => Promise<void>) => {
+  const ruleRoutes = (
+    base: string,
+    body: TSchema,
+    list: (a: Principal) => unknown[],
+    put: (a: Principal, id: string | null, body: unknown, version: number | null) => Promise<unknown>,
+    remove: (a: Principal, id: string) => Promise<void>,
+  ) => {
     app.get(base, { onRequest: guards.require('vehicles:read') }, async (req) => ({ items: list(actor(req)) }));
-    app.post<{ Body: Record<string, unknown> }>(base, { onRequest: guards.require('vehicles:rules'), schema: { body: anyObject } }, async (req, reply) => {
+    app.post<{ Body: Record<string, unknown> }>(base, { onRequest: guards.require('vehicles:rules'), ...checkedBy({ body }) }, async (req, reply) => {
       const doc = (await put(actor(req), null, req.body, null)) as { version: number };
       return reply.status(201).header('etag', etag(doc.version)).send(doc);
     });
-    app.put<{ Params: IdParams; Body: Record<string, unknown> }>(`${base}/:id`, { onRequest: guards.require('vehicles:rules'), schema: { params: idParams, body: anyObject } }, async (req, reply) => {
+    app.put<{ Params: IdParams; Body: Record<string, unknown> }>(`${base}/:id`, { onRequest: guards.require('vehicles:rules'), ...checkedBy({ params: idParams, body }) }, async (req, reply) => {
       const doc = (await put(actor(req), req.params.id, req.body, ifMatch(req, true)!)) as { version: number };
       return reply.header('etag', etag(doc.version)).send(doc);
     });
@@ -178,6 +183,6 @@ export async function vehicleRoutes(app: FastifyInstance, o: VehicleRouteOptions
       return reply.status(204).send();
     });
   };
-  ruleRoutes('/api/geofences', (a) => vehicles.geofenceList(a), (a, id, body, v) => vehicles.putGeofence(a, id, body, v), (a, id) => vehicles.deleteGeofence(a, id));
-  ruleRoutes('/api/linkage-rules', (a) => vehicles.ruleList(a), (a, id, body, v) => vehicles.putLinkageRule(a, id, body, v), (a, id) => vehicles.deleteLinkageRule(a, id));
+  ruleRoutes('/api/geofences', GEOFENCE_INPUT, (a) => vehicles.geofenceList(a), (a, id, body, v) => vehicles.putGeofence(a, id, body, v), (a, id) => vehicles.deleteGeofence(a, id));
+  ruleRoutes('/api/linkage-rules', LINKAGE_INPUT, (a) => vehicles.ruleList(a), (a, id, body, v) => vehicles.putLinkageRule(a, id, body, v), (a, id) => vehicles.deleteLinkageRule(a, id));
 }
