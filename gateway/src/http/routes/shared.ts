@@ -84,28 +84,16 @@ export function acceptImportBodies(app: FastifyInstance) {
 }
 
 /**
- * Runs an import on its streamed body, within the import slots and the byte limit. When an import is
- * refused part-way (too many at once, a body or row too large), the rest of the body is read and
- * dropped, up to the byte limit: closing at once would reset the connection under the client, which
- * would then lose the answer that says why.
+ * Runs an import on its streamed body, within the import slots and the byte limit. An import refused
+ * part-way (too many at once, a body or row too large) is answered at once and nothing more of its
+ * body is read: the connection is not closed under the client, which would then lose the answer, and
+ * it ends at the server's keep-alive timeout if the client goes on sending.
  */
 export async function streamedImport<T>(req: FastifyRequest, slots: ImportSlots, maxBytes: number, work: (body: Readable) => Promise<T>): Promise<T> {
-  try {
-    return await slots.run(() => {
-      const raw = req.body as Readable;
-      const body = raw.pipe(limitBytes(maxBytes));
-      raw.on('error', (err) => body.destroy(err));
-      return work(body);
-    });
-  } catch (e) {
+  return slots.run(() => {
     const raw = req.body as Readable;
-    raw.unpipe();
-    let dropped = 0;
-    raw.on('data', (chunk: Buffer) => {
-      dropped += chunk.length;
-      if (dropped > maxBytes) req.raw.socket.destroy();
-    });
-    raw.resume();
-    throw e;
-  }
+    const body = raw.pipe(limitBytes(maxBytes));
+    raw.on('error', (err) => body.destroy(err));
+    return work(body);
+  });
 }
