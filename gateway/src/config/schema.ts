@@ -185,12 +185,33 @@ export const configSchema = obj(
           },
           'HLS output.',
         ),
+        gopCache: obj(
+          {
+            maxBytesPerSession: Type.Integer({
+              minimum: 0,
+              default: 8_388_608,
+              description:
+                "Largest GOP one camera's cache holds (an 8 Mbit/s camera with a 4 s GOP needs about 4.5 MB). A longer GOP is dropped, and viewers joining then wait for the next keyframe.",
+            }),
+            maxBytesTotal: Type.Integer({
+              minimum: 0,
+              default: 268_435_456,
+              description: 'Bytes all GOP caches hold together. A GOP that would pass it is dropped, as above.',
+            }),
+          },
+          'The last GOP of each camera, kept once and read by every output so a joining viewer starts on a keyframe at once.',
+        ),
         flv: obj(
           {
             maxBufferedBytes: Type.Integer({
               minimum: 65_536,
               default: 8_388_608,
               description: 'A WS-FLV or HTTP-FLV viewer this far behind is disconnected instead of growing memory.',
+            }),
+            maxBufferedBytesTotal: Type.Integer({
+              minimum: 65_536,
+              default: 67_108_864,
+              description: 'Bytes queued for all FLV viewers together; past it the viewers furthest behind are disconnected first.',
             }),
             rtmpPort: port(1935, 'RTMP ingest port for push sources (drones, vehicle platforms); 0 picks a free one.'),
             rtmpHost: Type.String({ minLength: 1, default: '0.0.0.0', description: 'Address the RTMP ingest binds.' }),

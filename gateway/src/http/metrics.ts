@@ -42,6 +42,14 @@ export function metricsRoutes(streams: StreamManager, webrtc: WebRtcStats) {
     },
   });
   new Gauge({
+    name: 'wallgate_gop_cache_bytes',
+    help: 'Bytes the GOP caches hold over all sessions (streams.gopCache.maxBytesTotal).',
+    registers: [registry],
+    collect() {
+      this.set(streams.stats().gopCacheBytes);
+    },
+  });
+  new Gauge({
     name: 'wallgate_ffmpeg_processes',
     help: 'ffmpeg children running.',
     registers: [registry],

@@ -7,6 +7,7 @@ import { systemClock, type Clock } from '../lib/clock.js';
 import { FfmpegProcess } from './process/ffmpeg-process.js';
 import { sweepOrphans } from './process/sweep.js';
 import { CheckedFetcher } from './sources/checked-fetcher.js';
+import { GopBudget } from './gop-store.js';
 import { StreamSession, type Reader, type SessionHost } from './session.js';
 import type { DriverContext, DriverFactory } from './sources/driver.js';
 import { driverFactory } from './sources/index.js';
@@ -62,6 +63,8 @@ export interface EngineStats {
   restarts: number;
   bytesIn: number;
   bytesOut: number;
+  /** Bytes the GOP caches hold over all sessions (against streams.gopCache.maxBytesTotal). */
+  gopCacheBytes: number;
 }
 
 type Logger = SessionHost['log'] & { error(o: object, m: string): void };
@@ -98,6 +101,7 @@ export class StreamManager extends EventEmitter<{
   private readonly clock: Clock;
   /** HTTP(S) sources reach ffmpeg only through it, every hop checked against the network policy. */
   private readonly fetcher: CheckedFetcher;
+  private readonly gopBudget: GopBudget;
 
   constructor(
     private readonly config: StreamsConfig,
@@ -109,6 +113,7 @@ export class StreamManager extends EventEmitter<{
     super();
     this.clock = parts.clock ?? systemClock;
     this.fetcher = new CheckedFetcher({ check: (host) => this.resolver.checkConnect(host), ioTimeoutMs: config.ioTimeoutMs });
+    this.gopBudget = new GopBudget(config.gopCache.maxBytesTotal);
   }
 
   /** This gateway's marker on its ffmpeg processes, derived from the data directory so a restart finds its orphans. */
@@ -257,6 +262,7 @@ export class StreamManager extends EventEmitter<{
         return this.createDriver(source, attempt, events);
       },
       clock: this.clock,
+      gopBudget: this.gopBudget,
       acquireTranscode: () => this.acquireTranscode(),
       releaseTranscode: () => {
         this.transcodes = Math.max(0, this.transcodes - 1);
@@ -300,7 +306,7 @@ export class StreamManager extends EventEmitter<{
       bytesOut += s.bytesOut;
       restarts += s.restarts;
     }
-    return { sessions, readers: this.totalReaders, transcodes: this.transcodes, restarts, bytesIn, bytesOut };
+    return { sessions, readers: this.totalReaders, transcodes: this.transcodes, restarts, bytesIn, bytesOut, gopCacheBytes: this.gopBudget.used };
   }
 
   /** Force-stops a session: its viewers are told why and let go. */

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { GatewayError } from '../errors.js';
 import { Backoff } from '../lib/backoff.js';
 import type { Clock, TimerHandle } from '../lib/clock.js';
-import { GopStore } from './gop-store.js';
+import { GopStore, type GopBudget } from './gop-store.js';
 import type { DriverEvents, DriverFactory, SourceDriver } from './sources/driver.js';
 import type { FlvTag, Profile, ResolvedSource, SessionState, StreamsConfig } from './types.js';
 
@@ -14,6 +14,8 @@ export interface SessionHost {
   /** Makes each attempt's driver: the session never knows what kind of source it has. */
   createDriver: DriverFactory;
   clock: Clock;
+  /** Shared by every session's GOP store: streams.gopCache.maxBytesTotal. */
+  gopBudget: GopBudget;
   /** Takes a transcode slot; false when none is free. */
   acquireTranscode(): boolean;
   releaseTranscode(): void;
@@ -40,7 +42,6 @@ interface Waiter {
   reject(e: GatewayError): void;
 }
 
-const MAX_GOP_TAGS = 2_000;
 
 /** Where the next run's segment numbers start: after the last run's, read from its playlist. */
 async function nextSegmentNumber(dir: string, fallback: number): Promise<number> {
@@ -71,7 +72,7 @@ export class StreamSession extends EventEmitter<{ tag: [FlvTag]; state: [Session
   private sentBytes = 0;
   /** The decoder configuration (script data, AVC and AAC sequence headers), by FLV tag type. */
   readonly headers = new Map<string, FlvTag>();
-  private readonly gop = new GopStore(MAX_GOP_TAGS);
+  private readonly gop: GopStore;
   private waiters: Waiter[] = [];
   private driver: SourceDriver | null = null;
   /** Every dropped driver letting go: the next attempt waits for it, so two never write one directory. */
@@ -105,6 +106,7 @@ export class StreamSession extends EventEmitter<{ tag: [FlvTag]; state: [Session
     this.createdAt = this.clock.now();
     this.rate = { at: this.createdAt, bytes: 0, kbps: 0 };
     this.backoff = new Backoff(host.config.retry.initialMs, host.config.retry.maxMs);
+    this.gop = new GopStore(host.config.gopCache.maxBytesPerSession, host.gopBudget);
     this.transcoding = source.codec === 'h265';
   }
 
@@ -138,7 +140,11 @@ export class StreamSession extends EventEmitter<{ tag: [FlvTag]; state: [Session
     return this.rate.kbps;
   }
 
-  /** The tags a new FLV viewer needs before live ones: decoder configuration, then the current GOP. */
+  /**
+   * The tags a joining viewer of any output needs before live ones: decoder configuration, then the
+   * current GOP (none while it is dropped for outgrowing its bound). The one cached copy: valid until
+   * the next keyframe, so read it synchronously and copy what you keep.
+   */
   joinTags(): FlvTag[] {
     return [...this.headers.values(), ...this.gop.tags];
   }

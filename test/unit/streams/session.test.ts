@@ -4,6 +4,7 @@ import t, { type Test } from 'tap';
 import { defaultConfig } from '../../../gateway/src/config/load.js';
 import { GatewayError } from '../../../gateway/src/errors.js';
 import type { Clock, TimerHandle } from '../../../gateway/src/lib/clock.js';
+import { GopBudget } from '../../../gateway/src/streams/gop-store.js';
 import { StreamManager } from '../../../gateway/src/streams/manager.js';
 import { StreamSession, type SessionHost } from '../../../gateway/src/streams/session.js';
 import type { DriverAttempt, DriverEvents, SourceDriver } from '../../../gateway/src/streams/sources/driver.js';
@@ -128,6 +129,7 @@ function harness(t: Test, opts: { transcodeSlots?: number; hlsDir?: string } = {
     config,
     createDriver: drivers.create,
     clock,
+    gopBudget: new GopBudget(config.gopCache.maxBytesTotal),
     acquireTranscode: () => (slots > 0 ? (slots--, true) : false),
     releaseTranscode: () => void slots++,
     health: (_s, h, e) => void health.push([h, e]),
