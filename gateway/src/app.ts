@@ -239,7 +239,12 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
     waitMs: config.streams.startTimeoutMs,
   });
   life.own('readers', 'HLS viewers', () => hls.close());
-  const flv = new FlvOutput({ engine: streams, tokens: streamTokens, maxBufferedBytes: config.streams.flv.maxBufferedBytes });
+  const flv = new FlvOutput({
+    engine: streams,
+    tokens: streamTokens,
+    maxBufferedBytes: config.streams.flv.maxBufferedBytes,
+    maxBufferedBytesTotal: config.streams.flv.maxBufferedBytesTotal,
+  });
   life.own('readers', 'FLV viewers', () => flv.close());
   const webrtc = new WebRtcOutput({ engine: streams, tokens: streamTokens, config: config.streams.webrtc, log: http.log });
   life.own('readers', 'WebRTC peers', () => webrtc.close());

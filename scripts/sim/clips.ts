@@ -9,8 +9,8 @@ import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export type ClipKind = 'h264-720p-1s' | 'h264-720p-2s' | 'h264-1080p-1s' | 'h264-1080p-2s' | 'h265-720p-1s' | 'h264-360p-1s';
-export const CLIP_KINDS: readonly ClipKind[] = ['h264-720p-1s', 'h264-720p-2s', 'h264-1080p-1s', 'h264-1080p-2s', 'h265-720p-1s', 'h264-360p-1s'];
+export type ClipKind = 'h264-720p-1s' | 'h264-720p-2s' | 'h264-1080p-1s' | 'h264-1080p-2s' | 'h265-720p-1s' | 'h264-360p-1s' | 'h264-1080p-8m-4s';
+export const CLIP_KINDS: readonly ClipKind[] = ['h264-720p-1s', 'h264-720p-2s', 'h264-1080p-1s', 'h264-1080p-2s', 'h265-720p-1s', 'h264-360p-1s', 'h264-1080p-8m-4s'];
 
 export interface ClipFrame {
   /** NAL units without start codes, AUDs removed. */
@@ -39,6 +39,8 @@ interface ClipSpec {
   gopFrames: number;
   /** Target bitrate in kbit/s. */
   kbps: number;
+  /** Film grain over the test pattern, which alone compresses far below a high bit rate. */
+  noise?: boolean;
 }
 
 const SPECS: Record<ClipKind, ClipSpec> = {
@@ -49,6 +51,8 @@ const SPECS: Record<ClipKind, ClipSpec> = {
   'h265-720p-1s': { codec: 'h265', width: 1280, height: 720, gopFrames: 25, kbps: 1500 },
   // A camera's sub-stream, as small wall tiles play it.
   'h264-360p-1s': { codec: 'h264', width: 640, height: 360, gopFrames: 25, kbps: 512 },
+  // A heavy main stream for the memory benchmark: 8 Mbit/s, one keyframe every 4 s (the whole clip).
+  'h264-1080p-8m-4s': { codec: 'h264', width: 1920, height: 1080, gopFrames: 100, kbps: 8000, noise: true },
 };
 
 const FPS = 25;
@@ -111,7 +115,7 @@ function encodeArgs(spec: ClipSpec, out: string): string[] {
          '-x265-params', `keyint=${g}:min-keyint=${g}:scenecut=0:bframes=0:repeat-headers=1:aud=1:log-level=error`,
          '-pix_fmt', 'yuv420p', '-f', 'hevc'];
   return ['-hide_banner', '-loglevel', 'error', '-nostdin', '-y',
-    '-f', 'lavfi', '-i', `testsrc2=size=${width}x${height}:rate=${FPS}`,
+    '-f', 'lavfi', '-i', `testsrc2=size=${width}x${height}:rate=${FPS}${spec.noise ? ',noise=alls=24:allf=t' : ''}`,
     '-frames:v', String(CLIP_FRAMES), ...codecArgs, out];
 }
 

@@ -39,7 +39,12 @@ export interface LiveStream {
   readonly transcoding: boolean;
   /** The decoder configuration (script data, AVC and AAC sequence headers), by FLV tag type. */
   readonly headers: ReadonlyMap<string, FlvTag>;
-  /** The tags a joining viewer needs before live ones: decoder configuration, then the current GOP. */
+  /**
+   * The tags a joining viewer needs before live ones: decoder configuration, then the current GOP
+   * (none while a GOP over its byte bound is dropped). The session's one cached copy, which every
+   * output reads instead of keeping its own: valid until the next keyframe, so read it at once and
+   * copy what you keep.
+   */
   joinTags(): FlvTag[];
   on<E extends keyof LiveStreamEvents>(event: E, listener: (...args: LiveStreamEvents[E]) => void): unknown;
   off<E extends keyof LiveStreamEvents>(event: E, listener: (...args: LiveStreamEvents[E]) => void): unknown;

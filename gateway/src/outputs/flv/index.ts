@@ -4,42 +4,68 @@ import type { FastifyInstance } from 'fastify';
 import { WebSocket, WebSocketServer } from 'ws';
 import { GatewayError } from '../../errors.js';
 import { guardSocket, whileConnected } from '../../lib/sockets.js';
-import type { FlvTag } from '../../streams/types.js';
+import type { FlvTag, SessionState } from '../../streams/types.js';
 import { grantFor, STREAM_PARAMS, type LiveStream, type ReaderSource, type StreamLease, type StreamTokenVerifier } from '../stream-access.js';
-import { createBroadcast, flvPacket, type NmsBroadcast, type NmsSubscriber } from './nms.js';
+import { broadcastTag, createBroadcast, flvMessage, type NmsBroadcast, type NmsSubscriber } from './nms.js';
 
 export interface FlvOptions {
   engine: ReaderSource;
   tokens: StreamTokenVerifier;
   /** A viewer this far behind is cut off rather than buffered without end. */
   maxBufferedBytes: number;
+  /** Bytes queued for all viewers together; past it the viewers furthest behind are cut off first. */
+  maxBufferedBytesTotal: number;
 }
 
 /** Where a viewer's bytes go: a WebSocket or a chunked HTTP response. */
 interface Sink {
   buffered(): number;
   write(buf: Buffer): void;
-  end(reason: string): void;
+  /** `abort`: drop what is queued rather than wait for a viewer that is not reading. */
+  end(reason: string, abort: boolean): void;
 }
+
+interface FlvViewer extends NmsSubscriber {
+  buffered(): number;
+  end(reason: string, abort: boolean): void;
+}
+
+/** How often the bytes queued for all viewers together are added up (each viewer's own is checked on every write). */
+const TOTAL_CHECK_MS = 250;
+
+const isDecoderConfig = (tag: FlvTag) => tag.header || tag.type === 18;
 
 /**
  * A session's FLV fan-out, created when its first FLV viewer arrives and dropped with its last, so a
- * session watched only over HLS pays nothing for FLV. Seeded with the session's decoder headers and
- * current GOP: node-media-server's GOP cache then hands every joining viewer a keyframe at once.
+ * session watched only over HLS pays nothing for FLV. node-media-server's BroadcastServer holds the
+ * decoder configuration and fans out live tags; a joining viewer's GOP comes from the session's one
+ * cached copy. One listener on the session's state ends every viewer when the session closes.
  */
 class SessionFanout {
   readonly broadcast: NmsBroadcast;
-  readonly viewers = new Set<NmsSubscriber>();
-  private readonly onTag = (tag: FlvTag) => this.broadcast.broadcastMessage(flvPacket(tag.type, tag.timestamp, tag.data));
+  readonly viewers = new Set<FlvViewer>();
+  private readonly onTag = (tag: FlvTag) => broadcastTag(this.broadcast, tag.type, tag.timestamp, tag.data);
+  private readonly onState = (state: SessionState) => {
+    if (state === 'closed') for (const v of [...this.viewers]) v.end('stream closed', false);
+  };
 
   constructor(readonly session: LiveStream) {
     this.broadcast = createBroadcast(`/pull/${session.id}`, session.headers.has('8'));
-    for (const tag of session.joinTags()) this.onTag(tag);
+    for (const tag of session.joinTags()) if (isDecoderConfig(tag)) this.onTag(tag);
     session.on('tag', this.onTag);
+    session.on('state', this.onState);
+  }
+
+  /** The FLV header and decoder configuration from node-media-server, then the cached GOP, then live tags. */
+  join(viewer: FlvViewer) {
+    this.viewers.add(viewer);
+    this.broadcast.postPlay(viewer);
+    for (const tag of this.session.joinTags()) if (!isDecoderConfig(tag)) viewer.sendBuffer(flvMessage(tag.type, tag.timestamp, tag.data));
   }
 
   detach() {
     this.session.off('tag', this.onTag);
+    this.session.off('state', this.onState);
   }
 }
 
@@ -47,10 +73,28 @@ const PATH = /^\/streams\/([^/]+)\/([^/]+)\/([^/]+)\/live\.flv$/;
 
 export class FlvOutput {
   private readonly fanouts = new Map<LiveStream, SessionFanout>();
+  private readonly viewers = new Set<FlvViewer>();
+  private totalCheck: NodeJS.Timeout | null = null;
   private readonly wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 1024 });
   private nextId = 0;
 
+  /** Viewers cut off for being too far behind, on their own or together. */
+  slowViewersCut = 0;
+
   constructor(private readonly opts: FlvOptions) {}
+
+  /** Past the total, the viewers with the most queued go first, until the rest fit. */
+  private checkTotal() {
+    let total = 0;
+    for (const v of this.viewers) total += v.buffered();
+    if (total <= this.opts.maxBufferedBytesTotal) return;
+    for (const v of [...this.viewers].sort((a, b) => b.buffered() - a.buffered())) {
+      if (total <= this.opts.maxBufferedBytesTotal) break;
+      total -= v.buffered();
+      this.slowViewersCut++;
+      v.end('viewer too slow (streams.flv.maxBufferedBytesTotal)', true);
+    }
+  }
 
   /** A reader on the camera the token grants, which may still be starting. */
   private async lease(params: { camera: string; profile: string; token: string }): Promise<StreamLease> {
@@ -87,7 +131,7 @@ export class FlvOutput {
     }
     const f = fanout;
     let ended = false;
-    const viewer: NmsSubscriber = {
+    const viewer: FlvViewer = {
       id: `flv-${++this.nextId}`,
       ip: '',
       protocol: 'flv',
@@ -97,35 +141,41 @@ export class FlvOutput {
       sendBuffer: (buf) => {
         if (ended) return;
         if (sink.buffered() > this.opts.maxBufferedBytes) {
-          stop('viewer too slow');
+          this.slowViewersCut++;
+          stop('viewer too slow (streams.flv.maxBufferedBytes)', true);
           return;
         }
         sink.write(buf);
         session.countSent(buf.length);
       },
-      close: () => stop('closed'),
+      close: () => stop('closed', false),
+      buffered: () => (ended ? 0 : sink.buffered()),
+      end: (reason, abort) => stop(reason, abort),
     };
-    const onState = (state: string) => {
-      if (state === 'closed') stop('stream closed');
-    };
-    const stop = (reason: string) => {
+    const stop = (reason: string, abort: boolean) => {
       if (ended) return;
       ended = true;
-      session.off('state', onState);
       f.broadcast.donePlay(viewer);
       f.viewers.delete(viewer);
+      this.viewers.delete(viewer);
       if (f.viewers.size === 0) {
         f.detach();
         if (this.fanouts.get(session) === f) this.fanouts.delete(session);
       }
+      if (this.viewers.size === 0 && this.totalCheck) {
+        clearInterval(this.totalCheck);
+        this.totalCheck = null;
+      }
       lease.release();
-      sink.end(reason);
+      sink.end(reason, abort);
     };
-    // The session closing (force-stop, shutdown) ends the viewer too.
-    session.on('state', onState);
-    f.viewers.add(viewer);
-    f.broadcast.postPlay(viewer);
-    onEnd(() => stop('viewer left'));
+    this.viewers.add(viewer);
+    if (!this.totalCheck) {
+      this.totalCheck = setInterval(() => this.checkTotal(), TOTAL_CHECK_MS);
+      this.totalCheck.unref();
+    }
+    f.join(viewer);
+    onEnd(() => stop('viewer left', false));
   }
 
   routes = async (app: FastifyInstance) => {
@@ -143,7 +193,7 @@ export class FlvOutput {
         res.writeHead(200, { 'content-type': 'video/x-flv', 'cache-control': 'no-cache, no-store', connection: 'close' });
         this.play(
           lease,
-          { buffered: () => res.writableLength, write: (b) => res.write(b), end: () => res.end() },
+          { buffered: () => res.writableLength, write: (b) => res.write(b), end: (_reason, abort) => (abort ? res.destroy() : res.end()) },
           (cb) => res.on('close', cb),
         );
       },
@@ -195,7 +245,8 @@ export class FlvOutput {
                 {
                   buffered: () => ws.bufferedAmount,
                   write: (b) => ws.send(b),
-                  end: (reason) => (ws.readyState === WebSocket.OPEN ? ws.close(1000, reason) : ws.terminate()),
+                  // A viewer that is not reading would not read a close frame either: its queue goes at once.
+                  end: (reason, abort) => (ws.readyState === WebSocket.OPEN && !abort ? ws.close(1000, reason) : ws.terminate()),
                 },
                 (cb) => ws.on('close', cb),
               );
@@ -216,7 +267,7 @@ export class FlvOutput {
   }
 
   close() {
-    for (const f of this.fanouts.values()) for (const v of [...f.viewers]) v.close();
+    for (const v of [...this.viewers]) v.close();
     this.wss.close();
   }
 }

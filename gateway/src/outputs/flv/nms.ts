@@ -42,7 +42,11 @@ const BroadcastServer = require('node-media-server/src/server/broadcast_server.j
 const Flv = require('node-media-server/src/protocol/flv.js') as {
   parserTag(type: number, time: number, size: number, data: Buffer): NmsPacket;
   createHeader(hasAudio: boolean, hasVideo: boolean): Buffer;
+  createMessage(packet: NmsPacket): Buffer;
 };
+/** node-media-server's packet flags: 3 is a video keyframe, 4 any other video frame. */
+const KEYFRAME = 3;
+const INTER_FRAME = 4;
 const logger = require('node-media-server/src/core/logger.js') as NmsLogger;
 
 /** A fan-out; node-media-server announces audio by default, which makes players wait for audio that may never come. */
@@ -52,8 +56,24 @@ export function createBroadcast(streamPath: string, hasAudio: boolean): NmsBroad
   return b;
 }
 
-export function flvPacket(type: number, timestamp: number, data: Buffer): NmsPacket {
+function flvPacket(type: number, timestamp: number, data: Buffer): NmsPacket {
   return Flv.parserTag(type, timestamp, data.length, data);
+}
+
+/**
+ * Sends a tag to the broadcast's viewers (a decoder header is kept for joining viewers). A keyframe
+ * is passed as an inter frame: the bytes sent are the same, but node-media-server then never starts
+ * its GOP caches, which would hold each GOP twice more (as FLV and as RTMP) next to the session's.
+ */
+export function broadcastTag(broadcast: NmsBroadcast, type: number, timestamp: number, data: Buffer): void {
+  const packet = flvPacket(type, timestamp, data);
+  if (packet.flags === KEYFRAME) packet.flags = INTER_FRAME;
+  broadcast.broadcastMessage(packet);
+}
+
+/** One FLV tag as a viewer receives it, for sending a cached tag to one viewer. */
+export function flvMessage(type: number, timestamp: number, data: Buffer): Buffer {
+  return Flv.createMessage(flvPacket(type, timestamp, data));
 }
 
 /** node-media-server prints to stdout with console.log; route its lines to our logger instead. */

@@ -5,29 +5,42 @@ import { H264Packetizer, type AccessUnit } from './h264.js';
 /** What the feed needs of a peer: it is handed each frame and must never block the others. */
 export interface FeedSink {
   sendLive(au: AccessUnit): void;
+  /** A frame of the peer's join burst, to be sent with this RTP timestamp. */
+  sendCached(au: AccessUnit, timestamp: number): void;
   /** Frames were dropped: skip to the next keyframe. */
   resync(): void;
 }
 
-/** A GOP that never ends (a camera with a 10-minute keyframe interval) stops being cached past this. */
-const MAX_CACHED_FRAMES = 1_500;
+/** Cached frames are replayed this far apart (1 ms at 90 kHz): the decoder catches up to live at once. */
+const BURST_SPACING = 90;
 /** About 30 ms of sending on this machine (~35 µs a packet) before the event loop gets a turn. */
 const SENDS_PER_TURN = 800;
 /** A second of video at 25 fps waiting to be sent means the fan-out is overloaded. */
 const MAX_PENDING_FRAMES = 25;
 
+interface Job {
+  au: AccessUnit;
+  to: FeedSink[];
+  /** Set for a frame of a join burst: the timestamp it is sent with. */
+  burstTimestamp?: number;
+}
+
 /**
  * A session's WebRTC side, created with its first peer and dropped with its last: packetizes the
- * session's H.264 once into RTP payloads, keeps the frames since the last keyframe (the keyframe
- * cache a joining peer starts from), and hands each frame to every peer.
+ * session's H.264 once into RTP payloads and hands each frame to every peer. It keeps no GOP: a
+ * joining peer's burst is packetized from the session's one cached copy, and queued behind the
+ * frames already waiting, under the same per-turn budget.
  */
 export class RtpFeed {
   readonly peers = new Set<FeedSink>();
   private readonly packetizer = new H264Packetizer();
-  private gop: AccessUnit[] = [];
   private reorderingHandled = false;
+  /** The newest live frame's index: a joining peer's burst covers every frame up to it. */
+  private newestIndex = 0;
   /** Frames not yet handed to every peer that was watching when they came, in order. */
-  private pending: { au: AccessUnit; to: FeedSink[] }[] = [];
+  private pending: Job[] = [];
+  /** Live frames among them: a backlog of those means overload (a join burst is not one). */
+  private pendingLive = 0;
   private cursor = 0;
   private draining = false;
   /** Packets handed out in this event-loop turn, across every drain of it. */
@@ -44,19 +57,40 @@ export class RtpFeed {
     /** The fan-out fell a second behind and dropped its backlog. */
     private readonly onOverload: () => void = () => {},
   ) {
-    for (const tag of session.joinTags()) this.push(tag, false);
+    // The decoder configuration only: frames before this feed existed reach a peer through its join burst.
+    for (const tag of session.joinTags()) if (tag.header && tag.type === 9) this.packetizer.push(tag.data, tag.timestamp);
     session.on('tag', this.onTag);
   }
 
-  /** The frames since the last keyframe, oldest (the keyframe) first; empty before the first keyframe. */
-  get keyframeCache(): readonly AccessUnit[] {
-    return this.gop;
+  /**
+   * Queues the session's cached GOP for a peer that just connected, squeezed 1 ms apart up to the
+   * newest frame, so its decoder starts on the keyframe and reaches live at once. Returns the index
+   * of the newest live frame the burst covers (the peer skips those when they come live), or null
+   * when nothing is cached and the peer waits for the next keyframe.
+   */
+  join(peer: FeedSink): number | null {
+    const packetizer = new H264Packetizer();
+    const burst: AccessUnit[] = [];
+    for (const tag of this.session.joinTags()) {
+      if (tag.type !== 9) continue;
+      const au = packetizer.push(tag.data, tag.timestamp);
+      if (au && (au.keyframe || burst.length > 0)) burst.push(au);
+    }
+    if (burst.length === 0) return null;
+    const newest = burst.at(-1)!.timestamp;
+    burst.forEach((au, i) => this.pending.push({ au, to: [peer], burstTimestamp: newest - (burst.length - 1 - i) * BURST_SPACING }));
+    // Not before the peer has heard where its burst ends: it then skips the live frames the burst holds.
+    queueMicrotask(() => {
+      if (!this.draining) this.drain();
+    });
+    return this.newestIndex;
   }
 
-  private push(tag: FlvTag, live = true) {
+  private push(tag: FlvTag) {
     if (tag.type !== 9) return;
     const au = this.packetizer.push(tag.data, tag.timestamp);
     if (!au) return;
+    this.newestIndex = au.index;
     if (this.packetizer.sawReordering && !this.reorderingHandled && !this.session.transcoding) {
       // Browsers' WebRTC decoders take frames in the order they arrive: B-frames would play out of
       // order. The session restarts once with the shared transcode, which makes none.
@@ -64,12 +98,10 @@ export class RtpFeed {
       if (this.session.reportUndecodable('B-frames, which WebRTC cannot reorder')) return;
       this.onTranscodeRefused();
     }
-    if (au.keyframe) this.gop = [au];
-    else if (this.gop.length > 0 && this.gop.length < MAX_CACHED_FRAMES) this.gop.push(au);
-    else if (this.gop.length >= MAX_CACHED_FRAMES) this.gop = [];
-    if (!live || this.peers.size === 0) return;
-    if (this.pending.length >= MAX_PENDING_FRAMES) this.shed();
+    if (this.peers.size === 0) return;
+    if (this.pendingLive >= MAX_PENDING_FRAMES) this.shed();
     this.pending.push({ au, to: [...this.peers] });
+    this.pendingLive++;
     if (!this.draining) this.drain();
   }
 
@@ -92,7 +124,9 @@ export class RtpFeed {
     while (this.pending.length > 0) {
       const job = this.pending[0]!;
       while (this.cursor < job.to.length && this.sentThisTurn < SENDS_PER_TURN) {
-        job.to[this.cursor++]!.sendLive(job.au);
+        const sink = job.to[this.cursor++]!;
+        if (job.burstTimestamp === undefined) sink.sendLive(job.au);
+        else sink.sendCached(job.au, job.burstTimestamp);
         this.sentThisTurn += job.au.payloads.length;
       }
       if (this.cursor < job.to.length) {
@@ -100,6 +134,7 @@ export class RtpFeed {
         return;
       }
       this.pending.shift();
+      if (job.burstTimestamp === undefined) this.pendingLive--;
       this.cursor = 0;
     }
     this.draining = false;
@@ -112,6 +147,7 @@ export class RtpFeed {
   private shed() {
     for (const job of this.pending) for (const peer of job.to) peer.resync();
     this.pending = [];
+    this.pendingLive = 0;
     this.cursor = 0;
     this.overloads++;
     this.onOverload();
@@ -119,8 +155,8 @@ export class RtpFeed {
 
   detach() {
     this.session.off('tag', this.onTag);
-    this.gop = [];
     this.pending = [];
+    this.pendingLive = 0;
     this.cursor = 0;
   }
 }

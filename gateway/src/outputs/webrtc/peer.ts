@@ -19,9 +19,6 @@ import { announceCandidates, type CheckedOffer } from './sdp.js';
 
 export type WebRtcConfig = StreamsConfig['webrtc'];
 
-/** Cached frames are replayed this far apart (1 ms at 90 kHz): the decoder catches up to live at once. */
-const BURST_SPACING = 90;
-
 /** werift keeps this many sent packets for NACK retransmission (RTP_HISTORY_SIZE in 0.24.4). */
 const NACK_HISTORY = 128;
 
@@ -222,26 +219,31 @@ export class WhepPeer implements FeedSink {
       this.payloadType = s.codec?.payloadType ?? this.payloadType;
       this.ssrc = s.ssrc;
     }
-    const cache = this.init.config.keyframeCache ? this.init.feed.keyframeCache : [];
-    if (cache.length === 0) return;
+    if (!this.init.config.keyframeCache) return;
+    const through = this.init.feed.join(this);
+    if (through === null) return;
+    // The burst starts on a keyframe and holds every live frame up to `through`.
     this.waitingForKeyframe = false;
-    // The cached frames go out at once with timestamps squeezed up to the newest one, so the
-    // decoder starts on the keyframe and reaches live in a few ms instead of replaying the GOP.
-    const newest = cache[cache.length - 1]!.timestamp;
-    cache.forEach((au, i) => this.send(au, newest - (cache.length - 1 - i) * BURST_SPACING));
+    this.lastIndex = through;
   }
 
   resync() {
     this.waitingForKeyframe = true;
   }
 
+  sendCached(au: AccessUnit, timestamp: number) {
+    if (this.closed || this.waitingForKeyframe) return;
+    this.send(au, timestamp);
+  }
+
   sendLive(au: AccessUnit) {
-    // A peer that connected while frames were queued got them in its cached burst already.
+    // A peer that connected while frames were queued gets them in its join burst.
     if (!this.connected || this.closed || au.index <= this.lastIndex) return;
     if (this.waitingForKeyframe) {
       if (!au.keyframe) return;
       this.waitingForKeyframe = false;
     }
+    this.lastIndex = au.index;
     this.send(au, au.timestamp);
   }
 
@@ -254,7 +256,6 @@ export class WhepPeer implements FeedSink {
   private send(au: AccessUnit, timestamp: number) {
     const sender = this.sender;
     if (!sender) return;
-    this.lastIndex = au.index;
     if (this.timings.firstPacket === null) this.timings.firstPacket = this.since();
     const joined = au.keyframe && this.timings.firstKeyframe === null;
     if (joined) this.timings.firstKeyframe = this.since();
