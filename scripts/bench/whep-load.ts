@@ -8,8 +8,8 @@
  * command's id:
  *   {"id":1,"op":"join","url":"http://…/whep/cam","tokens":["…",…],"concurrency":5,"timeoutMs":20000,"skipDecrypt":true}
  *     → {"id":1,"joined":n,"failed":n,"errors":[…],"firstKeyframeMs":[…]}
- *   A peer counts as joined once it reassembled its first keyframe; with skipDecrypt it stops
- *   decrypting SRTP from then on and only counts packets and bytes.
+ *   A peer counts as joined once it reassembled its first keyframe (with firstPacketOnly, its first
+ *   packet); with skipDecrypt it stops decrypting SRTP from then on and only counts packets and bytes.
  *   {"id":2,"op":"stats"} → {"id":2,"at":<ms>,"packets":[…],"bytes":[…],"states":["ice/connection",…],"vanished":[…]}
  *   {"id":3,"op":"vanish","index":0} → {"id":3,"ok":true,"resource":"http://…/whep/cam/<id>"}
  *   {"id":4,"op":"close"} → {"id":4,"ok":true}, then exits
@@ -28,6 +28,8 @@ interface Command {
   timeoutMs?: number;
   index?: number;
   skipDecrypt?: boolean;
+  /** Count a peer as joined at its first packet rather than its first complete keyframe. */
+  firstPacketOnly?: boolean;
 }
 
 const peers: WhepViewer[] = [];
@@ -35,16 +37,17 @@ const vanished = new Set<number>();
 const reply = (o: object) => process.stdout.write(JSON.stringify(o) + '\n');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Resolves with the ms to the viewer's first complete keyframe, or rejects after timeoutMs. */
-async function firstKeyframe(v: WhepViewer, timeoutMs: number): Promise<number> {
+/** Resolves with the ms to the viewer's first complete keyframe (or packet), or rejects after timeoutMs. */
+async function firstKeyframe(v: WhepViewer, timeoutMs: number, firstPacketOnly = false): Promise<number> {
   const t0 = performance.now();
-  while (v.timings.firstKeyframe === null) {
+  const reached = () => (firstPacketOnly ? v.timings.firstPacket : v.timings.firstKeyframe);
+  while (reached() === null) {
     if (performance.now() - t0 > timeoutMs) {
       throw new Error(`no keyframe ${timeoutMs} ms after the answer (state ${v.pc.connectionState}, ${v.packets} packets)`);
     }
     await sleep(20);
   }
-  return v.timings.firstKeyframe;
+  return reached()!;
 }
 
 interface SrtpSessionLike {
@@ -88,7 +91,7 @@ async function join(cmd: Command) {
           }),
         ]).finally(() => clearTimeout(timer));
         try {
-          firstKeyframeMs.push(await firstKeyframe(v, timeoutMs));
+          firstKeyframeMs.push(await firstKeyframe(v, timeoutMs, cmd.firstPacketOnly));
           if (cmd.skipDecrypt) skipDecrypt(v);
         } catch (e) {
           await v.close().catch(() => {});
