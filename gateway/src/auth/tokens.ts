@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { createSigner, createVerifier } from 'fast-jwt';
 
 export interface TokenClaims {
@@ -41,8 +42,15 @@ export class TokenService {
   verify(token: string): VerifiedToken | null {
     try {
       const c = this.verifier(token);
-      if (typeof c.sub !== 'string' || typeof c.tv !== 'number' || typeof c.sid !== 'string' || typeof c.ims !== 'number' || typeof c.exp !== 'number') return null;
-      return { sub: c.sub, tv: c.tv, sid: c.sid, issuedAt: c.ims, expiresAt: c.exp * 1000 };
+      if (typeof c.sub !== 'string' || typeof c.tv !== 'number' || typeof c.exp !== 'number') return null;
+      if (typeof c.sid === 'string' && typeof c.ims === 'number') {
+        return { sub: c.sub, tv: c.tv, sid: c.sid, issuedAt: c.ims, expiresAt: c.exp * 1000 };
+      }
+      // Issued before sign-out existed: an unattended wall screen holding one must not go dark on the
+      // upgrade. The token itself names its session, so signing out or renewing it works as for any other.
+      if (c.sid !== undefined || c.ims !== undefined || typeof c.iat !== 'number') return null;
+      const sid = `legacy-${createHash('sha256').update(token).digest('base64url').slice(0, 22)}`;
+      return { sub: c.sub, tv: c.tv, sid, issuedAt: c.iat * 1000, expiresAt: c.exp * 1000 };
     } catch {
       return null;
     }
