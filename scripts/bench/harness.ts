@@ -191,3 +191,15 @@ export function wsFlvViewer(url: string): { firstVideo: Promise<number>; bytes: 
   });
   return { firstVideo, bytes: () => bytes, close: () => ws.terminate() };
 }
+
+/** One REST call to the gateway under test, as the signed-in admin; anything but a 2xx throws with the body. */
+export async function gatewayApi(gw: { base: string; token: string }, method: string, path: string, body?: unknown) {
+  const res = await fetch(gw.base + path, {
+    method,
+    headers: { authorization: `Bearer ${gw.token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+    ...(body ? { body: JSON.stringify(body) } : {}),
+  });
+  const text = await res.text();
+  if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}

@@ -18,7 +18,7 @@ import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { ensureClip, type ClipKind } from '../sim/clips.js';
 import { RawWebSocket } from '../sim/raw-websocket.js';
-import { cleanup, cpuMeter, gatewayEnv, installHarness, log, median, ROOT_DIR, round, rssMb, sleep, spawnUntil, tempDir, track, wsFlvViewer } from './harness.js';
+import { cleanup, gatewayApi, cpuMeter, gatewayEnv, installHarness, log, median, ROOT_DIR, round, rssMb, sleep, spawnUntil, tempDir, track, wsFlvViewer } from './harness.js';
 
 const CLIP: ClipKind = 'h264-1080p-8m-4s';
 const envInt = (name: string, dflt: number) => {
@@ -38,16 +38,7 @@ const guard = installHarness(GUARD_MS);
 let base = '';
 let token = '';
 
-async function api(method: string, path: string, body?: unknown) {
-  const res = await fetch(base + path, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-    ...(body ? { body: JSON.stringify(body) } : {}),
-  });
-  const text = await res.text();
-  if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${text}`);
-  return text ? JSON.parse(text) : null;
-}
+const api = (method: string, path: string, body?: unknown) => gatewayApi({ base, token }, method, path, body);
 
 async function view(id: string): Promise<{ ws: string; whep: string; token: string }> {
   const v = await api('POST', `/api/streams/${id}/view`);

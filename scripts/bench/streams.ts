@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { instanceIdFor } from '../../gateway/src/streams/manager.js';
 import { markedProcesses } from '../../gateway/src/streams/process/sweep.js';
-import { cleanup, gatewayEnv, installHarness, log, mean, measureCpu, median, pct, round, rssMb, sleep, spawnUntil, tempDir, track, wsFlvViewer } from './harness.js';
+import { cleanup, gatewayApi, gatewayEnv, installHarness, log, mean, measureCpu, median, pct, round, rssMb, sleep, spawnUntil, tempDir, track, wsFlvViewer } from './harness.js';
 
 const CLIP = 'h264-720p-1s';
 const COLD_RUNS = 7;
@@ -37,16 +37,7 @@ const guard = installHarness(GUARD_MS);
 let base = '';
 let token = '';
 
-async function api(method: string, path: string, body?: unknown) {
-  const res = await fetch(base + path, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-    ...(body ? { body: JSON.stringify(body) } : {}),
-  });
-  const text = await res.text();
-  if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${text}`);
-  return text ? JSON.parse(text) : null;
-}
+const api = (method: string, path: string, body?: unknown) => gatewayApi({ base, token }, method, path, body);
 
 async function view(id: string): Promise<{ hls: string; flv: string; ws: string }> {
   const v = await api('POST', `/api/streams/${id}/view`);

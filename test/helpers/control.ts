@@ -44,3 +44,29 @@ export async function startControlGateway(t: Test, overrides: DeepPartial<Config
 }
 
 export const SCREENS_2X2 = { rows: 2, cols: 2, width: 1920, height: 1080 };
+
+/** One tile assignment of a burst, with the wall version its ack carried (null: never acknowledged). */
+export interface SentAssignment {
+  tile: string;
+  camera: string;
+  version: number | null;
+}
+
+/**
+ * Nothing acknowledged is lost: each tile holds its last acknowledged assignment, or one sent after it
+ * (a change written but cut off before its ack went out).
+ */
+export function checkAcknowledgedTiles(t: Test, wall: { tiles: Record<string, { v: number; content: { cameraId?: string } }> }, sent: SentAssignment[], tiles: string[]) {
+  for (const tile of tiles) {
+    const jobs = sent.filter((j) => j.tile === tile);
+    let lastIndex = jobs.length - 1;
+    while (jobs[lastIndex]!.version === null) lastIndex--;
+    const last = jobs[lastIndex]!;
+    const stored = wall.tiles[tile]!;
+    if (stored.v === last.version) t.equal(stored.content.cameraId, last.camera, `${tile} shows ${last.camera}, acknowledged at version ${last.version}`);
+    else {
+      t.ok(stored.v > last.version!, `${tile} changed after its last acknowledged assignment (version ${stored.v} > ${last.version})`);
+      t.ok(jobs.slice(lastIndex + 1).some((j) => j.camera === stored.content.cameraId), `${tile} shows a later assignment`);
+    }
+  }
+}

@@ -3,6 +3,7 @@ import type { EventEmitter } from 'node:events';
 import type { Permission } from '../auth/roles.js';
 import type { Config } from '../config/schema.js';
 import { GatewayError, ValidationError, notFound, type FieldIssue } from '../errors.js';
+import { AcceptedWork } from '../lib/accepted-work.js';
 import type { DepartmentTree } from '../registry/departments.js';
 import type { Actor, ImportMode } from '../registry/service.js';
 import { StoreConflict, type AlarmRow, type AuditEntry, type PathRange, type Role, type RuleRow, type Store } from '../store/types.js';
@@ -142,9 +143,8 @@ export const shortId = (prefix: string) => `${prefix}-${randomBytes(6).toString(
 export const SYSTEM: VehicleActor = { id: 'system', username: 'system', ip: '-', scopes: [], roles: [] };
 
 export class VehicleContext {
-  private closed = false;
   /** Commands and writes under way: what close() waits for before the store may close. */
-  private readonly inFlight = new Set<Promise<unknown>>();
+  private readonly work = new AcceptedWork();
 
   constructor(
     readonly store: Store,
@@ -164,27 +164,22 @@ export class VehicleContext {
   }
 
   get isClosed(): boolean {
-    return this.closed;
+    return this.work.isClosed;
   }
 
   /** Runs one command unless the service is closing; close() waits for it to settle. */
   accept<T>(work: () => Promise<T>): Promise<T> {
-    if (this.closed) return Promise.reject(new GatewayError('GW_ERR_UNAVAILABLE', 'the gateway is shutting down'));
-    return this.track(work());
+    return this.work.accept(work);
   }
 
   /** A write nobody awaits (a pop-up's outcome, an automatic close): close() still waits for it. */
   track<T>(p: Promise<T>): Promise<T> {
-    this.inFlight.add(p);
-    const forget = () => void this.inFlight.delete(p);
-    p.then(forget, forget);
-    return p;
+    return this.work.track(p);
   }
 
   /** Refuses new commands, then resolves once every accepted command and every write is done. */
-  async drain(): Promise<void> {
-    this.closed = true;
-    while (this.inFlight.size) await Promise.allSettled([...this.inFlight]);
+  drain(): Promise<void> {
+    return this.work.drain();
   }
 
   ranges(actor: VehicleActor): PathRange[] {

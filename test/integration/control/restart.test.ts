@@ -1,5 +1,6 @@
 import t from 'tap';
 import { ControlClient } from '../../../scripts/sim/control-client.js';
+import { checkAcknowledgedTiles, type SentAssignment } from '../../helpers/control.js';
 import { tempDir } from '../../helpers/gateway.js';
 import { spawnGateway } from '../../helpers/process.js';
 
@@ -38,7 +39,7 @@ t.test('kill -9 loses nothing that was acknowledged, and a running tour resumes 
 
   // 200 assignments pipelined over s1-1..s1-4, each based on the version before it; kill -9 halfway through the acks.
   // (The tour may rotate in between and take a version of its own; it never touches these tiles.)
-  const sent: { tile: string; camera: string; version: number | null }[] = [];
+  const sent: SentAssignment[] = [];
   let acked = 0;
   const killed = new Promise<void>((resolve) => {
     for (let i = 0; i < 200; i++) {
@@ -65,19 +66,7 @@ t.test('kill -9 loses nothing that was acknowledged, and a running tour resumes 
   const after = await rest(second.baseUrl, token, 'GET', '/api/walls/hall');
   const wall = after.json.wall;
   t.ok(wall.version >= lastAcked, `the wall is at version ${wall.version}; the last acknowledged was ${lastAcked}`);
-  // Nothing acknowledged is lost: each tile holds its last acknowledged assignment, or one sent after it.
-  for (const tile of ['s1-1', 's1-2', 's1-3', 's1-4']) {
-    const jobs = sent.filter((j) => j.tile === tile);
-    let lastIndex = jobs.length - 1;
-    while (jobs[lastIndex]!.version === null) lastIndex--;
-    const last = jobs[lastIndex]!;
-    const stored = wall.tiles[tile];
-    if (stored.v === last.version) t.equal(stored.content.cameraId, last.camera, `${tile} shows ${last.camera}, acknowledged at version ${last.version}`);
-    else {
-      t.ok(stored.v > last.version!, `${tile} changed after its last acknowledged assignment (version ${stored.v} > ${last.version})`);
-      t.ok(jobs.slice(lastIndex + 1).some((j) => j.camera === stored.content.cameraId), `${tile} shows a later assignment`);
-    }
-  }
+  checkAcknowledgedTiles(t, wall, sent, ['s1-1', 's1-2', 's1-3', 's1-4']);
   t.match(wall.tiles['s2-4'].lock, { username: 'admin' }, 'the lock survived');
   const presets = await rest(second.baseUrl, token, 'GET', '/api/walls/hall/presets');
   t.same(presets.json.presets.map((p: { id: string }) => p.id), [preset.payload.id], 'the preset survived');

@@ -1,5 +1,6 @@
 import t from 'tap';
 import { ControlClient } from '../../../scripts/sim/control-client.js';
+import { checkAcknowledgedTiles, type SentAssignment } from '../../helpers/control.js';
 import { tempDir } from '../../helpers/gateway.js';
 import { adminLogin, gatewayApi, liveSession, noProcessLeft, spawnGateway } from '../../helpers/process.js';
 
@@ -25,7 +26,7 @@ t.test('SIGTERM during a burst of wall changes: every acknowledged change is the
   const op = await ControlClient.connect(`${first.baseUrl.replace('http', 'ws')}/api/control`, token);
   const { version } = await op.subscribe('hall');
   // 1,000 assignments pipelined over s1-1..s1-4, each based on the version before it; SIGTERM after the 100th ack.
-  const sent: { tile: string; camera: string; version: number | null }[] = [];
+  const sent: SentAssignment[] = [];
   let acked = 0;
   for (let i = 0; i < 1000; i++) {
     const job = { tile: `s1-${(i % 4) + 1}`, camera: `cam${(i % 3) + 1}`, version: null as number | null };
@@ -46,19 +47,7 @@ t.test('SIGTERM during a burst of wall changes: every acknowledged change is the
   const second = await spawnGateway(t, dataDir, env);
   const wall = (await gatewayApi(second.baseUrl, token, 'GET', '/api/walls/hall')).json.wall;
   t.ok(wall.version >= ackedJobs.at(-1)!.version!, `the wall is at version ${wall.version}; the last acknowledged was ${ackedJobs.at(-1)!.version}`);
-  // Each tile holds its last acknowledged assignment, or one sent after it.
-  for (const tile of ['s1-1', 's1-2', 's1-3', 's1-4']) {
-    const jobs = sent.filter((j) => j.tile === tile);
-    let lastIndex = jobs.length - 1;
-    while (jobs[lastIndex]!.version === null) lastIndex--;
-    const last = jobs[lastIndex]!;
-    const stored = wall.tiles[tile];
-    if (stored.v === last.version) t.equal(stored.content.cameraId, last.camera, `${tile} shows ${last.camera}, acknowledged at version ${last.version}`);
-    else {
-      t.ok(stored.v > last.version!, `${tile} changed after its last acknowledged assignment (version ${stored.v} > ${last.version})`);
-      t.ok(jobs.slice(lastIndex + 1).some((j) => j.camera === stored.content.cameraId), `${tile} shows a later assignment`);
-    }
-  }
+  checkAcknowledgedTiles(t, wall, sent, ['s1-1', 's1-2', 's1-3', 's1-4']);
   second.child.kill('SIGTERM');
   t.same(await second.exited, { code: 0, signal: null });
 });

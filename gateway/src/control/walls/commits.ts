@@ -1,5 +1,6 @@
 import type { EventEmitter } from 'node:events';
-import { GatewayError, notFound } from '../../errors.js';
+import { notFound } from '../../errors.js';
+import { AcceptedWork } from '../../lib/accepted-work.js';
 import type { Registry } from '../../registry/service.js';
 import type { AuditEntry, Store, TileRows } from '../../store/types.js';
 import type { Tile, WallDelta, WallView } from '../model.js';
@@ -12,9 +13,7 @@ import { parseWall, withoutGeometry, type AuditSpec, type ControlActor, type Del
  */
 export class WallCommits {
   readonly walls = new Map<string, WallEntry>();
-  private closed = false;
-  /** Work accepted and not yet settled: what close() waits for before the store may close. */
-  private readonly inFlight = new Set<Promise<unknown>>();
+  private readonly work = new AcceptedWork();
 
   constructor(
     private readonly store: Store,
@@ -24,23 +23,17 @@ export class WallCommits {
   ) {}
 
   get isClosed(): boolean {
-    return this.closed;
+    return this.work.isClosed;
   }
 
   /** Runs one command unless the service is closing; close() waits for it to settle. */
   accept<T>(work: () => Promise<T>): Promise<T> {
-    if (this.closed) return Promise.reject(new GatewayError('GW_ERR_UNAVAILABLE', 'the gateway is shutting down'));
-    const p = work();
-    this.inFlight.add(p);
-    const forget = () => void this.inFlight.delete(p);
-    p.then(forget, forget);
-    return p;
+    return this.work.accept(work);
   }
 
   /** Refuses new work, then resolves once every accepted command and queued change is written. */
   async drain(): Promise<void> {
-    this.closed = true;
-    while (this.inFlight.size) await Promise.allSettled([...this.inFlight]);
+    await this.work.drain();
     // Changes not started by a command (tour rotations already due) are in the queues only.
     await Promise.all([...this.walls.values()].map((e) => e.queue));
   }
