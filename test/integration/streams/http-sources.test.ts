@@ -89,6 +89,11 @@ async function setup(t: Test): Promise<Setup> {
     if (path === '/keyed/live.m3u8') {
       return void res.writeHead(200).end(livePlaylist(startedAt, total, (n) => `seg${n}.ts`).replace('#EXT-X-MEDIA-SEQUENCE', `#EXT-X-KEY:METHOD=AES-128,URI="${forbiddenUrl}/key"\n#EXT-X-MEDIA-SEQUENCE`));
     }
+    // ffmpeg ends a line at a bare CR: the segment after it is a URI line to ffmpeg, whatever a split on \n sees.
+    if (path === '/cr/live.m3u8') return void res.writeHead(200).end(livePlaylist(startedAt, total, (n) => `seg${n}.ts`).replace(/,\n(seg\d+\.ts)/g, `,\r${forbiddenUrl}/$1`));
+    if (path === '/bare-key/live.m3u8') {
+      return void res.writeHead(200).end(livePlaylist(startedAt, total, (n) => `seg${n}.ts`).replace('#EXT-X-MEDIA-SEQUENCE', `#EXT-X-KEY:METHOD=AES-128,URI=${forbiddenUrl}/key\n#EXT-X-MEDIA-SEQUENCE`));
+    }
     res.writeHead(404).end();
   });
   const allowedUrl = `http://127.0.0.1:${await listen(camera, '127.0.0.1')}`;
@@ -151,6 +156,10 @@ t.test('segments, keys and files a playlist names elsewhere are never fetched', 
   t.equal(elsewhere.code, 'GW_ERR_FORBIDDEN');
   t.match(elsewhere.message, /the playlist leads to 127\.0\.0\.2: host is in a denied network/);
   t.match((await firstFailure(gw, 'hls-keyed')).message, /the playlist leads to 127\.0\.0\.2/, 'an encryption key is a URI like any other');
+  await register(gw, 'hls-cr', `${allowedUrl}/cr/live.m3u8`);
+  await register(gw, 'hls-bare-key', `${allowedUrl}/bare-key/live.m3u8`);
+  t.match((await firstFailure(gw, 'hls-cr')).message, /the playlist leads to 127\.0\.0\.2/, 'a segment after a bare CR is rewritten, then refused');
+  t.match((await firstFailure(gw, 'hls-bare-key')).message, /the playlist leads to 127\.0\.0\.2/, 'so is an unquoted key URI');
   const files = await firstFailure(gw, 'hls-files');
   t.match(files.message, /the playlist leads to a file: URL; only http and https are fetched/, 'a file: segment is refused, never opened');
   t.equal(forbiddenConnections(), 0, 'nothing connected to the denied address');

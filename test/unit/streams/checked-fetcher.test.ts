@@ -24,6 +24,31 @@ t.test('every URI of a playlist is made absolute and mapped, tags and all', asyn
   );
 });
 
+t.test('a URI after a bare CR or a NUL, or in an unquoted URI attribute, is rewritten like any other', async (t) => {
+  const text = [
+    '#EXTM3U',
+    '#EXT-X-KEY:METHOD=AES-128,URI=http://evil.example/key,IV=0x1',
+    '#EXT-X-MAP:URI="/init.mp4',
+    '#EXTINF:1,\rhttp://0.0.0.0:8080/seg1.ts',
+    '#EXTINF:1,\0http://0.0.0.0:8080/seg2.ts\r',
+  ].join('\n');
+  const out = rewritePlaylist(text, new URL('http://cam.example/live/index.m3u8'), (u) => `<${u}>`);
+  t.equal(
+    out,
+    [
+      '#EXTM3U',
+      '#EXT-X-KEY:METHOD=AES-128,URI="<http://evil.example/key>",IV=0x1',
+      '#EXT-X-MAP:URI="<http://cam.example/init.mp4>"',
+      '#EXTINF:1,',
+      '<http://0.0.0.0:8080/seg1.ts>',
+      '#EXTINF:1,',
+      '<http://0.0.0.0:8080/seg2.ts>',
+      '',
+    ].join('\n'),
+  );
+  t.notMatch(out, /\r|\0/, 'the playlist ffmpeg reads has no line end but \\n');
+});
+
 t.test('the loopback server serves only the URLs it signed, and bounds what it fetches', async (t) => {
   const big = Buffer.alloc(4096, 'x');
   const upstream = createServer((req, res) => {

@@ -276,8 +276,10 @@ export class CheckedFetcher {
 }
 
 /**
- * Every URI in a playlist (a line that is not a tag, and each URI="…" attribute: keys, maps, media
- * and variant streams), made absolute against where the playlist came from, then mapped.
+ * Every URI in a playlist (a line that is not a tag, and each URI attribute, quoted or not: keys, maps,
+ * media and variant streams), made absolute against where the playlist came from, then mapped.
+ * ffmpeg ends a line at \n, \r or NUL, so the rewrite splits where ffmpeg does and writes \n only:
+ * a URI hidden after a bare \r is a line of its own here as it is there.
  */
 export function rewritePlaylist(text: string, base: URL, map: (absolute: string) => string): string {
   const absolute = (uri: string) => {
@@ -288,11 +290,12 @@ export function rewritePlaylist(text: string, base: URL, map: (absolute: string)
     }
   };
   return text
-    .split(/\r?\n/)
+    .split(/\r\n|\r|\n|\0/)
     .map((line) => {
       const t = line.trim();
       if (!t) return '';
-      if (t.startsWith('#')) return t.replace(/URI="([^"]*)"/g, (_, uri: string) => `URI="${map(absolute(uri))}"`);
+      // ffmpeg reads an unquoted value up to a comma or a space, and a quoted one to its closing quote or the line's end.
+      if (t.startsWith('#')) return t.replace(/URI=(?:"([^"]*)"?|([^\s,]*))/g, (_, quoted: string | undefined, bare: string | undefined) => `URI="${map(absolute(quoted ?? bare ?? ''))}"`);
       return map(absolute(t));
     })
     .join('\n');
