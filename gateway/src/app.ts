@@ -325,7 +325,7 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
   await http.register(hls.routes);
   await http.register(flv.routes);
   await http.register(webrtc.routes);
-  await http.register(metricsRoutes(streams, webrtc));
+  await http.register(metricsRoutes(streams, webrtc, importSlots));
   await http.register(playerRoutes, { player: config.player, log: http.log });
 
   await ingest?.start();

@@ -13,7 +13,12 @@ export interface WebRtcStats {
   on(event: 'joined', listener: (timings: { firstKeyframe: number | null }) => void): unknown;
 }
 
-export function metricsRoutes(streams: StreamManager, webrtc: WebRtcStats) {
+/** What the metrics need of the importers. */
+export interface ImportStats {
+  readonly running: number;
+}
+
+export function metricsRoutes(streams: StreamManager, webrtc: WebRtcStats, imports: ImportStats) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'wallgate_' });
   new Gauge({
@@ -23,6 +28,14 @@ export function metricsRoutes(streams: StreamManager, webrtc: WebRtcStats) {
     registers: [registry],
     collect() {
       for (const [state, n] of Object.entries(streams.stats().sessions)) if (state !== 'closed') this.set({ state }, n);
+    },
+  });
+  new Gauge({
+    name: 'wallgate_imports_running',
+    help: 'Source and vehicle imports under way (registry.importMaxConcurrent bounds them).',
+    registers: [registry],
+    collect() {
+      this.set(imports.running);
     },
   });
   new Gauge({

@@ -6,19 +6,24 @@ import { GatewayError } from '../errors.js';
  * queued, since a queued request would still be streaming its body at the gateway.
  */
 export class ImportSlots {
-  private running = 0;
+  private inProgress = 0;
 
   constructor(private readonly max: number) {}
 
+  /** Imports under way now (the metrics show it, so an admin sees why one more is refused). */
+  get running(): number {
+    return this.inProgress;
+  }
+
   async run<T>(work: () => Promise<T>): Promise<T> {
-    if (this.running >= this.max) {
+    if (this.inProgress >= this.max) {
       throw new GatewayError('GW_ERR_IMPORT_BUSY', `${this.max} import${this.max === 1 ? ' is' : 's are'} already running (registry.importMaxConcurrent); send this one when one has finished`);
     }
-    this.running++;
+    this.inProgress++;
     try {
       return await work();
     } finally {
-      this.running--;
+      this.inProgress--;
     }
   }
 }

@@ -3,6 +3,7 @@ import { request } from 'node:http';
 import t from 'tap';
 import { tempDir } from '../../helpers/gateway.js';
 import { spawnGateway, type GatewayProcess } from '../../helpers/process.js';
+import { waitFor } from '../../helpers/streams.js';
 
 const MB = 1024 * 1024;
 
@@ -103,8 +104,14 @@ t.test('one import more than registry.importMaxConcurrent is refused at once wit
   const gw = await spawnGateway(t, tempDir(t), { WALLGATE_REGISTRY_IMPORT_MAX_CONCURRENT: '1' });
   const token = await login(gw.baseUrl, gw.adminPassword!);
   const slow = upload(gw, token, 'id,name,departmentId,url\r\nh1,held,root,rtsp://10.0.0.1/a\r\n', Buffer.alloc(0), 0, false);
-  // The held import is running once its first row is in: the gateway reads as it goes.
-  await new Promise((r) => setTimeout(r, 300));
+  // The held import has its slot once the gateway says one import is running.
+  await waitFor(
+    async () => (await (await fetch(`${gw.baseUrl}/metrics`, { headers: { authorization: `Bearer ${token}` } })).text()).match(/^wallgate_imports_running (\d+)$/m)?.[1],
+    (running) => running === '1',
+    10_000,
+    50,
+    'the held import to take its slot',
+  );
   const extra = await upload(gw, token, 'id,name,departmentId,url\r\nx1,extra,root,rtsp://10.0.0.2/a\r\n', Buffer.alloc(64 * 1024, 'a'), 50 * MB).response;
   t.equal(extra.status, 503, extra.body);
   t.match(JSON.parse(extra.body), { code: 'GW_ERR_IMPORT_BUSY', message: /registry\.importMaxConcurrent/ });

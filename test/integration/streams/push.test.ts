@@ -3,7 +3,7 @@ import { promisify } from 'node:util';
 import t from 'tap';
 import { ensureClip } from '../../../scripts/sim/clips.js';
 import { pushRtmp } from '../../../scripts/sim/rtmp-push.js';
-import { decodeFrames, startStreamingGateway } from '../../helpers/streams.js';
+import { decodeFrames, startStreamingGateway, waitFor } from '../../helpers/streams.js';
 
 const run = promisify(execFile);
 
@@ -36,8 +36,9 @@ t.test('an RTMP push source becomes a camera like any other; publishing and play
   const refusal = async (attempt: () => Promise<unknown>) => {
     const from = gw.logs.length;
     const outcome = await attempt();
-    const logged = gw.logs.slice(from).map((l) => JSON.parse(l) as { msg: string }).find((l) => /authentication verification failed/.test(l.msg));
-    return { outcome, logged: logged?.msg ?? null };
+    const refusedInLog = () => gw.logs.slice(from).map((l) => JSON.parse(l) as { msg: string }).find((l) => /authentication verification failed/.test(l.msg));
+    const logged = await waitFor(refusedInLog, (l) => l !== undefined, 5_000, 20, 'the signature check refusal in the log');
+    return { outcome, logged: logged!.msg };
   };
   const unsigned = await refusal(async () => {
     const push = pushRtmp(`rtmp://127.0.0.1:${port}/push/drone7`, clip, { quiet: true });
