@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -33,6 +34,18 @@ function livePlaylist(startedAt: number, total: number, uri: (n: number) => stri
   return lines.join('\n') + '\n';
 }
 
+const REALM = 'IP Camera(C4012)';
+const NONCE = 'dcd98b7102dd2f0e8b11d0f600bfb0c093';
+const md5 = (s: string) => createHash('md5').update(s).digest('hex');
+
+/** Checks an Authorization header against the camera's Digest challenge (qop=auth, MD5), as a Hikvision camera does. */
+function digestValid(header: string | undefined, path: string): boolean {
+  if (!header?.startsWith('Digest ')) return false;
+  const p = Object.fromEntries([...header.matchAll(/(\w+)=(?:"([^"]*)"|([^,\s]*))/g)].map((m) => [m[1], m[2] ?? m[3]]));
+  const expected = md5(`${md5(`cam:${REALM}:${PASSWORD}`)}:${NONCE}:${p.nc}:${p.cnonce}:auth:${md5(`GET:${path}`)}`);
+  return p.username === 'cam' && p.realm === REALM && p.nonce === NONCE && p.uri === path && p.qop === 'auth' && p.response === expected;
+}
+
 async function listen(server: Server, host: string): Promise<number> {
   await new Promise<void>((resolve) => server.listen(0, host, resolve));
   return (server.address() as AddressInfo).port;
@@ -63,7 +76,11 @@ async function setup(t: Test): Promise<Setup> {
   const camera = createServer((req, res) => {
     const path = (req.url ?? '').split('?')[0]!;
     authSeen.set(path, req.headers.authorization);
-    const segment = /^\/(?:good\/)?(seg\d+\.ts)$/.exec(path);
+    const segment = /^\/(?:good\/|digest\/)?(seg\d+\.ts)$/.exec(path);
+    if (path.startsWith('/digest/') && !digestValid(req.headers.authorization, req.url ?? '')) {
+      return void res.writeHead(401, { 'www-authenticate': `Basic realm="${REALM}", Digest realm="${REALM}", qop="auth", nonce="${NONCE}", algorithm=MD5, stale=FALSE` }).end();
+    }
+    if (path === '/digest/live.m3u8') return void res.writeHead(200).end(livePlaylist(startedAt, total, (n) => `seg${n}.ts`));
     if (path === '/good/live.m3u8') {
       if (req.headers.authorization !== `Basic ${Buffer.from(`cam:${PASSWORD}`).toString('base64')}`) return void res.writeHead(401).end();
       return void res.writeHead(200, { 'content-type': 'application/vnd.apple.mpegurl' }).end(livePlaylist(startedAt, total, (n) => `seg${n}.ts`));
@@ -131,6 +148,15 @@ t.test('an HLS camera plays through the checked fetcher, its password on no comm
   t.notMatch(await allCommandLines(), allowedUrl, "ffmpeg is not given the camera's address at all");
   t.ok([...authSeen.keys()].some((p) => /seg\d+\.ts$/.test(p)), 'segments were fetched from the camera');
   t.ok([...authSeen.entries()].filter(([p]) => /seg\d+\.ts$/.test(p)).every(([, a]) => a?.startsWith('Basic ')), 'with the credential, on the camera origin');
+});
+
+t.test('a camera that asks for Digest authentication plays, the password sent to it only as a digest', async (t) => {
+  const { gw, allowedUrl, authSeen } = await setup(t);
+  await register(gw, 'hls-digest', `${allowedUrl.replace('http://', `http://cam:${PASSWORD}@`)}/digest/live.m3u8`);
+  const urls = await gw.view('hls-digest');
+  t.equal(await decodeFrames(urls.flv, 25), 25, 'video arrives from the Digest-protected camera');
+  const segments = [...authSeen.entries()].filter(([p]) => /^\/digest\/seg\d+\.ts$/.test(p));
+  t.ok(segments.length > 0 && segments.every(([, a]) => a?.startsWith('Digest ')), 'segments are fetched with a Digest answer, once the challenge is known');
 });
 
 t.test('a redirect to a denied network is not followed, and the camera says why', async (t) => {

@@ -1,4 +1,4 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { isIP, type AddressInfo, type LookupFunction } from 'node:net';
@@ -23,6 +23,8 @@ interface Source {
   /** scheme://host:port of the registered URL: its credential is sent there and nowhere else. */
   origin: string;
   auth: string | null;
+  /** The origin's last Digest challenge: later requests answer it up front, as a browser does. */
+  digest: { challenge: DigestChallenge; nc: number } | null;
   /** HTTP-FLV: the body is a live stream with no end, so it has no size limit. */
   live: boolean;
   lastUsed: number;
@@ -98,7 +100,7 @@ export class CheckedFetcher {
     url.username = '';
     url.password = '';
     const token = randomBytes(16).toString('base64url');
-    this.sources.set(token, { root: url.toString(), origin: url.origin, auth, live: opts.live, lastUsed: Date.now(), onRefused: opts.onRefused });
+    this.sources.set(token, { root: url.toString(), origin: url.origin, auth, digest: null, live: opts.live, lastUsed: Date.now(), onRefused: opts.onRefused });
     return this.local(token, url.toString());
   }
 
@@ -163,7 +165,16 @@ export class CheckedFetcher {
       const host = url.hostname.replace(/^\[|\]$/g, '');
       const verdict = await this.opts.check(host);
       if ('refused' in verdict) throw new Refused(`${what} leads to ${host}: ${verdict.refused}`);
-      const res = await this.get(source, url, host, verdict.addresses[0]!, range);
+      const address = verdict.addresses[0]!;
+      const own = url.origin === source.origin && source.auth !== null;
+      let res = await this.get(source, url, host, address, range, own ? digestAuthorization(source, url) : null);
+      // A camera that wants Digest (Hikvision, Dahua) answers 401 with its challenge: answer it, once.
+      const challenge = own && res.statusCode === 401 ? parseDigestChallenge(res.headers['www-authenticate']) : null;
+      if (challenge) {
+        res.resume();
+        source.digest = { challenge, nc: 0 };
+        res = await this.get(source, url, host, address, range, digestAuthorization(source, url));
+      }
       if (!REDIRECTS.has(res.statusCode ?? 0) || !res.headers.location) return { res, url };
       res.resume();
       if (hop >= this.maxRedirects) throw new Error('too many redirects');
@@ -171,14 +182,14 @@ export class CheckedFetcher {
     }
   }
 
-  private get(source: Source, url: URL, host: string, address: string, range: string | undefined): Promise<IncomingMessage> {
+  private get(source: Source, url: URL, host: string, address: string, range: string | undefined, authorization: string | null): Promise<IncomingMessage> {
     const family = isIP(address);
     // The checked address, whatever a second lookup would say now.
     const lookup: LookupFunction = (_name, options, done) => {
       if ((options as { all?: boolean }).all) (done as unknown as (e: null, a: { address: string; family: number }[]) => void)(null, [{ address, family }]);
       else done(null, address, family);
     };
-    const auth = url.origin === source.origin ? source.auth : url.username ? `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}` : null;
+    const auth = authorization ? null : url.origin === source.origin ? source.auth : url.username ? `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}` : null;
     const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
     return new Promise((resolve, reject) => {
       const req = request({
@@ -187,7 +198,7 @@ export class CheckedFetcher {
         port: url.port || undefined,
         path: url.pathname + url.search,
         method: 'GET',
-        headers: { 'user-agent': 'wallgate', accept: '*/*', ...(range ? { range } : {}) },
+        headers: { 'user-agent': 'wallgate', accept: '*/*', ...(range ? { range } : {}), ...(authorization ? { authorization } : {}) },
         ...(auth ? { auth } : {}),
         lookup,
         agent: false,
@@ -273,6 +284,55 @@ export class CheckedFetcher {
       res.writeHead(200, { 'content-type': 'application/vnd.apple.mpegurl', 'content-length': Buffer.byteLength(text) }).end(text);
     });
   }
+}
+
+interface DigestChallenge {
+  realm: string;
+  nonce: string;
+  opaque: string | undefined;
+  /** 'auth', or null when the camera offers no qop (RFC 2069). */
+  qop: 'auth' | null;
+  algorithm: 'MD5' | 'MD5-sess' | 'SHA-256' | 'SHA-256-sess';
+}
+
+/** The Digest challenge among a 401's WWW-Authenticate schemes, or null when there is none we can answer. */
+export function parseDigestChallenge(header: string | string[] | undefined): DigestChallenge | null {
+  const text = (Array.isArray(header) ? header.join(', ') : (header ?? '')).slice(0, 8192);
+  const at = text.search(/(?:^|[\s,])Digest\s/i);
+  if (at < 0) return null;
+  const params = new Map<string, string>();
+  // The first value of each name wins: a scheme after Digest (Basic realm=…) does not overwrite it.
+  for (const m of text.slice(at).matchAll(/([A-Za-z-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))/g)) {
+    const name = m[1]!.toLowerCase();
+    if (!params.has(name)) params.set(name, m[2] !== undefined ? m[2].replace(/\\(.)/g, '$1') : m[3]!);
+  }
+  const nonce = params.get('nonce');
+  if (!nonce) return null;
+  const algorithm = (['MD5', 'MD5-sess', 'SHA-256', 'SHA-256-sess'] as const).find((a) => a.toLowerCase() === (params.get('algorithm') ?? 'MD5').toLowerCase());
+  const qops = params.get('qop')?.split(',').map((q) => q.trim().toLowerCase());
+  if (!algorithm || (qops && !qops.includes('auth'))) return null;
+  return { realm: params.get('realm') ?? '', nonce, opaque: params.get('opaque'), qop: qops ? 'auth' : null, algorithm };
+}
+
+/** The Authorization header answering the source's Digest challenge for this URL (RFC 7616), or null before any challenge. */
+function digestAuthorization(source: Source, url: URL): string | null {
+  if (!source.digest || source.auth === null) return null;
+  const { challenge } = source.digest;
+  const colon = source.auth.indexOf(':');
+  const [user, password] = [source.auth.slice(0, colon), source.auth.slice(colon + 1)];
+  const hash = (s: string) => createHash(challenge.algorithm.startsWith('SHA-256') ? 'sha256' : 'md5').update(s).digest('hex');
+  const uri = url.pathname + url.search;
+  const cnonce = randomBytes(8).toString('hex');
+  const nc = (++source.digest.nc).toString(16).padStart(8, '0');
+  let ha1 = hash(`${user}:${challenge.realm}:${password}`);
+  if (challenge.algorithm.endsWith('-sess')) ha1 = hash(`${ha1}:${challenge.nonce}:${cnonce}`);
+  const ha2 = hash(`GET:${uri}`);
+  const response = challenge.qop ? hash(`${ha1}:${challenge.nonce}:${nc}:${cnonce}:auth:${ha2}`) : hash(`${ha1}:${challenge.nonce}:${ha2}`);
+  const quote = (v: string) => `"${v.replace(/[\\"]/g, '\\$&')}"`;
+  const parts = [`username=${quote(user)}`, `realm=${quote(challenge.realm)}`, `nonce=${quote(challenge.nonce)}`, `uri=${quote(uri)}`, `algorithm=${challenge.algorithm}`, `response=${quote(response)}`];
+  if (challenge.qop) parts.push('qop=auth', `nc=${nc}`, `cnonce=${quote(cnonce)}`);
+  if (challenge.opaque !== undefined) parts.push(`opaque=${quote(challenge.opaque)}`);
+  return `Digest ${parts.join(', ')}`;
 }
 
 /**
