@@ -17,3 +17,22 @@ t.test('cells a spreadsheet would run as formulas are written as text (OWASP)', 
   t.equal(csvCell(null), '');
   t.equal(csvValue("'plain"), "'plain", 'a quote before ordinary text is kept');
 });
+
+t.test('every stored text reads back exactly after an export and an import', async (t) => {
+  const cases: [stored: string, written: string][] = [
+    ['=1', "'=1"],
+    ["'=1", "''=1"],
+    ["''=1", "'''=1"],
+    ["'plain", "'plain"],
+    ['-3', "'-3"],
+    ["'-3", "''-3"],
+    ["'", "'"],
+    ["''", "''"],
+    ['plain', 'plain'],
+  ];
+  for (const [stored, written] of cases) {
+    t.equal(csvCell(stored), written, `${JSON.stringify(stored)} is written ${JSON.stringify(written)}`);
+    t.equal(csvValue(csvCell(stored)), stored, `${JSON.stringify(stored)} reads back as stored`);
+  }
+  t.equal(csvCell(-3), '-3', 'the number -3 is written as a number');
+});
