@@ -70,10 +70,17 @@ export const SOURCE_COLUMNS: ImportColumns = {
 };
 
 /**
- * Longest CSV row, in characters, quoted line breaks included. Nothing longer is buffered: a quoted
- * field that never closes would otherwise hold the whole body (300 MB streamed took 777 MB of RSS).
+ * Longest CSV row, in characters as written (delimiters, quotes and quoted line breaks count; the
+ * line end does not). Nothing longer is buffered: a quoted field that never closes would otherwise
+ * hold the whole body (300 MB streamed took 777 MB of RSS).
  */
 export const MAX_CSV_ROW_CHARS = 65_536;
+
+/**
+ * Most cells in a CSV row. An empty cell costs the parser a string slot however few characters it
+ * took, and no importer has anywhere near this many columns.
+ */
+export const MAX_CSV_ROW_CELLS = 1_024;
 
 type CsvRecord = { line: number; cells: string[] } | { line: number; error: string };
 
@@ -85,7 +92,7 @@ const BAD_CLOSING_QUOTE = 'bad CSV quoting: a quoted field is not closed properl
  * sheets write Cam "A" gate. A bad row becomes an error record and reading goes on at the next line;
  * a row past maxRowChars ends the import, since after an unclosed quote no later line can be trusted.
  */
-export async function* csvRecords(body: Readable, maxRowChars = MAX_CSV_ROW_CHARS): AsyncGenerator<CsvRecord> {
+export async function* csvRecords(body: Readable, maxRowChars = MAX_CSV_ROW_CHARS, maxRowCells = MAX_CSV_ROW_CELLS): AsyncGenerator<CsvRecord> {
   body.setEncoding('utf8');
   const plainStop = /[,\r\n]/g;
   const quotedStop = /["\r\n]/g;
@@ -93,9 +100,12 @@ export async function* csvRecords(body: Readable, maxRowChars = MAX_CSV_ROW_CHAR
   let line = 1;
   let rowLine = 1;
   let cells: string[] = [];
+  /** The row's characters as written before the current field, delimiters and quotes included. */
   let cellChars = 0;
   let field = '';
+  /** Whether the row, and the current field, had a quoted field (a row of one "" is not blank). */
   let quoted = false;
+  let fieldQuoted = false;
   /** 'quote': a quote seen inside a quoted field, which the next character explains; 'bad': the rest of a broken row. */
   let state: 'start' | 'plain' | 'quoted' | 'quote' | 'bad' = 'start';
   let error: string | null = null;
@@ -103,26 +113,38 @@ export async function* csvRecords(body: Readable, maxRowChars = MAX_CSV_ROW_CHAR
   let first = true;
   const out: CsvRecord[] = [];
 
-  const append = (text: string) => {
-    field += text;
+  const checkRowChars = () => {
     if (cellChars + field.length > maxRowChars) {
       const hint = state === 'quoted' ? ' (is a quoted field never closed?)' : '';
       throw new GatewayError('GW_ERR_PAYLOAD_TOO_LARGE', `line ${rowLine}: a CSV row longer than ${maxRowChars} characters${hint}; nothing was imported`);
     }
   };
-  const endField = () => {
+  const append = (text: string) => {
+    field += text;
+    checkRowChars();
+  };
+  /** Ends the current field; `delimited` when a comma ended it, which belongs to the row too. */
+  const endField = (delimited: boolean) => {
+    if (cells.length >= maxRowCells) {
+      throw new GatewayError('GW_ERR_PAYLOAD_TOO_LARGE', `line ${rowLine}: a CSV row of more than ${maxRowCells} cells; nothing was imported`);
+    }
     cells.push(field);
-    cellChars += field.length;
+    cellChars += field.length + (fieldQuoted ? 2 : 0) + (delimited ? 1 : 0);
     field = '';
+    fieldQuoted = false;
     state = 'start';
+    checkRowChars();
   };
   const endRow = () => {
-    if (state !== 'bad') endField();
+    if (state !== 'bad') endField(false);
     if (error) out.push({ line: rowLine, error });
     else if (cells.length > 1 || cells[0] !== '' || quoted) out.push({ line: rowLine, cells });
     cells = [];
+    // A broken row leaves what it had read of its field here.
+    field = '';
     cellChars = 0;
     quoted = false;
+    fieldQuoted = false;
     error = null;
     state = 'start';
     rowLine = line;
@@ -163,13 +185,15 @@ export async function* csvRecords(body: Readable, maxRowChars = MAX_CSV_ROW_CHAR
         } else if (s === '"') {
           state = 'quote';
         } else if (state === 'plain') {
-          endField();
+          endField(true);
         }
         continue;
       }
       i++;
       if (state === 'quote') {
         if (c === '"') {
+          // A doubled quote is one character of the field and two of the row.
+          cellChars++;
           append(c);
           state = 'quoted';
           continue;
@@ -186,8 +210,9 @@ export async function* csvRecords(body: Readable, maxRowChars = MAX_CSV_ROW_CHAR
       if (c === '"') {
         state = 'quoted';
         quoted = true;
+        fieldQuoted = true;
       } else if (c === ',') {
-        endField();
+        endField(true);
       } else if (c === '\r' || c === '\n') {
         line++;
         afterCr = c === '\r';

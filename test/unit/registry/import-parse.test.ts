@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import t from 'tap';
-import { csvRows, MAX_CSV_ROW_CHARS } from '../../../gateway/src/registry/import-parse.js';
+import { csvRecords, csvRows, MAX_CSV_ROW_CELLS, MAX_CSV_ROW_CHARS } from '../../../gateway/src/registry/import-parse.js';
 
 /** An import row with both of its shapes' fields optional, for comparing. */
 type Row = { line: number; value?: Record<string, unknown>; error?: string };
@@ -9,6 +9,21 @@ const collect = async (text: string | string[]): Promise<Row[]> => {
   const rows: Row[] = [];
   for await (const row of csvRows(Readable.from([text].flat().map((s) => Buffer.from(s))))) rows.push(row);
   return rows;
+};
+
+/** A body of `head` then `filler` up to `bytes`, pulled as the parser asks; `sent` says how much it took. */
+const streamedBody = (head: string, filler: string, bytes: number) => {
+  let sent = 0;
+  const piece = filler.repeat(Math.ceil(16_384 / filler.length));
+  const stream = new Readable({
+    read() {
+      if (sent === 0) this.push(head);
+      if (sent >= bytes) return void this.push(null);
+      sent += piece.length;
+      this.push(piece);
+    },
+  });
+  return { stream, sent: () => sent };
 };
 
 t.test('CRLF files: rows after a multi-line row keep their own line numbers', async (t) => {
@@ -82,6 +97,48 @@ t.test('a row past the limit ends the import at once, naming its line', async (t
     for await (const _ of csvRows(Readable.from(['id,name\n', 'e1,' + 'y'.repeat(MAX_CSV_ROW_CHARS)]))) void _;
   })().catch((e: unknown) => e);
   t.match(unquoted, { code: 'GW_ERR_PAYLOAD_TOO_LARGE', message: /^line 2: a CSV row longer than/ }, 'an unquoted row is bounded too');
+});
+
+t.test('a row of empty cells is bounded too: its commas and quotes count, and so do its cells', async (t) => {
+  const oneMb = 1024 * 1024;
+  for (const [what, filler] of [
+    ['commas', ','],
+    ['empty quoted cells', '"",'],
+  ] as const) {
+    const body = streamedBody('id,name,url\r\nh1,ok,rtsp://10.0.0.1/a\r\n', filler, oneMb);
+    const started = performance.now();
+    const err = await (async () => {
+      for await (const _ of csvRows(body.stream)) void _;
+    })().catch((e: unknown) => e);
+    const ms = performance.now() - started;
+    t.match(err, { code: 'GW_ERR_PAYLOAD_TOO_LARGE', message: new RegExp(`^line 3: a CSV row of more than ${MAX_CSV_ROW_CELLS} cells; nothing was imported$`) }, `1 MB of ${what} is refused, naming the line`);
+    t.ok(body.sent() < oneMb, `${what}: refused after ${body.sent()} of ${oneMb} bytes, in ${ms.toFixed(0)} ms`);
+  }
+  // Without the cell limit, the characters still bound the row: three of them for each "",
+  const records = async (text: string) => {
+    const seen: unknown[] = [];
+    for await (const record of csvRecords(Readable.from([text]), 300, Infinity)) seen.push(record);
+    return seen;
+  };
+  await t.rejects(records('a\n' + '"",'.repeat(101)), { code: 'GW_ERR_PAYLOAD_TOO_LARGE', message: /^line 2: a CSV row longer than 300 characters/ }, 'quotes and commas count');
+  await t.rejects(records('a\n"' + '""'.repeat(150) + '"'), { message: /^line 2: a CSV row longer than 300 characters/ }, 'a doubled quote counts twice');
+  t.same(await records(`a\n${'"",'.repeat(99)}""\n`), [{ line: 1, cells: ['a'] }, { line: 2, cells: Array(100).fill('') }], 'a row of exactly 300 characters is read');
+  t.same(
+    await collect(['id,name,url', ','.repeat(MAX_CSV_ROW_CELLS - 1), 'h3,ok,rtsp://10.0.0.3/a'].join('\n')),
+    [
+      { line: 2, error: 'wrong number of columns for the header' },
+      { line: 3, value: { id: 'h3', name: 'ok', url: 'rtsp://10.0.0.3/a' } },
+    ],
+    `a row of ${MAX_CSV_ROW_CELLS} cells is still a row, reported as one`,
+  );
+});
+
+t.test('a broken row leaves nothing behind for the next row', async (t) => {
+  const rows = await collect('id,name,url\n"h"x,y,rtsp://10.0.0.1/a\nh2,ok,rtsp://10.0.0.2/a\n');
+  t.same(rows.map((r) => [r.line, r.error ?? r.value?.id]), [
+    [2, 'bad CSV quoting: a quoted field is not closed properly (double a quote inside quotes)'],
+    [3, 'h2'],
+  ]);
 });
 
 t.test('cells an export neutralised read back as stored; a password is taken as written', async (t) => {
