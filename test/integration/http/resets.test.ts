@@ -139,6 +139,20 @@ async function assertReleased(t: Test, h: Harness, cameraId: string, within = 3_
   t.equal(left, 0, `${cameraId}: its session closes after closeAfterMs`);
 }
 
+/**
+ * One request held until the gateway holds a reader for it, then reset: proves the resets above can
+ * find a reader waiting (the release checked after them is the fix at work, not a reset too early).
+ */
+async function resetOnceHeld(t: Test, h: Harness, cameraId: string, request: string | Buffer) {
+  const socket = connect(h.port, '127.0.0.1');
+  socket.on('error', () => undefined);
+  await once(socket, 'connect');
+  socket.write(request);
+  const held = await waitFor(() => readersOf(h, cameraId), (n) => n >= 1, 10_000, 20, `a reader of ${cameraId} held for the pending request`);
+  t.ok(held >= 1, `${cameraId}: the gateway held a reader for the pending request`);
+  socket.resetAndDestroy();
+}
+
 /** `runs` resets in a row, cycling through the points; stops at the first run that finds the gateway gone. */
 async function repeat(h: Harness, port: number, runs: number, request: () => string | Buffer, points: ResetPoint[]): Promise<string[]> {
   const answers: string[] = [];
@@ -185,6 +199,7 @@ t.test('WS-FLV: resets while the camera starts, once it is live, and with a bad 
   await h.addCamera('live', false);
 
   const starting = await h.view('starting');
+  await resetOnceHeld(t, h, 'starting', upgradeRequest(starting.flv));
   // The handshake is answered before the camera is live (a browser opens one WebSocket to a host at a
   // time): the later resets hit a WebSocket waiting for its camera.
   const pending = await repeat(h, h.port, RUNS, () => upgradeRequest(starting.flv), [...WHILE_PENDING, { after: 'answer' }]);
@@ -211,6 +226,7 @@ t.test('HTTP-FLV: resets while the camera starts and once it is live', async (t)
   const get = (path: string) => `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`;
 
   const starting = await h.view('starting');
+  await resetOnceHeld(t, h, 'starting', get(starting.flv));
   await repeat(h, h.port, RUNS, () => get(starting.flv), WHILE_PENDING);
   await assertServing(t, h, `${RUNS} resets of an HTTP-FLV request waiting for a starting camera`);
   await assertReleased(t, h, 'starting');
@@ -241,6 +257,7 @@ t.test('WHEP: resets while the offer waits for the first frame', async (t) => {
       ),
       offer,
     ]);
+  await resetOnceHeld(t, h, 'starting', post());
   // The offer must be read and the peer made before a reset can find it waiting: give every run a moment past the body.
   const answers = await repeat(h, h.port, RUNS, post, [...WHILE_PENDING.filter((p) => p.after === 'ms'), { after: 'ms', ms: 500 }]);
   t.same(answers.filter(Boolean), [], 'nothing was answered: the camera was still starting');
@@ -254,6 +271,7 @@ t.test('HLS: resets of a playlist request while the camera starts', async (t) =>
   const h = await harness(t);
   await h.addCamera('starting', true);
   const starting = await h.view('starting');
+  await resetOnceHeld(t, h, 'starting', `GET ${starting.hls} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
   await repeat(h, h.port, RUNS, () => `GET ${starting.hls} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`, WHILE_PENDING);
   await assertServing(t, h, `${RUNS} resets of an HLS request waiting for a starting camera`);
   // An HLS viewing spans requests: it ends when its player stops asking, not when one request goes.
