@@ -125,3 +125,20 @@ t.test('each way an attempt fails is reported once, coded and worded for the ste
   t.same(silent.seen.failed, [], 'the session closed it: not a failure of its own');
   t.same(await processes(), []);
 });
+
+t.test("an attempt lets go of its input's hold (the checked fetcher's source) when it closes, even mid-start", async (t) => {
+  const { sim, ctx, driver } = await setup(t);
+  let released = 0;
+  const prepare = async (): Promise<PreparedInput> => ({ ...(await networkInput(ctx, { ...({} as ResolvedSource), url: sim.url('yard'), protocol: 'rtsp', credential: null })), release: () => void released++ });
+  const running = await driver(sim.url('yard'), prepare);
+  await running.d.start();
+  t.equal(released, 0, 'held while ffmpeg runs');
+  await running.d.close('viewer left');
+  await running.d.close('again');
+  t.equal(released, 1, 'released once when the attempt closes');
+  const early = await driver(sim.url('yard'), prepare);
+  const starting = early.d.start();
+  await early.d.close('closed during start');
+  await starting;
+  t.equal(released, 2, 'released when the close came while the input was prepared');
+});

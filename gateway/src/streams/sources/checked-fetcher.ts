@@ -13,7 +13,7 @@ export interface CheckedFetcherOptions {
   maxPlaylistBytes?: number;
   maxSegmentBytes?: number;
   maxRedirects?: number;
-  /** A source nobody fetched through for this long is forgotten, its credential with it. */
+  /** A source left open (its attempt never closed it) and idle this long is forgotten, its credential with it. */
   idleMs?: number;
 }
 
@@ -28,7 +28,15 @@ interface Source {
   /** HTTP-FLV: the body is a live stream with no end, so it has no size limit. */
   live: boolean;
   lastUsed: number;
+  /** Requests being served: a live HTTP-FLV relay can run for days after its one request began. */
+  active: number;
   onRefused(reason: string): void;
+}
+
+export interface OpenedSource {
+  url: string;
+  token: string;
+  close(): void;
 }
 
 /** A hop the network policy forbids: ffmpeg gets a 403 and the session the reason. */
@@ -74,7 +82,7 @@ export class CheckedFetcher {
     this.port = (server.address() as AddressInfo).port;
     this.sweep = setInterval(() => {
       const before = Date.now() - this.idleMs;
-      for (const [token, s] of this.sources) if (s.lastUsed < before) this.sources.delete(token);
+      for (const [token, s] of this.sources) if (s.active === 0 && s.lastUsed < before) this.sources.delete(token);
     }, Math.min(this.idleMs, 30_000));
     this.sweep.unref();
   }
@@ -91,17 +99,19 @@ export class CheckedFetcher {
 
   /**
    * Registers a camera URL (credentials included) and returns the loopback URL ffmpeg opens in its
-   * place. onRefused hears each hop the policy refuses, with the reason.
+   * place, with the token in it (a secret: whoever has it can fetch through here) and close(), which
+   * forgets the credential and refuses the token from then on. onRefused hears each hop the policy
+   * refuses, with the reason.
    */
-  open(upstream: string, opts: { live: boolean; onRefused(reason: string): void }): string {
+  open(upstream: string, opts: { live: boolean; onRefused(reason: string): void }): OpenedSource {
     if (!this.server) throw new Error('the checked fetcher is not started');
     const url = new URL(upstream);
     const auth = url.username || url.password ? `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}` : null;
     url.username = '';
     url.password = '';
     const token = randomBytes(16).toString('base64url');
-    this.sources.set(token, { root: url.toString(), origin: url.origin, auth, digest: null, live: opts.live, lastUsed: Date.now(), onRefused: opts.onRefused });
-    return this.local(token, url.toString());
+    this.sources.set(token, { root: url.toString(), origin: url.origin, auth, digest: null, live: opts.live, lastUsed: Date.now(), active: 0, onRefused: opts.onRefused });
+    return { url: this.local(token, url.toString()), token, close: () => void this.sources.delete(token) };
   }
 
   private sign(token: string, encoded: string): string {
@@ -134,6 +144,11 @@ export class CheckedFetcher {
       return;
     }
     source.lastUsed = Date.now();
+    source.active++;
+    res.once('close', () => {
+      source.active--;
+      source.lastUsed = Date.now();
+    });
     const target = Buffer.from(encoded, 'base64url').toString();
     let upstream: { res: IncomingMessage; url: URL };
     try {

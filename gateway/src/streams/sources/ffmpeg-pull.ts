@@ -14,6 +14,8 @@ export type FailureWords = (exit: FfmpegExit, stderrTail: readonly string[], had
 export interface PreparedInput {
   input: PullInput;
   secrets: string[];
+  /** Lets go of what the input holds (the checked fetcher's source, its credential) once the attempt ends. */
+  release?: () => void;
 }
 
 /**
@@ -27,6 +29,7 @@ export class FfmpegPullDriver implements SourceDriver {
   private spawning: Promise<FfmpegProcess> | null = null;
   private closedFor: string | null = null;
   private hadMedia = false;
+  private release: (() => void) | null = null;
 
   constructor(
     private readonly ctx: DriverContext,
@@ -42,10 +45,11 @@ export class FfmpegPullDriver implements SourceDriver {
 
   async start(): Promise<void> {
     const cfg = this.ctx.config;
-    const { input, secrets } = await this.prepare().catch((e: Error) => {
+    const { input, secrets, release } = await this.prepare().catch((e: Error) => {
       throw e instanceof GatewayError ? e : new GatewayError('GW_ERR_CAMERA_UNREACHABLE', `cannot look up the camera's address: ${e.message}`);
     });
-    if (this.closedFor !== null) return;
+    this.release = release ?? null;
+    if (this.closedFor !== null) return this.letGo();
     const args = pullArgs(input, {
       transcode: this.attempt.transcode ? { preset: cfg.transcode.preset, height: cfg.transcode.height, bitrateKbps: cfg.transcode.bitrateKbps } : null,
       audio: cfg.audio,
@@ -75,6 +79,7 @@ export class FfmpegPullDriver implements SourceDriver {
       });
       ff = await this.spawning;
     } catch (e) {
+      this.letGo();
       throw new GatewayError('GW_ERR_INTERNAL', `cannot start ffmpeg: ${(e as Error).message}`);
     }
     this.ffmpeg = ff;
@@ -111,6 +116,12 @@ export class FfmpegPullDriver implements SourceDriver {
     this.closedFor ??= reason;
     const ff = this.ffmpeg ?? (await this.spawning?.catch(() => null)) ?? null;
     if (ff) await ff.close(this.closedFor);
+    this.letGo();
+  }
+
+  private letGo() {
+    this.release?.();
+    this.release = null;
   }
 }
 
@@ -149,11 +160,12 @@ export async function networkInput(ctx: DriverContext, source: ResolvedSource): 
 export async function fetchedInput(ctx: DriverContext, source: ResolvedSource, onRefused: (error: GatewayError) => void): Promise<PreparedInput> {
   if (!ctx.checkedFetcher) throw new GatewayError('GW_ERR_INTERNAL', 'HTTP sources need the checked fetcher, which this engine was not given');
   const { input, secrets } = await networkInput(ctx, source);
-  const local = ctx.checkedFetcher.open(input.url, {
+  const opened = ctx.checkedFetcher.open(input.url, {
     live: source.protocol === 'http-flv',
     onRefused: (reason) => onRefused(new GatewayError('GW_ERR_FORBIDDEN', `the camera's address is not allowed: ${reason}`)),
   });
-  return { input: pullInput(ctx, source, local), secrets };
+  // ffmpeg logs each URL it opens ("Opening 'http://127.0.0.1:…/<token>/…'"), and its stderr may reach an error message.
+  return { input: pullInput(ctx, source, opened.url), secrets: [...secrets, opened.token], release: opened.close };
 }
 
 export function pullInput(ctx: DriverContext, source: ResolvedSource, url: string): PullInput {
