@@ -9,15 +9,11 @@
  */
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { csvCell } from '../gateway/src/lib/csv.js';
 import { generateCity } from '../gateway/src/registry/city.js';
 
 /** The export's columns (gateway/src/http/routes/sources.ts CSV_COLUMNS) with password after username. */
 const CSV_COLUMNS = ['id', 'name', 'departmentId', 'level', 'address', 'url', 'subUrl', 'protocol', 'username', 'password', 'codec', 'lat', 'lon', 'tags', 'enabled'];
-
-function csvCell(v: unknown): string {
-  const s = v === null || v === undefined ? '' : Array.isArray(v) ? v.join(';') : String(v);
-  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-}
 
 function fail(message: string): never {
   process.stderr.write(`gen-city: ${message}\nusage: npm run gen:city -- --size N [--format ndjson|csv] [--out FILE] [--departments FILE]\n`);
