@@ -211,7 +211,14 @@ export class StreamSession extends EventEmitter<{ tag: [FlvTag]; state: [Session
     }
     if (this.stale(gen)) return;
     const attempt = { hlsDir: this.hlsDir, segmentStart: this.segmentNumber, discontinuity: this.restarts > 0, transcode: this.transcoding };
-    const driver = this.host.createDriver(this.source, attempt, this.eventsFor(gen));
+    let driver: SourceDriver;
+    try {
+      driver = this.host.createDriver(this.source, attempt, this.eventsFor(gen));
+    } catch (e) {
+      // attempt() runs unawaited (`void`): a throw escaping here would be an unhandled rejection, which ends Node.
+      this.endAttempt(e instanceof GatewayError ? e : new GatewayError('GW_ERR_INTERNAL', `the source could not be created: ${(e as Error).message}`), 'no driver');
+      return;
+    }
     this.driver = driver;
     this.attemptStartedAt = this.clock.now();
     const timeoutMs = this.host.config.startTimeoutMs;

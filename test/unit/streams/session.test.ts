@@ -118,7 +118,7 @@ function fakeDrivers() {
   };
 }
 
-function harness(t: Test, opts: { transcodeSlots?: number; hlsDir?: string } = {}) {
+function harness(t: Test, opts: { transcodeSlots?: number; hlsDir?: string; createDriver?: SessionHost['createDriver'] } = {}) {
   const clock = new ManualClock();
   const drivers = fakeDrivers();
   const health: [string, string | null][] = [];
@@ -127,7 +127,7 @@ function harness(t: Test, opts: { transcodeSlots?: number; hlsDir?: string } = {
   let closed = 0;
   const host: SessionHost = {
     config,
-    createDriver: drivers.create,
+    createDriver: opts.createDriver ?? drivers.create,
     clock,
     gopBudget: new GopBudget(config.gopCache.maxBytesTotal),
     acquireTranscode: () => (slots > 0 ? (slots--, true) : false),
@@ -177,6 +177,33 @@ t.test('each step that can fail reports its own coded reason, and the session re
     await t.rejects(h.session.whenLive(), { code: 'GW_ERR_INTERNAL', message: /cannot prepare the HLS directory/ });
     t.equal(h.made.length, 0, 'no driver is started without a directory');
     t.equal(h.session.state, 'retrying');
+  });
+
+  t.test('the driver cannot even be made (the engine is not started): reported, not an unhandled rejection', async (t) => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (e: unknown) => void unhandled.push(e);
+    process.on('unhandledRejection', onUnhandled);
+    t.teardown(() => void process.off('unhandledRejection', onUnhandled));
+    let calls = 0;
+    const secondCall = deferred<void>();
+    const h = harness(t, {
+      createDriver: () => {
+        if (++calls === 2) secondCall.resolve();
+        throw new GatewayError('GW_ERR_INTERNAL', 'the stream engine was not started');
+      },
+    });
+    h.session.addReader(reader('r1'));
+    await t.rejects(h.session.whenLive(), { code: 'GW_ERR_INTERNAL', message: 'the stream engine was not started' });
+    t.equal(h.session.state, 'retrying');
+    t.match(h.session.lastError, { code: 'GW_ERR_INTERNAL' });
+    t.same(h.health, [['offline', 'the stream engine was not started']]);
+    h.clock.advance(1_000);
+    const noRetry = setTimeout(() => secondCall.reject(new Error('the retry never tried to make a driver')), 2_000);
+    await secondCall.promise.finally(() => clearTimeout(noRetry));
+    t.equal(h.session.state, 'retrying', 'the retry fails the same way, and is scheduled again');
+    t.equal(h.session.restarts, 2);
+    await settle();
+    t.same(unhandled, [], 'no promise rejection goes unheard');
   });
 
   t.test('the driver cannot start (its address is refused)', async (t) => {
