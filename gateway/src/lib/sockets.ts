@@ -13,16 +13,22 @@ export function guardSocket(socket: Duplex): void {
   if (!socket.listeners('error').includes(destroyOnError)) socket.on('error', destroyOnError);
 }
 
-/** Closed, or (an upgrading socket, which Node no longer ends for us) half-closed by the client. */
-const isGone = (socket: Duplex) => socket.destroyed || socket.readableEnded;
+/**
+ * Closed, or (an upgrading socket only) half-closed by the client. Node stops watching an upgrading
+ * socket's end, so there the client's FIN is the only sign it left; an ordinary HTTP client may
+ * half-close after sending its request (HTTP allows it) and still wait for the answer.
+ */
+const isGone = (socket: Duplex, upgrade: boolean) => socket.destroyed || (upgrade && socket.readableEnded);
 
 /**
- * Waits for `work` while the client stays connected: null as soon as its socket closes or the client
- * ends its side (work's later outcome, a rejection included, is then dropped), `{ value }` once work
- * resolves with the client still there. Lets a request waiting for a starting camera give its reader
- * back the moment its client goes, instead of when the start ends. The caller closes a gone socket.
+ * Waits for `work` while the client stays connected: null as soon as its socket closes (or, for an
+ * upgrading socket, the client ends its side; work's later outcome, a rejection included, is then
+ * dropped), `{ value }` once work resolves with the client still there. Lets a request waiting for a
+ * starting camera give its reader back the moment its client goes, instead of when the start ends.
+ * The caller closes a gone socket.
  */
-export function whileConnected<T>(socket: Duplex, work: Promise<T>): Promise<{ value: T } | null> {
+export function whileConnected<T>(socket: Duplex, work: Promise<T>, opts: { upgrade?: boolean } = {}): Promise<{ value: T } | null> {
+  const upgrade = opts.upgrade ?? false;
   return new Promise((resolve, reject) => {
     const gone = () => resolve(null);
     const stopWatching = () => {
@@ -32,15 +38,15 @@ export function whileConnected<T>(socket: Duplex, work: Promise<T>): Promise<{ v
     work.then(
       (value) => {
         stopWatching();
-        resolve(isGone(socket) ? null : { value });
+        resolve(isGone(socket, upgrade) ? null : { value });
       },
       (err: unknown) => {
         stopWatching();
         reject(err);
       },
     );
-    if (isGone(socket)) return gone();
+    if (isGone(socket, upgrade)) return gone();
     socket.once('close', gone);
-    socket.once('end', gone);
+    if (upgrade) socket.once('end', gone);
   });
 }
