@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { allows } from '../auth/roles.js';
 import { GatewayError, type ErrorCode } from '../errors.js';
-import { guardSocket } from '../lib/sockets.js';
+import { guardSocket, HeldSockets } from '../lib/sockets.js';
 import type { TileStatus, WallDelta, WallView } from './model.js';
 import { isMessageType, validatePayload, type MessageType } from './protocol.js';
 import { requirePermission, type ControlActor, type ControlConfig, type WallService } from './walls.js';
@@ -117,6 +117,8 @@ export class ControlServer {
   private readonly heartbeat: NodeJS.Timeout;
   private slowCheck: NodeJS.Timeout | null = null;
   private closed = false;
+  /** Every control socket from its upgrade on, signed in or still being authenticated. */
+  private readonly held = new HeldSockets();
   private readonly extensions: ControlExtension[] = [];
 
   constructor(
@@ -155,6 +157,7 @@ export class ControlServer {
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
     guardSocket(socket);
     if ((req.url ?? '').split('?')[0] !== this.config.path) return false;
+    this.held.add(socket);
     const reject = (code: ErrorCode, message: string) => {
       const err = new GatewayError(code, message);
       this.log.info({ code, ip: req.socket.remoteAddress, origin: req.headers.origin }, 'control connection refused');
@@ -498,15 +501,10 @@ export class ControlServer {
     clearInterval(this.heartbeat);
     if (this.slowCheck) clearInterval(this.slowCheck);
     for (const p of this.pending.values()) if (p.timer) (clearTimeout(p.timer as NodeJS.Timeout), clearImmediate(p.timer as NodeJS.Immediate));
-    const closing = [...this.clients].map(
-      (client) =>
-        new Promise<void>((resolve) => {
-          client.ws.once('close', () => resolve());
-          client.ws.close(1001, 'gateway shutting down');
-          setTimeout(() => (client.ws.terminate(), resolve()), 1_000).unref();
-        }),
-    );
-    await Promise.all(closing);
+    for (const client of this.clients) client.ws.close(1001, 'gateway shutting down');
+    // A client that does not read never answers the close, and a connection still being signed in is
+    // accepted into a closing server: after a second, whatever socket is left is destroyed.
+    await this.held.drain(1_000);
     this.wss.close();
   }
 }

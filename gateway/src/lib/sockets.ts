@@ -50,3 +50,39 @@ export function whileConnected<T>(socket: Duplex, work: Promise<T>, opts: { upgr
     if (upgrade) socket.once('end', gone);
   });
 }
+
+/**
+ * The sockets a server keeps past an ordinary response (upgrades, hijacked streams), so its shutdown
+ * reaches them. Node hands an upgraded socket over and stops tracking it, so
+ * `closeAllConnections()` never ends it, yet `server.close()` waits for it; and a client that does
+ * not read never answers a polite close (ws would wait its 30 s closeTimeout).
+ */
+export class HeldSockets {
+  private readonly sockets = new Set<Duplex>();
+
+  add(socket: Duplex): void {
+    if (socket.destroyed || this.sockets.has(socket)) return;
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
+  }
+
+  get size(): number {
+    return this.sockets.size;
+  }
+
+  /** Gives the sockets up to graceMs to close after the caller's polite close, then destroys the rest. */
+  async drain(graceMs: number): Promise<void> {
+    if (this.sockets.size > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, graceMs);
+        const pending = [...this.sockets];
+        let open = pending.length;
+        for (const s of pending)
+          s.once('close', () => {
+            if (--open === 0) (clearTimeout(timer), resolve());
+          });
+      });
+    }
+    for (const s of [...this.sockets]) s.destroy();
+  }
+}

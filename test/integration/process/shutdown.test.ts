@@ -1,10 +1,13 @@
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
-import t from 'tap';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import t, { type Test } from 'tap';
 import { instanceIdFor } from '../../../gateway/src/streams/manager.js';
 import { markedProcesses } from '../../../gateway/src/streams/process/sweep.js';
 import { tempDir } from '../../helpers/gateway.js';
-import { query, spawnGateway } from '../../helpers/process.js';
+import { adminLogin, ffmpegChildren, gatewayApi, liveSession, noProcessLeft, query, spawnGateway } from '../../helpers/process.js';
 
 const root = new URL('../../../', import.meta.url).pathname;
 
@@ -118,3 +121,80 @@ t.test('SIGTERM during the start: it stops where it is, exits 0, and the next st
   t.same(await again.exited, { code: 0, signal: null });
 });
 
+
+/**
+ * A WebSocket upgrade whose client stops reading as soon as it has the 101: it never reads a frame,
+ * so never answers a close either. Resolves once the handshake is done.
+ */
+async function stalledUpgrade(t: Test, baseUrl: string, path: string, headers = ''): Promise<Socket> {
+  const { hostname, port } = new URL(baseUrl);
+  const socket = connect(Number(port), hostname);
+  socket.on('error', () => {});
+  t.teardown(() => void socket.destroy());
+  const key = randomBytes(16).toString('base64');
+  socket.write(`GET ${path} HTTP/1.1\r\nHost: ${hostname}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n${headers}\r\n`);
+  await new Promise<void>((resolve, reject) => {
+    let head = '';
+    const timer = setTimeout(() => reject(new Error(`no handshake for ${path}: ${JSON.stringify(head)}`)), 15_000);
+    const onData = (d: Buffer) => {
+      head += d.toString('latin1');
+      if (!head.includes('\r\n\r\n')) return;
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.pause();
+      if (head.startsWith('HTTP/1.1 101')) resolve();
+      else reject(new Error(`upgrade refused: ${head.split('\r\n')[0]}`));
+    };
+    socket.on('data', onData);
+  });
+  return socket;
+}
+
+t.test('SIGTERM with WS-FLV viewers and a control client that do not read, and an upgrade waiting for a camera: exit 0 within seconds, no ffmpeg left', async (t) => {
+  const dataDir = tempDir(t);
+  const gw = await spawnGateway(t, dataDir);
+  const token = await adminLogin(gw.baseUrl, gw.adminPassword!);
+  await liveSession(t, gw, token, 'live-1');
+
+  // A "camera" that accepts the connection and never says a word: its start is pending until the start timeout.
+  const held = new Set<Socket>();
+  const silent = createServer((s) => {
+    held.add(s);
+    s.on('error', () => {});
+  });
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => {
+    for (const s of held) s.destroy();
+    silent.close();
+  });
+  const silentPort = (silent.address() as AddressInfo).port;
+  const created = await gatewayApi(gw.baseUrl, token, 'POST', '/api/sources', { id: 'silent-1', name: 'Silent', departmentId: 'root', url: `rtsp://127.0.0.1:${silentPort}/a`, codec: 'h264' });
+  t.equal(created.status, 201, 'the silent camera is registered');
+
+  const live = await gatewayApi(gw.baseUrl, token, 'POST', '/api/streams/live-1/view');
+  const stalled = await gatewayApi(gw.baseUrl, token, 'POST', '/api/streams/silent-1/view');
+  await stalledUpgrade(t, gw.baseUrl, live.json.wsFlv);
+  await stalledUpgrade(t, gw.baseUrl, live.json.wsFlv);
+  await stalledUpgrade(t, gw.baseUrl, stalled.json.wsFlv);
+  // A control client that does not read either.
+  await stalledUpgrade(t, gw.baseUrl, '/api/control', `Authorization: Bearer ${token}\r\n`);
+  // Both cameras' ffmpeg, the silent one's included, so the check afterwards covers them.
+  const deadline = Date.now() + 15_000;
+  let children = await ffmpegChildren(gw.child.pid!);
+  while ((children.length < 2 || held.size === 0) && Date.now() < deadline) {
+    await sleep(100);
+    children = await ffmpegChildren(gw.child.pid!);
+  }
+  t.equal(children.length, 2, 'an ffmpeg for each camera');
+  t.equal(held.size > 0, true, "the silent camera's ffmpeg has connected");
+  // The live camera's video fills the stalled viewers' socket buffers.
+  await sleep(1_000);
+
+  const signalledAt = Date.now();
+  gw.child.kill('SIGTERM');
+  const exit = await gw.exited;
+  const tookMs = Date.now() - signalledAt;
+  t.same(exit, { code: 0, signal: null }, exit.code === 0 ? 'exit code 0' : `exit code 0, not: ${gw.stderr.join('').slice(-500)}`);
+  t.ok(tookMs < 5_000, `exited within 5 s of the signal, not held by viewers that do not read (${tookMs} ms)`);
+  await noProcessLeft(t, dataDir, children);
+});

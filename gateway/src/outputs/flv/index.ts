@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { WebSocket, WebSocketServer } from 'ws';
 import { GatewayError } from '../../errors.js';
-import { guardSocket, whileConnected } from '../../lib/sockets.js';
+import { guardSocket, HeldSockets, whileConnected } from '../../lib/sockets.js';
 import type { FlvTag, SessionState } from '../../streams/types.js';
 import { grantFor, STREAM_PARAMS, type LiveStream, type ReaderSource, type StreamLease, type StreamTokenVerifier } from '../stream-access.js';
 import { broadcastTag, createBroadcast, flvMessage, type NmsBroadcast, type NmsSubscriber } from './nms.js';
@@ -69,6 +69,9 @@ class SessionFanout {
   }
 }
 
+/** How long a viewer has to take its close at shutdown before its socket is destroyed. */
+const SHUTDOWN_GRACE_MS = 1_000;
+
 const PATH = /^\/streams\/([^/]+)\/([^/]+)\/([^/]+)\/live\.flv$/;
 
 export class FlvOutput {
@@ -76,6 +79,8 @@ export class FlvOutput {
   private readonly viewers = new Set<FlvViewer>();
   private totalCheck: NodeJS.Timeout | null = null;
   private readonly wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 1024 });
+  /** Every WS-FLV socket from its upgrade on (waiting for a camera or playing) and every playing HTTP-FLV socket. */
+  private readonly held = new HeldSockets();
   private nextId = 0;
 
   /** Viewers cut off for being too far behind, on their own or together. */
@@ -189,6 +194,7 @@ export class FlvOutput {
           req.raw.socket.destroy();
           return;
         }
+        this.held.add(req.raw.socket);
         const res = reply.raw;
         res.writeHead(200, { 'content-type': 'video/x-flv', 'cache-control': 'no-cache, no-store', connection: 'close' });
         this.play(
@@ -205,6 +211,7 @@ export class FlvOutput {
     guardSocket(socket);
     const m = PATH.exec((req.url ?? '').split('?')[0]!);
     if (!m) return false;
+    this.held.add(socket);
     const reject = (status: number, message: string) => {
       if (!socket.destroyed) socket.end(`HTTP/1.1 ${status} ${message}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
     };
@@ -266,8 +273,10 @@ export class FlvOutput {
     return true;
   }
 
-  close() {
-    for (const v of [...this.viewers]) v.close();
+  /** Ends every viewer politely, then, a second later, destroys what is left: viewers that do not read and upgrades still waiting for a camera. */
+  async close(): Promise<void> {
+    for (const v of [...this.viewers]) v.end('gateway shutting down', false);
+    await this.held.drain(SHUTDOWN_GRACE_MS);
     this.wss.close();
   }
 }
