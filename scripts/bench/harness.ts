@@ -164,7 +164,7 @@ export const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0)
 export const summary = (xs: number[]) => ({ p50: round(median(xs)), p95: round(pct(xs, 95)), mean: round(mean(xs)), min: round(Math.min(...xs)), max: round(Math.max(...xs)), n: xs.length });
 
 /** A WS-FLV viewer: resolves the time to its first video picture, keeps reading until closed. */
-export function wsFlvViewer(url: string): { firstVideo: Promise<number>; bytes: () => number; close: () => void } {
+export function wsFlvViewer(url: string): { firstVideo: Promise<number>; bytes: () => number; stopReading: () => void; close: () => void } {
   const t0 = performance.now();
   const ws = new WebSocket(url);
   let bytes = 0;
@@ -189,7 +189,8 @@ export function wsFlvViewer(url: string): { firstVideo: Promise<number>; bytes: 
     ws.on('error', reject);
     ws.on('unexpected-response', (_req, res) => reject(new Error(`ws ${res.statusCode}`)));
   });
-  return { firstVideo, bytes: () => bytes, close: () => ws.terminate() };
+  // stopReading: a viewer that stops reading its socket (it reads no close frame either).
+  return { firstVideo, bytes: () => bytes, stopReading: () => ws.pause(), close: () => ws.terminate() };
 }
 
 /** One REST call to the gateway under test, as the signed-in admin; anything but a 2xx throws with the body. */

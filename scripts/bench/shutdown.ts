@@ -1,6 +1,6 @@
 /**
  * Shutdown benchmark: the real gateway (dist/, a child process) pulling 100 simulated cameras, each
- * watched by one WS-FLV viewer, gets SIGTERM; timed from the signal to its exit, then the process
+ * watched by one WS-FLV viewer (every tenth of which has stopped reading), gets SIGTERM; timed from the signal to its exit, then the process
  * table is searched for anything it left (its ffmpeg children, anything carrying its marker).
  *
  *   npm run bench:shutdown
@@ -15,6 +15,8 @@ import { markedProcesses } from '../../gateway/src/streams/process/sweep.js';
 import { gatewayEnv, installHarness, log, round, runBench, sleep, spawnUntil, tempDir, wsFlvViewer } from './harness.js';
 
 const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 100);
+/** Viewers that stop reading before the signal: they answer no close, so only a forced close ends them. */
+const SLOW_VIEWERS = Math.min(SESSIONS, Number(process.env.BENCH_SLOW_VIEWERS ?? Math.ceil(SESSIONS / 10)));
 const CLIP = 'h264-720p-1s';
 const TARGET_MS = 3_000;
 const GUARD_MS = 10 * 60_000;
@@ -73,7 +75,8 @@ runBench(async () => {
   const ready = sessions.filter((s) => s.state === 'ready').length;
   log(`${live} viewers playing, ${ready} sessions ready after ${round((performance.now() - started) / 1000)} s`);
   if (ready < SESSIONS) throw new Error(`only ${ready} of ${SESSIONS} sessions are live; nothing to measure`);
-  // Let them run a moment as they would, then stop the gateway.
+  for (const v of viewers.slice(0, SLOW_VIEWERS)) v.stopReading();
+  // Let them run a moment as they would (the slow viewers' buffers filling), then stop the gateway.
   await sleep(2_000);
   const children = await childrenOf(gwPid);
   const ffmpeg = (await markedProcesses(instance)).length;
@@ -99,7 +102,7 @@ runBench(async () => {
     met: shutdownMs <= TARGET_MS && leftover.length === 0 && exitCode === 0,
     conditions: {
       camera: `simulated RTSP/TCP, ${CLIP} (1280x720 25 fps, 1 s GOP, ~2 Mbit/s), loopback`,
-      viewers: `one WS-FLV viewer per session (${SESSIONS})`,
+      viewers: `one WS-FLV viewer per session (${SESSIONS}), ${SLOW_VIEWERS} of them not reading`,
       killGraceMs: 'default (ffmpeg gets SIGTERM, then SIGKILL)',
       cpus: cpus().length,
       cpu_model: cpus()[0]?.model,
