@@ -97,6 +97,8 @@ export class StreamManager extends EventEmitter<{
   private runDir = '';
   private instanceIdValue = '';
   private closing = false;
+  /** The start in progress: close() waits for it, or it would stop a fetcher that has not listened yet. */
+  private starting: Promise<void> | null = null;
   private createDriver: DriverFactory | null = null;
   private readonly clock: Clock;
   /** HTTP(S) sources reach ffmpeg only through it, every hop checked against the network policy. */
@@ -122,7 +124,12 @@ export class StreamManager extends EventEmitter<{
   }
 
   /** Sweeps orphans of a previous run and clears its scratch files; call before serving. */
-  async start(): Promise<void> {
+  start(): Promise<void> {
+    this.starting ??= this.startOnce();
+    return this.starting;
+  }
+
+  private async startOnce(): Promise<void> {
     await mkdir(this.dataDir, { recursive: true });
     this.instanceIdValue = await instanceIdFor(this.dataDir);
     this.runDir = join(await realpath(this.dataDir), 'run', 'hls');
@@ -130,6 +137,7 @@ export class StreamManager extends EventEmitter<{
     if (killed.length) this.log.warn({ pids: killed }, 'killed ffmpeg processes left by a previous gateway');
     await rm(this.runDir, { recursive: true, force: true });
     await mkdir(this.runDir, { recursive: true });
+    if (this.closing) return;
     await this.fetcher.start();
     const ctx: DriverContext = {
       config: this.config,
@@ -319,6 +327,7 @@ export class StreamManager extends EventEmitter<{
 
   async close(): Promise<void> {
     this.closing = true;
+    await this.starting?.catch(() => {});
     await Promise.all([...this.sessions.values()].map((s) => s.close('gateway shutting down')));
     // Anything still running (a session that failed to track its child) is stopped too.
     await Promise.all([...FfmpegProcess.running()].map((p) => p.close('gateway shutting down')));
