@@ -1,4 +1,4 @@
-import { createServer } from 'node:http';
+import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import t from 'tap';
 import { defaultConfig } from '../../../gateway/src/config/load.js';
@@ -142,4 +142,28 @@ t.test("the loopback URL's token is a secret of the attempt: redacted from ffmpe
   t.equal((await fetch(prepared.input.url)).status, 502, 'the URL works while the attempt holds it (the camera is down)');
   prepared.release!();
   t.equal((await fetch(prepared.input.url)).status, 404, 'and leads nowhere once released');
+});
+
+t.test('as the HTTP proxy ffmpeg is given, the fetcher serves its own signed URLs and nothing else', async (t) => {
+  const upstream = createServer((_req, res) => res.end('media'));
+  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+  t.teardown(() => upstream.close());
+  const base = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+  const fetcher = new CheckedFetcher({ check: async (host) => ({ addresses: [host] }), ioTimeoutMs: 2_000 });
+  await fetcher.start();
+  t.teardown(() => fetcher.close());
+  const opened = fetcher.open(`${base}/a.flv`, { live: false, onRefused: () => {} });
+  const viaProxy = (absolute: string) =>
+    new Promise<number>((resolve, reject) => {
+      const proxy = new URL(fetcher.proxyUrl);
+      const req = request({ host: proxy.hostname, port: proxy.port, path: absolute, method: 'GET' }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  t.equal(await viaProxy(opened.url), 200, 'a signed URL, asked in absolute form');
+  t.equal(await viaProxy(`${base}/a.flv`), 404, 'a URL that escaped the rewrite fails closed');
+  t.equal(await viaProxy(opened.url.replace('127.0.0.1', '127.0.0.2')), 404, 'even with a signed path on another host');
 });

@@ -20,6 +20,8 @@ export interface PullInput {
   url: string;
   rtspTransport: 'tcp' | 'udp';
   ioTimeoutMs: number;
+  /** HTTP sources: every request goes through this proxy (the checked fetcher), so a URL it did not sign fails closed. */
+  httpProxy?: string;
 }
 
 export interface PullOutput {
@@ -44,6 +46,7 @@ export function concatList(input: PullInput): string {
   } else {
     options.push(['rw_timeout', input.ioTimeoutMs * 1000]);
   }
+  if (input.httpProxy) options.push(['http_proxy', input.httpProxy]);
   const quoted = `'${input.url.replace(/'/g, "'\\''")}'`;
   return ['ffconcat version 1.0', `file ${quoted}`, ...options.map(([k, v]) => `option ${k} ${v}`), ''].join('\n');
 }

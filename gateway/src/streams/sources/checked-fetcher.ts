@@ -114,6 +114,11 @@ export class CheckedFetcher {
     return { url: this.local(token, url.toString()), token, close: () => void this.sources.delete(token) };
   }
 
+  /** The fetcher as an HTTP proxy: ffmpeg's second line of defence, should a URI ever escape the rewrite. */
+  get proxyUrl(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
   private sign(token: string, encoded: string): string {
     return createHmac('sha256', this.key).update(`${token}/${encoded}`).digest('base64url').slice(0, 22);
   }
@@ -132,7 +137,13 @@ export class CheckedFetcher {
 
   private async serve(req: IncomingMessage, res: ServerResponse) {
     res.on('error', () => {});
-    const [, token = '', signature = '', encoded = ''] = (req.url ?? '').split('/');
+    // Through the proxy, ffmpeg asks for the absolute URL: only this server's own URLs are served.
+    let path = req.url ?? '';
+    if (/^[a-z]+:\/\//i.test(path)) {
+      const asked = URL.canParse(path) ? new URL(path) : null;
+      path = asked && asked.protocol === 'http:' && asked.host === `127.0.0.1:${this.port}` ? asked.pathname : '';
+    }
+    const [, token = '', signature = '', encoded = ''] = path.split('/');
     const source = this.sources.get(token);
     const expected = source ? Buffer.from(this.sign(token, encoded)) : null;
     if (!source || !expected || expected.length !== Buffer.byteLength(signature) || !timingSafeEqual(expected, Buffer.from(signature))) {

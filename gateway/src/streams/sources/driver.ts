@@ -71,7 +71,7 @@ export interface DriverContext {
    * Where HLS and HTTP-FLV sources are read from instead of the camera, each hop checked against the
    * policy. Without it such a source is refused: ffmpeg would follow redirects and segments anywhere.
    */
-  checkedFetcher?: Pick<CheckedFetcher, 'open'>;
+  checkedFetcher?: Pick<CheckedFetcher, 'open' | 'proxyUrl'>;
 }
 
 export type DriverFactory = (source: ResolvedSource, attempt: DriverAttempt, events: DriverEvents) => SourceDriver;

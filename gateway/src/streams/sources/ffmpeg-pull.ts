@@ -165,7 +165,7 @@ export async function fetchedInput(ctx: DriverContext, source: ResolvedSource, o
     onRefused: (reason) => onRefused(new GatewayError('GW_ERR_FORBIDDEN', `the camera's address is not allowed: ${reason}`)),
   });
   // ffmpeg logs each URL it opens ("Opening 'http://127.0.0.1:…/<token>/…'"), and its stderr may reach an error message.
-  return { input: pullInput(ctx, source, opened.url), secrets: [...secrets, opened.token], release: opened.close };
+  return { input: { ...pullInput(ctx, source, opened.url), httpProxy: ctx.checkedFetcher.proxyUrl }, secrets: [...secrets, opened.token], release: opened.close };
 }
 
 export function pullInput(ctx: DriverContext, source: ResolvedSource, url: string): PullInput {
