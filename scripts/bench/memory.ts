@@ -18,7 +18,7 @@ import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { ensureClip, type ClipKind } from '../sim/clips.js';
 import { RawWebSocket } from '../sim/raw-websocket.js';
-import { cleanup, gatewayApi, cpuMeter, gatewayEnv, installHarness, log, median, ROOT_DIR, round, rssMb, sleep, spawnUntil, tempDir, track, wsFlvViewer } from './harness.js';
+import { cpuMeter, finish, gatewayApi, gatewayEnv, installHarness, log, median, ROOT_DIR, round, rssMb, runBench, sleep, spawnUntil, tempDir, track, wsFlvViewer } from './harness.js';
 
 const CLIP: ClipKind = 'h264-1080p-8m-4s';
 const envInt = (name: string, dflt: number) => {
@@ -199,16 +199,7 @@ async function main() {
       note: 'simulator, viewers and gateway share the machine; RSS sampled once a second',
     },
   };
-  gw.child.kill('SIGTERM');
-  await new Promise((r) => gw.child.once('exit', r));
-  clearTimeout(guard);
-  cleanup();
-  process.stdout.write(JSON.stringify(result) + '\n');
-  process.exit(0);
+  await finish(result, gw.child, guard);
 }
 
-main().catch((e: Error) => {
-  log(e.stack ?? e.message);
-  cleanup();
-  process.exit(1);
-});
+runBench(main);
