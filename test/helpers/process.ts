@@ -20,8 +20,11 @@ export interface GatewayProcess {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** Runs the real entry point (main.ts) as a child on a loopback port it picks; killed at teardown if still alive. */
-export async function spawnGateway(t: Test, dataDir: string, env: Record<string, string> = {}): Promise<GatewayProcess> {
+/**
+ * The real entry point (main.ts) as a child on loopback ports it picks, its output collected as it
+ * comes; killed at teardown if still alive. It does not wait for the gateway to listen.
+ */
+export function startGatewayChild(t: Test, dataDir: string, env: Record<string, string> = {}): Omit<GatewayProcess, 'baseUrl' | 'adminPassword'> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'gateway/src/main.ts'], {
     cwd: root,
     env: {
@@ -43,12 +46,18 @@ export async function spawnGateway(t: Test, dataDir: string, env: Record<string,
   t.teardown(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => stdout.push(d));
   child.stderr!.setEncoding('utf8').on('data', (d: string) => stderr.push(d));
+  return { child, stdout, stderr, exited };
+}
+
+/** Runs the real entry point (main.ts) as a child and resolves once it listens. */
+export async function spawnGateway(t: Test, dataDir: string, env: Record<string, string> = {}): Promise<GatewayProcess> {
+  const { child, stdout, stderr, exited } = startGatewayChild(t, dataDir, env);
   const baseUrl = await new Promise<string>((resolve, reject) => {
     let buf = '';
     const timer = setTimeout(() => reject(new Error(`gateway did not start: ${stderr.join('')}`)), 30_000);
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-      stdout.push(d);
+    child.stdout!.on('data', (d: string) => {
       buf += d;
       const m = /"address":"(http:\/\/[^"]+)"/.exec(buf);
       if (m) {

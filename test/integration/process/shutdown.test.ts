@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
@@ -7,9 +6,8 @@ import t, { type Test } from 'tap';
 import { instanceIdFor } from '../../../gateway/src/streams/manager.js';
 import { markedProcesses } from '../../../gateway/src/streams/process/sweep.js';
 import { tempDir } from '../../helpers/gateway.js';
-import { adminLogin, ffmpegChildren, gatewayApi, liveSession, noProcessLeft, query, spawnGateway } from '../../helpers/process.js';
+import { adminLogin, ffmpegChildren, gatewayApi, liveSession, noProcessLeft, query, spawnGateway, startGatewayChild } from '../../helpers/process.js';
 
-const root = new URL('../../../', import.meta.url).pathname;
 
 async function login(baseUrl: string, password: string): Promise<string> {
   const res = await fetch(`${baseUrl}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password }) });
@@ -68,33 +66,12 @@ t.test('SIGTERM during the start: it stops where it is, exits 0, and the next st
   const dataDir = tempDir(t);
   // A demo city big enough that seeding it is still going when the signal comes.
   const sources = 5_000;
-  const child = spawn(process.execPath, ['--import', 'tsx', 'gateway/src/main.ts'], {
-    cwd: root,
-    env: {
-      ...process.env,
-      WALLGATE_DATA_DIR: dataDir,
-      WALLGATE_SERVER_HOST: '127.0.0.1',
-      WALLGATE_SERVER_PORT: '0',
-      WALLGATE_STREAMS_FLV_RTMP_HOST: '127.0.0.1',
-      WALLGATE_STREAMS_FLV_RTMP_PORT: '0',
-      WALLGATE_DEMO_ENABLED: 'true',
-      WALLGATE_DEMO_SOURCES: String(sources),
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  t.teardown(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  const { child, stdout, stderr, exited } = startGatewayChild(t, dataDir, { WALLGATE_DEMO_ENABLED: 'true', WALLGATE_DEMO_SOURCES: String(sources) });
   // The admin account is announced as soon as it is created, before the demo city is seeded.
   const password = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no admin password within 60 s: ${stderr}`)), 60_000);
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      stderr += d;
-      const m = /with password (\S+)/.exec(stderr);
+    const timer = setTimeout(() => reject(new Error(`no admin password within 60 s: ${stderr.join('')}`)), 60_000);
+    child.stderr!.on('data', () => {
+      const m = /with password (\S+)/.exec(stderr.join(''));
       if (m) {
         clearTimeout(timer);
         resolve(m[1]!);
@@ -105,8 +82,8 @@ t.test('SIGTERM during the start: it stops where it is, exits 0, and the next st
   child.kill('SIGTERM');
   const exit = await exited;
   t.same(exit, { code: 0, signal: null }, `exit code 0 after ${Date.now() - signalledAt} ms`);
-  t.match(stderr, /SIGTERM during the start: shutting down/);
-  t.notMatch(stdout, /wallgate listening/, 'it never started listening');
+  t.match(stderr.join(''), /SIGTERM during the start: shutting down/);
+  t.notMatch(stdout.join(''), /wallgate listening/, 'it never started listening');
   t.same(await markedProcesses(await instanceIdFor(dataDir)), [], 'no process left');
   t.equal(query<string>(dataDir, 'PRAGMA integrity_check'), 'ok', 'the database is intact');
   const seeded = query<number>(dataDir, 'SELECT count(*) FROM sources');
