@@ -2,7 +2,8 @@
  * Finding a camera: as-you-type search over the sources (or a vehicle's channels), 50 at a time.
  * Each keystroke pause (200 ms) aborts the request before it, so a fast typist never waits for
  * answers to what they typed on the way; nothing beyond the page asked for is loaded, which keeps it
- * fast over 70,000 cameras. A result is dragged onto a tile, or picked and then a tile clicked.
+ * fast over 70,000 cameras. A result is dragged onto a tile, or picked and then a tile clicked; resting
+ * the pointer on an online camera shows its picture.
  */
 import { api, can } from '../lib/api.js';
 import type { DepartmentNode } from '../lib/departments.js';
@@ -10,6 +11,7 @@ import { h, tabBar } from '../lib/dom.js';
 import { addStrings, formatNumber, t } from '../lib/i18n.js';
 import { driveSearch, PagedQuery, type Page, type QueryState } from '../lib/paged-query.js';
 import { openPopout } from '../lib/shell.js';
+import { previewOnHover } from './camera-preview.js';
 import { draggableCamera, type CameraRef, type ConsoleContext } from './context.js';
 
 addStrings({
@@ -222,6 +224,7 @@ export class CameraSearch {
       drive ? addToTour : null,
       popout,
     );
+    if (health === 'online') previewOnHover(row, () => Promise.resolve([camera]));
     row.addEventListener('dblclick', () => {
       this.ctx.picked.set(null);
       openPopout(camera.cameraId);

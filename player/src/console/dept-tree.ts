@@ -1,12 +1,16 @@
 /**
  * The department tree with camera counts (online of total, and offline), collapsible. Clicking a
  * department narrows the camera search to it and makes it the source of a department tour. Children
- * are built when a branch is first opened: a city has thousands of departments.
+ * are built when a branch is first opened: a city has thousands of departments. Resting the pointer on
+ * a department with online cameras shows pictures of a few of them.
  */
+import { api } from '../lib/api.js';
 import { departmentForest, type DepartmentNode } from '../lib/departments.js';
 import { h } from '../lib/dom.js';
 import { addStrings, formatNumber, t } from '../lib/i18n.js';
-import type { ConsoleContext } from './context.js';
+import type { Page } from '../lib/paged-query.js';
+import { PREVIEW_CAMERAS, previewOnHover } from './camera-preview.js';
+import type { CameraRef, ConsoleContext } from './context.js';
 
 addStrings({
   'dept.title': ['Departments', '组织机构'],
@@ -109,6 +113,7 @@ export class DepartmentTree {
         c.offline > 0 ? h('span', { class: 'offline' }, ` ↓${formatNumber(c.offline)}`) : null,
       ),
     );
+    if (c.online > 0) previewOnHover(row, (signal) => onlineCameras(n, signal));
     this.rows.set(n.id, row);
     return h('li', { role: 'treeitem', dataset: { dept: n.id } }, row, children);
   }
@@ -118,4 +123,11 @@ export class DepartmentTree {
     for (const [dept, row] of this.rows) row.classList.toggle('selected', dept === id);
     this.allButton.classList.toggle('selected', id === null);
   }
+}
+
+/** The first few online cameras of a department and its subdepartments, as the search lists them. */
+async function onlineCameras(dept: DepartmentNode, signal: AbortSignal): Promise<CameraRef[]> {
+  const params = new URLSearchParams({ departmentId: dept.id, health: 'online', limit: String(PREVIEW_CAMERAS) });
+  const page = await api<Page<{ id: string; name: string; departmentName: string }>>('GET', `/api/sources?${params}`, { signal });
+  return page.items.map((s) => ({ cameraId: s.id, name: s.name, departmentName: s.departmentName }));
 }

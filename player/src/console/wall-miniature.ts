@@ -2,7 +2,8 @@
  * The wall in miniature: its monitors and every tile at its place (spanned tiles included), each
  * with its camera and department, lock holder, tour, alarm pop-up and stream state. Tiles are drop
  * targets for cameras and are selected by click (ctrl/⌘ to add, shift for the rectangle between two
- * tiles). Nothing plays here: the console stays light beside the wall it drives.
+ * tiles). Nothing plays here: the console stays light beside the wall it drives. A live tile shows
+ * its current picture instead (tile-pictures.ts), under its state badge.
  */
 import { popupOn, type Tile, type WallView } from '../../../gateway/src/control/model.js';
 import { can } from '../lib/api.js';
@@ -12,6 +13,7 @@ import { intersects, percentStyle, screenBox, tileBox, type Box } from '../lib/g
 import { addStrings, t } from '../lib/i18n.js';
 import { openPopout } from '../lib/shell.js';
 import { CAMERA_MIME, droppedCamera, type ConsoleContext } from './context.js';
+import { TilePictures } from './tile-pictures.js';
 import { assignCamera } from './tile-actions.js';
 
 addStrings({
@@ -33,6 +35,8 @@ const FLASH_MS = 2_500;
 interface TileParts {
   el: HTMLDivElement;
   dot: HTMLSpanElement;
+  state: HTMLDivElement;
+  picture: HTMLImageElement;
   id: HTMLSpanElement;
   lock: HTMLSpanElement;
   name: HTMLDivElement;
@@ -47,6 +51,7 @@ export class WallMiniature {
   private readonly surface: HTMLDivElement;
   private readonly screens: HTMLDivElement;
   private readonly parts = new Map<string, TileParts>();
+  private readonly pictures = new TilePictures();
   private screensKey = '';
   /** The tile a shift-click extends from. */
   private anchor: string | null = null;
@@ -91,6 +96,7 @@ export class WallMiniature {
 
   private clear() {
     for (const p of this.parts.values()) clearTimeout(p.flashTimer);
+    this.pictures.clear();
     this.parts.clear();
     this.surface.replaceChildren(this.screens);
     this.screens.replaceChildren();
@@ -128,6 +134,7 @@ export class WallMiniature {
     for (const [id, p] of this.parts) {
       if (wall.tiles[id]) continue;
       clearTimeout(p.flashTimer);
+      this.pictures.remove(id);
       p.el.remove();
       this.parts.delete(id);
     }
@@ -145,16 +152,20 @@ export class WallMiniature {
     const dept = h('div', { class: 'mini-tile-dept' });
     const tour = h('div', { class: 'mini-tile-tour' });
     const popup = h('div', { class: 'mini-tile-popup' });
+    const state = h('div', { class: 'mini-tile-state', dataset: { role: 'tile-state' } });
+    const picture = h('img', { class: 'mini-tile-picture', alt: '', hidden: true, draggable: false, dataset: { role: 'tile-picture' } });
     const el = h(
       'div',
       { class: 'mini-tile', tabindex: '0', role: 'button', 'aria-pressed': 'false', dataset: { tile: id } },
+      picture,
       h('div', { class: 'mini-tile-head' }, dot, idEl, lock),
       name,
       dept,
       tour,
       popup,
+      state,
     );
-    return { el, dot, id: idEl, lock, name, dept, tour, popup };
+    return { el, dot, state, picture, id: idEl, lock, name, dept, tour, popup };
   }
 
   private paint(wall: WallView, tile: Tile, p: TileParts) {
@@ -180,7 +191,11 @@ export class WallMiniature {
     const status = this.ctx.statusOf(tile.id);
     const state = tile.stream ? status.state : 'empty';
     p.el.dataset.status = state;
-    p.dot.title = tile.stream ? t(`mini.status.${status.state}`, { reason: status.reason ?? '' }) : '';
+    const label = tile.stream ? t(`mini.status.${status.state}`, { reason: status.reason ?? '' }) : '';
+    p.dot.title = label;
+    p.state.textContent = label;
+    const live = tile.stream && status.state === 'live' ? { cameraId: tile.stream.cameraId, profile: tile.stream.profile } : null;
+    this.pictures.set(tile.id, p.picture, p.el, live);
   }
 
   private listen() {

@@ -86,8 +86,9 @@ interface RequestOptions {
   anonymous?: boolean;
 }
 
-export async function api<T = unknown>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
-  const headers: Record<string, string> = { accept: 'application/json', ...opts.headers };
+/** Sends a request with the session's bearer token; a 401 goes to sign in (unless `anonymous`). */
+async function send(method: string, path: string, opts: RequestOptions, accept: string): Promise<Response> {
+  const headers: Record<string, string> = { accept, ...opts.headers };
   const session = currentSession();
   if (session && !opts.anonymous) headers.authorization = `Bearer ${session.token}`;
   let body: string | undefined;
@@ -106,6 +107,15 @@ export async function api<T = unknown>(method: string, path: string, opts: Reque
     throw new ApiError(0, 'NETWORK', 'the gateway cannot be reached');
   }
   if (res.status === 401 && !opts.anonymous) toLogin();
+  return res;
+}
+
+function refusal(res: Response, json: Record<string, unknown>): ApiError {
+  return new ApiError(res.status, String(json.code ?? `HTTP_${res.status}`), String(json.message ?? res.statusText), (json.issues as FieldIssue[]) ?? [], json);
+}
+
+export async function api<T = unknown>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
+  const res = await send(method, path, opts, 'application/json');
   if (res.status === 204) return undefined as T;
   const text = await res.text();
   let json: Record<string, unknown> = {};
@@ -114,10 +124,26 @@ export async function api<T = unknown>(method: string, path: string, opts: Reque
   } catch {
     if (res.ok) return text as T;
   }
-  if (!res.ok) {
-    throw new ApiError(res.status, String(json.code ?? `HTTP_${res.status}`), String(json.message ?? res.statusText), (json.issues as FieldIssue[]) ?? [], json);
-  }
+  if (!res.ok) throw refusal(res, json);
   return json as T;
+}
+
+/**
+ * A binary answer (a snapshot), fetched with the bearer header an <img src> cannot carry: the body as
+ * a Blob, null for 204 No Content, an ApiError with the gateway's code for a refusal.
+ */
+export async function apiBlob(path: string, opts: Pick<RequestOptions, 'signal'> = {}): Promise<Blob | null> {
+  const res = await send('GET', path, opts, '*/*');
+  if (res.status === 204) return null;
+  if (res.ok) return res.blob();
+  let json: Record<string, unknown> = {};
+  try {
+    const parsed = JSON.parse(await res.text()) as unknown;
+    if (parsed && typeof parsed === 'object') json = parsed as Record<string, unknown>;
+  } catch {
+    // Not the gateway's JSON (a proxy's page): the status says enough.
+  }
+  throw refusal(res, json);
 }
 
 let settings: Promise<UiSettings> | null = null;
