@@ -36,6 +36,7 @@ import { CredentialSealer } from './registry/credentials.js';
 import { ImportSlots } from './registry/import-slots.js';
 import { Registry } from './registry/service.js';
 import { dnsResolver, pushStreamName, type Resolver } from './registry/url-policy.js';
+import type { Snapshotter } from './snapshots/types.js';
 import { SqliteStore } from './store/sqlite/index.js';
 import type { SourceRecord, Store } from './store/types.js';
 import { StreamManager } from './streams/manager.js';
@@ -69,6 +70,8 @@ export interface BuildOptions {
   lifecycle?: Lifecycle;
   /** Called once, on a first start, with the admin account just created and its one-time password. */
   announceAdmin?: (admin: { username: string; password: string }) => void;
+  /** Takes the alarms' pictures in place of the snapshot engine (tests inject a fake). */
+  snapshotter?: Snapshotter;
 }
 
 export interface Gateway {
@@ -270,6 +273,8 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
     },
     config.vehicles,
     http.log,
+    Date.now,
+    opts.snapshotter ?? null,
   );
   // Before the walls in the same phase (last registered closes first): an alarm's pop-up goes through them.
   life.own('writes', 'vehicles', () => vehicles.close());

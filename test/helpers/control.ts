@@ -1,4 +1,5 @@
 import type { Test } from 'tap';
+import type { BuildOptions } from '../../gateway/src/app.js';
 import type { Config } from '../../gateway/src/config/schema.js';
 import { ControlClient, type ControlClientOptions } from '../../scripts/sim/control-client.js';
 import { camera, smallTree, startGateway, type DeepPartial, type TestGateway } from './gateway.js';
@@ -16,8 +17,8 @@ export interface ControlGateway extends TestGateway {
  * A gateway listening on a loopback port, with the small department tree and cameras
  * a1, a2, a3 (county A, a1 with a sub-stream), b1 (county B).
  */
-export async function startControlGateway(t: Test, overrides: DeepPartial<Config> = {}): Promise<ControlGateway> {
-  const gw = await startGateway(t, overrides);
+export async function startControlGateway(t: Test, overrides: DeepPartial<Config> = {}, opts: BuildOptions = {}): Promise<ControlGateway> {
+  const gw = await startGateway(t, overrides, opts);
   await smallTree(gw);
   for (const [id, dep, extra] of [
     ['a1', 'countyA', { subUrl: 'rtsp://10.1.0.9:554/sub' }],

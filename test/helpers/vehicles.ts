@@ -1,4 +1,5 @@
 import type { Test } from 'tap';
+import type { BuildOptions } from '../../gateway/src/app.js';
 import type { Config } from '../../gateway/src/config/schema.js';
 import { SCREENS_2X2, startControlGateway, type ControlGateway } from './control.js';
 import { camera, type DeepPartial } from './gateway.js';
@@ -32,8 +33,8 @@ export function vehicleBody(id: string, plate: string, departmentId: string, ext
  * The control gateway (small tree, cameras a1..b1, listening on loopback) with a wall "alarm-wall"
  * (2×2 monitors of 4 tiles, in the city department) and a feed account.
  */
-export async function startVehicleGateway(t: Test, overrides: DeepPartial<Config> = {}): Promise<VehicleGateway> {
-  const gw = await startControlGateway(t, overrides);
+export async function startVehicleGateway(t: Test, overrides: DeepPartial<Config> = {}, opts: BuildOptions = {}): Promise<VehicleGateway> {
+  const gw = await startControlGateway(t, overrides, opts);
   await gw.createWall({ id: 'alarm-wall', name: '告警大屏 Alarm wall', departmentId: 'city', screens: SCREENS_2X2, layout: '4' });
   const feedToken = await gw.userToken('feed', ['feed'], ['root']);
   const addVehicle = async (body: Record<string, unknown>) => {

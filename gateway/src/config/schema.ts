@@ -391,6 +391,22 @@ export const configSchema = obj(
           },
           'Position and alarm subscriptions over the control WebSocket.',
         ),
+        alarmSnapshots: obj(
+          {
+            enabled: Type.Boolean({ default: true, description: "Take a picture of the vehicle's first channel (or the camera its linkage rule puts on a wall first) when an alarm opens." }),
+            width: Type.Integer({ minimum: 160, maximum: 3_840, default: 1_280, description: 'Width of the stored picture in pixels (the height keeps the aspect ratio).' }),
+            maxConcurrent: Type.Integer({ minimum: 1, maximum: 64, default: 4, description: 'Pictures taken at once: an alarm storm does not start more camera pulls than this.' }),
+            maxQueued: Type.Integer({
+              minimum: 0,
+              maximum: 10_000,
+              default: 100,
+              description: 'Alarms waiting for a picture beyond those being taken; past it an alarm gets none (recorded as GW_ERR_CAPACITY) rather than one taken long after it opened.',
+            }),
+            maxCount: Type.Integer({ minimum: 1, maximum: 10_000_000, default: 5_000, description: 'Most alarm pictures kept; the oldest are removed first.' }),
+            maxBytes: Type.Integer({ minimum: 1_048_576, default: 512 * 1_048_576, description: 'Most bytes of alarm pictures kept; the oldest are removed first.' }),
+          },
+          'Alarm evidence: one picture per alarm, kept with it in the database.',
+        ),
       },
       'Monitored vehicles: registry, positions, alarms, geofences and alarm-to-wall linkage.',
     ),

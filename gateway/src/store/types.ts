@@ -316,6 +316,33 @@ export interface AlarmRow {
   raisedAt: number;
   updatedAt: number;
   doc: string;
+  /** Filled on reads from alarm_snapshots (the alarm's document does not hold it); ignored on writes. */
+  evidence?: AlarmEvidence;
+}
+
+/** The picture an alarm keeps, without its bytes. */
+export interface AlarmSnapshotInfo {
+  cameraId: string;
+  takenAt: number;
+  width: number;
+  height: number;
+}
+
+/** What became of an alarm's picture: taken, failed (the error code), or never asked for or pruned (both null). */
+export interface AlarmEvidence {
+  snapshot: AlarmSnapshotInfo | null;
+  snapshotError: string | null;
+}
+
+export interface AlarmSnapshotWrite {
+  alarmId: string;
+  cameraId: string | null;
+  /** When the picture's keyframe arrived, or when the attempt failed. */
+  takenAt: number;
+  width: number;
+  height: number;
+  jpeg: Buffer | null;
+  error: string | null;
 }
 
 export interface AlarmQuery {
@@ -365,6 +392,13 @@ export interface AlarmRepo {
   get(id: string): Promise<AlarmRow | null>;
   open(): Promise<AlarmRow[]>;
   list(q: AlarmQuery): Promise<AlarmRow[]>;
+  /**
+   * Stores an alarm's picture (or why there is none), then removes the oldest rows until at most
+   * maxCount are kept and their pictures hold at most maxBytes; returns the alarms whose row went.
+   */
+  saveSnapshot(w: AlarmSnapshotWrite, bounds: { maxCount: number; maxBytes: number }): Promise<string[]>;
+  /** The alarm's picture with its JPEG, or null when it has none. */
+  snapshot(alarmId: string): Promise<(AlarmSnapshotInfo & { jpeg: Buffer }) | null>;
 }
 
 export interface RuleRepo {

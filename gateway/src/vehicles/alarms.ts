@@ -1,6 +1,7 @@
 import { GatewayError, ValidationError, notFound } from '../errors.js';
-import type { AuditEntry } from '../store/types.js';
+import type { AlarmRow, AuditEntry } from '../store/types.js';
 import { alarmAction, alarmItem, alarmsReport, type AlarmReportItem } from './input.js';
+import type { AlarmEvidence } from './evidence.js';
 import type { Linkage } from './linkage.js';
 import type { Alarm, AlarmType, Position, Severity } from './model.js';
 import type { VehicleRegistry } from './registry.js';
@@ -49,14 +50,16 @@ export class Alarms {
     private readonly ctx: VehicleContext,
     private readonly registry: VehicleRegistry,
     private readonly linkage: Linkage,
+    private readonly evidence: AlarmEvidence,
   ) {}
 
   /** The open alarms as stored, their pop-up holds re-armed; those of a vehicle deleted by a run that stopped half-way close now. */
   async load() {
     const now = this.ctx.clock();
     for (const row of await this.ctx.store.alarms.open()) {
-      const alarm = JSON.parse(row.doc) as Alarm;
-      const o: OpenAlarm = { alarm, closing: false, linking: Promise.resolve(), timers: [] };
+      const alarm = this.fromRow(row);
+      // A picture still being taken when the gateway stopped is not taken now, long after the alarm opened.
+      const o: OpenAlarm = { alarm, closing: false, linking: Promise.resolve(), timers: [], pictured: true };
       this.open.set(alarm.id, o);
       this.openByKey.set(this.alarmKey(alarm), o);
       const entry = this.registry.get(alarm.vehicleId);
@@ -71,6 +74,30 @@ export class Alarms {
   /** Stops the pop-up holds; the alarms stay open in the store. */
   close() {
     for (const o of this.open.values()) o.timers.forEach(clearTimeout);
+    this.evidence.close();
+  }
+
+  /** The open alarm of this id, for evidence to show its picture on. */
+  openById(id: string): Alarm | undefined {
+    return this.open.get(id)?.alarm;
+  }
+
+  /** A stored alarm with its picture as the store has it now (the document does not keep it). */
+  private fromRow(row: AlarmRow): Alarm {
+    const alarm = JSON.parse(row.doc) as Alarm;
+    return Object.assign(alarm, row.evidence ?? { snapshot: null, snapshotError: null });
+  }
+
+  /**
+   * Asks once for the alarm's picture: from the camera its linkage put on a wall first, else the
+   * vehicle's first channel. A late report shows the past, which a picture taken now would not.
+   */
+  private picture(o: OpenAlarm, entry: VehicleEntry, linked: string[]) {
+    if (o.pictured || o.alarm.late) return;
+    o.pictured = true;
+    const first = [...entry.vehicle.channels].sort((a, b) => a.channel - b.channel)[0];
+    const cameraId = linked[0] ?? first?.sourceId;
+    if (cameraId) this.evidence.request(o.alarm, cameraId);
   }
 
   all(): Iterable<OpenAlarm> {
@@ -144,7 +171,7 @@ export class Alarms {
       if (now - r.at <= lateAfterMs) a.late = false;
       if (r.position) a.position = r.position;
       // A catching-up terminal's late report, then the live one; or a warning that turns critical: rules it now matches act.
-      if (upgraded && !a.late) this.linkage.link(open, entry);
+      if (upgraded && !a.late) this.picture(open, entry, this.linkage.link(open, entry));
       this.ctx.events.emit('alarm', a, 'updated');
       return { alarm: a, repeated: true, write: this.ctx.persist(a) };
     }
@@ -174,13 +201,16 @@ export class Alarms {
       closeReason: null,
       note: null,
       linkages: [],
+      snapshot: null,
+      snapshotError: null,
     };
-    const o: OpenAlarm = { alarm, closing: false, linking: Promise.resolve(), timers: [] };
+    const o: OpenAlarm = { alarm, closing: false, linking: Promise.resolve(), timers: [], pictured: false };
     this.open.set(alarm.id, o);
     this.openByKey.set(key, o);
     entry.live.openAlarms++;
     // Linkage starts before the alarm is written: the wall, not the disk, is what a person is waiting for.
-    if (!alarm.late) this.linkage.link(o, entry);
+    // The picture after both: it waits for the camera, and the alarm waits for nothing.
+    if (!alarm.late) this.picture(o, entry, this.linkage.link(o, entry));
     this.ctx.events.emit('alarm', alarm, 'raised');
     return { alarm, repeated: false, write: this.ctx.persist(alarm) };
   }
@@ -286,9 +316,17 @@ export class Alarms {
 
   async getAlarm(actor: VehicleActor, id: string): Promise<Alarm> {
     const live = this.open.get(id)?.alarm;
-    const a = live ?? JSON.parse((await this.ctx.store.alarms.get(id))?.doc ?? 'null');
+    const row = live ? null : await this.ctx.store.alarms.get(id);
+    const a = live ?? (row ? this.fromRow(row) : null);
     if (!a || !this.ctx.visible(actor, a.departmentId)) throw notFound(`alarm "${id}"`);
     return a;
+  }
+
+  async snapshot(actor: VehicleActor, id: string) {
+    await this.getAlarm(actor, id);
+    const shot = await this.ctx.store.alarms.snapshot(id);
+    if (!shot) throw notFound(`picture of alarm "${id}"`);
+    return shot;
   }
 
   async listAlarms(
@@ -302,7 +340,7 @@ export class Alarms {
       before = { raisedAt: Number(at), id };
     }
     const rows = await this.ctx.store.alarms.list({ ranges: this.ctx.ranges(actor), states: q.state, vehicleId: q.vehicleId, type: q.type, since: q.since, before, limit: q.limit + 1 });
-    const items = rows.slice(0, q.limit).map((r) => this.open.get(r.id)?.alarm ?? (JSON.parse(r.doc) as Alarm));
+    const items = rows.slice(0, q.limit).map((r) => this.open.get(r.id)?.alarm ?? this.fromRow(r));
     const last = items[items.length - 1];
     return { items, nextCursor: rows.length > q.limit && last ? Buffer.from(`${last.raisedAt}|${last.id}`).toString('base64url') : null };
   }

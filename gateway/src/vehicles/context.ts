@@ -115,6 +115,8 @@ export interface OpenAlarm {
   /** Pop-ups being put up; closing waits for them so none is left behind. */
   linking: Promise<unknown>;
   timers: NodeJS.Timeout[];
+  /** Its picture was asked for (once, when it opened or, reported late, when it first came live). */
+  pictured: boolean;
 }
 
 export interface VehicleEvents {

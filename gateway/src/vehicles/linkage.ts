@@ -97,11 +97,15 @@ export class Linkage {
     return true;
   }
 
-  /** Puts the vehicle's channels on the wall of every matching rule; the streams are pre-warmed there. */
-  link(o: OpenAlarm, entry: VehicleEntry) {
+  /**
+   * Puts the vehicle's channels on the wall of every matching rule; the streams are pre-warmed there.
+   * Returns the cameras of the first rule it acted on (the alarm's picture is taken from the first).
+   */
+  link(o: OpenAlarm, entry: VehicleEntry): string[] {
     const alarm = o.alarm;
     const now = this.ctx.clock();
     const shows: Promise<unknown>[] = [];
+    let linked: string[] = [];
     for (const rule of this.rules.values()) {
       if (!this.matches(rule, alarm) || alarm.linkages.some((l) => l.ruleId === rule.id)) continue;
       const channels = rule.channels.length
@@ -110,6 +114,8 @@ export class Linkage {
       if (channels.length === 0) continue;
       const linkage: AlarmLinkage = { ruleId: rule.id, wallId: rule.wallId, popupId: shortId('pop'), until: rule.holdSec ? now + rule.holdSec * 1000 : null, endedAt: null };
       alarm.linkages.push(linkage);
+      const cameraIds = channels.map((c) => c.sourceId);
+      if (linked.length === 0) linked = cameraIds;
       const shown = this.target
         .show({
           id: linkage.popupId,
@@ -119,7 +125,7 @@ export class Linkage {
           alarmId: alarm.id,
           vehicleId: alarm.vehicleId,
           tileIds: rule.tileIds,
-          cameraIds: channels.map((c) => c.sourceId),
+          cameraIds,
           prewarmHoldMs: this.ctx.config.linkageHoldMs,
         })
         .then(
@@ -143,6 +149,7 @@ export class Linkage {
         }),
       );
     }
+    return linked;
   }
 
   /** A rule's holdSec: the pop-up comes off while the alarm stays open. */

@@ -141,6 +141,19 @@ export interface Alarm {
   closeReason: 'handled' | 'cleared' | null;
   note: string | null;
   linkages: AlarmLinkage[];
+  /** The picture taken when it opened (GET /api/alarms/:id/snapshot.jpg); null until taken, when none could be, and once pruned. */
+  snapshot: AlarmSnapshot | null;
+  /** Why there is no picture: the error code of the attempt (GW_ERR_CAMERA_UNREACHABLE, GW_ERR_CAPACITY for an alarm storm, ...). */
+  snapshotError: string | null;
+}
+
+/** An alarm's evidence picture, without its bytes. */
+export interface AlarmSnapshot {
+  cameraId: string;
+  /** When the keyframe it shows arrived (ms since the epoch). */
+  takenAt: number;
+  width: number;
+  height: number;
 }
 
 export type GeofenceShape =

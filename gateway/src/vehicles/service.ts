@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { ImportInput, ImportMode } from '../registry/service.js';
-import type { PathRange, Store } from '../store/types.js';
+import type { Snapshotter } from '../snapshots/types.js';
+import type { AlarmSnapshotInfo, PathRange, Store } from '../store/types.js';
 import { Alarms } from './alarms.js';
 import {
   VehicleContext,
@@ -17,6 +18,7 @@ import {
   type VehicleView,
   type VehiclesConfig,
 } from './context.js';
+import { AlarmEvidence } from './evidence.js';
 import { Geofences } from './geofences.js';
 import { Linkage } from './linkage.js';
 import type { Alarm, Geofence, LinkageRule, Position, Severity } from './model.js';
@@ -54,7 +56,18 @@ export class VehicleService extends EventEmitter<VehicleEvents> {
   private pruneTimer: NodeJS.Timeout | null = null;
   private closing: Promise<void> | null = null;
 
-  constructor(store: Store, sources: SourceDirectory, linkage: LinkageTarget, config: VehiclesConfig, log: VehicleLog, clock: () => number = Date.now) {
+  /**
+   * `snapshotter` takes each alarm's picture when it opens (evidence.ts); without one alarms keep none.
+   */
+  constructor(
+    store: Store,
+    sources: SourceDirectory,
+    linkage: LinkageTarget,
+    config: VehiclesConfig,
+    log: VehicleLog,
+    clock: () => number = Date.now,
+    snapshotter: Snapshotter | null = null,
+  ) {
     super();
     this.ctx = new VehicleContext(store, sources, config, this, log, clock);
     this.registry = new VehicleRegistry(this.ctx, {
@@ -66,7 +79,8 @@ export class VehicleService extends EventEmitter<VehicleEvents> {
     });
     this.geofences = new Geofences(this.ctx, this.registry);
     this.linkage = new Linkage(this.ctx, linkage, this.geofences, { all: () => this.alarms.all(), isOpen: (o) => this.alarms.isOpen(o) });
-    this.alarms = new Alarms(this.ctx, this.registry, this.linkage);
+    const evidence = new AlarmEvidence(this.ctx, snapshotter, { openById: (id) => this.alarms.openById(id) });
+    this.alarms = new Alarms(this.ctx, this.registry, this.linkage, evidence);
     this.positions = new Positions(this.ctx, this.registry, this.geofences, this.alarms);
   }
 
@@ -207,6 +221,11 @@ export class VehicleService extends EventEmitter<VehicleEvents> {
 
   getAlarm(actor: VehicleActor, id: string): Promise<Alarm> {
     return this.alarms.getAlarm(actor, id);
+  }
+
+  /** The alarm's picture with its JPEG; GW_ERR_NOT_FOUND for an alarm the actor cannot see or one without a picture. */
+  alarmSnapshot(actor: VehicleActor, id: string): Promise<AlarmSnapshotInfo & { jpeg: Buffer }> {
+    return this.alarms.snapshot(actor, id);
   }
 
   listAlarms(

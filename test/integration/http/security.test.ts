@@ -191,6 +191,8 @@ t.test('every route checks authentication and roles', async (t) => {
     'POST /api/feed/alarms': ['admin', 'feed'],
     'GET /api/alarms': read,
     'GET /api/alarms/:id': read,
+    'GET /api/alarms/export': read,
+    'GET /api/alarms/:id/snapshot.jpg': read,
     'POST /api/alarms/:id/ack': read,
     'POST /api/alarms/:id/close': read,
     'GET /api/geofences': read,

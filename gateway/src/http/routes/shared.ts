@@ -1,7 +1,8 @@
-import { Transform, type Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import type { TSchema } from '@sinclair/typebox';
-import type { FastifyInstance, FastifyRequest, FastifySchema, FastifySchemaCompiler } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema, FastifySchemaCompiler } from 'fastify';
 import { GatewayError, ValidationError } from '../../errors.js';
+import { csvCell } from '../../lib/csv.js';
 import { schemaCheck } from '../../lib/schema-check.js';
 import type { ImportFormat } from '../../registry/import-parse.js';
 import type { ImportSlots } from '../../registry/import-slots.js';
@@ -96,4 +97,30 @@ export async function streamedImport<T>(req: FastifyRequest, slots: ImportSlots,
     raw.on('error', (err) => body.destroy(err));
     return work(body);
   });
+}
+
+export type ExportFormat = 'csv' | 'ndjson';
+
+/** The response of an export route, for its schema: the file, in the format asked for. */
+export const exportResponse = {
+  200: {
+    description: 'The file, streamed row by row: CSV with a header line, or one JSON object a line with the same fields.',
+    content: { 'text/csv': { schema: { type: 'string' } }, 'application/x-ndjson': { schema: { type: 'string' } } },
+  },
+};
+
+/**
+ * Streams an export as a download, written as the rows are read: CSV (a header, then every cell
+ * through csvCell, so text a spreadsheet would run as a formula is neutralised) or NDJSON, both with
+ * the same fields.
+ */
+export function sendExport(reply: FastifyReply, name: string, format: ExportFormat, columns: readonly string[], rows: AsyncIterable<Record<string, unknown>>) {
+  async function* lines() {
+    if (format === 'csv') yield columns.join(',') + '\n';
+    for await (const row of rows) {
+      yield format === 'csv' ? columns.map((c) => csvCell(row[c])).join(',') + '\n' : JSON.stringify(Object.fromEntries(columns.map((c) => [c, row[c]]))) + '\n';
+    }
+  }
+  reply.header('content-type', format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson').header('content-disposition', `attachment; filename="${name}.${format}"`);
+  return reply.send(Readable.from(lines()));
 }

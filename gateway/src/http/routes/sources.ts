@@ -1,14 +1,12 @@
-import { Readable } from 'node:stream';
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Guards } from '../../auth/plugin.js';
 import type { Principal } from '../../auth/users.js';
-import { csvCell } from '../../lib/csv.js';
 import { importRows } from '../../registry/import-parse.js';
 import type { ImportSlots } from '../../registry/import-slots.js';
 import type { ImportMode, Registry, SourceView } from '../../registry/service.js';
 import { HEALTH, LEVELS, PROTOCOLS } from '../../store/types.js';
-import { acceptImportBodies, etag, ifMatch, importFormat, parseBbox, streamedImport } from './shared.js';
+import { acceptImportBodies, etag, ifMatch, importFormat, parseBbox, sendExport, streamedImport } from './shared.js';
 
 const literalUnion = <T extends string>(values: readonly T[]) => Type.Union(values.map((v) => Type.Literal(v)));
 
@@ -32,7 +30,7 @@ type ListQuery = Static<ReturnType<typeof listQuery>>;
 
 const exportQuery = Type.Object(
   {
-    format: literalUnion(['ndjson', 'csv']),
+    format: literalUnion(['ndjson', 'csv'] as const),
     departmentId: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
     level: Type.Optional(literalUnion(LEVELS)),
     protocol: Type.Optional(literalUnion(PROTOCOLS)),
@@ -143,22 +141,16 @@ export async function sourceRoutes(app: FastifyInstance, opts: SourceRoutesOptio
       const principal = actor(req);
       // Fail before the first byte for a department the user cannot see.
       if (filters.departmentId) await registry.listSources(principal, { ...filters, limit: 1 });
-      async function* lines() {
+      async function* rows() {
         let count = 0;
-        if (format === 'csv') yield CSV_COLUMNS.join(',') + '\n';
         for await (const r of registry.iterateSources(principal, filters)) {
-          const v = registry.view(r);
-          // The exported URL carries no credentials at all, not even masked: it must re-import as it is.
-          const row = { ...v, url: r.url, subUrl: r.subUrl };
           count++;
-          yield format === 'csv' ? CSV_COLUMNS.map((c) => csvCell(row[c])).join(',') + '\n' : JSON.stringify(Object.fromEntries(CSV_COLUMNS.map((c) => [c, row[c]]))) + '\n';
+          // The exported URL carries no credentials at all, not even masked: it must re-import as it is.
+          yield { ...registry.view(r), url: r.url, subUrl: r.subUrl };
         }
         req.log.info({ count, format }, 'sources exported');
       }
-      reply
-        .header('content-type', format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson')
-        .header('content-disposition', `attachment; filename="sources.${format}"`);
-      return reply.send(Readable.from(lines()));
+      return sendExport(reply, 'sources', format, CSV_COLUMNS, rows());
     },
   );
 

@@ -7,9 +7,9 @@ import { importRows } from '../../registry/import-parse.js';
 import type { ImportSlots } from '../../registry/import-slots.js';
 import type { ImportMode } from '../../registry/service.js';
 import { ALARM_ACTION, ALARMS_REPORT, GEOFENCE_INPUT, LINKAGE_INPUT, POSITIONS_REPORT, timeOf, VEHICLE_BODY, VEHICLE_INPUT_FIELDS } from '../../vehicles/input.js';
-import { ALARM_TYPES, VEHICLE_CATEGORIES } from '../../vehicles/model.js';
+import { ALARM_TYPES, VEHICLE_CATEGORIES, type Alarm } from '../../vehicles/model.js';
 import type { VehicleEntry, VehicleService } from '../../vehicles/service.js';
-import { acceptImportBodies, checkedBy, etag, ifMatch, importFormat, parseBbox, streamedImport } from './shared.js';
+import { acceptImportBodies, checkedBy, etag, exportResponse, ifMatch, importFormat, parseBbox, sendExport, streamedImport } from './shared.js';
 
 const literalUnion = <T extends string>(values: readonly T[]) => Type.Union(values.map((v) => Type.Literal(v)));
 const ID = Type.String({ minLength: 1, maxLength: 64 });
@@ -48,6 +48,79 @@ const alarmQuery = (max: number) =>
     },
     { additionalProperties: false },
   );
+
+/** The list's filters, for an export of every alarm they match. */
+const alarmExportQuery = Type.Object(
+  {
+    format: literalUnion(['csv', 'ndjson'] as const),
+    state: Type.Optional(Type.String({ pattern: '^(raised|acknowledged|closed)(,(raised|acknowledged|closed))*$' })),
+    vehicleId: Type.Optional(ID),
+    type: Type.Optional(literalUnion(ALARM_TYPES)),
+    since: Type.Optional(TIME_TEXT),
+  },
+  { additionalProperties: false },
+);
+const ALARM_EXPORT_COLUMNS = [
+  'id',
+  'plate',
+  'vehicleId',
+  'departmentId',
+  'type',
+  'severity',
+  'state',
+  'raisedAt',
+  'lastReportAt',
+  'occurrences',
+  'lat',
+  'lon',
+  'geofence',
+  'detail',
+  'late',
+  'acknowledgedBy',
+  'acknowledgedAt',
+  'closedBy',
+  'closedAt',
+  'closeReason',
+  'note',
+  'snapshotUrl',
+  'snapshotTakenAt',
+  'snapshotCameraId',
+  'snapshotError',
+] as const;
+const EXPORT_PAGE = 500;
+const isoTime = (ms: number | null | undefined) => (ms === null || ms === undefined ? null : new Date(ms).toISOString());
+const snapshotPath = (id: string) => `/api/alarms/${encodeURIComponent(id)}/snapshot.jpg`;
+
+/** An alarm as a row of the export: times in ISO 8601, its picture by the URL that serves it. */
+function alarmExportRow(a: Alarm): Record<(typeof ALARM_EXPORT_COLUMNS)[number], unknown> {
+  return {
+    id: a.id,
+    plate: a.plate,
+    vehicleId: a.vehicleId,
+    departmentId: a.departmentId,
+    type: a.type,
+    severity: a.severity,
+    state: a.state,
+    raisedAt: isoTime(a.raisedAt),
+    lastReportAt: isoTime(a.lastReportAt),
+    occurrences: a.occurrences,
+    lat: a.position?.lat ?? null,
+    lon: a.position?.lon ?? null,
+    geofence: a.geofence?.name ?? null,
+    detail: a.detail,
+    late: a.late,
+    acknowledgedBy: a.acknowledgedBy,
+    acknowledgedAt: isoTime(a.acknowledgedAt),
+    closedBy: a.closedBy,
+    closedAt: isoTime(a.closedAt),
+    closeReason: a.closeReason,
+    note: a.note,
+    snapshotUrl: a.snapshot ? snapshotPath(a.id) : null,
+    snapshotTakenAt: isoTime(a.snapshot?.takenAt),
+    snapshotCameraId: a.snapshot?.cameraId ?? null,
+    snapshotError: a.snapshotError,
+  };
+}
 
 const trackQuery = Type.Object({ from: Type.Optional(TIME_TEXT), to: Type.Optional(TIME_TEXT) }, { additionalProperties: false });
 const importQuery = Type.Object({ mode: literalUnion(['all-or-nothing', 'keep-valid'] as const) }, { additionalProperties: false });
@@ -150,7 +223,48 @@ export async function vehicleRoutes(app: FastifyInstance, o: VehicleRouteOptions
       return vehicles.listAlarms(actor(req), { ...rest, state: state?.split(',') as ('raised' | 'acknowledged' | 'closed')[] | undefined, since: queryTime('since', since) });
     },
   );
+  app.get<{ Querystring: Static<typeof alarmExportQuery> }>(
+    '/api/alarms/export',
+    { onRequest: guards.require('vehicles:read'), schema: { querystring: alarmExportQuery, response: exportResponse } },
+    async (req, reply) => {
+      const { format, state, since, ...rest } = req.query;
+      const principal = actor(req);
+      // Checked before the first byte: a bad time is a 400, not a file cut short.
+      const filter = { ...rest, state: state?.split(',') as Alarm['state'][] | undefined, since: queryTime('since', since) };
+      async function* rows() {
+        let count = 0;
+        let cursor: string | undefined;
+        do {
+          const page = await vehicles.listAlarms(principal, { ...filter, cursor, limit: EXPORT_PAGE });
+          for (const a of page.items) yield alarmExportRow(a);
+          count += page.items.length;
+          cursor = page.nextCursor ?? undefined;
+        } while (cursor);
+        req.log.info({ count, format }, 'alarms exported');
+      }
+      return sendExport(reply, 'alarms', format, ALARM_EXPORT_COLUMNS, rows());
+    },
+  );
   app.get<{ Params: IdParams }>('/api/alarms/:id', { onRequest: guards.require('vehicles:read'), schema: { params: idParams } }, async (req) => vehicles.getAlarm(actor(req), req.params.id));
+  app.get<{ Params: IdParams }>(
+    '/api/alarms/:id/snapshot.jpg',
+    {
+      onRequest: guards.require('vehicles:read'),
+      schema: {
+        params: idParams,
+        response: { 200: { description: 'The picture taken when the alarm opened.', content: { 'image/jpeg': { schema: { type: 'string', format: 'binary' } } } } },
+      },
+    },
+    async (req, reply) => {
+      const shot = await vehicles.alarmSnapshot(actor(req), req.params.id);
+      // An alarm's picture never changes; it only goes (pruned), and then this answers 404.
+      return reply
+        .header('content-type', 'image/jpeg')
+        .header('cache-control', 'private, max-age=3600')
+        .header('last-modified', new Date(shot.takenAt).toUTCString())
+        .send(shot.jpeg);
+    },
+  );
   // The note is optional, and so is a body at all.
   const alarmAction = { params: idParams, body: noteBody };
   app.post<{ Params: IdParams; Body: Static<typeof noteBody> }>('/api/alarms/:id/ack', { onRequest: guards.require('alarms:handle'), ...checkedBy(alarmAction) }, async (req) =>

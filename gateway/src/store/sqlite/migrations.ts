@@ -199,4 +199,24 @@ export const migrations: { version: number; description: string; sql: string }[]
       ALTER TABLE users ADD COLUMN tokens_revoked_at INTEGER NOT NULL DEFAULT 0;
     `,
   },
+  {
+    version: 5,
+    description: 'alarm evidence: the picture taken when an alarm opened (or why there is none), kept with the alarm',
+    sql: `
+      -- One row per alarm that asked for a picture: a JPEG, or the error code of the attempt that failed.
+      -- Bounded (vehicles.alarmSnapshots.maxCount/maxBytes, oldest first) and deleted with its alarm.
+      CREATE TABLE alarm_snapshots (
+        alarm_id TEXT PRIMARY KEY REFERENCES alarms(id) ON DELETE CASCADE,
+        camera_id TEXT,
+        taken_at INTEGER NOT NULL,
+        width INTEGER NOT NULL DEFAULT 0,
+        height INTEGER NOT NULL DEFAULT 0,
+        bytes INTEGER NOT NULL DEFAULT 0,
+        error TEXT,
+        jpeg BLOB
+      );
+      -- The prune walks the newest first summing bytes without reading a picture.
+      CREATE INDEX alarm_snapshots_age ON alarm_snapshots(taken_at, bytes);
+    `,
+  },
 ];

@@ -4,6 +4,7 @@ import {
   type AlarmQuery,
   type AlarmRepo,
   type AlarmRow,
+  type AlarmSnapshotWrite,
   type AuditEntry,
   type PositionRow,
   type RuleRepo,
@@ -165,8 +166,14 @@ function toPosition(r: Row): PositionRow {
   };
 }
 
+/** An alarm with what alarm_snapshots holds of it, for the readers below. */
+const ALARM_WITH_EVIDENCE = `SELECT alarms.*, s.camera_id AS s_camera, s.taken_at AS s_at, s.width AS s_width, s.height AS s_height, s.error AS s_error,
+  s.jpeg IS NOT NULL AS s_has FROM alarms LEFT JOIN alarm_snapshots s ON s.alarm_id = alarms.id`;
+
 function toAlarm(r: Row): AlarmRow {
+  const snapshot = r.s_has ? { cameraId: r.s_camera as string, takenAt: r.s_at as number, width: r.s_width as number, height: r.s_height as number } : null;
   return {
+    evidence: { snapshot, snapshotError: snapshot ? null : ((r.s_error as string | null) ?? null) },
     id: r.id as string,
     vehicleId: r.vehicle_id as string,
     deptPath: r.dept_path as string,
@@ -180,12 +187,38 @@ function toAlarm(r: Row): AlarmRow {
 
 export class SqliteAlarms implements AlarmRepo {
   private readonly upsert;
+  private readonly putSnapshot;
+  private readonly pruneSnapshots;
   constructor(
     private readonly db: DB,
     private readonly appendAudit: AppendAudit,
   ) {
-    this.upsert = db.prepare(`INSERT OR REPLACE INTO alarms (id, vehicle_id, dept_path, type, state, raised_at, updated_at, doc)
-      VALUES (@id, @vehicleId, @deptPath, @type, @state, @raisedAt, @updatedAt, @doc)`);
+    // Not INSERT OR REPLACE: its delete would cascade to the alarm's picture.
+    this.upsert = db.prepare(`INSERT INTO alarms (id, vehicle_id, dept_path, type, state, raised_at, updated_at, doc)
+      VALUES (@id, @vehicleId, @deptPath, @type, @state, @raisedAt, @updatedAt, @doc)
+      ON CONFLICT (id) DO UPDATE SET vehicle_id = excluded.vehicle_id, dept_path = excluded.dept_path, type = excluded.type, state = excluded.state,
+        raised_at = excluded.raised_at, updated_at = excluded.updated_at, doc = excluded.doc`);
+    this.putSnapshot = db.prepare(`INSERT OR REPLACE INTO alarm_snapshots (alarm_id, camera_id, taken_at, width, height, bytes, error, jpeg)
+      VALUES (@alarmId, @cameraId, @takenAt, @width, @height, @bytes, @error, @jpeg)`);
+    // Newest first, the running count and byte total: whatever lies past either bound goes.
+    this.pruneSnapshots = db.prepare(`DELETE FROM alarm_snapshots WHERE alarm_id IN (
+        SELECT alarm_id FROM (
+          SELECT alarm_id, row_number() OVER newest AS n, sum(bytes) OVER newest AS total FROM alarm_snapshots
+          WINDOW newest AS (ORDER BY taken_at DESC, alarm_id DESC)
+        ) WHERE n > @maxCount OR total > @maxBytes
+      ) RETURNING alarm_id`).pluck();
+  }
+
+  async saveSnapshot(w: AlarmSnapshotWrite, bounds: { maxCount: number; maxBytes: number }): Promise<string[]> {
+    return this.db.transaction(() => {
+      this.putSnapshot.run({ ...w, bytes: w.jpeg?.length ?? 0 });
+      return this.pruneSnapshots.all(bounds) as string[];
+    })();
+  }
+
+  async snapshot(alarmId: string) {
+    const r = this.db.prepare(`SELECT camera_id, taken_at, width, height, jpeg FROM alarm_snapshots WHERE alarm_id = ? AND jpeg IS NOT NULL`).get(alarmId) as Row | undefined;
+    return r ? { cameraId: r.camera_id as string, takenAt: r.taken_at as number, width: r.width as number, height: r.height as number, jpeg: r.jpeg as Buffer } : null;
   }
 
   async save(row: AlarmRow, audit: AuditWrite | null) {
@@ -196,12 +229,12 @@ export class SqliteAlarms implements AlarmRepo {
   }
 
   async get(id: string) {
-    const r = this.db.prepare(`SELECT * FROM alarms WHERE id = ?`).get(id) as Row | undefined;
+    const r = this.db.prepare(`${ALARM_WITH_EVIDENCE} WHERE alarms.id = ?`).get(id) as Row | undefined;
     return r ? toAlarm(r) : null;
   }
 
   async open() {
-    return (this.db.prepare(`SELECT * FROM alarms WHERE state != 'closed' ORDER BY raised_at, id`).all() as Row[]).map(toAlarm);
+    return (this.db.prepare(`${ALARM_WITH_EVIDENCE} WHERE state != 'closed' ORDER BY raised_at, id`).all() as Row[]).map(toAlarm);
   }
 
   async list(q: AlarmQuery) {
@@ -221,7 +254,7 @@ export class SqliteAlarms implements AlarmRepo {
       where.push('(raised_at < @beforeAt OR (raised_at = @beforeAt AND id < @beforeId))');
       Object.assign(params, { beforeAt: q.before.raisedAt, beforeId: q.before.id });
     }
-    return (this.db.prepare(`SELECT * FROM alarms WHERE ${where.join(' AND ')} ORDER BY raised_at DESC, id DESC LIMIT @limit`).all(params) as Row[]).map(toAlarm);
+    return (this.db.prepare(`${ALARM_WITH_EVIDENCE} WHERE ${where.join(' AND ')} ORDER BY raised_at DESC, id DESC LIMIT @limit`).all(params) as Row[]).map(toAlarm);
   }
 }
 
