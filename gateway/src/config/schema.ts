@@ -283,6 +283,45 @@ export const configSchema = obj(
           },
           'Admission: a request over a cap is refused before any process starts.',
         ),
+        snapshots: obj(
+          {
+            maxConcurrentDecodes: Type.Integer({
+              minimum: 1,
+              maximum: 64,
+              default: 2,
+              description: 'Keyframes decoded to JPEG at once (one ffmpeg each); more requests wait in the queue.',
+            }),
+            maxQueuedDecodes: Type.Integer({
+              minimum: 0,
+              default: 64,
+              description: 'Decodes waiting for a free decoder; past it a snapshot gets 503 GW_ERR_CAPACITY.',
+            }),
+            cacheMs: Type.Integer({
+              minimum: 0,
+              maximum: 60_000,
+              default: 2_000,
+              description: 'How long a decoded picture is served again for the same camera, profile and width; 0 decodes every request (concurrent ones still share one decode).',
+            }),
+            cacheMaxBytes: Type.Integer({ minimum: 0, default: 33_554_432, description: 'Bytes of JPEG the cache holds; the least recently used go first.' }),
+            coldTimeoutMs: Type.Integer({
+              minimum: 500,
+              maximum: 120_000,
+              default: 10_000,
+              description: 'How long a snapshot of an idle camera waits for the pull it starts to bring a keyframe.',
+            }),
+            lingerMs: Type.Integer({
+              minimum: 0,
+              maximum: 3_600_000,
+              default: 1_000,
+              description:
+                'How long a pull started for snapshots only stays up after its keyframe was taken (a pull someone watched lingers streams.closeAfterMs).',
+            }),
+            decodeTimeoutMs: Type.Integer({ minimum: 100, maximum: 60_000, default: 5_000, description: 'A decode that has not produced its JPEG in this long is killed.' }),
+            maxWidth: Type.Integer({ minimum: 16, maximum: 7_680, default: 1_920, description: 'Largest `width` a snapshot may be asked for.' }),
+            quality: Type.Integer({ minimum: 2, maximum: 31, default: 4, description: "JPEG quality as ffmpeg's -q:v (2 best, 31 worst)." }),
+          },
+          'Snapshots (GET /api/streams/<camera>/snapshot.jpg): a live stream\'s latest keyframe, or a short pull of an idle camera, decoded to JPEG.',
+        ),
       },
       'On-demand streaming engine.',
     ),

@@ -344,7 +344,7 @@ export async function instanceIdFor(dataDir: string): Promise<string> {
 }
 
 function summarize(s: StreamSession, now: number): SessionSummary {
-  const readers: Record<Reader['kind'], number> = { hls: 0, flv: 0, webrtc: 0, prewarm: 0 };
+  const readers: Record<Reader['kind'], number> = { hls: 0, flv: 0, webrtc: 0, prewarm: 0, snapshot: 0 };
   for (const r of s.readers.values()) readers[r.kind]++;
   return {
     id: s.id,

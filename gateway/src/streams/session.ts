@@ -29,8 +29,11 @@ export interface SessionHost {
 
 export interface Reader {
   readonly id: string;
-  /** 'prewarm': the control plane starting a tour's next camera before it shows. */
-  readonly kind: 'hls' | 'flv' | 'webrtc' | 'prewarm';
+  /**
+   * 'prewarm': the control plane starting a tour's next camera before it shows. 'snapshot': a
+   * picture of an idle camera, held only until its keyframe arrives.
+   */
+  readonly kind: 'hls' | 'flv' | 'webrtc' | 'prewarm' | 'snapshot';
   readonly userId: string;
   readonly since: number;
   /** Told when the session closes under the reader (force-stop, shutdown). */
@@ -69,7 +72,11 @@ export class StreamSession extends EventEmitter<{ tag: [FlvTag]; state: [Session
   resolution: string | null = null;
   transcoding = false;
   bytesIn = 0;
+  /** When the keyframe that starts the cached GOP arrived (clock ms); null before the first. */
+  keyframeAt: number | null = null;
   private sentBytes = 0;
+  /** Someone other than a snapshot has read this session: it lingers streams.closeAfterMs, not snapshots.lingerMs. */
+  private watched = false;
   /** The decoder configuration (script data, AVC and AAC sequence headers), by FLV tag type. */
   readonly headers = new Map<string, FlvTag>();
   private readonly gop: GopStore;
@@ -152,6 +159,7 @@ export class StreamSession extends EventEmitter<{ tag: [FlvTag]; state: [Session
   addReader(reader: Reader): void {
     if (this.state === 'closed') throw new GatewayError('GW_ERR_STREAM_CLOSED', 'the stream closed');
     this.readers.set(reader.id, reader);
+    if (reader.kind !== 'snapshot') this.watched = true;
     if (this.lingerTimer) {
       this.clock.clearTimeout(this.lingerTimer);
       this.lingerTimer = null;
@@ -167,7 +175,10 @@ export class StreamSession extends EventEmitter<{ tag: [FlvTag]; state: [Session
       return;
     }
     this.setState('lingering');
-    this.lingerTimer = this.clock.setTimeout(() => void this.close('no viewers'), this.host.config.closeAfterMs);
+    // A pull only snapshots used has given what it was for: lingering as long as a viewer's would hold a camera (and a
+    // slot under streams.limits.sessions) for each thumbnail asked of an idle camera.
+    const lingerMs = this.watched ? this.host.config.closeAfterMs : this.host.config.snapshots.lingerMs;
+    this.lingerTimer = this.clock.setTimeout(() => void this.close('no viewers'), lingerMs);
   }
 
   /** Resolves on the first video, rejects with the reason the start failed. */
@@ -281,6 +292,7 @@ export class StreamSession extends EventEmitter<{ tag: [FlvTag]; state: [Session
       this.headers.set(`${tag.type}`, tag);
     } else if (timed.keyframe) {
       tag = this.gop.restart(timed);
+      this.keyframeAt = this.clock.now();
     } else if (this.gop.tags.length > 0) {
       tag = this.gop.add(timed);
     } else {

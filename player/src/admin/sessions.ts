@@ -63,6 +63,8 @@ function readersText(readers: Record<string, number>): string {
   const parts = OUTPUTS.map(([k, label]) => `${label} ${readers[k] ?? 0}`);
   // Prewarm readers are the gateway's own (a tour's next camera), shown only when there are any.
   if (readers.prewarm) parts.push(`prewarm ${readers.prewarm}`);
+  // So are snapshot readers: held by a picture of an idle camera until its keyframe arrives.
+  if (readers.snapshot) parts.push(`snapshot ${readers.snapshot}`);
   return parts.join(' · ');
 }
 

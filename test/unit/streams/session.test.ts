@@ -452,6 +452,34 @@ t.test('lingering: the last viewer leaving closes the session after closeAfterMs
   t.same(d.closedWith, ['no viewers']);
 });
 
+t.test('a pull only snapshots used lingers snapshots.lingerMs; one a viewer used lingers closeAfterMs', async (t) => {
+  const snapshotReader = (id: string) => ({ id, kind: 'snapshot' as const, userId: 'u1', since: 0 });
+  const h = harness(t);
+  h.session.addReader(snapshotReader('s1'));
+  const d = await h.driver(1);
+  d.starting.resolve();
+  d.frame();
+  h.session.removeReader('s1');
+  t.equal(h.session.state, 'lingering');
+  h.clock.advance(config.snapshots.lingerMs - 1);
+  t.equal(h.session.state, 'lingering');
+  h.clock.advance(1);
+  t.equal(h.session.state, 'closed', 'closed snapshots.lingerMs after the snapshot let go, not closeAfterMs');
+
+  const w = harness(t);
+  w.session.addReader(reader('r1'));
+  const dw = await w.driver(1);
+  dw.starting.resolve();
+  dw.frame();
+  w.session.addReader(snapshotReader('s1'));
+  w.session.removeReader('r1');
+  w.session.removeReader('s1');
+  w.clock.advance(config.snapshots.lingerMs);
+  t.equal(w.session.state, 'lingering', 'a snapshot taken of a watched pull does not cut its linger short');
+  w.clock.advance(config.closeAfterMs - config.snapshots.lingerMs);
+  t.equal(w.session.state, 'closed');
+});
+
 t.test('a failure with nobody watching closes instead of retrying', async (t) => {
   const h = harness(t);
   h.session.addReader(reader('r1'));
