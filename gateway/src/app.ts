@@ -19,6 +19,7 @@ import { metricsRoutes } from './http/metrics.js';
 import { playerRoutes } from './http/player.js';
 import { accountRoutes } from './http/routes/accounts.js';
 import { departmentRoutes } from './http/routes/departments.js';
+import { snapshotRoutes } from './http/routes/snapshots.js';
 import { sourceRoutes } from './http/routes/sources.js';
 import { streamRoutes } from './http/routes/streams.js';
 import { vehicleRoutes } from './http/routes/vehicles.js';
@@ -32,6 +33,7 @@ import { routeNmsLogs } from './outputs/flv/nms.js';
 import { HlsOutput } from './outputs/hls/index.js';
 import { WebRtcOutput } from './outputs/webrtc/index.js';
 import { seedDemoCity, seedLiveCameras } from './registry/city.js';
+import { SnapshotService } from './snapshots/service.js';
 import { CredentialSealer } from './registry/credentials.js';
 import { ImportSlots } from './registry/import-slots.js';
 import { Registry } from './registry/service.js';
@@ -80,6 +82,8 @@ export interface Gateway {
   registry: Registry;
   users: UsersService;
   streams: StreamManager;
+  /** Pictures of cameras (GET /api/streams/<camera>/snapshot.jpg, alarm evidence). */
+  snapshots: SnapshotService;
   /** The RTMP ingest for push cameras, when enabled. */
   ingest: RtmpIngest | null;
   webrtc: WebRtcOutput;
@@ -249,6 +253,9 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
     maxBufferedBytesTotal: config.streams.flv.maxBufferedBytesTotal,
   });
   life.own('readers', 'FLV viewers', () => flv.close());
+  // Readers like a viewing: closed (its decoders stopped, its pulls let go) before the sessions.
+  const snapshots = new SnapshotService(streams, config.streams);
+  life.own('readers', 'snapshot decoders', () => snapshots.close());
   const webrtc = new WebRtcOutput({ engine: streams, tokens: streamTokens, config: config.streams.webrtc, log: http.log });
   life.own('readers', 'WebRTC peers', () => webrtc.close());
   const g = guards(users);
@@ -318,6 +325,13 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
     audit: (e) => store.audit.append(e),
     iceServers: config.streams.webrtc.iceServers,
   });
+  await http.register(snapshotRoutes, {
+    registry,
+    snapshots,
+    guards: g,
+    maxWidth: config.streams.snapshots.maxWidth,
+    maxAgeSec: Math.ceil(config.streams.snapshots.cacheMs / 1000),
+  });
   await http.register(wallRoutes, { walls, guards: g, statusOf: (wall) => control.statusOf(wall) });
   await http.register(vehicleRoutes, {
     vehicles,
@@ -330,7 +344,7 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
   await http.register(hls.routes);
   await http.register(flv.routes);
   await http.register(webrtc.routes);
-  await http.register(metricsRoutes(streams, webrtc, importSlots));
+  await http.register(metricsRoutes(streams, webrtc, importSlots, snapshots));
   await http.register(playerRoutes, { player: config.player, log: http.log });
 
   await ingest?.start();
@@ -341,6 +355,7 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
     registry,
     users,
     streams,
+    snapshots,
     ingest,
     webrtc,
     walls,

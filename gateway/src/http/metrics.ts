@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { SnapshotStats } from '../snapshots/service.js';
 import type { StreamManager } from '../streams/manager.js';
 import { FfmpegProcess } from '../streams/process/ffmpeg-process.js';
 
@@ -18,7 +19,7 @@ export interface ImportStats {
   readonly running: number;
 }
 
-export function metricsRoutes(streams: StreamManager, webrtc: WebRtcStats, imports: ImportStats) {
+export function metricsRoutes(streams: StreamManager, webrtc: WebRtcStats, imports: ImportStats, snapshots: SnapshotStats) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'wallgate_' });
   new Gauge({
@@ -104,6 +105,16 @@ export function metricsRoutes(streams: StreamManager, webrtc: WebRtcStats, impor
   totals('wallgate_ffmpeg_restarts_total', 'Pull restarts after a camera dropped, stalled or failed to start.', () => streams.stats().restarts);
   totals('wallgate_stream_bytes_in_total', 'Bytes received from ffmpeg pulls.', () => streams.stats().bytesIn);
   totals('wallgate_stream_bytes_out_total', 'Bytes sent to viewers (HLS, FLV and WebRTC).', () => streams.stats().bytesOut);
+  totals('wallgate_snapshot_decodes_total', 'Snapshot decodes (one ffmpeg each), successful or not.', () => snapshots.decodes);
+  totals('wallgate_snapshot_cache_hits_total', 'Snapshots answered from the cache (streams.snapshots.cacheMs).', () => snapshots.cacheHits);
+  totals('wallgate_snapshot_coalesced_total', 'Snapshot requests that shared a decode already running for the same picture.', () => snapshots.coalesced);
+  const decodeSeconds = new Histogram({
+    name: 'wallgate_snapshot_decode_seconds',
+    help: 'From a decoder slot taken to its JPEG (or failure): one keyframe decoded by one ffmpeg.',
+    buckets: [0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1, 2],
+    registers: [registry],
+  });
+  snapshots.on('decoded', (ms) => decodeSeconds.observe(ms / 1000));
   const startSeconds = new Histogram({
     name: 'wallgate_stream_start_seconds',
     help: 'From the start of a pull attempt (address check, spawn) to its first video frame.',

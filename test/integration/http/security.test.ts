@@ -155,6 +155,7 @@ t.test('every route checks authentication and roles', async (t) => {
     'POST /api/users/:id/sessions/revoke': ['admin'],
     'GET /api/audit': ['auditor'],
     'POST /api/streams/:cameraId/view': read,
+    'GET /api/streams/:cameraId/snapshot.jpg': read,
     'GET /api/streams': ['admin'],
     'DELETE /api/streams/:sessionId': ['admin'],
     'POST /api/sources/:cameraId/publish-url': ['admin'],

@@ -1,0 +1,87 @@
+import type { FastifyInstance } from 'fastify';
+import { Type } from '@sinclair/typebox';
+import type { Guards } from '../../auth/plugin.js';
+import type { Principal } from '../../auth/users.js';
+import { GatewayError, ValidationError } from '../../errors.js';
+import type { Registry } from '../../registry/service.js';
+import type { Snapshotter } from '../../snapshots/types.js';
+
+export interface SnapshotRouteOptions {
+  registry: Registry;
+  snapshots: Snapshotter;
+  guards: Guards;
+  /** streams.snapshots.maxWidth */
+  maxWidth: number;
+  /** How long a browser may reuse a picture (Cache-Control max-age). */
+  maxAgeSec: number;
+}
+
+const CAMERA_ID = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$' });
+const ERROR = Type.Object(
+  { code: Type.String({ description: 'A GW_ERR_* code (docs/errors.md)' }), message: Type.String(), requestId: Type.Optional(Type.String()) },
+  { additionalProperties: true },
+);
+
+interface Query {
+  profile?: 'main' | 'sub';
+  width?: number;
+  ifLive?: '1' | '0' | 'true' | 'false';
+}
+
+/** A camera's current picture, scoped and admitted like a viewing of it. */
+export async function snapshotRoutes(app: FastifyInstance, o: SnapshotRouteOptions) {
+  app.get<{ Params: { cameraId: string }; Querystring: Query }>(
+    '/api/streams/:cameraId/snapshot.jpg',
+    {
+      onRequest: o.guards.require('streams:view'),
+      schema: {
+        params: Type.Object({ cameraId: CAMERA_ID }),
+        querystring: Type.Object(
+          {
+            profile: Type.Optional(Type.Union([Type.Literal('main'), Type.Literal('sub')], { description: 'sub: the sub-stream (or the main stream when that is what plays)' })),
+            width: Type.Optional(Type.Integer({ minimum: 16, maximum: 7680, description: 'Output width; the height keeps the aspect ratio (even). Never scaled up.' })),
+            ifLive: Type.Optional(
+              Type.Union([Type.Literal('1'), Type.Literal('0'), Type.Literal('true'), Type.Literal('false')], {
+                description: '1: only from a stream already live; 204 and nothing started otherwise (thumbnails)',
+              }),
+            ),
+          },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: {
+            description: 'The picture. Last-Modified is when its keyframe arrived.',
+            content: { 'image/jpeg': { schema: { type: 'string', format: 'binary' } } },
+          },
+          204: { description: 'ifLive=1 and the camera is not live: nothing was started.', type: 'null' },
+          '4xx': { description: 'Refused: GW_ERR_VALIDATION, GW_ERR_UNAUTHENTICATED, GW_ERR_FORBIDDEN, GW_ERR_NOT_FOUND, GW_ERR_CONFLICT (disabled), GW_ERR_USER_QUOTA', ...ERROR },
+          '5xx': { description: 'GW_ERR_CAPACITY, GW_ERR_CAMERA_*, GW_ERR_STREAM_TIMEOUT, GW_ERR_UNAVAILABLE, GW_ERR_INTERNAL', ...ERROR },
+        },
+      },
+    },
+    async (req, reply) => {
+      const actor = req.principal as Principal;
+      const { width } = req.query;
+      if (width !== undefined && width > o.maxWidth) {
+        throw new ValidationError([{ field: 'querystring.width', message: `must be at most ${o.maxWidth} (streams.snapshots.maxWidth)` }]);
+      }
+      // Scope first: a camera outside the user's departments answers like a missing one.
+      const source = await o.registry.getSource(actor, req.params.cameraId);
+      if (!source.enabled) throw new GatewayError('GW_ERR_CONFLICT', `camera "${source.id}" is disabled`);
+      const ifLive = req.query.ifLive === '1' || req.query.ifLive === 'true';
+      const snapshot = await o.snapshots.take({
+        cameraId: source.id,
+        profile: req.query.profile ?? 'main',
+        ...(width !== undefined ? { width } : {}),
+        userId: actor.id,
+        ifLive,
+      });
+      if (!snapshot) return reply.code(204).send();
+      return reply
+        .type('image/jpeg')
+        .header('cache-control', `private, max-age=${o.maxAgeSec}`)
+        .header('last-modified', new Date(snapshot.takenAt).toUTCString())
+        .send(snapshot.jpeg);
+    },
+  );
+}
