@@ -281,7 +281,7 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
     config.vehicles,
     http.log,
     Date.now,
-    opts.snapshotter ?? null,
+    opts.snapshotter ?? snapshots,
   );
   // Before the walls in the same phase (last registered closes first): an alarm's pop-up goes through them.
   life.own('writes', 'vehicles', () => vehicles.close());
