@@ -10,6 +10,7 @@ import { h, replace, toast } from '../lib/dom.js';
 import { errorText } from '../lib/errors.js';
 import { addStrings, t } from '../lib/i18n.js';
 import { openPopout } from '../lib/shell.js';
+import { AlarmPicture } from './alarm-picture.js';
 import { alarmStateLabel, alarmTypeLabel, fullTime, plateBadge, severityLabel, shortTime } from './labels.js';
 import { channelsInOrder, type VehicleDirectory } from './vehicles.js';
 import type { WallTarget } from './wall-target.js';
@@ -227,7 +228,9 @@ export class AlarmList {
         for (const e of entries) {
           if (!e.isIntersecting) continue;
           this.visible.unobserve(e.target);
-          void this.rows.get((e.target as HTMLElement).dataset.alarm ?? '')?.loadChannels();
+          const row = this.rows.get((e.target as HTMLElement).dataset.alarm ?? '');
+          void row?.loadChannels();
+          row?.seen();
         }
       },
       { root: this.list, rootMargin: '200px' },
@@ -324,6 +327,9 @@ class AlarmRow {
   private readonly closeButton: HTMLButtonElement;
   private readonly channels: HTMLDivElement;
   private readonly error: HTMLDivElement;
+  /** The picture taken when the alarm opened; fetched once the card has scrolled into view. */
+  private readonly picture = new AlarmPicture('small');
+  private visible = false;
   private destroyed = false;
   private busy = false;
 
@@ -348,6 +354,7 @@ class AlarmRow {
       { class: 'alarm-row', dataset: { alarm: alarm.id, vehicle: alarm.vehicleId } },
       this.head,
       this.meta,
+      this.picture.el,
       h('div', { class: 'alarm-actions' }, this.note, this.ackButton, this.closeButton),
       h('div', { class: 'alarm-video' }, put, this.channels),
       this.error,
@@ -361,7 +368,14 @@ class AlarmRow {
 
   destroy(): void {
     this.destroyed = true;
+    this.picture.destroy();
     this.el.remove();
+  }
+
+  /** The card scrolled into view: its picture is worth fetching now. */
+  seen(): void {
+    this.visible = true;
+    this.picture.update(this.alarm);
   }
 
   flash(): void {
@@ -397,6 +411,7 @@ class AlarmRow {
       alarm.note ? h('span', { class: 'alarm-note-text' }, `“${alarm.note}”`) : null,
     );
     this.ackButton.hidden = alarm.state !== 'raised';
+    if (this.visible) this.picture.update(alarm);
   }
 
   async loadChannels(): Promise<void> {

@@ -1,8 +1,10 @@
 /** The selected vehicle: who and what it is, where it was last, its cameras and its open alarms. */
+import type { Alarm } from '../../../gateway/src/vehicles/model.js';
 import { h, replace, type Child } from '../lib/dom.js';
 import { errorText } from '../lib/errors.js';
 import { addStrings, t } from '../lib/i18n.js';
 import { openPopout } from '../lib/shell.js';
+import { AlarmPicture } from './alarm-picture.js';
 import type { AlarmStore } from './alarms.js';
 import { alarmStateLabel, alarmTypeLabel, categoryLabel, coordinate, fullTime, plateBadge, severityLabel, shortTime, speedLabel } from './labels.js';
 import { channelsInOrder, type VehicleDirectory, type VehicleView } from './vehicles.js';
@@ -48,6 +50,8 @@ export class VehicleDetail {
   private live: HTMLDListElement | null = null;
   private alarms: HTMLElement | null = null;
   private shown: string | null = null;
+  /** The open alarms' pictures, kept across redraws so a picture is fetched once, not at every push. */
+  private readonly pictures = new Map<string, AlarmPicture>();
 
   constructor(private readonly o: VehicleDetailOptions) {
     this.body = h('div', { class: 'detail-body' });
@@ -85,6 +89,22 @@ export class VehicleDetail {
     delete this.el.dataset.vehicle;
     this.body.replaceChildren();
     this.live = this.alarms = null;
+    this.dropPictures(new Set());
+  }
+
+  private dropPictures(keep: Set<string>) {
+    for (const [id, picture] of this.pictures) {
+      if (keep.has(id)) continue;
+      picture.destroy();
+      this.pictures.delete(id);
+    }
+  }
+
+  private pictureOf(alarm: Alarm): HTMLElement {
+    let picture = this.pictures.get(alarm.id);
+    if (!picture) this.pictures.set(alarm.id, (picture = new AlarmPicture('large')));
+    picture.update(alarm);
+    return picture.el;
   }
 
   /** The position or status changed. */
@@ -164,6 +184,7 @@ export class VehicleDetail {
 
   private renderAlarms(vehicleId: string, box: HTMLElement) {
     const open = this.o.store.forVehicle(vehicleId);
+    this.dropPictures(new Set(open.map((a) => a.id)));
     replace(
       box,
       open.length === 0
@@ -181,6 +202,7 @@ export class VehicleDetail {
                   h('span', { class: `pill severity ${a.severity}` }, severityLabel(a.severity)),
                   ` ${alarmTypeLabel(a.type)} · ${alarmStateLabel(a.state)} · ${shortTime(a.raisedAt)}`,
                 ),
+                this.pictureOf(a),
               ),
             ),
           ),
