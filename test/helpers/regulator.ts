@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { deflateSync } from 'node:zlib';
 import type { Page } from 'playwright-core';
 import type { Test } from 'tap';
+import type { BuildOptions } from '../../gateway/src/app.js';
 import type { Config } from '../../gateway/src/config/schema.js';
 import { startPlayerGateway } from './browser.js';
 import type { DeepPartial } from './gateway.js';
@@ -21,8 +22,8 @@ export interface RegulatorGateway extends StreamingGateway {
 }
 
 /** A player gateway (English pages unless told) with the fleet's department under root. */
-export async function startRegulatorGateway(t: Test, config: Omit<DeepPartial<Config>, 'streams'> = {}): Promise<RegulatorGateway> {
-  const gw = await startPlayerGateway(t, {}, { ...config, player: { language: 'en', ...config.player } });
+export async function startRegulatorGateway(t: Test, config: Omit<DeepPartial<Config>, 'streams'> = {}, opts: BuildOptions = {}): Promise<RegulatorGateway> {
+  const gw = await startPlayerGateway(t, {}, { ...config, player: { language: 'en', ...config.player } }, opts);
   const dept = await gw.api('POST', '/api/departments', { token: gw.adminToken, body: { id: FLEET, name: '交通运输局 Transport bureau', parentId: 'root', level: 'city' } });
   if (dept.status !== 201) throw new Error(`department: ${dept.body}`);
   const post = async (path: string, body: unknown, want = 200) => {
