@@ -14,6 +14,9 @@ async function main() {
     }
     throw err;
   }
+  // The keys are in the config now. Children that inherit the environment (the snapshot decoders fluent-ffmpeg spawns,
+  // which parse what cameras send) must not find them there; the pulls' ffmpeg gets an environment of its own anyway.
+  for (const name of Object.keys(process.env)) if (name.startsWith('WALLGATE_SECRETS_')) delete process.env[name];
 
   // The signals are handled from the first moment: a SIGTERM during the start closes what it opened so far.
   const life = new Lifecycle();
