@@ -107,6 +107,20 @@ t.test("the miniature shows a live tile's picture, which changes while it plays;
   t.match(idle?.text, /Not played yet/, 'the idle tile says it is not played');
   t.equal(await tilePicture(a, 's2-1'), null, 'and shows no picture');
 
+  t.comment('a hidden console asks for nothing, and catches up as soon as it is shown again');
+  const visibility = (state: 'hidden' | 'visible') =>
+    a.evaluate(`(() => {
+      if (${JSON.stringify(state)} === 'hidden') Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'hidden' });
+      else delete document.visibilityState;
+      document.dispatchEvent(new Event('visibilitychange'));
+    })()`);
+  await visibility('hidden');
+  const whileHidden = asked.length;
+  await new Promise((r) => setTimeout(r, 4_000));
+  t.equal(asked.length, whileHidden, 'no picture is asked for while the page is hidden (over more than one refresh period)');
+  await visibility('visible');
+  t.ok(await waitFor(async () => asked.length, (n) => n > whileHidden, 1_000, 20), 'shown again, the page asks at once, not a period later');
+
   t.comment('the wall screen closes: the tile stops being live and its picture goes');
   await screen.close();
   await miniTile(a, 's1-1', (x) => x?.status !== 'live', 15_000);
@@ -152,4 +166,18 @@ t.test("the miniature shows a live tile's picture, which changes while it plays;
   await a.mouse.move(0, 0);
   await a.locator('[data-role=camera-preview]').waitFor({ state: 'hidden', timeout: 2_000 });
   t.pass('and goes when the pointer leaves');
+
+  t.comment('a camera that refuses the pull: the popover says why');
+  gw.sim.setFault('pic-live', { kind: 'drop', forMs: 60_000 });
+  // The department's picture came from a pull that may still linger, and the gateway serves it again
+  // for streams.snapshots.cacheMs: the next picture must come from a new pull.
+  await waitFor(() => gw.api('GET', '/api/streams', { token: gw.adminToken }), (r) => r.json.items.length === 0, 15_000, 250);
+  await new Promise((r) => setTimeout(r, gw.config.streams.snapshots.cacheMs + 500));
+  await a.hover(resultSelector('pic-live'));
+  const failed = a.locator('[data-role=camera-preview] figure[data-camera="pic-live"][data-picture=failed]');
+  await failed.waitFor({ timeout: 20_000 });
+  const said = await failed.locator('.preview-status').textContent();
+  t.comment(`popover: ${said} (${await failed.getAttribute('data-code')})`);
+  t.match(said, /^No picture: \S/, 'the popover shows the reason instead of a picture');
+  t.match(await failed.getAttribute('data-code'), /^GW_ERR_/, "the gateway's code for a viewing of that camera");
 });
