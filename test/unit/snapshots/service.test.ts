@@ -1,0 +1,100 @@
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import t, { type Test } from 'tap';
+import { defaultConfig } from '../../../gateway/src/config/load.js';
+import { GatewayError } from '../../../gateway/src/errors.js';
+import { systemClock } from '../../../gateway/src/lib/clock.js';
+import { jpegSize } from '../../../gateway/src/snapshots/decoder.js';
+import { SnapshotService } from '../../../gateway/src/snapshots/service.js';
+import { FlvDemuxer } from '../../../gateway/src/streams/flv-demux.js';
+import { GopBudget } from '../../../gateway/src/streams/gop-store.js';
+import { StreamSession } from '../../../gateway/src/streams/session.js';
+import type { DriverEvents } from '../../../gateway/src/streams/sources/driver.js';
+import type { FlvTag, Profile } from '../../../gateway/src/streams/types.js';
+
+const run = promisify(execFile);
+
+/** A real 640x360 H.264 stream as FLV tags: the decoder configuration, then 50 frames with a keyframe every 25. */
+async function stream(): Promise<FlvTag[]> {
+  const { stdout } = await run(
+    'ffmpeg',
+    ['-v', 'error', '-f', 'lavfi', '-i', 'testsrc2=size=640x360:rate=25', '-frames:v', '50', '-c:v', 'libx264', '-g', '25', '-bf', '0', '-pix_fmt', 'yuv420p', '-f', 'flv', 'pipe:1'],
+    { encoding: 'buffer', maxBuffer: 64 * 1024 * 1024 },
+  );
+  const tags: FlvTag[] = [];
+  new FlvDemuxer((tag) => tags.push({ ...tag, data: Buffer.from(tag.data) })).push(stdout);
+  return tags.filter((tag) => tag.type === 9);
+}
+
+/** A live session of a camera whose driver the test feeds, tag by tag. */
+function liveSession(t: Test, profile: Profile, maxGopBytes = 8_388_608) {
+  const streams = { ...defaultConfig().streams, gopCache: { maxBytesPerSession: maxGopBytes, maxBytesTotal: 268_435_456 } };
+  let events!: DriverEvents;
+  const session = new StreamSession(
+    `s-${profile}`,
+    { cameraId: 'cam', name: 'Cam', departmentId: 'root', deptPath: '/root/', profile, url: 'rtsp://x/', protocol: 'rtsp', codec: 'h264', enabled: true, credential: null },
+    join(t.testdir(), profile),
+    {
+      config: streams,
+      createDriver: (_s, _a, e) => {
+        events = e;
+        return { pid: null, start: async () => {}, timedOut: () => new GatewayError('GW_ERR_STREAM_TIMEOUT', 'x'), close: async () => {} };
+      },
+      clock: systemClock,
+      gopBudget: new GopBudget(streams.gopCache.maxBytesTotal),
+      acquireTranscode: () => false,
+      releaseTranscode: () => {},
+      health: () => {},
+      started: () => {},
+      log: { info() {}, warn() {} },
+      closed: () => {},
+    },
+  );
+  session.addReader({ id: 'viewer', kind: 'hls', userId: 'u', since: 0 });
+  t.teardown(() => session.close('test over'));
+  return { session, feed: (tag: FlvTag) => events.tag(tag), started: () => events !== undefined };
+}
+
+t.test('a live session: its cached keyframe; a sub request served from the main stream; ifLive waits out a dropped GOP', async (t) => {
+  const tags = await stream();
+  const main = liveSession(t, 'main');
+  const sessions = new Map<Profile, StreamSession>([['main', main.session]]);
+  const engine = {
+    sessionFor: (_cameraId: string, profile: Profile) => sessions.get(profile),
+    addReader: () => Promise.reject(new Error('a live camera must not need a reader')),
+  };
+  const config = { ...defaultConfig().streams, snapshots: { ...defaultConfig().streams.snapshots, cacheMs: 0 } };
+  const service = new SnapshotService(engine, config);
+  t.teardown(() => service.close());
+  while (!main.started()) await new Promise((r) => setImmediate(r));
+  for (const tag of tags.slice(0, 10)) main.feed(tag);
+  const arrived = main.session.keyframeAt!;
+
+  const shot = await service.take({ cameraId: 'cam', profile: 'main', userId: 'u' });
+  t.same(jpegSize(shot!.jpeg), { width: 640, height: 360 });
+  t.match(shot, { cameraId: 'cam', profile: 'main', width: 640, height: 360, takenAt: arrived });
+  const sub = await service.take({ cameraId: 'cam', profile: 'sub', width: 320, userId: 'u', ifLive: true });
+  t.match(sub, { profile: 'main', width: 320, height: 180 }, 'no sub-stream pull for a picture the main stream has');
+
+  // A GOP too large for its bound is dropped: no keyframe is cached until the next one.
+  const small = liveSession(t, 'main', 1024);
+  sessions.set('main', small.session);
+  while (!small.started()) await new Promise((r) => setImmediate(r));
+  for (const tag of tags.slice(0, 10)) small.feed(tag);
+  t.equal(small.session.joinTags().filter((tag) => !tag.header).length, 0, 'the GOP was dropped');
+  const waiting = service.take({ cameraId: 'cam', profile: 'main', width: 160, userId: 'u', ifLive: true });
+  let settled = false;
+  void waiting.then(() => (settled = true));
+  await new Promise((r) => setTimeout(r, 50));
+  t.notOk(settled, 'waits for the next keyframe rather than answer without a picture');
+  for (const tag of tags.slice(10)) small.feed(tag);
+  t.same(jpegSize((await waiting)!.jpeg), { width: 160, height: 90 });
+});
+
+t.test('ifLive with nothing live asks nothing of the engine; once closed every request is refused', async (t) => {
+  const service = new SnapshotService({ sessionFor: () => undefined, addReader: () => new Promise(() => {}) }, defaultConfig().streams);
+  t.equal(await service.take({ cameraId: 'cam', profile: 'main', userId: 'u', ifLive: true }), null, 'ifLive and nothing live: null, nothing asked of the engine');
+  await service.close();
+  await t.rejects(service.take({ cameraId: 'cam', profile: 'main', userId: 'u' }), { code: 'GW_ERR_UNAVAILABLE' });
+});
