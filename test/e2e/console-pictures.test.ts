@@ -167,6 +167,15 @@ t.test("the miniature shows a live tile's picture, which changes while it plays;
   await a.locator('[data-role=camera-preview]').waitFor({ state: 'hidden', timeout: 2_000 });
   t.pass('and goes when the pointer leaves');
 
+  t.comment('the keyboard reaches the same pictures');
+  await a.focus('[data-role=camera-search]');
+  for (let i = 0; i < 8 && !(await a.evaluate<boolean>(`document.activeElement.dataset.camera === 'pic-live'`)); i++) await a.keyboard.press('Tab');
+  await a.locator('[data-role=camera-preview] figure[data-camera="pic-live"][data-picture=shown]').waitFor({ timeout: 15_000 });
+  t.pass('tabbing to an online camera shows its picture');
+  await a.focus('[data-role=camera-search]');
+  await a.locator('[data-role=camera-preview]').waitFor({ state: 'hidden', timeout: 2_000 });
+  t.pass('and leaving it hides the picture');
+
   t.comment('a camera that refuses the pull: the popover says why');
   gw.sim.setFault('pic-live', { kind: 'drop', forMs: 60_000 });
   // The department's picture came from a pull that may still linger, and the gateway serves it again

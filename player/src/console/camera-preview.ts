@@ -1,6 +1,6 @@
 /**
  * A picture on hover: resting the pointer on a camera of the search (or on a department of the tree)
- * for a moment shows what it sees in a small popover beside it. Unlike the miniature's thumbnails, a
+ * for a moment, or reaching it with the keyboard, shows what it sees in a small popover beside it. Unlike the miniature's thumbnails, a
  * hover may start a short pull of an idle camera (no `ifLive`): the operator asked for this one
  * picture, and the gateway bounds it (one keyframe, counted against the caps, cached and shared).
  * Only cameras whose health is online are offered, and leaving ends the request.
@@ -44,13 +44,24 @@ class CameraPreview {
   }
 
   attach(target: HTMLElement, load: Loader): void {
-    target.addEventListener('mouseenter', () => {
+    const rest = () => {
+      // Already shown or about to be (the pointer came to the row the keyboard is on, or the reverse).
+      if (this.anchor === target) return;
       this.hide();
       this.anchor = target;
       this.timer = setTimeout(() => void this.open(target, load), REST_MS);
-    });
-    target.addEventListener('mouseleave', () => {
+    };
+    const leave = () => {
       if (this.anchor === target) this.hide();
+    };
+    target.addEventListener('mouseenter', rest);
+    target.addEventListener('mouseleave', leave);
+    // A keyboard user moving through the list gets the same; a click's focus is not a request to look.
+    target.addEventListener('focusin', (e) => {
+      if ((e.target as Element).matches(':focus-visible')) rest();
+    });
+    target.addEventListener('focusout', (e) => {
+      if (!target.contains(e.relatedTarget as Node | null)) leave();
     });
     // Picking or dragging the camera is not looking at it.
     target.addEventListener('pointerdown', () => this.hide());
