@@ -136,7 +136,8 @@ export class SnapshotService extends EventEmitter<{ decoded: [number] }> impleme
       const keyframe = cachedKeyframe(lease.session) ?? (await this.nextKeyframe(lease.session, deadline - performance.now()));
       if (!keyframe) {
         this.refuseWhenClosing();
-        throw new GatewayError('GW_ERR_STREAM_TIMEOUT', `no keyframe arrived within ${this.config.coldTimeoutMs} ms (streams.snapshots.coldTimeoutMs)`);
+        // The camera dropped between its first frame and a keyframe we could keep: its own reason, as a viewer would get.
+        throw lease.session.lastError ?? new GatewayError('GW_ERR_STREAM_TIMEOUT', `no keyframe arrived within ${this.config.coldTimeoutMs} ms (streams.snapshots.coldTimeoutMs)`);
       }
       return keyframe;
     } finally {
