@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Duplex } from 'node:stream';
-import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifySchema } from 'fastify';
 import type { DestinationStream } from 'pino';
 import { guards } from './auth/plugin.js';
 import { StreamTokens } from './auth/stream-tokens.js';
@@ -16,6 +16,7 @@ import { ControlServer } from './control/server.js';
 import { WallService } from './control/walls.js';
 import { installErrorHandler } from './http/errors.js';
 import { metricsRoutes } from './http/metrics.js';
+import { registerOpenApi } from './http/openapi.js';
 import { playerRoutes } from './http/player.js';
 import { accountRoutes } from './http/routes/accounts.js';
 import { departmentRoutes } from './http/routes/departments.js';
@@ -74,6 +75,8 @@ export interface BuildOptions {
   announceAdmin?: (admin: { username: string; password: string }) => void;
   /** Takes the alarms' pictures in place of the snapshot engine (tests inject a fake). */
   snapshotter?: Snapshotter;
+  /** Check every response against its route's schema (tests): one that does not match is a 500. */
+  checkResponses?: boolean;
 }
 
 export interface Gateway {
@@ -92,8 +95,8 @@ export interface Gateway {
   vehicles: VehicleService;
   /** Set on a first start: the admin account and its one-time password. */
   bootstrapAdmin: { username: string; password: string } | null;
-  /** Every route registered, for the test that walks them all. */
-  routes: { method: string; url: string }[];
+  /** Every route registered, with its schema, for the tests that walk them all. */
+  routes: { method: string; url: string; schema: FastifySchema | undefined }[];
   lifecycle: Lifecycle;
   /** Shuts down in the designed order (lib/lifecycle.ts); the same promise for every caller. */
   close(): Promise<void>;
@@ -208,9 +211,11 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
       clearTimeout(force);
     }
   });
+  // Before any route: it describes each route as it is added.
+  await registerOpenApi(http, { checkResponses: opts.checkResponses });
   const routes: Gateway['routes'] = [];
   http.addHook('onRoute', (r) => {
-    for (const method of [r.method].flat()) routes.push({ method, url: r.url });
+    for (const method of [r.method].flat()) routes.push({ method, url: r.url, schema: r.schema });
   });
   installErrorHandler(http);
   const debugLogged = config.log.level === 'debug' || config.log.level === 'trace';

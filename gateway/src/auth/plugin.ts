@@ -17,6 +17,13 @@ function bearer(req: FastifyRequest): string | null {
   return m ? m[1]! : null;
 }
 
+const GUARD = Symbol('guard');
+
+/** The permission a route's guard requires ('' for any signed-in user), or undefined for another hook: the API's document tells from it who may call a route. */
+export function guardOf(hook: unknown): Permission | '' | undefined {
+  return typeof hook === 'function' ? (hook as { [GUARD]?: Permission | '' })[GUARD] : undefined;
+}
+
 /**
  * Route guards. Every API route but login and health names a permission; nothing is open by default,
  * because the guard is added per route and a test walks every registered route to prove it.
@@ -30,13 +37,19 @@ export function guards(users: UsersService) {
     return principal;
   };
   const require = (permission: Permission): onRequestHookHandler =>
-    async function requirePermission(req: FastifyRequest, _reply: FastifyReply) {
-      const principal = await authenticate(req);
-      if (!allows(principal.roles, permission)) throw new GatewayError('GW_ERR_FORBIDDEN', `your roles do not allow ${permission}`);
-    };
-  const signedIn: onRequestHookHandler = async function signedIn(req: FastifyRequest) {
-    await authenticate(req);
-  };
+    Object.assign(
+      async function requirePermission(req: FastifyRequest, _reply: FastifyReply) {
+        const principal = await authenticate(req);
+        if (!allows(principal.roles, permission)) throw new GatewayError('GW_ERR_FORBIDDEN', `your roles do not allow ${permission}`);
+      },
+      { [GUARD]: permission },
+    );
+  const signedIn: onRequestHookHandler = Object.assign(
+    async function signedIn(req: FastifyRequest) {
+      await authenticate(req);
+    },
+    { [GUARD]: '' as const },
+  );
   return { require, signedIn };
 }
 
