@@ -3,6 +3,7 @@ import { chmodSync, existsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Duplex } from 'node:stream';
 import Fastify, { LogController, type FastifyInstance, type FastifySchema } from 'fastify';
+import { Type } from '@sinclair/typebox';
 import type { DestinationStream } from 'pino';
 import { guards } from './auth/plugin.js';
 import { StreamTokens } from './auth/stream-tokens.js';
@@ -308,8 +309,12 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
     if (!control.handleUpgrade(req, socket, head) && !flv.handleUpgrade(req, socket, head)) socket.destroy();
   });
 
-  http.get('/healthz', async () => ({ status: 'ok' }));
-  http.get('/readyz', async () => ({ status: 'ready', schemaVersion: await store.schemaVersion() }));
+  http.get('/healthz', { schema: { response: { 200: Type.Object({ status: Type.Literal('ok') }) } } }, async () => ({ status: 'ok' as const }));
+  http.get(
+    '/readyz',
+    { schema: { response: { 200: Type.Object({ status: Type.Literal('ready'), schemaVersion: Type.Integer({ description: 'the database migration applied last' }) }) } } },
+    async () => ({ status: 'ready' as const, schemaVersion: await store.schemaVersion() }),
+  );
   await http.register(accountRoutes, { users, store, guards: g, scopeRanges: (scopes) => registry.departments.rangesFor(scopes) });
   await http.register(departmentRoutes, { registry, guards: g });
   const importSlots = new ImportSlots(config.registry.importMaxConcurrent);

@@ -56,7 +56,7 @@ export async function startGateway(t: Test, overrides?: DeepPartial<Config>, opt
   // Tests run in parallel: the RTMP ingest takes whatever loopback port is free.
   const testDefaults: DeepPartial<Config> = { dataDir: tempDir(t), log: { level: 'info' }, streams: { flv: { rtmpPort: 0, rtmpHost: '127.0.0.1' } } };
   const config = merge(merge(defaultConfig(), testDefaults), overrides);
-  const gw = await buildGateway(config, { logStream, ...opts });
+  const gw = await buildGateway(config, { logStream, checkResponses: true, ...opts });
   t.teardown(() => gw.close());
 
   const api: TestGateway['api'] = async (method, url, o = {}) => {

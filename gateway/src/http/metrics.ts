@@ -1,3 +1,4 @@
+import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { SnapshotStats } from '../snapshots/service.js';
@@ -124,6 +125,6 @@ export function metricsRoutes(streams: StreamManager, webrtc: WebRtcStats, impor
   streams.on('started', (e) => startSeconds.observe(e.ms / 1000));
 
   return async (app: FastifyInstance) => {
-    app.get('/metrics', async (_req, reply) => reply.header('content-type', registry.contentType).send(await registry.metrics()));
+    app.get('/metrics', { schema: { response: { 200: { description: 'Prometheus text exposition', content: { 'text/plain': { schema: Type.String() } } } } } }, async (_req, reply) => reply.header('content-type', registry.contentType).send(await registry.metrics()));
   };
 }

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import fastifyStatic from '@fastify/static';
+import { Type } from '@sinclair/typebox';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { Config } from '../config/schema.js';
 
@@ -46,14 +47,24 @@ function tileSourceOf(tileUrl: string): string {
   return /^[A-Za-z0-9.*-]+(:\d+)?$/.test(host) ? ` ${m[1]}://${host.toLowerCase()}` : '';
 }
 
+const UI_SETTINGS = Type.Object({
+  language: Type.String({ description: 'the pages\' default language' }),
+  map: Type.Object({
+    tileUrl: Type.Union([Type.String(), Type.Null()]),
+    attribution: Type.String(),
+    maxZoom: Type.Integer(),
+    centre: Type.Unknown({ description: 'where the map opens' }),
+  }),
+});
+
 /** Serves the built player (player/ → dist/player) and the settings its pages start from. */
 export async function playerRoutes(app: FastifyInstance, { player, log }: { player: Config['player']; log: FastifyBaseLogger }) {
-  app.get('/api/ui', async () => uiSettings(player));
+  app.get('/api/ui', { schema: { response: { 200: UI_SETTINGS } } }, async () => uiSettings(player));
   if (!player.enabled) return;
   const root = resolve(player.dir);
   if (!existsSync(resolve(root, 'index.html'))) {
     log.warn({ dir: root }, 'the player is not built (npm run build:player): the gateway serves the API only');
-    app.get('/', async (_req, reply) =>
+    app.get('/', { schema: { response: { 503: { description: 'the player is not built', content: { 'text/plain': { schema: Type.String() } } } } } }, async (_req, reply) =>
       reply.status(503).type('text/plain; charset=utf-8').send('The player is not built: run "npm run build:player" (npm start does it).\n'),
     );
     return;

@@ -1,3 +1,4 @@
+import { Type, type TSchema } from '@sinclair/typebox';
 import type { FieldIssue } from '../errors.js';
 import { LEVELS, PROTOCOLS, type Codec, type Protocol, type SourceFields } from '../store/types.js';
 import { parseCameraUrl, protocolFor, pushStreamName, UrlRejected, type ParsedCameraUrl } from './url-policy.js';
@@ -29,6 +30,33 @@ export const SOURCE_INPUT_FIELDS = [
   'enabled',
 ] as const;
 const KNOWN = new Set<string>(SOURCE_INPUT_FIELDS);
+
+const orNull = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
+/**
+ * What validateSourceInput takes, described for the API's document. The validator below is the
+ * check (it also takes the text forms a CSV row has, and names each field it refuses); this schema
+ * is not compiled against requests.
+ */
+export const SOURCE_INPUT = Type.Object(
+  {
+    id: Type.Optional(Type.String({ pattern: SOURCE_ID.source, description: 'required on create and import; a 20-digit GB/T 28181 id fits' })),
+    name: Type.String({ minLength: 1, maxLength: 200 }),
+    departmentId: Type.String({ minLength: 1, maxLength: 64 }),
+    level: Type.Optional(Type.Union(LEVELS.map((l) => Type.Literal(l)), { default: 'site' })),
+    address: Type.Optional(Type.String({ maxLength: 300 })),
+    url: Type.String({ description: 'rtsp, rtmp, srt, http(s) HLS or FLV, or rtmp-push://<name>; credentials in it are sealed and shown masked' }),
+    subUrl: Type.Optional(orNull(Type.String({ description: 'the sub stream (profile=sub)' }))),
+    protocol: Type.Optional(Type.Union(PROTOCOLS.map((p) => Type.Literal(p)), { description: 'from the URL when not given' })),
+    username: Type.Optional(orNull(Type.String())),
+    password: Type.Optional(orNull(Type.String({ description: 'write-only; "***" keeps the stored one' }))),
+    codec: Type.Optional(Type.Union([Type.Literal('h264'), Type.Literal('h265'), Type.Literal('unknown')])),
+    lat: Type.Optional(orNull(Type.Number({ minimum: -90, maximum: 90 }))),
+    lon: Type.Optional(orNull(Type.Number({ minimum: -180, maximum: 180 }))),
+    tags: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 32 }), { maxItems: MAX_TAGS })),
+    enabled: Type.Optional(Type.Boolean({ default: true })),
+  },
+  { additionalProperties: false },
+);
 
 /** Credentials as given; a missing half was not given (passwords are write-only, so it may be kept). */
 export interface PlainCredential {

@@ -1,7 +1,9 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import t from 'tap';
 import { errorCodes } from '../../../gateway/src/errors.js';
-import { startGateway } from '../../helpers/gateway.js';
+import { startGateway, tempDir } from '../../helpers/gateway.js';
 
 /** Routes left out of the document, each for a reason: the player's built files are pages and assets, not API. */
 const HIDDEN = new Map([
@@ -13,7 +15,10 @@ const openapiPath = (url: string) => url.replace(/:(\w+)/g, '{$1}');
 const hasSuccess = (response: Record<string, unknown> | undefined) => Object.keys(response ?? {}).some((s) => /^2/.test(s));
 
 t.test('the OpenAPI document validates and describes every route with its request and response', async (t) => {
-  const gw = await startGateway(t, { player: { enabled: true } });
+  // A built player, so its static routes are registered (and hidden) as in production.
+  const player = tempDir(t);
+  writeFileSync(join(player, 'index.html'), '<!doctype html><title>wallgate</title>');
+  const gw = await startGateway(t, { player: { enabled: true, dir: player } });
   const res = await gw.api('GET', '/docs/json');
   t.equal(res.status, 200);
   const doc = res.json;

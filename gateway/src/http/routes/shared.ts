@@ -1,5 +1,5 @@
 import { Readable, Transform } from 'node:stream';
-import type { TSchema } from '@sinclair/typebox';
+import { Type, type TSchema } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema, FastifySchemaCompiler } from 'fastify';
 import { GatewayError, ValidationError } from '../../errors.js';
 import { csvCell } from '../../lib/csv.js';
@@ -16,13 +16,17 @@ type RequestPart = 'body' | 'params' | 'querystring';
  * and the vehicle feed use on the WebSocket (schemaCheck: no type coercion, no unknown fields), so a
  * REST call and the same message are judged alike. A refusal is a 400 GW_ERR_VALIDATION naming each
  * field: a body's fields as they are, the others under their part (`params.wallId`). No body is {}.
+ * `described` parts are only documented: the service checks them itself (a source's fields).
  */
-export function checkedBy(parts: Partial<Record<RequestPart, TSchema>>) {
+export function checkedBy(parts: Partial<Record<RequestPart, TSchema>>, described: Partial<Record<RequestPart, TSchema>> & { response?: Record<string, unknown> } = {}) {
   const checks = new Map(Object.entries(parts).map(([part, schema]) => [part, schemaCheck(schema)]));
   // The checks are compiled here from the TypeBox schemas themselves; fastify is given the schemas to describe the route.
   const validatorCompiler: FastifySchemaCompiler<FastifySchema> = ({ httpPart }) => {
     const check = checks.get(httpPart ?? '');
-    if (!check) throw new Error(`no check for the request's ${httpPart}`);
+    if (!check) {
+      if (httpPart && httpPart in described) return (data: unknown) => ({ value: httpPart === 'body' && (data === null || data === undefined) ? {} : data });
+      throw new Error(`no check for the request's ${httpPart}`);
+    }
     return (data: unknown) => {
       const value = httpPart === 'body' && (data === null || data === undefined) ? {} : data;
       const issues = check.issues(value, httpPart === 'body' ? '' : httpPart);
@@ -31,7 +35,7 @@ export function checkedBy(parts: Partial<Record<RequestPart, TSchema>>) {
       return named.length ? { error: new ValidationError(named) } : { value };
     };
   };
-  return { schema: parts as FastifySchema, validatorCompiler };
+  return { schema: { ...described, ...parts } as FastifySchema, validatorCompiler };
 }
 
 /** "minLon,minLat,maxLon,maxLat" from a query string. */
@@ -124,3 +128,36 @@ export function sendExport(reply: FastifyReply, name: string, format: ExportForm
   reply.header('content-type', format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson').header('content-disposition', `attachment; filename="${name}.${format}"`);
   return reply.send(Readable.from(lines()));
 }
+
+// ---- what the routes answer, for the API's document (http/openapi.ts) ----
+
+export const orNull = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
+/** An answer without a body (204, or a 200 with none). */
+export const NO_CONTENT = Type.Null({ description: 'No content' });
+/**
+ * The body of an action that takes none. Keyed by media type, so a request without a body is not
+ * checked at all; one sent as JSON must be an empty object.
+ */
+export const NO_BODY = { content: { 'application/json': { schema: Type.Object({}, { additionalProperties: false, description: 'no body, or an empty object' }) } } };
+/** A body streamed to the handler (an import): fastify does not read it, the import checks each row. */
+export const STREAMED_IMPORT = (what: string) => ({
+  content: {
+    'application/x-ndjson': { schema: { description: `one ${what} per line, as JSON` } },
+    'text/csv': { schema: { description: `a header line of field names, then one ${what} per line` } },
+  },
+});
+/** A signed token and when it ends. */
+export const TOKEN = Type.Object({ token: Type.String(), expiresAt: Type.String({ format: 'date-time' }) });
+/** Rows of an import refused, each by line and field. */
+export const IMPORT_REPORT = Type.Object({
+  mode: Type.Union([Type.Literal('all-or-nothing'), Type.Literal('keep-valid')]),
+  applied: Type.Boolean(),
+  rows: Type.Integer(),
+  created: Type.Integer(),
+  updated: Type.Integer(),
+  unchanged: Type.Optional(Type.Integer()),
+  rejected: Type.Integer(),
+  errors: Type.Array(Type.Object({ line: Type.Integer(), id: Type.Optional(Type.String()), field: Type.String(), message: Type.String() })),
+});
+/** An all-or-nothing import refused: nothing was written; the report lists every row. */
+export const IMPORT_REJECTED = Type.Object({ code: Type.Literal('GW_ERR_IMPORT_REJECTED'), message: Type.String(), report: IMPORT_REPORT });

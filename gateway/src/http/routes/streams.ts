@@ -9,6 +9,7 @@ import type { StreamManager } from '../../streams/manager.js';
 import type { RtmpIngest } from '../../streams/sources/rtmp-ingest.js';
 import { pushStreamName } from '../../registry/url-policy.js';
 import type { AuditEntry } from '../../store/types.js';
+import { NO_BODY, NO_CONTENT, orNull } from './shared.js';
 
 export interface StreamRouteOptions {
   registry: Registry;
@@ -23,6 +24,36 @@ export interface StreamRouteOptions {
 
 const actorOf = (req: FastifyRequest) => req.principal as Principal;
 const CAMERA_ID = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$' });
+const PROFILE = Type.Union([Type.Literal('main'), Type.Literal('sub')]);
+
+const viewing = Type.Object({
+  camera: Type.Object({ id: Type.String(), name: Type.String() }),
+  profile: PROFILE,
+  expiresAt: Type.String({ format: 'date-time' }),
+  hls: Type.String({ description: 'the HLS playlist' }),
+  flv: Type.String({ description: 'HTTP-FLV' }),
+  wsFlv: Type.String({ description: 'WS-FLV: the same path over a WebSocket' }),
+  whep: Type.String({ description: 'WebRTC: POST an SDP offer here with "Authorization: Bearer <token>"' }),
+  iceServers: Type.Array(Type.Object({ urls: Type.String(), username: Type.Optional(Type.String()), credential: Type.Optional(Type.String()) })),
+  token: Type.String({ description: 'the stream token in the URLs above' }),
+});
+const sessionSummary = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  cameraId: Type.String(),
+  cameraName: Type.String(),
+  profile: PROFILE,
+  state: Type.Union(['idle', 'starting', 'ready', 'lingering', 'retrying', 'closed'].map((st) => Type.Literal(st))),
+  readers: Type.Record(Type.String(), Type.Integer(), { description: 'viewers by output (hls, flv, webrtc) and tour pre-warm holds' }),
+  bitrateKbps: Type.Number(),
+  uptimeMs: Type.Number(),
+  restarts: Type.Integer(),
+  inputCodec: orNull(Type.String()),
+  resolution: orNull(Type.String()),
+  transcoding: Type.Boolean(),
+  pid: orNull(Type.Integer()),
+  retryInMs: orNull(Type.Number()),
+  lastError: orNull(Type.Object({ code: Type.String(), message: Type.String() })),
+});
 
 /** Starting a viewing hands out stream URLs; admins list and stop live sessions in their scope. */
 export async function streamRoutes(app: FastifyInstance, o: StreamRouteOptions) {
@@ -32,7 +63,9 @@ export async function streamRoutes(app: FastifyInstance, o: StreamRouteOptions) 
       onRequest: o.guards.require('streams:view'),
       schema: {
         params: Type.Object({ cameraId: CAMERA_ID }),
-        querystring: Type.Object({ profile: Type.Optional(Type.Union([Type.Literal('main'), Type.Literal('sub')])) }, { additionalProperties: false }),
+        querystring: Type.Object({ profile: Type.Optional(PROFILE) }, { additionalProperties: false }),
+        body: NO_BODY,
+        response: { 200: viewing },
       },
     },
     async (req) => {
@@ -65,6 +98,8 @@ export async function streamRoutes(app: FastifyInstance, o: StreamRouteOptions) 
       schema: {
         params: Type.Object({ cameraId: CAMERA_ID }),
         querystring: Type.Object({ ttlSec: Type.Optional(Type.Integer({ minimum: 60, maximum: 30 * 86_400 })) }, { additionalProperties: false }),
+        body: NO_BODY,
+        response: { 200: Type.Object({ url: Type.String({ description: 'the RTMP URL to publish to, signed' }), expiresAt: Type.String({ format: 'date-time' }) }) },
       },
     },
     async (req) => {
@@ -94,7 +129,7 @@ export async function streamRoutes(app: FastifyInstance, o: StreamRouteOptions) 
     return (departmentId: string) => o.registry.departments.within(departmentId, ranges);
   };
 
-  app.get('/api/streams', { onRequest: o.guards.require('streams:admin') }, async (req) => {
+  app.get('/api/streams', { onRequest: o.guards.require('streams:admin'), schema: { response: { 200: Type.Object({ items: Type.Array(sessionSummary) }) } } }, async (req) => {
     const allowed = inScope(actorOf(req));
     return { items: o.streams.list((s) => allowed(s.source.departmentId)) };
   });
@@ -103,7 +138,7 @@ export async function streamRoutes(app: FastifyInstance, o: StreamRouteOptions) 
     '/api/streams/:sessionId',
     {
       onRequest: o.guards.require('streams:admin'),
-      schema: { params: Type.Object({ sessionId: Type.String({ pattern: '^[0-9a-f-]{36}$' }) }) },
+      schema: { params: Type.Object({ sessionId: Type.String({ pattern: '^[0-9a-f-]{36}$' }) }), response: { 204: NO_CONTENT } },
     },
     async (req, reply) => {
       const actor = actorOf(req);

@@ -7,9 +7,24 @@ import { importRows } from '../../registry/import-parse.js';
 import type { ImportSlots } from '../../registry/import-slots.js';
 import type { ImportMode } from '../../registry/service.js';
 import { ALARM_ACTION, ALARMS_REPORT, GEOFENCE_INPUT, LINKAGE_INPUT, POSITIONS_REPORT, timeOf, VEHICLE_BODY, VEHICLE_INPUT_FIELDS } from '../../vehicles/input.js';
-import { ALARM_TYPES, VEHICLE_CATEGORIES, type Alarm } from '../../vehicles/model.js';
+import { ALARM_TYPES, SEVERITIES, VEHICLE_CATEGORIES, type Alarm } from '../../vehicles/model.js';
 import type { VehicleEntry, VehicleService } from '../../vehicles/service.js';
-import { acceptImportBodies, checkedBy, etag, exportResponse, ifMatch, importFormat, parseBbox, sendExport, streamedImport } from './shared.js';
+import {
+  acceptImportBodies,
+  checkedBy,
+  etag,
+  exportResponse,
+  IMPORT_REJECTED,
+  IMPORT_REPORT,
+  ifMatch,
+  importFormat,
+  NO_CONTENT,
+  orNull,
+  parseBbox,
+  sendExport,
+  STREAMED_IMPORT,
+  streamedImport,
+} from './shared.js';
 
 const literalUnion = <T extends string>(values: readonly T[]) => Type.Union(values.map((v) => Type.Literal(v)));
 const ID = Type.String({ minLength: 1, maxLength: 64 });
@@ -121,6 +136,69 @@ function alarmExportRow(a: Alarm): Record<(typeof ALARM_EXPORT_COLUMNS)[number],
     snapshotError: a.snapshotError,
   };
 }
+// ---- what the routes answer: vehicles/model.ts's types ----
+const MS = Type.Integer({ description: 'ms since the epoch' });
+const POSITION = Type.Object({ lat: Type.Number(), lon: Type.Number(), speed: Type.Number({ description: 'km/h' }), heading: Type.Number(), at: MS });
+const vehicleView = Type.Object({
+  id: Type.String(),
+  plate: Type.String(),
+  plateColor: Type.String(),
+  category: literalUnion(VEHICLE_CATEGORIES),
+  cargo: orNull(Type.Object({}, { additionalProperties: true, description: 'dangerous goods: class, UN number, name' })),
+  company: Type.String(),
+  departmentId: Type.String(),
+  departmentName: Type.String(),
+  terminalId: Type.String(),
+  sim: Type.String(),
+  channels: Type.Array(Type.Object({}, { additionalProperties: true, description: 'a channel: its number and camera' })),
+  tags: Type.Array(Type.String()),
+  version: Type.Integer(),
+  createdAt: MS,
+  updatedAt: MS,
+  live: Type.Object({
+    position: orNull(POSITION),
+    status: literalUnion(['online', 'offline'] as const),
+    moving: Type.Boolean(),
+    lastReportAt: orNull(MS),
+    openAlarms: Type.Integer(),
+  }),
+});
+const alarm = Type.Object({
+  id: Type.String(),
+  vehicleId: Type.String(),
+  plate: Type.String(),
+  category: literalUnion(VEHICLE_CATEGORIES),
+  departmentId: Type.String(),
+  type: literalUnion(ALARM_TYPES),
+  severity: literalUnion(SEVERITIES),
+  state: literalUnion(['raised', 'acknowledged', 'closed'] as const),
+  raisedAt: MS,
+  lastReportAt: MS,
+  occurrences: Type.Integer(),
+  active: Type.Boolean(),
+  clearedAt: orNull(MS),
+  position: orNull(POSITION),
+  geofence: orNull(Type.Object({ id: Type.String(), name: Type.String() })),
+  late: Type.Boolean(),
+  detail: Type.String(),
+  acknowledgedBy: orNull(Type.String()),
+  acknowledgedAt: orNull(MS),
+  closedBy: orNull(Type.String()),
+  closedAt: orNull(MS),
+  closeReason: orNull(literalUnion(['handled', 'cleared'] as const)),
+  note: orNull(Type.String()),
+  linkages: Type.Array(Type.Object({ ruleId: Type.String(), wallId: Type.String(), popupId: Type.String(), until: orNull(MS), endedAt: orNull(MS) })),
+  snapshot: Type.Optional(
+    orNull(Type.Object({ cameraId: Type.String(), takenAt: MS, width: Type.Integer(), height: Type.Integer() }, { description: 'the picture taken when it opened: GET /api/alarms/{id}/snapshot.jpg' })),
+  ),
+  snapshotError: Type.Optional(orNull(Type.String({ description: 'why no picture was taken' }))),
+});
+const rejectedItems = Type.Array(Type.Object({ index: Type.Integer(), field: Type.String(), message: Type.String() }));
+const positionsOutcome = Type.Object({ accepted: Type.Integer(), outOfOrder: Type.Integer(), stale: Type.Integer(), rejected: rejectedItems });
+const alarmsOutcome = Type.Object({ raised: Type.Array(Type.String()), repeated: Type.Array(Type.String()), cleared: Type.Array(Type.String()), rejected: rejectedItems });
+const versioned = (what: string) => Type.Object({ id: Type.String(), name: Type.String(), departmentId: Type.String(), enabled: Type.Boolean(), version: Type.Integer() }, { description: what });
+const GEOFENCE = versioned('a geofence: its shape (polygon or circle) and rules, as GEOFENCE_INPUT');
+const LINKAGE_RULE = versioned('a linkage rule: what it matches and the wall tiles it fills, as LINKAGE_INPUT');
 
 const trackQuery = Type.Object({ from: Type.Optional(TIME_TEXT), to: Type.Optional(TIME_TEXT) }, { additionalProperties: false });
 const importQuery = Type.Object({ mode: literalUnion(['all-or-nothing', 'keep-valid'] as const) }, { additionalProperties: false });
@@ -150,7 +228,7 @@ export async function vehicleRoutes(app: FastifyInstance, o: VehicleRouteOptions
 
   app.get<{ Querystring: Static<ReturnType<typeof listQuery>> }>(
     '/api/vehicles',
-    { onRequest: guards.require('vehicles:read'), schema: { querystring: listQuery(o.pageSizeMax) } },
+    { onRequest: guards.require('vehicles:read'), schema: { querystring: listQuery(o.pageSizeMax), response: { 200: Type.Object({ items: Type.Array(vehicleView), nextCursor: orNull(Type.String()) }) } } },
     async (req) => {
       const { bbox, ...rest } = req.query;
       const page = vehicles.list(actor(req), { ...rest, bbox: parseBbox(bbox) });
@@ -158,14 +236,14 @@ export async function vehicleRoutes(app: FastifyInstance, o: VehicleRouteOptions
     },
   );
 
-  app.post<{ Body: Record<string, unknown> }>('/api/vehicles', { onRequest: guards.require('vehicles:write'), ...checkedBy({ body: VEHICLE_BODY }) }, async (req, reply) => {
+  app.post<{ Body: Record<string, unknown> }>('/api/vehicles', { onRequest: guards.require('vehicles:write'), ...checkedBy({ body: VEHICLE_BODY }, { response: { 201: vehicleView } }) }, async (req, reply) => {
     const entry = await vehicles.create(actor(req), req.body);
     return send(reply.header('location', `/api/vehicles/${encodeURIComponent(entry.vehicle.id)}`), entry, 201);
   });
 
   app.post<{ Querystring: Static<typeof importQuery> }>(
     '/api/vehicles/import',
-    { onRequest: guards.require('vehicles:write'), schema: { querystring: importQuery } },
+    { onRequest: guards.require('vehicles:write'), schema: { querystring: importQuery, body: STREAMED_IMPORT('vehicle'), response: { 200: IMPORT_REPORT, 422: IMPORT_REJECTED } } },
     async (req, reply) => {
       const format = importFormat(req);
       const report = await streamedImport(req, o.importSlots, o.importMaxBytes, (body) => {
@@ -179,7 +257,7 @@ export async function vehicleRoutes(app: FastifyInstance, o: VehicleRouteOptions
     },
   );
 
-  app.get<{ Params: IdParams }>('/api/vehicles/:id', { onRequest: guards.require('vehicles:read'), schema: { params: idParams } }, async (req, reply) =>
+  app.get<{ Params: IdParams }>('/api/vehicles/:id', { onRequest: guards.require('vehicles:read'), schema: { params: idParams, response: { 200: vehicleView } } }, async (req, reply) =>
     send(reply, vehicles.entry(actor(req), req.params.id)),
   );
 
@@ -188,28 +266,28 @@ export async function vehicleRoutes(app: FastifyInstance, o: VehicleRouteOptions
       method,
       url: '/api/vehicles/:id',
       onRequest: guards.require('vehicles:write'),
-      ...checkedBy({ params: idParams, body: VEHICLE_BODY }),
+      ...checkedBy({ params: idParams, body: VEHICLE_BODY }, { response: { 200: vehicleView } }),
       handler: async (req, reply) => send(reply, await vehicles.update(actor(req), req.params.id, req.body, ifMatch(req, true)!, method === 'PATCH')),
     });
   }
 
-  app.delete<{ Params: IdParams }>('/api/vehicles/:id', { onRequest: guards.require('vehicles:write'), schema: { params: idParams } }, async (req, reply) => {
+  app.delete<{ Params: IdParams }>('/api/vehicles/:id', { onRequest: guards.require('vehicles:write'), schema: { params: idParams, response: { 204: NO_CONTENT } } }, async (req, reply) => {
     await vehicles.delete(actor(req), req.params.id, ifMatch(req, false));
     return reply.status(204).send();
   });
 
   app.get<{ Params: IdParams; Querystring: Static<typeof trackQuery> }>(
     '/api/vehicles/:id/track',
-    { onRequest: guards.require('vehicles:read'), schema: { params: idParams, querystring: trackQuery } },
+    { onRequest: guards.require('vehicles:read'), schema: { params: idParams, querystring: trackQuery, response: { 200: Type.Object({ vehicleId: Type.String(), points: Type.Array(POSITION) }) } } },
     async (req) => ({ vehicleId: req.params.id, points: await vehicles.track(actor(req), req.params.id, queryTime('from', req.query.from), queryTime('to', req.query.to)) }),
   );
 
   // ---- the feed ----
 
-  app.post<{ Body: Static<typeof POSITIONS_REPORT> }>('/api/feed/positions', { onRequest: guards.require('vehicles:feed'), ...checkedBy({ body: POSITIONS_REPORT }) }, async (req) =>
+  app.post<{ Body: Static<typeof POSITIONS_REPORT> }>('/api/feed/positions', { onRequest: guards.require('vehicles:feed'), ...checkedBy({ body: POSITIONS_REPORT }, { response: { 200: positionsOutcome } }) }, async (req) =>
     vehicles.reportPositions(actor(req), req.body.positions),
   );
-  app.post<{ Body: Static<typeof ALARMS_REPORT> }>('/api/feed/alarms', { onRequest: guards.require('vehicles:feed'), ...checkedBy({ body: ALARMS_REPORT }) }, async (req) =>
+  app.post<{ Body: Static<typeof ALARMS_REPORT> }>('/api/feed/alarms', { onRequest: guards.require('vehicles:feed'), ...checkedBy({ body: ALARMS_REPORT }, { response: { 200: alarmsOutcome } }) }, async (req) =>
     vehicles.reportAlarms(actor(req), req.body.alarms),
   );
 
@@ -217,7 +295,7 @@ export async function vehicleRoutes(app: FastifyInstance, o: VehicleRouteOptions
 
   app.get<{ Querystring: Static<ReturnType<typeof alarmQuery>> }>(
     '/api/alarms',
-    { onRequest: guards.require('vehicles:read'), schema: { querystring: alarmQuery(o.pageSizeMax) } },
+    { onRequest: guards.require('vehicles:read'), schema: { querystring: alarmQuery(o.pageSizeMax), response: { 200: Type.Object({ items: Type.Array(alarm), nextCursor: orNull(Type.String()) }) } } },
     async (req) => {
       const { state, since, ...rest } = req.query;
       return vehicles.listAlarms(actor(req), { ...rest, state: state?.split(',') as ('raised' | 'acknowledged' | 'closed')[] | undefined, since: queryTime('since', since) });
@@ -245,7 +323,7 @@ export async function vehicleRoutes(app: FastifyInstance, o: VehicleRouteOptions
       return sendExport(reply, 'alarms', format, ALARM_EXPORT_COLUMNS, rows());
     },
   );
-  app.get<{ Params: IdParams }>('/api/alarms/:id', { onRequest: guards.require('vehicles:read'), schema: { params: idParams } }, async (req) => vehicles.getAlarm(actor(req), req.params.id));
+  app.get<{ Params: IdParams }>('/api/alarms/:id', { onRequest: guards.require('vehicles:read'), schema: { params: idParams, response: { 200: alarm } } }, async (req) => vehicles.getAlarm(actor(req), req.params.id));
   app.get<{ Params: IdParams }>(
     '/api/alarms/:id/snapshot.jpg',
     {
@@ -267,10 +345,10 @@ export async function vehicleRoutes(app: FastifyInstance, o: VehicleRouteOptions
   );
   // The note is optional, and so is a body at all.
   const alarmAction = { params: idParams, body: noteBody };
-  app.post<{ Params: IdParams; Body: Static<typeof noteBody> }>('/api/alarms/:id/ack', { onRequest: guards.require('alarms:handle'), ...checkedBy(alarmAction) }, async (req) =>
+  app.post<{ Params: IdParams; Body: Static<typeof noteBody> }>('/api/alarms/:id/ack', { onRequest: guards.require('alarms:handle'), ...checkedBy(alarmAction, { response: { 200: alarm } }) }, async (req) =>
     vehicles.acknowledge(actor(req), req.params.id, req.body.note),
   );
-  app.post<{ Params: IdParams; Body: Static<typeof noteBody> }>('/api/alarms/:id/close', { onRequest: guards.require('alarms:handle'), ...checkedBy(alarmAction) }, async (req) =>
+  app.post<{ Params: IdParams; Body: Static<typeof noteBody> }>('/api/alarms/:id/close', { onRequest: guards.require('alarms:handle'), ...checkedBy(alarmAction, { response: { 200: alarm } }) }, async (req) =>
     vehicles.closeAlarmById(actor(req), req.params.id, req.body.note),
   );
 
@@ -279,24 +357,25 @@ export async function vehicleRoutes(app: FastifyInstance, o: VehicleRouteOptions
   const ruleRoutes = (
     base: string,
     body: TSchema,
+    doc: TSchema,
     list: (a: Principal) => unknown[],
     put: (a: Principal, id: string | null, body: unknown, version: number | null) => Promise<unknown>,
     remove: (a: Principal, id: string) => Promise<void>,
   ) => {
-    app.get(base, { onRequest: guards.require('vehicles:read') }, async (req) => ({ items: list(actor(req)) }));
-    app.post<{ Body: Record<string, unknown> }>(base, { onRequest: guards.require('vehicles:rules'), ...checkedBy({ body }) }, async (req, reply) => {
+    app.get(base, { onRequest: guards.require('vehicles:read'), schema: { response: { 200: Type.Object({ items: Type.Array(doc) }) } } }, async (req) => ({ items: list(actor(req)) }));
+    app.post<{ Body: Record<string, unknown> }>(base, { onRequest: guards.require('vehicles:rules'), ...checkedBy({ body }, { response: { 201: doc } }) }, async (req, reply) => {
       const doc = (await put(actor(req), null, req.body, null)) as { version: number };
       return reply.status(201).header('etag', etag(doc.version)).send(doc);
     });
-    app.put<{ Params: IdParams; Body: Record<string, unknown> }>(`${base}/:id`, { onRequest: guards.require('vehicles:rules'), ...checkedBy({ params: idParams, body }) }, async (req, reply) => {
+    app.put<{ Params: IdParams; Body: Record<string, unknown> }>(`${base}/:id`, { onRequest: guards.require('vehicles:rules'), ...checkedBy({ params: idParams, body }, { response: { 200: doc } }) }, async (req, reply) => {
       const doc = (await put(actor(req), req.params.id, req.body, ifMatch(req, true)!)) as { version: number };
       return reply.header('etag', etag(doc.version)).send(doc);
     });
-    app.delete<{ Params: IdParams }>(`${base}/:id`, { onRequest: guards.require('vehicles:rules'), schema: { params: idParams } }, async (req, reply) => {
+    app.delete<{ Params: IdParams }>(`${base}/:id`, { onRequest: guards.require('vehicles:rules'), schema: { params: idParams, response: { 204: NO_CONTENT } } }, async (req, reply) => {
       await remove(actor(req), req.params.id);
       return reply.status(204).send();
     });
   };
-  ruleRoutes('/api/geofences', GEOFENCE_INPUT, (a) => vehicles.geofenceList(a), (a, id, body, v) => vehicles.putGeofence(a, id, body, v), (a, id) => vehicles.deleteGeofence(a, id));
-  ruleRoutes('/api/linkage-rules', LINKAGE_INPUT, (a) => vehicles.ruleList(a), (a, id, body, v) => vehicles.putLinkageRule(a, id, body, v), (a, id) => vehicles.deleteLinkageRule(a, id));
+  ruleRoutes('/api/geofences', GEOFENCE_INPUT, GEOFENCE, (a) => vehicles.geofenceList(a), (a, id, body, v) => vehicles.putGeofence(a, id, body, v), (a, id) => vehicles.deleteGeofence(a, id));
+  ruleRoutes('/api/linkage-rules', LINKAGE_INPUT, LINKAGE_RULE, (a) => vehicles.ruleList(a), (a, id, body, v) => vehicles.putLinkageRule(a, id, body, v), (a, id) => vehicles.deleteLinkageRule(a, id));
 }

@@ -1,4 +1,4 @@
-import { Type, type TObject } from '@sinclair/typebox';
+import { Type, type TObject, type TSchema } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { Guards } from '../../auth/plugin.js';
 import type { Principal } from '../../auth/users.js';
@@ -17,7 +17,7 @@ export interface WallRouteOptions {
  * The control protocol over REST, for scripts and integrations: each route is one message type,
  * its payload the body plus the path's ids, and the answer the WebSocket's ack payload.
  */
-const ROUTES: { method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE'; url: string; type: MessageType; created?: boolean }[] = [
+const ROUTES: readonly { method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE'; url: string; type: MessageType; created?: boolean }[] = [
   { method: 'GET', url: '/api/walls', type: 'walls.list' },
   { method: 'POST', url: '/api/walls', type: 'wall.create', created: true },
   { method: 'PATCH', url: '/api/walls/:wallId', type: 'wall.rename' },
@@ -43,8 +43,7 @@ const ROUTES: { method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE'; url: string
 /**
  * A route's request schemas, cut from its message's schema: the path's ids are the params, the rest
  * is the body. The WebSocket checks the whole message against the same schema, so the two cannot
- * disagree. (No response schemas: fastify's compiled serializer escapes Chinese text character by
- * character, measured slower than JSON.stringify, and would silently drop a field it did not list.)
+ * disagree.
  */
 export function routeSchemas(route: { method: string; url: string; type: MessageType }) {
   const message = messageSchemas[route.type] as TObject;
@@ -55,6 +54,54 @@ export function routeSchemas(route: { method: string; url: string; type: Message
   };
 }
 
+// What each message answers (the WebSocket's ack payload); the wall itself is control/model.ts's WallView.
+const WALL = Type.Object(
+  {
+    id: Type.String(),
+    name: Type.String(),
+    departmentId: Type.String(),
+    screens: Type.Object({ rows: Type.Integer(), cols: Type.Integer(), width: Type.Integer(), height: Type.Integer() }),
+    regions: Type.Array(Type.Unknown(), { description: 'each monitor\'s layout' }),
+    tiles: Type.Record(Type.String(), Type.Unknown(), { description: 'by tile id: where it is, what it plays, its lock' }),
+    tours: Type.Record(Type.String(), Type.Unknown()),
+    plan: Type.Union([Type.Object({ planId: Type.String() }), Type.Null()], { description: 'the emergency plan in force' }),
+    popups: Type.Record(Type.String(), Type.Unknown(), { description: 'alarm pop-ups in force' }),
+    version: Type.Integer(),
+    updatedAt: Type.Integer({ description: 'ms since the epoch' }),
+    updatedBy: Type.String(),
+  },
+  { description: 'a wall (control/model.ts WallView); docs/control-protocol.md shows each part' },
+);
+const CHANGED = Type.Object({ version: Type.Integer({ description: 'the wall\'s version after the change; the change itself reaches subscribers as wall.deltas' }) });
+const DELETED = Type.Object({ deleted: Type.String() });
+const PRESET = Type.Object({ id: Type.String(), kind: Type.Union([Type.Literal('preset'), Type.Literal('plan')]), name: Type.String(), priority: Type.Integer() });
+const ACKS: Record<Exclude<MessageType, 'subscribe' | 'unsubscribe'>, TSchema> = {
+  'walls.list': Type.Object({
+    walls: Type.Array(Type.Object({ id: Type.String(), name: Type.String(), departmentId: Type.String(), screens: WALL.properties.screens, tiles: Type.Integer(), plan: WALL.properties.plan })),
+  }),
+  'wall.create': Type.Object({ wall: WALL }),
+  'wall.rename': CHANGED,
+  'wall.delete': DELETED,
+  'layout.set': CHANGED,
+  'tile.assign': CHANGED,
+  lock: CHANGED,
+  unlock: CHANGED,
+  'lock.break': Type.Composite([CHANGED, Type.Object({ broken: Type.Array(Type.Unknown(), { description: 'the locks broken: whose, on which tile' }) })]),
+  'tour.start': Type.Composite([CHANGED, Type.Object({ tourId: Type.String() })]),
+  'tour.stop': CHANGED,
+  'presets.list': Type.Object({
+    presets: Type.Array(Type.Composite([PRESET, Type.Object({ wallId: Type.String(), createdBy: Type.String(), createdAt: Type.Integer() })])),
+  }),
+  'preset.save': PRESET,
+  'preset.recall': CHANGED,
+  'preset.delete': DELETED,
+  'plan.save': PRESET,
+  'plan.activate': CHANGED,
+  'plan.revert': CHANGED,
+  'plan.delete': DELETED,
+  'popup.dismiss': CHANGED,
+};
+
 export async function wallRoutes(app: FastifyInstance, o: WallRouteOptions) {
   for (const route of ROUTES) {
     const parts = routeSchemas(route);
@@ -62,7 +109,7 @@ export async function wallRoutes(app: FastifyInstance, o: WallRouteOptions) {
       method: route.method,
       url: route.url,
       onRequest: o.guards.require(PERMISSION[route.type]),
-      ...(Object.keys(parts).length ? checkedBy(parts) : {}),
+      ...checkedBy(parts, { response: { [route.created ? 201 : 200]: ACKS[route.type as keyof typeof ACKS] } }),
       handler: async (req, reply) => {
         const body = req.body && typeof req.body === 'object' && !Array.isArray(req.body) ? req.body : {};
         const result = await o.walls.execute(req.principal as Principal, route.type, { ...body, ...req.params });
@@ -74,7 +121,13 @@ export async function wallRoutes(app: FastifyInstance, o: WallRouteOptions) {
 
   app.get<{ Params: { wallId: string } }>(
     '/api/walls/:wallId',
-    { onRequest: o.guards.require('walls:read'), ...checkedBy({ params: messageSchemas.subscribe }) },
+    {
+      onRequest: o.guards.require('walls:read'),
+      ...checkedBy(
+        { params: messageSchemas.subscribe },
+        { response: { 200: Type.Object({ wall: WALL, status: Type.Record(Type.String(), Type.Unknown(), { description: 'each tile\'s stream state, by tile id' }) }) } },
+      ),
+    },
     async (req) => {
       const wall = o.walls.snapshot(req.principal as Principal, req.params.wallId);
       return { wall, status: o.statusOf(wall) };

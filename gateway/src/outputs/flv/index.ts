@@ -186,7 +186,13 @@ export class FlvOutput {
   routes = async (app: FastifyInstance) => {
     app.get<{ Params: { camera: string; profile: string; token: string } }>(
       '/streams/:camera/:profile/:token/live.flv',
-      { schema: { params: STREAM_PARAMS } },
+      {
+        schema: {
+          params: STREAM_PARAMS,
+          description: 'HTTP-FLV, live until the viewer leaves; the same URL upgraded to a WebSocket is WS-FLV. The stream token in the path is the credential',
+          response: { 200: { description: 'FLV tags, from the latest keyframe', content: { 'video/x-flv': { schema: { type: 'string', format: 'binary' } } } } },
+        },
+      },
       async (req, reply) => {
         const lease = await this.liveLease(req.params, req.raw.socket);
         reply.hijack();

@@ -134,6 +134,13 @@ export class HlsOutput {
             required: [...STREAM_PARAMS.required, 'file'],
             properties: { ...STREAM_PARAMS.properties, file: { type: 'string', maxLength: 32 } },
           },
+          description: 'HLS: the playlist (index.m3u8) and its segments; the stream token in the path is the credential',
+          response: {
+            200: {
+              description: 'the playlist or a segment',
+              content: { 'application/vnd.apple.mpegurl': { schema: { type: 'string' } }, 'video/mp2t': { schema: { type: 'string', format: 'binary' } } },
+            },
+          },
         },
       },
       async (req, reply) => {

@@ -20,6 +20,8 @@ const CORS = {
   'access-control-expose-headers': 'Location, ETag, Link, Accept-Patch',
 };
 
+/** An answer without a body. */
+const NO_CONTENT = { type: 'null', description: 'No content' } as const;
 const CAMERA_PARAM = { type: 'object', required: ['camera'], properties: { camera: STREAM_PARAMS.properties.camera } } as const;
 const RESOURCE_PARAMS = {
   type: 'object',
@@ -196,7 +198,7 @@ export class WebRtcOutput extends EventEmitter<{ joined: [JoinTimings] }> {
     });
 
     const preflight = (url: string, methods: string, headers: string, accepts: Record<string, string>) =>
-      app.options(url, async (_req, reply) =>
+      app.options(url, { schema: { params: url.includes(':resource') ? RESOURCE_PARAMS : CAMERA_PARAM, description: 'CORS preflight', response: { 204: NO_CONTENT } } }, async (_req, reply) =>
         reply
           .code(204)
           .headers({ 'access-control-allow-methods': methods, 'access-control-allow-headers': headers, 'access-control-max-age': '600', ...accepts })
@@ -214,6 +216,16 @@ export class WebRtcOutput extends EventEmitter<{ joined: [JoinTimings] }> {
         schema: {
           params: CAMERA_PARAM,
           querystring: { type: 'object', properties: { profile: STREAM_PARAMS.properties.profile }, additionalProperties: false },
+          description: 'WHEP (RFC 9725): an SDP offer in, the answer out; the bearer token is a stream token from POST /api/streams/{cameraId}/view',
+          security: [{ bearer: [] }],
+          body: { content: { 'application/sdp': { schema: { type: 'string', description: 'the SDP offer' } } } },
+          response: {
+            201: {
+              description: 'the SDP answer; Location names the session for PATCH and DELETE',
+              headers: { location: { type: 'string' }, etag: { type: 'string' } },
+              content: { 'application/sdp': { schema: { type: 'string' } } },
+            },
+          },
         },
       },
       async (req, reply) => {
@@ -248,7 +260,16 @@ export class WebRtcOutput extends EventEmitter<{ joined: [JoinTimings] }> {
 
     app.patch<{ Params: { camera: string; resource: string } }>(
       '/whep/:camera/:resource',
-      { bodyLimit: cfg.maxOfferBytes, schema: { params: RESOURCE_PARAMS } },
+      {
+        bodyLimit: cfg.maxOfferBytes,
+        schema: {
+          params: RESOURCE_PARAMS,
+          description: 'trickle ICE: more candidates for the session',
+          security: [{ bearer: [] }],
+          body: { content: { 'application/trickle-ice-sdpfrag': { schema: { type: 'string' } } } },
+          response: { 204: NO_CONTENT },
+        },
+      },
       async (req, reply) => {
         const peer = this.peerFor(req);
         if (req.headers['content-type']?.split(';')[0]?.trim() !== 'application/trickle-ice-sdpfrag') {
@@ -271,7 +292,9 @@ export class WebRtcOutput extends EventEmitter<{ joined: [JoinTimings] }> {
       },
     );
 
-    app.delete<{ Params: { camera: string; resource: string } }>('/whep/:camera/:resource', { schema: { params: RESOURCE_PARAMS } }, async (req, reply) => {
+    app.delete<{ Params: { camera: string; resource: string } }>(
+      '/whep/:camera/:resource',
+      { schema: { params: RESOURCE_PARAMS, description: 'hangs up', security: [{ bearer: [] }], response: { 200: { ...NO_CONTENT, description: 'the session ended' } } } }, async (req, reply) => {
       this.peerFor(req).close('the viewer hung up (DELETE)');
       return reply.code(200).send();
     });
