@@ -15,6 +15,7 @@ import { seedDemoWall } from './control/demo.js';
 import { enginePrewarmer, engineStatus } from './control/engine.js';
 import { ControlServer } from './control/server.js';
 import { WallService } from './control/walls.js';
+import { controlSchemaRoute, wallMessages } from './http/control-schema.js';
 import { installErrorHandler } from './http/errors.js';
 import { metricsRoutes } from './http/metrics.js';
 import { registerOpenApi } from './http/openapi.js';
@@ -355,6 +356,7 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
   await http.register(flv.routes);
   await http.register(webrtc.routes);
   await http.register(metricsRoutes(streams, webrtc, importSlots, snapshots));
+  await http.register(controlSchemaRoute, { messages: { ...wallMessages(), ...vehicleHub.describe() } });
   await http.register(playerRoutes, { player: config.player, log: http.log });
 
   await ingest?.start();

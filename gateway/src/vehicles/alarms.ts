@@ -1,6 +1,6 @@
 import { GatewayError, ValidationError, notFound } from '../errors.js';
 import type { AlarmRow, AuditEntry } from '../store/types.js';
-import { alarmAction, alarmItem, alarmsReport, type AlarmReportItem } from './input.js';
+import { ALARM_ACTION, ALARMS_REPORT, alarmAction, alarmItem, alarmsReport, type AlarmReportItem } from './input.js';
 import type { AlarmEvidence } from './evidence.js';
 import type { Linkage } from './linkage.js';
 import type { Alarm, AlarmType, Position, Severity } from './model.js';
@@ -30,9 +30,9 @@ export function alarmMessages(alarms: AlarmCommands): VehicleMessages {
     return done.then((alarm) => ({ alarm }));
   };
   return {
-    'alarm.ack': { permission: 'alarms:handle', handle: act('ack') },
-    'alarm.close': { permission: 'alarms:handle', handle: act('close') },
-    'alarms.report': { permission: 'vehicles:feed', handle: (actor, payload) => alarms.reportAlarms(actor, alarmsReport.parse(payload).alarms) },
+    'alarm.ack': { permission: 'alarms:handle', payload: ALARM_ACTION, handle: act('ack') },
+    'alarm.close': { permission: 'alarms:handle', payload: ALARM_ACTION, handle: act('close') },
+    'alarms.report': { permission: 'vehicles:feed', payload: ALARMS_REPORT, handle: (actor, payload) => alarms.reportAlarms(actor, alarmsReport.parse(payload).alarms) },
   };
 }
 

@@ -1,3 +1,4 @@
+import type { TSchema } from '@sinclair/typebox';
 import { randomBytes } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import type { Permission } from '../auth/roles.js';
@@ -135,6 +136,8 @@ export interface VehicleLog {
 /** A message on the control WebSocket that a section answers (the hub adds its subscriptions). */
 export interface VehicleMessage {
   permission: Permission;
+  /** The payload's schema: the one handle checks it with, and the one the protocol's description shows. */
+  payload: TSchema;
   handle(actor: VehicleActor, payload: unknown): unknown;
 }
 export type VehicleMessages = Record<string, VehicleMessage>;

@@ -1,10 +1,11 @@
+import type { TSchema } from '@sinclair/typebox';
 import { allows, type Permission } from '../auth/roles.js';
 import { GatewayError, ValidationError } from '../errors.js';
 import type { PathRange } from '../store/types.js';
 import { alarmMessages } from './alarms.js';
 import type { VehicleMessages } from './context.js';
 import { inBbox, type Bbox } from './geo.js';
-import { alarmSubscription, emptyPayload, positionSubscription } from './input.js';
+import { ALARM_SUBSCRIPTION, alarmSubscription, EMPTY_PAYLOAD, emptyPayload, POSITION_SUBSCRIPTION, positionSubscription } from './input.js';
 import { positionMessages } from './positions.js';
 import { SEVERITIES, type Alarm, type PositionUpdate, type Severity, type VehicleCategory } from './model.js';
 import type { VehicleActor, VehicleEntry, VehicleService, VehiclesConfig } from './service.js';
@@ -18,12 +19,14 @@ export interface HubPeer {
 /** A message the hub answers: the permission it needs, and what it does for the peer. */
 interface HubMessage {
   permission: Permission;
+  /** The payload's schema, the one handle checks it with. */
+  payload: TSchema;
   handle(peer: HubPeer, payload: unknown): unknown;
 }
 
 /** The sections' messages, answered for the peer's actor. */
 function forPeer(messages: VehicleMessages): Record<string, HubMessage> {
-  return Object.fromEntries(Object.entries(messages).map(([type, m]) => [type, { permission: m.permission, handle: (peer: HubPeer, payload: unknown) => m.handle(peer.actor, payload) }]));
+  return Object.fromEntries(Object.entries(messages).map(([type, m]) => [type, { permission: m.permission, payload: m.payload, handle: (peer: HubPeer, payload: unknown) => m.handle(peer.actor, payload) }]));
 }
 
 interface PositionSubscription {
@@ -88,6 +91,11 @@ export class VehicleHub {
     clearInterval(this.timer);
   }
 
+  /** Each message type the hub answers, with the permission it needs and its payload's schema. */
+  describe(): Record<string, { permission: Permission; payload: TSchema }> {
+    return Object.fromEntries(Object.entries(this.messages).map(([type, m]) => [type, { permission: m.permission, payload: m.payload }]));
+  }
+
   handles(type: string): boolean {
     return Object.hasOwn(this.messages, type);
   }
@@ -106,9 +114,10 @@ export class VehicleHub {
   /** The hub's own messages: subscriptions. */
   private subscriptionMessages(): Record<string, HubMessage> {
     return {
-      'vehicles.subscribe': { permission: 'vehicles:read', handle: (peer, payload) => this.subscribePositions(peer, positionSubscription.parse(payload)) },
+      'vehicles.subscribe': { permission: 'vehicles:read', payload: POSITION_SUBSCRIPTION, handle: (peer, payload) => this.subscribePositions(peer, positionSubscription.parse(payload)) },
       'vehicles.unsubscribe': {
         permission: 'vehicles:read',
+        payload: EMPTY_PAYLOAD,
         handle: (peer, payload) => {
           emptyPayload.parse(payload);
           return { subscribed: this.positionSubs.delete(peer) };
@@ -116,6 +125,7 @@ export class VehicleHub {
       },
       'alarms.subscribe': {
         permission: 'vehicles:read',
+        payload: ALARM_SUBSCRIPTION,
         handle: (peer, payload) => {
           const p = alarmSubscription.parse(payload);
           const sub: AlarmSubscription = { ranges: this.vehicles.rangesOf(peer.actor), minSeverity: p.minSeverity ?? 'info' };
@@ -125,6 +135,7 @@ export class VehicleHub {
       },
       'alarms.unsubscribe': {
         permission: 'vehicles:read',
+        payload: EMPTY_PAYLOAD,
         handle: (peer, payload) => {
           emptyPayload.parse(payload);
           return { subscribed: this.alarmSubs.delete(peer) };

@@ -213,6 +213,13 @@ export const LINKAGE_INPUT = strict({
 });
 export const linkageInput = schemaCheck(LINKAGE_INPUT);
 
+/**
+ * An item of a feed's batch: checked on its own (positionItem, alarmItem), so a bad one is refused by
+ * its index and the rest are taken. The batch's check lets any item through (Unknown); the item's
+ * schema is there for the API's and the protocol's descriptions.
+ */
+const checkedOneByOne = (item: TSchema, what: string) => Type.Unknown({ anyOf: [item], description: `a ${what}, checked on its own: a bad one is refused by its index, the others are taken` });
+
 const POSITION = strict({
   vehicleId: Type.Optional(ID),
   plate: Type.Optional(Type.String({ minLength: 1, maxLength: 16 })),
@@ -223,7 +230,7 @@ const POSITION = strict({
   at: TIME,
 });
 /** A feed's batch (REST body and WebSocket payload); each item is checked on its own, and refused by index. */
-export const POSITIONS_REPORT = strict({ positions: Type.Array(Type.Unknown(), { minItems: 1, maxItems: 5000 }) });
+export const POSITIONS_REPORT = strict({ positions: Type.Array(checkedOneByOne(POSITION, 'position'), { minItems: 1, maxItems: 5000 }) });
 export const positionsReport = schemaCheck(POSITIONS_REPORT);
 export const positionItem = schemaCheck(POSITION);
 
@@ -239,7 +246,7 @@ const ALARM_REPORT = strict({
   lon: Type.Optional(LON),
   detail: Type.Optional(Type.String({ maxLength: 200 })),
 });
-export const ALARMS_REPORT = strict({ alarms: Type.Array(Type.Unknown(), { minItems: 1, maxItems: 1000 }) });
+export const ALARMS_REPORT = strict({ alarms: Type.Array(checkedOneByOne(ALARM_REPORT, 'alarm'), { minItems: 1, maxItems: 1000 }) });
 export const alarmsReport = schemaCheck(ALARMS_REPORT);
 export const alarmItem = schemaCheck(ALARM_REPORT);
 export type AlarmReportItem = Static<typeof ALARM_REPORT>;
@@ -249,18 +256,19 @@ export type PositionReportItem = Static<typeof POSITION>;
 export const ALARM_ACTION = strict({ alarmId: Type.Optional(ID), note: Type.Optional(Type.String({ maxLength: 500 })) });
 export const alarmAction = schemaCheck(ALARM_ACTION);
 
-export const positionSubscription = schemaCheck(
-  strict({
+export const POSITION_SUBSCRIPTION = strict({
     categories: Type.Optional(Type.Array(literals(VEHICLE_CATEGORIES), { uniqueItems: true, minItems: 1 })),
     bbox: Type.Optional(Type.Tuple([LON, LAT, LON, LAT])),
     departmentId: Type.Optional(ID),
     intervalMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 600_000 })),
-  }),
-);
+});
+export const positionSubscription = schemaCheck(POSITION_SUBSCRIPTION);
 export type PositionFilter = ReturnType<typeof positionSubscription.parse>;
 
-export const alarmSubscription = schemaCheck(strict({ minSeverity: Type.Optional(literals(SEVERITIES)) }));
-export const emptyPayload = schemaCheck(strict({}));
+export const ALARM_SUBSCRIPTION = strict({ minSeverity: Type.Optional(literals(SEVERITIES)) });
+export const alarmSubscription = schemaCheck(ALARM_SUBSCRIPTION);
+export const EMPTY_PAYLOAD = strict({});
+export const emptyPayload = schemaCheck(EMPTY_PAYLOAD);
 
 /** Milliseconds from a TIME value. */
 export function timeOf(v: number | string): number {

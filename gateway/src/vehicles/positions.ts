@@ -2,7 +2,7 @@ import { ValidationError } from '../errors.js';
 import type { PositionRow } from '../store/types.js';
 import type { Alarms } from './alarms.js';
 import type { Geofences } from './geofences.js';
-import { positionItem, positionsReport } from './input.js';
+import { POSITIONS_REPORT, positionItem, positionsReport } from './input.js';
 import type { Position } from './model.js';
 import type { VehicleRegistry } from './registry.js';
 import type { PositionsOutcome, VehicleActor, VehicleContext, VehicleEntry, VehicleMessages } from './context.js';
@@ -10,7 +10,7 @@ import type { PositionsOutcome, VehicleActor, VehicleContext, VehicleEntry, Vehi
 /** The position messages of the control WebSocket: a feed's batches. */
 export function positionMessages(positions: Pick<Positions, 'reportPositions'>): VehicleMessages {
   return {
-    'positions.report': { permission: 'vehicles:feed', handle: (actor, payload) => positions.reportPositions(actor, positionsReport.parse(payload).positions) },
+    'positions.report': { permission: 'vehicles:feed', payload: POSITIONS_REPORT, handle: (actor, payload) => positions.reportPositions(actor, positionsReport.parse(payload).positions) },
   };
 }
 

@@ -2,7 +2,10 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import t from 'tap';
+import { messageSchemas } from '../../../gateway/src/control/protocol.js';
 import { errorCodes } from '../../../gateway/src/errors.js';
+import { VehicleHub } from '../../../gateway/src/vehicles/hub.js';
+import { startControlGateway } from '../../helpers/control.js';
 import { startGateway, tempDir } from '../../helpers/gateway.js';
 
 /** Routes left out of the document, each for a reason: the player's built files are pages and assets, not API. */
@@ -20,7 +23,7 @@ t.test('the OpenAPI document validates and describes every route with its reques
   writeFileSync(join(player, 'index.html'), '<!doctype html><title>wallgate</title>');
   const gw = await startGateway(t, { player: { enabled: true, dir: player } });
   const res = await gw.api('GET', '/docs/json');
-  t.equal(res.status, 200);
+  t.equal(res.status, 200, res.body.slice(0, 300));
   const doc = res.json;
   const validator = new Validator();
   const result = await validator.validate(doc);
@@ -51,4 +54,32 @@ t.test('the OpenAPI document validates and describes every route with its reques
   t.same(doc.paths['/api/sources'].get.security, [{ bearer: [] }], 'a guarded route names the bearer scheme');
   t.equal(doc.paths['/api/sources'].get['x-permission'], 'sources:read', 'and the permission it needs');
   t.notOk(doc.paths['/api/auth/login'].post.security, 'login needs no token');
+});
+
+t.test('the control protocol schema lists every message type the WebSocket accepts, with the payload it checks', async (t) => {
+  const gw = await startControlGateway(t);
+  const res = await gw.api('GET', '/api/control/schema.json');
+  t.equal(res.status, 200, res.body.slice(0, 300));
+  const doc = res.json;
+  const documented = Object.keys(doc.$defs).sort();
+  const hub = new VehicleHub(gw.vehicles, gw.config.vehicles.subscriptions);
+  t.teardown(() => hub.close());
+  const accepted = [...Object.keys(messageSchemas), ...Object.keys(hub.describe())].sort();
+  t.same(documented, accepted, 'the walls\' and the vehicle hub\'s message types, all of them');
+  t.same(doc.oneOf.map((r: { $ref: string }) => r.$ref.replace('#/$defs/', '')).sort(), accepted, 'each one a branch of the schema');
+  t.match(doc.$defs['wall.create'].properties.payload, { type: 'object', additionalProperties: false, required: ['name', 'departmentId', 'screens'] }, 'a payload is the schema the gateway checks');
+  t.match(doc.$defs['positions.report'].properties.payload.properties.positions.items.anyOf[0].required, ['lat', 'lon', 'speed', 'heading', 'at'], 'a feed item\'s fields are described');
+  t.ok(doc.description.length > 0);
+
+  // The server accepts each documented type and checks its payload against the documented schema: an unknown field is refused by name.
+  const client = await gw.client(gw.adminToken);
+  for (const type of documented) {
+    const reply = await client.request(type, { notAField: 1 });
+    t.match(reply, { type: 'error', code: 'GW_ERR_VALIDATION', message: /notAField/ }, `${type}: accepted as a type, its payload checked`);
+  }
+  const unknown = await client.request('no.such.type', {});
+  t.match(unknown, { type: 'error', code: 'GW_ERR_BAD_MESSAGE' }, 'a type not in the schema is not accepted');
+
+  const docs = await gw.api('GET', '/docs/json');
+  t.match(docs.json.info.description, '(/api/control/schema.json)', 'the API document links to it');
 });

@@ -121,6 +121,8 @@ t.test('every route checks authentication and roles', async (t) => {
     'OPTIONS /whep/:camera',
     'OPTIONS /whep/:camera/:resource',
     'GET /api/ui',
+    // The description of the control protocol, public like /docs: it holds no data.
+    'GET /api/control/schema.json',
     'GET /*',
     'HEAD /*',
     // Without a built player the gateway answers / with how to build it.
