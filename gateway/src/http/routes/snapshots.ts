@@ -17,10 +17,6 @@ export interface SnapshotRouteOptions {
 }
 
 const CAMERA_ID = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$' });
-const ERROR = Type.Object(
-  { code: Type.String({ description: 'A GW_ERR_* code (docs/errors.md)' }), message: Type.String(), requestId: Type.Optional(Type.String()) },
-  { additionalProperties: true },
-);
 
 interface Query {
   profile?: 'main' | 'sub';
@@ -54,9 +50,11 @@ export async function snapshotRoutes(app: FastifyInstance, o: SnapshotRouteOptio
             content: { 'image/jpeg': { schema: { type: 'string', format: 'binary' } } },
           },
           204: { description: 'ifLive=1 and the camera is not live: nothing was started.', type: 'null' },
-          '4xx': { description: 'Refused: GW_ERR_VALIDATION, GW_ERR_UNAUTHENTICATED, GW_ERR_FORBIDDEN, GW_ERR_NOT_FOUND, GW_ERR_CONFLICT (disabled), GW_ERR_USER_QUOTA', ...ERROR },
-          '5xx': { description: 'GW_ERR_CAPACITY, GW_ERR_CAMERA_*, GW_ERR_STREAM_TIMEOUT, GW_ERR_UNAVAILABLE, GW_ERR_INTERNAL', ...ERROR },
+          // 4xx and 5xx: the shared Error schema (http/openapi.ts).
         },
+        description:
+          'Refused with GW_ERR_VALIDATION, GW_ERR_UNAUTHENTICATED, GW_ERR_FORBIDDEN, GW_ERR_NOT_FOUND, GW_ERR_CONFLICT (disabled) or GW_ERR_USER_QUOTA; ' +
+          'fails with GW_ERR_CAPACITY, GW_ERR_CAMERA_*, GW_ERR_STREAM_TIMEOUT, GW_ERR_UNAVAILABLE or GW_ERR_INTERNAL, as a viewing would.',
       },
     },
     async (req, reply) => {
