@@ -10,7 +10,7 @@ import { StreamTokens } from './auth/stream-tokens.js';
 import { TokenService } from './auth/tokens.js';
 import { UsersService } from './auth/users.js';
 import type { Config } from './config/schema.js';
-import { GatewayError } from './errors.js';
+import { GatewayError, reasoned } from './errors.js';
 import { seedDemoWall } from './control/demo.js';
 import { enginePrewarmer, engineStatus } from './control/engine.js';
 import { ControlServer } from './control/server.js';
@@ -149,7 +149,7 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
       const r = target.record;
       const sub = profile === 'sub' && r.subUrl !== null;
       if (r.protocol === 'rtmp-push') {
-        if (!ingest) throw new GatewayError('GW_ERR_CONFLICT', 'this is a push camera and the RTMP ingest is off (streams.flv.rtmpEnabled)');
+        if (!ingest) throw reasoned('GW_ERR_CONFLICT', 'ingestOff', {}, 'this is a push camera and the RTMP ingest is off (streams.flv.rtmpEnabled)');
         return { ...resolvedFields(r), profile: 'main', url: ingest.localPlayUrl(pushStreamName(r.url)!), credential: null };
       }
       return { ...resolvedFields(r), profile: sub ? 'sub' : 'main', url: sub ? r.subUrl! : r.url, credential: target.credential };

@@ -34,9 +34,115 @@ export const errorCodes = {
 
 export type ErrorCode = keyof typeof errorCodes;
 
+/**
+ * What a client needs to word an error in its own language: `reason` picks the sentence, the rest
+ * fill it in. Ids, names, numbers and config keys only: never a camera URL, credential or host.
+ */
+export type ErrorParams = Record<string, string | number>;
+
+/**
+ * The reasons each code may give and the parameters each reason carries, the contract between the
+ * gateway and the player's translations (docs/errors.md lists them; tests hold all three together).
+ * `detail` is never listed: any error may carry one, a text from outside the gateway (ffmpeg's
+ * words) that is shown as it is.
+ */
+export const errorReasons = {
+  GW_ERR_FORBIDDEN: { permission: ['permission'], scopeTop: [], address: [] },
+  GW_ERR_CONFLICT: {
+    taken: ['id'],
+    disabled: ['camera'],
+    notPush: ['camera'],
+    ingestOff: [],
+    departmentInUse: ['department'],
+    planActive: ['plan', 'priority'],
+    noPlan: [],
+    popupEnded: ['popup'],
+    alarmClosed: ['alarm', 'by'],
+    alarmClosing: ['alarm'],
+    alarmAcknowledged: ['alarm', 'by'],
+    vehicleChannel: ['camera'],
+    plateTaken: ['plate'],
+  },
+  GW_ERR_LOCKED: { tile: ['tile', 'user'], popup: ['tile', 'popup'] },
+  GW_ERR_PAYLOAD_TOO_LARGE: {
+    body: ['limit'],
+    importBytes: ['limit'],
+    importRows: ['limit'],
+    csvRowChars: ['line', 'limit'],
+    csvRowCells: ['line', 'limit'],
+    message: ['limit'],
+  },
+  GW_ERR_IMPORT_REJECTED: { rows: ['rejected', 'rows'] },
+  GW_ERR_RATE_LIMITED: { messages: ['perSecond'] },
+  GW_ERR_LOGIN_LOCKED: { wait: ['retryAfterSec'] },
+  GW_ERR_USER_QUOTA: { viewings: ['limit'] },
+  GW_ERR_CAPACITY: {
+    sessions: ['limit'],
+    viewers: ['limit'],
+    departmentPulls: ['department', 'limit'],
+    transcode: ['limit'],
+    webrtcPeers: ['limit'],
+    subscriptions: ['limit'],
+  },
+  GW_ERR_IMPORT_BUSY: { imports: ['limit'] },
+  GW_ERR_CAMERA_UNREACHABLE: {
+    unreachable: [],
+    noStream: [],
+    stalled: ['ms'],
+    closed: [],
+    endedEarly: [],
+    exited: [],
+    noPublisher: [],
+    lookup: [],
+  },
+  GW_ERR_CODEC_UNSUPPORTED: { decoder: [], h265Busy: ['limit'] },
+  GW_ERR_STREAM_TIMEOUT: { start: ['ms'], hls: [] },
+  GW_ERR_INTERNAL: { request: ['requestId'] },
+} as const satisfies Partial<Record<ErrorCode, Record<string, readonly string[]>>>;
+
+type Reasons = typeof errorReasons;
+type ReasonCode = keyof Reasons;
+type ParamsOf<C extends ReasonCode, R extends keyof Reasons[C]> = Reasons[C][R] extends readonly (infer K extends string)[]
+  ? { [P in K]: string | number }
+  : never;
+
+/**
+ * The rules a refused field may name (`issues[].rule`) and their parameters: JSON-schema keywords where
+ * one fits, our own checks otherwise. An issue without a rule is worded by its message alone.
+ */
+export const issueRules = {
+  required: [],
+  type: ['type'],
+  minLength: ['limit'],
+  maxLength: ['limit'],
+  minimum: ['limit'],
+  maximum: ['limit'],
+  range: ['min', 'max'],
+  lengthRange: ['min', 'max'],
+  minItems: ['limit'],
+  maxItems: ['limit'],
+  enum: ['allowed'],
+  pattern: [],
+  format: ['format'],
+  unknownField: [],
+  controlChars: [],
+  url: [],
+  urlScheme: ['allowed'],
+  latLon: [],
+  unchangeable: [],
+  wrongPassword: [],
+  unknownDepartment: ['department'],
+  duplicate: ['line'],
+  taken: [],
+} as const satisfies Record<string, readonly string[]>;
+
+export type IssueRule = keyof typeof issueRules;
+
 export interface FieldIssue {
   field: string;
   message: string;
+  rule?: IssueRule;
+  params?: ErrorParams;
 }
 
 export class GatewayError extends Error {
@@ -45,11 +151,41 @@ export class GatewayError extends Error {
     readonly code: ErrorCode,
     message: string,
     readonly details?: Record<string, unknown>,
+    readonly params?: ErrorParams,
   ) {
     super(message);
     this.name = 'GatewayError';
     this.statusCode = errorCodes[code];
   }
+}
+
+/**
+ * An error whose reason and parameters the client words for itself; the English `message` stays for
+ * API users and logs. The parameters are checked against `errorReasons` when this compiles.
+ */
+export function reasoned<C extends ReasonCode, R extends keyof Reasons[C] & string>(
+  code: C,
+  reason: R,
+  params: ParamsOf<C, R> & { detail?: string },
+  message: string,
+  details?: Record<string, unknown>,
+): GatewayError {
+  return new GatewayError(code, message, details, { reason, ...(params as ErrorParams) });
+}
+
+/** The JSON body of an error, as REST and the control WebSocket send it. */
+export function errorBody(err: GatewayError): Record<string, unknown> {
+  return { code: err.code, message: err.message, ...(err.params ? { params: err.params } : {}), ...(err.details ?? {}) };
+}
+
+/** An issue whose rule and parameters the client words for itself. */
+export function issue<R extends IssueRule>(
+  field: string,
+  rule: R,
+  params: (typeof issueRules)[R] extends readonly (infer K extends string)[] ? { [P in K]: string | number } : never,
+  message: string,
+): FieldIssue {
+  return Object.keys(params).length ? { field, message, rule, params: params as ErrorParams } : { field, message, rule };
 }
 
 export class ValidationError extends GatewayError {

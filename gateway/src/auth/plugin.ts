@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify';
-import { GatewayError } from '../errors.js';
+import { GatewayError, reasoned } from '../errors.js';
 import { allows, type Permission } from './roles.js';
 import type { Principal, UsersService } from './users.js';
 
@@ -40,7 +40,7 @@ export function guards(users: UsersService) {
     Object.assign(
       async function requirePermission(req: FastifyRequest, _reply: FastifyReply) {
         const principal = await authenticate(req);
-        if (!allows(principal.roles, permission)) throw new GatewayError('GW_ERR_FORBIDDEN', `your roles do not allow ${permission}`);
+        if (!allows(principal.roles, permission)) throw reasoned('GW_ERR_FORBIDDEN', 'permission', { permission }, `your roles do not allow ${permission}`);
       },
       { [GUARD]: permission },
     );

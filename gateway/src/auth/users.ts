@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
-import { GatewayError, ValidationError, notFound, type FieldIssue } from '../errors.js';
+import { GatewayError, ValidationError, notFound, type FieldIssue, reasoned, issue } from '../errors.js';
 import { ROLES, StoreConflict, type Role, type Store, type UserRecord } from '../store/types.js';
 import { DUMMY_HASH, hashPassword, randomPassword, verifyPassword } from './passwords.js';
 import { TokenService } from './tokens.js';
@@ -126,7 +126,10 @@ export class UsersService {
     if (attempt && attempt.lockedUntil > now) {
       const user = await this.store.users.byUsername(username);
       await this.audit({ username, ip }, 'auth.login', user, 'denied', { username, reason: 'locked' });
-      throw new GatewayError('GW_ERR_LOGIN_LOCKED', `too many failed logins; try again in ${Math.ceil((attempt.lockedUntil - now) / 1000)} s`);
+      {
+      const retryAfterSec = Math.ceil((attempt.lockedUntil - now) / 1000);
+      throw reasoned('GW_ERR_LOGIN_LOCKED', 'wait', { retryAfterSec }, `too many failed logins; try again in ${retryAfterSec} s`);
+    }
     }
     const user = await this.store.users.byUsername(username);
     const ok = await verifyPassword(password, user?.passwordHash ?? DUMMY_HASH);
@@ -213,7 +216,7 @@ export class UsersService {
     for (const id of value as string[]) {
       // A department outside the actor's own scope is reported as unknown: its existence is not theirs to learn.
       if (!this.departments.exists(id) || !this.departments.within(id, actor.scopes)) {
-        issues.push({ field: 'scopes', message: `unknown department "${id}"` });
+        issues.push(issue('scopes', 'unknownDepartment', { department: id }, `unknown department "${id}"`));
       }
     }
     return [...new Set(value as string[])];
@@ -221,7 +224,7 @@ export class UsersService {
 
   private checkRoles(value: unknown, issues: FieldIssue[]): Role[] {
     if (!Array.isArray(value) || value.length === 0 || value.some((r) => !(ROLES as readonly unknown[]).includes(r))) {
-      issues.push({ field: 'roles', message: `expected a non-empty list of ${ROLES.join(', ')}` });
+      issues.push(issue('roles', 'enum', { allowed: ROLES.join(', ') }, `expected a non-empty list of ${ROLES.join(', ')}`));
       return [];
     }
     return [...new Set(value as Role[])];
@@ -229,7 +232,7 @@ export class UsersService {
 
   private checkPassword(value: unknown, issues: FieldIssue[], field = 'password'): string {
     if (typeof value !== 'string' || value.length < this.policy.passwordMinLength || value.length > 256) {
-      issues.push({ field, message: `expected ${this.policy.passwordMinLength} to 256 characters` });
+      issues.push(issue(field, 'lengthRange', { min: this.policy.passwordMinLength, max: 256 }, `expected ${this.policy.passwordMinLength} to 256 characters`));
       return '';
     }
     return value;
@@ -247,10 +250,10 @@ export class UsersService {
   async create(actor: Principal, input: UserInput): Promise<UserRecord> {
     const issues: FieldIssue[] = [];
     if (typeof input.username !== 'string' || !USERNAME.test(input.username)) {
-      issues.push({ field: 'username', message: 'expected 2-64 letters, digits, "_", ".", "@" or "-"' });
+      issues.push(issue('username', 'pattern', {}, 'expected 2-64 letters, digits, "_", ".", "@" or "-"'));
     }
     const displayName = input.displayName === undefined ? input.username : input.displayName;
-    if (typeof displayName !== 'string' || displayName.length > 100) issues.push({ field: 'displayName', message: 'expected a string of at most 100 characters' });
+    if (typeof displayName !== 'string' || displayName.length > 100) issues.push(issue('displayName', 'maxLength', { limit: 100 }, 'expected a string of at most 100 characters'));
     const password = this.checkPassword(input.password, issues);
     const roles = this.checkRoles(input.roles, issues);
     const scopes = this.checkScopes(actor, input.scopes, issues);
@@ -273,7 +276,7 @@ export class UsersService {
       await this.audit(actor, 'user.create', user, 'ok', { roles, scopes });
       return user;
     } catch (err) {
-      if (err instanceof StoreConflict) throw new GatewayError('GW_ERR_CONFLICT', `username: "${input.username as string}" is taken`);
+      if (err instanceof StoreConflict) throw reasoned('GW_ERR_CONFLICT', 'taken', { id: input.username as string }, `username: "${input.username as string}" is taken`);
       throw err;
     }
   }
@@ -282,10 +285,10 @@ export class UsersService {
     const user = await this.store.users.get(id);
     if (!user || !this.manageable(actor, user)) throw notFound(`user "${id}"`);
     const issues: FieldIssue[] = [];
-    if (input.username !== undefined && input.username !== user.username) issues.push({ field: 'username', message: 'cannot be changed' });
+    if (input.username !== undefined && input.username !== user.username) issues.push(issue('username', 'unchangeable', {}, 'cannot be changed'));
     const next = { ...user };
     if (input.displayName !== undefined) {
-      if (typeof input.displayName !== 'string' || input.displayName.length > 100) issues.push({ field: 'displayName', message: 'expected a string of at most 100 characters' });
+      if (typeof input.displayName !== 'string' || input.displayName.length > 100) issues.push(issue('displayName', 'maxLength', { limit: 100 }, 'expected a string of at most 100 characters'));
       else next.displayName = input.displayName;
     }
     if (input.password !== undefined) next.passwordHash = await hashPassword(this.checkPassword(input.password, issues));
@@ -329,7 +332,7 @@ export class UsersService {
     if (!user) throw notFound('user');
     if (!(await verifyPassword(current, user.passwordHash))) {
       await this.audit(actor, 'auth.password', user, 'failed');
-      throw new ValidationError([{ field: 'currentPassword', message: 'is wrong' }]);
+      throw new ValidationError([issue('currentPassword', 'wrongPassword', {}, 'is wrong')]);
     }
     const issues: FieldIssue[] = [];
     const password = this.checkPassword(next, issues, 'newPassword');

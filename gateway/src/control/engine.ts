@@ -9,10 +9,13 @@ export interface StreamStatusSource {
   onChange(listener: (cameraId: string) => void): void;
 }
 
+type Failure = Pick<TileStatus, 'reason' | 'code' | 'params'>;
+const NO_FAILURE: Failure = { reason: null, code: null, params: null };
+
 /** The streaming engine's sessions and health reports, as tile states. */
 export function engineStatus(streams: StreamManager): StreamStatusSource {
   const listeners: ((cameraId: string) => void)[] = [];
-  const offline = new Map<string, string | null>();
+  const offline = new Map<string, Failure>();
   const notify = (cameraId: string) => listeners.forEach((l) => l(cameraId));
   streams.on('session', (session) => {
     session.on('state', () => notify(session.cameraId));
@@ -20,7 +23,7 @@ export function engineStatus(streams: StreamManager): StreamStatusSource {
   });
   streams.on('closed', (session) => notify(session.cameraId));
   streams.on('health', (e) => {
-    if (e.health === 'offline') offline.set(e.cameraId, e.error);
+    if (e.health === 'offline') offline.set(e.cameraId, { reason: e.error, code: e.failure?.code ?? null, params: e.failure?.params ?? null });
     else offline.delete(e.cameraId);
     notify(e.cameraId);
   });
@@ -28,19 +31,20 @@ export function engineStatus(streams: StreamManager): StreamStatusSource {
     onChange: (l) => listeners.push(l),
     statusOf(cameraId, profile) {
       const s = streams.sessionFor(cameraId, profile);
-      const reason = s?.lastError?.message ?? offline.get(cameraId) ?? null;
+      const last = s?.lastError;
+      const failure: Failure = last ? { reason: last.message, code: last.code, params: last.params ?? null } : (offline.get(cameraId) ?? NO_FAILURE);
       switch (s?.state) {
         case 'idle':
         case 'starting':
-          return { state: 'starting', reason: null, retryInMs: null };
+          return { state: 'starting', ...NO_FAILURE, retryInMs: null };
         case 'ready':
         case 'lingering':
-          return { state: 'live', reason: null, retryInMs: null };
+          return { state: 'live', ...NO_FAILURE, retryInMs: null };
         case 'retrying':
-          return { state: 'retrying', reason, retryInMs: s.retryInMs() };
+          return { state: 'retrying', ...failure, retryInMs: s.retryInMs() };
         default:
           // Nobody is pulling it: what the last pull found, or nothing known yet.
-          return offline.has(cameraId) ? { state: 'offline', reason, retryInMs: null } : { state: 'idle', reason: null, retryInMs: null };
+          return offline.has(cameraId) ? { state: 'offline', ...failure, retryInMs: null } : { state: 'idle', ...NO_FAILURE, retryInMs: null };
       }
     },
   };

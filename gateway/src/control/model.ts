@@ -180,7 +180,11 @@ export type TileStreamState = 'idle' | 'starting' | 'live' | 'retrying' | 'offli
 /** Why a tile shows what it shows; not versioned, sent as it changes. */
 export interface TileStatus {
   state: TileStreamState;
+  /** The last failure in English, as the gateway logs it. */
   reason: string | null;
+  /** The same failure's GW_ERR_* code and parameters, which the player words in the page's language. */
+  code: string | null;
+  params: Record<string, string | number> | null;
   retryInMs: number | null;
 }
 

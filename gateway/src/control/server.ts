@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { allows } from '../auth/roles.js';
-import { GatewayError, type ErrorCode } from '../errors.js';
+import { GatewayError, errorBody, reasoned, type ErrorCode } from '../errors.js';
 import { guardSocket, HeldSockets } from '../lib/sockets.js';
 import type { TileStatus, WallDelta, WallView } from './model.js';
 import { isMessageType, validatePayload, type MessageType } from './protocol.js';
@@ -230,9 +230,7 @@ export class ControlServer {
     this.reply(client, {
       type: 'error',
       id: id ?? null,
-      code: e?.code ?? 'GW_ERR_INTERNAL',
-      message: e?.message ?? 'internal error',
-      ...(e?.details ?? {}),
+      ...(e ? errorBody(e) : { code: 'GW_ERR_INTERNAL', message: 'internal error' }),
     });
   }
 
@@ -241,11 +239,11 @@ export class ControlServer {
     const envelope = isBinary
       ? { id: null, error: new GatewayError('GW_ERR_BAD_MESSAGE', 'messages are JSON text frames') }
       : bytes.length > this.config.maxMessageBytes
-        ? { id: null, error: new GatewayError('GW_ERR_PAYLOAD_TOO_LARGE', `a message may have at most ${this.config.maxMessageBytes} bytes (control.maxMessageBytes)`) }
+        ? { id: null, error: reasoned('GW_ERR_PAYLOAD_TOO_LARGE', 'message', { limit: this.config.maxMessageBytes }, `a message may have at most ${this.config.maxMessageBytes} bytes (control.maxMessageBytes)`) }
         : parseEnvelope(bytes, (type) => isMessageType(type) || this.extensions.some((e) => e.handles(type)));
     // Every message counts against the rate, malformed ones too: each costs an answer.
     if (!client.rate.take()) {
-      return this.fail(client, envelope.id, new GatewayError('GW_ERR_RATE_LIMITED', `more than ${this.config.rate.perSecond} messages a second (control.rate); this one was dropped`));
+      return this.fail(client, envelope.id, reasoned('GW_ERR_RATE_LIMITED', 'messages', { perSecond: this.config.rate.perSecond }, `more than ${this.config.rate.perSecond} messages a second (control.rate); this one was dropped`));
     }
     if ('error' in envelope) return this.fail(client, envelope.id, envelope.error);
     const { type, id, payload } = envelope;
@@ -277,7 +275,7 @@ export class ControlServer {
     requirePermission(client.actor, 'subscribe');
     const wall = this.walls.snapshot(client.actor, wallId);
     if (!client.walls.has(wallId) && client.walls.size >= this.config.maxSubscriptions) {
-      throw new GatewayError('GW_ERR_CAPACITY', `a connection may follow at most ${this.config.maxSubscriptions} walls (control.maxSubscriptions)`);
+      throw reasoned('GW_ERR_CAPACITY', 'subscriptions', { limit: this.config.maxSubscriptions }, `a connection may follow at most ${this.config.maxSubscriptions} walls (control.maxSubscriptions)`);
     }
     let set = this.subscribers.get(wallId);
     if (!set) this.subscribers.set(wallId, (set = new Set()));

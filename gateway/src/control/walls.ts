@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { GatewayError, ValidationError } from '../errors.js';
+import { GatewayError, ValidationError, reasoned } from '../errors.js';
 import type { Registry } from '../registry/service.js';
 import { StoreConflict, type Store } from '../store/types.js';
 import { screenRegion } from './layouts.js';
@@ -179,14 +179,14 @@ export class WallService extends EventEmitter<WallEvents> {
       updatedAt: at,
       updatedBy: actor.username,
     };
-    if (this.commits.walls.has(doc.id)) throw new GatewayError('GW_ERR_CONFLICT', `wall "${doc.id}" exists`);
+    if (this.commits.walls.has(doc.id)) throw reasoned('GW_ERR_CONFLICT', 'taken', { id: doc.id }, `wall "${doc.id}" exists`);
     this.tiles.buildTiles(doc, regions, {}, 1, at, actor.username);
     const entry: WallEntry = { doc, planSaved: null, json: '', tileJson: this.commits.tileRows(Object.values(doc.tiles)), queue: Promise.resolve() };
     entry.json = this.commits.serialise(entry);
     try {
       await this.store.walls.create({ id: doc.id, departmentId: doc.departmentId, deptPath: dep.path, version: 1, doc: entry.json }, entry.tileJson, this.commits.audit(actor, doc, 'wall.create', { name: doc.name }));
     } catch (err) {
-      if (err instanceof StoreConflict) throw new GatewayError('GW_ERR_CONFLICT', `wall "${doc.id}" exists`);
+      if (err instanceof StoreConflict) throw reasoned('GW_ERR_CONFLICT', 'taken', { id: doc.id }, `wall "${doc.id}" exists`);
       throw err;
     }
     this.commits.walls.set(doc.id, entry);

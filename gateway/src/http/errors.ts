@@ -1,10 +1,40 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
-import { GatewayError, errorCodes, type ErrorCode } from '../errors.js';
+import { GatewayError, errorBody, errorCodes, reasoned, type ErrorCode, type FieldIssue } from '../errors.js';
 
 interface ErrorBody {
   code: ErrorCode;
   message: string;
   [key: string]: unknown;
+}
+
+/** An ajv (JSON-schema) failure as the rule the player words, with the schema's numbers. */
+function ruleOf(keyword: string, params: Record<string, unknown>): Pick<FieldIssue, 'rule' | 'params'> {
+  const limit = typeof params.limit === 'number' ? { limit: params.limit } : null;
+  switch (keyword) {
+    case 'required':
+      return { rule: 'required' };
+    case 'additionalProperties':
+      return { rule: 'unknownField' };
+    case 'type':
+      return { rule: 'type', params: { type: String(params.type) } };
+    case 'enum':
+      return { rule: 'enum', params: { allowed: (params.allowedValues as unknown[] | undefined)?.join(', ') ?? '' } };
+    case 'const':
+      return { rule: 'enum', params: { allowed: String(params.allowedValue) } };
+    case 'pattern':
+      return { rule: 'pattern' };
+    case 'format':
+      return { rule: 'format', params: { format: String(params.format) } };
+    case 'minLength':
+    case 'maxLength':
+    case 'minimum':
+    case 'maximum':
+    case 'minItems':
+    case 'maxItems':
+      return limit ? { rule: keyword, params: limit } : {};
+    default:
+      return {};
+  }
 }
 
 /** Fastify's own errors, by their code, mapped onto ours. */
@@ -25,7 +55,7 @@ export function installErrorHandler(app: FastifyInstance) {
     let body: ErrorBody;
     if (err instanceof GatewayError) {
       status = err.statusCode;
-      body = { code: err.code, message: err.message, ...(err.details ?? {}) };
+      body = errorBody(err) as ErrorBody;
     } else if ((err as FastifyError).validation) {
       const issues = (err as FastifyError).validation!.map((v) => {
         const base = v.instancePath.replace(/^\//, '').replace(/\//g, '.');
@@ -34,7 +64,7 @@ export function installErrorHandler(app: FastifyInstance) {
         const field = [(err as FastifyError).validationContext === 'body' ? '' : (err as FastifyError).validationContext, base, missing ?? extra]
           .filter(Boolean)
           .join('.');
-        return { field: field || '(body)', message: extra ? 'unknown field' : (v.message ?? 'invalid') };
+        return { field: field || '(body)', message: extra ? 'unknown field' : (v.message ?? 'invalid'), ...ruleOf(v.keyword, v.params as Record<string, unknown>) };
       });
       status = 400;
       body = { code: 'GW_ERR_VALIDATION', message: issues.map((i) => `${i.field}: ${i.message}`).join('; '), issues };
@@ -42,6 +72,7 @@ export function installErrorHandler(app: FastifyInstance) {
       const code = FASTIFY_CODES[err.code]!;
       status = errorCodes[code];
       body = { code, message: err.message };
+      if (code === 'GW_ERR_PAYLOAD_TOO_LARGE') body.params = { reason: 'body', limit: req.routeOptions.bodyLimit ?? app.initialConfig.bodyLimit ?? 0 };
     } else if (err instanceof SyntaxError || err.code === 'FST_ERR_CTP_INVALID_JSON_BODY') {
       status = 400;
       body = { code: 'GW_ERR_VALIDATION', message: '(body): not valid JSON' };
@@ -51,7 +82,7 @@ export function installErrorHandler(app: FastifyInstance) {
     } else {
       req.log.error({ err }, 'unhandled error');
       status = 500;
-      body = { code: 'GW_ERR_INTERNAL', message: `internal error; quote request id ${req.id} to the operators` };
+      body = errorBody(reasoned('GW_ERR_INTERNAL', 'request', { requestId: req.id }, `internal error; quote request id ${req.id} to the operators`)) as ErrorBody;
     }
     if (status >= 500 && err instanceof GatewayError) req.log.error({ code: err.code }, err.message);
     reply.status(status).send(body);

@@ -1,6 +1,54 @@
 import type { Static, TSchema } from '@sinclair/typebox';
-import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
+import { TypeCompiler, ValueErrorType, type TypeCheck, type ValueError } from '@sinclair/typebox/compiler';
 import { ValidationError, type FieldIssue } from '../errors.js';
+
+/** TypeBox's kind of failure as the rule the player words, with the schema's own numbers. */
+function ruleOf(e: ValueError): Pick<FieldIssue, 'rule' | 'params'> {
+  const s = e.schema as Record<string, unknown>;
+  // A bound the schema does not state as a number is left to the message.
+  const limited = (rule: 'maxLength' | 'minLength' | 'maximum' | 'minimum' | 'maxItems' | 'minItems'): Pick<FieldIssue, 'rule' | 'params'> =>
+    typeof s[rule] === 'number' ? { rule, params: { limit: s[rule] } } : {};
+  switch (e.type) {
+    case ValueErrorType.ObjectRequiredProperty:
+      return { rule: 'required' };
+    case ValueErrorType.ObjectAdditionalProperties:
+      return { rule: 'unknownField' };
+    case ValueErrorType.StringMaxLength:
+      return limited('maxLength');
+    case ValueErrorType.StringMinLength:
+      return limited('minLength');
+    case ValueErrorType.NumberMaximum:
+    case ValueErrorType.IntegerMaximum:
+      return limited('maximum');
+    case ValueErrorType.NumberMinimum:
+    case ValueErrorType.IntegerMinimum:
+      return limited('minimum');
+    case ValueErrorType.ArrayMaxItems:
+      return limited('maxItems');
+    case ValueErrorType.ArrayMinItems:
+      return limited('minItems');
+    case ValueErrorType.StringPattern:
+      return { rule: 'pattern' };
+    case ValueErrorType.StringFormat:
+      return { rule: 'format', params: { format: String(s.format) } };
+    case ValueErrorType.Literal:
+      return { rule: 'enum', params: { allowed: String(s.const) } };
+    case ValueErrorType.Union: {
+      const literals = ((s.anyOf as Record<string, unknown>[] | undefined) ?? []).map((b) => b.const);
+      return literals.length && literals.every((v) => v !== undefined) ? { rule: 'enum', params: { allowed: literals.join(', ') } } : {};
+    }
+    case ValueErrorType.String:
+    case ValueErrorType.Number:
+    case ValueErrorType.Integer:
+    case ValueErrorType.Boolean:
+    case ValueErrorType.Array:
+    case ValueErrorType.Object:
+    case ValueErrorType.Null:
+      return { rule: 'type', params: { type: String(s.type) } };
+    default:
+      return {};
+  }
+}
 
 /** '/tileIds/2' → 'tileIds[2]', '/content/cameraId' → 'content.cameraId'. */
 function fieldOf(path: string, prefix: string): string {
@@ -25,7 +73,7 @@ export function schemaCheck<T extends TSchema>(schema: T): { parse(value: unknow
       const field = fieldOf(e.path, prefix);
       if (seen.has(field)) continue;
       seen.add(field);
-      out.push({ field, message: e.message.toLowerCase() });
+      out.push({ field, message: e.message.toLowerCase(), ...ruleOf(e) });
       if (out.length >= 10) break;
     }
     return out;

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { GatewayError } from '../errors.js';
+import { GatewayError, reasoned } from '../errors.js';
 import { csvValue } from '../lib/csv.js';
 import type { ImportInput } from './service.js';
 import { SOURCE_INPUT_FIELDS } from './source-input.js';
@@ -116,7 +116,7 @@ export async function* csvRecords(body: Readable, maxRowChars = MAX_CSV_ROW_CHAR
   const checkRowChars = () => {
     if (cellChars + field.length > maxRowChars) {
       const hint = state === 'quoted' ? ' (is a quoted field never closed?)' : '';
-      throw new GatewayError('GW_ERR_PAYLOAD_TOO_LARGE', `line ${rowLine}: a CSV row longer than ${maxRowChars} characters${hint}; nothing was imported`);
+      throw reasoned('GW_ERR_PAYLOAD_TOO_LARGE', 'csvRowChars', { line: rowLine, limit: maxRowChars }, `line ${rowLine}: a CSV row longer than ${maxRowChars} characters${hint}; nothing was imported`);
     }
   };
   const append = (text: string) => {
@@ -126,7 +126,7 @@ export async function* csvRecords(body: Readable, maxRowChars = MAX_CSV_ROW_CHAR
   /** Ends the current field; `delimited` when a comma ended it, which belongs to the row too. */
   const endField = (delimited: boolean) => {
     if (cells.length >= maxRowCells) {
-      throw new GatewayError('GW_ERR_PAYLOAD_TOO_LARGE', `line ${rowLine}: a CSV row of more than ${maxRowCells} cells; nothing was imported`);
+      throw reasoned('GW_ERR_PAYLOAD_TOO_LARGE', 'csvRowCells', { line: rowLine, limit: maxRowCells }, `line ${rowLine}: a CSV row of more than ${maxRowCells} cells; nothing was imported`);
     }
     cells.push(field);
     cellChars += field.length + (fieldQuoted ? 2 : 0) + (delimited ? 1 : 0);

@@ -1,4 +1,4 @@
-import { GatewayError } from '../errors.js';
+import { GatewayError, reasoned } from '../errors.js';
 
 /**
  * How many imports (sources and vehicles alike) run at once. Each holds its parsed rows until its one
@@ -17,7 +17,7 @@ export class ImportSlots {
 
   async run<T>(work: () => Promise<T>): Promise<T> {
     if (this.inProgress >= this.max) {
-      throw new GatewayError('GW_ERR_IMPORT_BUSY', `${this.max} import${this.max === 1 ? ' is' : 's are'} already running (registry.importMaxConcurrent); send this one when one has finished`);
+      throw reasoned('GW_ERR_IMPORT_BUSY', 'imports', { limit: this.max }, `${this.max} import${this.max === 1 ? ' is' : 's are'} already running (registry.importMaxConcurrent); send this one when one has finished`);
     }
     this.inProgress++;
     try {

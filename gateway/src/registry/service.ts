@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { isIP } from 'node:net';
-import { GatewayError, ValidationError, notFound, type FieldIssue } from '../errors.js';
+import { GatewayError, ValidationError, notFound, type FieldIssue, reasoned, issue } from '../errors.js';
 import type { NetworkPolicy } from '../lib/cidr.js';
 import {
   LEVELS,
@@ -197,7 +197,7 @@ export class Registry {
       await this.audit(actor, 'department.create', dep.id, dep.path, { name: dep.name, parentId: dep.parentId, level: dep.level });
       return dep;
     } catch (err) {
-      if (err instanceof StoreConflict) throw new GatewayError('GW_ERR_CONFLICT', `id: department "${input.id}" already exists`);
+      if (err instanceof StoreConflict) throw reasoned('GW_ERR_CONFLICT', 'taken', { id: String(input.id) }, `id: department "${input.id}" already exists`);
       throw err;
     }
   }
@@ -212,7 +212,7 @@ export class Registry {
     const dep = this.visibleDepartment(actor, id, 'id');
     const scope = this.scope(actor);
     if (scope.some(([from]) => from === dep.path) && changes.parentId && changes.parentId !== dep.parentId) {
-      throw new GatewayError('GW_ERR_FORBIDDEN', 'parentId: a department at the top of your scope cannot be moved by you');
+      throw reasoned('GW_ERR_FORBIDDEN', 'scopeTop', {}, 'parentId: a department at the top of your scope cannot be moved by you');
     }
     let path: string | undefined;
     const parentId = changes.parentId ?? dep.parentId;
@@ -233,14 +233,14 @@ export class Registry {
   async deleteDepartment(actor: Actor, id: string) {
     const dep = this.visibleDepartment(actor, id, 'id');
     if (this.scope(actor).some(([from]) => from === dep.path)) {
-      throw new GatewayError('GW_ERR_FORBIDDEN', 'id: the top of your own scope cannot be deleted by you');
+      throw reasoned('GW_ERR_FORBIDDEN', 'scopeTop', {}, 'id: the top of your own scope cannot be deleted by you');
     }
     // A scope naming a deleted department would grant access again if the id were ever reused.
     if ((await this.store.users.list()).some((u) => u.scopes.includes(id))) {
-      throw new GatewayError('GW_ERR_CONFLICT', `department "${id}" is still in users' scopes; change them first`);
+      throw reasoned('GW_ERR_CONFLICT', 'departmentInUse', { department: id }, `department "${id}" is still in users' scopes; change them first`);
     }
     if (!(await this.store.departments.delete(id))) {
-      throw new GatewayError('GW_ERR_CONFLICT', `department "${id}" still has departments, sources, walls, vehicles or vehicle rules below it`);
+      throw reasoned('GW_ERR_CONFLICT', 'departmentInUse', { department: id }, `department "${id}" still has departments, sources, walls, vehicles or vehicle rules below it`);
     }
     await this.reloadTree();
     await this.audit(actor, 'department.delete', id, dep.path);
@@ -357,7 +357,7 @@ export class Registry {
     const issues: FieldIssue[] = [];
     const dep = this.tree.get(draft.departmentId);
     if (!dep || !this.tree.within(dep.id, this.scope(actor))) {
-      issues.push({ field: 'departmentId', message: `unknown department "${draft.departmentId}"` });
+      issues.push(issue('departmentId', 'unknownDepartment', { department: draft.departmentId }, `unknown department "${draft.departmentId}"`));
     }
     for (const [field, u] of [['url', draft.url], ['subUrl', draft.subUrl]] as const) {
       // The gateway never connects to a push source's host: the camera comes to it.
@@ -414,7 +414,7 @@ export class Registry {
       return record;
     } catch (err) {
       // The same words whether the holder is in the caller's departments or not (ids are global, as GB/T 28181 ids are).
-      if (err instanceof StoreConflict) throw new GatewayError('GW_ERR_CONFLICT', `id: "${write.id}" is already registered`);
+      if (err instanceof StoreConflict) throw reasoned('GW_ERR_CONFLICT', 'taken', { id: write.id }, `id: "${write.id}" is already registered`);
       throw err;
     }
   }
@@ -473,7 +473,7 @@ export class Registry {
     if (status === 'version-conflict') throw new GatewayError('GW_ERR_VERSION_CONFLICT', `source "${id}" was changed by someone else`);
     if (status === 'not-found') throw notFound(`source "${id}"`);
     // The vehicle may be another department's: the conflict is named, the vehicle is not.
-    if (typeof status === 'object') throw new GatewayError('GW_ERR_CONFLICT', `source "${id}" is a vehicle's camera channel; take it off the vehicle first`);
+    if (typeof status === 'object') throw reasoned('GW_ERR_CONFLICT', 'vehicleChannel', { camera: id }, `source "${id}" is a vehicle's camera channel; take it off the vehicle first`);
     this.changed();
     await this.audit(actor, 'source.delete', id, current.deptPath);
   }
@@ -519,7 +519,7 @@ export class Registry {
     let rows = 0;
     for await (const row of input) {
       if (++rows > maxRows) {
-        throw new GatewayError('GW_ERR_PAYLOAD_TOO_LARGE', `import: more than ${maxRows} rows (registry.importMaxRows); split the file`);
+        throw reasoned('GW_ERR_PAYLOAD_TOO_LARGE', 'importRows', { limit: maxRows }, `import: more than ${maxRows} rows (registry.importMaxRows); split the file`);
       }
       if ('error' in row) {
         errors.push({ line: row.line, field: '(row)', message: row.error });
@@ -534,7 +534,7 @@ export class Registry {
       const draftId = result.draft.id!;
       const seen = firstLine.get(draftId);
       if (seen !== undefined) {
-        errors.push({ line: row.line, id, field: 'id', message: `duplicate id; first given at line ${seen}` });
+        errors.push({ line: row.line, id, ...issue('id', 'duplicate', { line: seen }, `duplicate id; first given at line ${seen}`) });
         continue;
       }
       firstLine.set(draftId, row.line);
@@ -551,7 +551,7 @@ export class Registry {
     if (!(allOrNothing && errors.length)) {
       const outcome = await this.store.sources.importRows(accepted, this.scope(actor), allOrNothing, this.clock());
       for (const r of outcome.refused) {
-        errors.push({ line: r.line, id: r.id, field: 'id', message: 'is already registered' });
+        errors.push({ line: r.line, id: r.id, ...issue('id', 'taken', {}, 'is already registered') });
       }
       Object.assign(report, { applied: outcome.applied, created: outcome.created, updated: outcome.updated, unchanged: outcome.unchanged });
       if (outcome.created + outcome.updated) this.changed();

@@ -1,5 +1,5 @@
 import { Type, type TSchema } from '@sinclair/typebox';
-import type { FieldIssue } from '../errors.js';
+import type { ErrorParams, FieldIssue, IssueRule } from '../errors.js';
 import { LEVELS, PROTOCOLS, type Codec, type Protocol, type SourceFields } from '../store/types.js';
 import { parseCameraUrl, protocolFor, pushStreamName, UrlRejected, type ParsedCameraUrl } from './url-policy.js';
 
@@ -86,21 +86,22 @@ const hasControl = (s: string) => /\p{Cc}/u.test(s);
 
 export function validateSourceInput(raw: Record<string, unknown>, opts: { requireId: boolean }): DraftResult {
   const issues: FieldIssue[] = [];
-  const bad = (field: string, message: string) => void issues.push({ field, message });
+  const bad = (field: string, message: string, rule?: IssueRule, params?: ErrorParams) =>
+    void issues.push({ field, message, ...(rule ? { rule } : {}), ...(params ? { params } : {}) });
 
-  for (const key of Object.keys(raw)) if (!KNOWN.has(key)) bad(key, 'unknown field');
+  for (const key of Object.keys(raw)) if (!KNOWN.has(key)) bad(key, 'unknown field', 'unknownField');
 
   const text = (field: string, max: number, required: boolean): string => {
     const v = raw[field];
     if (isBlank(v)) {
-      if (required) bad(field, 'is required');
+      if (required) bad(field, 'is required', 'required');
       return '';
     }
-    if (typeof v !== 'string') return (bad(field, 'expected a string'), '');
+    if (typeof v !== 'string') return (bad(field, 'expected a string', 'type', { type: 'string' }), '');
     const t = v.trim();
-    if (required && !t) return (bad(field, 'is required'), '');
-    if ([...t].length > max) return (bad(field, `must be at most ${max} characters`), '');
-    if (hasControl(t)) return (bad(field, 'must not contain control characters'), '');
+    if (required && !t) return (bad(field, 'is required', 'required'), '');
+    if ([...t].length > max) return (bad(field, `must be at most ${max} characters`, 'maxLength', { limit: max }), '');
+    if (hasControl(t)) return (bad(field, 'must not contain control characters', 'controlChars'), '');
     return t;
   };
 
@@ -109,7 +110,7 @@ export function validateSourceInput(raw: Record<string, unknown>, opts: { requir
     if (isBlank(v)) return fallback;
     const t = typeof v === 'string' ? v.trim().toLowerCase() : v;
     if (typeof t === 'string' && (allowed as readonly string[]).includes(t)) return t as T;
-    bad(field, `expected one of ${allowed.join(', ')}`);
+    bad(field, `expected one of ${allowed.join(', ')}`, 'enum', { allowed: allowed.join(', ') });
     return fallback;
   };
 
@@ -117,17 +118,17 @@ export function validateSourceInput(raw: Record<string, unknown>, opts: { requir
     const v = raw[field];
     if (isBlank(v)) return null;
     const n = typeof v === 'string' ? Number(v.trim()) : v;
-    if (typeof n !== 'number' || !Number.isFinite(n)) return (bad(field, 'expected a number'), null);
-    if (n < min || n > max) return (bad(field, `must be between ${min} and ${max}`), null);
+    if (typeof n !== 'number' || !Number.isFinite(n)) return (bad(field, 'expected a number', 'type', { type: 'number' }), null);
+    if (n < min || n > max) return (bad(field, `must be between ${min} and ${max}`, 'range', { min, max }), null);
     return n;
   };
 
   let id: string | undefined;
   const rawId = raw.id;
   if (isBlank(rawId)) {
-    if (opts.requireId) bad('id', 'is required (rows are matched by id so that a re-run updates instead of duplicating)');
+    if (opts.requireId) bad('id', 'is required (rows are matched by id so that a re-run updates instead of duplicating)', 'required');
   } else if (typeof rawId !== 'string' || !SOURCE_ID.test(rawId)) {
-    bad('id', 'expected 1-64 letters, digits, "_", ".", ":" or "-", starting with a letter or digit (a 20-digit GB/T 28181 id fits)');
+    bad('id', 'expected 1-64 letters, digits, "_", ".", ":" or "-", starting with a letter or digit (a 20-digit GB/T 28181 id fits)', 'pattern');
   } else id = rawId;
 
   const name = text('name', 200, true);
@@ -140,13 +141,13 @@ export function validateSourceInput(raw: Record<string, unknown>, opts: { requir
   if (!isBlank(raw.codec)) {
     const c = typeof raw.codec === 'string' ? CODEC_ALIASES[raw.codec.trim().toLowerCase().replace(/[.\s_-]/g, '')] : undefined;
     if (c) codec = c;
-    else bad('codec', 'expected h264, h265 or unknown');
+    else bad('codec', 'expected h264, h265 or unknown', 'enum', { allowed: 'h264, h265, unknown' });
   }
 
   const lat = num('lat', -90, 90);
   const lon = num('lon', -180, 180);
   if ((lat === null) !== (lon === null) && !issues.some((i) => i.field === 'lat' || i.field === 'lon')) {
-    bad(lat === null ? 'lat' : 'lon', 'lat and lon go together: give both or neither');
+    bad(lat === null ? 'lat' : 'lon', 'lat and lon go together: give both or neither', 'latLon');
   }
 
   let tags: string[] = [];
@@ -163,20 +164,20 @@ export function validateSourceInput(raw: Record<string, unknown>, opts: { requir
   if (!isBlank(raw.enabled)) {
     const e = typeof raw.enabled === 'string' ? BOOL_TEXT[raw.enabled.trim().toLowerCase()] : raw.enabled;
     if (typeof e === 'boolean') enabled = e;
-    else bad('enabled', 'expected true or false');
+    else bad('enabled', 'expected true or false', 'type', { type: 'boolean' });
   }
 
   const parseUrl = (field: string): ParsedCameraUrl | null => {
     const v = raw[field];
     if (isBlank(v)) {
-      if (field === 'url') bad(field, 'is required');
+      if (field === 'url') bad(field, 'is required', 'required');
       return null;
     }
-    if (typeof v !== 'string') return (bad(field, 'expected a string'), null);
+    if (typeof v !== 'string') return (bad(field, 'expected a string', 'type', { type: 'string' }), null);
     try {
       return parseCameraUrl(v);
     } catch (err) {
-      if (err instanceof UrlRejected) return (bad(field, err.message), null);
+      if (err instanceof UrlRejected) return (bad(field, err.message, err.rule[0], err.rule[1]), null);
       throw err;
     }
   };
@@ -206,7 +207,7 @@ export function validateSourceInput(raw: Record<string, unknown>, opts: { requir
   for (const [field, max] of [['username', 128], ['password', 256]] as const) {
     const v = raw[field];
     if (isBlank(v)) continue;
-    if (typeof v !== 'string' || v.length > max || hasControl(v)) bad(field, `expected a string of at most ${max} characters without control characters`);
+    if (typeof v !== 'string' || v.length > max || hasControl(v)) bad(field, `expected a string of at most ${max} characters without control characters`, 'maxLength', { limit: max });
     else given[field] = v;
   }
   if (given.username !== undefined || given.password !== undefined) sets.push(given);
@@ -214,7 +215,7 @@ export function validateSourceInput(raw: Record<string, unknown>, opts: { requir
     if (!u || u.username === null) continue;
     // Checked after decoding: %0d%0a in user info would otherwise reach an RTSP or HTTP header.
     if (hasControl(u.username) || (u.password !== null && hasControl(u.password))) {
-      bad(field, 'user info must not contain control characters');
+      bad(field, 'user info must not contain control characters', 'controlChars');
       continue;
     }
     sets.push({ username: u.username, ...(u.password !== null && u.password !== MASKED_PASSWORD ? { password: u.password } : {}) });
@@ -231,7 +232,7 @@ export function validateSourceInput(raw: Record<string, unknown>, opts: { requir
     } else credential = merged;
   }
 
-  if (issues.length || !url || !protocol) return { issues: issues.length ? issues : [{ field: 'url', message: 'is required' }] };
+  if (issues.length || !url || !protocol) return { issues: issues.length ? issues : [{ field: 'url', message: 'is required', rule: 'required' }] };
   return {
     draft: { id, name, departmentId, level, address, url, subUrl, protocol, codec, lat, lon, tags, enabled, credential },
   };

@@ -34,7 +34,15 @@ export interface ParsedCameraUrl {
   password: string | null;
 }
 
-export class UrlRejected extends Error {}
+/** A refused camera URL; `rule` is what the player words (a wrong scheme, or any other fault). */
+export class UrlRejected extends Error {
+  constructor(
+    message: string,
+    readonly rule: ['url'] | ['urlScheme', { allowed: string }] = ['url'],
+  ) {
+    super(message);
+  }
+}
 
 /** Parses and checks one camera URL. The URL itself never appears in an error: it may hold a password. */
 export function parseCameraUrl(raw: string): ParsedCameraUrl {
@@ -43,10 +51,11 @@ export function parseCameraUrl(raw: string): ParsedCameraUrl {
   if (raw.startsWith('-')) throw new UrlRejected("must not start with '-'");
   if (/[\s\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u.test(raw)) throw new UrlRejected('must not contain white space or control characters');
   const schemeMatch = /^([a-zA-Z][a-zA-Z0-9+.-]*):/.exec(raw);
-  if (!schemeMatch) throw new UrlRejected(`must start with one of ${ALLOWED_SCHEMES.map((s) => s + '://').join(', ')}`);
+  const allowed = { allowed: ALLOWED_SCHEMES.map((s) => s + '://').join(', ') };
+  if (!schemeMatch) throw new UrlRejected(`must start with one of ${allowed.allowed}`, ['urlScheme', allowed]);
   const scheme = schemeMatch[1]!.toLowerCase();
   if (!SCHEME_PROTOCOLS[scheme]) {
-    throw new UrlRejected(`scheme "${scheme}" is not allowed; use one of ${ALLOWED_SCHEMES.join(', ')}`);
+    throw new UrlRejected(`scheme "${scheme}" is not allowed; use one of ${ALLOWED_SCHEMES.join(', ')}`, ['urlScheme', allowed]);
   }
   if (!raw.slice(scheme.length + 1).startsWith('//')) throw new UrlRejected(`expected ${scheme}://host`);
 

@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { mkdir, realpath, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { GatewayError } from '../errors.js';
+import { GatewayError, reasoned, type ErrorParams } from '../errors.js';
 import { systemClock, type Clock } from '../lib/clock.js';
 import { FfmpegProcess } from './process/ffmpeg-process.js';
 import { sweepOrphans } from './process/sweep.js';
@@ -17,6 +17,8 @@ export interface HealthEvent {
   cameraId: string;
   health: 'online' | 'offline';
   error: string | null;
+  /** The failure's code and parameters, for clients that word it themselves (null when online). */
+  failure: { code: string; params: ErrorParams | null } | null;
   since: number;
 }
 
@@ -53,7 +55,7 @@ export interface SessionSummary {
   transcoding: boolean;
   pid: number | null;
   retryInMs: number | null;
-  lastError: { code: string; message: string } | null;
+  lastError: { code: string; message: string; params?: ErrorParams } | null;
 }
 
 export interface EngineStats {
@@ -171,7 +173,7 @@ export class StreamManager extends EventEmitter<{
     if (!session) {
       source = await this.resolver.resolve(req.cameraId, req.profile);
       if (!source) throw new GatewayError('GW_ERR_NOT_FOUND', `camera "${req.cameraId}" not found`);
-      if (!source.enabled) throw new GatewayError('GW_ERR_CONFLICT', `camera "${req.cameraId}" is disabled`);
+      if (!source.enabled) throw reasoned('GW_ERR_CONFLICT', 'disabled', { camera: req.cameraId }, `camera "${req.cameraId}" is disabled`);
       // A camera without a sub-stream serves its main one; and someone may have started it while the source was resolved.
       session = this.sessions.get(this.key(req.cameraId, source.profile));
       // close() may have run while the source was resolved: a session made now would escape it.
@@ -192,17 +194,17 @@ export class StreamManager extends EventEmitter<{
   private admitReader(userId: string) {
     const limits = this.config.limits;
     if ((this.readersByUser.get(userId) ?? 0) >= limits.viewersPerUser) {
-      throw new GatewayError('GW_ERR_USER_QUOTA', `you already have ${limits.viewersPerUser} viewings open (streams.limits.viewersPerUser)`);
+      throw reasoned('GW_ERR_USER_QUOTA', 'viewings', { limit: limits.viewersPerUser }, `you already have ${limits.viewersPerUser} viewings open (streams.limits.viewersPerUser)`);
     }
     if (this.totalReaders >= limits.viewers) {
-      throw new GatewayError('GW_ERR_CAPACITY', `the gateway is serving its maximum of ${limits.viewers} viewers (streams.limits.viewers)`);
+      throw reasoned('GW_ERR_CAPACITY', 'viewers', { limit: limits.viewers }, `the gateway is serving its maximum of ${limits.viewers} viewers (streams.limits.viewers)`);
     }
   }
 
   private admitSession(source: ResolvedSource) {
     const limits = this.config.limits;
     if (this.sessions.size >= limits.sessions) {
-      throw new GatewayError('GW_ERR_CAPACITY', `the gateway is pulling its maximum of ${limits.sessions} cameras (streams.limits.sessions)`);
+      throw reasoned('GW_ERR_CAPACITY', 'sessions', { limit: limits.sessions }, `the gateway is pulling its maximum of ${limits.sessions} cameras (streams.limits.sessions)`);
     }
     for (const [department, cap] of Object.entries(limits.departmentPulls)) {
       const prefix = `/${department}/`;
@@ -210,12 +212,14 @@ export class StreamManager extends EventEmitter<{
       let pulls = 0;
       for (const s of this.sessions.values()) if (s.source.deptPath.includes(prefix)) pulls++;
       if (pulls >= cap) {
-        throw new GatewayError('GW_ERR_CAPACITY', `department "${department}" is pulling its maximum of ${cap} cameras (streams.limits.departmentPulls)`);
+        throw reasoned('GW_ERR_CAPACITY', 'departmentPulls', { department, limit: cap }, `department "${department}" is pulling its maximum of ${cap} cameras (streams.limits.departmentPulls)`);
       }
     }
     if (source.codec === 'h265' && !this.acquireTranscode()) {
-      throw new GatewayError(
+      throw reasoned(
         'GW_ERR_CAPACITY',
+        'transcode',
+        { limit: this.config.transcode.maxConcurrent },
         `this H.265 camera needs a transcode and all ${this.config.transcode.maxConcurrent} are busy (streams.transcode.maxConcurrent)`,
       );
     }
@@ -289,12 +293,13 @@ export class StreamManager extends EventEmitter<{
     };
   }
 
-  private reportHealth(session: StreamSession, health: 'online' | 'offline', error: string | null) {
+  private reportHealth(session: StreamSession, health: 'online' | 'offline', failure: GatewayError | null) {
     const cameraId = session.cameraId;
+    const error = failure?.message ?? null;
     const signature = `${health}\u0000${error ?? ''}`;
     if (this.lastHealth.get(cameraId) === signature) return;
     this.lastHealth.set(cameraId, signature);
-    const event: HealthEvent = { cameraId, health, error, since: this.clock.now() };
+    const event: HealthEvent = { cameraId, health, error, failure: failure && { code: failure.code, params: failure.params ?? null }, since: this.clock.now() };
     this.emit('health', event);
     this.resolver.setHealth(cameraId, health, error).catch((e: Error) => this.log.error({ camera: cameraId, err: e.message }, 'health write failed'));
   }
@@ -361,6 +366,6 @@ function summarize(s: StreamSession, now: number): SessionSummary {
     transcoding: s.transcoding,
     pid: s.pid,
     retryInMs: s.retryInMs(),
-    lastError: s.lastError ? { code: s.lastError.code, message: s.lastError.message } : null,
+    lastError: s.lastError ? { code: s.lastError.code, message: s.lastError.message, ...(s.lastError.params ? { params: s.lastError.params } : {}) } : null,
   };
 }

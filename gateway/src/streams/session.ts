@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { GatewayError } from '../errors.js';
+import { GatewayError, reasoned } from '../errors.js';
 import { Backoff } from '../lib/backoff.js';
 import type { Clock, TimerHandle } from '../lib/clock.js';
 import { GopStore, type GopBudget } from './gop-store.js';
@@ -19,7 +19,7 @@ export interface SessionHost {
   /** Takes a transcode slot; false when none is free. */
   acquireTranscode(): boolean;
   releaseTranscode(): void;
-  health(session: StreamSession, health: 'online' | 'offline', error: string | null): void;
+  health(session: StreamSession, health: 'online' | 'offline', error: GatewayError | null): void;
   /** An attempt delivered its first frame this long after it began. */
   started(session: StreamSession, ms: number): void;
   log: { info(o: object, m: string): void; warn(o: object, m: string): void };
@@ -273,8 +273,10 @@ export class StreamSession extends EventEmitter<{ tag: [FlvTag]; state: [Session
     // Registered as H.264 or unknown but it is H.265: restart once with a transcode, if a slot is free.
     if (codec === 'hevc' && !this.transcoding && !this.restartWithTranscode('H.265')) {
       this.endAttempt(
-        new GatewayError(
+        reasoned(
           'GW_ERR_CODEC_UNSUPPORTED',
+          'h265Busy',
+          { limit: this.host.config.transcode.maxConcurrent },
           `the camera sends H.265, which browsers cannot play, and all ${this.host.config.transcode.maxConcurrent} transcode slots are busy`,
         ),
         'no transcode slot',
@@ -387,7 +389,7 @@ export class StreamSession extends EventEmitter<{ tag: [FlvTag]; state: [Session
     this.lastError = error;
     this.hasMedia = false;
     for (const w of this.waiters.splice(0)) w.reject(error);
-    this.host.health(this, 'offline', error.message);
+    this.host.health(this, 'offline', error);
     if (this.readers.size === 0) {
       void this.close(error.message);
       return;

@@ -1,4 +1,4 @@
-import { GatewayError, ValidationError, notFound } from '../errors.js';
+import { GatewayError, ValidationError, notFound, reasoned } from '../errors.js';
 import type { AlarmRow, AuditEntry } from '../store/types.js';
 import { ALARM_ACTION, ALARMS_REPORT, alarmAction, alarmItem, alarmsReport, type AlarmReportItem } from './input.js';
 import type { AlarmEvidence } from './evidence.js';
@@ -257,14 +257,14 @@ export class Alarms {
     if (o && this.ctx.visible(actor, o.alarm.departmentId)) return o;
     // A closed alarm the actor may see is a conflict, not a missing one.
     const closed = o ? null : await this.getAlarm(actor, id);
-    throw closed ? new GatewayError('GW_ERR_CONFLICT', `alarm ${id} is closed (by ${closed.closedBy})`) : notFound(`alarm "${id}"`);
+    throw closed ? reasoned('GW_ERR_CONFLICT', 'alarmClosed', { alarm: id, by: closed.closedBy ?? '' }, `alarm ${id} is closed (by ${closed.closedBy})`) : notFound(`alarm "${id}"`);
   }
 
   async acknowledge(actor: VehicleActor, id: string, note: string | undefined): Promise<Alarm> {
     const o = await this.openAlarm(actor, id);
     const a = o.alarm;
-    if (o.closing) throw new GatewayError('GW_ERR_CONFLICT', `alarm ${id} is being closed`);
-    if (a.state === 'acknowledged') throw new GatewayError('GW_ERR_CONFLICT', `alarm ${id} was acknowledged by ${a.acknowledgedBy}`);
+    if (o.closing) throw reasoned('GW_ERR_CONFLICT', 'alarmClosing', { alarm: id }, `alarm ${id} is being closed`);
+    if (a.state === 'acknowledged') throw reasoned('GW_ERR_CONFLICT', 'alarmAcknowledged', { alarm: id, by: a.acknowledgedBy ?? '' }, `alarm ${id} was acknowledged by ${a.acknowledgedBy}`);
     const before = { ...a };
     // Changed before the write, so a second acknowledgement meanwhile is refused; put back if the write fails.
     Object.assign(a, { state: 'acknowledged', acknowledgedBy: actor.username, acknowledgedAt: this.ctx.clock(), note: note ?? a.note });
@@ -285,7 +285,7 @@ export class Alarms {
 
   private async closeAlarm(o: OpenAlarm, actor: VehicleActor, reason: 'handled' | 'cleared', note: string | null, audit: Omit<AuditEntry, 'seq'> | null): Promise<Alarm> {
     const a = o.alarm;
-    if (o.closing) throw new GatewayError('GW_ERR_CONFLICT', `alarm ${a.id} is being closed`);
+    if (o.closing) throw reasoned('GW_ERR_CONFLICT', 'alarmClosing', { alarm: a.id }, `alarm ${a.id} is being closed`);
     o.closing = true;
     const next: Alarm = { ...a, state: 'closed', closedBy: actor.username, closedAt: this.ctx.clock(), closeReason: reason, note: note ?? a.note };
     try {

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import type { Permission } from '../auth/roles.js';
 import type { Config } from '../config/schema.js';
-import { GatewayError, ValidationError, notFound, type FieldIssue } from '../errors.js';
+import { GatewayError, ValidationError, notFound, type FieldIssue, reasoned } from '../errors.js';
 import { AcceptedWork } from '../lib/accepted-work.js';
 import type { DepartmentTree } from '../registry/departments.js';
 import type { Actor, ImportMode } from '../registry/service.js';
@@ -231,7 +231,7 @@ export class VehicleContext {
     try {
       result = await this.store.rules.put(row, version, this.audit(actor, version === null ? `${kind}.create` : `${kind}.update`, doc.id, dep.id, { name: doc.name }));
     } catch (err) {
-      if (err instanceof StoreConflict) throw new GatewayError('GW_ERR_CONFLICT', `id: ${kind} "${doc.id}" exists`);
+      if (err instanceof StoreConflict) throw reasoned('GW_ERR_CONFLICT', 'taken', { id: doc.id }, `id: ${kind} "${doc.id}" exists`);
       throw err;
     }
     if (result === 'not-found') throw notFound(`${kind} "${doc.id}"`);

@@ -1,6 +1,6 @@
 import type { TSchema } from '@sinclair/typebox';
 import { allows, type Permission } from '../auth/roles.js';
-import { GatewayError, ValidationError } from '../errors.js';
+import { GatewayError, ValidationError, reasoned } from '../errors.js';
 import type { PathRange } from '../store/types.js';
 import { alarmMessages } from './alarms.js';
 import type { VehicleMessages } from './context.js';
@@ -107,7 +107,7 @@ export class VehicleHub {
   handle(peer: HubPeer, type: string, payload: unknown): unknown {
     const message = Object.hasOwn(this.messages, type) ? this.messages[type] : undefined;
     if (!message) throw new GatewayError('GW_ERR_BAD_MESSAGE', `type: unknown message type "${type.slice(0, 64)}"`);
-    if (!allows(peer.actor.roles, message.permission)) throw new GatewayError('GW_ERR_FORBIDDEN', `your roles do not allow ${message.permission}`);
+    if (!allows(peer.actor.roles, message.permission)) throw reasoned('GW_ERR_FORBIDDEN', 'permission', { permission: message.permission }, `your roles do not allow ${message.permission}`);
     return message.handle(peer, payload);
   }
 

@@ -1,5 +1,5 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
-import type { FieldIssue } from '../errors.js';
+import type { ErrorParams, FieldIssue, IssueRule } from '../errors.js';
 import { schemaCheck } from '../lib/schema-check.js';
 import {
   ALARM_TYPES,
@@ -61,16 +61,17 @@ function channelsFromText(text: string): unknown[] {
 
 export function validateVehicleInput(raw: Record<string, unknown>, opts: { requireId: boolean }): { draft: VehicleDraft; issues?: undefined } | { issues: FieldIssue[]; draft?: undefined } {
   const issues: FieldIssue[] = [];
-  const bad = (field: string, message: string) => void issues.push({ field, message });
-  for (const key of Object.keys(raw)) if (!KNOWN.has(key)) bad(key, 'unknown field');
+  const bad = (field: string, message: string, rule?: IssueRule, params?: ErrorParams) =>
+    void issues.push({ field, message, ...(rule ? { rule } : {}), ...(params ? { params } : {}) });
+  for (const key of Object.keys(raw)) if (!KNOWN.has(key)) bad(key, 'unknown field', 'unknownField');
 
   const text = (field: string, max: number, required: boolean, pattern?: RegExp, patternText?: string): string => {
     const v = raw[field];
-    if (isBlank(v)) return (required && bad(field, 'is required'), '');
-    if (typeof v !== 'string' && typeof v !== 'number') return (bad(field, 'expected a string'), '');
+    if (isBlank(v)) return (required && bad(field, 'is required', 'required'), '');
+    if (typeof v !== 'string' && typeof v !== 'number') return (bad(field, 'expected a string', 'type', { type: 'string' }), '');
     const t = String(v).trim();
-    if ([...t].length > max) return (bad(field, `must be at most ${max} characters`), '');
-    if (/\p{Cc}/u.test(t)) return (bad(field, 'must not contain control characters'), '');
+    if ([...t].length > max) return (bad(field, `must be at most ${max} characters`, 'maxLength', { limit: max }), '');
+    if (/\p{Cc}/u.test(t)) return (bad(field, 'must not contain control characters', 'controlChars'), '');
     if (pattern && !pattern.test(t)) return (bad(field, patternText!), '');
     return t;
   };
@@ -78,12 +79,12 @@ export function validateVehicleInput(raw: Record<string, unknown>, opts: { requi
     const v = raw[field];
     if (isBlank(v)) return undefined;
     if (typeof v === 'string' && (allowed as readonly string[]).includes(v.trim())) return v.trim() as T;
-    return void bad(field, `expected one of ${allowed.join(', ')}`);
+    return void bad(field, `expected one of ${allowed.join(', ')}`, 'enum', { allowed: allowed.join(', ') });
   };
 
   const id = text('id', 64, opts.requireId, ID_RE, 'expected letters, digits and _.:- (at most 64, starting with a letter or digit)') || undefined;
   let plate = '';
-  if (isBlank(raw.plate)) bad('plate', 'is required');
+  if (isBlank(raw.plate)) bad('plate', 'is required', 'required');
   else if (typeof raw.plate !== 'string') bad('plate', 'expected a string');
   else {
     plate = normalisePlate(raw.plate);

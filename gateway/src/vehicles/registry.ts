@@ -1,4 +1,4 @@
-import { GatewayError, ValidationError, notFound, type FieldIssue } from '../errors.js';
+import { GatewayError, ValidationError, notFound, type FieldIssue, reasoned, issue } from '../errors.js';
 import type { ImportInput, ImportMode } from '../registry/service.js';
 import type { PathRange, Store, VehicleRow } from '../store/types.js';
 import { inBbox } from './geo.js';
@@ -154,7 +154,7 @@ export class VehicleRegistry {
   /** Checks the draft's department and channel sources against the actor's scope. */
   private async checkDraft(actor: VehicleActor, draft: VehicleDraft, issues: FieldIssue[], ranges = this.ctx.ranges(actor)) {
     if (!this.tree.get(draft.departmentId) || !this.tree.within(draft.departmentId, ranges)) {
-      issues.push({ field: 'departmentId', message: `unknown department "${draft.departmentId}"` });
+      issues.push(issue('departmentId', 'unknownDepartment', { department: draft.departmentId }, `unknown department "${draft.departmentId}"`));
     }
     for (const [i, c] of draft.channels.entries()) {
       try {
@@ -178,10 +178,10 @@ export class VehicleRegistry {
   private writeRefusal(result: Exclude<Awaited<ReturnType<Store['vehicles']['put']>>, 'ok'>, v: Vehicle): never {
     if (result === 'not-found') throw notFound(`vehicle "${v.id}"`);
     if (result === 'version-conflict') throw new GatewayError('GW_ERR_VERSION_CONFLICT', `vehicle "${v.id}" was changed by someone else`);
-    if (result.conflict === 'id') throw new GatewayError('GW_ERR_CONFLICT', `id: vehicle "${v.id}" exists`);
-    if (result.conflict === 'plate') throw new GatewayError('GW_ERR_CONFLICT', `plate: ${v.plate} is registered to another vehicle`);
+    if (result.conflict === 'id') throw reasoned('GW_ERR_CONFLICT', 'taken', { id: v.id }, `id: vehicle "${v.id}" exists`);
+    if (result.conflict === 'plate') throw reasoned('GW_ERR_CONFLICT', 'plateTaken', { plate: v.plate }, `plate: ${v.plate} is registered to another vehicle`);
     const i = v.channels.findIndex((c) => c.sourceId === result.value);
-    throw new GatewayError('GW_ERR_CONFLICT', `channels[${i}].sourceId: source "${result.value}" is another vehicle's channel`);
+    throw reasoned('GW_ERR_CONFLICT', 'vehicleChannel', { camera: String(result.value) }, `channels[${i}].sourceId: source "${result.value}" is another vehicle's channel`);
   }
 
   async create(actor: VehicleActor, raw: Record<string, unknown>): Promise<VehicleEntry> {
@@ -201,7 +201,7 @@ export class VehicleRegistry {
 
   async update(actor: VehicleActor, id: string, raw: Record<string, unknown>, version: number, merge: boolean): Promise<VehicleEntry> {
     const entry = this.entry(actor, id);
-    if ('id' in raw && raw.id !== id) throw new ValidationError([{ field: 'id', message: 'cannot be changed' }]);
+    if ('id' in raw && raw.id !== id) throw new ValidationError([issue('id', 'unchangeable', {}, 'cannot be changed')]);
     const current = entry.vehicle;
     const base: Record<string, unknown> = merge
       ? {
@@ -258,7 +258,7 @@ export class VehicleRegistry {
     const now = this.ctx.clock();
     let rows = 0;
     for await (const row of input) {
-      if (++rows > maxRows) throw new GatewayError('GW_ERR_PAYLOAD_TOO_LARGE', `import: more than ${maxRows} rows (vehicles.importMaxRows); split the file`);
+      if (++rows > maxRows) throw reasoned('GW_ERR_PAYLOAD_TOO_LARGE', 'importRows', { limit: maxRows }, `import: more than ${maxRows} rows (vehicles.importMaxRows); split the file`);
       if ('error' in row) {
         errors.push({ line: row.line, field: '(row)', message: row.error });
         continue;
@@ -270,7 +270,7 @@ export class VehicleRegistry {
         const d = checked.draft;
         const dupe = (seen: Map<string, number>, key: string, field: string, what: string) => {
           const first = seen.get(key);
-          if (first !== undefined) issues.push({ field, message: `${what} also given at line ${first}` });
+          if (first !== undefined) issues.push(issue(field, 'duplicate', { line: first }, `${what} also given at line ${first}`));
           else seen.set(key, row.line);
         };
         dupe(ids, d.id!, 'id', 'the same id is');
@@ -278,7 +278,7 @@ export class VehicleRegistry {
         d.channels.forEach((c, i) => dupe(sourcesSeen, c.sourceId, `channels[${i}].sourceId`, `source "${c.sourceId}" is`));
         await this.checkDraft(actor, d, issues, ranges);
         const existing = this.byId.get(d.id!);
-        if (existing && !this.tree.within(existing.vehicle.departmentId, ranges)) issues.push({ field: 'id', message: 'is already registered' });
+        if (existing && !this.tree.within(existing.vehicle.departmentId, ranges)) issues.push(issue('id', 'taken', {}, 'is already registered'));
         if (issues.length === 0) {
           const v = this.toVehicle(d, d.id!, (existing?.vehicle.version ?? 0) + 1, existing?.vehicle.createdAt ?? now, now);
           accepted.push({ line: row.line, row: this.row(v), expectedVersion: existing ? existing.vehicle.version : null, vehicle: v });

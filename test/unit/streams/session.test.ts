@@ -132,7 +132,7 @@ function harness(t: Test, opts: { transcodeSlots?: number; hlsDir?: string; crea
     gopBudget: new GopBudget(config.gopCache.maxBytesTotal),
     acquireTranscode: () => (slots > 0 ? (slots--, true) : false),
     releaseTranscode: () => void slots++,
-    health: (_s, h, e) => void health.push([h, e]),
+    health: (_s, h, e) => void health.push([h, e?.message ?? null]),
     started: (_s, ms) => void startedMs.push(ms),
     log: { info() {}, warn() {} },
     closed: () => void closed++,

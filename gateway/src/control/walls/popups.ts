@@ -1,5 +1,5 @@
 import type { EventEmitter } from 'node:events';
-import { GatewayError, ValidationError, notFound, type FieldIssue } from '../../errors.js';
+import { GatewayError, ValidationError, notFound, type FieldIssue, reasoned } from '../../errors.js';
 import type { Store } from '../../store/types.js';
 import { popupOn, type Popup, type PopupCamera, type Tile, type WallView } from '../model.js';
 import type { WallCommits } from './commits.js';
@@ -111,7 +111,7 @@ export class WallPopups {
   private endPopup(entry: WallEntry, id: string, actor: ControlActor, cause: string, ref: string | null) {
     return this.commits.commit(entry, actor, cause, ref, { action: 'wall.popup.end', detail: { popup: id } }, (doc, version, at) => {
       const popup = doc.popups[id];
-      if (!popup) throw new GatewayError('GW_ERR_CONFLICT', `pop-up ${id} has already ended`);
+      if (!popup) throw reasoned('GW_ERR_CONFLICT', 'popupEnded', { popup: id }, `pop-up ${id} has already ended`);
       delete doc.popups[id];
       return { tiles: this.repaintPopupTiles(doc, Object.keys(popup.tiles), version, at, actor.username), removedPopups: [id] };
     });

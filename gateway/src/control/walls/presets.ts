@@ -1,5 +1,5 @@
 import type { EventEmitter } from 'node:events';
-import { GatewayError, ValidationError } from '../../errors.js';
+import { GatewayError, ValidationError, reasoned } from '../../errors.js';
 import { StoreConflict, type PresetRow, type Store } from '../../store/types.js';
 import type { PlanState, TileContent, TileLock, TourCamera, WallView } from '../model.js';
 import type { Payload } from '../protocol.js';
@@ -186,7 +186,7 @@ export class WallPresets {
     const result = await this.commits.commit(entry, actor, 'plan.activate', ref, audit, (doc, version, at, after) => {
       const active = doc.plan;
       if (active && active.priority >= row.priority) {
-        throw new GatewayError('GW_ERR_CONFLICT', `plan "${active.name}" of priority ${active.priority} is active; a plan must have a higher priority to pre-empt it`);
+        throw reasoned('GW_ERR_CONFLICT', 'planActive', { plan: active.name, priority: active.priority }, `plan "${active.name}" of priority ${active.priority} is active; a plan must have a higher priority to pre-empt it`);
       }
       // A plan pre-empting another keeps the state from before the first, which is what revert restores.
       if (!active) entry.planSaved = this.capture(doc);
@@ -205,7 +205,7 @@ export class WallPresets {
     let reverted: PlanState | null = null;
     const audit = () => ({ action: 'wall.plan.revert', detail: { id: reverted!.planId, name: reverted!.name } });
     const result = await this.commits.commit(entry, actor, 'plan.revert', ref, audit, (doc, version, at, after) => {
-      if (!doc.plan || !entry.planSaved) throw new GatewayError('GW_ERR_CONFLICT', 'no emergency plan is active on this wall');
+      if (!doc.plan || !entry.planSaved) throw reasoned('GW_ERR_CONFLICT', 'noPlan', {}, 'no emergency plan is active on this wall');
       reverted = doc.plan;
       const parts = this.applyState(entry, entry.planSaved, version, at, actor.username, 'restore', cameras, after);
       entry.planSaved = null;

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { allows, type Permission } from '../../auth/roles.js';
 import type { Config } from '../../config/schema.js';
-import { GatewayError, ValidationError } from '../../errors.js';
+import { GatewayError, ValidationError, reasoned } from '../../errors.js';
 import type { Actor } from '../../registry/service.js';
 import type { Role, TileRows } from '../../store/types.js';
 import { TILE_GEOMETRY, type Region, type Tile, type TileChange, type TileContent, type TileLock, type Tour, type WallDelta, type WallView } from '../model.js';
@@ -99,7 +99,7 @@ export const PERMISSION: Record<MessageType, Permission> = {
 
 export function requirePermission(actor: ControlActor, type: MessageType) {
   const permission = PERMISSION[type];
-  if (!allows(actor.roles, permission)) throw new GatewayError('GW_ERR_FORBIDDEN', `your roles do not allow ${permission}`);
+  if (!allows(actor.roles, permission)) throw reasoned('GW_ERR_FORBIDDEN', 'permission', { permission }, `your roles do not allow ${permission}`);
 }
 
 export const SYSTEM: ControlActor = { id: 'system', username: 'system', ip: '-', scopes: [], roles: [] };
@@ -148,7 +148,7 @@ export function checkBase(entry: WallEntry, baseVersion: number, tiles: Iterable
 export function checkPopups(tiles: Iterable<Tile>) {
   for (const t of tiles) {
     if (t.popup) {
-      throw new GatewayError('GW_ERR_LOCKED', `tile ${t.id} shows alarm pop-up ${t.popup}; dismiss it (popup.dismiss) or wait for the alarm to close`, {
+      throw reasoned('GW_ERR_LOCKED', 'popup', { tile: t.id, popup: t.popup }, `tile ${t.id} shows alarm pop-up ${t.popup}; dismiss it (popup.dismiss) or wait for the alarm to close`, {
         lock: { tileId: t.id, popup: t.popup },
       });
     }
@@ -158,7 +158,7 @@ export function checkPopups(tiles: Iterable<Tile>) {
 export function checkLocks(actor: ControlActor, tiles: Iterable<Tile>) {
   for (const t of tiles) {
     if (t.lock && t.lock.userId !== actor.id) {
-      throw new GatewayError('GW_ERR_LOCKED', `tile ${t.id} is locked by ${t.lock.username}`, { lock: { tileId: t.id, ...t.lock } });
+      throw reasoned('GW_ERR_LOCKED', 'tile', { tile: t.id, user: t.lock.username }, `tile ${t.id} is locked by ${t.lock.username}`, { lock: { tileId: t.id, ...t.lock } });
     }
   }
 }

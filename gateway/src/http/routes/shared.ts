@@ -1,7 +1,7 @@
 import { Readable, Transform } from 'node:stream';
 import { Type, type TSchema } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema, FastifySchemaCompiler } from 'fastify';
-import { GatewayError, ValidationError } from '../../errors.js';
+import { GatewayError, ValidationError, reasoned } from '../../errors.js';
 import { csvCell } from '../../lib/csv.js';
 import { schemaCheck } from '../../lib/schema-check.js';
 import type { ImportFormat } from '../../registry/import-parse.js';
@@ -69,7 +69,7 @@ export function limitBytes(max: number) {
   return new Transform({
     transform(chunk: Buffer, _enc, done) {
       seen += chunk.length;
-      if (seen > max) done(new GatewayError('GW_ERR_PAYLOAD_TOO_LARGE', `import body over ${max} bytes (registry.importMaxBytes)`));
+      if (seen > max) done(reasoned('GW_ERR_PAYLOAD_TOO_LARGE', 'importBytes', { limit: max }, `import body over ${max} bytes (registry.importMaxBytes)`));
       else done(null, chunk);
     },
   });

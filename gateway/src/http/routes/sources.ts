@@ -126,7 +126,7 @@ export async function sourceRoutes(app: FastifyInstance, opts: SourceRoutesOptio
         registry.importSources(actor(req), importRows(format, body), req.query.mode as ImportMode, opts.importMaxRows),
       );
       if (!report.applied) {
-        return reply.status(422).send({ code: 'GW_ERR_IMPORT_REJECTED', message: `${report.rejected} of ${report.rows} rows rejected; nothing was imported (mode all-or-nothing)`, report });
+        return reply.status(422).send({ code: 'GW_ERR_IMPORT_REJECTED', message: `${report.rejected} of ${report.rows} rows rejected; nothing was imported (mode all-or-nothing)`, params: { reason: 'rows', rejected: report.rejected, rows: report.rows }, report });
       }
       return report;
     },

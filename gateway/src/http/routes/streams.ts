@@ -3,7 +3,7 @@ import { Type } from '@sinclair/typebox';
 import type { StreamTokens } from '../../auth/stream-tokens.js';
 import type { Guards } from '../../auth/plugin.js';
 import type { Principal } from '../../auth/users.js';
-import { GatewayError } from '../../errors.js';
+import { GatewayError, reasoned } from '../../errors.js';
 import type { Registry } from '../../registry/service.js';
 import type { StreamManager } from '../../streams/manager.js';
 import type { RtmpIngest } from '../../streams/sources/rtmp-ingest.js';
@@ -72,7 +72,7 @@ export async function streamRoutes(app: FastifyInstance, o: StreamRouteOptions) 
       const actor = actorOf(req);
       // Scope first: a camera outside the user's departments answers like a missing one.
       const source = await o.registry.getSource(actor, req.params.cameraId);
-      if (!source.enabled) throw new GatewayError('GW_ERR_CONFLICT', `camera "${source.id}" is disabled`);
+      if (!source.enabled) throw reasoned('GW_ERR_CONFLICT', 'disabled', { camera: source.id }, `camera "${source.id}" is disabled`);
       const profile = req.query.profile === 'sub' && source.subUrl ? 'sub' : 'main';
       const { token, expiresAt } = o.tokens.issue({ userId: actor.id, cameraId: source.id, profile });
       const base = `/streams/${encodeURIComponent(source.id)}/${profile}/${token}`;
@@ -106,8 +106,8 @@ export async function streamRoutes(app: FastifyInstance, o: StreamRouteOptions) 
       const actor = actorOf(req);
       const source = await o.registry.getSource(actor, req.params.cameraId);
       const name = source.protocol === 'rtmp-push' ? pushStreamName(source.url) : null;
-      if (!name) throw new GatewayError('GW_ERR_CONFLICT', `camera "${source.id}" is pulled, not pushed (its protocol is ${source.protocol})`);
-      if (!o.ingest) throw new GatewayError('GW_ERR_CONFLICT', 'the RTMP ingest is off (streams.flv.rtmpEnabled)');
+      if (!name) throw reasoned('GW_ERR_CONFLICT', 'notPush', { camera: source.id }, `camera "${source.id}" is pulled, not pushed (its protocol is ${source.protocol})`);
+      if (!o.ingest) throw reasoned('GW_ERR_CONFLICT', 'ingestOff', {}, 'the RTMP ingest is off (streams.flv.rtmpEnabled)');
       const ttlSec = req.query.ttlSec ?? 86_400;
       const { url, expiresAt } = o.ingest.publishUrl(req.hostname.replace(/:\d+$/, ''), name, ttlSec);
       await o.audit({

@@ -251,7 +251,7 @@ export async function vehicleRoutes(app: FastifyInstance, o: VehicleRouteOptions
         return vehicles.importVehicles(actor(req), rows, req.query.mode as ImportMode, o.importMaxRows);
       });
       if (!report.applied) {
-        return reply.status(422).send({ code: 'GW_ERR_IMPORT_REJECTED', message: `${report.rejected} of ${report.rows} rows rejected; nothing was imported`, report });
+        return reply.status(422).send({ code: 'GW_ERR_IMPORT_REJECTED', message: `${report.rejected} of ${report.rows} rows rejected; nothing was imported`, params: { reason: 'rows', rejected: report.rejected, rows: report.rows }, report });
       }
       return report;
     },

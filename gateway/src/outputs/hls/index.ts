@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyInstance } from 'fastify';
-import { GatewayError } from '../../errors.js';
+import { GatewayError, reasoned } from '../../errors.js';
 import { whileConnected } from '../../lib/sockets.js';
 import { grantFor, STREAM_PARAMS, type ReaderSource, type StreamGrant, type StreamLease, type StreamTokenVerifier } from '../stream-access.js';
 
@@ -113,7 +113,7 @@ export class HlsOutput {
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
       }
-      if (Date.now() > deadline) throw new GatewayError('GW_ERR_STREAM_TIMEOUT', 'the stream is live but no HLS segment was written in time');
+      if (Date.now() > deadline) throw reasoned('GW_ERR_STREAM_TIMEOUT', 'hls', {}, 'the stream is live but no HLS segment was written in time');
       await sleep(25);
     }
   }

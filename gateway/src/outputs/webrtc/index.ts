@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { GatewayError, ValidationError } from '../../errors.js';
+import { GatewayError, ValidationError, reasoned } from '../../errors.js';
 import { whileConnected } from '../../lib/sockets.js';
 import { grantFor, STREAM_PARAMS, type LiveStream, type ReaderSource, type StreamGrant, type StreamLease, type StreamTokenVerifier } from '../stream-access.js';
 import { RtpFeed } from './feed.js';
@@ -79,7 +79,7 @@ export class WebRtcOutput extends EventEmitter<{ joined: [JoinTimings] }> {
   private admit(cameraKey: string) {
     const cfg = this.opts.config;
     if (this.peers.size + this.pending >= cfg.maxPeers) {
-      throw new GatewayError('GW_ERR_CAPACITY', `the gateway is serving its maximum of ${cfg.maxPeers} WebRTC viewers (streams.webrtc.maxPeers)`);
+      throw reasoned('GW_ERR_CAPACITY', 'webrtcPeers', { limit: cfg.maxPeers }, `the gateway is serving its maximum of ${cfg.maxPeers} WebRTC viewers (streams.webrtc.maxPeers)`);
     }
     if ((this.perCamera.get(cameraKey) ?? 0) >= cfg.maxPeersPerCamera) {
       throw new GatewayError(

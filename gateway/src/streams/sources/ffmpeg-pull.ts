@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { GatewayError } from '../../errors.js';
+import { GatewayError, reasoned } from '../../errors.js';
 import { classifyFailure } from '../failure.js';
 import { FlvDemuxer } from '../flv-demux.js';
 import { concatList, pullArgs, type PullInput } from '../process/args.js';
@@ -46,7 +46,7 @@ export class FfmpegPullDriver implements SourceDriver {
   async start(): Promise<void> {
     const cfg = this.ctx.config;
     const { input, secrets, release } = await this.prepare().catch((e: Error) => {
-      throw e instanceof GatewayError ? e : new GatewayError('GW_ERR_CAMERA_UNREACHABLE', `cannot look up the camera's address: ${e.message}`);
+      throw e instanceof GatewayError ? e : reasoned('GW_ERR_CAMERA_UNREACHABLE', 'lookup', {}, `cannot look up the camera's address: ${e.message}`);
     });
     this.release = release ?? null;
     if (this.closedFor !== null) return this.letGo();
@@ -134,7 +134,7 @@ export async function networkInput(ctx: DriverContext, source: ResolvedSource): 
   const url = new URL(source.url);
   const host = url.hostname.replace(/^\[|\]$/g, '');
   const verdict = await ctx.checkConnect(host);
-  if ('refused' in verdict) throw new GatewayError('GW_ERR_FORBIDDEN', `the camera's address is not allowed: ${verdict.refused}`);
+  if ('refused' in verdict) throw reasoned('GW_ERR_FORBIDDEN', 'address', {}, `the camera's address is not allowed: ${verdict.refused}`);
   const pinned = verdict.addresses[0];
   if (pinned && !isIP(host) && (source.protocol === 'rtsp' || source.protocol === 'rtmp' || source.protocol === 'srt')) {
     url.hostname = isIP(pinned) === 6 ? `[${pinned}]` : pinned;
@@ -162,7 +162,7 @@ export async function fetchedInput(ctx: DriverContext, source: ResolvedSource, o
   const { input, secrets } = await networkInput(ctx, source);
   const opened = ctx.checkedFetcher.open(input.url, {
     live: source.protocol === 'http-flv',
-    onRefused: (reason) => onRefused(new GatewayError('GW_ERR_FORBIDDEN', `the camera's address is not allowed: ${reason}`)),
+    onRefused: (reason) => onRefused(reasoned('GW_ERR_FORBIDDEN', 'address', {}, `the camera's address is not allowed: ${reason}`)),
   });
   // ffmpeg logs each URL it opens ("Opening 'http://127.0.0.1:…/<token>/…'"), and its stderr may reach an error message.
   return { input: { ...pullInput(ctx, source, opened.url), httpProxy: ctx.checkedFetcher.proxyUrl }, secrets: [...secrets, opened.token], release: opened.close };

@@ -1,4 +1,4 @@
-import { GatewayError } from '../../errors.js';
+import { GatewayError, reasoned } from '../../errors.js';
 import { classifyFailure } from '../failure.js';
 import type { ResolvedSource } from '../types.js';
 import type { DriverAttempt, DriverContext, DriverEvents, SourceDriver } from './driver.js';
@@ -7,7 +7,7 @@ import { FfmpegPullDriver, pullInput, type FailureWords } from './ffmpeg-pull.js
 /** The ingest answers a play of a name nobody publishes with an I/O error or with silence. */
 export const pushFailure: FailureWords = (exit, tail, hadMedia, cfg) => {
   if (!hadMedia && (exit.reason === 'start timeout' || exit.reason === null)) {
-    return new GatewayError('GW_ERR_CAMERA_UNREACHABLE', 'nobody is publishing to this push camera; give its publisher a URL from POST /api/sources/<id>/publish-url');
+    return reasoned('GW_ERR_CAMERA_UNREACHABLE', 'noPublisher', {}, 'nobody is publishing to this push camera; give its publisher a URL from POST /api/sources/<id>/publish-url');
   }
   return classifyFailure(exit, tail, hadMedia, cfg);
 };
