@@ -261,8 +261,8 @@ t.test('departments and users: created and edited with the gateway’s errors at
 
   await page.click('.dept-row[data-id="countyA"] button:has-text("Delete")');
   await page.click('dialog.confirm [data-confirm=yes]');
-  await page.waitForSelector('.section-body > .form-error:has-text("still has")', { timeout: 10_000 });
-  t.match(await page.textContent('.section-body > .form-error'), /department "countyA" still has departments/, 'deleting a department with children shows the gateway’s refusal');
+  await page.waitForSelector('.section-body > .form-error:has-text("still in use")', { timeout: 10_000 });
+  t.match(await page.textContent('.section-body > .form-error'), /Department countyA is still in use/, 'deleting a department with children shows the gateway’s refusal');
   t.equal(await page.locator('.dept-row[data-id="countyA"]').count(), 1, 'and the department stays');
 
   t.comment('a user: every bad field is marked, then created with a role and a department');
@@ -277,7 +277,7 @@ t.test('departments and users: created and edited with the gateway’s errors at
   await page.waitForSelector('#user-form-username[aria-invalid="true"]', { timeout: 10_000 });
   t.match(await page.textContent('#user-form-username-error'), /expected 2-64 letters/, 'the user name, at its field');
   t.match(await page.textContent('#user-form-password-error'), /expected 10 to 256 characters/, 'the password, at its field');
-  t.match(await page.textContent('[data-field="roles"] .field-error'), /non-empty list/, 'no role chosen, under the roles');
+  t.match(await page.textContent('[data-field="roles"] .field-error'), /expected one of admin/, 'no role chosen, under the roles');
   t.match(await page.textContent('[data-field="scopes"] .field-error'), /non-empty list of department ids/, 'no department chosen, under the departments');
   t.equal(await page.getAttribute('[data-field="scopes"] fieldset', 'aria-invalid'), 'true', 'the department group is marked');
   await page.fill('#user-form-username', 'harbour-op');

@@ -4,7 +4,7 @@
  */
 import { ApiError, type Session } from '../lib/api.js';
 import type { DepartmentNode } from '../lib/departments.js';
-import { errorText as sharedErrorText } from '../lib/errors.js';
+import { issueText, errorText as sharedErrorText } from '../lib/errors.js';
 import { h, type Child } from '../lib/dom.js';
 import { addStrings, t } from '../lib/i18n.js';
 
@@ -150,20 +150,21 @@ export class FormErrors {
   /** Shows `err`; returns true when at least one message went to a field. */
   show(err: unknown): boolean {
     this.clear();
-    let issues = err instanceof ApiError ? err.issues : [];
-    if (err instanceof ApiError && !issues.length) {
+    // Each problem as the page words it: a refused field by its rule, a field-named refusal by its code.
+    let problems: { field: string; text: string }[] = err instanceof ApiError ? err.issues.map((i) => ({ field: i.field, text: issueText(i) })) : [];
+    if (err instanceof ApiError && !problems.length) {
       const m = /^([A-Za-z]+): (.+)$/s.exec(err.message);
-      if (m && this.wrapper(m[1]!)) issues = [{ field: m[1]!, message: m[2]! }];
+      if (m && this.wrapper(m[1]!)) problems = [{ field: m[1]!, text: errorText(err) }];
     }
-    if (!issues.length) {
+    if (!problems.length) {
       this.general.textContent = errorText(err);
       return false;
     }
     const byField = new Map<string, string[]>();
     const elsewhere: string[] = [];
-    for (const issue of issues) {
-      if (this.wrapper(issue.field)) byField.set(issue.field, [...(byField.get(issue.field) ?? []), issue.message]);
-      else elsewhere.push(t('admin.fieldProblem', { field: issue.field, message: issue.message }));
+    for (const { field, text } of problems) {
+      if (this.wrapper(field)) byField.set(field, [...(byField.get(field) ?? []), text]);
+      else elsewhere.push(t('admin.fieldProblem', { field, message: text }));
     }
     for (const [name, messages] of byField) {
       const wrapper = this.wrapper(name)!;

@@ -2,8 +2,9 @@
  * Bulk import: a CSV or NDJSON file (or pasted text) goes to the gateway in one request, and its report
  * is shown as it came: the counts, and each bad row by line and field with the gateway's own words.
  */
-import { api, ApiError, can } from '../lib/api.js';
+import { api, ApiError, can, type FieldIssue } from '../lib/api.js';
 import { h } from '../lib/dom.js';
+import { issueText } from '../lib/errors.js';
 import { addStrings, formatNumber, t } from '../lib/i18n.js';
 import { csvCell } from '../../../gateway/src/lib/csv.js';
 import { download, errorText, field, type Section, tableHead } from './common.js';
@@ -42,11 +43,9 @@ addStrings({
   'import.downloadReport': ['Download the report (CSV)', '下载报告（CSV）'],
 });
 
-interface ImportIssue {
+interface ImportIssue extends FieldIssue {
   line: number;
   id?: string;
-  field: string;
-  message: string;
 }
 
 interface ImportReport {
@@ -106,7 +105,7 @@ function reportView(report: ImportReport): HTMLElement {
                 'tbody',
                 null,
                 listed.map((e) =>
-                  h('tr', null, h('td', { class: 'mono' }, String(e.line)), h('td', { class: 'mono' }, e.id ?? ''), h('td', { class: 'mono' }, e.field), h('td', null, e.message)),
+                  h('tr', null, h('td', { class: 'mono' }, String(e.line)), h('td', { class: 'mono' }, e.id ?? ''), h('td', { class: 'mono' }, e.field), h('td', null, issueText(e))),
                 ),
               ),
             ),

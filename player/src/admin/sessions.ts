@@ -4,6 +4,7 @@
  */
 import { api, ApiError, can } from '../lib/api.js';
 import { h, toast } from '../lib/dom.js';
+import { codeText, type CodedFailure } from '../lib/errors.js';
 import { addStrings, formatNumber, t } from '../lib/i18n.js';
 import { confirmDialog, duration, errorText, isAbort, type Section } from './common.js';
 
@@ -48,7 +49,7 @@ interface SessionSummary {
   inputCodec: string | null;
   resolution: string | null;
   transcoding: boolean;
-  lastError: { code: string; message: string } | null;
+  lastError: CodedFailure | null;
 }
 
 const REFRESH_MS = 2_000;
@@ -109,7 +110,7 @@ export const sessionsSection: Section = {
       h('td', { class: 'num' }, duration(s.uptimeMs)),
       h('td', { class: 'num' }, s.bitrateKbps > 0 ? t('sessions.kbps', { n: formatNumber(Math.round(s.bitrateKbps)) }) : '—'),
       h('td', null, [s.inputCodec, s.resolution].filter(Boolean).join(' '), s.transcoding ? h('span', { class: 'pill warn' }, t('sessions.transcoding')) : null),
-      h('td', { class: 'health-error' }, s.lastError ? `${s.lastError.code}: ${s.lastError.message}` : ''),
+      h('td', { class: 'health-error', title: s.lastError?.code ?? '' }, s.lastError ? codeText(s.lastError) : ''),
     ];
 
     const render = (items: SessionSummary[]) => {

@@ -9,6 +9,7 @@ import { popupOn, type Tile, type WallView } from '../../../gateway/src/control/
 import { can } from '../lib/api.js';
 import type { WallChange } from '../lib/control.js';
 import { h } from '../lib/dom.js';
+import { statusReason } from '../lib/errors.js';
 import { intersects, percentStyle, screenBox, tileBox, type Box } from '../lib/geometry.js';
 import { addStrings, t } from '../lib/i18n.js';
 import { openPopout } from '../lib/shell.js';
@@ -191,7 +192,7 @@ export class WallMiniature {
     const status = this.ctx.statusOf(tile.id);
     const state = tile.stream ? status.state : 'empty';
     p.el.dataset.status = state;
-    const label = tile.stream ? t(`mini.status.${status.state}`, { reason: status.reason ?? '' }) : '';
+    const label = tile.stream ? t(`mini.status.${status.state}`, { reason: statusReason(status) }) : '';
     p.dot.title = label;
     p.state.textContent = label;
     const live = tile.stream && status.state === 'live' ? { cameraId: tile.stream.cameraId, profile: tile.stream.profile } : null;

@@ -26,9 +26,12 @@ export interface UiSettings {
   map: { tileUrl: string | null; attribution: string; maxZoom: number; centre: [number, number] };
 }
 
+/** A refused field: its English message, and the rule and parameters the page words it from. */
 export interface FieldIssue {
   field: string;
   message: string;
+  rule?: string;
+  params?: Record<string, string | number>;
 }
 
 /** An error answer of the gateway: its code, message and, for bad input, the fields at fault. */

@@ -22,6 +22,12 @@ export function t(key: string, vars: Record<string, string | number> = {}): stri
 
 export const language = (): Language => current;
 
+/** Whether `key` has a translation (an error's own sentence, or only its code's general one). */
+export const hasString = (key: string): boolean => strings.has(key);
+
+/** Both texts of `key`, for the tests that hold every translation complete. */
+export const translationOf = (key: string): Pair | undefined => strings.get(key);
+
 /** The user's own choice wins over the gateway's default. */
 export function initLanguage(fallback: Language): Language {
   const stored = localStorage.getItem(STORAGE_KEY);

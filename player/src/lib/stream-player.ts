@@ -11,6 +11,7 @@ import type Hls from 'hls.js';
 import type Mpegts from 'mpegts.js';
 import { api, ApiError } from './api.js';
 import { addStrings, t } from './i18n.js';
+import { codeText, errorText, failureOf } from './errors.js';
 
 addStrings({
   'player.stopped': ['the picture stopped', '画面中断'],
@@ -206,8 +207,8 @@ export class StreamPlayer {
     } catch (e) {
       if (gen !== this.generation) return;
       if (e instanceof ApiError && (e.status === 404 || e.status === 403)) return this.setState({ kind: 'denied' });
-      if (e instanceof ApiError && e.status === 409) return this.retry(gen, e.message, true);
-      return this.retry(gen, (e as Error).message);
+      if (e instanceof ApiError && e.status === 409) return this.retry(gen, errorText(e), true);
+      return this.retry(gen, errorText(e));
     }
     let lastError = '';
     for (const transport of this.opts.transports ?? TRANSPORTS) {
@@ -351,7 +352,7 @@ function openWebRtc(urls: ViewUrls, video: HTMLVideoElement, signal: AbortSignal
       signal,
     });
     const answer = await res.text();
-    if (res.status !== 201) throw new Error(`WHEP ${res.status}: ${safeMessage(answer)}`);
+    if (res.status !== 201) throw new Error(`WHEP ${res.status}: ${gatewayText(answer)}`);
     resource = res.headers.get('location');
     if (closed) return release();
     await pc.setRemoteDescription({ type: 'answer', sdp: answer });
@@ -494,10 +495,11 @@ function liveLatency(video: HTMLVideoElement): number | null {
   return b.length > 0 ? Math.round((b.end(b.length - 1) - video.currentTime) * 1000) : null;
 }
 
-/** A gateway error body as one line, without echoing anything long. */
-function safeMessage(text: string): string {
+/** A gateway error body (WHEP, HLS) as one line in the page's language, without echoing anything long. */
+function gatewayText(text: string): string {
   try {
-    return String((JSON.parse(text) as { message?: string }).message ?? '').slice(0, 200);
+    const body = JSON.parse(text) as Record<string, unknown>;
+    return codeText(failureOf(body, '')).slice(0, 200);
   } catch {
     return text.slice(0, 200);
   }

@@ -5,6 +5,7 @@
  */
 import type { Tile, TileStatus } from '../../../gateway/src/control/model.js';
 import { h } from './dom.js';
+import { statusReason } from './errors.js';
 import { addStrings, t } from './i18n.js';
 import { secondsUntil, stateText, StreamPlayer, type Transport } from './stream-player.js';
 
@@ -114,12 +115,13 @@ export class TileView {
     this.el.dataset.transport = state?.kind === 'live' ? state.transport : '';
     const text = (): string => {
       if (!state) return '';
-      if (state.kind === 'starting' && serverDown) return t('tile.waitingCamera', { reason: serverDown.reason ?? '' });
-      if (state.kind === 'live' && serverDown?.state === 'offline') return t('player.offline', { reason: serverDown.reason ?? '' });
+      const reason = serverDown ? statusReason(serverDown) : null;
+      if (state.kind === 'starting' && serverDown) return t('tile.waitingCamera', { reason: reason! });
+      if (state.kind === 'live' && serverDown?.state === 'offline') return t('player.offline', { reason: reason! });
       if (state.kind === 'live' && serverDown) {
-        return t('player.retrying', { seconds: secondsUntil(this.serverStatusAt + (serverDown.retryInMs ?? 0)), reason: serverDown.reason ?? '' });
+        return t('player.retrying', { seconds: secondsUntil(this.serverStatusAt + (serverDown.retryInMs ?? 0)), reason: reason! });
       }
-      return stateText(state, serverDown?.reason);
+      return stateText(state, reason);
     };
     this.badge.textContent = text();
     if (kind === 'retrying') this.countdown = setInterval(() => (this.badge.textContent = text()), 1_000);

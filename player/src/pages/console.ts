@@ -34,7 +34,7 @@ addStrings({
   'console.tabPresets': ['Presets & plans', '预置与预案'],
 });
 
-const IDLE: TileStatus = { state: 'idle', reason: null, retryInMs: null };
+const IDLE: TileStatus = { state: 'idle', reason: null, code: null, params: null, retryInMs: null };
 
 async function main() {
   const { session, main } = await startPage({ title: 'console.title', page: 'console' });

@@ -1,5 +1,6 @@
-import { api, ApiError, borrowSession, currentSession, saveSession, uiSettings, type Session, type SessionUser } from '../lib/api.js';
+import { api, borrowSession, currentSession, saveSession, uiSettings, type Session, type SessionUser } from '../lib/api.js';
 import { h } from '../lib/dom.js';
+import { errorText } from '../lib/errors.js';
 import { addStrings, initLanguage, t } from '../lib/i18n.js';
 import { homeFor, languageToggle } from '../lib/shell.js';
 import '../styles/app.css';
@@ -69,7 +70,7 @@ async function main() {
       saveSession(session);
       location.replace(nextPage(me.permissions));
     } catch (err) {
-      error.textContent = t('login.failed', { message: err instanceof ApiError ? err.message : String(err) });
+      error.textContent = t('login.failed', { message: errorText(err) });
       submit.disabled = false;
     }
   });

@@ -450,7 +450,7 @@ class AlarmRow {
       this.note.value = '';
     } catch (err) {
       if (err instanceof ControlError && err.code === 'GW_ERR_CONFLICT') {
-        const message = t('alarms.conflict', { message: err.message });
+        const message = t('alarms.conflict', { message: errorText(err) });
         this.error.textContent = message;
         toast(message, 'error');
       } else {
