@@ -102,7 +102,7 @@ t.test('locks: others are refused, the holder unlocks, a supervisor breaks the l
   t.match(wall.tiles['s1-1']!.lock, { username: 'alice' }, 'everyone sees who holds the lock');
 
   const refused = await bob.request('tile.assign', { wallId, baseVersion: wall.version, tileId: 's1-2', content: { kind: 'camera', cameraId: 'a2' } });
-  t.match(refused, { type: 'error', code: 'GW_ERR_LOCKED', lock: { tileId: 's1-2', username: 'alice' } });
+  t.match(refused, { type: 'error', code: 'GW_ERR_LOCKED', lock: { tileId: 's1-2', username: 'alice' }, params: { reason: 'tile', tile: 's1-2', user: 'alice' } });
   t.match(await bob.request('unlock', { wallId, tileIds: ['s1-1'] }), { code: 'GW_ERR_LOCKED' }, 'only the holder unlocks');
   t.match(await bob.request('layout.set', { wallId, baseVersion: wall.version, target: 1, layout: '9' }), { code: 'GW_ERR_LOCKED' }, 'nor can the layout under a lock change');
   t.match(await bob.request('lock.break', { wallId, tileIds: ['s1-1'] }), { code: 'GW_ERR_FORBIDDEN' }, 'an operator cannot break a lock');

@@ -111,6 +111,8 @@ t.test('a lockout is per user name and address', async (t) => {
     gw.http.inject({ method: 'POST', url: '/api/auth/login', remoteAddress: ip, payload: { username: 'admin', password } });
   await login('10.9.9.9', 'wrong');
   await login('10.9.9.9', 'wrong');
-  t.equal((await login('10.9.9.9', gw.bootstrapAdmin!.password)).statusCode, 429, 'locked from the guessing address');
+  const locked = await login('10.9.9.9', gw.bootstrapAdmin!.password);
+  t.equal(locked.statusCode, 429, 'locked from the guessing address');
+  t.match(locked.json(), { code: 'GW_ERR_LOGIN_LOCKED', params: { reason: 'wait', retryAfterSec: Number } }, 'saying how long to wait, as a number the page words');
   t.equal((await login('10.1.1.1', gw.bootstrapAdmin!.password)).statusCode, 200, 'the admin still signs in from elsewhere');
 });

@@ -90,9 +90,18 @@ t.test('invalid sources are refused with every field named, and nothing is writt
   t.equal(res.json.code, 'GW_ERR_VALIDATION');
   const fields = res.json.issues.map((i: { field: string }) => i.field).sort();
   t.same(fields, ['codec', 'colour', 'enabled', 'id', 'lat', 'name', 'tags', 'url'].sort());
+  // Each refusal also says which rule failed, with its numbers, so the player can say it in Chinese.
+  const byField = Object.fromEntries(res.json.issues.map((i: { field: string }) => [i.field, i]));
+  t.match(byField.name, { rule: 'required' });
+  t.match(byField.lat, { rule: 'range', params: { min: -90, max: 90 } });
+  t.match(byField.codec, { rule: 'enum', params: { allowed: 'h264, h265, unknown' } });
+  t.match(byField.colour, { rule: 'unknownField' });
+  t.match(byField.url, { rule: 'urlScheme', params: { allowed: /rtsp:\/\// } });
+  t.notMatch(JSON.stringify(res.json.issues), /etc\/passwd/, 'the refused URL is not echoed in a message or a parameter');
   const dept = await gw.api('POST', '/api/sources', { token: gw.adminToken, body: camera('cam1', 'nowhere') });
   t.equal(dept.status, 400);
   t.match(dept.json.message, /departmentId: unknown department "nowhere"/);
+  t.match(dept.json.issues, [{ field: 'departmentId', rule: 'unknownDepartment', params: { department: 'nowhere' } }]);
   t.equal((await gw.api('GET', '/api/sources', { token: gw.adminToken })).json.items.length, 0);
 });
 

@@ -22,7 +22,7 @@ t.test('an H.265 camera is transcoded to H.264, and the transcode cap holds', as
   const second = await gw.view('hevc2');
   const res = await fetch(second.hls);
   t.equal(res.status, 503);
-  t.match(await res.json(), { code: 'GW_ERR_CAPACITY', message: /transcode.*streams\.transcode\.maxConcurrent/ });
+  t.match(await res.json(), { code: 'GW_ERR_CAPACITY', message: /transcode.*streams\.transcode\.maxConcurrent/, params: { reason: 'transcode', limit: Number } });
   t.same(await gw.ffmpegPids(), pidsBefore, 'no process was started for it');
 
   const third = await gw.view('hevc3');
@@ -45,7 +45,7 @@ t.test('caps answer 503 (gateway, department) or 429 (user) and never start a pr
   t.equal(t1.status, 200);
   const t2 = await fetch((await gw.view('t2')).hls);
   t.equal(t2.status, 503, "the traffic department's one pull is in use");
-  t.match(await t2.json(), { code: 'GW_ERR_CAPACITY', message: /department "traffic".*departmentPulls/ });
+  t.match(await t2.json(), { code: 'GW_ERR_CAPACITY', message: /department "traffic".*departmentPulls/, params: { reason: 'departmentPulls', department: 'traffic', limit: 1 } });
 
   const r1 = await fetch((await gw.view('r1')).hls);
   t.equal(r1.status, 200);
