@@ -83,6 +83,8 @@ export const errorReasons = {
     transcode: ['limit'],
     webrtcPeers: ['limit'],
     subscriptions: ['limit'],
+    snapshotDecodes: ['limit'],
+    alarmPictures: ['limit'],
   },
   GW_ERR_IMPORT_BUSY: { imports: ['limit'] },
   GW_ERR_CAMERA_UNREACHABLE: {

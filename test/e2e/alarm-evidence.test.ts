@@ -72,7 +72,7 @@ t.test('the alarm card shows the picture taken when the alarm opened, the vehicl
 
   const failure = page.locator(`li[data-alarm="${failed}"] figure.alarm-picture[data-state="failed"]`);
   await failure.waitFor({ timeout: 10_000 });
-  t.match(await failure.innerText(), /No picture \(GW_ERR_CAMERA_UNREACHABLE\)/, 'the card of an alarm without a picture says why');
+  t.match(await failure.innerText(), /No picture \(The camera cannot be reached\.\)/, 'the card of an alarm without a picture says why');
   t.equal(await failure.locator('img').isVisible(), false, 'and shows no image');
 
   await page.locator(`li[data-alarm="${ok}"] .alarm-meta`).click();

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { LRUCache } from 'lru-cache';
-import { GatewayError } from '../errors.js';
+import { GatewayError, reasoned } from '../errors.js';
 import type { ReaderLease, ReaderRequest } from '../streams/manager.js';
 import type { StreamSession } from '../streams/session.js';
 import type { FlvTag, Profile, StreamsConfig } from '../streams/types.js';
@@ -137,7 +137,7 @@ export class SnapshotService extends EventEmitter<{ decoded: [number] }> impleme
       if (!keyframe) {
         this.refuseWhenClosing();
         // The camera dropped between its first frame and a keyframe we could keep: its own reason, as a viewer would get.
-        throw lease.session.lastError ?? new GatewayError('GW_ERR_STREAM_TIMEOUT', `no keyframe arrived within ${this.config.coldTimeoutMs} ms (streams.snapshots.coldTimeoutMs)`);
+        throw lease.session.lastError ?? reasoned('GW_ERR_STREAM_TIMEOUT', 'start', { ms: this.config.coldTimeoutMs }, `no keyframe arrived within ${this.config.coldTimeoutMs} ms (streams.snapshots.coldTimeoutMs)`);
       }
       return keyframe;
     } finally {
@@ -152,7 +152,7 @@ export class SnapshotService extends EventEmitter<{ decoded: [number] }> impleme
       const signal = this.closing.signal;
       const onAbort = () => finish(new GatewayError('GW_ERR_UNAVAILABLE', 'the gateway is shutting down'));
       const timer = setTimeout(
-        () => finish(new GatewayError('GW_ERR_STREAM_TIMEOUT', `the camera sent no video within ${timeoutMs} ms (streams.snapshots.coldTimeoutMs)`)),
+        () => finish(reasoned('GW_ERR_STREAM_TIMEOUT', 'start', { ms: timeoutMs }, `the camera sent no video within ${timeoutMs} ms (streams.snapshots.coldTimeoutMs)`)),
         Math.max(0, timeoutMs),
       );
       const finish = (error?: GatewayError) => {
@@ -204,8 +204,10 @@ export class SnapshotService extends EventEmitter<{ decoded: [number] }> impleme
 
   private refuseWhenQueueFull() {
     if (this.activeDecodes >= this.config.maxConcurrentDecodes && this.queue.length >= this.config.maxQueuedDecodes) {
-      throw new GatewayError(
+      throw reasoned(
         'GW_ERR_CAPACITY',
+        'snapshotDecodes',
+        { limit: this.config.maxConcurrentDecodes },
         `${this.activeDecodes} snapshots are being decoded and ${this.queue.length} are waiting (streams.snapshots.maxConcurrentDecodes, maxQueuedDecodes)`,
       );
     }

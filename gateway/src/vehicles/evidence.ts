@@ -1,4 +1,4 @@
-import { GatewayError } from '../errors.js';
+import { GatewayError, reasoned } from '../errors.js';
 import type { Snapshotter } from '../snapshots/types.js';
 import type { AlarmSnapshotWrite } from '../store/types.js';
 import type { VehicleContext } from './context.js';
@@ -42,7 +42,7 @@ export class AlarmEvidence {
   request(alarm: Alarm, cameraId: string): void {
     if (!this.snapshotter || !this.config.enabled || this.ctx.isClosed) return;
     if (this.running >= this.config.maxConcurrent && this.queue.length >= this.config.maxQueued) {
-      const err = new GatewayError('GW_ERR_CAPACITY', `more than ${this.config.maxConcurrent + this.config.maxQueued} alarm pictures waiting (vehicles.alarmSnapshots)`);
+      const err = reasoned('GW_ERR_CAPACITY', 'alarmPictures', { limit: this.config.maxConcurrent + this.config.maxQueued }, `more than ${this.config.maxConcurrent + this.config.maxQueued} alarm pictures waiting (vehicles.alarmSnapshots)`);
       void this.record(this.failure({ alarmId: alarm.id, cameraId }, err));
       return;
     }

@@ -95,6 +95,8 @@ addStrings({
   'err.GW_ERR_CAPACITY.transcode': ['This H.265 camera needs a transcode and all {limit} are busy.', '该 H.265 摄像机需要转码，且 {limit} 路转码均已占用。'],
   'err.GW_ERR_CAPACITY.webrtcPeers': ['The gateway is already serving its maximum of {limit} WebRTC viewers.', '网关 WebRTC 观看数已达上限（{limit} 个）。'],
   'err.GW_ERR_CAPACITY.subscriptions': ['A connection may follow at most {limit} walls.', '一个连接最多关注 {limit} 个大屏。'],
+  'err.GW_ERR_CAPACITY.snapshotDecodes': ['The gateway is already decoding its maximum of {limit} pictures, with more waiting; try again shortly.', '网关正在解码的抓拍已达上限（{limit} 张）且有排队，请稍后重试。'],
+  'err.GW_ERR_CAPACITY.alarmPictures': ['More than {limit} alarm pictures were waiting.', '等待抓拍的告警图片超过 {limit} 张。'],
   'err.GW_ERR_IMPORT_BUSY': ['Other imports are running; send this one when one has finished.', '其他导入正在进行，请稍后再提交。'],
   'err.GW_ERR_IMPORT_BUSY.imports': ['{limit} imports are already running; send this one when one has finished.', '已有 {limit} 个导入正在进行，请待其完成后再提交。'],
   'err.GW_ERR_STREAM_CLOSED': ['The stream was stopped.', '视频流已停止。'],

@@ -6,7 +6,7 @@
 import type { Alarm } from '../../../gateway/src/vehicles/model.js';
 import { apiBlob } from '../lib/api.js';
 import { h } from '../lib/dom.js';
-import { errorText } from '../lib/errors.js';
+import { codeText, errorText } from '../lib/errors.js';
 import { addStrings, t } from '../lib/i18n.js';
 import { BlobPicture, RequestSlots } from '../lib/snapshots.js';
 import { fullTime, shortTime } from './labels.js';
@@ -14,7 +14,7 @@ import { fullTime, shortTime } from './labels.js';
 addStrings({
   'picture.alt': ['Picture of {plate} when the alarm opened', '告警发生时 {plate} 的抓拍'],
   'picture.caption': ['{camera} at {at}', '{camera} · {at}'],
-  'picture.none': ['No picture ({code})', '无抓拍（{code}）'],
+  'picture.none': ['No picture ({reason})', '无抓拍（{reason}）'],
   'picture.failed': ['The picture could not be loaded: {message}', '抓拍图片加载失败：{message}'],
 });
 
@@ -45,7 +45,7 @@ export class AlarmPicture {
     if (!shot) {
       this.drop();
       this.el.hidden = !alarm.snapshotError;
-      this.caption.textContent = alarm.snapshotError ? t('picture.none', { code: alarm.snapshotError }) : '';
+      this.caption.textContent = alarm.snapshotError ? t('picture.none', { reason: codeText({ code: alarm.snapshotError, message: alarm.snapshotError }) }) : '';
       return;
     }
     this.el.hidden = false;

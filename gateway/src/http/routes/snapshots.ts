@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import type { Guards } from '../../auth/plugin.js';
 import type { Principal } from '../../auth/users.js';
-import { GatewayError, ValidationError } from '../../errors.js';
+import { GatewayError, ValidationError, reasoned } from '../../errors.js';
 import type { Registry } from '../../registry/service.js';
 import type { Snapshotter } from '../../snapshots/types.js';
 
@@ -65,7 +65,7 @@ export async function snapshotRoutes(app: FastifyInstance, o: SnapshotRouteOptio
       }
       // Scope first: a camera outside the user's departments answers like a missing one.
       const source = await o.registry.getSource(actor, req.params.cameraId);
-      if (!source.enabled) throw new GatewayError('GW_ERR_CONFLICT', `camera "${source.id}" is disabled`);
+      if (!source.enabled) throw reasoned('GW_ERR_CONFLICT', 'disabled', { camera: source.id }, `camera "${source.id}" is disabled`);
       const ifLive = req.query.ifLive === '1' || req.query.ifLive === 'true';
       const snapshot = await o.snapshots.take({
         cameraId: source.id,
