@@ -7,7 +7,7 @@
 import type { TileStatus, WallView } from '../../../gateway/src/control/model.js';
 import { ApiError } from './api.js';
 import { ControlError } from './control.js';
-import { addStrings, hasString, t } from './i18n.js';
+import { addStrings, hasString, language, t } from './i18n.js';
 
 addStrings({
   'error.conflict': ['Tile {tile} was changed by {by} a moment ago.', '窗口 {tile} 刚被 {by} 修改。'],
@@ -166,8 +166,13 @@ export interface IssueLike {
   params?: Params;
 }
 
-/** One refused field's problem, without the field's name. */
+/**
+ * One refused field's problem, without the field's name. The gateway words each field's problem in
+ * English itself, more closely than a rule can ("expected 2-64 letters, digits…"), so an English
+ * page shows that; other languages say the rule with its numbers.
+ */
 export function issueText(issue: IssueLike): string {
+  if (language() === 'en' && issue.message) return issue.message;
   const key = issue.rule ? `rule.${issue.rule}` : '';
   return key && hasString(key) ? t(key, { ...issue.params }) : t('rule.other', { message: issue.message });
 }
