@@ -156,7 +156,10 @@ export function codeText({ code, message, params }: CodedFailure): string {
   const key = p.reason !== undefined && hasString(reasonKey) ? reasonKey : `err.${code}`;
   if (!hasString(key)) return message;
   const text = t(key, { ...p, message });
-  return p.detail !== undefined && p.detail !== '' ? t('error.withDetail', { text, detail: p.detail }) : text;
+  if (p.detail === undefined || p.detail === '') return text;
+  // The detail goes inside the sentence: "The camera cannot be reached (Connection refused)."
+  const end = /[.。]$/.exec(text)?.[0] ?? '';
+  return t('error.withDetail', { text: text.slice(0, text.length - end.length), detail: p.detail }) + end;
 }
 
 export interface IssueLike {
