@@ -44,7 +44,7 @@ export function controlSchemaDocument(messages: Record<string, ControlMessage>) 
     title: 'wallgate control WebSocket: the messages a client sends',
     description:
       'Connect to /api/control with "Authorization: Bearer <token>" (or the subprotocol "bearer.<token>"). Each message is {type, id, payload}; ' +
-      'the server answers each with {type: "ack", id, payload} or {type: "error", id, code, message} (the GW_ERR_* codes of the REST API), and pushes ' +
+      'the server answers each with {type: "ack", id, payload} or {type: "error", id, code, message, params} (the GW_ERR_* codes and parameters of the REST API), and pushes ' +
       'wall.snapshot, wall.deltas, wall.status and wall.removed to a wall\'s subscribers, vehicles.positions and alarm to vehicle subscribers. ' +
       'docs/control-protocol.md shows each message.',
     oneOf: types.map((type) => ({ $ref: `#/$defs/${type}` })),

@@ -18,12 +18,24 @@ export const CONTROL_SCHEMA_URL = '/api/control/schema.json';
 
 const CODES = Object.keys(errorCodes) as ErrorCode[];
 
+const PARAMS = Type.Record(Type.String(), Type.Union([Type.String(), Type.Number()]));
 const errorBody = (code: TSchema) =>
   Type.Object(
     {
       code,
-      message: Type.String(),
-      issues: Type.Optional(Type.Array(Type.Object({ field: Type.String(), message: Type.String() }), { description: 'GW_ERR_VALIDATION: each field at fault' })),
+      message: Type.String({ description: 'in English, for API users and logs' }),
+      params: Type.Optional({ ...PARAMS, description: '`reason` and the values a client words the error from in its own language (docs/errors.md, Parameters)' }),
+      issues: Type.Optional(
+        Type.Array(
+          Type.Object({
+            field: Type.String(),
+            message: Type.String(),
+            rule: Type.Optional(Type.String({ description: 'the JSON-schema keyword or check that failed (docs/errors.md, Refused fields)' })),
+            params: Type.Optional(PARAMS),
+          }),
+          { description: 'GW_ERR_VALIDATION: each field at fault' },
+        ),
+      ),
     },
     { description: 'A GW_ERR_* error; some add context (a version conflict carries `current`, a rejected import `report`, a held lock `lock`).' },
   );
@@ -64,7 +76,7 @@ Stream URLs carry their own signed token (from \`POST /api/streams/{cameraId}/vi
 The control WebSocket (\`/api/control\`) carries the same wall changes as the \`/api/walls\` routes, and vehicle positions and alarms:
 its messages are described, one JSON Schema per type, at [${CONTROL_SCHEMA_URL}](${CONTROL_SCHEMA_URL}).
 
-Every error has the body \`Error\` (\`{code, message}\`); docs/errors.md says when each code is given:
+Every error has the body \`Error\` (\`{code, message, params}\`); docs/errors.md says when each code is given:
 
 ${errorTable()}`;
 

@@ -52,7 +52,7 @@ const sessionSummary = Type.Object({
   transcoding: Type.Boolean(),
   pid: orNull(Type.Integer()),
   retryInMs: orNull(Type.Number()),
-  lastError: orNull(Type.Object({ code: Type.String(), message: Type.String() })),
+  lastError: orNull(Type.Object({ code: Type.String(), message: Type.String(), params: Type.Optional(Type.Record(Type.String(), Type.Union([Type.String(), Type.Number()]))) })),
 });
 
 /** Starting a viewing hands out stream URLs; admins list and stop live sessions in their scope. */
