@@ -1,4 +1,6 @@
 import t from 'tap';
+import { ensureClip } from '../../../scripts/sim/clips.js';
+import { pushRtmp } from '../../../scripts/sim/rtmp-push.js';
 import { jpegSize } from '../../../gateway/src/snapshots/decoder.js';
 import type { StreamSession } from '../../../gateway/src/streams/session.js';
 import { ffmpegChildren } from '../../helpers/process.js';
@@ -191,4 +193,24 @@ t.test('decodes beyond maxConcurrentDecodes wait in a bounded queue; past it GW_
     t.match(refused.json(), { code: 'GW_ERR_CAPACITY', message: /maxConcurrentDecodes/ });
   }
   t.equal(await metric(gw, 'wallgate_snapshot_decodes_total'), 2, 'the refused never started a decoder');
+});
+
+t.test('a pushed camera (RTMP) gives its picture like a pulled one: the snapshot sits on the session', async (t) => {
+  const gw = await startStreamingGateway(t, { snapshots: { lingerMs: 0 } });
+  const created = await gw.api('POST', '/api/sources', {
+    token: gw.adminToken,
+    body: { id: 'drone-1', name: 'Drone 1', departmentId: 'root', protocol: 'rtmp-push', url: 'rtmp://gateway.example/push/drone1' },
+  });
+  t.equal(created.status, 201, created.body);
+  const nobody = await snapshot(gw, 'drone-1');
+  t.equal(nobody.status, 502, 'nobody publishing: the error a viewer gets');
+  t.match(nobody.json(), { message: /nobody is publishing/ });
+
+  const issued = await gw.api('POST', '/api/sources/drone-1/publish-url', { token: gw.adminToken });
+  const pusher = pushRtmp(issued.json.url.replace('localhost', '127.0.0.1'), await ensureClip('h264-360p-1s'));
+  t.teardown(() => pusher.close());
+  const res = await waitFor(() => snapshot(gw, 'drone-1', '?width=320'), (r) => r.status === 200, 15_000, 300, 'a picture of the pushed stream');
+  t.same(jpegSize(res.body), { width: 320, height: 180 });
+  await waitFor(() => gw.streams.list().length, (n) => n === 0, 5_000, 50, 'the snapshot pull of the ingest to close');
+  await pusher.close();
 });
