@@ -56,6 +56,8 @@ export const errorReasons = {
     departmentInUse: ['department'],
     planActive: ['plan', 'priority'],
     noPlan: [],
+    planInUse: [],
+    nameTaken: ['name'],
     popupEnded: ['popup'],
     alarmClosed: ['alarm', 'by'],
     alarmClosing: ['alarm'],

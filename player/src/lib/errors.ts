@@ -43,6 +43,8 @@ addStrings({
   'err.GW_ERR_CONFLICT.ingestOff': ["The gateway's RTMP ingest is off.", '网关的 RTMP 推流接入未开启。'],
   'err.GW_ERR_CONFLICT.departmentInUse': ['Department {department} is still in use (departments, cameras, walls, vehicles or users below it); change those first.', '部门 {department} 仍在使用中（下级部门、摄像机、大屏、车辆或用户），请先处理。'],
   'err.GW_ERR_CONFLICT.planActive': ['Plan "{plan}" of priority {priority} is active; only a plan of higher priority can pre-empt it.', '预案“{plan}”（优先级 {priority}）正在执行，只有更高优先级的预案才能抢占。'],
+  'err.GW_ERR_CONFLICT.planInUse': ['This plan is active; revert it first.', '该预案正在执行，请先撤销。'],
+  'err.GW_ERR_CONFLICT.nameTaken': ['The wall already has one named "{name}".', '该大屏已有名为“{name}”的同类项。'],
   'err.GW_ERR_CONFLICT.noPlan': ['No emergency plan is active on this wall.', '该大屏没有正在执行的应急预案。'],
   'err.GW_ERR_CONFLICT.popupEnded': ['Pop-up {popup} has already ended.', '弹窗 {popup} 已结束。'],
   'err.GW_ERR_CONFLICT.alarmClosed': ['Alarm {alarm} was closed by {by}.', '告警 {alarm} 已被 {by} 关闭。'],

@@ -459,7 +459,7 @@ function openHls(urls: ViewUrls, video: HTMLVideoElement, signal: AbortSignal): 
     hls = player;
     const failed = new Promise<never>((_, reject) =>
       player.on(HlsClass.Events.ERROR, (_e, data) => {
-        if (data.fatal) reject(new Error(`${data.type} ${data.details}`));
+        if (data.fatal) reject(new Error(hlsFailure(data)));
       }),
     );
     player.on(HlsClass.Events.FRAG_LOADED, (_e, data) => {
@@ -493,6 +493,19 @@ function openHls(urls: ViewUrls, video: HTMLVideoElement, signal: AbortSignal): 
 function liveLatency(video: HTMLVideoElement): number | null {
   const b = video.buffered;
   return b.length > 0 ? Math.round((b.end(b.length - 1) - video.currentTime) * 1000) : null;
+}
+
+/** A fatal hls.js error; a refused playlist or segment is told by the gateway's error body, in the page's language. */
+function hlsFailure(data: { type: string; details: string; response?: { code?: number }; networkDetails?: unknown }): string {
+  let body = '';
+  try {
+    // hls.js loads playlists with XMLHttpRequest and hands the request over with the error.
+    const text = (data.networkDetails as XMLHttpRequest | undefined)?.responseText;
+    if (typeof text === 'string' && text.startsWith('{')) body = gatewayText(text);
+  } catch {
+    // Not a text response: the type says enough.
+  }
+  return body ? `HLS ${data.response?.code ?? ''}: ${body}` : `${data.type} ${data.details}`;
 }
 
 /** A gateway error body (WHEP, HLS) as one line in the page's language, without echoing anything long. */

@@ -90,7 +90,7 @@ export class WallPresets {
     try {
       await this.store.walls.createPreset(row, this.commits.audit(actor, entry.doc, `wall.${kind}.save`, { id: row.id, name: row.name, priority }));
     } catch (err) {
-      if (err instanceof StoreConflict) throw new GatewayError('GW_ERR_CONFLICT', err.message);
+      if (err instanceof StoreConflict) throw reasoned('GW_ERR_CONFLICT', 'nameTaken', { name: row.name }, err.message);
       throw err;
     }
     this.presets.set(row.id, row);
@@ -107,7 +107,7 @@ export class WallPresets {
   private async deletePreset(actor: ControlActor, kind: 'preset' | 'plan', wallId: string, id: string) {
     const entry = this.commits.entryFor(actor, wallId);
     const row = this.presetOf(wallId, kind, id, kind === 'plan' ? 'planId' : 'presetId');
-    if (kind === 'plan' && entry.doc.plan?.planId === id) throw new GatewayError('GW_ERR_CONFLICT', 'this plan is active; revert it first');
+    if (kind === 'plan' && entry.doc.plan?.planId === id) throw reasoned('GW_ERR_CONFLICT', 'planInUse', {}, 'this plan is active; revert it first');
     await this.store.walls.deletePreset(id, this.commits.audit(actor, entry.doc, `wall.${kind}.delete`, { id, name: row.name }));
     this.presets.delete(id);
     this.events.emit('presets', wallId);
