@@ -213,12 +213,13 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
       clearTimeout(force);
     }
   });
-  // Before any route: it describes each route as it is added.
-  await registerOpenApi(http, { checkResponses: opts.checkResponses });
   const routes: Gateway['routes'] = [];
   http.addHook('onRoute', (r) => {
-    for (const method of [r.method].flat()) routes.push({ method, url: r.url, schema: r.schema });
+    // Read when asked: the document's own hook, which runs after this one, completes the schema.
+    for (const method of [r.method].flat()) routes.push({ method, url: r.url, get schema() { return r.schema; } });
   });
+  // Before any route: it describes each route as it is added, and its own /docs routes are walked too.
+  await registerOpenApi(http, { checkResponses: opts.checkResponses });
   installErrorHandler(http);
   const debugLogged = config.log.level === 'debug' || config.log.level === 'trace';
   // Reads that succeed are logged at debug: a wall of operators browsing would otherwise drown the log.

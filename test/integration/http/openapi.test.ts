@@ -8,10 +8,18 @@ import { VehicleHub } from '../../../gateway/src/vehicles/hub.js';
 import { startControlGateway } from '../../helpers/control.js';
 import { startGateway, tempDir } from '../../helpers/gateway.js';
 
-/** Routes left out of the document, each for a reason: the player's built files are pages and assets, not API. */
+/** Routes left out of the document, each for a reason: pages and their assets are not API. */
+const PLAYER = 'the player: its pages and bundles (@fastify/static)';
+const DOCS = 'the documentation itself: swagger-ui, its assets and this document';
 const HIDDEN = new Map([
-  ['GET /', 'the player: its pages and bundles (@fastify/static)'],
-  ['GET /*', 'the player: its pages and bundles (@fastify/static)'],
+  ['GET /', PLAYER],
+  ['GET /*', PLAYER],
+  ['GET /docs', DOCS],
+  ['GET /docs/static/index.html', DOCS],
+  ['GET /docs/static/swagger-initializer.js', DOCS],
+  ['GET /docs/json', DOCS],
+  ['GET /docs/yaml', DOCS],
+  ['GET /docs/static/*', DOCS],
 ]);
 
 const openapiPath = (url: string) => url.replace(/:(\w+)/g, '{$1}');

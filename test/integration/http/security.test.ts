@@ -121,7 +121,13 @@ t.test('every route checks authentication and roles', async (t) => {
     'OPTIONS /whep/:camera',
     'OPTIONS /whep/:camera/:resource',
     'GET /api/ui',
-    // The description of the control protocol, public like /docs: it holds no data.
+    // The API's description (swagger-ui, its assets, the document) and the control protocol's: they hold no data.
+    'GET /docs',
+    'GET /docs/static/index.html',
+    'GET /docs/static/swagger-initializer.js',
+    'GET /docs/json',
+    'GET /docs/yaml',
+    'GET /docs/static/*',
     'GET /api/control/schema.json',
     'GET /*',
     'HEAD /*',
