@@ -6,7 +6,7 @@ import { messageSchemas } from '../../../gateway/src/control/protocol.js';
 import { errorCodes } from '../../../gateway/src/errors.js';
 import { VehicleHub } from '../../../gateway/src/vehicles/hub.js';
 import { startControlGateway } from '../../helpers/control.js';
-import { startGateway, tempDir } from '../../helpers/gateway.js';
+import { camera, smallTree, startGateway, tempDir } from '../../helpers/gateway.js';
 
 /** Routes left out of the document, each for a reason: pages and their assets are not API. */
 const PLAYER = 'the player: its pages and bundles (@fastify/static)';
@@ -54,6 +54,19 @@ t.test('the OpenAPI document validates and describes every route with its reques
     t.ok(hasSuccess(schema.response), `${name}: its answer has a schema`);
     t.ok(hasSuccess(op.responses), `${name}: its answer is in the document`);
     t.match(op.responses['4XX'], { content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } }, `${name}: its errors are the Error schema`);
+  }
+
+  // Every answer is checked against its schema in test gateways (checkResponses): a GET of each list
+  // route, over data of each kind, proves those schemas true, so a page reading them finds what they say.
+  await smallTree(gw);
+  t.equal((await gw.api('POST', '/api/sources', { token: gw.adminToken, body: camera('c1', 'townA', { lat: 31.2, lon: 121.4, tags: ['gate'] }) })).status, 201);
+  const lists = routes.filter((r) => r.method === 'GET' && r.url.startsWith('/api/') && !r.url.includes(':') && !r.url.endsWith('/export'));
+  t.ok(lists.length >= 10, `${lists.length} list routes read`);
+  // The audit log is the auditor's, not the admin's.
+  const auditor = await gw.userToken('auditor1', ['auditor'], ['root']);
+  for (const r of lists) {
+    const answer = await gw.api('GET', r.url, { token: r.url === '/api/audit' ? auditor : gw.adminToken });
+    t.equal(answer.status, 200, `GET ${r.url} answers as its schema says${answer.status === 200 ? '' : `: ${answer.body.slice(0, 200)}`}`);
   }
 
   t.same(doc.components.schemas.Error.properties.code.enum, Object.keys(errorCodes), 'the Error schema lists every GW_ERR_* code');
