@@ -197,10 +197,10 @@ export function failureOf(body: Record<string, unknown>, fallback: string): Code
   };
 }
 
-/** Why the gateway says a tile's camera is down, in the page's language. */
+/** Why the gateway says a tile's camera is down, in the page's language, to go inside a badge's sentence (no full stop). */
 export function statusReason(status: Pick<TileStatus, 'reason' | 'code' | 'params'>): string {
   if (!status.code) return status.reason ?? '';
-  return codeText({ code: status.code, message: status.reason ?? '', params: status.params });
+  return codeText({ code: status.code, message: status.reason ?? '', params: status.params }).replace(/[.。]$/, '');
 }
 
 export interface ErrorContext {

@@ -16,7 +16,7 @@ Object.assign(globalThis, {
   document: { documentElement: {} },
 });
 const { chooseLanguage, translationOf } = await import('../../../player/src/lib/i18n.js');
-const { codeText, issueText, errorText } = await import('../../../player/src/lib/errors.js');
+const { codeText, issueText, errorText, statusReason } = await import('../../../player/src/lib/errors.js');
 const { ApiError } = await import('../../../player/src/lib/api.js');
 const { ControlError } = await import('../../../player/src/lib/control.js');
 
@@ -112,10 +112,14 @@ t.test('the errors a page meets read in its language, from the code and paramete
   t.equal(errorText(locked), '窗口 s1-2 已被 op1 锁定。', 'who holds the lock');
   const refused = new ApiError(400, 'GW_ERR_VALIDATION', 'name: is required', [{ field: 'name', message: 'is required', rule: 'required' }, { field: 'x', message: 'odd' }]);
   t.equal(errorText(refused), 'name：为必填项；x：不符合要求：odd', 'each refused field by its rule, an unknown one by its message');
+  const tile = { reason: 'the camera is unreachable: Connection refused', code: 'GW_ERR_CAMERA_UNREACHABLE', params: { reason: 'unreachable', detail: 'Connection refused' } };
+  t.equal(statusReason(tile), '无法连接摄像机（Connection refused）', "a tile's failure from its code, ffmpeg's words as the detail, ready to go inside the badge");
+  t.equal(statusReason({ reason: 'an old gateway', code: null, params: null }), 'an old gateway', 'a state without a code: its reason as sent');
   t.equal(errorText(new ApiError(418, 'GW_ERR_NEW_ONE', 'something new', [], { code: 'GW_ERR_NEW_ONE', message: 'something new' })), 'something new', 'a code the page does not know: the message');
   chooseLanguage('en');
   t.equal(errorText(capacity), 'The gateway is already pulling its maximum of 2 cameras.', 'and in English');
   t.equal(errorText(locked), 'Tile s1-2 is locked by op1.');
+  t.equal(statusReason(tile), 'The camera cannot be reached (Connection refused)');
   t.equal(errorText(refused), 'name: is required; x: odd', 'an English page shows the gateway’s own words for each field');
 });
 
