@@ -43,7 +43,7 @@ t.test('the alarm card shows the picture taken when the alarm opened, the vehicl
   const red = await solidJpeg('red', 320, 180);
   const snapshotter: Snapshotter = {
     async take(req: SnapshotRequest): Promise<Snapshot> {
-      if (req.cameraId === 'w1-front') throw new GatewayError('GW_ERR_CAMERA_UNREACHABLE', 'camera w1-front: connection refused');
+      if (req.cameraId === 'w1-front') throw new GatewayError('GW_ERR_CAMERA_UNREACHABLE', 'camera w1-front: no stream at this path', undefined, { reason: 'noStream' });
       return { cameraId: req.cameraId, profile: req.profile, jpeg: red, width: 320, height: 180, takenAt: Date.now() };
     },
   };
@@ -72,7 +72,8 @@ t.test('the alarm card shows the picture taken when the alarm opened, the vehicl
 
   const failure = page.locator(`li[data-alarm="${failed}"] figure.alarm-picture[data-state="failed"]`);
   await failure.waitFor({ timeout: 10_000 });
-  t.match(await failure.innerText(), /No picture \(The camera cannot be reached\.\)/, 'the card of an alarm without a picture says why');
+  t.equal(await failure.innerText(), 'No picture (The camera has no stream at this path)', 'the card of an alarm without a picture says why, worded from its code and reason');
+  t.equal(await failure.locator('figcaption').getAttribute('title'), 'GW_ERR_CAMERA_UNREACHABLE');
   t.equal(await failure.locator('img').isVisible(), false, 'and shows no image');
 
   await page.locator(`li[data-alarm="${ok}"] .alarm-meta`).click();

@@ -328,7 +328,7 @@ export interface AlarmSnapshotInfo {
   height: number;
 }
 
-/** What became of an alarm's picture: taken, failed (the error code), or never asked for or pruned (both null). */
+/** What became of an alarm's picture: taken, failed (the error, as written), or never asked for or pruned (both null). */
 export interface AlarmEvidence {
   snapshot: AlarmSnapshotInfo | null;
   snapshotError: string | null;
@@ -342,6 +342,7 @@ export interface AlarmSnapshotWrite {
   width: number;
   height: number;
   jpeg: Buffer | null;
+  /** Why there is none: the error as the vehicles module writes it (JSON: code, message, params). */
   error: string | null;
 }
 

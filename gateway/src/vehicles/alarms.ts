@@ -3,7 +3,7 @@ import type { AlarmRow, AuditEntry } from '../store/types.js';
 import { ALARM_ACTION, ALARMS_REPORT, alarmAction, alarmItem, alarmsReport, type AlarmReportItem } from './input.js';
 import type { AlarmEvidence } from './evidence.js';
 import type { Linkage } from './linkage.js';
-import type { Alarm, AlarmType, Position, Severity } from './model.js';
+import type { Alarm, AlarmSnapshotError, AlarmType, Position, Severity } from './model.js';
 import type { VehicleRegistry } from './registry.js';
 import {
   SYSTEM,
@@ -85,7 +85,8 @@ export class Alarms {
   /** A stored alarm with its picture as the store has it now (the document does not keep it). */
   private fromRow(row: AlarmRow): Alarm {
     const alarm = JSON.parse(row.doc) as Alarm;
-    return Object.assign(alarm, row.evidence ?? { snapshot: null, snapshotError: null });
+    const e = row.evidence;
+    return Object.assign(alarm, { snapshot: e?.snapshot ?? null, snapshotError: e?.snapshotError ? (JSON.parse(e.snapshotError) as AlarmSnapshotError) : null });
   }
 
   /**

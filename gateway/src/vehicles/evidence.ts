@@ -2,7 +2,7 @@ import { GatewayError, reasoned } from '../errors.js';
 import type { Snapshotter } from '../snapshots/types.js';
 import type { AlarmSnapshotWrite } from '../store/types.js';
 import type { VehicleContext } from './context.js';
-import type { Alarm } from './model.js';
+import type { Alarm, AlarmSnapshotError } from './model.js';
 
 /** Who takes the pictures, for the viewing caps and the logs: no person asked for them. */
 export const EVIDENCE_USER = 'system:alarm-evidence';
@@ -79,9 +79,13 @@ export class AlarmEvidence {
   }
 
   private failure(job: Job, err: unknown): AlarmSnapshotWrite {
-    const code = err instanceof GatewayError ? err.code : 'GW_ERR_INTERNAL';
-    this.ctx.log.warn({ alarm: job.alarmId, camera: job.cameraId, code, err: (err as Error)?.message }, 'alarm picture not taken');
-    return { alarmId: job.alarmId, cameraId: job.cameraId, takenAt: this.ctx.clock(), width: 0, height: 0, jpeg: null, error: code };
+    // The code and parameters a viewing of the camera would have got, so the page words it the same way.
+    const failure: AlarmSnapshotError =
+      err instanceof GatewayError
+        ? { code: err.code, message: err.message, ...(err.params ? { params: err.params } : {}) }
+        : { code: 'GW_ERR_INTERNAL', message: 'the picture could not be taken' };
+    this.ctx.log.warn({ alarm: job.alarmId, camera: job.cameraId, code: failure.code, err: (err as Error)?.message }, 'alarm picture not taken');
+    return { alarmId: job.alarmId, cameraId: job.cameraId, takenAt: this.ctx.clock(), width: 0, height: 0, jpeg: null, error: JSON.stringify(failure) };
   }
 
   /** Stores the outcome, shows it on the open alarm, and takes the pictures pruned to make room off theirs. */
@@ -98,11 +102,12 @@ export class AlarmEvidence {
       return;
     }
     const kept = !pruned.includes(w.alarmId);
-    this.show(w.alarmId, kept && w.jpeg && w.cameraId ? { cameraId: w.cameraId, takenAt: w.takenAt, width: w.width, height: w.height } : null, kept ? w.error : null);
+    const failure = kept && w.error ? (JSON.parse(w.error) as AlarmSnapshotError) : null;
+    this.show(w.alarmId, kept && w.jpeg && w.cameraId ? { cameraId: w.cameraId, takenAt: w.takenAt, width: w.width, height: w.height } : null, failure);
     for (const id of pruned) if (id !== w.alarmId) this.show(id, null, null);
   }
 
-  private show(alarmId: string, snapshot: Alarm['snapshot'], snapshotError: string | null) {
+  private show(alarmId: string, snapshot: Alarm['snapshot'], snapshotError: AlarmSnapshotError | null) {
     const alarm = this.alarms.openById(alarmId);
     if (!alarm || (alarm.snapshot === snapshot && alarm.snapshotError === snapshotError)) return;
     alarm.snapshot = snapshot;

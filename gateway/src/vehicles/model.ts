@@ -143,8 +143,16 @@ export interface Alarm {
   linkages: AlarmLinkage[];
   /** The picture taken when it opened (GET /api/alarms/:id/snapshot.jpg); null until taken, when none could be, and once pruned. */
   snapshot: AlarmSnapshot | null;
-  /** Why there is no picture: the error code of the attempt (GW_ERR_CAMERA_UNREACHABLE, GW_ERR_CAPACITY for an alarm storm, ...). */
-  snapshotError: string | null;
+  /** Why there is no picture: the attempt's error (GW_ERR_CAMERA_UNREACHABLE, GW_ERR_CAPACITY for an alarm storm, ...). */
+  snapshotError: AlarmSnapshotError | null;
+}
+
+/** An alarm's picture that could not be taken: the error as a viewing would have got it, for the page to word. */
+export interface AlarmSnapshotError {
+  code: string;
+  /** In English, for API users and logs. */
+  message: string;
+  params?: Record<string, string | number>;
 }
 
 /** An alarm's evidence picture, without its bytes. */

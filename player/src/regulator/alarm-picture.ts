@@ -44,8 +44,11 @@ export class AlarmPicture {
     this.el.dataset.state = shot ? 'taken' : alarm.snapshotError ? 'failed' : 'none';
     if (!shot) {
       this.drop();
-      this.el.hidden = !alarm.snapshotError;
-      this.caption.textContent = alarm.snapshotError ? t('picture.none', { reason: codeText({ code: alarm.snapshotError, message: alarm.snapshotError }) }) : '';
+      const failure = alarm.snapshotError;
+      this.el.hidden = !failure;
+      // Worded from the code and parameters, as a tile's failure is; the code itself stays at hand.
+      this.caption.textContent = failure ? t('picture.none', { reason: codeText(failure).replace(/[.。]$/, '') }) : '';
+      this.caption.title = failure?.code ?? '';
       return;
     }
     this.el.hidden = false;

@@ -27,11 +27,12 @@ t.test('pictures past maxBytes go oldest first, and the alarms they belonged to 
   t.equal(await store.alarms.snapshot('a0'), null);
 });
 
-t.test('a failure is kept as its code, counts toward maxCount, and reads back as no picture', async (t) => {
+t.test('a failure is kept as written, counts toward maxCount, and reads back as no picture', async (t) => {
   const store = await storeWithAlarms(t, 3);
   const bounds = { maxCount: 2, maxBytes: 1_000_000 };
-  await store.alarms.saveSnapshot({ alarmId: 'a0', cameraId: 'c', takenAt: 1, width: 0, height: 0, jpeg: null, error: 'GW_ERR_CAMERA_UNREACHABLE' }, bounds);
-  t.same((await store.alarms.get('a0'))?.evidence, { snapshot: null, snapshotError: 'GW_ERR_CAMERA_UNREACHABLE' });
+  const error = JSON.stringify({ code: 'GW_ERR_CAMERA_UNREACHABLE', message: 'connection refused' });
+  await store.alarms.saveSnapshot({ alarmId: 'a0', cameraId: 'c', takenAt: 1, width: 0, height: 0, jpeg: null, error }, bounds);
+  t.same((await store.alarms.get('a0'))?.evidence, { snapshot: null, snapshotError: error }, 'the failure reads back as written');
   t.equal(await store.alarms.snapshot('a0'), null, 'no picture to serve');
   await store.alarms.saveSnapshot(shot(1, 10), bounds);
   t.same(await store.alarms.saveSnapshot(shot(2, 10), bounds), ['a0']);

@@ -111,9 +111,14 @@ t.test('repeats folded into an open alarm take no picture; a late report takes n
 t.test('a picture that fails or is slow neither delays nor loses the alarm', async (t) => {
   const fake = new FakeSnapshotter();
   const gw = await evidenceGateway(t, fake);
-  fake.auto = () => new GatewayError('GW_ERR_CAMERA_UNREACHABLE', 'camera v1-ch1: connection refused');
+  fake.auto = () => new GatewayError('GW_ERR_CAMERA_UNREACHABLE', 'camera v1-ch1: connection refused', undefined, { reason: 'unreachable' });
   const failed = (await gw.alarms([{ vehicleId: 'v1', type: 'overspeed', severity: 'high', at: Date.now() }])).raised[0];
-  t.match(await pictured(gw, failed), { state: 'raised', snapshot: null, snapshotError: 'GW_ERR_CAMERA_UNREACHABLE' }, 'the failure is recorded on the alarm');
+  t.same(
+    (await pictured(gw, failed)).snapshotError,
+    { code: 'GW_ERR_CAMERA_UNREACHABLE', message: 'camera v1-ch1: connection refused', params: { reason: 'unreachable' } },
+    'the failure is recorded on the alarm with its code and parameters, for the page to word',
+  );
+  t.match(await alarmOf(gw, failed), { state: 'raised', snapshot: null });
   t.match(await gw.api('GET', `/api/alarms/${failed}/snapshot.jpg`, { token: gw.adminToken }), { status: 404, json: { code: 'GW_ERR_NOT_FOUND' } });
   t.ok(gw.logs.some((l) => l.includes('alarm picture not taken') && l.includes('GW_ERR_CAMERA_UNREACHABLE')), 'and logged');
 
@@ -121,7 +126,7 @@ t.test('a picture that fails or is slow neither delays nor loses the alarm', asy
     throw new Error('a bug in the engine');
   };
   const thrown = (await gw.alarms([{ vehicleId: 'v1', type: 'leak', severity: 'high', at: Date.now() }])).raised[0];
-  t.match(await pictured(gw, thrown), { snapshotError: 'GW_ERR_INTERNAL' }, 'even a snapshotter that throws');
+  t.same((await pictured(gw, thrown)).snapshotError, { code: 'GW_ERR_INTERNAL', message: 'the picture could not be taken' }, 'even a snapshotter that throws (its words stay in the log)');
 
   fake.auto = null;
   const started = Date.now();
@@ -143,7 +148,9 @@ t.test('an alarm storm takes at most maxConcurrent pictures at once and queues a
     ids.push((await gw.alarms([{ vehicleId: `s${i}`, type: 'emergency-button', severity: 'critical', at: Date.now() }])).raised[0]);
   }
   t.equal(fake.waiting.length, 2, 'two pulls at once');
-  for (const id of ids.slice(5)) t.match(await pictured(gw, id), { snapshot: null, snapshotError: 'GW_ERR_CAPACITY' }, 'past the queue: no picture, and why');
+  for (const id of ids.slice(5)) {
+    t.match(await pictured(gw, id), { snapshot: null, snapshotError: { code: 'GW_ERR_CAPACITY', params: { reason: 'alarmPictures', limit: 5 } } }, 'past the queue: no picture, and why');
+  }
   for (let released = 0; released < 5; released++) {
     await waitFor(() => fake.waiting.length, (n) => n > 0, 2_000, 10, 'a queued picture to start');
     const w = fake.waiting.shift()!;

@@ -133,7 +133,7 @@ function alarmExportRow(a: Alarm): Record<(typeof ALARM_EXPORT_COLUMNS)[number],
     snapshotUrl: a.snapshot ? snapshotPath(a.id) : null,
     snapshotTakenAt: isoTime(a.snapshot?.takenAt),
     snapshotCameraId: a.snapshot?.cameraId ?? null,
-    snapshotError: a.snapshotError,
+    snapshotError: a.snapshotError?.code ?? null,
   };
 }
 // ---- what the routes answer: vehicles/model.ts's types ----
@@ -191,7 +191,14 @@ const alarm = Type.Object({
   snapshot: Type.Optional(
     orNull(Type.Object({ cameraId: Type.String(), takenAt: MS, width: Type.Integer(), height: Type.Integer() }, { description: 'the picture taken when it opened: GET /api/alarms/{id}/snapshot.jpg' })),
   ),
-  snapshotError: Type.Optional(orNull(Type.String({ description: 'why no picture was taken' }))),
+  snapshotError: Type.Optional(
+    orNull(
+      Type.Object(
+        { code: Type.String(), message: Type.String(), params: Type.Optional(Type.Record(Type.String(), Type.Union([Type.String(), Type.Number()]))) },
+        { description: 'why no picture was taken: the error a viewing of the camera would have got' },
+      ),
+    ),
+  ),
 });
 const rejectedItems = Type.Array(Type.Object({ index: Type.Integer(), field: Type.String(), message: Type.String() }));
 const positionsOutcome = Type.Object({ accepted: Type.Integer(), outOfOrder: Type.Integer(), stale: Type.Integer(), rejected: rejectedItems });
