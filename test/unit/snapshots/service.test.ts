@@ -77,6 +77,14 @@ t.test('a live session: its cached keyframe; a sub request served from the main 
   const sub = await service.take({ cameraId: 'cam', profile: 'sub', width: 320, userId: 'u', ifLive: true });
   t.match(sub, { profile: 'main', width: 320, height: 180 }, 'no sub-stream pull for a picture the main stream has');
 
+  // With no cache, a hundred asks made while one decode runs share it.
+  const decodesBefore = service.decodes;
+  const hundred = await Promise.all(Array.from({ length: 100 }, () => service.take({ cameraId: 'cam', profile: 'main', width: 480, userId: 'u' })));
+  t.equal(service.decodes - decodesBefore, 1, 'one decode for the hundred');
+  t.equal(new Set(hundred.map((s) => s!.jpeg)).size, 1, 'the same picture for all');
+  await service.take({ cameraId: 'cam', profile: 'main', width: 480, userId: 'u' });
+  t.equal(service.decodes - decodesBefore, 2, 'once it has ended, the next ask decodes again (no cache)');
+
   // A GOP too large for its bound is dropped: no keyframe is cached until the next one.
   const small = liveSession(t, 'main', 1024);
   sessions.set('main', small.session);
