@@ -13,7 +13,8 @@
  * cache's help. Progress goes to stderr; the last stdout line is one JSON object.
  *
  * Knobs: BENCH_WARM_RUNS (30), BENCH_COLD_RUNS (7), BENCH_CAMERAS (10 live 720p cameras for the
- * throughput), BENCH_CLIENTS (4 requests in flight during it), BENCH_WINDOW_MS (10000).
+ * throughput), BENCH_CLIENTS (4 requests in flight during it), BENCH_WINDOW_MS (10000),
+ * BENCH_SPARE_DECODERS (2; 0 starts each decoder when its request comes).
  */
 import { execFile } from 'node:child_process';
 import { Agent, request } from 'node:http';
@@ -38,6 +39,8 @@ const COLD_RUNS = envInt('BENCH_COLD_RUNS', 7);
 const CAMERAS = envInt('BENCH_CAMERAS', 10);
 const CLIENTS = envInt('BENCH_CLIENTS', 4);
 const WINDOW_MS = envInt('BENCH_WINDOW_MS', 10_000);
+/** streams.snapshots.spareDecoders; BENCH_SPARE_DECODERS=0 measures a decoder started per request. */
+const SPARE_DECODERS = Number(process.env.BENCH_SPARE_DECODERS ?? 2);
 const CONCURRENT = 100;
 const GUARD_MS = 10 * 60_000;
 const TARGETS = { warm_p95_ms: 150, cold_ms: GOP_MS + 700, coalesced: 1 };
@@ -96,7 +99,7 @@ async function main() {
   log(`simulator at ${rtspBase}`);
 
   const dataDir = tempDir('bench-snap-');
-  const env = { ...gatewayEnv(dataDir), WALLGATE_STREAMS_SNAPSHOTS_CACHE_MS: '0' };
+  const env = { ...gatewayEnv(dataDir), WALLGATE_STREAMS_SNAPSHOTS_CACHE_MS: '0', WALLGATE_STREAMS_SNAPSHOTS_SPARE_DECODERS: String(SPARE_DECODERS) };
   const gw = await spawnUntil(process.execPath, ['dist/main.js'], env, /"address":"(http:\/\/[^"]+)"/);
   const gwPid = gw.child.pid!;
   base = gw.match[1]!;
@@ -215,7 +218,7 @@ async function main() {
       cold: { clip: COLD_CLIP, gop_ms: GOP_MS, runs: COLD_RUNS, width: 640, pulls_left_after_ms: 1_500, pulls_left: sessionsLeft },
       throughput: { clip: LOAD_CLIP, cameras: loadIds.length, clients: CLIENTS, window_ms: WINDOW_MS, width: 'native', gateway_cpu_pct: round(gatewayCpuPct!) },
       coalesced: { requests: CONCURRENT, width: 640, slowest_answer_ms: round(burstMs) },
-      snapshots: { cacheMs: 0, maxConcurrentDecodes: 2, quality: 4, lingerMs: 1_000 },
+      snapshots: { cacheMs: 0, maxConcurrentDecodes: 2, quality: 4, lingerMs: 1_000, spareDecoders: SPARE_DECODERS },
       live_cameras_during_warm_and_throughput: live.length,
     },
   };

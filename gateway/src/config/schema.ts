@@ -319,6 +319,14 @@ export const configSchema = obj(
             decodeTimeoutMs: Type.Integer({ minimum: 100, maximum: 60_000, default: 5_000, description: 'A decode that has not produced its JPEG in this long is killed.' }),
             maxWidth: Type.Integer({ minimum: 16, maximum: 7_680, default: 1_920, description: 'Largest `width` a snapshot may be asked for.' }),
             quality: Type.Integer({ minimum: 2, maximum: 31, default: 4, description: "JPEG quality as ffmpeg's -q:v (2 best, 31 worst)." }),
+            spareDecoders: Type.Integer({
+              minimum: 0,
+              maximum: 16,
+              default: 2,
+              description:
+                'Decoders started ahead, waiting on stdin, for the widths most recently asked: starting ffmpeg is most of a warm snapshot\'s time. 0 starts each decoder when its request comes.',
+            }),
+            spareIdleMs: Type.Integer({ minimum: 1_000, maximum: 3_600_000, default: 60_000, description: 'A spare decoder nobody used for this long is stopped.' }),
           },
           'Snapshots (GET /api/streams/<camera>/snapshot.jpg): a live stream\'s latest keyframe, or a short pull of an idle camera, decoded to JPEG.',
         ),

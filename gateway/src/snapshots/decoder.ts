@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import { PassThrough, Readable } from 'node:stream';
+import { PassThrough } from 'node:stream';
 import ffmpeg from 'fluent-ffmpeg';
 import { GatewayError } from '../errors.js';
 import type { FlvTag } from '../streams/types.js';
@@ -10,8 +10,11 @@ const STDERR_TAIL_LINES = 20;
 
 export interface DecodeOptions {
   ffmpegPath: string;
-  /** The decoder configuration (the AVC sequence header) and then the keyframe. */
-  tags: readonly FlvTag[];
+  /**
+   * The decoder configuration (the AVC sequence header) and then the keyframe. Absent for a spare:
+   * started ahead and waiting on stdin until `feed` gives it its picture.
+   */
+  tags?: readonly FlvTag[];
   /** Output width; the frame's own when absent or wider (never scaled up). */
   width?: number;
   /** ffmpeg's -q:v for the JPEG. */
@@ -28,7 +31,8 @@ const running = new Set<KeyframeDecode>();
  * and the JPEG comes back on stdout, so nothing about the camera (its URL, its password) is on the
  * decoder's command line, which is fixed text plus a width. The object owns the child: one
  * idempotent close (SIGTERM, then SIGKILL after the grace), called on success, failure, timeout and
- * the gateway's shutdown alike; `result` settles only once the child has exited.
+ * the gateway's shutdown alike; `result` settles only once the child has exited. A spare is
+ * constructed without its picture: ffmpeg starts and waits on stdin until `feed`.
  *
  * The child is not given the gateway's instance marker (fluent-ffmpeg spawns with the gateway's own
  * environment), so the orphan sweep would not know it; it needs no sweep: its input is a pipe from
@@ -44,7 +48,9 @@ export class KeyframeDecode {
   /** Why it was stopped, when it was: what `result` rejects with. */
   private stopError: GatewayError | null = null;
   private killTimer: NodeJS.Timeout | null = null;
-  private readonly timeout: NodeJS.Timeout;
+  private timeout: NodeJS.Timeout | null = null;
+  private readonly input = new PassThrough();
+  private fed = false;
   private readonly stderr: string[] = [];
   /** The command line fluent-ffmpeg spawned, once it has: fixed words and a width, never anything of the camera. */
   commandLine: string | null = null;
@@ -74,11 +80,10 @@ export class KeyframeDecode {
       else chunks.push(chunk);
     });
     jpeg.on('error', () => {});
-    const input = Readable.from([flvFile(opts.tags)]);
-    input.on('error', () => {});
+    this.input.on('error', () => {});
     this.command = ffmpeg({ stdoutLines: STDERR_TAIL_LINES })
       .setFfmpegPath(opts.ffmpegPath)
-      .input(input)
+      .input(this.input)
       .inputFormat('flv')
       .inputOptions(['-hide_banner', '-loglevel', 'error'])
       .noAudio()
@@ -99,10 +104,30 @@ export class KeyframeDecode {
     // fluent-ffmpeg reports the exit, a closed pipe or its own checks here; the child's exit is watched on the child.
     const failed = new Promise<Error>((resolve) => this.command.on('error', (err: Error) => resolve(err)));
     this.command.on('end', () => {});
-    this.timeout = setTimeout(() => void this.close(`no picture within ${opts.timeoutMs} ms (streams.snapshots.decodeTimeoutMs)`, 'GW_ERR_INTERNAL'), opts.timeoutMs);
-    this.timeout.unref();
-    this.result = this.settle(failed, chunks, () => bytes).finally(() => clearTimeout(this.timeout));
+    this.result = this.settle(failed, chunks, () => bytes).finally(() => {
+      if (this.timeout) clearTimeout(this.timeout);
+    });
+    // A spare's result is only awaited once it is fed; until then a failure must not go unhandled.
+    this.result.catch(() => {});
     this.command.pipe(jpeg, { end: true });
+    if (opts.tags) this.feed(opts.tags);
+  }
+
+  /** Whether it still waits for its picture: a spare not yet fed and not stopped. */
+  get waiting(): boolean {
+    return !this.fed && !this.exited && this.stopError === null;
+  }
+
+  /** Gives the decoder its picture (once); the decode timeout runs from now. */
+  feed(tags: readonly FlvTag[]): void {
+    if (this.fed) throw new Error('a decoder is fed once');
+    this.fed = true;
+    this.timeout = setTimeout(
+      () => void this.close(`no picture within ${this.opts.timeoutMs} ms (streams.snapshots.decodeTimeoutMs)`, 'GW_ERR_INTERNAL'),
+      this.opts.timeoutMs,
+    );
+    this.timeout.unref();
+    this.input.end(flvFile(tags));
   }
 
   /** The child's pid once spawned (fluent-ffmpeg first checks the binary's formats), for tests. */

@@ -40,13 +40,18 @@ const copy = (tag: FlvTag): FlvTag => ({ ...tag, data: Buffer.from(tag.data) });
  * the keyframe is copied, so the pull then ends after streams.snapshots.lingerMs. Decoding is one
  * ffmpeg per picture (KeyframeDecode), at most maxConcurrentDecodes at once with a bounded queue;
  * requests for the same camera, profile and width share one decode while it runs and its result
- * for cacheMs after.
+ * for cacheMs after. Each decode leaves a spare ffmpeg started for its width, so the next picture
+ * of that width does not wait for ffmpeg to start.
  */
 export class SnapshotService extends EventEmitter<{ decoded: [number] }> implements Snapshotter, SnapshotStats {
   private readonly config: StreamsConfig['snapshots'];
   private readonly cache: LRUCache<string, Snapshot> | null;
   private readonly flights = new Map<string, Promise<Snapshot | null>>();
   private readonly decoders = new Set<KeyframeDecode>();
+  /** Decoders started ahead, by width (0: the camera's own), in the order they were started. */
+  private readonly spares = new Map<number, { decode: KeyframeDecode; idle: NodeJS.Timeout }>();
+  /** Spares being stopped, which close() waits for too. */
+  private readonly retiring = new Set<Promise<void>>();
   private readonly leases = new Set<ReaderLease>();
   private readonly queue: { start(): void; refuse(e: GatewayError): void }[] = [];
   private activeDecodes = 0;
@@ -236,15 +241,9 @@ export class SnapshotService extends EventEmitter<{ decoded: [number] }> impleme
     try {
       this.refuseWhenClosing();
       const started = performance.now();
-      const decode = new KeyframeDecode({
-        ffmpegPath: this.streams.ffmpegPath,
-        tags,
-        ...(width ? { width } : {}),
-        quality: this.config.quality,
-        timeoutMs: this.config.decodeTimeoutMs,
-        killGraceMs: this.streams.killGraceMs,
-      });
+      const decode = this.takeSpare(width) ?? this.startDecoder(width);
       this.decoders.add(decode);
+      decode.feed(tags);
       try {
         // Settles only once the child has exited.
         return await decode.result;
@@ -252,10 +251,66 @@ export class SnapshotService extends EventEmitter<{ decoded: [number] }> impleme
         this.decoders.delete(decode);
         this.decodes++;
         this.emit('decoded', performance.now() - started);
+        this.startSpare(width);
       }
     } finally {
       this.freeDecoderSlot();
     }
+  }
+
+  private startDecoder(width: number | undefined): KeyframeDecode {
+    return new KeyframeDecode({
+      ffmpegPath: this.streams.ffmpegPath,
+      ...(width ? { width } : {}),
+      quality: this.config.quality,
+      timeoutMs: this.config.decodeTimeoutMs,
+      killGraceMs: this.streams.killGraceMs,
+    });
+  }
+
+  /** The spare started for this width, if one is still waiting. */
+  private takeSpare(width: number | undefined): KeyframeDecode | null {
+    const spare = this.spares.get(width ?? 0);
+    if (!spare) return null;
+    this.spares.delete(width ?? 0);
+    clearTimeout(spare.idle);
+    if (spare.decode.waiting) return spare.decode;
+    this.retire(spare.decode, 'a spare that had stopped');
+    return null;
+  }
+
+  private retire(decode: KeyframeDecode, reason: string) {
+    const closed = decode.close(reason).finally(() => this.retiring.delete(closed));
+    this.retiring.add(closed);
+  }
+
+  /**
+   * Starts a decoder for this width that waits on stdin for the next request, so that request does
+   * not pay for starting ffmpeg (about 100 ms of a 140 ms decode at 1080p). At most spareDecoders,
+   * for the widths most recently decoded; each stopped after spareIdleMs unused.
+   */
+  private startSpare(width: number | undefined) {
+    const key = width ?? 0;
+    if (this.config.spareDecoders === 0 || this.closing.signal.aborted || this.spares.has(key)) return;
+    while (this.spares.size >= this.config.spareDecoders) {
+      const [oldest, spare] = this.spares.entries().next().value!;
+      this.spares.delete(oldest);
+      clearTimeout(spare.idle);
+      this.retire(spare.decode, 'replaced by a spare for a width asked more recently');
+    }
+    const decode = this.startDecoder(width);
+    const idle = setTimeout(() => {
+      if (this.spares.get(key)?.decode !== decode) return;
+      this.spares.delete(key);
+      this.retire(decode, `unused for ${this.config.spareIdleMs} ms (streams.snapshots.spareIdleMs)`);
+    }, this.config.spareIdleMs);
+    idle.unref();
+    this.spares.set(key, { decode, idle });
+  }
+
+  /** The spare decoders waiting now, by width (0: the camera's own), for tests. */
+  spareWidths(): number[] {
+    return [...this.spares.keys()];
   }
 
   /** Refuses what waits, stops every decoder (SIGTERM, then SIGKILL) and lets go of every pull it holds. */
@@ -265,7 +320,10 @@ export class SnapshotService extends EventEmitter<{ decoded: [number] }> impleme
     for (const waiting of this.queue.splice(0)) waiting.refuse(shuttingDown);
     for (const lease of this.leases) lease.release();
     this.leases.clear();
-    await Promise.all([...this.decoders].map((d) => d.close('gateway shutting down')));
+    const spares = [...this.spares.values()];
+    this.spares.clear();
+    for (const spare of spares) clearTimeout(spare.idle);
+    await Promise.all([...[...this.decoders, ...spares.map((s) => s.decode)].map((d) => d.close('gateway shutting down')), ...this.retiring]);
     this.cache?.clear();
   }
 }

@@ -6,6 +6,7 @@ import { jpegSize } from '../../../gateway/src/snapshots/decoder.js';
 import { CameraSimulator } from '../../../scripts/sim/rtsp-server.js';
 import { tempDir } from '../../helpers/gateway.js';
 import { adminLogin, ffmpegChildren, gatewayApi, noProcessLeft, spawnGateway } from '../../helpers/process.js';
+import { waitFor } from '../../helpers/streams.js';
 
 const PASSWORD = 'decoder-must-not-see-this';
 
@@ -13,7 +14,8 @@ t.test("a snapshot decoder sees neither the camera's URL and password nor the ga
   // An ffmpeg that records each invocation's arguments and environment, then runs the real one.
   const spy = tempDir(t, 'wallgate-ffmpeg-spy-');
   const wrapper = join(spy, 'ffmpeg');
-  writeFileSync(wrapper, `#!/bin/sh\nprintf '%s\\n' "$*" > "${spy}/args.$$"\nenv > "${spy}/env.$$"\nexec ffmpeg "$@"\n`);
+  // The environment first: the arguments' file is what the test looks for.
+  writeFileSync(wrapper, `#!/bin/sh\nenv > "${spy}/env.$$"\nprintf '%s\\n' "$*" > "${spy}/args.$$"\nexec ffmpeg "$@"\n`);
   chmodSync(wrapper, 0o755);
   const tokenKey = randomBytes(32).toString('base64');
   const credentialKey = randomBytes(32).toString('base64');
@@ -36,11 +38,17 @@ t.test("a snapshot decoder sees neither the camera's URL and password nor the ga
   t.equal(res.status, 200);
   t.same(jpegSize(Buffer.from(await res.arrayBuffer())), { width: 320, height: 180 });
 
-  const runs = readdirSync(spy)
-    .filter((f) => f.startsWith('args.'))
-    .map((f) => ({ args: readFileSync(join(spy, f), 'utf8'), env: readFileSync(join(spy, f.replace('args.', 'env.')), 'utf8') }));
-  const decoders = runs.filter((r) => r.args.includes('image2pipe'));
-  t.equal(decoders.length, 1, 'one decoder ran, through the configured ffmpeg');
+  const invocations = () =>
+    readdirSync(spy)
+      .filter((f) => f.startsWith('args.'))
+      .map((f) => ({ pid: Number(f.slice('args.'.length)), args: readFileSync(join(spy, f), 'utf8'), env: readFileSync(join(spy, f.replace('args.', 'env.')), 'utf8') }));
+  // The spare is started once the picture is answered.
+  const imageDecoders = () => invocations().filter((r) => r.args.includes('image2pipe'));
+  await waitFor(() => imageDecoders().length, (n) => n === 2, 10_000, 50, 'the spare decoder to start');
+  const runs = invocations();
+  const decoders = imageDecoders();
+  // The one that decoded, and the spare it left for the next picture of this width.
+  t.equal(decoders.length, 2, 'the decoder and its spare ran through the configured ffmpeg');
   t.match(decoders[0]!.args, /-f flv .*-i pipe:0 .* pipe:1/, 'fed on stdin, writing to stdout');
   for (const run of decoders) {
     t.notMatch(run.args, /rtsp:|ops|decoder-must-not-see-this/, 'no camera URL, user or password on its command line');
@@ -49,10 +57,13 @@ t.test("a snapshot decoder sees neither the camera's URL and password nor the ga
   }
   t.ok(runs.some((r) => r.args.includes('concat')), 'the pull ran through it too (its credentials on stdin)');
 
-  // The pull lingers 0 ms: once it has gone, only the gateway is left, with no ffmpeg at all.
+  // The pull lingers 0 ms: once it has gone, only the spare decoder is left, waiting on stdin.
+  const spares = decoders.map((r) => r.pid);
   const deadline = Date.now() + 10_000;
-  while ((await ffmpegChildren(gw.child.pid!)).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-  t.same(await ffmpegChildren(gw.child.pid!), [], 'neither the pull nor the decoder outlives the snapshot');
+  const left = async () => (await ffmpegChildren(gw.child.pid!)).filter((pid) => !spares.includes(pid));
+  while ((await left()).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  t.same(await left(), [], 'neither the pull nor the decoder outlives the snapshot');
+  t.equal((await ffmpegChildren(gw.child.pid!)).length, 1, 'one spare decoder waits for the next picture');
   gw.child.kill('SIGTERM');
   t.equal((await gw.exited).code, 0);
   await noProcessLeft(t, dataDir, []);

@@ -5,6 +5,7 @@ import { flvFile, jpegSize, KeyframeDecode } from '../../../gateway/src/snapshot
 import { FlvDemuxer } from '../../../gateway/src/streams/flv-demux.js';
 import type { FlvTag } from '../../../gateway/src/streams/types.js';
 import { stillRunning } from '../../helpers/process.js';
+import { waitFor } from '../../helpers/streams.js';
 
 const run = promisify(execFile);
 
@@ -64,6 +65,26 @@ t.test('close stops a decoder and is idempotent; the result says why', async (t)
   await t.rejects(decode.result, { code: 'GW_ERR_UNAVAILABLE', message: /gateway shutting down/ });
   t.equal(KeyframeDecode.running().size, 0);
   if (decode.pid !== null) t.same(await stillRunning([decode.pid]), []);
+});
+
+t.test('a spare starts ffmpeg before its picture is known, decodes it once fed, and closes unfed leaving no process', async (t) => {
+  const tags = await keyframeTags(640, 360);
+  const spare = new KeyframeDecode({ ...options, width: 320 });
+  await waitFor(() => spare.pid, (pid) => pid !== null, 10_000, 20, 'the spare ffmpeg to start');
+  t.ok(spare.waiting, 'started and waiting on stdin');
+  t.same(await stillRunning([spare.pid!]), [spare.pid], 'its ffmpeg runs before any picture is given');
+  spare.feed(tags);
+  t.notOk(spare.waiting);
+  t.throws(() => spare.feed(tags), /fed once/);
+  t.same(jpegSize(await spare.result), { width: 320, height: 180 });
+
+  const unused = new KeyframeDecode({ ...options });
+  await waitFor(() => unused.pid, (pid) => pid !== null, 10_000, 20, 'the second spare to start');
+  await unused.close('unused');
+  t.notOk(unused.waiting);
+  await t.rejects(unused.result, { code: 'GW_ERR_UNAVAILABLE', message: /unused/ });
+  t.same(await stillRunning([spare.pid!, unused.pid!]), []);
+  t.equal(KeyframeDecode.running().size, 0);
 });
 
 t.test('flvFile writes a header and each tag with its back pointer', async (t) => {

@@ -5,7 +5,8 @@ import t, { type Test } from 'tap';
 import { defaultConfig } from '../../../gateway/src/config/load.js';
 import { GatewayError } from '../../../gateway/src/errors.js';
 import { systemClock } from '../../../gateway/src/lib/clock.js';
-import { jpegSize } from '../../../gateway/src/snapshots/decoder.js';
+import { jpegSize, KeyframeDecode } from '../../../gateway/src/snapshots/decoder.js';
+import { waitFor } from '../../helpers/streams.js';
 import { SnapshotService } from '../../../gateway/src/snapshots/service.js';
 import { FlvDemuxer } from '../../../gateway/src/streams/flv-demux.js';
 import { GopBudget } from '../../../gateway/src/streams/gop-store.js';
@@ -85,6 +86,16 @@ t.test('a live session: its cached keyframe; a sub request served from the main 
   await service.take({ cameraId: 'cam', profile: 'main', width: 480, userId: 'u' });
   t.equal(service.decodes - decodesBefore, 2, 'once it has ended, the next ask decodes again (no cache)');
 
+  // Each decode leaves a spare for its width, which the next picture of that width is given.
+  t.same(service.spareWidths().slice(-1), [480], 'a spare waits for the width just decoded');
+  const spares = [...KeyframeDecode.running()].filter((d) => d.waiting);
+  t.equal(spares.length, service.spareWidths().length);
+  t.ok(spares.length <= config.snapshots.spareDecoders, 'no more spares than streams.snapshots.spareDecoders');
+  const spared = await service.take({ cameraId: 'cam', profile: 'main', width: 480, userId: 'u' });
+  const used = spares.filter((d) => !d.waiting);
+  t.equal(used.length, 1, 'one spare was used');
+  t.same(await used[0]!.result, spared!.jpeg, 'and it decoded the picture');
+
   // A GOP too large for its bound is dropped: no keyframe is cached until the next one.
   const small = liveSession(t, 'main', 1024);
   sessions.set('main', small.session);
@@ -98,6 +109,19 @@ t.test('a live session: its cached keyframe; a sub request served from the main 
   t.notOk(settled, 'waits for the next keyframe rather than answer without a picture');
   for (const tag of tags.slice(10)) small.feed(tag);
   t.same(jpegSize((await waiting)!.jpeg), { width: 160, height: 90 });
+
+  await service.close();
+  t.same(service.spareWidths(), []);
+  t.equal(KeyframeDecode.running().size, 0, 'closing stops the spares');
+
+  sessions.set('main', main.session);
+  const idle = new SnapshotService(engine, { ...config, snapshots: { ...config.snapshots, spareDecoders: 1, spareIdleMs: 1_000 } });
+  t.teardown(() => idle.close());
+  await idle.take({ cameraId: 'cam', profile: 'main', width: 240, userId: 'u' });
+  await idle.take({ cameraId: 'cam', profile: 'main', width: 200, userId: 'u' });
+  t.same(idle.spareWidths(), [200], 'one spare at most: the older width gave way');
+  await waitFor(() => idle.spareWidths(), (w) => w.length === 0, 5_000, 50, 'the unused spare to be stopped after spareIdleMs');
+  await waitFor(() => KeyframeDecode.running().size, (n) => n === 0, 5_000, 50, 'the spare ffmpeg to exit');
 });
 
 t.test('ifLive with nothing live asks nothing of the engine; once closed every request is refused', async (t) => {
