@@ -155,7 +155,7 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
       return { ...resolvedFields(r), profile: sub ? 'sub' : 'main', url: sub ? r.subUrl! : r.url, credential: target.credential };
     },
     checkConnect: (host) => registry.connectAddresses(host),
-    setHealth: (cameraId, health, error) => registry.setHealth(cameraId, health, error),
+    setHealth: (cameraId, health, failure) => registry.setHealth(cameraId, health, failure),
   };
 
   const users = new UsersService(

@@ -8,6 +8,7 @@ import { TypeCompiler } from '@sinclair/typebox/compiler';
 import type { FastifyInstance, FastifySchema, RouteOptions } from 'fastify';
 import { guardOf } from '../auth/plugin.js';
 import { errorCodes, type ErrorCode } from '../errors.js';
+import { ERROR_PARAMS } from './routes/shared.js';
 
 /**
  * The REST API described for integrators: an OpenAPI 3.1 document generated from the routes' own
@@ -18,20 +19,19 @@ export const CONTROL_SCHEMA_URL = '/api/control/schema.json';
 
 const CODES = Object.keys(errorCodes) as ErrorCode[];
 
-const PARAMS = Type.Record(Type.String(), Type.Union([Type.String(), Type.Number()]));
 const errorBody = (code: TSchema) =>
   Type.Object(
     {
       code,
       message: Type.String({ description: 'in English, for API users and logs' }),
-      params: Type.Optional({ ...PARAMS, description: '`reason` and the values a client words the error from in its own language (docs/errors.md, Parameters)' }),
+      params: Type.Optional({ ...ERROR_PARAMS, description: '`reason` and the values a client words the error from in its own language (docs/errors.md, Parameters)' }),
       issues: Type.Optional(
         Type.Array(
           Type.Object({
             field: Type.String(),
             message: Type.String(),
             rule: Type.Optional(Type.String({ description: 'the JSON-schema keyword or check that failed (docs/errors.md, Refused fields)' })),
-            params: Type.Optional(PARAMS),
+            params: Type.Optional(ERROR_PARAMS),
           }),
           { description: 'GW_ERR_VALIDATION: each field at fault' },
         ),

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { isIP } from 'node:net';
-import { GatewayError, ValidationError, notFound, type FieldIssue, reasoned, issue } from '../errors.js';
+import { GatewayError, ValidationError, notFound, type ErrorParams, type FieldIssue, reasoned, issue } from '../errors.js';
 import type { NetworkPolicy } from '../lib/cidr.js';
 import {
   LEVELS,
@@ -8,6 +8,7 @@ import {
   type DepartmentCounts,
   type DepartmentRecord,
   type Health,
+  type HealthFailure,
   type ImportRow,
   type Level,
   type PathRange,
@@ -49,7 +50,8 @@ export interface SourceView {
   lon: number | null;
   tags: string[];
   enabled: boolean;
-  health: { state: Health; error: string | null; since: string | null };
+  /** error is the English message; code and params word it in a page's language (null for rows stored before they were kept). */
+  health: { state: Health; error: string | null; code: string | null; params: ErrorParams | null; since: string | null };
   version: number;
   createdAt: string;
   updatedAt: string;
@@ -266,7 +268,7 @@ export class Registry {
       lon: r.lon,
       tags: r.tags,
       enabled: r.enabled,
-      health: { state: r.health, error: r.healthError, since: iso(r.healthSince) },
+      health: { state: r.health, error: r.healthError, code: r.healthCode, params: r.healthParams, since: iso(r.healthSince) },
       version: r.version,
       createdAt: iso(r.createdAt)!,
       updatedAt: iso(r.updatedAt)!,
@@ -479,8 +481,8 @@ export class Registry {
   }
 
   /** Written by the stream engine; emits nothing here (the engine owns the event). */
-  async setHealth(id: string, health: Health, error: string | null) {
-    await this.store.sources.setHealth(id, health, error, this.clock());
+  async setHealth(id: string, health: Health, failure: HealthFailure | null) {
+    await this.store.sources.setHealth(id, health, failure, this.clock());
     this.changed();
   }
 

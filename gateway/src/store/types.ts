@@ -4,6 +4,8 @@
  * and every multi-row change is one call (one transaction) rather than a sequence.
  */
 
+import type { ErrorParams } from '../errors.js';
+
 export const LEVELS = ['national', 'province', 'city', 'county', 'township', 'site'] as const;
 export type Level = (typeof LEVELS)[number];
 
@@ -66,11 +68,22 @@ export interface SourceRecord extends SourceFields {
   username: string | null;
   hasPassword: boolean;
   health: Health;
+  /** The English message of the failure that made the camera offline (API users, logs). */
   healthError: string | null;
+  /** Its GW_ERR_* code and parameters, which a page words in its own language; null in rows written before migration 6. */
+  healthCode: string | null;
+  healthParams: ErrorParams | null;
   healthSince: number | null;
   version: number;
   createdAt: number;
   updatedAt: number;
+}
+
+/** Why a camera is offline: the stream engine's last failure. */
+export interface HealthFailure {
+  code: string;
+  message: string;
+  params: ErrorParams | null;
 }
 
 /** 'keep' leaves the stored credential as it is; null removes it. */
@@ -153,7 +166,8 @@ export interface SourceRepo {
   importRows(rows: ImportRow[], writable: PathRange[], allOrNothing: boolean, now: number): Promise<ImportOutcome>;
   /** Own counts per department id (not rolled up). */
   countsByDepartment(): Promise<Map<string, DepartmentCounts>>;
-  setHealth(id: string, health: Health, error: string | null, since: number): Promise<void>;
+  /** null when the camera is online. */
+  setHealth(id: string, health: Health, failure: HealthFailure | null, since: number): Promise<void>;
   /** The sealed credential, for the stream engine only. */
   sealedCredential(id: string): Promise<SealedCredential | null>;
 }

@@ -299,9 +299,10 @@ export class StreamManager extends EventEmitter<{
     const signature = `${health}\u0000${error ?? ''}`;
     if (this.lastHealth.get(cameraId) === signature) return;
     this.lastHealth.set(cameraId, signature);
-    const event: HealthEvent = { cameraId, health, error, failure: failure && { code: failure.code, params: failure.params ?? null }, since: this.clock.now() };
+    const coded = failure && { code: failure.code, params: failure.params ?? null };
+    const event: HealthEvent = { cameraId, health, error, failure: coded, since: this.clock.now() };
     this.emit('health', event);
-    this.resolver.setHealth(cameraId, health, error).catch((e: Error) => this.log.error({ camera: cameraId, err: e.message }, 'health write failed'));
+    this.resolver.setHealth(cameraId, health, coded && { ...coded, message: failure!.message }).catch((e: Error) => this.log.error({ camera: cameraId, err: e.message }, 'health write failed'));
   }
 
   list(filter: (s: StreamSession) => boolean = () => true): SessionSummary[] {

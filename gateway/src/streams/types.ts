@@ -1,5 +1,5 @@
 import type { Config } from '../config/schema.js';
-import type { Codec, Protocol } from '../store/types.js';
+import type { Codec, HealthFailure, Protocol } from '../store/types.js';
 
 export type StreamsConfig = Config['streams'];
 
@@ -29,7 +29,8 @@ export interface SourceResolver {
   resolve(cameraId: string, profile: Profile): Promise<ResolvedSource | null>;
   /** The addresses a host resolves to, checked against the network policy at connect time; null when refused, with the reason. */
   checkConnect(host: string): Promise<{ addresses: string[] } | { refused: string }>;
-  setHealth(cameraId: string, health: 'online' | 'offline', error: string | null): Promise<void>;
+  /** failure is null when the camera is online; its code and params let a page word the reason in its own language. */
+  setHealth(cameraId: string, health: 'online' | 'offline', failure: HealthFailure | null): Promise<void>;
 }
 
 /** A demuxed FLV tag from the pull's FLV output: the FLV output fans these out. */

@@ -495,11 +495,11 @@ t.test('a failure with nobody watching closes instead of retrying', async (t) =>
 t.test("through the manager: the tile's reason, the registry's health and a viewer's error follow the latest attempt", async (t) => {
   const clock = new ManualClock();
   const drivers = fakeDrivers();
-  const written: [string, string | null][] = [];
+  const written: [string, string | null, string | null][] = [];
   const resolver: SourceResolver = {
     resolve: async () => source,
     checkConnect: async () => ({ addresses: ['10.0.0.1'] }),
-    setHealth: async (_id, health, error) => void written.push([health, error]),
+    setHealth: async (_id, health, failure) => void written.push([health, failure?.message ?? null, failure?.code ?? null]),
   };
   const log = { info() {}, warn() {}, error() {} };
   const manager = new StreamManager(config, t.testdir(), resolver, log, { drivers: () => drivers.create, clock });
@@ -518,8 +518,8 @@ t.test("through the manager: the tile's reason, the registry's health and a view
   t.match(manager.list()[0]!.lastError, { code: 'GW_ERR_CAMERA_UNREACHABLE', message: /Connection refused/ });
   await settle();
   t.same(written, [
-    ['offline', 'the camera refused the user name or password'],
-    ['offline', 'the camera is unreachable: Connection refused'],
+    ['offline', 'the camera refused the user name or password', 'GW_ERR_CAMERA_AUTH'],
+    ['offline', 'the camera is unreachable: Connection refused', 'GW_ERR_CAMERA_UNREACHABLE'],
   ]);
   lease.release();
 });

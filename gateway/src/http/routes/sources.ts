@@ -7,7 +7,7 @@ import type { ImportSlots } from '../../registry/import-slots.js';
 import type { ImportMode, Registry, SourceView } from '../../registry/service.js';
 import { HEALTH, LEVELS, PROTOCOLS } from '../../store/types.js';
 import { SOURCE_INPUT } from '../../registry/source-input.js';
-import { acceptImportBodies, checkedBy, etag, IMPORT_REJECTED, IMPORT_REPORT, ifMatch, importFormat, NO_CONTENT, orNull, parseBbox, sendExport, STREAMED_IMPORT, streamedImport } from './shared.js';
+import { acceptImportBodies, checkedBy, ERROR_PARAMS, etag, IMPORT_REJECTED, IMPORT_REPORT, ifMatch, importFormat, NO_CONTENT, orNull, parseBbox, sendExport, STREAMED_IMPORT, streamedImport } from './shared.js';
 
 const literalUnion = <T extends string>(values: readonly T[]) => Type.Union(values.map((v) => Type.Literal(v)));
 
@@ -65,7 +65,13 @@ export const sourceView = Type.Object({
   lon: orNull(Type.Number()),
   tags: Type.Array(Type.String()),
   enabled: Type.Boolean(),
-  health: Type.Object({ state: Type.String(), error: orNull(Type.String()), since: orNull(Type.String()) }),
+  health: Type.Object({
+    state: Type.String(),
+    error: orNull(Type.String({ description: "the English message of the failure that made the camera offline" })),
+    code: orNull(Type.String({ description: 'its GW_ERR_* code (docs/errors.md); null when online or recorded before the gateway kept it' })),
+    params: orNull({ ...ERROR_PARAMS, description: '`reason` and the values a client words the failure from in its own language' }),
+    since: orNull(Type.String()),
+  }),
   version: Type.Integer(),
   createdAt: Type.String(),
   updatedAt: Type.String(),

@@ -9,7 +9,7 @@ import type { StreamManager } from '../../streams/manager.js';
 import type { RtmpIngest } from '../../streams/sources/rtmp-ingest.js';
 import { pushStreamName } from '../../registry/url-policy.js';
 import type { AuditEntry } from '../../store/types.js';
-import { NO_BODY, NO_CONTENT, orNull } from './shared.js';
+import { ERROR_PARAMS, NO_BODY, NO_CONTENT, orNull } from './shared.js';
 
 export interface StreamRouteOptions {
   registry: Registry;
@@ -52,7 +52,7 @@ const sessionSummary = Type.Object({
   transcoding: Type.Boolean(),
   pid: orNull(Type.Integer()),
   retryInMs: orNull(Type.Number()),
-  lastError: orNull(Type.Object({ code: Type.String(), message: Type.String(), params: Type.Optional(Type.Record(Type.String(), Type.Union([Type.String(), Type.Number()]))) })),
+  lastError: orNull(Type.Object({ code: Type.String(), message: Type.String(), params: Type.Optional(ERROR_PARAMS) })),
 });
 
 /** Starting a viewing hands out stream URLs; admins list and stop live sessions in their scope. */

@@ -12,6 +12,7 @@ import type { VehicleEntry, VehicleService } from '../../vehicles/service.js';
 import {
   acceptImportBodies,
   checkedBy,
+  ERROR_PARAMS,
   etag,
   exportResponse,
   IMPORT_REJECTED,
@@ -194,7 +195,7 @@ const alarm = Type.Object({
   snapshotError: Type.Optional(
     orNull(
       Type.Object(
-        { code: Type.String(), message: Type.String(), params: Type.Optional(Type.Record(Type.String(), Type.Union([Type.String(), Type.Number()]))) },
+        { code: Type.String(), message: Type.String(), params: Type.Optional(ERROR_PARAMS) },
         { description: 'why no picture was taken: the error a viewing of the camera would have got' },
       ),
     ),

@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
+import type { ErrorParams } from '../../errors.js';
 import { migrations } from './migrations.js';
 import { matchExpression, normalise, searchDocument, searchKey } from './search-terms.js';
 import { SqliteAlarms, SqliteRules, SqliteVehicles } from './vehicles.js';
@@ -11,6 +12,7 @@ import {
   type DepartmentCounts,
   type DepartmentRecord,
   type DepartmentRepo,
+  type HealthFailure,
   type ImportOutcome,
   type ImportRow,
   type PathRange,
@@ -70,7 +72,7 @@ export function migrate(db: DB): number {
  */
 const SOURCE_COLUMNS = `s.rowid, s.id, s.name, s.department_id, s.dept_path, s.level, s.address, s.url, s.sub_url,
   s.protocol, s.codec, s.lat, s.lon, s.tags, s.enabled, s.health, s.health_error, s.health_since, s.version,
-  s.created_at, s.updated_at, s.username, s.has_password`;
+  s.created_at, s.updated_at, s.username, s.has_password, s.health_code, s.health_params`;
 /**
  * Credential rows never change (they are keyed by their content), so a source carries a copy of its
  * credential's user name and whether it has a password: a page then reads no second table.
@@ -114,6 +116,8 @@ function toSource(r: unknown[]): SourceRecord {
     updatedAt: r[20] as number,
     username: (r[21] as string | null) ?? null,
     hasPassword: r[22] === 1,
+    healthCode: (r[23] as string | null) ?? null,
+    healthParams: r[24] === null ? null : (JSON.parse(r[24] as string) as ErrorParams),
   };
 }
 
@@ -158,7 +162,7 @@ class SqliteSources implements SourceRepo {
       `DELETE FROM credentials WHERE NOT EXISTS (SELECT 1 FROM sources WHERE credential_id = credentials.id)`,
     );
     this.healthStmt = db.prepare(
-      `UPDATE sources SET health = ?, health_error = ?, health_since = ? WHERE id = ?`,
+      `UPDATE sources SET health = ?, health_error = ?, health_code = ?, health_params = ?, health_since = ? WHERE id = ?`,
     );
   }
 
@@ -398,8 +402,9 @@ class SqliteSources implements SourceRepo {
     return counts;
   }
 
-  async setHealth(id: string, health: SourceRecord['health'], error: string | null, since: number) {
-    this.healthStmt.run(health, error, since, id);
+  async setHealth(id: string, health: SourceRecord['health'], failure: HealthFailure | null, since: number) {
+    const params = failure?.params ? JSON.stringify(failure.params) : null;
+    this.healthStmt.run(health, failure?.message ?? null, failure?.code ?? null, params, since, id);
   }
 
   async sealedCredential(id: string): Promise<SealedCredential | null> {

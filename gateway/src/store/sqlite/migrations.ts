@@ -219,4 +219,14 @@ export const migrations: { version: number; description: string; sql: string }[]
       CREATE INDEX alarm_snapshots_age ON alarm_snapshots(taken_at, bytes);
     `,
   },
+  {
+    version: 6,
+    description: "a camera's health reason as its error code and parameters, so a page words it in its own language",
+    sql: `
+      -- Beside health_error (the English message, still returned for API users); NULL in rows written before.
+      ALTER TABLE sources ADD COLUMN health_code TEXT;
+      -- JSON: the failure's reason and the values its sentence is filled from (docs/errors.md, Parameters).
+      ALTER TABLE sources ADD COLUMN health_params TEXT;
+    `,
+  },
 ];
