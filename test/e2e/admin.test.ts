@@ -182,14 +182,18 @@ t.test('an admin scoped to a county sees no foreign cameras or departments', asy
     const res = await gw.api('POST', '/api/sources', { token: gw.adminToken, body: camera(id, dept) });
     if (res.status !== 201) throw new Error(`source ${id}: ${res.body}`);
   }
-  await gw.registry.setHealth('ta-1', 'offline', 'GW_ERR_CAMERA_UNREACHABLE: connection refused');
+  await gw.registry.setHealth('ta-1', 'offline', {
+    code: 'GW_ERR_CAMERA_UNREACHABLE',
+    message: 'the camera is unreachable: Connection refused',
+    params: { reason: 'unreachable', detail: 'Connection refused' },
+  });
   await gw.registry.setHealth('a-1', 'online', null);
   await gw.userToken('county-admin', ['admin'], ['countyA']);
 
   const page = await openAdmin(t, gw, 'county-admin', '#sources');
   t.same(await dataOf(page, '.admin-nav a', 'section'), ['sources', 'import', 'departments', 'health', 'users', 'sessions'], 'an admin has every section but the audit log');
   t.same(await waitForSourceIds(page, ['a-1', 'ta-1']), ['a-1', 'ta-1'], 'the list shows the county A and town A cameras only');
-  t.match(await page.textContent('.sources-table tr[data-id="ta-1"]'), /Offline.*GW_ERR_CAMERA_UNREACHABLE: connection refused/, 'health is shown with its error');
+  t.match(await page.textContent('.sources-table tr[data-id="ta-1"]'), /Offline.*The camera cannot be reached \(Connection refused\)\./, 'health is shown with its reason, worded from its code');
   const filterOptions = await waitFor(
     () => page.evaluate<string[]>(`Array.from(document.querySelectorAll('.toolbar select[name=departmentId] option')).map((o) => o.value)`),
     (values) => values.length > 1,
@@ -212,13 +216,23 @@ t.test('an admin scoped to a county sees no foreign cameras or departments', asy
   t.notOk(/County B|Camera b-1|Camera c-1/.test(text), 'nothing of County B or the city is on the page');
   await page.click('.health-table tr[data-id="countyA"] .dept-pick');
   t.same(await waitForSourceIds(page, ['ta-1'], { selector: '.health-detail .source-list' }), ['ta-1'], 'choosing County A lists its offline camera');
-  t.match(await page.textContent('.health-detail .sources-table'), /connection refused/, 'with the reason it is offline');
+  t.match(await page.textContent('.health-detail .sources-table'), /The camera cannot be reached \(Connection refused\)/, 'with the reason it is offline');
 
   t.comment('the department tree');
   await goTo(page, 'departments');
   await page.waitForSelector('.dept-row');
   t.same(await dataOf(page, '.dept-row', 'id'), ['countyA', 'townA'], 'the tree holds their departments only');
   t.match(await page.textContent('.dept-row[data-id="countyA"]'), /2 cameras · 1 online · 1 offline/, 'with rolled-up counts');
+
+  t.comment('the reason a camera is offline, in Chinese once the page is');
+  await page.evaluate(`localStorage.setItem('wallgate.language', 'zh')`);
+  await page.goto(`${gw.baseUrl}/admin.html#health`);
+  await page.reload();
+  await page.waitForSelector('.health-table tr[data-id="countyA"]', { timeout: 10_000 });
+  await page.click('.health-table tr[data-id="countyA"] .dept-pick');
+  await waitForSourceIds(page, ['ta-1'], { selector: '.health-detail .source-list' });
+  const zh = await page.textContent('.health-detail .sources-table .health-error');
+  t.match(zh, /^无法连接摄像机（Connection refused）。$/, `worded from its code: "${zh}"`);
 
   t.comment('at 3840×2160 the page scales rather than shrinking to a corner');
   const big = await openAdmin(t, gw, 'county-admin', '#health', { width: 3840, height: 2160 });

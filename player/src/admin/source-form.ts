@@ -5,6 +5,7 @@
  */
 import { api, ApiError } from '../lib/api.js';
 import { h } from '../lib/dom.js';
+import type { StoredHealth } from '../lib/errors.js';
 import { addStrings, formatTime, t } from '../lib/i18n.js';
 import { departmentOptions, field, formDialog, LEVELS, levelLabel, type AdminContext } from './common.js';
 
@@ -60,7 +61,7 @@ export interface SourceView {
   lon: number | null;
   tags: string[];
   enabled: boolean;
-  health: { state: string; error: string | null; since: string | null };
+  health: StoredHealth & { state: string; since: string | null };
   version: number;
   createdAt: string;
   updatedAt: string;

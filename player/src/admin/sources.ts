@@ -4,6 +4,7 @@
  */
 import { api, ApiError, can } from '../lib/api.js';
 import { debounce, h, toast, type Child } from '../lib/dom.js';
+import { healthReason } from '../lib/errors.js';
 import { addStrings, formatTime, t } from '../lib/i18n.js';
 import { type AdminContext, confirmDialog, departmentOptions, download, errorText, isAbort, pagerStatus, type Section, tableHead } from './common.js';
 import { openSourceForm, PROTOCOLS, type SourceView } from './source-form.js';
@@ -50,11 +51,12 @@ const PAGE_SIZE = 100;
 
 /** The health as a coloured state, with the error that made it so. */
 export function healthCell(health: SourceView['health']): HTMLElement {
+  const reason = healthReason(health);
   return h(
     'div',
     { class: 'health', title: health.since ? t('sources.since', { at: formatTime(health.since) }) : null },
     h('span', { class: `pill ${health.state}` }, t(`health.${health.state}`)),
-    health.error ? h('div', { class: 'health-error' }, health.error) : null,
+    reason ? h('div', { class: 'health-error' }, reason) : null,
   );
 }
 

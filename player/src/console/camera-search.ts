@@ -8,6 +8,7 @@
 import { api, can } from '../lib/api.js';
 import type { DepartmentNode } from '../lib/departments.js';
 import { h, tabBar } from '../lib/dom.js';
+import { healthReason, type StoredHealth } from '../lib/errors.js';
 import { addStrings, formatNumber, t } from '../lib/i18n.js';
 import { driveSearch, PagedQuery, type Page, type QueryState } from '../lib/paged-query.js';
 import { openPopout } from '../lib/shell.js';
@@ -20,6 +21,7 @@ addStrings({
   'search.placeholder': ['Name, ID or address', '名称、编号或地址'],
   'search.vehiclePlaceholder': ['Plate or company', '车牌或企业'],
   'search.in': ['In {dept}', '范围：{dept}'],
+  'search.healthReason': ['{health}: {reason}', '{health}：{reason}'],
   'search.clearDept': ['Search all departments', '搜索全部机构'],
   'search.searching': ['Searching…', '搜索中…'],
   'search.none': ['No cameras match “{q}”.', '没有与“{q}”匹配的摄像机。'],
@@ -51,7 +53,7 @@ interface SourceItem {
   departmentId: string;
   departmentName: string;
   address: string;
-  health: { state: string; error: string | null };
+  health: StoredHealth & { state: string };
 }
 
 interface VehicleItem {
@@ -108,7 +110,7 @@ export class CameraSearch {
         return api<Page<SourceItem>>('GET', `/api/sources?${params}`, { signal });
       },
       (items, append, hasMore, { q, dept }) => {
-        const rows = items.map((s) => this.resultRow({ cameraId: s.id, name: s.name, departmentName: s.departmentName }, s.health.state, s.health.error, [s.departmentName, s.id].join(' · ')));
+        const rows = items.map((s) => this.resultRow({ cameraId: s.id, name: s.name, departmentName: s.departmentName }, s.health.state, healthReason(s.health), [s.departmentName, s.id].join(' · ')));
         if (append) list.append(...rows);
         else list.replaceChildren(...rows);
         // What the list answers, for whoever must know the results are those of the text typed (tests, screen readers).
@@ -186,7 +188,7 @@ export class CameraSearch {
   }
 
   /** A camera in a list: drag it to a tile, click to pick it, double-click to pop it out. */
-  private resultRow(camera: CameraRef, health: string, healthError: string | null, detail: string, channel = false): HTMLLIElement {
+  private resultRow(camera: CameraRef, health: string, reason: string | null, detail: string, channel = false): HTMLLIElement {
     const drive = can('walls:drive');
     const addToTour = h(
       'button',
@@ -219,7 +221,7 @@ export class CameraSearch {
     const row = h(
       'li',
       { class: `result${channel ? ' channel' : ''}`, tabindex: '0', title: drive ? `${camera.name} — ${t('search.pick')}` : camera.name, dataset: { camera: camera.cameraId } },
-      h('span', { class: `status-dot ${health}`, title: healthError ? `${t(`health.${health}`)}: ${healthError}` : t(`health.${health}`) }),
+      h('span', { class: `status-dot ${health}`, title: reason ? t('search.healthReason', { health: t(`health.${health}`), reason }) : t(`health.${health}`) }),
       h('span', { class: 'result-text' }, h('span', { class: 'result-name' }, channel ? detail : camera.name), channel ? null : h('span', { class: 'result-detail muted' }, detail)),
       drive ? addToTour : null,
       popout,

@@ -203,6 +203,20 @@ export function statusReason(status: Pick<TileStatus, 'reason' | 'code' | 'param
   return codeText({ code: status.code, message: status.reason ?? '', params: status.params }).replace(/[.。]$/, '');
 }
 
+/** A camera's health as the registry keeps it (GET /api/sources): the English message, and its code and parameters. */
+export interface StoredHealth {
+  error: string | null;
+  /** null for a camera online, or whose failure was stored before the gateway kept codes. */
+  code: string | null;
+  params: Params | null;
+}
+
+/** Why a camera is offline, in the page's language; the stored English message when there is no code to word it from. */
+export function healthReason(health: StoredHealth): string | null {
+  if (!health.code) return health.error;
+  return codeText({ code: health.code, message: health.error ?? '', params: health.params });
+}
+
 export interface ErrorContext {
   /** The tile the action was about, for a conflict or lock that does not name one. */
   tileId?: string;

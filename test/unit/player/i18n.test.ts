@@ -16,7 +16,7 @@ Object.assign(globalThis, {
   document: { documentElement: {} },
 });
 const { chooseLanguage, translationOf } = await import('../../../player/src/lib/i18n.js');
-const { codeText, issueText, errorText, statusReason } = await import('../../../player/src/lib/errors.js');
+const { codeText, issueText, errorText, healthReason, statusReason } = await import('../../../player/src/lib/errors.js');
 const { ApiError } = await import('../../../player/src/lib/api.js');
 const { ControlError } = await import('../../../player/src/lib/control.js');
 
@@ -121,6 +121,20 @@ t.test('the errors a page meets read in its language, from the code and paramete
   t.equal(errorText(locked), 'Tile s1-2 is locked by op1.');
   t.equal(statusReason(tile), 'The camera cannot be reached (Connection refused)');
   t.equal(errorText(refused), 'name: is required; x: odd', 'an English page shows the gateway’s own words for each field');
+});
+
+t.test("a camera's stored health reason reads in the page's language from its code, or as stored when it has none", async (t) => {
+  const stored = { error: 'the camera is unreachable: Connection refused', code: 'GW_ERR_CAMERA_UNREACHABLE', params: { reason: 'unreachable', detail: 'Connection refused' } };
+  const stalled = { error: 'no video for 3000 ms', code: 'GW_ERR_CAMERA_UNREACHABLE', params: { reason: 'stalled', ms: 3000 } };
+  const beforeCodes = { error: 'the camera is unreachable: Connection refused', code: null, params: null };
+  chooseLanguage('zh');
+  t.equal(healthReason(stored), '无法连接摄像机（Connection refused）。', "in Chinese, ffmpeg's words as the detail");
+  t.equal(healthReason(stalled), '摄像机 3000 毫秒内未发送视频。', 'filled from its parameters');
+  t.equal(healthReason(beforeCodes), beforeCodes.error, 'a row stored before codes were kept: its English message');
+  t.equal(healthReason({ error: null, code: null, params: null }), null, 'online: no reason');
+  chooseLanguage('en');
+  t.equal(healthReason(stored), 'The camera cannot be reached (Connection refused).');
+  t.equal(healthReason(stalled), 'The camera sent no video for 3000 ms.');
 });
 
 /** Every .ts file under player/src. */
