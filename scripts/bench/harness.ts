@@ -108,6 +108,15 @@ export function spawnUntil(
   });
 }
 
+/** Signs in as the admin whose password a gateway's first start printed (its output), for a bearer token. */
+export async function adminToken(base: string, gatewayOutput: string): Promise<string> {
+  const password = /with password (\S+)/.exec(gatewayOutput)?.[1];
+  if (!password) throw new Error('the gateway printed no admin password');
+  const login = await fetch(`${base}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password }) });
+  if (!login.ok) throw new Error(`admin sign-in: HTTP ${login.status}`);
+  return ((await login.json()) as { token: string }).token;
+}
+
 /** utime + stime of a process in seconds, or null once it is gone. */
 export function cpuSeconds(pid: number): number | null {
   try {

@@ -18,7 +18,7 @@ import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { ensureClip, type ClipKind } from '../sim/clips.js';
 import { RawWebSocket } from '../sim/raw-websocket.js';
-import { cpuMeter, finish, gatewayApi, gatewayEnv, installHarness, log, median, ROOT_DIR, round, rssMb, runBench, sleep, spawnUntil, tempDir, track, wsFlvViewer } from './harness.js';
+import { adminToken, cpuMeter, finish, gatewayApi, gatewayEnv, installHarness, log, median, ROOT_DIR, round, rssMb, runBench, sleep, spawnUntil, tempDir, track, wsFlvViewer } from './harness.js';
 
 const CLIP: ClipKind = 'h264-1080p-8m-4s';
 const envInt = (name: string, dflt: number) => {
@@ -79,10 +79,7 @@ async function main() {
   const gw = await spawnUntil(process.execPath, ['dist/main.js'], env, /"address":"(http:\/\/[^"]+)"/);
   const gwPid = gw.child.pid!;
   base = gw.match[1]!;
-  const password = /with password (\S+)/.exec(gw.output())?.[1];
-  if (!password) throw new Error('the gateway printed no admin password');
-  const login = await fetch(`${base}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password }) });
-  token = ((await login.json()) as { token: string }).token;
+  token = await adminToken(base, gw.output());
   log(`gateway at ${base}, pid ${gwPid}`);
 
   const ids = Array.from({ length: CAMERAS }, (_, i) => `mem${String(i).padStart(3, '0')}`);

@@ -12,7 +12,7 @@ import { cpus } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { instanceIdFor } from '../../gateway/src/streams/manager.js';
 import { markedProcesses } from '../../gateway/src/streams/process/sweep.js';
-import { gatewayEnv, installHarness, log, round, runBench, sleep, spawnUntil, tempDir, wsFlvViewer } from './harness.js';
+import { adminToken, gatewayEnv, installHarness, log, round, runBench, sleep, spawnUntil, tempDir, wsFlvViewer } from './harness.js';
 
 const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 100);
 /** Viewers that stop reading before the signal: they answer no close, so only a forced close ends them. */
@@ -49,10 +49,7 @@ runBench(async () => {
   const base = gw.match[1]!;
   const gwPid = gw.child.pid!;
   const instance = await instanceIdFor(dataDir);
-  const password = /with password (\S+)/.exec(gw.output())?.[1];
-  if (!password) throw new Error('the gateway printed no admin password');
-  const login = await fetch(`${base}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password }) });
-  const token = ((await login.json()) as { token: string }).token;
+  const token = await adminToken(base, gw.output());
   const auth = { authorization: `Bearer ${token}` };
   log(`gateway at ${base}, pid ${gwPid}; simulator at ${rtspBase}`);
 

@@ -23,7 +23,7 @@ import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { jpegSize } from '../../gateway/src/snapshots/decoder.js';
 import { ensureClip, type ClipKind } from '../sim/clips.js';
-import { CLK_TCK, cpuMeter, finish, gatewayApi, gatewayEnv, installHarness, log, median, pct, round, runBench, sleep, spawnUntil, tempDir, wsFlvViewer } from './harness.js';
+import { adminToken, CLK_TCK, cpuMeter, finish, gatewayApi, gatewayEnv, installHarness, log, median, pct, round, runBench, sleep, spawnUntil, tempDir, wsFlvViewer } from './harness.js';
 
 const WARM_CLIP: ClipKind = 'h264-1080p-1s';
 const COLD_CLIP: ClipKind = 'h264-720p-1s';
@@ -103,10 +103,7 @@ async function main() {
   const gw = await spawnUntil(process.execPath, ['dist/main.js'], env, /"address":"(http:\/\/[^"]+)"/);
   const gwPid = gw.child.pid!;
   base = gw.match[1]!;
-  const password = /with password (\S+)/.exec(gw.output())?.[1];
-  if (!password) throw new Error('the gateway printed no admin password');
-  const login = await fetch(`${base}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password }) });
-  token = ((await login.json()) as { token: string }).token;
+  token = await adminToken(base, gw.output());
   const api = (method: string, path: string, body?: unknown) => gatewayApi({ base, token }, method, path, body);
   log(`gateway at ${base}, pid ${gwPid}`);
 

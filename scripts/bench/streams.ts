@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { instanceIdFor } from '../../gateway/src/streams/manager.js';
 import { markedProcesses } from '../../gateway/src/streams/process/sweep.js';
-import { cleanup, gatewayApi, gatewayEnv, installHarness, log, mean, measureCpu, median, pct, round, rssMb, sleep, spawnUntil, tempDir, track, wsFlvViewer } from './harness.js';
+import { adminToken, cleanup, gatewayApi, gatewayEnv, installHarness, log, mean, measureCpu, median, pct, round, rssMb, sleep, spawnUntil, tempDir, track, wsFlvViewer } from './harness.js';
 
 const CLIP = 'h264-720p-1s';
 const COLD_RUNS = 7;
@@ -110,11 +110,7 @@ async function main() {
   if (gatewayLog) process.on('exit', () => writeFileSync(gatewayLog, gw.output()));
   base = gw.match[1]!;
   instance = await instanceIdFor(dataDir);
-  // The admin password is printed once, on stderr, at the first start.
-  const password = /with password (\S+)/.exec(gw.output())?.[1];
-  if (!password) throw new Error('the gateway printed no admin password');
-  const login = await fetch(`${base}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password }) });
-  token = ((await login.json()) as { token: string }).token;
+  token = await adminToken(base, gw.output());
   log(`gateway at ${base}, pid ${gwPid}`);
 
   const ids = Array.from({ length: SESSIONS + COLD_RUNS + 1 }, (_, i) => `cam${String(i).padStart(3, '0')}`);

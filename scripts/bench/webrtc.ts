@@ -28,7 +28,7 @@ import { instanceIdFor } from '../../gateway/src/streams/manager.js';
 import { INSTANCE_ENV } from '../../gateway/src/streams/process/ffmpeg-process.js';
 import { ensureClip, type ClipKind } from '../sim/clips.js';
 import { whepConnect, type ClientTimings, type WhepViewer } from '../sim/whep-client.js';
-import { CLK_TCK, cleanup, cpuMeter, gatewayEnv, installHarness, log, mean, median, pct, ROOT_DIR, round, rssMb, sleep, spawnUntil, summary, tempDir, track } from './harness.js';
+import { adminToken, CLK_TCK, cleanup, cpuMeter, gatewayEnv, installHarness, log, mean, median, pct, ROOT_DIR, round, rssMb, sleep, spawnUntil, summary, tempDir, track } from './harness.js';
 
 /** About 2 Mbit/s with a 1 s GOP: the load's camera, and the cold joins'. */
 const LOAD_CLIP: ClipKind = 'h264-720p-1s';
@@ -209,11 +209,7 @@ async function startGateway(label: string, extraEnv: Record<string, string>): Pr
   gateways.add(gw);
   const gatewayLog = process.env.BENCH_GATEWAY_LOG;
   if (gatewayLog) process.on('exit', () => writeFileSync(`${gatewayLog}.${label}`, gw.output()));
-  // The admin password is printed once, on stderr, at the first start.
-  const password = /with password (\S+)/.exec(gw.output())?.[1];
-  if (!password) throw new Error('the gateway printed no admin password');
-  const login = await fetch(`${base}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password }) });
-  gw.token = ((await login.json()) as { token: string }).token;
+  gw.token = await adminToken(base, gw.output());
   log(`gateway ${label} at ${base}, pid ${gw.pid}`);
   return gw;
 }

@@ -1,6 +1,6 @@
-import { createServer } from 'node:net';
 import t from 'tap';
 import { smallTree } from '../helpers/gateway.js';
+import { closedPort } from '../helpers/streams.js';
 import { launchBrowser, signIn, startPlayerGateway, waitForTiles } from '../helpers/browser.js';
 
 /**
@@ -10,15 +10,6 @@ import { launchBrowser, signIn, startPlayerGateway, waitForTiles } from '../help
  */
 
 t.setTimeout(180_000);
-
-/** A loopback port nothing listens on: a camera there refuses the connection at once. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 t.test('a tile’s failure and a refused field read in Chinese, and in English when switched', async (t) => {
   const gw = await startPlayerGateway(t);

@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import type { Test } from 'tap';
@@ -122,4 +123,13 @@ export async function allCommandLines(): Promise<string> {
     if (cmd) parts.push(cmd.toString('utf8').replace(/\0/g, ' '));
   }
   return parts.join('\n');
+}
+
+/** A loopback port nothing listens on: a camera there refuses the connection at once. */
+export async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }

@@ -1,18 +1,8 @@
-import { createServer } from 'node:net';
 import { Writable } from 'node:stream';
 import t from 'tap';
 import { buildGateway } from '../../../gateway/src/app.js';
-import { startStreamingGateway, waitFor } from '../../helpers/streams.js';
+import { closedPort, startStreamingGateway, waitFor } from '../../helpers/streams.js';
 import { tempDir } from '../../helpers/gateway.js';
-
-/** A loopback port nothing listens on: a camera there refuses the connection at once. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 t.test("an unreachable camera's health keeps its code and parameters, after a restart too", async (t) => {
   const dataDir = tempDir(t);
