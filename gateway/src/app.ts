@@ -13,6 +13,7 @@ import type { Config } from './config/schema.js';
 import { GatewayError, reasoned } from './errors.js';
 import { seedDemoWall } from './control/demo.js';
 import { enginePrewarmer, engineStatus } from './control/engine.js';
+import { serverMessageSchemas } from './control/messages.js';
 import { ControlServer } from './control/server.js';
 import { WallService } from './control/walls.js';
 import { controlSchemaRoute, wallMessages } from './http/control-schema.js';
@@ -26,6 +27,7 @@ import { snapshotRoutes } from './http/routes/snapshots.js';
 import { sourceRoutes } from './http/routes/sources.js';
 import { streamRoutes } from './http/routes/streams.js';
 import { vehicleRoutes } from './http/routes/vehicles.js';
+import { vehicleServerMessageSchemas } from './vehicles/messages.js';
 import { wallRoutes } from './http/routes/walls.js';
 import { NetworkPolicy } from './lib/cidr.js';
 import { Lifecycle } from './lib/lifecycle.js';
@@ -357,7 +359,7 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
   await http.register(flv.routes);
   await http.register(webrtc.routes);
   await http.register(metricsRoutes(streams, webrtc, importSlots, snapshots));
-  await http.register(controlSchemaRoute, { messages: { ...wallMessages(), ...vehicleHub.describe() } });
+  await http.register(controlSchemaRoute, { messages: { ...wallMessages(), ...vehicleHub.describe() }, serverMessages: { ...serverMessageSchemas, ...vehicleServerMessageSchemas } });
   await http.register(playerRoutes, { player: config.player, log: http.log });
 
   await ingest?.start();

@@ -1,3 +1,5 @@
+import { Type } from '@sinclair/typebox';
+
 /**
  * Every error a client can see has a stable GW_ERR_* code and an HTTP status, declared here once.
  * docs/errors.md documents each code; a test keeps the two in step.
@@ -39,6 +41,8 @@ export type ErrorCode = keyof typeof errorCodes;
  * fill it in. Ids, names, numbers and config keys only: never a camera URL, credential or host.
  */
 export type ErrorParams = Record<string, string | number>;
+/** ErrorParams as a schema, for the documents that describe an error: its reason and the values that fill in its sentence. */
+export const ERROR_PARAMS = Type.Record(Type.String(), Type.Union([Type.String(), Type.Number()]));
 
 /**
  * The reasons each code may give and the parameters each reason carries, the contract between the
@@ -178,7 +182,7 @@ export function reasoned<C extends ReasonCode, R extends keyof Reasons[C] & stri
 }
 
 /** The JSON body of an error, as REST and the control WebSocket send it. */
-export function errorBody(err: GatewayError): Record<string, unknown> {
+export function errorBody(err: GatewayError): { code: ErrorCode; message: string; params?: ErrorParams } & Record<string, unknown> {
   return { code: err.code, message: err.message, ...(err.params ? { params: err.params } : {}), ...(err.details ?? {}) };
 }
 

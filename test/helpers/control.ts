@@ -1,3 +1,4 @@
+import { Ajv } from 'ajv';
 import type { Test } from 'tap';
 import type { BuildOptions } from '../../gateway/src/app.js';
 import type { Config } from '../../gateway/src/config/schema.js';
@@ -70,4 +71,26 @@ export function checkAcknowledgedTiles(t: Test, wall: { tiles: Record<string, { 
       t.ok(jobs.slice(lastIndex + 1).some((j) => j.camera === stored.content.cameraId), `${tile} shows a later assignment`);
     }
   }
+}
+
+/**
+ * The gateway's published schema of each message it sends (/api/control/schema.json, serverMessages):
+ * returns what is wrong with a message, or null when it fits the schema of its type. A type the
+ * document does not describe is wrong too.
+ */
+export async function serverMessageCheck(gw: TestGateway): Promise<{ types: string[]; problem(m: { type: string }): string | null }> {
+  const res = await gw.api('GET', '/api/control/schema.json');
+  if (res.status !== 200) throw new Error(`control schema: ${res.status} ${res.body}`);
+  const schemas = res.json.serverMessages as Record<string, object>;
+  const ajv = new Ajv({ allErrors: true, strict: false });
+  const validators = new Map(Object.entries(schemas).map(([type, schema]) => [type, ajv.compile(schema)]));
+  return {
+    types: [...validators.keys()],
+    problem(m) {
+      const { type } = m;
+      const validate = validators.get(type);
+      if (!validate) return `the server sent "${type}", which the schema does not describe`;
+      return validate(m) ? null : `${type} does not fit its schema: ${ajv.errorsText(validate.errors)}\n${JSON.stringify(m).slice(0, 600)}`;
+    },
+  };
 }

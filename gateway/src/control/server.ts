@@ -5,6 +5,7 @@ import { allows } from '../auth/roles.js';
 import { GatewayError, errorBody, reasoned, type ErrorCode } from '../errors.js';
 import { guardSocket, HeldSockets } from '../lib/sockets.js';
 import type { TileStatus, WallDelta, WallView } from './model.js';
+import { frame, type ServerMessage } from './messages.js';
 import { isMessageType, validatePayload, type MessageType } from './protocol.js';
 import { requirePermission, type ControlActor, type ControlConfig, type WallService } from './walls.js';
 import type { StreamStatusSource } from './engine.js';
@@ -95,7 +96,6 @@ interface PendingFlush {
   lastFlush: number;
 }
 
-const encode = (message: object) => Buffer.from(JSON.stringify(message));
 
 /** Clients pinged per turn of the event loop. */
 const BEAT_SLICE = 100;
@@ -139,7 +139,7 @@ export class ControlServer {
     walls.watchers = (wallId) => this.subscribers.get(wallId)?.size ?? 0;
     walls.on('delta', (d, json) => this.queueDelta(d, json));
     walls.on('removed', (wallId) => this.wallRemoved(wallId));
-    walls.on('presets', (wallId) => this.broadcast(wallId, encode({ type: 'wall.presets', payload: { wallId, presets: this.walls.presetRows(wallId) } })));
+    walls.on('presets', (wallId) => this.broadcast(wallId, frame({ type: 'wall.presets', payload: { wallId, presets: this.walls.presetRows(wallId) } })));
     status.onChange((cameraId) => this.cameraChanged(cameraId));
     this.heartbeat = setInterval(() => this.beat(), config.heartbeatMs);
     this.heartbeat.unref();
@@ -220,11 +220,11 @@ export class ControlServer {
 
   // ---- messages ------------------------------------------------------------------------------
 
-  private reply(client: Connection, message: object) {
-    if (client.ws.readyState === WebSocket.OPEN) client.ws.send(encode(message), { binary: false });
+  private reply(client: Connection, message: ServerMessage<'ack' | 'error' | 'wall.removed'>) {
+    if (client.ws.readyState === WebSocket.OPEN) client.ws.send(frame(message), { binary: false });
   }
 
-  private fail(client: Connection, id: unknown, err: unknown) {
+  private fail(client: Connection, id: string | number | null | undefined, err: unknown) {
     const e = err instanceof GatewayError ? err : null;
     if (!e) this.log.warn({ err: (err as Error)?.message, user: client.actor.username }, 'control message failed');
     this.reply(client, {
@@ -323,13 +323,14 @@ export class ControlServer {
     if (!subs?.size || deltas.length === 0) return;
     const first = deltas[0]!.version;
     const last = deltas[deltas.length - 1]!.version;
-    const frame = (from: number) =>
+    // Each delta's JSON is model.ts's WallDelta, serialised once for every subscriber; messages.ts checks that type against the schema of wall.deltas.
+    const deltasFrom = (from: number) =>
       Buffer.from(`{"type":"wall.deltas","payload":{"wallId":${JSON.stringify(wallId)},"deltas":[${deltas.filter((d) => d.version > from).map((d) => d.json).join(',')}]}}`);
     let shared: Buffer | null = null;
     for (const client of subs) {
       const seen = client.walls.get(wallId) ?? last;
       if (seen >= last || client.behindSince !== null) continue;
-      if (this.send(client, seen < first ? (shared ??= frame(first - 1)) : frame(seen))) client.walls.set(wallId, last);
+      if (this.send(client, seen < first ? (shared ??= deltasFrom(first - 1)) : deltasFrom(seen))) client.walls.set(wallId, last);
     }
     if (changedTiles === 'all') this.sendStatus(wallId);
     else if (changedTiles?.size) this.sendStatus(wallId, changedTiles);
@@ -363,11 +364,11 @@ export class ControlServer {
           try {
             const wall = this.walls.snapshot(client.actor, wallId);
             client.walls.set(wallId, wall.version);
-            client.ws.send(encode({ type: 'wall.snapshot', payload: { wall, status: this.statusOf(wall) } }), { binary: false });
-            client.ws.send(encode({ type: 'wall.presets', payload: { wallId, presets: this.walls.presetRows(wallId) } }), { binary: false });
+            client.ws.send(frame({ type: 'wall.snapshot', payload: { wall, status: this.statusOf(wall) } }), { binary: false });
+            client.ws.send(frame({ type: 'wall.presets', payload: { wallId, presets: this.walls.presetRows(wallId) } }), { binary: false });
           } catch {
             this.unsubscribe(client, wallId);
-            client.ws.send(encode({ type: 'wall.removed', payload: { wallId } }), { binary: false });
+            client.ws.send(frame({ type: 'wall.removed', payload: { wallId } }), { binary: false });
           }
         }
       } else if (now - client.behindSince > this.config.slowClientTimeoutMs || queued > this.config.slowClientBytes * 4) {
@@ -386,7 +387,7 @@ export class ControlServer {
   }
 
   private wallRemoved(wallId: string) {
-    this.broadcast(wallId, encode({ type: 'wall.removed', payload: { wallId } }));
+    this.broadcast(wallId, frame({ type: 'wall.removed', payload: { wallId } }));
     for (const client of this.subscribers.get(wallId) ?? []) client.walls.delete(wallId);
     this.subscribers.delete(wallId);
     const p = this.pending.get(wallId);
@@ -425,7 +426,7 @@ export class ControlServer {
       changed[id] = s;
       any = true;
     }
-    if (any) this.broadcast(wallId, encode({ type: 'wall.status', payload: { wallId, tiles: changed } }));
+    if (any) this.broadcast(wallId, frame({ type: 'wall.status', payload: { wallId, tiles: changed } }));
   }
 
   /** Remembers which tiles a delta touched, for the status check after the next flush. */

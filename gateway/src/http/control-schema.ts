@@ -18,9 +18,11 @@ export function wallMessages(): Record<string, ControlMessage> {
 /**
  * The control WebSocket's protocol as one JSON Schema (2020-12): `oneOf` a message per type, each
  * `{type, id, payload}` with the payload's schema the gateway checks it with (control/protocol.ts,
- * the vehicle hub's table), so a client can check what it sends against the same rules.
+ * the vehicle hub's table), so a client can check what it sends against the same rules; and under
+ * `serverMessages`, each message the server sends, by type, from the schemas its frames are typed by
+ * (control/messages.ts, vehicles/messages.ts), each a whole schema of its own.
  */
-export function controlSchemaDocument(messages: Record<string, ControlMessage>) {
+export function controlSchemaDocument(messages: Record<string, ControlMessage>, serverMessages: Record<string, TSchema>) {
   const types = Object.keys(messages).sort();
   const $defs = Object.fromEntries(
     types.map((type) => [
@@ -41,22 +43,23 @@ export function controlSchemaDocument(messages: Record<string, ControlMessage>) 
   return {
     $schema: 'https://json-schema.org/draft/2020-12/schema',
     $id: CONTROL_SCHEMA_URL,
-    title: 'wallgate control WebSocket: the messages a client sends',
+    title: 'wallgate control WebSocket: the messages a client sends (and, under serverMessages, those it receives)',
     description:
       'Connect to /api/control with "Authorization: Bearer <token>" (or the subprotocol "bearer.<token>"). Each message is {type, id, payload}; ' +
       'the server answers each with {type: "ack", id, payload} or {type: "error", id, code, message, params} (the GW_ERR_* codes and parameters of the REST API), and pushes ' +
       'wall.snapshot, wall.deltas, wall.status and wall.removed to a wall\'s subscribers, vehicles.positions and alarm to vehicle subscribers. ' +
-      'docs/control-protocol.md shows each message.',
+      'serverMessages holds the JSON Schema of each message the server sends, by type. docs/control-protocol.md shows each message.',
     oneOf: types.map((type) => ({ $ref: `#/$defs/${type}` })),
     $defs,
+    serverMessages: Object.fromEntries(Object.keys(serverMessages).sort().map((type) => [type, JSON.parse(JSON.stringify(serverMessages[type])) as unknown])),
   };
 }
 
 // Its properties are not listed: keywords such as $id and $ref as property names would read as references to the document's resolver.
-const CONTROL_SCHEMA = Type.Object({}, { additionalProperties: true, description: 'a JSON Schema (2020-12) of every message a client may send, one definition ($defs) per type' });
+const CONTROL_SCHEMA = Type.Object({}, { additionalProperties: true, description: 'a JSON Schema (2020-12) of every message a client may send, one definition ($defs) per type, and of every message the server sends (serverMessages)' });
 
 /** Serves the document, built once: the message tables do not change while the gateway runs. */
-export async function controlSchemaRoute(app: FastifyInstance, { messages }: { messages: Record<string, ControlMessage> }) {
-  const doc = controlSchemaDocument(messages);
+export async function controlSchemaRoute(app: FastifyInstance, { messages, serverMessages }: { messages: Record<string, ControlMessage>; serverMessages: Record<string, TSchema> }) {
+  const doc = controlSchemaDocument(messages, serverMessages);
   app.get(CONTROL_SCHEMA_URL, { schema: { response: { 200: CONTROL_SCHEMA } } }, async () => doc);
 }

@@ -6,6 +6,7 @@ import { alarmMessages } from './alarms.js';
 import type { VehicleMessages } from './context.js';
 import { inBbox, type Bbox } from './geo.js';
 import { ALARM_SUBSCRIPTION, alarmSubscription, EMPTY_PAYLOAD, emptyPayload, POSITION_SUBSCRIPTION, positionSubscription } from './input.js';
+import { frame, type AlarmChange } from './messages.js';
 import { positionMessages } from './positions.js';
 import { SEVERITIES, type Alarm, type PositionUpdate, type Severity, type VehicleCategory } from './model.js';
 import type { VehicleActor, VehicleEntry, VehicleService, VehiclesConfig } from './service.js';
@@ -47,7 +48,6 @@ interface AlarmSubscription {
   minSeverity: Severity;
 }
 
-const encode = (message: object) => Buffer.from(JSON.stringify(message));
 
 export function positionUpdate(e: VehicleEntry): PositionUpdate | null {
   const p = e.live.position;
@@ -203,6 +203,7 @@ export class VehicleHub {
         }
         if (text) parts.push(text);
       }
+      // Each part is a PositionUpdate, which vehicles/messages.ts checks against the schema of vehicles.positions.
       // A subscriber too far behind keeps its pending set and gets the latest state when it drains.
       if (parts.length && !peer.send(Buffer.from(`{"type":"vehicles.positions","payload":{"positions":[${parts.join(',')}]}}`))) continue;
       sub.pending.clear();
@@ -210,13 +211,13 @@ export class VehicleHub {
     }
   }
 
-  private alarmChanged(alarm: Alarm, change: string) {
+  private alarmChanged(alarm: Alarm, change: AlarmChange) {
     if (this.alarmSubs.size === 0) return;
-    let frame: Buffer | null = null;
+    let sent: Buffer | null = null;
     const rank = SEVERITIES.indexOf(alarm.severity);
     for (const [peer, sub] of this.alarmSubs) {
       if (rank < SEVERITIES.indexOf(sub.minSeverity) || !this.vehicles.sees(alarm.departmentId, sub.ranges)) continue;
-      peer.send((frame ??= encode({ type: 'alarm', payload: { change, alarm } })));
+      peer.send((sent ??= frame({ type: 'alarm', payload: { change, alarm } })));
     }
   }
 
@@ -241,7 +242,7 @@ export class VehicleHub {
   /** Alarm frames held back from a slow client are not replayed: it gets the open alarms as they are now. */
   resynced(peer: HubPeer) {
     const sub = this.alarmSubs.get(peer);
-    if (sub) peer.send(encode({ type: 'alarms.snapshot', payload: { alarms: this.vehicles.openAlarms(peer.actor, sub.minSeverity) } }));
+    if (sub) peer.send(frame({ type: 'alarms.snapshot', payload: { alarms: this.vehicles.openAlarms(peer.actor, sub.minSeverity) } }));
   }
 
   closed(peer: HubPeer) {

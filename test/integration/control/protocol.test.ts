@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import { ControlClient } from '../../../scripts/sim/control-client.js';
 import { RawWebSocket } from '../../../scripts/sim/raw-websocket.js';
-import { SCREENS_2X2, startControlGateway } from '../../helpers/control.js';
+import { SCREENS_2X2, serverMessageCheck, startControlGateway } from '../../helpers/control.js';
 import { waitFor } from '../../helpers/streams.js';
 
 t.test('the upgrade needs a valid token, a permitted role and an allowed origin', async (t) => {
@@ -148,6 +148,8 @@ t.test('a slow client gets a fresh snapshot once it drains, or is dropped; it ne
   const frames = await readFrames(slow, (m) => m.type === 'wall.snapshot', 10_000);
   const snapshot = frames.find((m) => m.type === 'wall.snapshot')!;
   t.ok(snapshot.payload.wall.version >= target, `the snapshot is current (version ${snapshot.payload.wall.version})`);
+  const check = await serverMessageCheck(gw);
+  t.same(frames.map((m) => check.problem(m)).filter(Boolean), [], 'the snapshot and the frames before it fit the published schemas of their types');
   const deltasSeen = frames.filter((m) => m.type === 'wall.deltas').flatMap((m) => m.payload.deltas.map((d: { version: number }) => d.version));
   t.ok(deltasSeen.length < target - 1, `it got ${deltasSeen.length} queued deltas, not all ${target - 1}`);
 

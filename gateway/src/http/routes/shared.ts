@@ -132,8 +132,7 @@ export function sendExport(reply: FastifyReply, name: string, format: ExportForm
 // ---- what the routes answer, for the API's document (http/openapi.ts) ----
 
 export const orNull = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
-/** An error's parameters (gateway/src/errors.ts, ErrorParams): its reason and the values that fill in its sentence. */
-export const ERROR_PARAMS = Type.Record(Type.String(), Type.Union([Type.String(), Type.Number()]));
+export { ERROR_PARAMS } from '../../errors.js';
 /** An answer without a body (204, or a 200 with none). */
 export const NO_CONTENT = Type.Null({ description: 'No content' });
 /**

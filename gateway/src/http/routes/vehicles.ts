@@ -7,12 +7,12 @@ import { importRows } from '../../registry/import-parse.js';
 import type { ImportSlots } from '../../registry/import-slots.js';
 import type { ImportMode } from '../../registry/service.js';
 import { ALARM_ACTION, ALARMS_REPORT, GEOFENCE_INPUT, LINKAGE_INPUT, POSITIONS_REPORT, timeOf, VEHICLE_BODY, VEHICLE_INPUT_FIELDS } from '../../vehicles/input.js';
+import { ALARM as alarm, POSITION } from '../../vehicles/messages.js';
 import { ALARM_TYPES, SEVERITIES, VEHICLE_CATEGORIES, type Alarm } from '../../vehicles/model.js';
 import type { VehicleEntry, VehicleService } from '../../vehicles/service.js';
 import {
   acceptImportBodies,
   checkedBy,
-  ERROR_PARAMS,
   etag,
   exportResponse,
   IMPORT_REJECTED,
@@ -139,7 +139,6 @@ function alarmExportRow(a: Alarm): Record<(typeof ALARM_EXPORT_COLUMNS)[number],
 }
 // ---- what the routes answer: vehicles/model.ts's types ----
 const MS = Type.Integer({ description: 'ms since the epoch' });
-const POSITION = Type.Object({ lat: Type.Number(), lon: Type.Number(), speed: Type.Number({ description: 'km/h' }), heading: Type.Number(), at: MS });
 const vehicleView = Type.Object({
   id: Type.String(),
   plate: Type.String(),
@@ -163,43 +162,6 @@ const vehicleView = Type.Object({
     lastReportAt: orNull(MS),
     openAlarms: Type.Integer(),
   }),
-});
-const alarm = Type.Object({
-  id: Type.String(),
-  vehicleId: Type.String(),
-  plate: Type.String(),
-  category: literalUnion(VEHICLE_CATEGORIES),
-  departmentId: Type.String(),
-  type: literalUnion(ALARM_TYPES),
-  severity: literalUnion(SEVERITIES),
-  state: literalUnion(['raised', 'acknowledged', 'closed'] as const),
-  raisedAt: MS,
-  lastReportAt: MS,
-  occurrences: Type.Integer(),
-  active: Type.Boolean(),
-  clearedAt: orNull(MS),
-  position: orNull(POSITION),
-  geofence: orNull(Type.Object({ id: Type.String(), name: Type.String() })),
-  late: Type.Boolean(),
-  detail: Type.String(),
-  acknowledgedBy: orNull(Type.String()),
-  acknowledgedAt: orNull(MS),
-  closedBy: orNull(Type.String()),
-  closedAt: orNull(MS),
-  closeReason: orNull(literalUnion(['handled', 'cleared'] as const)),
-  note: orNull(Type.String()),
-  linkages: Type.Array(Type.Object({ ruleId: Type.String(), wallId: Type.String(), popupId: Type.String(), until: orNull(MS), endedAt: orNull(MS) })),
-  snapshot: Type.Optional(
-    orNull(Type.Object({ cameraId: Type.String(), takenAt: MS, width: Type.Integer(), height: Type.Integer() }, { description: 'the picture taken when it opened: GET /api/alarms/{id}/snapshot.jpg' })),
-  ),
-  snapshotError: Type.Optional(
-    orNull(
-      Type.Object(
-        { code: Type.String(), message: Type.String(), params: Type.Optional(ERROR_PARAMS) },
-        { description: 'why no picture was taken: the error a viewing of the camera would have got' },
-      ),
-    ),
-  ),
 });
 const rejectedItems = Type.Array(Type.Object({ index: Type.Integer(), field: Type.String(), message: Type.String() }));
 const positionsOutcome = Type.Object({ accepted: Type.Integer(), outOfOrder: Type.Integer(), stale: Type.Integer(), rejected: rejectedItems });

@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Guards } from '../../auth/plugin.js';
 import type { Principal } from '../../auth/users.js';
 import type { TileStatus, WallView } from '../../control/model.js';
+import { PRESET_VIEW, TILE_STATUSES, WALL_VIEW } from '../../control/messages.js';
 import { messageSchemas, type MessageType } from '../../control/protocol.js';
 import { PERMISSION, type WallService } from '../../control/walls.js';
 import { checkedBy } from './shared.js';
@@ -54,32 +55,15 @@ export function routeSchemas(route: { method: string; url: string; type: Message
   };
 }
 
-// What each message answers (the WebSocket's ack payload); the wall itself is control/model.ts's WallView.
-const WALL = Type.Object(
-  {
-    id: Type.String(),
-    name: Type.String(),
-    departmentId: Type.String(),
-    screens: Type.Object({ rows: Type.Integer(), cols: Type.Integer(), width: Type.Integer(), height: Type.Integer() }),
-    regions: Type.Array(Type.Unknown(), { description: 'each monitor\'s layout' }),
-    tiles: Type.Record(Type.String(), Type.Unknown(), { description: 'by tile id: where it is, what it plays, its lock' }),
-    tours: Type.Record(Type.String(), Type.Unknown()),
-    plan: Type.Union([Type.Object({ planId: Type.String() }), Type.Null()], { description: 'the emergency plan in force' }),
-    popups: Type.Record(Type.String(), Type.Unknown(), { description: 'alarm pop-ups in force' }),
-    version: Type.Integer(),
-    updatedAt: Type.Integer({ description: 'ms since the epoch' }),
-    updatedBy: Type.String(),
-  },
-  { description: 'a wall (control/model.ts WallView); docs/control-protocol.md shows each part' },
-);
+// What each message answers (the WebSocket's ack payload); the wall is control/messages.ts's, as wall.snapshot sends it.
 const CHANGED = Type.Object({ version: Type.Integer({ description: 'the wall\'s version after the change; the change itself reaches subscribers as wall.deltas' }) });
 const DELETED = Type.Object({ deleted: Type.String() });
 const PRESET = Type.Object({ id: Type.String(), kind: Type.Union([Type.Literal('preset'), Type.Literal('plan')]), name: Type.String(), priority: Type.Integer() });
 const ACKS: Record<Exclude<MessageType, 'subscribe' | 'unsubscribe'>, TSchema> = {
   'walls.list': Type.Object({
-    walls: Type.Array(Type.Object({ id: Type.String(), name: Type.String(), departmentId: Type.String(), screens: WALL.properties.screens, tiles: Type.Integer(), plan: WALL.properties.plan })),
+    walls: Type.Array(Type.Object({ id: Type.String(), name: Type.String(), departmentId: Type.String(), screens: WALL_VIEW.properties.screens, tiles: Type.Integer(), plan: WALL_VIEW.properties.plan })),
   }),
-  'wall.create': Type.Object({ wall: WALL }),
+  'wall.create': Type.Object({ wall: WALL_VIEW }),
   'wall.rename': CHANGED,
   'wall.delete': DELETED,
   'layout.set': CHANGED,
@@ -90,7 +74,7 @@ const ACKS: Record<Exclude<MessageType, 'subscribe' | 'unsubscribe'>, TSchema> =
   'tour.start': Type.Composite([CHANGED, Type.Object({ tourId: Type.String() })]),
   'tour.stop': CHANGED,
   'presets.list': Type.Object({
-    presets: Type.Array(Type.Composite([PRESET, Type.Object({ wallId: Type.String(), createdBy: Type.String(), createdAt: Type.Integer() })])),
+    presets: Type.Array(PRESET_VIEW),
   }),
   'preset.save': PRESET,
   'preset.recall': CHANGED,
@@ -125,7 +109,7 @@ export async function wallRoutes(app: FastifyInstance, o: WallRouteOptions) {
       onRequest: o.guards.require('walls:read'),
       ...checkedBy(
         { params: messageSchemas.subscribe },
-        { response: { 200: Type.Object({ wall: WALL, status: Type.Record(Type.String(), Type.Unknown(), { description: 'each tile\'s stream state, by tile id' }) }) } },
+        { response: { 200: Type.Object({ wall: WALL_VIEW, status: TILE_STATUSES }) } },
       ),
     },
     async (req) => {
