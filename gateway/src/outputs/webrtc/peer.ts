@@ -256,9 +256,14 @@ export class WhepPeer implements FeedSink {
   private send(au: AccessUnit, timestamp: number) {
     const sender = this.sender;
     if (!sender) return;
-    if (this.timings.firstPacket === null) this.timings.firstPacket = this.since();
     const joined = au.keyframe && this.timings.firstKeyframe === null;
-    if (joined) this.timings.firstKeyframe = this.since();
+    if (this.timings.firstKeyframe === null) {
+      // One reading for both: two could straddle a millisecond, and a first packet that is the
+      // keyframe must read as exactly that.
+      const now = this.since();
+      if (this.timings.firstPacket === null) this.timings.firstPacket = now;
+      if (joined) this.timings.firstKeyframe = now;
+    }
     const ts = timestamp >>> 0;
     if (this.direct) this.sendDirect(this.direct, au, ts);
     else this.sendThroughWerift(sender, au, ts);
