@@ -73,6 +73,9 @@ export class AlarmEvidence {
       if (!shot) throw new GatewayError('GW_ERR_CAMERA_NO_VIDEO', `camera ${job.cameraId} gave no picture`);
       write = { alarmId: job.alarmId, cameraId: shot.cameraId, takenAt: shot.takenAt, width: shot.width, height: shot.height, jpeg: shot.jpeg, error: null };
     } catch (err) {
+      // The snapshot engine closes before the vehicles do: a picture the shutdown stopped is not a
+      // fact about the camera, and recording it would mark the alarm as pictured for good.
+      if (err instanceof GatewayError && err.code === 'GW_ERR_UNAVAILABLE') return;
       write = this.failure(job, err);
     }
     await this.record(write);

@@ -128,6 +128,10 @@ t.test('a picture that fails or is slow neither delays nor loses the alarm', asy
   const thrown = (await gw.alarms([{ vehicleId: 'v1', type: 'leak', severity: 'high', at: Date.now() }])).raised[0];
   t.same((await pictured(gw, thrown)).snapshotError, { code: 'GW_ERR_INTERNAL', message: 'the picture could not be taken' }, 'even a snapshotter that throws (its words stay in the log)');
 
+  fake.auto = () => new GatewayError('GW_ERR_UNAVAILABLE', 'the gateway is shutting down');
+  const stopped = (await gw.alarms([{ vehicleId: 'v1', type: 'collision-warning', severity: 'high', at: Date.now() }])).raised[0];
+  t.ok(stopped, 'the alarm was raised');
+
   fake.auto = null;
   const started = Date.now();
   const slow = (await gw.alarms([{ vehicleId: 'v1', type: 'fatigue-driving', severity: 'high', at: Date.now() }])).raised[0];
@@ -136,6 +140,9 @@ t.test('a picture that fails or is slow neither delays nor loses the alarm', asy
   t.equal(fake.waiting.length, 1);
   fake.waiting[0]!.resolve(fake.picture(fake.waiting[0]!.req));
   t.match((await pictured(gw, slow)).snapshot, { cameraId: 'v1-ch1' }, 'and gets it when it comes');
+  // Asked before the slow one and refused at once: had it been recorded, it would be by now.
+  const unpictured = await alarmOf(gw, stopped!);
+  t.same([unpictured.id, unpictured.snapshot, unpictured.snapshotError], [stopped, null, null], 'a picture the shutdown stopped is not recorded as a failure');
 });
 
 t.test('an alarm storm takes at most maxConcurrent pictures at once and queues at most maxQueued', async (t) => {
