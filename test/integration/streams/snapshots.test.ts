@@ -1,8 +1,11 @@
+import { chmodSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import t from 'tap';
 import { ensureClip } from '../../../scripts/sim/clips.js';
 import { pushRtmp } from '../../../scripts/sim/rtmp-push.js';
 import { jpegSize, KeyframeDecode } from '../../../gateway/src/snapshots/decoder.js';
 import type { StreamSession } from '../../../gateway/src/streams/session.js';
+import { tempDir } from '../../helpers/gateway.js';
 import { ffmpegChildren } from '../../helpers/process.js';
 import { startStreamingGateway, waitFor, type StreamingGateway } from '../../helpers/streams.js';
 
@@ -205,10 +208,16 @@ t.test('a camera that cannot be reached answers with the code a viewing gets; sh
 });
 
 t.test('decodes beyond maxConcurrentDecodes wait in a bounded queue; past it GW_ERR_CAPACITY', async (t) => {
-  const gw = await startStreamingGateway(t, { snapshots: { cacheMs: 0, maxConcurrentDecodes: 1, maxQueuedDecodes: 1 } });
+  // An ffmpeg whose snapshot decoders take a second to start (pulls start at once), so every request
+  // below arrives while the first decode holds the only slot, however loaded the machine is.
+  const dir = tempDir(t, 'wallgate-slow-decoder-');
+  const slowFfmpeg = join(dir, 'ffmpeg');
+  writeFileSync(slowFfmpeg, '#!/bin/sh\ncase "$*" in *image2pipe*) sleep 1;; esac\nexec ffmpeg "$@"\n');
+  chmodSync(slowFfmpeg, 0o755);
+  const gw = await startStreamingGateway(t, { ffmpegPath: slowFfmpeg, snapshots: { cacheMs: 0, maxConcurrentDecodes: 1, maxQueuedDecodes: 1, spareDecoders: 0 } });
   await gw.addCamera('q1', { clip: 'h264-720p-1s' });
   await watch(gw, 'q1');
-  // Distinct widths: distinct pictures, which cannot share a decode. They arrive within a millisecond or two; a decode takes tens.
+  // Distinct widths: distinct pictures, which cannot share a decode.
   const answers = await Promise.all([320, 330, 340, 350, 360, 370].map((w) => snapshot(gw, 'q1', `?width=${w}`)));
   const statuses = answers.map((a) => a.status);
   t.equal(statuses.filter((s) => s === 200).length, 2, 'one decoding and one queued are answered');

@@ -68,7 +68,7 @@ t.test('a live session: its cached keyframe; a sub request served from the main 
   const config = { ...defaultConfig().streams, snapshots: { ...defaultConfig().streams.snapshots, cacheMs: 0 } };
   const service = new SnapshotService(engine, config);
   t.teardown(() => service.close());
-  while (!main.started()) await new Promise((r) => setImmediate(r));
+  await waitFor(() => main.started(), Boolean, 5_000, 5, 'the main session to make its driver');
   for (const tag of tags.slice(0, 10)) main.feed(tag);
   const arrived = main.session.keyframeAt!;
 
@@ -99,7 +99,7 @@ t.test('a live session: its cached keyframe; a sub request served from the main 
   // A GOP too large for its bound is dropped: no keyframe is cached until the next one.
   const small = liveSession(t, 'main', 1024);
   sessions.set('main', small.session);
-  while (!small.started()) await new Promise((r) => setImmediate(r));
+  await waitFor(() => small.started(), Boolean, 5_000, 5, 'the small session to make its driver');
   for (const tag of tags.slice(0, 10)) small.feed(tag);
   t.equal(small.session.joinTags().filter((tag) => !tag.header).length, 0, 'the GOP was dropped');
   const waiting = service.take({ cameraId: 'cam', profile: 'main', width: 160, userId: 'u', ifLive: true });
