@@ -126,10 +126,8 @@ export class UsersService {
     if (attempt && attempt.lockedUntil > now) {
       const user = await this.store.users.byUsername(username);
       await this.audit({ username, ip }, 'auth.login', user, 'denied', { username, reason: 'locked' });
-      {
       const retryAfterSec = Math.ceil((attempt.lockedUntil - now) / 1000);
       throw reasoned('GW_ERR_LOGIN_LOCKED', 'wait', { retryAfterSec }, `too many failed logins; try again in ${retryAfterSec} s`);
-    }
     }
     const user = await this.store.users.byUsername(username);
     const ok = await verifyPassword(password, user?.passwordHash ?? DUMMY_HASH);
