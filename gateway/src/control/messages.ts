@@ -1,4 +1,5 @@
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
+import { literals, orNull, serverEnvelope } from '../lib/schema-check.js';
 import { ERROR_PARAMS } from '../errors.js';
 import type { Popup, PlanState, Region, Tile, TileChange, TileStatus, Tour, WallDelta, WallView } from './model.js';
 import type { PresetView } from './walls/presets.js';
@@ -11,8 +12,6 @@ import type { PresetView } from './walls/presets.js';
  */
 
 const MS = Type.Integer({ description: 'ms since the epoch' });
-const orNull = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
-const literals = <T extends string>(values: readonly T[]) => Type.Union(values.map((v) => Type.Literal(v)));
 
 const CELL = Type.Object({ row: Type.Integer(), col: Type.Integer(), rowSpan: Type.Integer(), colSpan: Type.Integer() });
 const REGION = Type.Object({
@@ -125,8 +124,6 @@ export const PRESET_VIEW = Type.Object({
 });
 
 const ECHOED_ID = Type.Union([Type.String({ maxLength: 64 }), Type.Integer(), Type.Null()], { description: "the id of the client's message; null when it could not be read" });
-const envelope = <T extends string, P extends TSchema>(type: T, payload: P, description: string) =>
-  Type.Object({ type: Type.Literal(type), payload }, { additionalProperties: false, description });
 
 /**
  * Every message the server sends, by type. `ack` and `error` answer a client's message (the ack's
@@ -151,15 +148,15 @@ export const serverMessageSchemas = {
     },
     { additionalProperties: true, description: "a message refused: the REST API's error body (errors.ts errorBody) and the id" },
   ),
-  'wall.deltas': envelope('wall.deltas', Type.Object({ wallId: Type.String(), deltas: Type.Array(WALL_DELTA, { minItems: 1 }) }), 'changes to a subscribed wall, in version order'),
-  'wall.status': envelope(
+  'wall.deltas': serverEnvelope('wall.deltas', Type.Object({ wallId: Type.String(), deltas: Type.Array(WALL_DELTA, { minItems: 1 }) }), 'changes to a subscribed wall, in version order'),
+  'wall.status': serverEnvelope(
     'wall.status',
     Type.Object({ wallId: Type.String(), tiles: Type.Record(Type.String(), orNull(TILE_STATUS), { description: 'only the tiles whose state changed; null: the tile plays nothing now' }) }),
     "tiles' stream states as they change",
   ),
-  'wall.snapshot': envelope('wall.snapshot', Type.Object({ wall: WALL_VIEW, status: TILE_STATUSES }), 'the wall as it is, instead of the backlog a slow client missed'),
-  'wall.presets': envelope('wall.presets', Type.Object({ wallId: Type.String(), presets: Type.Array(PRESET_VIEW) }), "the wall's presets and plans, after one is saved or deleted"),
-  'wall.removed': envelope('wall.removed', Type.Object({ wallId: Type.String() }), 'the wall is deleted or out of the user\'s scope: nothing more of it follows'),
+  'wall.snapshot': serverEnvelope('wall.snapshot', Type.Object({ wall: WALL_VIEW, status: TILE_STATUSES }), 'the wall as it is, instead of the backlog a slow client missed'),
+  'wall.presets': serverEnvelope('wall.presets', Type.Object({ wallId: Type.String(), presets: Type.Array(PRESET_VIEW) }), "the wall's presets and plans, after one is saved or deleted"),
+  'wall.removed': serverEnvelope('wall.removed', Type.Object({ wallId: Type.String() }), 'the wall is deleted or out of the user\'s scope: nothing more of it follows'),
 } as const;
 
 export type ServerMessageType = keyof typeof serverMessageSchemas;

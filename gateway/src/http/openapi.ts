@@ -45,8 +45,6 @@ export const ERROR_SCHEMA = { ...errorBody(Type.Unsafe<ErrorCode>({ type: 'strin
 const ERROR_CHECK = errorBody(Type.Union(CODES.map((c) => Type.Literal(c))));
 const errorRef = Type.Unsafe({ $ref: 'Error#' });
 
-/** 204 and other answers without a body. */
-export const NO_CONTENT = Type.Null({ description: 'No content' });
 
 /**
  * The pages of /docs under their own policy: swagger-ui's bundle, stylesheet and the document all

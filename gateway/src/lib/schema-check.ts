@@ -1,4 +1,4 @@
-import type { Static, TSchema } from '@sinclair/typebox';
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { TypeCompiler, ValueErrorType, type TypeCheck, type ValueError } from '@sinclair/typebox/compiler';
 import { ValidationError, type FieldIssue } from '../errors.js';
 
@@ -87,3 +87,11 @@ export function schemaCheck<T extends TSchema>(schema: T): { parse(value: unknow
     },
   };
 }
+
+/** A schema that also takes null. */
+export const orNull = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
+/** One of these strings, as a union of literals (an enum in the documents). */
+export const literals = <T extends string>(values: readonly T[]) => Type.Union(values.map((v) => Type.Literal(v)));
+/** A message the control WebSocket sends: its type and payload, nothing else. */
+export const serverEnvelope = <T extends string, P extends TSchema>(type: T, payload: P, description: string) =>
+  Type.Object({ type: Type.Literal(type), payload }, { additionalProperties: false, description });

@@ -1,4 +1,5 @@
-import { Type, type TSchema } from '@sinclair/typebox';
+import { Type } from '@sinclair/typebox';
+import { orNull } from '../lib/schema-check.js';
 import type { ErrorParams, FieldIssue, IssueRule } from '../errors.js';
 import { LEVELS, PROTOCOLS, type Codec, type Protocol, type SourceFields } from '../store/types.js';
 import { parseCameraUrl, protocolFor, pushStreamName, UrlRejected, type ParsedCameraUrl } from './url-policy.js';
@@ -31,7 +32,6 @@ export const SOURCE_INPUT_FIELDS = [
 ] as const;
 const KNOWN = new Set<string>(SOURCE_INPUT_FIELDS);
 
-const orNull = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 /**
  * What validateSourceInput takes, described for the API's document. The validator below is the
  * check (it also takes the text forms a CSV row has, and names each field it refuses); this schema

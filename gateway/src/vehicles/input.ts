@@ -1,6 +1,6 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import type { ErrorParams, FieldIssue, IssueRule } from '../errors.js';
-import { schemaCheck } from '../lib/schema-check.js';
+import { literals, schemaCheck } from '../lib/schema-check.js';
 import {
   ALARM_TYPES,
   HAZARD_CLASSES,
@@ -154,7 +154,6 @@ export function validateVehicleInput(raw: Record<string, unknown>, opts: { requi
 const strict = <T extends Record<string, TSchema>>(props: T) => Type.Object(props, { additionalProperties: false });
 const ID = Type.String({ pattern: ID_PATTERN });
 const NAME = Type.String({ minLength: 1, maxLength: 100, pattern: '^[^\\u0000-\\u001f\\u007f]*$' });
-const literals = <T extends string>(values: readonly T[]) => Type.Union(values.map((v) => Type.Literal(v)));
 const LON = Type.Number({ minimum: -180, maximum: 180 });
 const LAT = Type.Number({ minimum: -90, maximum: 90 });
 const POINT = Type.Tuple([LON, LAT]);

@@ -1,4 +1,5 @@
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
+import { literals, orNull, serverEnvelope } from '../lib/schema-check.js';
 import { ERROR_PARAMS } from '../errors.js';
 import { ALARM_TYPES, SEVERITIES, VEHICLE_CATEGORIES, type Alarm, type PositionUpdate } from './model.js';
 
@@ -9,8 +10,6 @@ import { ALARM_TYPES, SEVERITIES, VEHICLE_CATEGORIES, type Alarm, type PositionU
  */
 
 const MS = Type.Integer({ description: 'ms since the epoch' });
-const orNull = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
-const literalUnion = <T extends string>(values: readonly T[]) => Type.Union(values.map((v) => Type.Literal(v)));
 
 export const POSITION = Type.Object({ lat: Type.Number(), lon: Type.Number(), speed: Type.Number({ description: 'km/h' }), heading: Type.Number(), at: MS });
 
@@ -19,11 +18,11 @@ export const ALARM = Type.Object({
   id: Type.String(),
   vehicleId: Type.String(),
   plate: Type.String(),
-  category: literalUnion(VEHICLE_CATEGORIES),
+  category: literals(VEHICLE_CATEGORIES),
   departmentId: Type.String(),
-  type: literalUnion(ALARM_TYPES),
-  severity: literalUnion(SEVERITIES),
-  state: literalUnion(['raised', 'acknowledged', 'closed'] as const),
+  type: literals(ALARM_TYPES),
+  severity: literals(SEVERITIES),
+  state: literals(['raised', 'acknowledged', 'closed'] as const),
   raisedAt: MS,
   lastReportAt: MS,
   occurrences: Type.Integer(),
@@ -37,7 +36,7 @@ export const ALARM = Type.Object({
   acknowledgedAt: orNull(MS),
   closedBy: orNull(Type.String()),
   closedAt: orNull(MS),
-  closeReason: orNull(literalUnion(['handled', 'cleared'] as const)),
+  closeReason: orNull(literals(['handled', 'cleared'] as const)),
   note: orNull(Type.String()),
   linkages: Type.Array(Type.Object({ ruleId: Type.String(), wallId: Type.String(), popupId: Type.String(), until: orNull(MS), endedAt: orNull(MS) })),
   snapshot: Type.Optional(
@@ -54,23 +53,21 @@ export const ALARM = Type.Object({
 });
 export const POSITION_UPDATE = Type.Composite([
   POSITION,
-  Type.Object({ id: Type.String(), plate: Type.String(), category: literalUnion(VEHICLE_CATEGORIES), status: literalUnion(['online', 'offline'] as const), moving: Type.Boolean() }),
+  Type.Object({ id: Type.String(), plate: Type.String(), category: literals(VEHICLE_CATEGORIES), status: literals(['online', 'offline'] as const), moving: Type.Boolean() }),
 ]);
 
 export const ALARM_CHANGES = ['raised', 'updated', 'acknowledged', 'closed'] as const;
 export type AlarmChange = (typeof ALARM_CHANGES)[number];
 
-const envelope = <T extends string, P extends TSchema>(type: T, payload: P, description: string) =>
-  Type.Object({ type: Type.Literal(type), payload }, { additionalProperties: false, description });
 
 export const vehicleServerMessageSchemas = {
-  'vehicles.positions': envelope(
+  'vehicles.positions': serverEnvelope(
     'vehicles.positions',
     Type.Object({ positions: Type.Array(POSITION_UPDATE, { minItems: 1 }) }),
     "the latest state of each vehicle that moved since the subscriber's last batch (positions.subscribe)",
   ),
-  alarm: envelope('alarm', Type.Object({ change: literalUnion(ALARM_CHANGES), alarm: ALARM }), 'an alarm raised or changed (alarms.subscribe)'),
-  'alarms.snapshot': envelope('alarms.snapshot', Type.Object({ alarms: Type.Array(ALARM) }), 'the open alarms as they are now, to a subscriber that fell behind and drained'),
+  alarm: serverEnvelope('alarm', Type.Object({ change: literals(ALARM_CHANGES), alarm: ALARM }), 'an alarm raised or changed (alarms.subscribe)'),
+  'alarms.snapshot': serverEnvelope('alarms.snapshot', Type.Object({ alarms: Type.Array(ALARM) }), 'the open alarms as they are now, to a subscriber that fell behind and drained'),
 } as const;
 
 export type VehicleServerMessage<T extends keyof typeof vehicleServerMessageSchemas> = Static<(typeof vehicleServerMessageSchemas)[T]>;

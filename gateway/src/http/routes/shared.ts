@@ -3,7 +3,7 @@ import { Type, type TSchema } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema, FastifySchemaCompiler } from 'fastify';
 import { GatewayError, ValidationError, reasoned } from '../../errors.js';
 import { csvCell } from '../../lib/csv.js';
-import { schemaCheck } from '../../lib/schema-check.js';
+import { orNull, schemaCheck } from '../../lib/schema-check.js';
 import type { ImportFormat } from '../../registry/import-parse.js';
 import type { ImportSlots } from '../../registry/import-slots.js';
 
@@ -131,7 +131,6 @@ export function sendExport(reply: FastifyReply, name: string, format: ExportForm
 
 // ---- what the routes answer, for the API's document (http/openapi.ts) ----
 
-export const orNull = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 export { ERROR_PARAMS } from '../../errors.js';
 /** An answer without a body (204, or a 200 with none). */
 export const NO_CONTENT = Type.Null({ description: 'No content' });
@@ -162,3 +161,4 @@ export const IMPORT_REPORT = Type.Object({
 });
 /** An all-or-nothing import refused: nothing was written; the report lists every row. */
 export const IMPORT_REJECTED = Type.Object({ code: Type.Literal('GW_ERR_IMPORT_REJECTED'), message: Type.String(), report: IMPORT_REPORT });
+export { orNull };

@@ -1,4 +1,5 @@
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
+import { literals } from '../../lib/schema-check.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Guards } from '../../auth/plugin.js';
 import type { Principal } from '../../auth/users.js';
@@ -9,16 +10,15 @@ import { HEALTH, LEVELS, PROTOCOLS } from '../../store/types.js';
 import { SOURCE_INPUT } from '../../registry/source-input.js';
 import { acceptImportBodies, checkedBy, ERROR_PARAMS, etag, IMPORT_REJECTED, IMPORT_REPORT, ifMatch, importFormat, NO_CONTENT, orNull, parseBbox, sendExport, STREAMED_IMPORT, streamedImport } from './shared.js';
 
-const literalUnion = <T extends string>(values: readonly T[]) => Type.Union(values.map((v) => Type.Literal(v)));
 
 const listQuery = (pageSizeMax: number) =>
   Type.Object(
     {
       departmentId: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
-      level: Type.Optional(literalUnion(LEVELS)),
-      protocol: Type.Optional(literalUnion(PROTOCOLS)),
+      level: Type.Optional(literals(LEVELS)),
+      protocol: Type.Optional(literals(PROTOCOLS)),
       tag: Type.Optional(Type.String({ minLength: 1, maxLength: 32 })),
-      health: Type.Optional(literalUnion(HEALTH)),
+      health: Type.Optional(literals(HEALTH)),
       enabled: Type.Optional(Type.Boolean()),
       q: Type.Optional(Type.String({ maxLength: 100 })),
       bbox: Type.Optional(Type.String({ description: 'minLon,minLat,maxLon,maxLat' })),
@@ -31,19 +31,19 @@ type ListQuery = Static<ReturnType<typeof listQuery>>;
 
 const exportQuery = Type.Object(
   {
-    format: literalUnion(['ndjson', 'csv'] as const),
+    format: literals(['ndjson', 'csv'] as const),
     departmentId: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
-    level: Type.Optional(literalUnion(LEVELS)),
-    protocol: Type.Optional(literalUnion(PROTOCOLS)),
+    level: Type.Optional(literals(LEVELS)),
+    protocol: Type.Optional(literals(PROTOCOLS)),
     tag: Type.Optional(Type.String({ minLength: 1, maxLength: 32 })),
-    health: Type.Optional(literalUnion(HEALTH)),
+    health: Type.Optional(literals(HEALTH)),
     q: Type.Optional(Type.String({ maxLength: 100 })),
   },
   { additionalProperties: false },
 );
 
 const importQuery = Type.Object(
-  { mode: literalUnion(['all-or-nothing', 'keep-valid']) },
+  { mode: literals(['all-or-nothing', 'keep-valid']) },
   { additionalProperties: false },
 );
 

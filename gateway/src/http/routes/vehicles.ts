@@ -1,4 +1,5 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { literals } from '../../lib/schema-check.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Guards } from '../../auth/plugin.js';
 import type { Principal } from '../../auth/users.js';
@@ -27,7 +28,6 @@ import {
   streamedImport,
 } from './shared.js';
 
-const literalUnion = <T extends string>(values: readonly T[]) => Type.Union(values.map((v) => Type.Literal(v)));
 const ID = Type.String({ minLength: 1, maxLength: 64 });
 const idParams = Type.Object({ id: ID });
 type IdParams = Static<typeof idParams>;
@@ -39,11 +39,11 @@ const listQuery = (max: number) =>
   Type.Object(
     {
       departmentId: Type.Optional(ID),
-      category: Type.Optional(literalUnion(VEHICLE_CATEGORIES)),
+      category: Type.Optional(literals(VEHICLE_CATEGORIES)),
       company: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
-      status: Type.Optional(literalUnion(['online', 'offline'] as const)),
+      status: Type.Optional(literals(['online', 'offline'] as const)),
       moving: Type.Optional(Type.Boolean()),
-      alarm: Type.Optional(literalUnion(['open', 'none'] as const)),
+      alarm: Type.Optional(literals(['open', 'none'] as const)),
       q: Type.Optional(Type.String({ maxLength: 100 })),
       bbox: Type.Optional(Type.String({ description: 'minLon,minLat,maxLon,maxLat' })),
       cursor: Type.Optional(Type.String({ maxLength: 200 })),
@@ -57,7 +57,7 @@ const alarmQuery = (max: number) =>
     {
       state: Type.Optional(Type.String({ pattern: '^(raised|acknowledged|closed)(,(raised|acknowledged|closed))*$' })),
       vehicleId: Type.Optional(ID),
-      type: Type.Optional(literalUnion(ALARM_TYPES)),
+      type: Type.Optional(literals(ALARM_TYPES)),
       since: Type.Optional(TIME_TEXT),
       cursor: Type.Optional(Type.String({ maxLength: 200 })),
       limit: Type.Integer({ minimum: 1, maximum: max, default: 100 }),
@@ -68,10 +68,10 @@ const alarmQuery = (max: number) =>
 /** The list's filters, for an export of every alarm they match. */
 const alarmExportQuery = Type.Object(
   {
-    format: literalUnion(['csv', 'ndjson'] as const),
+    format: literals(['csv', 'ndjson'] as const),
     state: Type.Optional(Type.String({ pattern: '^(raised|acknowledged|closed)(,(raised|acknowledged|closed))*$' })),
     vehicleId: Type.Optional(ID),
-    type: Type.Optional(literalUnion(ALARM_TYPES)),
+    type: Type.Optional(literals(ALARM_TYPES)),
     since: Type.Optional(TIME_TEXT),
   },
   { additionalProperties: false },
@@ -143,7 +143,7 @@ const vehicleView = Type.Object({
   id: Type.String(),
   plate: Type.String(),
   plateColor: Type.String(),
-  category: literalUnion(VEHICLE_CATEGORIES),
+  category: literals(VEHICLE_CATEGORIES),
   cargo: orNull(Type.Object({}, { additionalProperties: true, description: 'dangerous goods: class, UN number, name' })),
   company: Type.String(),
   departmentId: Type.String(),
@@ -157,7 +157,7 @@ const vehicleView = Type.Object({
   updatedAt: MS,
   live: Type.Object({
     position: orNull(POSITION),
-    status: literalUnion(['online', 'offline'] as const),
+    status: literals(['online', 'offline'] as const),
     moving: Type.Boolean(),
     lastReportAt: orNull(MS),
     openAlarms: Type.Integer(),
@@ -171,7 +171,7 @@ const GEOFENCE = versioned('a geofence: its shape (polygon or circle) and rules,
 const LINKAGE_RULE = versioned('a linkage rule: what it matches and the wall tiles it fills, as LINKAGE_INPUT');
 
 const trackQuery = Type.Object({ from: Type.Optional(TIME_TEXT), to: Type.Optional(TIME_TEXT) }, { additionalProperties: false });
-const importQuery = Type.Object({ mode: literalUnion(['all-or-nothing', 'keep-valid'] as const) }, { additionalProperties: false });
+const importQuery = Type.Object({ mode: literals(['all-or-nothing', 'keep-valid'] as const) }, { additionalProperties: false });
 
 function queryTime(field: string, text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
