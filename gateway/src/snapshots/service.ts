@@ -110,10 +110,12 @@ export class SnapshotService extends EventEmitter<{ decoded: [number] }> impleme
    * A live session of the camera: the profile asked, or for 'sub' the main stream if that is what
    * plays (a smaller picture of it costs a decode, a sub-stream pull costs a camera connection).
    */
-  private liveSession(cameraId: string, profile: Profile): StreamSession | null {
+  private liveSession(cameraId: string, profile: Profile): { session: StreamSession; cached: Keyframe | null } | null {
     for (const p of profile === 'sub' ? (['sub', 'main'] as const) : (['main'] as const)) {
-      const s = this.engine.sessionFor(cameraId, p);
-      if (s && (s.state === 'ready' || cachedKeyframe(s))) return s;
+      const session = this.engine.sessionFor(cameraId, p);
+      if (!session) continue;
+      const cached = cachedKeyframe(session);
+      if (session.state === 'ready' || cached) return { session, cached };
     }
     return null;
   }
@@ -121,10 +123,9 @@ export class SnapshotService extends EventEmitter<{ decoded: [number] }> impleme
   private async keyframe(req: SnapshotRequest): Promise<Keyframe | null> {
     const live = this.liveSession(req.cameraId, req.profile);
     if (live) {
-      const cached = cachedKeyframe(live);
-      if (cached) return cached;
+      if (live.cached) return live.cached;
       // The GOP was dropped for outgrowing its bound: the next keyframe comes within a GOP.
-      if (req.ifLive) return this.nextKeyframe(live, this.config.coldTimeoutMs);
+      if (req.ifLive) return this.nextKeyframe(live.session, this.config.coldTimeoutMs);
     }
     // Nothing is started for a picture asked only of a live camera.
     if (req.ifLive) return null;
