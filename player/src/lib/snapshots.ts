@@ -87,10 +87,6 @@ export class BlobPicture {
 
   constructor(readonly img: HTMLImageElement) {}
 
-  get shown(): boolean {
-    return this.url !== null;
-  }
-
   show(blob: Blob): void {
     const previous = this.url;
     this.url = URL.createObjectURL(blob);

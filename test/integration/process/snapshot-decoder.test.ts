@@ -59,10 +59,8 @@ t.test("a snapshot decoder sees neither the camera's URL and password nor the ga
 
   // The pull lingers 0 ms: once it has gone, only the spare decoder is left, waiting on stdin.
   const spares = decoders.map((r) => r.pid);
-  const deadline = Date.now() + 10_000;
   const left = async () => (await ffmpegChildren(gw.child.pid!)).filter((pid) => !spares.includes(pid));
-  while ((await left()).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-  t.same(await left(), [], 'neither the pull nor the decoder outlives the snapshot');
+  t.same(await waitFor(left, (pids) => pids.length === 0, 10_000, 100, 'the pull and the decoder to exit'), [], 'neither the pull nor the decoder outlives the snapshot');
   t.equal((await ffmpegChildren(gw.child.pid!)).length, 1, 'one spare decoder waits for the next picture');
   gw.child.kill('SIGTERM');
   t.equal((await gw.exited).code, 0);

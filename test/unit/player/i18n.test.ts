@@ -155,7 +155,7 @@ function sources(dir: URL): string[] {
 const DYNAMIC_KEYS: Record<string, () => Promise<string[]>> = {
   'audit.outcome.${}': async () => ['ok', 'denied', 'failed'],
   'admin.level.${}': async () => [...(await import('../../../gateway/src/store/types.js')).LEVELS],
-  'health.${}': async () => ['online', 'offline', 'unknown'],
+  'health.${}': async () => [...(await import('../../../gateway/src/store/types.js')).HEALTH],
   'sessions.${}': async () => ['main', 'sub'],
   'sessions.col.${}': async () => ['camera', 'profile', 'state', 'readers', 'uptime', 'bitrate', 'video', 'error', 'actions'],
   'health.col.${}': async () => ['department', 'bar', 'counts'],
