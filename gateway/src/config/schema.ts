@@ -457,6 +457,54 @@ export const configSchema = obj(
       },
       'Monitored vehicles: registry, positions, alarms, geofences and alarm-to-wall linkage.',
     ),
+    gb28181: obj(
+      {
+        enabled: Type.Boolean({ default: true, description: 'Run the GB/T 28181 SIP server: platforms, NVRs and cameras register here and their channels become sources.' }),
+        host: Type.String({ minLength: 1, default: '0.0.0.0', description: 'Address the SIP server binds (UDP and TCP).' }),
+        port: port(5060, 'SIP port, UDP and TCP; 0 picks a free one (the same for both when it can).'),
+        udp: Type.Boolean({ default: true, description: 'Accept SIP over UDP.' }),
+        tcp: Type.Boolean({ default: true, description: 'Accept SIP over TCP (devices behind NAT should use it; GB/T 28181-2022 §9.1.1).' }),
+        id: Type.String({ pattern: '^[0-9]{20}$', default: '34020000002000000001', description: "The gateway's own 20-digit SIP id (type 200, a SIP server)." }),
+        domain: Type.String({ pattern: '^[0-9]{10}$', default: '3402000000', description: 'The SIP domain: the first 10 digits of the id; also the digest realm.' }),
+        publicAddress: Type.String({
+          default: '',
+          description: 'Address devices are told to send SIP and media to (Contact, SDP c=); empty means the local address of the socket each device reached.',
+        }),
+        maxMessageBytes: Type.Integer({ minimum: 4_096, maximum: 1_048_576, default: 65_536, description: 'Largest SIP message accepted, headers and body; larger ones are dropped and counted.' }),
+        nonceTtlMs: Type.Integer({ minimum: 1_000, maximum: 3_600_000, default: 300_000, description: 'How long a digest nonce stays valid; an older one gets a fresh challenge with stale=true.' }),
+        registerExpiresMinSec: Type.Integer({ minimum: 1, maximum: 86_400, default: 60, description: "Shortest registration accepted; a device asking for less gets 423 Interval Too Brief." }),
+        registerExpiresMaxSec: Type.Integer({ minimum: 60, maximum: 604_800, default: 86_400, description: 'Longest registration granted; a longer Expires is cut to this.' }),
+        keepaliveIntervalSec: Type.Integer({ minimum: 1, maximum: 3_600, default: 60, description: 'Keepalive interval expected of devices (GB/T 28181 §9.6: 60 s).' }),
+        keepaliveMissed: Type.Integer({ minimum: 1, maximum: 100, default: 3, description: 'Missed keepalives after which a device and its channels are offline.' }),
+        requestTimeoutMs: Type.Integer({ minimum: 500, maximum: 64_000, default: 8_000, description: 'How long a request to a device (query, INVITE, BYE, PTZ) waits for its final answer.' }),
+        refusedListSize: Type.Integer({ minimum: 10, maximum: 100_000, default: 1_000, description: 'Refused registration attempts kept for the admin list (one row per device id and address).' }),
+        catalog: obj(
+          {
+            timeoutMs: Type.Integer({ minimum: 1_000, maximum: 600_000, default: 60_000, description: 'How long a multi-message catalog answer may take to arrive whole; a partial one is applied without removing channels.' }),
+            maxChannels: Type.Integer({ minimum: 1, maximum: 200_000, default: 20_000, description: "Most channels accepted from one device's catalog." }),
+          },
+          'Catalog queries and their import into the registry.',
+        ),
+        media: obj(
+          {
+            host: Type.String({ minLength: 1, default: '0.0.0.0', description: 'Address RTP receivers bind.' }),
+            portMin: port(30_000, 'First port of the RTP receive range (UDP and TCP).'),
+            portMax: port(30_999, 'Last port of the RTP receive range.'),
+            firstPacketTimeoutMs: Type.Integer({ minimum: 500, maximum: 60_000, default: 5_000, description: 'How long after the ACK the first RTP packet may take before the start fails with the address the device was told.' }),
+            reorderWindow: Type.Integer({ minimum: 0, maximum: 1_024, default: 32, description: 'RTP packets held to put late ones back in order; a gap older than this is skipped.' }),
+          },
+          'Live view: RTP receivers for PS over RTP.',
+        ),
+        ptz: obj(
+          {
+            leaseMs: Type.Integer({ minimum: 1_000, maximum: 600_000, default: 30_000, description: "How long one operator keeps control of a camera's PTZ after their last command." }),
+            commandsPerSec: Type.Integer({ minimum: 1, maximum: 100, default: 10, description: 'PTZ commands per user and camera per second; more are refused with GW_ERR_RATE_LIMITED.' }),
+          },
+          'Pan, tilt, zoom and presets of GB/T 28181 channels.',
+        ),
+      },
+      'GB/T 28181: the SIP server departments\' platforms, NVRs and cameras register to, and live view of their channels.',
+    ),
     player: obj(
       {
         enabled: Type.Boolean({ default: true, description: 'Serve the browser pages (wall screens, console, regulator and admin) from the gateway.' }),

@@ -12,6 +12,8 @@ const WHITELISTS: Record<Protocol, string> = {
   hls: 'http,tcp,crypto',
   'http-flv': 'http,tcp',
   srt: 'srt,udp',
+  // Never opened by ffmpeg: its media arrive as RTP at our own receiver and reach ffmpeg on stdin.
+  gb28181: '',
 };
 
 export interface PullInput {
