@@ -6,6 +6,7 @@ import Fastify, { LogController, type FastifyInstance, type FastifySchema } from
 import { Type } from '@sinclair/typebox';
 import type { DestinationStream } from 'pino';
 import { guards } from './auth/plugin.js';
+import { GbDirectory } from './gb28181/directory.js';
 import { StreamTokens } from './auth/stream-tokens.js';
 import { TokenService } from './auth/tokens.js';
 import { UsersService } from './auth/users.js';
@@ -97,6 +98,8 @@ export interface Gateway {
   walls: WallService;
   control: ControlServer;
   vehicles: VehicleService;
+  /** GB/T 28181: who may register (devices, admission rules, refused attempts). */
+  gbDirectory: GbDirectory;
   /** Set on a first start: the admin account and its one-time password. */
   bootstrapAdmin: { username: string; password: string } | null;
   /** Every route registered, with its schema, for the tests that walk them all. */
@@ -127,9 +130,10 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
   const store = SqliteStore.open(join(dataDir, 'wallgate.db'));
   life.own('store', 'store', () => store.close());
 
+  const sealer = new CredentialSealer(secrets.credentialKey);
   const registry = new Registry(
     store,
-    new CredentialSealer(secrets.credentialKey),
+    sealer,
     new NetworkPolicy(config.registry.networks),
     opts.resolver ?? dnsResolver(config.registry.resolveTimeoutMs),
   );
@@ -244,6 +248,7 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
   });
   http.decorateRequest('principal', null);
   life.setLog(http.log);
+  const gbDirectory = new GbDirectory({ store, sealer, registry, refusedListSize: config.gb28181.refusedListSize, log: http.log });
   routeNmsLogs((level, message) => (level === 'error' ? http.log.error({ nms: true }, message) : http.log.debug({ nms: true }, message)));
   const streams = new StreamManager(config.streams, dataDir, resolver, http.log);
   life.own('sessions', 'stream sessions', () => streams.close());
@@ -376,6 +381,7 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
     walls,
     control,
     vehicles,
+    gbDirectory,
     bootstrapAdmin,
     routes,
     lifecycle: life,

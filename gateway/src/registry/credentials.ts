@@ -35,19 +35,39 @@ export class CredentialSealer {
   seal(username: string, password: string | null): SealedCredential {
     const fingerprint = this.fingerprint(username, password);
     if (password === null) return { fingerprint, username, sealedPassword: null };
-    const iv = randomBytes(IV_BYTES);
-    const cipher = createCipheriv('aes-256-gcm', this.encKey, iv);
-    cipher.setAAD(fingerprint);
-    const body = Buffer.concat([cipher.update(password, 'utf8'), cipher.final()]);
-    return { fingerprint, username, sealedPassword: Buffer.concat([Buffer.of(VERSION), iv, cipher.getAuthTag(), body]) };
+    return { fingerprint, username, sealedPassword: this.encrypt(password, fingerprint) };
   }
 
   open(sealed: Buffer, fingerprint: Buffer): string {
+    return this.decrypt(sealed, fingerprint);
+  }
+
+  /**
+   * A secret that has no user name to fingerprint (a GB/T 28181 device's digest password), bound to
+   * what it belongs to (`owner`, e.g. "gb-device:<id>"): sealed for one owner, it does not open for another.
+   */
+  sealSecret(owner: string, secret: string): Buffer {
+    return this.encrypt(secret, Buffer.from(`secret\u0000${owner}`, 'utf8'));
+  }
+
+  openSecret(owner: string, sealed: Buffer): string {
+    return this.decrypt(sealed, Buffer.from(`secret\u0000${owner}`, 'utf8'));
+  }
+
+  private encrypt(plain: string, aad: Buffer): Buffer {
+    const iv = randomBytes(IV_BYTES);
+    const cipher = createCipheriv('aes-256-gcm', this.encKey, iv);
+    cipher.setAAD(aad);
+    const body = Buffer.concat([cipher.update(plain, 'utf8'), cipher.final()]);
+    return Buffer.concat([Buffer.of(VERSION), iv, cipher.getAuthTag(), body]);
+  }
+
+  private decrypt(sealed: Buffer, aad: Buffer): string {
     if (sealed[0] !== VERSION) throw new Error('unknown sealed credential version');
     const iv = sealed.subarray(1, 1 + IV_BYTES);
     const tag = sealed.subarray(1 + IV_BYTES, 1 + IV_BYTES + TAG_BYTES);
     const decipher = createDecipheriv('aes-256-gcm', this.encKey, iv);
-    decipher.setAAD(fingerprint);
+    decipher.setAAD(aad);
     decipher.setAuthTag(tag);
     return Buffer.concat([decipher.update(sealed.subarray(1 + IV_BYTES + TAG_BYTES)), decipher.final()]).toString('utf8');
   }

@@ -242,7 +242,7 @@ export class Registry {
       throw reasoned('GW_ERR_CONFLICT', 'departmentInUse', { department: id }, `department "${id}" is still in users' scopes; change them first`);
     }
     if (!(await this.store.departments.delete(id))) {
-      throw reasoned('GW_ERR_CONFLICT', 'departmentInUse', { department: id }, `department "${id}" still has departments, sources, walls, vehicles or vehicle rules below it`);
+      throw reasoned('GW_ERR_CONFLICT', 'departmentInUse', { department: id }, `department "${id}" still has departments, sources, walls, vehicles, vehicle rules, GB devices or admission rules below it`);
     }
     await this.reloadTree();
     await this.audit(actor, 'department.delete', id, dep.path);

@@ -423,6 +423,105 @@ export interface RuleRepo {
   delete(kind: RuleRow['kind'], id: string, audit: AuditWrite): Promise<boolean>;
 }
 
+// ---- GB/T 28181 ------------------------------------------------------------------------------
+
+export const GB_STREAM_MODES = ['udp', 'tcp-passive', 'tcp-active'] as const;
+export type GbStreamMode = (typeof GB_STREAM_MODES)[number];
+
+/** Where a device stands now, as the SIP service last saw it. */
+export interface GbPresence {
+  online: boolean;
+  transport: 'udp' | 'tcp' | null;
+  address: string | null;
+  port: number | null;
+  registeredAt: number | null;
+  expiresAt: number | null;
+  lastKeepaliveAt: number | null;
+}
+
+/** What a device says about itself (DeviceInfo). */
+export interface GbDeviceInfo {
+  manufacturer: string | null;
+  model: string | null;
+  firmware: string | null;
+}
+
+/**
+ * A GB/T 28181 device or lower platform allowed to register: added by an admin, or created by an
+ * admission rule the first time a matching id registered. Its digest password is sealed.
+ */
+export interface GbDeviceRecord extends GbPresence, GbDeviceInfo {
+  id: string;
+  name: string;
+  departmentId: string;
+  deptPath: string;
+  sealedPassword: Buffer | null;
+  streamMode: GbStreamMode;
+  origin: 'admin' | 'rule';
+  ruleId: string | null;
+  /** A disabled device is refused at registration (refusal reason 'disabled'). */
+  enabled: boolean;
+  channelCount: number;
+  catalogAt: number | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** An admin's standing decision: ids starting with `prefix` may register into `departmentId` with this password. */
+export interface GbAdmissionRule {
+  id: string;
+  /** 1-20 digits; the longest matching prefix wins. */
+  prefix: string;
+  departmentId: string;
+  deptPath: string;
+  sealedPassword: Buffer;
+  streamMode: GbStreamMode;
+  createdAt: number;
+}
+
+export const GB_REFUSAL_REASONS = ['unknown', 'password', 'disabled'] as const;
+
+/** Refused registration attempts, one row per device id and address. */
+export interface GbRefusal {
+  deviceId: string;
+  address: string;
+  reason: (typeof GB_REFUSAL_REASONS)[number];
+  /** The known device's department path ('password', 'disabled'); null for an unknown id, which only whole-system admins see. */
+  deptPath: string | null;
+  firstAt: number;
+  lastAt: number;
+  count: number;
+}
+
+/** Fields an admin may change on a device; `sealedPassword` undefined keeps the stored one. */
+export type GbDeviceChanges = Partial<Pick<GbDeviceRecord, 'name' | 'departmentId' | 'deptPath' | 'sealedPassword' | 'streamMode' | 'enabled'>>;
+
+export interface GbRepo {
+  getDevice(id: string): Promise<GbDeviceRecord | null>;
+  /** Ordered by department path then id; `after` continues from a previous page's last row. */
+  listDevices(q: { ranges: PathRange[]; after?: { path: string; id: string }; limit: number }): Promise<GbDeviceRecord[]>;
+  /** Creates the device and forgets its refusals, with the audit entry. Throws StoreConflict when the id exists. */
+  createDevice(device: GbDeviceRecord, audit: AuditWrite): Promise<void>;
+  updateDevice(id: string, changes: GbDeviceChanges, now: number, audit: AuditWrite): Promise<GbDeviceRecord | null>;
+  deleteDevice(id: string, audit: AuditWrite): Promise<boolean>;
+  /** False for an unknown device. */
+  setPresence(id: string, presence: GbPresence, now: number): Promise<boolean>;
+  /** `name` replaces the name only of a device still named by its id (one a rule created). */
+  setInfo(id: string, info: GbDeviceInfo & { name?: string }, now: number): Promise<boolean>;
+  setCatalog(id: string, channelCount: number, at: number): Promise<boolean>;
+  /** Every rule (a handful); scope filtering is the caller's. */
+  rules(): Promise<GbAdmissionRule[]>;
+  /** Throws StoreConflict when the id or the prefix exists. */
+  createRule(rule: GbAdmissionRule, audit: AuditWrite): Promise<void>;
+  deleteRule(id: string, audit: AuditWrite): Promise<boolean>;
+  /** Counts an attempt; keeps at most `maxRows` rows, dropping the least recent. */
+  recordRefusal(r: { deviceId: string; address: string; reason: GbRefusal['reason']; deptPath: string | null; at: number }, maxRows: number): Promise<void>;
+  /** Most recent first: rows in `ranges`, and rows of unknown ids when `includeUnscoped`. */
+  refusals(q: { ranges: PathRange[]; includeUnscoped: boolean; limit: number }): Promise<GbRefusal[]>;
+  /** Forgets every refused attempt of the id; the number of rows removed. */
+  deleteRefusals(deviceId: string, audit: AuditWrite | null): Promise<number>;
+}
+
 export interface Store {
   readonly sources: SourceRepo;
   readonly vehicles: VehicleRepo;
@@ -433,6 +532,7 @@ export interface Store {
   readonly sessions: SessionRepo;
   readonly audit: AuditRepo;
   readonly walls: WallRepo;
+  readonly gb: GbRepo;
   /** Schema version after migrations. */
   schemaVersion(): Promise<number>;
   close(): Promise<void>;

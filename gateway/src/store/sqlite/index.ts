@@ -4,6 +4,7 @@ import Database from 'better-sqlite3';
 import type { ErrorParams } from '../../errors.js';
 import { migrations } from './migrations.js';
 import { matchExpression, normalise, searchDocument, searchKey } from './search-terms.js';
+import { SqliteGb } from './gb.js';
 import { SqliteAlarms, SqliteRules, SqliteVehicles } from './vehicles.js';
 import {
   StoreConflict,
@@ -489,6 +490,9 @@ class SqliteDepartments implements DepartmentRepo {
         rewrite('vehicles', 'dept_path');
         rewrite('alarms', 'dept_path');
         rewrite('vehicle_rules', 'dept_path');
+        rewrite('gb_devices', 'dept_path');
+        rewrite('gb_admission_rules', 'dept_path');
+        rewrite('gb_refusals', 'dept_path');
         this.sources.reindexRange(changes.path, subtreeEnd(changes.path));
       }
       const next = { ...dep, ...changes, updatedAt: now };
@@ -506,7 +510,9 @@ class SqliteDepartments implements DepartmentRepo {
         this.db.prepare(`SELECT 1 FROM sources WHERE department_id = ? LIMIT 1`).get(id) ||
         this.db.prepare(`SELECT 1 FROM walls WHERE department_id = ? LIMIT 1`).get(id) ||
         this.db.prepare(`SELECT 1 FROM vehicles WHERE department_id = ? LIMIT 1`).get(id) ||
-        this.db.prepare(`SELECT 1 FROM vehicle_rules WHERE department_id = ? LIMIT 1`).get(id);
+        this.db.prepare(`SELECT 1 FROM vehicle_rules WHERE department_id = ? LIMIT 1`).get(id) ||
+        this.db.prepare(`SELECT 1 FROM gb_devices WHERE department_id = ? LIMIT 1`).get(id) ||
+        this.db.prepare(`SELECT 1 FROM gb_admission_rules WHERE department_id = ? LIMIT 1`).get(id);
       if (busy) return false;
       return this.db.prepare(`DELETE FROM departments WHERE id = ?`).run(id).changes > 0;
     })();
@@ -758,6 +764,7 @@ export class SqliteStore implements Store {
   readonly vehicles: SqliteVehicles;
   readonly alarms: SqliteAlarms;
   readonly rules: SqliteRules;
+  readonly gb: SqliteGb;
   private closed = false;
 
   constructor(readonly db: DB) {
@@ -771,6 +778,7 @@ export class SqliteStore implements Store {
     this.vehicles = new SqliteVehicles(db, appendAudit);
     this.alarms = new SqliteAlarms(db, appendAudit);
     this.rules = new SqliteRules(db, appendAudit);
+    this.gb = new SqliteGb(db, appendAudit);
   }
 
   static open(file: string): SqliteStore {

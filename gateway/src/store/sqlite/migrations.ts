@@ -229,4 +229,64 @@ export const migrations: { version: number; description: string; sql: string }[]
       ALTER TABLE sources ADD COLUMN health_params TEXT;
     `,
   },
+  {
+    version: 7,
+    description: 'GB/T 28181: the devices allowed to register, admission rules, and refused registration attempts',
+    sql: `
+      CREATE TABLE gb_devices (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        department_id TEXT NOT NULL REFERENCES departments(id),
+        dept_path TEXT NOT NULL,
+        -- The digest password, sealed by the registry's key (never in clear here).
+        sealed_password BLOB,
+        stream_mode TEXT NOT NULL,
+        origin TEXT NOT NULL,
+        rule_id TEXT,
+        enabled INTEGER NOT NULL DEFAULT 1,
+        online INTEGER NOT NULL DEFAULT 0,
+        transport TEXT,
+        address TEXT,
+        port INTEGER,
+        registered_at INTEGER,
+        expires_at INTEGER,
+        last_keepalive_at INTEGER,
+        manufacturer TEXT,
+        model TEXT,
+        firmware TEXT,
+        channel_count INTEGER NOT NULL DEFAULT 0,
+        catalog_at INTEGER,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+      );
+      -- Lists are per department subtree, paged by (dept_path, id), as sources are.
+      CREATE INDEX gb_devices_dept_path ON gb_devices(dept_path, id);
+      CREATE INDEX gb_devices_department ON gb_devices(department_id);
+
+      CREATE TABLE gb_admission_rules (
+        id TEXT PRIMARY KEY,
+        prefix TEXT NOT NULL UNIQUE,
+        department_id TEXT NOT NULL REFERENCES departments(id),
+        dept_path TEXT NOT NULL,
+        sealed_password BLOB NOT NULL,
+        stream_mode TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+      );
+      CREATE INDEX gb_admission_rules_dept_path ON gb_admission_rules(dept_path);
+      CREATE INDEX gb_admission_rules_department ON gb_admission_rules(department_id);
+
+      -- One row per (device id, address), counted; bounded by gb28181.refusedListSize, least recent dropped.
+      CREATE TABLE gb_refusals (
+        device_id TEXT NOT NULL,
+        address TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        dept_path TEXT,
+        first_at INTEGER NOT NULL,
+        last_at INTEGER NOT NULL,
+        count INTEGER NOT NULL,
+        PRIMARY KEY (device_id, address)
+      ) WITHOUT ROWID;
+      CREATE INDEX gb_refusals_last ON gb_refusals(last_at);
+    `,
+  },
 ];

@@ -1,0 +1,231 @@
+import type Database from 'better-sqlite3';
+import {
+  StoreConflict,
+  type AuditEntry,
+  type GbAdmissionRule,
+  type GbDeviceChanges,
+  type GbDeviceInfo,
+  type GbDeviceRecord,
+  type GbPresence,
+  type GbRefusal,
+  type GbRepo,
+  type PathRange,
+} from '../types.js';
+
+type DB = Database.Database;
+type Row = Record<string, unknown>;
+type AuditWrite = Omit<AuditEntry, 'seq'>;
+type AppendAudit = (e: AuditWrite) => void;
+
+const isConstraint = (err: unknown) => ((err as { code?: string }).code ?? '').startsWith('SQLITE_CONSTRAINT');
+
+function toDevice(r: Row): GbDeviceRecord {
+  return {
+    id: r.id as string,
+    name: r.name as string,
+    departmentId: r.department_id as string,
+    deptPath: r.dept_path as string,
+    sealedPassword: (r.sealed_password as Buffer | null) ?? null,
+    streamMode: r.stream_mode as GbDeviceRecord['streamMode'],
+    origin: r.origin as GbDeviceRecord['origin'],
+    ruleId: (r.rule_id as string | null) ?? null,
+    enabled: r.enabled === 1,
+    online: r.online === 1,
+    transport: (r.transport as GbDeviceRecord['transport']) ?? null,
+    address: (r.address as string | null) ?? null,
+    port: (r.port as number | null) ?? null,
+    registeredAt: (r.registered_at as number | null) ?? null,
+    expiresAt: (r.expires_at as number | null) ?? null,
+    lastKeepaliveAt: (r.last_keepalive_at as number | null) ?? null,
+    manufacturer: (r.manufacturer as string | null) ?? null,
+    model: (r.model as string | null) ?? null,
+    firmware: (r.firmware as string | null) ?? null,
+    channelCount: r.channel_count as number,
+    catalogAt: (r.catalog_at as number | null) ?? null,
+    createdAt: r.created_at as number,
+    updatedAt: r.updated_at as number,
+  };
+}
+
+function toRule(r: Row): GbAdmissionRule {
+  return {
+    id: r.id as string,
+    prefix: r.prefix as string,
+    departmentId: r.department_id as string,
+    deptPath: r.dept_path as string,
+    sealedPassword: r.sealed_password as Buffer,
+    streamMode: r.stream_mode as GbAdmissionRule['streamMode'],
+    createdAt: r.created_at as number,
+  };
+}
+
+function toRefusal(r: Row): GbRefusal {
+  return {
+    deviceId: r.device_id as string,
+    address: r.address as string,
+    reason: r.reason as GbRefusal['reason'],
+    deptPath: (r.dept_path as string | null) ?? null,
+    firstAt: r.first_at as number,
+    lastAt: r.last_at as number,
+    count: r.count as number,
+  };
+}
+
+/** The `(dept_path >= ? AND dept_path < ?) OR …` filter of a scope, with its parameters; an empty scope matches nothing. */
+function rangeFilter(ranges: PathRange[], params: Record<string, unknown>): string {
+  ranges.forEach(([from, to], i) => Object.assign(params, { [`from${i}`]: from, [`to${i}`]: to }));
+  return ranges.length ? `(${ranges.map((_, i) => `(dept_path >= @from${i} AND dept_path < @to${i})`).join(' OR ')})` : '0';
+}
+
+export class SqliteGb implements GbRepo {
+  private readonly byId;
+  private readonly insertDevice;
+  private readonly presenceStmt;
+  private readonly infoStmt;
+  private readonly catalogStmt;
+  private readonly refusalUpsert;
+  private readonly refusalCount;
+  private readonly refusalPrune;
+  private readonly refusalsOf;
+  private readonly refusalExists;
+
+  constructor(
+    private readonly db: DB,
+    private readonly appendAudit: AppendAudit,
+  ) {
+    this.byId = db.prepare(`SELECT * FROM gb_devices WHERE id = ?`);
+    this.insertDevice = db.prepare(`INSERT INTO gb_devices (id, name, department_id, dept_path, sealed_password, stream_mode, origin, rule_id, enabled,
+      online, transport, address, port, registered_at, expires_at, last_keepalive_at, manufacturer, model, firmware, channel_count, catalog_at, created_at, updated_at)
+      VALUES (@id, @name, @departmentId, @deptPath, @sealedPassword, @streamMode, @origin, @ruleId, @enabled,
+      @online, @transport, @address, @port, @registeredAt, @expiresAt, @lastKeepaliveAt, @manufacturer, @model, @firmware, @channelCount, @catalogAt, @createdAt, @updatedAt)`);
+    // Keepalives arrive every minute from every device: a presence that did not change is not rewritten.
+    this.presenceStmt = db.prepare(`UPDATE gb_devices SET online = @online, transport = @transport, address = @address, port = @port,
+      registered_at = @registeredAt, expires_at = @expiresAt, last_keepalive_at = @lastKeepaliveAt, updated_at = @now WHERE id = @id`);
+    this.infoStmt = db.prepare(`UPDATE gb_devices SET manufacturer = @manufacturer, model = @model, firmware = @firmware,
+      name = CASE WHEN @name IS NOT NULL AND name = id THEN @name ELSE name END, updated_at = @now WHERE id = @id`);
+    this.catalogStmt = db.prepare(`UPDATE gb_devices SET channel_count = ?, catalog_at = ? WHERE id = ?`);
+    this.refusalUpsert = db.prepare(`INSERT INTO gb_refusals (device_id, address, reason, dept_path, first_at, last_at, count)
+      VALUES (@deviceId, @address, @reason, @deptPath, @at, @at, 1)
+      ON CONFLICT (device_id, address) DO UPDATE SET reason = excluded.reason, dept_path = excluded.dept_path, last_at = excluded.last_at, count = count + 1`);
+    this.refusalCount = db.prepare(`SELECT count(*) FROM gb_refusals`).pluck();
+    this.refusalPrune = db.prepare(`DELETE FROM gb_refusals WHERE (device_id, address) IN (SELECT device_id, address FROM gb_refusals ORDER BY last_at, device_id LIMIT ?)`);
+    this.refusalsOf = db.prepare(`DELETE FROM gb_refusals WHERE device_id = ?`);
+    this.refusalExists = db.prepare(`SELECT 1 FROM gb_refusals WHERE device_id = ? AND address = ?`).pluck();
+  }
+
+  async getDevice(id: string) {
+    const r = this.byId.get(id) as Row | undefined;
+    return r ? toDevice(r) : null;
+  }
+
+  async listDevices(q: { ranges: PathRange[]; after?: { path: string; id: string }; limit: number }) {
+    const params: Record<string, unknown> = { limit: q.limit };
+    const where = [rangeFilter(q.ranges, params)];
+    if (q.after) {
+      where.push('(dept_path, id) > (@afterPath, @afterId)');
+      Object.assign(params, { afterPath: q.after.path, afterId: q.after.id });
+    }
+    return (this.db.prepare(`SELECT * FROM gb_devices WHERE ${where.join(' AND ')} ORDER BY dept_path, id LIMIT @limit`).all(params) as Row[]).map(toDevice);
+  }
+
+  async createDevice(device: GbDeviceRecord, audit: AuditWrite) {
+    this.db.transaction(() => {
+      try {
+        this.insertDevice.run({ ...device, enabled: device.enabled ? 1 : 0, online: device.online ? 1 : 0 });
+      } catch (err) {
+        if (isConstraint(err)) throw new StoreConflict(`GB device ${device.id} exists`);
+        throw err;
+      }
+      // Admitted: its refused attempts are no longer a question for the admin.
+      this.refusalsOf.run(device.id);
+      this.appendAudit(audit);
+    })();
+  }
+
+  async updateDevice(id: string, changes: GbDeviceChanges, now: number, audit: AuditWrite) {
+    return this.db.transaction(() => {
+      const r = this.byId.get(id) as Row | undefined;
+      if (!r) return null;
+      const next = { ...toDevice(r), ...Object.fromEntries(Object.entries(changes).filter(([, v]) => v !== undefined)), updatedAt: now };
+      this.db
+        .prepare(`UPDATE gb_devices SET name = @name, department_id = @departmentId, dept_path = @deptPath, sealed_password = @sealedPassword,
+          stream_mode = @streamMode, enabled = @enabled, updated_at = @updatedAt WHERE id = @id`)
+        .run({ id, name: next.name, departmentId: next.departmentId, deptPath: next.deptPath, sealedPassword: next.sealedPassword, streamMode: next.streamMode, enabled: next.enabled ? 1 : 0, updatedAt: now });
+      this.appendAudit(audit);
+      return next;
+    })();
+  }
+
+  async deleteDevice(id: string, audit: AuditWrite) {
+    return this.db.transaction(() => {
+      const gone = this.db.prepare(`DELETE FROM gb_devices WHERE id = ?`).run(id).changes > 0;
+      if (gone) this.appendAudit(audit);
+      return gone;
+    })();
+  }
+
+  async setPresence(id: string, p: GbPresence, now: number) {
+    return this.presenceStmt.run({ ...p, online: p.online ? 1 : 0, id, now }).changes > 0;
+  }
+
+  async setInfo(id: string, info: GbDeviceInfo & { name?: string }, now: number) {
+    return this.infoStmt.run({ manufacturer: info.manufacturer, model: info.model, firmware: info.firmware, name: info.name ?? null, id, now }).changes > 0;
+  }
+
+  async setCatalog(id: string, channelCount: number, at: number) {
+    return this.catalogStmt.run(channelCount, at, id).changes > 0;
+  }
+
+  async rules() {
+    return (this.db.prepare(`SELECT * FROM gb_admission_rules ORDER BY prefix`).all() as Row[]).map(toRule);
+  }
+
+  async createRule(rule: GbAdmissionRule, audit: AuditWrite) {
+    this.db.transaction(() => {
+      try {
+        this.db
+          .prepare(`INSERT INTO gb_admission_rules (id, prefix, department_id, dept_path, sealed_password, stream_mode, created_at)
+            VALUES (@id, @prefix, @departmentId, @deptPath, @sealedPassword, @streamMode, @createdAt)`)
+          .run(rule);
+      } catch (err) {
+        if (isConstraint(err)) throw new StoreConflict(`an admission rule for prefix ${rule.prefix} exists`);
+        throw err;
+      }
+      this.appendAudit(audit);
+    })();
+  }
+
+  async deleteRule(id: string, audit: AuditWrite) {
+    return this.db.transaction(() => {
+      const gone = this.db.prepare(`DELETE FROM gb_admission_rules WHERE id = ?`).run(id).changes > 0;
+      if (gone) this.appendAudit(audit);
+      return gone;
+    })();
+  }
+
+  async recordRefusal(r: { deviceId: string; address: string; reason: GbRefusal['reason']; deptPath: string | null; at: number }, maxRows: number) {
+    this.db.transaction(() => {
+      const known = this.refusalExists.get(r.deviceId, r.address) !== undefined;
+      this.refusalUpsert.run(r);
+      // Only a new row can take the table past its bound.
+      if (known) return;
+      const over = (this.refusalCount.get() as number) - maxRows;
+      if (over > 0) this.refusalPrune.run(over);
+    })();
+  }
+
+  async refusals(q: { ranges: PathRange[]; includeUnscoped: boolean; limit: number }) {
+    const params: Record<string, unknown> = { limit: q.limit };
+    const visible = rangeFilter(q.ranges, params);
+    const where = q.includeUnscoped ? `(${visible} OR dept_path IS NULL)` : visible;
+    return (this.db.prepare(`SELECT * FROM gb_refusals WHERE ${where} ORDER BY last_at DESC, device_id LIMIT @limit`).all(params) as Row[]).map(toRefusal);
+  }
+
+  async deleteRefusals(deviceId: string, audit: AuditWrite | null) {
+    return this.db.transaction(() => {
+      const n = this.refusalsOf.run(deviceId).changes;
+      if (n && audit) this.appendAudit(audit);
+      return n;
+    })();
+  }
+}
