@@ -107,6 +107,7 @@ t.test('limits and malformed input throw SipParseError naming the problem', asyn
   t.throws(() => parseSipMessage(wire([`OPTIONS sip:${'a'.repeat(SIP_MAX_START_LINE_BYTES)} SIP/2.0`])), /start line longer/);
   t.throws(() => parseSipMessage(Buffer.from('OPTIONS sip:a@b SIP/2.0\r\nVia: x\r\n')), /no end of line/, 'headers must end with an empty line');
   t.throws(() => parseSipMessage(Buffer.from('\r\n\r\n')), /empty message/);
+  t.throws(() => parseSipMessage(wire([...head, 'X: a\rVia: b'])), /stray CR/, 'a bare CR cannot hide a header inside a value');
   for (const start of ['HELLO', 'OPTIONS sip:a@b HTTP/1.1', 'OPTIONS  SIP/2.0', 'SIP/2.0 99 Low', 'SIP/2.0 700 High', 'OPT IONS sip:a SIP/2.0', 'GET / HTTP/1.1']) {
     t.throws(() => parseSipMessage(wire([start])), SipParseError, start);
   }

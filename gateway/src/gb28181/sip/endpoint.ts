@@ -486,6 +486,11 @@ export class SipEndpoint {
     });
   }
 
+  /** What the endpoint holds now: each is bounded or ends with its transaction or dialog. */
+  get sizes(): { serverTransactions: number; clientTransactions: number; finishedInvites: number; dialogs: number } {
+    return { serverTransactions: this.serverTransactions.size, clientTransactions: this.clientTransactions.size, finishedInvites: this.invites.size, dialogs: this.dialogs.size };
+  }
+
   /** Rejects pending requests and forgets dialogs without sending BYE; the transport stays its owner's to close. */
   async close(): Promise<void> {
     if (this.closed) return;

@@ -72,6 +72,8 @@ export function parseSipMessage(buf: Buffer, maxBytes = SIP_MAX_MESSAGE_BYTES): 
     const end = nl > pos && buf[nl - 1] === 0x0d ? nl - 1 : nl;
     if (end - pos > limit) throw new SipParseError(`${what} longer than ${limit} bytes`);
     const line = buf.toString('utf8', pos, end);
+    // A CR inside a line would end it early when the message is written out again.
+    if (line.includes('\r')) throw new SipParseError(`${what}: stray CR`);
     pos = nl + 1;
     return line;
   };
@@ -89,8 +91,8 @@ export function parseSipMessage(buf: Buffer, maxBytes = SIP_MAX_MESSAGE_BYTES): 
     if (line[0] === ' ' || line[0] === '\t') {
       const last = headers[headers.length - 1];
       if (!last) throw new SipParseError('folded line before the first header');
-      last[1] = `${last[1]} ${line.trim()}`;
-      if (last[0].length + last[1].length + 2 > SIP_MAX_HEADER_LINE_BYTES) throw new SipParseError(`header ${last[0]} longer than ${SIP_MAX_HEADER_LINE_BYTES} bytes`);
+      last[1] = `${last[1]} ${line.trim()}`.trim();
+      if (Buffer.byteLength(last[1]) + last[0].length + 2 > SIP_MAX_HEADER_LINE_BYTES) throw new SipParseError(`header ${last[0]} longer than ${SIP_MAX_HEADER_LINE_BYTES} bytes`);
       continue;
     }
     const colon = line.indexOf(':');
