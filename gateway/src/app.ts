@@ -22,6 +22,7 @@ import { installErrorHandler } from './http/errors.js';
 import { metricsRoutes } from './http/metrics.js';
 import { registerOpenApi } from './http/openapi.js';
 import { playerRoutes } from './http/player.js';
+import { ptzRoutes } from './http/routes/ptz.js';
 import { accountRoutes } from './http/routes/accounts.js';
 import { departmentRoutes } from './http/routes/departments.js';
 import { snapshotRoutes } from './http/routes/snapshots.js';
@@ -38,6 +39,8 @@ import { FlvOutput } from './outputs/flv/index.js';
 import { routeNmsLogs } from './outputs/flv/nms.js';
 import { HlsOutput } from './outputs/hls/index.js';
 import { WebRtcOutput } from './outputs/webrtc/index.js';
+import { PtzControl } from './ptz/control.js';
+import { PtzService, type PtzSender } from './ptz/service.js';
 import { seedDemoCity, seedLiveCameras } from './registry/city.js';
 import { SnapshotService } from './snapshots/service.js';
 import { CredentialSealer } from './registry/credentials.js';
@@ -82,6 +85,11 @@ export interface BuildOptions {
   snapshotter?: Snapshotter;
   /** Check every response against its route's schema (tests): one that does not match is a 500. */
   checkResponses?: boolean;
+  /**
+   * Sends PTZ commands to GB/T 28181 devices in place of the GB service (tests inject a recording
+   * fake). Without either, PTZ of a GB channel answers GW_ERR_UNAVAILABLE.
+   */
+  ptzSender?: PtzSender;
 }
 
 export interface Gateway {
@@ -100,6 +108,8 @@ export interface Gateway {
   vehicles: VehicleService;
   /** GB/T 28181: who may register (devices, admission rules, refused attempts). */
   gbDirectory: GbDirectory;
+  /** PTZ of cameras: leases, rate limit, audit (REST /api/cameras/:id/ptz, the control message ptz). */
+  ptz: PtzService;
   /** Set on a first start: the admin account and its one-time password. */
   bootstrapAdmin: { username: string; password: string } | null;
   /** Every route registered, with its schema, for the tests that walk them all. */
@@ -311,6 +321,11 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
     await seedDemoFleet(registry, vehicles, config.demo.vehicles, config.demo.liveCameraBase, ROOT_DEPARTMENT);
     await demoFeedAccount(users, store, dataDir);
   }
+  // The GB service's DeviceControl sender goes here once it runs (opts.ptzSender first: tests record what is sent).
+  const ptzSender: PtzSender | null = opts.ptzSender ?? null;
+  const ptz = new PtzService(registry, (e) => store.audit.append(e), ptzSender, config.gb28181.ptz);
+  const ptzControl = new PtzControl(ptz);
+  control.extend(ptzControl);
   life.checkpoint('services started');
   http.server.on('upgrade', (req, socket, head) => {
     guardSocket(socket);
@@ -351,6 +366,7 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
     maxWidth: config.streams.snapshots.maxWidth,
     maxAgeSec: Math.ceil(config.streams.snapshots.cacheMs / 1000),
   });
+  await http.register(ptzRoutes, { ptz, guards: g });
   await http.register(wallRoutes, { walls, guards: g, statusOf: (wall) => control.statusOf(wall) });
   await http.register(vehicleRoutes, {
     vehicles,
@@ -364,7 +380,7 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
   await http.register(flv.routes);
   await http.register(webrtc.routes);
   await http.register(metricsRoutes(streams, webrtc, importSlots, snapshots));
-  await http.register(controlSchemaRoute, { messages: { ...wallMessages(), ...vehicleHub.describe() }, serverMessages: { ...serverMessageSchemas, ...vehicleServerMessageSchemas } });
+  await http.register(controlSchemaRoute, { messages: { ...wallMessages(), ...vehicleHub.describe(), ...ptzControl.describe() }, serverMessages: { ...serverMessageSchemas, ...vehicleServerMessageSchemas } });
   await http.register(playerRoutes, { player: config.player, log: http.log });
 
   await ingest?.start();
@@ -382,6 +398,7 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
     control,
     vehicles,
     gbDirectory,
+    ptz,
     bootstrapAdmin,
     routes,
     lifecycle: life,

@@ -30,6 +30,8 @@ export const PERMISSIONS = {
   'vehicles:rules': ['admin', 'supervisor'],
   /** Acknowledge and close alarms. */
   'alarms:handle': ['admin', 'supervisor', 'operator', 'regulator'],
+  /** Pan, tilt, zoom and presets of cameras that support it (GB/T 28181 channels); taking over another's control is walls:break-lock. */
+  'ptz:control': ['admin', 'supervisor', 'operator'],
 } as const satisfies Record<string, readonly Role[]>;
 
 export type Permission = keyof typeof PERMISSIONS;

@@ -4,6 +4,7 @@ import { Validator } from '@seriousme/openapi-schema-validator';
 import t from 'tap';
 import { messageSchemas } from '../../../gateway/src/control/protocol.js';
 import { errorCodes } from '../../../gateway/src/errors.js';
+import { PtzControl } from '../../../gateway/src/ptz/control.js';
 import { VehicleHub } from '../../../gateway/src/vehicles/hub.js';
 import { startControlGateway } from '../../helpers/control.js';
 import { camera, smallTree, startGateway, tempDir } from '../../helpers/gateway.js';
@@ -85,8 +86,8 @@ t.test('the control protocol schema lists every message type the WebSocket accep
   const documented = Object.keys(doc.$defs).sort();
   const hub = new VehicleHub(gw.vehicles, gw.config.vehicles.subscriptions);
   t.teardown(() => hub.close());
-  const accepted = [...Object.keys(messageSchemas), ...Object.keys(hub.describe())].sort();
-  t.same(documented, accepted, 'the walls\' and the vehicle hub\'s message types, all of them');
+  const accepted = [...Object.keys(messageSchemas), ...Object.keys(hub.describe()), ...Object.keys(new PtzControl(gw.ptz).describe())].sort();
+  t.same(documented, accepted, 'the walls\', the vehicle hub\'s and PTZ\'s message types, all of them');
   t.same(doc.oneOf.map((r: { $ref: string }) => r.$ref.replace('#/$defs/', '')).sort(), accepted, 'each one a branch of the schema');
   t.match(doc.$defs['wall.create'].properties.payload, { type: 'object', additionalProperties: false, required: ['name', 'departmentId', 'screens'] }, 'a payload is the schema the gateway checks');
   t.match(doc.$defs['positions.report'].properties.payload.properties.positions.items.anyOf[0].required, ['lat', 'lon', 'speed', 'heading', 'at'], 'a feed item\'s fields are described');
