@@ -15,6 +15,7 @@ import { header, type SipRequest } from '../../../gateway/src/gb28181/sip/messag
 import { SipTransport, type SipPeer } from '../../../gateway/src/gb28181/sip/transport.js';
 import { PsDemuxer } from '../../../gateway/src/gb28181/media/ps-demux.js';
 import type { AccessUnit } from '../../../gateway/src/gb28181/media/types.js';
+import { items, parseManscdp } from '../../../gateway/src/gb28181/xml.js';
 import { GbSimDevice, GbSimPlatform, GbSimRegisterError } from '../../../scripts/sim/gb-device.js';
 
 const SERVER_ID = '34020000002000000001';
@@ -175,6 +176,10 @@ for (const transport of ['udp', 'tcp'] as const) {
     const names = msgs.flatMap((m) => [...m.text.matchAll(/<Name>([^<]+)<\/Name>/g)].map((x) => x[1]!));
     t.same(names, [...groups.map((g) => g.name), ...channels.map((c) => c.name)], 'every name, in order, decodes right');
     t.match(names[0], /^公安视频专网$/);
+    // The gateway's own MANSCDP reader agrees, item by item.
+    const parsed = msgs.map((m) => parseManscdp(m.req.body, 65_536));
+    t.same(parsed.flatMap((p) => items(p.body.DeviceList).map((i) => i.Name)), names, "the gateway's reader decodes the same names");
+    t.ok(parsed.every((p) => p.sn === 77 && p.cmdType === 'Catalog' && p.deviceId === PLATFORM_ID));
     t.notOk(msgs[0]!.req.body.toString('utf8').includes('公安'), 'the body is GB2312, not UTF-8');
     t.ok(msgs[0]!.req.body.includes(iconv.encode('公安视频专网', 'gb2312')), 'the GB2312 bytes of the name are in the body');
     const firstChannel = msgs.map((m) => m.text).join('').split('<Item>').find((x) => x.includes(channels[0]!.id))!;
