@@ -129,6 +129,7 @@ export class RtpReceiver extends EventEmitter<RtpReceiverEvents> {
   private expected: number | null = null;
   private readonly held = new Map<number, { payload: Buffer; timestamp: number; marker: boolean }>();
   private holdTimer: NodeJS.Timeout | null = null;
+  private holdImmediate: NodeJS.Immediate | null = null;
   private connectTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly opts: RtpReceiverOptions) {
@@ -156,7 +157,7 @@ export class RtpReceiver extends EventEmitter<RtpReceiverEvents> {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    if (this.holdTimer) clearTimeout(this.holdTimer);
+    this.stopHoldTimer();
     if (this.connectTimer) clearTimeout(this.connectTimer);
     this.held.clear();
     for (const c of this.connections) c.destroy();
@@ -387,10 +388,17 @@ export class RtpReceiver extends EventEmitter<RtpReceiverEvents> {
     }
     this.held.set(seq, p);
     if (this.held.size > this.opts.reorderWindow) this.skipGap();
-    else this.holdTimer ??= setTimeout(() => {
-      this.holdTimer = null;
-      if (!this.closed && this.held.size > 0) this.skipGap();
-    }, this.holdMs);
+    else if (!this.holdTimer && !this.holdImmediate) {
+      this.holdTimer = setTimeout(() => {
+        this.holdTimer = null;
+        // Timers run before the loop reads sockets: a busy process would give up on packets already
+        // waiting in the socket's buffer. setImmediate runs after that read.
+        this.holdImmediate = setImmediate(() => {
+          this.holdImmediate = null;
+          if (!this.closed && this.held.size > 0) this.skipGap();
+        });
+      }, this.holdMs);
+    }
   }
 
   /** Gives up on the packets before the oldest one held. */
@@ -409,10 +417,14 @@ export class RtpReceiver extends EventEmitter<RtpReceiverEvents> {
       this.deliver(p);
       this.expected = (this.expected! + 1) & 0xffff;
     }
-    if (this.held.size === 0 && this.holdTimer) {
-      clearTimeout(this.holdTimer);
-      this.holdTimer = null;
-    }
+    if (this.held.size === 0) this.stopHoldTimer();
+  }
+
+  private stopHoldTimer() {
+    if (this.holdTimer) clearTimeout(this.holdTimer);
+    if (this.holdImmediate) clearImmediate(this.holdImmediate);
+    this.holdTimer = null;
+    this.holdImmediate = null;
   }
 
   private deliver(p: { payload: Buffer; timestamp: number; marker: boolean }) {
