@@ -9,8 +9,8 @@ export const DOMAIN = '3402000000';
 export interface SipNode { transport: SipTransport; endpoint: SipEndpoint; udpPort: number | null; tcpPort: number | null }
 
 /** A transport and an endpoint on loopback, free ports, closed when the test ends. */
-export async function sipNode(t: Test, id: string, opts: { udp?: boolean; tcp?: boolean; maxMessageBytes?: number; requestTimeoutMs?: number } = {}): Promise<SipNode> {
-  const transport = new SipTransport({ host: '127.0.0.1', port: 0, udp: opts.udp ?? true, tcp: opts.tcp ?? true, maxMessageBytes: opts.maxMessageBytes ?? 65_536 });
+export async function sipNode(t: Test, id: string, opts: { udp?: boolean; tcp?: boolean; maxMessageBytes?: number; requestTimeoutMs?: number; stallTimeoutMs?: number } = {}): Promise<SipNode> {
+  const transport = new SipTransport({ host: '127.0.0.1', port: 0, udp: opts.udp ?? true, tcp: opts.tcp ?? true, maxMessageBytes: opts.maxMessageBytes ?? 65_536, stallTimeoutMs: opts.stallTimeoutMs });
   const { udpPort, tcpPort } = await transport.listen();
   const endpoint = new SipEndpoint({ transport, id, domain: DOMAIN, userAgent: `test ${id}`, publicAddress: '', requestTimeoutMs: opts.requestTimeoutMs ?? 4_000 });
   t.teardown(async () => {

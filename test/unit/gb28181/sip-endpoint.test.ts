@@ -363,3 +363,60 @@ t.test('port 0 gives UDP and TCP the same port', async (t) => {
   const node = await sipNode(t, GATEWAY_ID);
   t.equal(node.udpPort, node.tcpPort);
 });
+
+t.test('udp: a device resends its 200 to INVITE until the ACK comes; the gateway ACKs the resent 200 again', async (t) => {
+  const gw = await sipNode(t, GATEWAY_ID);
+  const dev = await sipNode(t, DEVICE_ID);
+  dev.endpoint.onRequest('INVITE', (req, peer) => dev.endpoint.reply(req, peer, 200, 'OK', { body: Buffer.from('v=0\r\n'), contentType: 'application/sdp', headers: [['Contact', `<sip:${DEVICE_ID}@127.0.0.1:${dev.udpPort}>`]] }));
+  const acks: SipRequest[] = [];
+  const acked = new Promise<void>((resolve) =>
+    dev.endpoint.onRequest('ACK', (req) => {
+      acks.push(req);
+      resolve();
+    }),
+  );
+  const send = gw.transport.send.bind(gw.transport);
+  let lostAcks = 0;
+  gw.transport.send = async (peer, m) => {
+    if (m.type === 'request' && m.method === 'ACK' && lostAcks++ === 0) return;
+    return send(peer, m);
+  };
+  const started = Date.now();
+  await gw.endpoint.invite({ transport: 'udp', address: '127.0.0.1', port: dev.udpPort! }, { targetId: DEVICE_ID, subject: 's', sdp: 'v=0\r\n' });
+  t.equal(dev.endpoint.sizes.unackedAnswers, 1, 'the first ACK was lost: the 200 is being resent');
+  await within(acked, 3_000, 'the ACK to the resent 200');
+  t.ok(Date.now() - started >= 450, 'after T1');
+  t.equal(lostAcks, 2, 'the gateway sent the ACK a second time');
+  t.equal(dev.endpoint.sizes.unackedAnswers, 0, 'the ACK ended the resending');
+  await new Promise((r) => setTimeout(r, 1_200));
+  t.equal(acks.length, 1, 'no more 200s, so no more ACKs');
+});
+
+t.test('tcp: a silent connection and a message trickled too slowly are closed; an idle registered one stays', async (t) => {
+  const gw = await sipNode(t, GATEWAY_ID, { stallTimeoutMs: 300 });
+  const dev = await sipNode(t, DEVICE_ID, { tcp: false });
+  gw.endpoint.onRequest('REGISTER', (req, peer) => gw.endpoint.reply(req, peer, 200, 'OK'));
+  dev.endpoint.onRequest('MESSAGE', (req, peer) => dev.endpoint.reply(req, peer, 200, 'OK'));
+  const dropped: string[] = [];
+  gw.transport.on('dropped', (_peer, reason) => dropped.push(reason));
+  let registered: SipPeer | null = null;
+  gw.transport.on('message', (_m, peer) => (registered ??= peer));
+  await dev.endpoint.request({ transport: 'tcp', address: '127.0.0.1', port: gw.tcpPort! }, { method: 'REGISTER', targetId: GATEWAY_ID });
+
+  const silent = connect(gw.tcpPort!, '127.0.0.1');
+  silent.on('error', () => {});
+  const slow = connect(gw.tcpPort!, '127.0.0.1');
+  slow.on('error', () => {});
+  // One whole message first (so the connection has spoken), then the start of another, a byte at a time.
+  slow.write('OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bKslow\r\nFrom: <sip:x@y>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: slow\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n');
+  slow.resume();
+  const trickle = setInterval(() => slow.write('X'), 50);
+  t.teardown(() => clearInterval(trickle));
+  await within(new Promise((r) => silent.once('close', r)), 3_000, 'the silent connection closed');
+  await within(new Promise((r) => slow.once('close', r)), 3_000, 'the trickling connection closed');
+  t.ok(dropped.some((r) => /no SIP message within 300 ms/.test(r)));
+  t.ok(dropped.some((r) => /message not completed within 300 ms/.test(r)));
+  await new Promise((r) => setTimeout(r, 400));
+  t.equal(gw.transport.connectionCount, 1, "the device's connection outlived the stall timeout");
+  t.equal((await gw.endpoint.request(registered!, { method: 'MESSAGE', targetId: DEVICE_ID })).status, 200, 'and still carries requests to it');
+});

@@ -75,6 +75,8 @@ export class SipEndpoint {
   private readonly clientTransactions = new Map<string, ClientTransaction>();
   private readonly invites = new Map<string, InviteAftermath>();
   private readonly dialogs = new Map<string, DialogState>();
+  /** Our 2xx answers to INVITEs over UDP, resent until their ACK comes (RFC 3261 §13.3.1.4), by Call-ID and CSeq number. */
+  private readonly unacked = new Map<string, NodeJS.Timeout>();
   private readonly log: SipLog;
   private closed = false;
   private readonly onMessage = (m: SipMessage, peer: SipPeer) => (m.type === 'request' ? this.receiveRequest(m, peer) : this.receiveResponse(m, peer));
@@ -167,6 +169,9 @@ export class SipEndpoint {
 
   /** An ACK to a 2xx (a dialog's) or to our non-2xx answer: accepted silently; a handler may watch for it (a device starts media on ACK). */
   private receiveAck(req: SipRequest, peer: SipPeer): void {
+    const key = `${header(req, 'Call-ID')}|${parseCSeq(header(req, 'CSeq')!).seq}`;
+    clearTimeout(this.unacked.get(key));
+    this.unacked.delete(key);
     const handler = this.handlers.get('ACK');
     if (!handler) return;
     try {
@@ -210,6 +215,21 @@ export class SipEndpoint {
     const response = this.buildResponse(req, peer, status, reason, opts, tx?.toTag ?? token(4));
     if (tx && status >= 200) tx.final = response;
     this.sendResponse(response, peer);
+    if (req.method === 'INVITE' && status >= 200 && status < 300 && peer.transport === 'udp') this.resendUntilAck(req, response, peer);
+  }
+
+  private resendUntilAck(req: SipRequest, response: SipResponse, peer: SipPeer): void {
+    const key = `${header(req, 'Call-ID')}|${parseCSeq(header(req, 'CSeq')!).seq}`;
+    const giveUpAt = Date.now() + SIP_TRANSACTION_LINGER_MS;
+    let interval = SIP_T1_MS;
+    const again = () => {
+      if (Date.now() >= giveUpAt) return void this.unacked.delete(key);
+      this.sendResponse(response, peer);
+      interval = Math.min(interval * 2, SIP_T2_MS);
+      this.unacked.set(key, setTimeout(again, interval));
+    };
+    clearTimeout(this.unacked.get(key));
+    this.unacked.set(key, setTimeout(again, interval));
   }
 
   private buildResponse(req: SipRequest, peer: SipPeer, status: number, reason: string, opts: { headers?: SipHeaders; body?: Buffer; contentType?: string; toTag?: string }, defaultTag: string | null): SipResponse {
@@ -487,8 +507,8 @@ export class SipEndpoint {
   }
 
   /** What the endpoint holds now: each is bounded or ends with its transaction or dialog. */
-  get sizes(): { serverTransactions: number; clientTransactions: number; finishedInvites: number; dialogs: number } {
-    return { serverTransactions: this.serverTransactions.size, clientTransactions: this.clientTransactions.size, finishedInvites: this.invites.size, dialogs: this.dialogs.size };
+  get sizes(): { serverTransactions: number; clientTransactions: number; finishedInvites: number; dialogs: number; unackedAnswers: number } {
+    return { serverTransactions: this.serverTransactions.size, clientTransactions: this.clientTransactions.size, finishedInvites: this.invites.size, dialogs: this.dialogs.size, unackedAnswers: this.unacked.size };
   }
 
   /** Rejects pending requests and forgets dialogs without sending BYE; the transport stays its owner's to close. */
@@ -500,6 +520,8 @@ export class SipEndpoint {
     this.dialogs.clear();
     this.invites.clear();
     this.serverTransactions.clear();
+    for (const timer of this.unacked.values()) clearTimeout(timer);
+    this.unacked.clear();
   }
 }
 

@@ -26,10 +26,14 @@ export interface SipTransportOptions {
   /** TCP connections at once, accepted and opened together. */
   maxConnections?: number;
   connectTimeoutMs?: number;
+  /** How long a connection may hold a partial message, or (accepted ones) stay open before its first message. */
+  stallTimeoutMs?: number;
 }
 
 export const SIP_MAX_CONNECTIONS = 10_000;
 const CONNECT_TIMEOUT_MS = 5_000;
+/** Ends slow senders and silent connections, which would otherwise hold a buffer and a slot forever. */
+export const SIP_TCP_STALL_MS = 30_000;
 /** TCP keepalive probes find peers that vanished without a FIN, so idle connections can stay open. */
 const TCP_KEEPALIVE_MS = 60_000;
 
@@ -39,7 +43,7 @@ const quietLog: SipLog = { debug() {}, warn() {} };
 const plainAddress = (a: string | undefined) => (a ?? '').replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, '');
 const peerKey = (address: string, port: number) => `${plainAddress(address)}:${port}`;
 
-interface Connection { id: number; socket: Socket; key: string; pending: Buffer }
+interface Connection { id: number; socket: Socket; key: string; pending: Buffer; delivered: boolean; stall: NodeJS.Timeout | null }
 
 /** Where a message's headers end (after the empty line), -1 when not yet; CRLF or bare LF. */
 function headerEnd(buf: Buffer): number {
@@ -138,17 +142,20 @@ export class SipTransport extends EventEmitter {
   private accept(socket: Socket): void {
     socket.on('error', (err) => this.log.debug({ err, remote: socket.remoteAddress }, 'SIP TCP connection error'));
     if (this.closed) return void socket.destroy();
-    this.adopt(socket);
+    this.adopt(socket, true);
   }
 
   /** Starts reading a connection (accepted or opened) and makes it the one for its peer. */
-  private adopt(socket: Socket): Connection {
-    const conn: Connection = { id: this.nextConnectionId++, socket, key: peerKey(socket.remoteAddress ?? '', socket.remotePort ?? 0), pending: Buffer.alloc(0) };
+  private adopt(socket: Socket, accepted: boolean): Connection {
+    // A connection we opened has sent its request; one accepted must speak first.
+    const conn: Connection = { id: this.nextConnectionId++, socket, key: peerKey(socket.remoteAddress ?? '', socket.remotePort ?? 0), pending: Buffer.alloc(0), delivered: !accepted, stall: null };
     this.connections.set(conn.id, conn);
     this.byPeer.set(conn.key, conn);
     socket.setKeepAlive(true, TCP_KEEPALIVE_MS);
     socket.on('data', (chunk: Buffer) => this.onData(conn, chunk));
+    this.watchStall(conn);
     socket.on('close', () => {
+      if (conn.stall) clearTimeout(conn.stall);
       this.connections.delete(conn.id);
       if (this.byPeer.get(conn.key) === conn) this.byPeer.delete(conn.key);
     });
@@ -180,30 +187,49 @@ export class SipTransport extends EventEmitter {
       const total = end + Number(length[1]);
       if (total > max) return this.abandon(conn, `message of ${total} bytes exceeds the limit of ${max}`);
       if (buf.length < total) break;
-      this.receive(buf.subarray(0, total), this.tcpPeer(conn));
+      if (this.receive(buf.subarray(0, total), this.tcpPeer(conn))) conn.delivered = true;
       buf = buf.subarray(total);
     }
     // Copied, so a small remainder does not pin a large chunk.
     conn.pending = Buffer.from(buf);
+    this.watchStall(conn);
+  }
+
+  /** A timer from the start of a partial message (or of a silent accepted connection), not reset by trickled bytes. */
+  private watchStall(conn: Connection): void {
+    const stalled = conn.pending.length > 0 || !conn.delivered;
+    if (!stalled && conn.stall) {
+      clearTimeout(conn.stall);
+      conn.stall = null;
+    } else if (stalled && !conn.stall) {
+      const ms = this.opts.stallTimeoutMs ?? SIP_TCP_STALL_MS;
+      conn.stall = setTimeout(() => this.abandon(conn, conn.delivered ? `message not completed within ${ms} ms` : `no SIP message within ${ms} ms`), ms);
+    }
   }
 
   private abandon(conn: Connection, reason: string): void {
+    if (conn.socket.destroyed) return;
     conn.pending = Buffer.alloc(0);
     this.drop(this.tcpPeer(conn), reason);
     conn.socket.destroy();
   }
 
-  private receive(buf: Buffer, peer: SipPeer): void {
-    if (this.closed) return;
+  /** Parses and hands on one message; false when it was dropped. */
+  private receive(buf: Buffer, peer: SipPeer): boolean {
+    if (this.closed) return false;
     if (peer.transport === 'udp') {
-      if (buf.length > this.opts.maxMessageBytes) return this.drop(peer, `datagram of ${buf.length} bytes exceeds the limit of ${this.opts.maxMessageBytes}`);
-      if (buf.every((b) => b === 0x0d || b === 0x0a || b === 0x20 || b === 0x00)) return; // keepalive ping
+      if (buf.length > this.opts.maxMessageBytes) {
+        this.drop(peer, `datagram of ${buf.length} bytes exceeds the limit of ${this.opts.maxMessageBytes}`);
+        return false;
+      }
+      if (buf.every((b) => b === 0x0d || b === 0x0a || b === 0x20 || b === 0x00)) return false; // keepalive ping
     }
     let message: SipMessage;
     try {
       message = parseSipMessage(buf, this.opts.maxMessageBytes);
     } catch (err) {
-      return this.drop(peer, (err as Error).message);
+      this.drop(peer, (err as Error).message);
+      return false;
     }
     this.stats.messages++;
     try {
@@ -212,6 +238,7 @@ export class SipTransport extends EventEmitter {
       // A listener's bug must not escape into the socket's event loop and end the process.
       this.log.warn({ err, peer }, 'SIP message handler failed');
     }
+    return true;
   }
 
   private drop(peer: SipPeer, reason: string): void {
@@ -278,7 +305,7 @@ export class SipTransport extends EventEmitter {
           socket.destroy();
           return reject(new Error('SIP transport closed'));
         }
-        const conn = this.adopt(socket);
+        const conn = this.adopt(socket, false);
         // Known by the address asked for too, which may differ in form from remoteAddress.
         this.byPeer.set(key, conn);
         socket.once('close', () => this.byPeer.get(key) === conn && this.byPeer.delete(key));
