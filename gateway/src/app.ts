@@ -6,6 +6,7 @@ import Fastify, { LogController, type FastifyInstance, type FastifySchema } from
 import { Type } from '@sinclair/typebox';
 import type { DestinationStream } from 'pino';
 import { guards } from './auth/plugin.js';
+import { CatalogImporter } from './gb28181/catalog.js';
 import { GbDirectory } from './gb28181/directory.js';
 import { StreamTokens } from './auth/stream-tokens.js';
 import { TokenService } from './auth/tokens.js';
@@ -110,6 +111,8 @@ export interface Gateway {
   gbDirectory: GbDirectory;
   /** PTZ of cameras: leases, rate limit, audit (REST /api/cameras/:id/ptz, the control message ptz). */
   ptz: PtzService;
+  /** GB/T 28181: catalog answers and notifications into the registry. */
+  gbCatalog: CatalogImporter;
   /** Set on a first start: the admin account and its one-time password. */
   bootstrapAdmin: { username: string; password: string } | null;
   /** Every route registered, with its schema, for the tests that walk them all. */
@@ -259,6 +262,9 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
   http.decorateRequest('principal', null);
   life.setLog(http.log);
   const gbDirectory = new GbDirectory({ store, sealer, registry, refusedListSize: config.gb28181.refusedListSize, log: http.log });
+  const gbCatalog = new CatalogImporter({ store, registry, directory: gbDirectory, timeoutMs: config.gb28181.catalog.timeoutMs, maxChannels: config.gb28181.catalog.maxChannels, log: http.log });
+  // Before the store closes: answers still being gathered are let go.
+  life.own('writes', 'GB catalog imports', () => gbCatalog.close());
   routeNmsLogs((level, message) => (level === 'error' ? http.log.error({ nms: true }, message) : http.log.debug({ nms: true }, message)));
   const streams = new StreamManager(config.streams, dataDir, resolver, http.log);
   life.own('sessions', 'stream sessions', () => streams.close());
@@ -399,6 +405,7 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
     vehicles,
     gbDirectory,
     ptz,
+    gbCatalog,
     bootstrapAdmin,
     routes,
     lifecycle: life,

@@ -361,9 +361,13 @@ export class Registry {
     if (!dep || !this.tree.within(dep.id, this.scope(actor))) {
       issues.push(issue('departmentId', 'unknownDepartment', { department: draft.departmentId }, `unknown department "${draft.departmentId}"`));
     }
+    if (draft.protocol === 'gb28181') {
+      const problem = await this.gbDeviceProblem(actor, draft.url.host, memo?.hosts);
+      if (problem) issues.push(problem);
+    }
     for (const [field, u] of [['url', draft.url], ['subUrl', draft.subUrl]] as const) {
-      // The gateway never connects to a push source's host: the camera comes to it.
-      if (!u || draft.protocol === 'rtmp-push') continue;
+      // The gateway never connects to a push source's host, nor to a GB device's: the camera comes to it.
+      if (!u || draft.protocol === 'rtmp-push' || draft.protocol === 'gb28181') continue;
       // Main and sub-stream share a host, and an import repeats hosts: each is checked once per call.
       let verdict = memo?.hosts.get(u.host);
       if (verdict === undefined) {
@@ -396,6 +400,22 @@ export class Registry {
         credential: credential.change,
       },
     };
+  }
+
+  /**
+   * A GB channel names the device it comes through, which must be one registered here and in the
+   * actor's departments (the same answer for one that exists elsewhere, so existence does not leak).
+   */
+  private async gbDeviceProblem(actor: Actor, deviceId: string, memo?: Map<string, string | null | Promise<string | null>>): Promise<FieldIssue | null> {
+    const key = `gb28181:${deviceId}`;
+    let known = memo?.get(key);
+    if (known === undefined) {
+      const device = await this.store.gb.getDevice(deviceId);
+      known = device && this.tree.within(device.departmentId, this.scope(actor)) ? device.id : null;
+      memo?.set(key, known);
+    }
+    if (await known) return null;
+    return issue('url', 'url', {}, `GB/T 28181 device ${deviceId} is not registered here; add the device first (its channels then come with its catalog)`);
   }
 
   private async validWrite(actor: Actor, raw: Record<string, unknown>, id: string | undefined, current: StoredCredential): Promise<SourceWrite> {
@@ -483,6 +503,13 @@ export class Registry {
   /** Written by the stream engine; emits nothing here (the engine owns the event). */
   async setHealth(id: string, health: Health, failure: HealthFailure | null) {
     await this.store.sources.setHealth(id, health, failure, this.clock());
+    this.changed();
+  }
+
+  /** Many cameras' health at once, in one write (a GB device's catalog, or all its channels when it goes offline). */
+  async setHealthMany(changes: { id: string; health: Health; failure: HealthFailure | null }[]) {
+    if (!changes.length) return;
+    await this.store.sources.setHealthMany(changes, this.clock());
     this.changed();
   }
 

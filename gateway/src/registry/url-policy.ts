@@ -16,6 +16,7 @@ const SCHEME_PROTOCOLS: Record<string, Protocol[]> = {
   srt: ['srt'],
   http: ['hls', 'http-flv'],
   https: ['hls', 'http-flv'],
+  gb28181: ['gb28181'],
 };
 const DEFAULT_PORTS: Record<string, number> = { rtsp: 554, rtsps: 322, rtmp: 1935, rtmps: 443, http: 80, https: 443 };
 export const ALLOWED_SCHEMES = Object.keys(SCHEME_PROTOCOLS);
@@ -44,6 +45,21 @@ export class UrlRejected extends Error {
   }
 }
 
+/**
+ * A GB/T 28181 channel: the device (or lower platform) that registered and the channel's id, both 20
+ * digits, and `?stream=1` for its sub-stream. Nothing else: no host (the device reaches us over SIP,
+ * so nothing is looked up or connected to from this URL), no user info, no other query.
+ */
+const GB_URL = /^gb28181:\/\/([0-9]{20})\/([0-9]{20})(\?stream=1)?$/;
+
+export function parseGbUrl(url: string): { deviceId: string; channelId: string; sub: boolean } | null {
+  const m = GB_URL.exec(url);
+  return m ? { deviceId: m[1]!, channelId: m[2]!, sub: m[3] !== undefined } : null;
+}
+
+/** The URL of a GB channel's stream (the main one, or the sub-stream). */
+export const gbUrl = (deviceId: string, channelId: string, sub = false) => `gb28181://${deviceId}/${channelId}${sub ? '?stream=1' : ''}`;
+
 /** Parses and checks one camera URL. The URL itself never appears in an error: it may hold a password. */
 export function parseCameraUrl(raw: string): ParsedCameraUrl {
   if (raw.length === 0) throw new UrlRejected('must not be empty');
@@ -58,6 +74,11 @@ export function parseCameraUrl(raw: string): ParsedCameraUrl {
     throw new UrlRejected(`scheme "${scheme}" is not allowed; use one of ${ALLOWED_SCHEMES.join(', ')}`, ['urlScheme', allowed]);
   }
   if (!raw.slice(scheme.length + 1).startsWith('//')) throw new UrlRejected(`expected ${scheme}://host`);
+  if (scheme === 'gb28181') {
+    const gb = parseGbUrl(raw);
+    if (!gb) throw new UrlRejected('a GB/T 28181 channel is gb28181://<device id>/<channel id>, both of 20 digits, with ?stream=1 for the sub-stream and nothing else');
+    return { url: raw, scheme, host: gb.deviceId, port: 0, username: null, password: null };
+  }
 
   let url: URL;
   try {

@@ -168,6 +168,8 @@ export interface SourceRepo {
   countsByDepartment(): Promise<Map<string, DepartmentCounts>>;
   /** null when the camera is online. */
   setHealth(id: string, health: Health, failure: HealthFailure | null, since: number): Promise<void>;
+  /** Many cameras' health in one transaction (a GB device's catalog, or the device going offline). */
+  setHealthMany(changes: { id: string; health: Health; failure: HealthFailure | null }[], since: number): Promise<void>;
   /** The sealed credential, for the stream engine only. */
   sealedCredential(id: string): Promise<SealedCredential | null>;
 }

@@ -40,6 +40,7 @@ addStrings({
     'Someone else changed this source while you were editing it (it is now version {version}, saved {at}). The form now shows their version: make your change again and save.',
     '在您编辑期间，其他人修改了该视频源（当前版本 {version}，保存于 {at}）。表单已重新加载为最新内容，请重新修改后保存。',
   ],
+  'source.gbLocked': ['A GB/T 28181 channel: its device and channel come from the catalog and cannot be changed here.', '国标通道：设备与通道来自目录，不能在此修改。'],
   'source.gone': ['This source no longer exists (someone else deleted it).', '该视频源已不存在（已被他人删除）。'],
 });
 
@@ -67,7 +68,7 @@ export interface SourceView {
   updatedAt: string;
 }
 
-export const PROTOCOLS = ['rtsp', 'rtsps', 'rtmp', 'rtmps', 'hls', 'http-flv', 'srt', 'rtmp-push'] as const;
+export const PROTOCOLS = ['rtsp', 'rtsps', 'rtmp', 'rtmps', 'hls', 'http-flv', 'srt', 'rtmp-push', 'gb28181'] as const;
 const CODECS = ['h264', 'h265', 'unknown'] as const;
 
 /**
@@ -110,6 +111,15 @@ export async function openSourceForm(ctx: AdminContext, existing: SourceView | n
     enabled: h('input', { name: 'enabled', type: 'checkbox' }),
   };
   const passwordState = h('span', { class: 'password-state' });
+  // A GB channel is its device's: the protocol, its URLs and credentials are not the admin's to edit.
+  const gbChannel = existing?.protocol === 'gb28181';
+  if (gbChannel) {
+    c.protocol.disabled = true;
+    c.url.readOnly = true;
+    c.subUrl.readOnly = true;
+    c.username.disabled = true;
+    c.password.disabled = true;
+  }
 
   const fill = (s: SourceView | null) => {
     c.id.value = s?.id ?? '';
@@ -182,7 +192,7 @@ export async function openSourceForm(ctx: AdminContext, existing: SourceView | n
       f('address', 'source.address', undefined, true),
       f('url', 'source.url', undefined, true),
       f('subUrl', 'source.subUrl', undefined, true),
-      f('protocol', 'source.protocol'),
+      f('protocol', 'source.protocol', gbChannel ? t('source.gbLocked') : undefined),
       f('codec', 'source.codec'),
       f('username', 'source.username', existing ? t('source.usernameHint') : undefined),
       f('password', 'source.password', h('span', null, passwordState, ' ', t('source.passwordHint'))),

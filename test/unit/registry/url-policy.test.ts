@@ -1,6 +1,6 @@
 import t from 'tap';
 import { NetworkPolicy } from '../../../gateway/src/lib/cidr.js';
-import { checkHost, displayUrl, parseCameraUrl, protocolFor } from '../../../gateway/src/registry/url-policy.js';
+import { checkHost, displayUrl, parseCameraUrl, parseGbUrl, protocolFor } from '../../../gateway/src/registry/url-policy.js';
 
 const rejected: [string, RegExp][] = [
   ['file:///etc/passwd', /scheme "file" is not allowed/],
@@ -70,4 +70,31 @@ t.test('network policy: deny wins, an allow-list admits only its networks', asyn
   t.match(await checkHost('nowhere', p, async () => Promise.reject(new Error('ENOTFOUND'))), /does not resolve/);
   const open = new NetworkPolicy({ allow: [], deny: ['169.254.0.0/16'] });
   t.equal(await checkHost('nowhere', open, async () => Promise.reject(new Error('ENOTFOUND'))), null, 'no allow-list: checked again at connect time');
+});
+
+t.test('gb28181:// is a channel of a registered device, exactly: two 20-digit ids and an optional ?stream=1, nothing else', async (t) => {
+  const main = parseCameraUrl('gb28181://34020000001320000001/34020000001310000001');
+  t.match(main, { url: 'gb28181://34020000001320000001/34020000001310000001', scheme: 'gb28181', host: '34020000001320000001', username: null, password: null });
+  t.equal(protocolFor(main, undefined), 'gb28181');
+  t.match(protocolFor(main, 'rtsp'), /does not match/);
+  t.same(parseGbUrl('gb28181://34020000001320000001/34020000001310000001?stream=1'), { deviceId: '34020000001320000001', channelId: '34020000001310000001', sub: true });
+  for (const bad of [
+    'gb28181://3402000000132000000/34020000001310000001',
+    'gb28181://34020000001320000001/340200000013100000012',
+    'gb28181://34020000001320000001/34020000001310000001/',
+    'gb28181://34020000001320000001/34020000001310000001?stream=2',
+    'gb28181://34020000001320000001/34020000001310000001?stream=1&x=1',
+    'gb28181://34020000001320000001/34020000001310000001#x',
+    'gb28181://user:pass@34020000001320000001/34020000001310000001',
+    'gb28181://34020000001320000001:5060/34020000001310000001',
+    'gb28181://10.0.0.1/34020000001310000001',
+    'gb28181://localhost/34020000001310000001',
+    'gb28181://34020000001320000001',
+    'gb28181:///34020000001310000001',
+    'gb28181://３４020000001320000001/34020000001310000001',
+  ]) {
+    t.throws(() => parseCameraUrl(bad), /a GB\/T 28181 channel is gb28181:\/\/<device id>\/<channel id>|white space/, bad);
+    t.equal(parseGbUrl(bad), null, `${bad} is no GB channel`);
+  }
+  t.throws(() => parseCameraUrl('gb28181:34020000001320000001/34020000001310000001'), /expected gb28181:\/\/host/);
 });

@@ -408,6 +408,15 @@ class SqliteSources implements SourceRepo {
     this.healthStmt.run(health, failure?.message ?? null, failure?.code ?? null, params, since, id);
   }
 
+  async setHealthMany(changes: { id: string; health: SourceRecord['health']; failure: HealthFailure | null }[], since: number) {
+    this.db.transaction(() => {
+      for (const c of changes) {
+        const params = c.failure?.params ? JSON.stringify(c.failure.params) : null;
+        this.healthStmt.run(c.health, c.failure?.message ?? null, c.failure?.code ?? null, params, since, c.id);
+      }
+    })();
+  }
+
   async sealedCredential(id: string): Promise<SealedCredential | null> {
     const r = this.db
       .prepare(`SELECT c.fingerprint, c.username, c.sealed_password FROM sources s JOIN credentials c ON c.id = s.credential_id WHERE s.id = ?`)
