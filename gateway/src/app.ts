@@ -23,6 +23,7 @@ import { installErrorHandler } from './http/errors.js';
 import { metricsRoutes } from './http/metrics.js';
 import { registerOpenApi } from './http/openapi.js';
 import { playerRoutes } from './http/player.js';
+import { gbRoutes } from './http/routes/gb28181.js';
 import { ptzRoutes } from './http/routes/ptz.js';
 import { accountRoutes } from './http/routes/accounts.js';
 import { departmentRoutes } from './http/routes/departments.js';
@@ -373,6 +374,8 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
     maxAgeSec: Math.ceil(config.streams.snapshots.cacheMs / 1000),
   });
   await http.register(ptzRoutes, { ptz, guards: g });
+  // The live link (device queries) is the GB service's; without it those three routes answer 503.
+  await http.register(gbRoutes, { directory: gbDirectory, guards: g, pageSizeMax: config.registry.pageSizeMax, link: null });
   await http.register(wallRoutes, { walls, guards: g, statusOf: (wall) => control.statusOf(wall) });
   await http.register(vehicleRoutes, {
     vehicles,
