@@ -164,3 +164,50 @@ t.test('a live transport over UDP and TCP: no crash, bounded memory, still answe
   const growth = heapAfterGc() - heapBefore;
   t.ok(growth < 20 * 1024 * 1024, `heap grew ${(growth / 1048576).toFixed(1)} MB (under 20 MB)`);
 });
+
+t.test('every request the parser accepts (but ACK) gets exactly one answer, bad ones a 400', async (t) => {
+  const gw = await sipNode(t, GATEWAY_ID);
+  gw.endpoint.onRequest('MESSAGE', (req, peer) => gw.endpoint.reply(req, peer, 200, 'OK'));
+  gw.endpoint.onRequest('INVITE', (req, peer) => gw.endpoint.reply(req, peer, 486, 'Busy Here'));
+  const socket = createSocket('udp4');
+  socket.on('error', () => {});
+  t.teardown(() => socket.close());
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  const inbox: Buffer[] = [];
+  let wake: (() => void) | null = null;
+  socket.on('message', (b) => {
+    inbox.push(b);
+    wake?.();
+  });
+  const statuses = new Map<number, number>();
+  const { run, settled } = oneAtATime(async (input: Buffer) => {
+    let req: SipMessage;
+    try {
+      req = parseSipMessage(input);
+    } catch {
+      return;
+    }
+    if (req.type !== 'request' || req.method === 'ACK' || input.length > 8_000) return;
+    inbox.length = 0;
+    socket.send(input, gw.udpPort!, '127.0.0.1');
+    await within(
+      new Promise<void>((resolve) => {
+        wake = resolve;
+        if (inbox.length > 0) resolve();
+      }),
+      2_000,
+      `an answer to ${JSON.stringify(input.toString('latin1').slice(0, 200))}`,
+    );
+    // A second answer would arrive right behind the first.
+    await new Promise((r) => setTimeout(r, 5));
+    if (inbox.length !== 1) throw new Error(`${inbox.length} answers`);
+    const answer = parseSipMessage(inbox[0]!);
+    if (answer.type !== 'response') throw new Error('answered with a request');
+    statuses.set(answer.status, (statuses.get(answer.status) ?? 0) + 1);
+  });
+  const runs = await checkProperty(fc.asyncProperty(mutated, run), budget(100_000));
+  await settled();
+  t.ok(runs > 50, `${runs} inputs; answers by status: ${JSON.stringify(Object.fromEntries(statuses))}`);
+  t.ok(statuses.get(400), 'some were refused as bad requests');
+  t.ok(statuses.get(200) ?? statuses.get(486), 'some were handled');
+});
