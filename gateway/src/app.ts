@@ -55,6 +55,8 @@ import type { SourceRecord, Store } from './store/types.js';
 import { StreamManager } from './streams/manager.js';
 import { RtmpIngest } from './streams/sources/rtmp-ingest.js';
 import type { SourceResolver } from './streams/types.js';
+import { RtpPortPool } from './gb28181/media/receiver.js';
+import { GbService } from './gb28181/service.js';
 import { seedDemoFleet } from './vehicles/demo.js';
 import { VehicleHub } from './vehicles/hub.js';
 import { VehicleService } from './vehicles/service.js';
@@ -104,6 +106,8 @@ export interface Gateway {
   snapshots: SnapshotService;
   /** The RTMP ingest for push cameras, when enabled. */
   ingest: RtmpIngest | null;
+  /** The GB/T 28181 SIP server (registrar, queries, live view), when gb28181.enabled. */
+  gb28181: GbService | null;
   webrtc: WebRtcOutput;
   walls: WallService;
   control: ControlServer;
@@ -267,8 +271,16 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
   // Before the store closes: answers still being gathered are let go.
   life.own('writes', 'GB catalog imports', () => gbCatalog.close());
   routeNmsLogs((level, message) => (level === 'error' ? http.log.error({ nms: true }, message) : http.log.debug({ nms: true }, message)));
-  const streams = new StreamManager(config.streams, dataDir, resolver, http.log);
+  // Built before the engine, whose GB channels play through it; it listens only at the end of the start.
+  const gb = config.gb28181.enabled ? gbService(config, registry, gbDirectory, gbCatalog, http.log) : null;
+  const gbMedia = config.gb28181.media;
+  const streams = new StreamManager(config.streams, dataDir, resolver, http.log, {
+    ...(gb ? { gb28181: { link: gb, media: gbMedia, ports: new RtpPortPool(gbMedia.portMin, gbMedia.portMax), ourId: config.gb28181.id } } : {}),
+  });
   life.own('sessions', 'stream sessions', () => streams.close());
+  // Closes before the sessions (last registered, first closed): it hangs up every GB stream with BYE and stops
+  // taking registrations; the GB drivers' own hang-ups then find their dialogs ended.
+  if (gb) life.own('sessions', 'GB/T 28181 SIP server', () => gb.close());
   await streams.start();
   const streamTokens = new StreamTokens(secrets.tokenKey, config.streams.tokenTtlSec);
   const hls = new HlsOutput({
@@ -328,8 +340,8 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
     await seedDemoFleet(registry, vehicles, config.demo.vehicles, config.demo.liveCameraBase, ROOT_DEPARTMENT);
     await demoFeedAccount(users, store, dataDir);
   }
-  // The GB service's DeviceControl sender goes here once it runs (opts.ptzSender first: tests record what is sent).
-  const ptzSender: PtzSender | null = opts.ptzSender ?? null;
+  // The GB service sends DeviceControl (opts.ptzSender first: tests record what is sent).
+  const ptzSender: PtzSender | null = opts.ptzSender ?? gb;
   const ptz = new PtzService(registry, (e) => store.audit.append(e), ptzSender, config.gb28181.ptz);
   const ptzControl = new PtzControl(ptz);
   control.extend(ptzControl);
@@ -388,10 +400,11 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
   await http.register(hls.routes);
   await http.register(flv.routes);
   await http.register(webrtc.routes);
-  await http.register(metricsRoutes(streams, webrtc, importSlots, snapshots));
+  await http.register(metricsRoutes(streams, webrtc, importSlots, snapshots, gb));
   await http.register(controlSchemaRoute, { messages: { ...wallMessages(), ...vehicleHub.describe(), ...ptzControl.describe() }, serverMessages: { ...serverMessageSchemas, ...vehicleServerMessageSchemas } });
   await http.register(playerRoutes, { player: config.player, log: http.log });
 
+  await gb?.start();
   await ingest?.start();
 
   return {
@@ -402,6 +415,7 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
     streams,
     snapshots,
     ingest,
+    gb28181: gb,
     webrtc,
     walls,
     control,
@@ -414,6 +428,24 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
     lifecycle: life,
     close: () => life.close(),
   };
+}
+
+/**
+ * The GB/T 28181 service with its registry side: a device that goes offline takes its channels'
+ * health with it, with the reason (the tile and the admin pages say the device is offline).
+ */
+function gbService(config: Config, registry: Registry, directory: GbDirectory, catalog: CatalogImporter, log: FastifyInstance['log']): GbService {
+  return new GbService({
+    config: config.gb28181,
+    directory,
+    catalog,
+    channels: {
+      async deviceOffline(deviceId, failure) {
+        for (const id of await catalog.channelIds(deviceId)) await registry.setHealth(id, 'offline', failure);
+      },
+    },
+    log: log.child({ module: 'gb28181' }),
+  });
 }
 
 /** An upgrade that arrives while the gateway shuts down: told so, and let go. */

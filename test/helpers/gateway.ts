@@ -44,6 +44,17 @@ export interface TestGateway extends Gateway {
 
 export const TEST_PASSWORD = 'correct horse battery';
 
+/**
+ * A block of RTP ports for one test gateway's GB receivers, below the kernel's ephemeral range
+ * (32768+) so no outgoing connection holds one; gateways running beside each other draw different
+ * blocks, and a port something else holds is skipped by the driver.
+ */
+export function rtpPortRange(size = 50): { portMin: number; portMax: number } {
+  const blocks = Math.floor((32_000 - 20_000) / size);
+  const portMin = 20_000 + Math.floor(Math.random() * blocks) * size;
+  return { portMin, portMax: portMin + size - 1 };
+}
+
 /** A gateway on a fresh temporary data dir, closed at teardown; HTTP through inject (no port). */
 export async function startGateway(t: Test, overrides?: DeepPartial<Config>, opts: BuildOptions = {}): Promise<TestGateway> {
   const logs: string[] = [];
@@ -53,8 +64,13 @@ export async function startGateway(t: Test, overrides?: DeepPartial<Config>, opt
       done();
     },
   });
-  // Tests run in parallel: the RTMP ingest takes whatever loopback port is free.
-  const testDefaults: DeepPartial<Config> = { dataDir: tempDir(t), log: { level: 'info' }, streams: { flv: { rtmpPort: 0, rtmpHost: '127.0.0.1' } } };
+  // Tests run in parallel: the RTMP ingest and the SIP server take whatever loopback port is free.
+  const testDefaults: DeepPartial<Config> = {
+    dataDir: tempDir(t),
+    log: { level: 'info' },
+    streams: { flv: { rtmpPort: 0, rtmpHost: '127.0.0.1' } },
+    gb28181: { host: '127.0.0.1', port: 0, media: { host: '127.0.0.1', ...rtpPortRange() } },
+  };
   const config = merge(merge(defaultConfig(), testDefaults), overrides);
   const gw = await buildGateway(config, { logStream, checkResponses: true, ...opts });
   t.teardown(() => gw.close());

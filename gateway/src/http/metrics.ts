@@ -15,12 +15,20 @@ export interface WebRtcStats {
   on(event: 'joined', listener: (timings: { firstKeyframe: number | null }) => void): unknown;
 }
 
+/** What the metrics need of the GB/T 28181 SIP service (gb28181/service.ts), when it runs. */
+export interface GbMetricsSource {
+  readonly registrations: number;
+  readonly refusals: { unknown: number; password: number; disabled: number };
+  readonly devicesOnline: number;
+  readonly dropped: number;
+}
+
 /** What the metrics need of the importers. */
 export interface ImportStats {
   readonly running: number;
 }
 
-export function metricsRoutes(streams: StreamManager, webrtc: WebRtcStats, imports: ImportStats, snapshots: SnapshotStats) {
+export function metricsRoutes(streams: StreamManager, webrtc: WebRtcStats, imports: ImportStats, snapshots: SnapshotStats, gb: GbMetricsSource | null = null) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'wallgate_' });
   new Gauge({
@@ -109,6 +117,32 @@ export function metricsRoutes(streams: StreamManager, webrtc: WebRtcStats, impor
   totals('wallgate_snapshot_decodes_total', 'Snapshot decodes (one ffmpeg each), successful or not.', () => snapshots.decodes);
   totals('wallgate_snapshot_cache_hits_total', 'Snapshots answered from the cache (streams.snapshots.cacheMs).', () => snapshots.cacheHits);
   totals('wallgate_snapshot_coalesced_total', 'Snapshot requests that shared a decode already running for the same picture.', () => snapshots.coalesced);
+  if (gb) {
+    totals('wallgate_gb28181_registrations_total', 'GB/T 28181 REGISTERs accepted (new registrations and refreshes).', () => gb.registrations);
+    const seen = { unknown: 0, password: 0, disabled: 0 };
+    new Counter({
+      name: 'wallgate_gb28181_refusals_total',
+      help: 'GB/T 28181 registrations refused, by reason: unknown (id not admitted), password (wrong digest), disabled.',
+      labelNames: ['reason'],
+      registers: [registry],
+      collect() {
+        const now = gb.refusals;
+        for (const reason of ['unknown', 'password', 'disabled'] as const) {
+          if (now[reason] > seen[reason]) this.inc({ reason }, now[reason] - seen[reason]);
+          seen[reason] = Math.max(seen[reason], now[reason]);
+        }
+      },
+    });
+    totals('wallgate_gb28181_sip_dropped_total', 'SIP input dropped unread: unparsable or over gb28181.maxMessageBytes.', () => gb.dropped);
+    new Gauge({
+      name: 'wallgate_gb28181_devices_online',
+      help: 'GB/T 28181 devices and platforms registered now.',
+      registers: [registry],
+      collect() {
+        this.set(gb.devicesOnline);
+      },
+    });
+  }
   const decodeSeconds = new Histogram({
     name: 'wallgate_snapshot_decode_seconds',
     help: 'From a decoder slot taken to its JPEG (or failure): one keyframe decoded by one ffmpeg.',

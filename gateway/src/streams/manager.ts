@@ -75,6 +75,8 @@ type Logger = SessionHost['log'] & { error(o: object, m: string): void };
 export interface EngineParts {
   drivers?: (ctx: DriverContext) => DriverFactory;
   clock?: Clock;
+  /** The GB/T 28181 link GB channels play through (app.ts wires it when gb28181.enabled). */
+  gb28181?: DriverContext['gb28181'];
 }
 
 /**
@@ -146,6 +148,7 @@ export class StreamManager extends EventEmitter<{
       instanceId: this.instanceIdValue,
       checkConnect: (host) => this.resolver.checkConnect(host),
       checkedFetcher: this.fetcher,
+      ...(this.parts.gb28181 ? { gb28181: this.parts.gb28181 } : {}),
     };
     this.createDriver = (this.parts.drivers ?? driverFactory)(ctx);
   }

@@ -1,4 +1,5 @@
 import type { GatewayError } from '../../errors.js';
+import type { GbDriverContext } from '../../gb28181/play-link.js';
 import type { FlvTag, ResolvedSource, SourceResolver, StreamsConfig } from '../types.js';
 import type { CheckedFetcher } from './checked-fetcher.js';
 
@@ -72,6 +73,8 @@ export interface DriverContext {
    * policy. Without it such a source is refused: ffmpeg would follow redirects and segments anywhere.
    */
   checkedFetcher?: Pick<CheckedFetcher, 'open' | 'proxyUrl'>;
+  /** The GB/T 28181 SIP service and RTP ports a GB channel's driver uses; absent while gb28181.enabled is off. */
+  gb28181?: GbDriverContext;
 }
 
 export type DriverFactory = (source: ResolvedSource, attempt: DriverAttempt, events: DriverEvents) => SourceDriver;

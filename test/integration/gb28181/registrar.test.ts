@@ -1,0 +1,149 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import t, { type Test } from 'tap';
+import { parseDigestParams } from '../../../gateway/src/gb28181/sip/digest.js';
+import { header } from '../../../gateway/src/gb28181/sip/message.js';
+import { RegistrarClient } from '../../helpers/gb-registrar-client.js';
+import { startGateway, type DeepPartial, type TestGateway } from '../../helpers/gateway.js';
+import { waitFor } from '../../helpers/streams.js';
+import type { Config } from '../../../gateway/src/config/schema.js';
+
+const DEVICE = '34020000001320000001';
+const PASSWORD = 'device-secret-1';
+
+const ADMIN = { id: 'test-admin', username: 'test-admin', ip: '127.0.0.1', scopes: ['root'] };
+
+async function gbGateway(test: Test, gb: DeepPartial<Config['gb28181']> = {}): Promise<TestGateway> {
+  const gw = await startGateway(test, { gb28181: gb });
+  await gw.gbDirectory.create(ADMIN, { id: DEVICE, name: 'Gate camera', departmentId: 'root', password: PASSWORD });
+  return gw;
+}
+
+/** The device as the admin pages show it. */
+const shownDevice = async (gw: TestGateway, id = DEVICE) => gw.gbDirectory.view(await gw.gbDirectory.get(ADMIN, id));
+
+const device = (test: Test, gw: TestGateway, o: { id?: string; password?: string; transport?: 'udp' | 'tcp' } = {}) =>
+  RegistrarClient.start(test, {
+    id: o.id ?? DEVICE,
+    password: o.password ?? PASSWORD,
+    gateway: { port: (o.transport === 'tcp' ? gw.gb28181!.ports.tcpPort : gw.gb28181!.ports.udpPort)!, transport: o.transport ?? 'udp' },
+  });
+
+/** The refused list as the admin pages show it. */
+const refusals = async (gw: TestGateway) => (await gw.gbDirectory.refusals(ADMIN, 100)).map((r) => gw.gbDirectory.refusalView(r));
+
+t.test('REGISTER with digest: the 401 challenge, then 200 with Date and Expires; the device is online where it registered from', async (t) => {
+  const gw = await gbGateway(t);
+  for (const transport of ['udp', 'tcp'] as const) {
+    const dev = await device(t, gw, { transport });
+    const challenge = await dev.registerRaw([['Expires', '3600']]);
+    t.equal(challenge.status, 401, `${transport}: the first REGISTER is challenged`);
+    const c = parseDigestParams(header(challenge, 'WWW-Authenticate') ?? '');
+    t.same({ realm: c.realm, algorithm: c.algorithm, qop: c.qop }, { realm: gw.config.gb28181.domain, algorithm: 'MD5', qop: 'auth' }, 'realm is our domain; MD5; qop auth offered');
+    const ok = await dev.registerRaw([
+      ['Expires', '3600'],
+      ['Authorization', dev.authorization(challenge)],
+    ]);
+    t.equal(ok.status, 200, `${transport}: registered`);
+    t.match(header(ok, 'Date'), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}$/, 'Date in the GB form, for the device clock');
+    t.equal(header(ok, 'Expires'), '3600');
+    t.ok(gw.gb28181!.isOnline(DEVICE));
+    const shown = await waitFor(() => shownDevice(gw), (d) => d.transport === transport, 3_000, 50, 'the registration written');
+    t.equal(shown.online, true);
+    t.equal(shown.address, '127.0.0.1');
+    await dev.close();
+  }
+  t.notOk(gw.logs.join('').includes(PASSWORD), 'nor logged');
+});
+
+t.test('digest without qop, and over the uri the device chose (domain only): both accepted', async (t) => {
+  const gw = await gbGateway(t);
+  const dev = await device(t, gw);
+  const challenge = await dev.registerRaw();
+  const ok = await dev.registerRaw([['Authorization', dev.authorization(challenge, { qop: false, uri: `sip:${gw.config.gb28181.domain}` })]]);
+  t.equal(ok.status, 200);
+});
+
+t.test('a wrong password is refused with 403 and listed with its address and count', async (t) => {
+  const gw = await gbGateway(t);
+  const dev = await device(t, gw, { password: 'not-the-password' });
+  for (let i = 0; i < 2; i++) t.equal((await dev.register()).status, 403);
+  t.notOk(gw.gb28181!.isOnline(DEVICE));
+  const listed = (await refusals(gw)).find((r) => r.deviceId === DEVICE);
+  t.match(listed, { reason: 'password', count: 2, address: '127.0.0.1' });
+});
+
+t.test('an unknown device is refused with 403 and shows in the refused list, however well it answers the challenge', async (t) => {
+  const gw = await gbGateway(t);
+  const stranger = '34020000001320000099';
+  const dev = await device(t, gw, { id: stranger });
+  t.equal((await dev.register()).status, 403);
+  t.equal((await dev.register()).status, 403);
+  t.match(
+    (await refusals(gw)).find((r) => r.deviceId === stranger),
+    { reason: 'unknown', count: 2, address: '127.0.0.1' },
+  );
+  t.equal(gw.gb28181!.refusals.unknown, 2, 'counted for the metrics');
+  const metrics = await gw.api('GET', '/metrics');
+  t.match(metrics.body, /wallgate_gb28181_refusals_total\{reason="unknown"\} 2/);
+});
+
+t.test('a nonce past its TTL gets a fresh challenge with stale=true; a replayed one never registers', async (t) => {
+  const gw = await gbGateway(t, { nonceTtlMs: 1_000 });
+  const dev = await device(t, gw);
+  const old = await dev.registerRaw();
+  await sleep(1_200);
+  const stale = await dev.registerRaw([['Authorization', dev.authorization(old)]]);
+  t.equal(stale.status, 401, 'stale nonce: challenged again');
+  t.equal(parseDigestParams(header(stale, 'WWW-Authenticate') ?? '').stale, 'true');
+  t.not(parseDigestParams(header(stale, 'WWW-Authenticate') ?? '').nonce, parseDigestParams(header(old, 'WWW-Authenticate') ?? '').nonce, 'with a new nonce');
+  t.notOk(gw.gb28181!.isOnline(DEVICE));
+
+  const fresh = await dev.registerRaw();
+  const auth = dev.authorization(fresh, { nc: '00000001' });
+  t.equal((await dev.registerRaw([['Authorization', auth]])).status, 200, 'first use');
+  // The same Authorization again (a captured request replayed): a new transaction, the same nonce and nc.
+  const replay = await dev.registerRaw([['Authorization', auth]]);
+  t.equal(replay.status, 401, 'the replay is challenged, not registered');
+  t.equal((await dev.registerRaw([['Authorization', dev.authorization(fresh, { nc: '00000002' })]])).status, 200, 'the same nonce with a higher nc is a legitimate reuse (qop auth)');
+  const once = await dev.registerRaw();
+  const noQop = dev.authorization(once, { qop: false });
+  t.equal((await dev.registerRaw([['Authorization', noQop]])).status, 200);
+  t.equal((await dev.registerRaw([['Authorization', noQop]])).status, 401, 'without qop a nonce is good once');
+});
+
+t.test('Expires: below the minimum is 423 with Min-Expires, above the maximum is cut, 0 unregisters', async (t) => {
+  const gw = await gbGateway(t, { registerExpiresMinSec: 60, registerExpiresMaxSec: 7_200 });
+  const dev = await device(t, gw);
+  const brief = await dev.register(30);
+  t.equal(brief.status, 423);
+  t.equal(header(brief, 'Min-Expires'), '60');
+  t.notOk(gw.gb28181!.isOnline(DEVICE));
+  const long = await dev.register(86_400);
+  t.equal(long.status, 200);
+  t.equal(header(long, 'Expires'), '7200');
+  t.ok(gw.gb28181!.isOnline(DEVICE));
+  const bye = await dev.register(0);
+  t.equal(bye.status, 200);
+  t.notOk(gw.gb28181!.isOnline(DEVICE));
+  await waitFor(() => shownDevice(gw), (d) => !d.online, 3_000, 50, 'the device shown offline');
+});
+
+t.test('keepalives are answered 200 and keep the device online; from an unregistered device 403; silence takes it offline', async (t) => {
+  const gw = await gbGateway(t, { keepaliveIntervalSec: 1, keepaliveMissed: 2 });
+  const dev = await device(t, gw);
+  t.equal((await dev.keepalive()).status, 403, 'not registered yet: refused, so the device registers');
+  t.equal((await dev.register()).status, 200);
+  for (let i = 0; i < 4; i++) {
+    await sleep(700);
+    t.equal((await dev.keepalive()).status, 200);
+  }
+  t.ok(gw.gb28181!.isOnline(DEVICE), 'still online after 2.8 s of keepalives every 0.7 s');
+  const before = (await shownDevice(gw)).lastKeepaliveAt;
+  t.ok(before, 'the last keepalive is shown');
+  const stopped = Date.now();
+  await waitFor(() => gw.gb28181!.isOnline(DEVICE), (online) => !online, 5_000, 50, 'offline after two missed keepalives');
+  const after = Date.now() - stopped;
+  t.ok(after >= 1_800, `not before 2 × 1 s of silence (${after} ms)`);
+  await waitFor(() => shownDevice(gw), (d) => !d.online, 3_000, 50, 'shown offline');
+  t.equal((await dev.keepalive()).status, 403, 'a keepalive after that is refused: the device must register again');
+});
