@@ -13,6 +13,8 @@ if (!username) {
 const config = loadConfig();
 config.log.level = 'warn';
 config.demo.enabled = false;
+// The running gateway holds the SIP port; this one only writes a password.
+config.gb28181.enabled = false;
 const gateway = await buildGateway(config);
 try {
   const password = await gateway.users.resetPassword(username);
