@@ -1,3 +1,4 @@
+import { crc32Mpeg, writeTimestamp } from '../../lib/mpeg.js';
 import type { AccessUnit } from './types.js';
 
 /**
@@ -82,31 +83,8 @@ function pesHeader(payloadLength: number, pts90k: number | null): Buffer {
   if (pts90k === null) return b; // flags2 0, header_data_length 0: a continuation of the frame
   b[7] = 0x80; // PTS only (DTS = PTS: no B-frames reach a wall)
   b[8] = 5;
-  const hi = Math.floor(pts90k / BIT30) & 0x07;
-  const lo = pts90k % BIT30;
-  b[9] = 0x21 | (hi << 1);
-  b[10] = (lo >>> 22) & 0xff;
-  b[11] = ((lo >>> 14) & 0xfe) | 0x01;
-  b[12] = (lo >>> 7) & 0xff;
-  b[13] = ((lo << 1) & 0xfe) | 0x01;
+  writeTimestamp(b, 9, 0b0010, pts90k);
   return b;
-}
-
-const CRC_TABLE = (() => {
-  const table = new Uint32Array(256);
-  for (let i = 0; i < 256; i++) {
-    let c = i << 24;
-    for (let k = 0; k < 8; k++) c = c & 0x8000_0000 ? (c << 1) ^ 0x04c1_1db7 : c << 1;
-    table[i] = c >>> 0;
-  }
-  return table;
-})();
-
-/** CRC-32/MPEG-2 (ISO/IEC 13818-1 Annex A), which PSM and PAT/PMT sections end with. */
-export function crc32Mpeg(data: Uint8Array): number {
-  let crc = 0xffff_ffff;
-  for (const byte of data) crc = ((crc << 8) ^ CRC_TABLE[((crc >>> 24) ^ byte) & 0xff]!) >>> 0;
-  return crc;
 }
 
 export const RTP_HEADER_BYTES = 12;

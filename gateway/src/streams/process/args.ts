@@ -53,6 +53,9 @@ export function concatList(input: PullInput): string {
   return ['ffconcat version 1.0', `file ${quoted}`, ...options.map(([k, v]) => `option ${k} ${v}`), ''].join('\n');
 }
 
+/** How much of the input ffmpeg reads before it starts: little, so the first picture comes fast. */
+const PROBE = ['-probesize', '32768', '-analyzeduration', '500000'];
+
 /**
  * One ffmpeg per pull: the input once, encoded at most once, written by the tee muxer to the HLS
  * directory (the process's working directory) and as FLV to stdout, which the FLV output fans out.
@@ -60,8 +63,20 @@ export function concatList(input: PullInput): string {
 export function pullArgs(input: PullInput, out: PullOutput): string[] {
   const args = ['-hide_banner', '-nostdin', '-nostats', '-loglevel', 'info'];
   args.push('-protocol_whitelist', `pipe,${WHITELISTS[input.protocol]}`);
-  args.push('-probesize', '32768', '-analyzeduration', '500000', '-fflags', '+genpts');
+  args.push(...PROBE, '-fflags', '+genpts');
   args.push('-f', 'concat', '-safe', '0', '-i', 'pipe:0');
+  return [...args, ...outputArgs(out)];
+}
+
+/**
+ * One ffmpeg reading an MPEG-TS we write to its stdin (sources/es-ingest.ts: access units a driver
+ * reassembled itself), with the same output half as a pull. Probed as little as a pull: the stream
+ * starts at a keyframe with its parameter sets. (Not -fflags nobuffer: it throws away the packets
+ * read while probing, that first keyframe among them, and the picture waits for the next GOP.)
+ */
+export function tsPipeArgs(out: PullOutput): string[] {
+  const args = ['-hide_banner', '-nostdin', '-nostats', '-loglevel', 'info', '-protocol_whitelist', 'pipe', ...PROBE];
+  args.push('-f', 'mpegts', '-i', 'pipe:0');
   return [...args, ...outputArgs(out)];
 }
 

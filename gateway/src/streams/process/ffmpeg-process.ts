@@ -22,6 +22,11 @@ export interface FfmpegOptions {
   cwd?: string;
   /** Written to stdin and then closed: how secrets reach ffmpeg without entering its command line. */
   stdin?: string;
+  /**
+   * Keeps stdin open for writeInput(): a source that reassembles the media itself (GB/T 28181, JT/T
+   * 1078) feeds ffmpeg as the media arrive. `stdin` is then not used.
+   */
+  streamStdin?: boolean;
   /** Marks the process for the orphan sweep (see sweep.ts). */
   instanceId: string;
   /** Strings that must never leave this object in clear (camera passwords). */
@@ -146,8 +151,30 @@ export class FfmpegProcess extends EventEmitter<{ line: [string]; exit: [FfmpegE
     this.child.stdin.on('error', () => {});
     this.child.stderr.setEncoding('utf8');
     this.child.stderr.on('data', (chunk: string) => this.onStderr(chunk));
+    if (opts.streamStdin) return;
     if (opts.stdin !== undefined) this.child.stdin.end(opts.stdin);
     else this.child.stdin.end();
+  }
+
+  /**
+   * Queues bytes for ffmpeg's stdin (streamStdin). False when they cannot go anywhere: the process
+   * is gone, stopping, or its input was ended. Whether ffmpeg keeps up is `inputBuffered`.
+   */
+  writeInput(chunk: Buffer): boolean {
+    const stdin = this.child.stdin;
+    if (!this.opts.streamStdin || this.done || this.stopReason !== null || !stdin.writable) return false;
+    stdin.write(chunk);
+    return true;
+  }
+
+  /** Bytes written to stdin that ffmpeg has not taken yet. */
+  get inputBuffered(): number {
+    return this.child.stdin.writableLength;
+  }
+
+  /** Ends stdin (streamStdin): ffmpeg finishes what it has and exits. */
+  endInput(): void {
+    if (this.opts.streamStdin && this.child.stdin.writable) this.child.stdin.end();
   }
 
   get running(): boolean {

@@ -1,14 +1,12 @@
 import { isIP } from 'node:net';
 import { GatewayError, reasoned } from '../../errors.js';
 import { classifyFailure } from '../failure.js';
-import { FlvDemuxer } from '../flv-demux.js';
 import { concatList, pullArgs, type PullInput } from '../process/args.js';
-import { FfmpegProcess, type FfmpegExit } from '../process/ffmpeg-process.js';
-import type { ResolvedSource, StreamsConfig } from '../types.js';
+import type { ResolvedSource } from '../types.js';
 import type { DriverAttempt, DriverContext, DriverEvents, SourceDriver } from './driver.js';
+import { FfmpegRun, type FailureWords } from './ffmpeg-run.js';
 
-/** Turns how an attempt's ffmpeg ended (or was given up on) into what viewers read. */
-export type FailureWords = (exit: FfmpegExit, stderrTail: readonly string[], hadMedia: boolean, cfg: StreamsConfig) => GatewayError;
+export type { FailureWords } from './ffmpeg-run.js';
 
 /** A pull's input as ffmpeg opens it, and the secrets its stderr must never show. */
 export interface PreparedInput {
@@ -24,98 +22,48 @@ export interface PreparedInput {
  * each attempt: credentials are opened and the host re-checked every time.
  */
 export class FfmpegPullDriver implements SourceDriver {
-  private ffmpeg: FfmpegProcess | null = null;
-  /** The spawn in progress: a close during it waits for the process, to stop it. */
-  private spawning: Promise<FfmpegProcess> | null = null;
-  private closedFor: string | null = null;
-  private hadMedia = false;
+  private readonly run: FfmpegRun;
   private release: (() => void) | null = null;
 
   constructor(
-    private readonly ctx: DriverContext,
-    private readonly attempt: DriverAttempt,
-    private readonly events: DriverEvents,
+    ctx: DriverContext,
+    attempt: DriverAttempt,
+    events: DriverEvents,
     private readonly prepare: () => Promise<PreparedInput>,
-    private readonly words: FailureWords = classifyFailure,
-  ) {}
+    words: FailureWords = classifyFailure,
+  ) {
+    this.run = new FfmpegRun(ctx, attempt, events, words);
+  }
 
   get pid(): number | null {
-    return this.ffmpeg?.running ? this.ffmpeg.pid : null;
+    return this.run.pid;
   }
 
   async start(): Promise<void> {
-    const cfg = this.ctx.config;
     const { input, secrets, release } = await this.prepare().catch((e: Error) => {
       throw e instanceof GatewayError ? e : reasoned('GW_ERR_CAMERA_UNREACHABLE', 'lookup', {}, `cannot look up the camera's address: ${e.message}`);
     });
     this.release = release ?? null;
-    if (this.closedFor !== null) return this.letGo();
-    const args = pullArgs(input, {
-      transcode: this.attempt.transcode ? { preset: cfg.transcode.preset, height: cfg.transcode.height, bitrateKbps: cfg.transcode.bitrateKbps } : null,
-      audio: cfg.audio,
-      hls: { segmentSec: cfg.hls.segmentSec, listSize: cfg.hls.listSize, startNumber: this.attempt.segmentStart, discontinuity: this.attempt.discontinuity },
-    });
-    const demuxer = new FlvDemuxer((tag) => {
-      if (tag.type === 9 && !tag.header) this.hadMedia = true;
-      this.events.tag(tag);
-    });
-    let ff: FfmpegProcess;
+    if (this.run.closed) return this.letGo();
     try {
-      this.spawning = FfmpegProcess.start({
-        ffmpegPath: cfg.ffmpegPath,
-        args,
-        cwd: this.attempt.hlsDir,
-        stdin: concatList(input),
-        instanceId: this.ctx.instanceId,
-        secrets,
-        killGraceMs: cfg.killGraceMs,
-        stderrTailLines: 30,
-        onStdout: (chunk) => {
-          if (this.closedFor !== null) return;
-          this.events.bytes(chunk.length);
-          const err = demuxer.push(chunk);
-          if (err) void ff.close(err);
-        },
-      });
-      ff = await this.spawning;
+      await this.run.spawn(pullArgs(input, this.run.output()), { stdin: concatList(input), secrets });
     } catch (e) {
       this.letGo();
-      throw new GatewayError('GW_ERR_INTERNAL', `cannot start ffmpeg: ${(e as Error).message}`);
+      throw e;
     }
-    this.ffmpeg = ff;
-    if (this.closedFor !== null) {
-      void ff.close(this.closedFor);
-      return;
-    }
-    let probed = false;
-    ff.on('line', (line) => {
-      if (probed || this.closedFor !== null) return;
-      // "Stream #0:0: Video: hevc (Main), yuv420p(tv), 1280x720, 25 fps" names the input once it is probed.
-      const m = /Stream #0:\d+.*?: Video: (\w+).*?, (\d{2,5}x\d{2,5})/.exec(line);
-      if (!m) return;
-      probed = true;
-      this.events.probed(m[1]!, m[2]!);
-    });
-    ff.once('exit', (exit) => {
-      if (this.closedFor !== null) return;
-      this.events.failed(this.words(exit, ff.stderrTail(), this.hadMedia, cfg));
-    });
   }
 
   timedOut(kind: 'start' | 'stall', ms: number): GatewayError {
-    const reason = kind === 'start' ? 'start timeout' : `stalled: no video for ${ms} ms`;
-    return this.words({ code: null, signal: null, reason }, this.ffmpeg?.stderrTail() ?? [], this.hadMedia, this.ctx.config);
+    return this.run.timedOut(kind, ms);
   }
 
   /** Fails the attempt for a reason found outside ffmpeg (the checked fetcher refused a hop); the session then closes it. */
   refuse(error: GatewayError): void {
-    if (this.closedFor === null) this.events.failed(error);
+    this.run.refuse(error);
   }
 
   async close(reason: string): Promise<void> {
-    this.closedFor ??= reason;
-    const ff = this.ffmpeg ?? (await this.spawning?.catch(() => null)) ?? null;
-    if (ff) await ff.close(this.closedFor);
+    await this.run.close(reason);
     this.letGo();
   }
 
