@@ -102,6 +102,7 @@ addStrings({
   'err.GW_ERR_CODEC_UNSUPPORTED.decoder': ["The camera's video codec is not supported.", '不支持该摄像机的视频编码。'],
   'err.GW_ERR_CODEC_UNSUPPORTED.h265Busy': ['The camera sends H.265 and all {limit} transcode slots are busy.', '摄像机为 H.265 编码，且 {limit} 路转码均已占用。'],
   'err.GW_ERR_UNAVAILABLE': ['The gateway is shutting down; try again shortly.', '网关正在关闭，请稍后重试。'],
+  'err.GW_ERR_UNAVAILABLE.gb28181Off': ['The GB/T 28181 service is not running (gb28181.enabled), so the device cannot be asked.', '国标（GB/T 28181）服务未运行（gb28181.enabled），无法询问设备。'],
   'err.GW_ERR_CAPACITY': ['The gateway is at its limit: {message}', '网关已达上限：{message}'],
   'err.GW_ERR_CAPACITY.sessions': ['The gateway is already pulling its maximum of {limit} cameras.', '网关拉流路数已达上限（{limit} 路）。'],
   'err.GW_ERR_CAPACITY.viewers': ['The gateway is already serving its maximum of {limit} viewers.', '网关观看人数已达上限（{limit} 个）。'],

@@ -102,7 +102,7 @@ t.test('device queries answer 503 while no GB service is linked', async (t) => {
   for (const [method, url] of [['POST', `/api/gb28181/devices/${DEVICE}/catalog`], ['GET', `/api/gb28181/devices/${DEVICE}/info`], ['GET', `/api/gb28181/devices/${DEVICE}/status`]] as const) {
     const res = await asAdmin(gw, method, url);
     t.equal(res.status, 503, url);
-    t.equal(res.json.code, 'GW_ERR_UNAVAILABLE');
+    t.match(res.json, { code: 'GW_ERR_UNAVAILABLE', params: { reason: 'gb28181Off' } });
   }
 });
 

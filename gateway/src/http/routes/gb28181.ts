@@ -2,7 +2,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Guards } from '../../auth/plugin.js';
 import type { Principal } from '../../auth/users.js';
-import { GatewayError } from '../../errors.js';
+import { reasoned } from '../../errors.js';
 import { GB_DEVICE_CREATE, GB_DEVICE_PATCH, GB_ID_PATTERN, GB_RULE_CREATE, type GbDirectory } from '../../gb28181/directory.js';
 import type { GbLink } from '../../gb28181/link.js';
 import { literals } from '../../lib/schema-check.js';
@@ -87,7 +87,7 @@ export async function gbRoutes(app: FastifyInstance, o: GbRoutesOptions) {
   const { directory, guards } = o;
   const actor = (req: FastifyRequest) => req.principal as Principal;
   const live = (): GbLink => {
-    if (!o.link) throw new GatewayError('GW_ERR_UNAVAILABLE', 'the GB/T 28181 service is not running (gb28181.enabled)');
+    if (!o.link) throw reasoned('GW_ERR_UNAVAILABLE', 'gb28181Off', {}, 'the GB/T 28181 service is not running (gb28181.enabled)');
     return o.link;
   };
 
