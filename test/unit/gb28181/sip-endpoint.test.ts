@@ -276,6 +276,7 @@ t.test('INVITE refused: SipStatusError with status and reason, the device gets a
   const acked = new Promise<SipRequest>((resolve) => dev.endpoint.onRequest('ACK', (req) => resolve(req)));
   dev.endpoint.onRequest('INVITE', (req, peer) => {
     invite = req;
+    dev.endpoint.reply(req, peer, 180, 'Ringing', { toTag: 'ring' });
     dev.endpoint.reply(req, peer, 486, 'Busy Here');
   });
   const err = await gw.endpoint.invite({ transport: 'udp', address: '127.0.0.1', port: dev.udpPort! }, { targetId: DEVICE_ID, subject: 's', sdp: 'v=0\r\n' }).catch((e: unknown) => e);
@@ -285,6 +286,7 @@ t.test('INVITE refused: SipStatusError with status and reason, the device gets a
   const ack = await within(acked, 3_000, 'the ACK to 486');
   t.equal(parseVia(header(ack, 'Via')!).branch, parseVia(header(invite!, 'Via')!).branch, 'the same branch: inside the transaction');
   t.equal(ack.uri, invite!.uri);
+  t.equal(parseNameAddr(header(ack, 'To')!).tag, 'ring', 'the To tag given with the 180 is kept for the final answer');
 });
 
 t.test('a 200 that arrives after the INVITE timed out is ACKed and hung up at once', async (t) => {

@@ -212,6 +212,8 @@ export class SipEndpoint {
       this.log.debug({ status, method: req.method }, 'SIP request already answered; second answer ignored');
       return;
     }
+    // One To tag for every answer in the transaction: a tag given once is kept for the later answers.
+    if (tx && opts.toTag) tx.toTag = opts.toTag;
     const response = this.buildResponse(req, peer, status, reason, opts, tx?.toTag ?? token(4));
     if (tx && status >= 200) tx.final = response;
     this.sendResponse(response, peer);
