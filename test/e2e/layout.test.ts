@@ -7,7 +7,7 @@ import { waitFor } from '../helpers/streams.js';
  * without script errors, fits the width (no sideways scrolling), and its text grows with the screen.
  */
 
-const PAGES = ['/console.html?wall=hall', '/regulator.html', '/admin.html#sources', '/admin.html#health', '/wall.html?wall=hall&screen=1'];
+const PAGES = ['/console.html?wall=hall', '/regulator.html', '/admin.html#sources', '/admin.html#health', '/admin.html#gb28181', '/wall.html?wall=hall&screen=1'];
 const SIZES = [
   { width: 1920, height: 1080, minFontPx: 13, maxFontPx: 15 },
   { width: 3840, height: 2160, minFontPx: 26, maxFontPx: 28 },
@@ -36,6 +36,10 @@ t.test('each page fits 1920×1080 and 3840×2160, with text scaled to the screen
   await gw.api('PUT', '/api/walls/hall/tiles/s1-1', { token: gw.adminToken, body: { baseVersion: wall.json.wall.version, content: { kind: 'camera', cameraId: 'lobby' } } });
   // An admin who is also an operator and a regulator sees every page.
   await gw.userToken('chief', ['admin', 'operator', 'regulator'], ['root']);
+  // A GB device with a long name and every column filled, and a refused one, so its tables have rows to lay out.
+  await gw.api('POST', '/api/gb28181/devices', { token: gw.adminToken, body: { id: '34020000001320000001', name: '东门广场高点全景摄像机（长江路与黄河路交叉口）', departmentId: 'root', password: 'pass1234' } });
+  await gw.gbDirectory.setInfo('34020000001320000001', { manufacturer: 'Hikvision', model: 'DS-2DE7A432IW-AEB', firmware: 'V5.7.15 build 231120' });
+  await gw.gbDirectory.recordRefusal('34020000001320000002', '203.0.113.250:51234', 'unknown');
   const browser = await launchBrowser(t, 'layout');
   for (const size of SIZES) {
     const page = await browser.page(`${size.width}`, { width: size.width, height: size.height });
