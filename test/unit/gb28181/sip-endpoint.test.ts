@@ -310,6 +310,12 @@ t.test('a 200 that arrives after the INVITE timed out is ACKed and hung up at on
   t.ok(await within(bye, 3_000, 'the BYE after the late 200'));
 });
 
+t.test('a request with a malformed header of the caller\'s own rejects rather than throws', async (t) => {
+  const dev = await sipNode(t, DEVICE_ID);
+  const pending = dev.endpoint.request({ transport: 'udp', address: '127.0.0.1', port: 9 }, { method: 'MESSAGE', targetId: GATEWAY_ID, headers: [['Via', 'nonsense']] });
+  await t.rejects(pending, /bad Via/);
+});
+
 t.test('close() rejects pending requests', async (t) => {
   const gw = await sipNode(t, GATEWAY_ID);
   const dev = await sipNode(t, DEVICE_ID);

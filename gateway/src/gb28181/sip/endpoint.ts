@@ -259,7 +259,7 @@ export class SipEndpoint {
   // ---- client side ----
 
   /** The final response (1xx skipped). Over UDP the request is resent from T1 doubling to T2 until answered. */
-  request(peer: SipPeer, r: SipRequestSpec, opts: { timeoutMs?: number } = {}): Promise<SipResponse> {
+  async request(peer: SipPeer, r: SipRequestSpec, opts: { timeoutMs?: number } = {}): Promise<SipResponse> {
     return this.transact(peer, this.buildRequest(peer, r), opts.timeoutMs);
   }
 
