@@ -134,6 +134,22 @@ t.test("the reference's quirks", async (t) => {
     t.equal(units[0]!.pts90k, 1000);
   });
 
+  t.test('parameter sets in packs of their own wait for the picture that follows', async (t) => {
+    const { units, demuxer } = collect();
+    const pps264 = Buffer.concat([START, hex('68EBE3CB22C0')]);
+    const sei = Buffer.concat([START, hex('0605FFFF'), nalBody(20, 4)]);
+    // SPS, PPS and SEI each in a pack, then the IDR, then a P frame (the RTP marker after each pack).
+    for (const [i, part] of [sps264, pps264, sei, idr264, p264].entries()) {
+      const pts = i < 4 ? 0 : 3600;
+      demuxer.push(Buffer.concat([pack(pts), pes(0xe0, part, pts)]));
+      demuxer.flush();
+    }
+    t.same(units.map((u) => [u.pts90k, u.key, u.data.toString('hex')]), [
+      [0, true, Buffer.concat([sps264, pps264, sei, idr264]).toString('hex')],
+      [3600, false, p264.toString('hex')],
+    ]);
+  });
+
   t.test('a video PES of length 0 runs to the next program-stream start code', async (t) => {
     const { units, demuxer } = collect();
     const open = (body: Buffer, pts: number) => Buffer.concat([hex('000001E00000 80 80 05'), ptsBytes(pts), body]);

@@ -370,17 +370,25 @@ export class PsDemuxer {
     const length = this.frameLength;
     const dropped = this.frameDropped;
     const pts = this.framePts ?? this.packScr ?? 0;
-    this.frameLength = 0;
     this.frameDropped = false;
     this.framePts = null;
-    if (dropped || length === 0) return;
+    if (dropped || length === 0) {
+      this.frameLength = 0;
+      return;
+    }
+    const view = this.frame.subarray(0, length);
+    const codec = this.codecOf(view);
+    const { key, picture } = frameInfo(codec, view);
+    // Parameter sets or SEI in a pack of their own (some devices send the SPS, PPS and IDR as three
+    // packs): they belong to the picture that follows, so they wait for it, within maxPesBytes.
+    if (!picture) return;
+    this.frameLength = 0;
     const data = Buffer.allocUnsafe(length);
     this.frame.copy(data, 0, 0, length);
     // A keyframe grows the scratch buffer; let it shrink back rather than keep the largest frame ever seen.
     if (this.frame.length > 1024 * 1024 && length < this.frame.length / 4) this.frame = Buffer.allocUnsafe(256 * 1024);
-    const codec = this.codecOf(data);
     this.stats.units++;
-    this.onUnit({ codec, pts90k: pts, key: isKeyFrame(codec, data), data });
+    this.onUnit({ codec, pts90k: pts, key, data });
   }
 
   private codecOf(data: Buffer): AccessUnit['codec'] {
@@ -423,18 +431,25 @@ function* nalHeaders(data: Buffer): Generator<number> {
   for (let at = data.indexOf(START_CODE); at >= 0 && at + 3 < data.length; at = data.indexOf(START_CODE, at + 3)) yield at + 3;
 }
 
-/** IDR (H.264 5) or IRAP (H.265 16-21) picture, or a sequence parameter set (7 / 33). */
-export function isKeyFrame(codec: AccessUnit['codec'], data: Buffer): boolean {
+/**
+ * Whether a frame holds a picture (a slice: H.264 types 1-5, H.265 0-31) and whether a decoder may
+ * start at it: an IDR (H.264 5) or IRAP (H.265 16-21) picture, or a sequence parameter set (7 / 33).
+ */
+export function frameInfo(codec: AccessUnit['codec'], data: Buffer): { key: boolean; picture: boolean } {
+  let key = false;
+  let picture = false;
   for (const h of nalHeaders(data)) {
     if (codec === 'h264') {
       const type = data[h]! & 0x1f;
-      if (type === 5 || type === 7) return true;
+      if (type === 5 || type === 7) key = true;
+      if (type >= 1 && type <= 5) picture = true;
     } else {
       const type = (data[h]! >> 1) & 0x3f;
-      if ((type >= 16 && type <= 21) || type === 33) return true;
+      if ((type >= 16 && type <= 21) || type === 33) key = true;
+      if (type <= 31) picture = true;
     }
   }
-  return false;
+  return { key, picture };
 }
 
 /**
