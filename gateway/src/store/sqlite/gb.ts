@@ -98,7 +98,6 @@ export class SqliteGb implements GbRepo {
       online, transport, address, port, registered_at, expires_at, last_keepalive_at, manufacturer, model, firmware, channel_count, catalog_at, created_at, updated_at)
       VALUES (@id, @name, @departmentId, @deptPath, @sealedPassword, @streamMode, @origin, @ruleId, @enabled,
       @online, @transport, @address, @port, @registeredAt, @expiresAt, @lastKeepaliveAt, @manufacturer, @model, @firmware, @channelCount, @catalogAt, @createdAt, @updatedAt)`);
-    // Keepalives arrive every minute from every device: a presence that did not change is not rewritten.
     this.presenceStmt = db.prepare(`UPDATE gb_devices SET online = @online, transport = @transport, address = @address, port = @port,
       registered_at = @registeredAt, expires_at = @expiresAt, last_keepalive_at = @lastKeepaliveAt, updated_at = @now WHERE id = @id`);
     this.infoStmt = db.prepare(`UPDATE gb_devices SET manufacturer = @manufacturer, model = @model, firmware = @firmware,
