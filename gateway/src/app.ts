@@ -386,8 +386,8 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
     maxAgeSec: Math.ceil(config.streams.snapshots.cacheMs / 1000),
   });
   await http.register(ptzRoutes, { ptz, guards: g });
-  // The live link (device queries) is the GB service's; without it those three routes answer 503.
-  await http.register(gbRoutes, { directory: gbDirectory, guards: g, pageSizeMax: config.registry.pageSizeMax, link: null });
+  // The live link (device queries) is the GB service's; without it (gb28181.enabled off) those three routes answer 503.
+  await http.register(gbRoutes, { directory: gbDirectory, guards: g, pageSizeMax: config.registry.pageSizeMax, link: gb });
   await http.register(wallRoutes, { walls, guards: g, statusOf: (wall) => control.statusOf(wall) });
   await http.register(vehicleRoutes, {
     vehicles,

@@ -10,6 +10,7 @@ import { SipEndpoint, SipTimeoutError, type SipDialog } from './sip/endpoint.js'
 import { header, parseNameAddr, sipUser, type SipHeaders, type SipRequest } from './sip/message.js';
 import { SipTransport, type SipPeer } from './sip/transport.js';
 import type { CatalogImporter } from './catalog.js';
+import type { GbLink } from './link.js';
 import { buildManscdp, items, parseManscdp, type Manscdp } from './xml.js';
 
 type GbConfig = Config['gb28181'];
@@ -40,13 +41,6 @@ export interface GbServiceOptions {
   log: Log;
   clock?: () => number;
   userAgent?: string;
-}
-
-/** The live link DIR's REST routes call (http/routes/gb28181.ts). */
-export interface GbLink {
-  queryCatalog(deviceId: string): Promise<{ channels: number }>;
-  queryDeviceInfo(deviceId: string): Promise<Record<string, string>>;
-  queryDeviceStatus(deviceId: string): Promise<Record<string, string>>;
 }
 
 /** What the metrics read (http/metrics.ts). */

@@ -10,16 +10,19 @@ import type { Config } from '../../../gateway/src/config/schema.js';
 const DEVICE = '34020000001320000001';
 const PASSWORD = 'device-secret-1';
 
-const ADMIN = { id: 'test-admin', username: 'test-admin', ip: '127.0.0.1', scopes: ['root'] };
-
 async function gbGateway(test: Test, gb: DeepPartial<Config['gb28181']> = {}): Promise<TestGateway> {
   const gw = await startGateway(test, { gb28181: gb });
-  await gw.gbDirectory.create(ADMIN, { id: DEVICE, name: 'Gate camera', departmentId: 'root', password: PASSWORD });
+  const res = await gw.api('POST', '/api/gb28181/devices', { token: gw.adminToken, body: { id: DEVICE, name: 'Gate camera', departmentId: 'root', password: PASSWORD } });
+  if (res.status !== 201) throw new Error(`add device: ${res.status} ${res.body}`);
   return gw;
 }
 
 /** The device as the admin pages show it. */
-const shownDevice = async (gw: TestGateway, id = DEVICE) => gw.gbDirectory.view(await gw.gbDirectory.get(ADMIN, id));
+async function shownDevice(gw: TestGateway, id = DEVICE) {
+  const res = await gw.api('GET', `/api/gb28181/devices/${id}`, { token: gw.adminToken });
+  if (res.status !== 200) throw new Error(`device: ${res.status} ${res.body}`);
+  return res.json;
+}
 
 const device = (test: Test, gw: TestGateway, o: { id?: string; password?: string; transport?: 'udp' | 'tcp' } = {}) =>
   RegistrarClient.start(test, {
@@ -29,7 +32,11 @@ const device = (test: Test, gw: TestGateway, o: { id?: string; password?: string
   });
 
 /** The refused list as the admin pages show it. */
-const refusals = async (gw: TestGateway) => (await gw.gbDirectory.refusals(ADMIN, 100)).map((r) => gw.gbDirectory.refusalView(r));
+async function refusals(gw: TestGateway): Promise<{ deviceId: string; reason: string; count: number; address: string }[]> {
+  const res = await gw.api('GET', '/api/gb28181/refused', { token: gw.adminToken });
+  if (res.status !== 200) throw new Error(`refused: ${res.status} ${res.body}`);
+  return res.json.items;
+}
 
 t.test('REGISTER with digest: the 401 challenge, then 200 with Date and Expires; the device is online where it registered from', async (t) => {
   const gw = await gbGateway(t);
@@ -50,6 +57,7 @@ t.test('REGISTER with digest: the 401 challenge, then 200 with Date and Expires;
     const shown = await waitFor(() => shownDevice(gw), (d) => d.transport === transport, 3_000, 50, 'the registration written');
     t.equal(shown.online, true);
     t.equal(shown.address, '127.0.0.1');
+    t.notOk(JSON.stringify(shown).includes(PASSWORD), 'the password is never shown');
     await dev.close();
   }
   t.notOk(gw.logs.join('').includes(PASSWORD), 'nor logged');

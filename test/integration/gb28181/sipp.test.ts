@@ -14,7 +14,6 @@ import { waitFor } from '../../helpers/streams.js';
 const FIXTURES = fileURLToPath(new URL('../../fixtures/sipp/', import.meta.url));
 const DEVICE = '34020000001320000007';
 const PASSWORD = 'sipp-device-secret';
-const ADMIN = { id: 'test-admin', username: 'test-admin', ip: '127.0.0.1', scopes: ['root'] };
 
 function sipp(args: string[], cwd: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -28,7 +27,8 @@ function sipp(args: string[], cwd: string): Promise<{ code: number | null; stdou
 for (const transport of ['udp', 'tcp'] as const) {
   t.test(`sipp over ${transport}: REGISTER with digest and two keepalives, all answered 200; the device is online`, async (t) => {
     const gw = await startGateway(t);
-    await gw.gbDirectory.create(ADMIN, { id: DEVICE, name: 'sipp device', departmentId: 'root', password: PASSWORD });
+    const added = await gw.api('POST', '/api/gb28181/devices', { token: gw.adminToken, body: { id: DEVICE, name: 'sipp device', departmentId: 'root', password: PASSWORD } });
+    t.equal(added.status, 201);
     const port = transport === 'udp' ? gw.gb28181!.ports.udpPort : gw.gb28181!.ports.tcpPort;
     const dir = tempDir(t, 'wallgate-sipp-');
     const cfg = gw.config.gb28181;
@@ -57,7 +57,7 @@ for (const transport of ['udp', 'tcp'] as const) {
     t.equal(run.code, 0, `sipp completed the scenario${run.code === 0 ? '' : `: ${run.stderr.slice(-2_000)} ${errors.slice(-3_000)}`}`);
     t.ok(gw.gb28181!.isOnline(DEVICE), 'registered');
     const shown = await waitFor(
-      async () => gw.gbDirectory.view(await gw.gbDirectory.get(ADMIN, DEVICE)),
+      async () => (await gw.api('GET', `/api/gb28181/devices/${DEVICE}`, { token: gw.adminToken })).json,
       (d) => d.online && d.lastKeepaliveAt !== null && d.transport === transport,
       3_000,
       50,
