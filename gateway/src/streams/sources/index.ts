@@ -1,3 +1,4 @@
+import { gbPlayDriver } from '../../gb28181/play-driver.js';
 import type { DriverContext, DriverFactory } from './driver.js';
 import { fetchedInput, FfmpegPullDriver, networkInput } from './ffmpeg-pull.js';
 import { rtmpPushDriver } from './rtmp-push.js';
@@ -6,6 +7,8 @@ import { rtmpPushDriver } from './rtmp-push.js';
 export function driverFactory(ctx: DriverContext): DriverFactory {
   return (source, attempt, events) => {
     switch (source.protocol) {
+      case 'gb28181':
+        return gbPlayDriver(ctx, source, attempt, events);
       case 'rtmp-push':
         return rtmpPushDriver(ctx, source, attempt, events);
       case 'hls':
