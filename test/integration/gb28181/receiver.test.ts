@@ -202,6 +202,35 @@ t.test('TCP passive: junk between two packets costs no packet: the framing is fo
   checkFrames(t, out);
 });
 
+t.test('TCP passive: connections that bring nothing lose their slot, so the device gets in', async (t) => {
+  const rx = await receiver(t, { mode: 'tcp-passive', strayConnectionMs: 300 });
+  await rx.start();
+  const { out } = pipeline(rx);
+  const strays = await Promise.all(
+    Array.from({ length: 4 }, async () => {
+      const s = connect({ host: '127.0.0.1', port: rx.port! });
+      s.on('error', () => {});
+      t.teardown(() => s.destroy());
+      await once(s, 'connect');
+      return s;
+    }),
+  );
+  const refused = connect({ host: '127.0.0.1', port: rx.port! });
+  refused.on('error', () => {});
+  await once(refused, 'close');
+  t.ok(strays.every((x) => x.readyState === 'open'), 'a fifth connection is refused while four are open');
+  await Promise.all(strays.map((s) => once(s, 'close')));
+  t.pass('the silent ones are closed');
+  const device = connect({ host: '127.0.0.1', port: rx.port! });
+  device.on('error', () => {});
+  t.teardown(() => device.destroy());
+  await once(device, 'connect');
+  await writeCut(device, Buffer.concat(packetsOf(SSRC, 1).map(rfc4571)));
+  await waitFor(() => out.length, (n) => n === units.length, 10_000, 20, 'the frames');
+  await new Promise((r) => setTimeout(r, 500));
+  t.notOk(device.destroyed, 'the connection that delivers stays open');
+});
+
 t.test('TCP active: we connect to the device, retrying once a second until it listens', async (t) => {
   // A port the device will listen on later: found free now, listened on after 1.5 s.
   const probe = createServer();

@@ -69,6 +69,8 @@ export interface RtpReceiverOptions {
   connectAttempts?: number;
   /** The pool the port came from: close() gives it back. */
   pool?: RtpPortPool;
+  /** tcp-passive: a connection that has brought no accepted packet this long is closed, so strays cannot hold the slots. Default 10 s. */
+  strayConnectionMs?: number;
 }
 
 export interface RtpReceiverStats {
@@ -259,13 +261,21 @@ export class RtpReceiver extends EventEmitter<RtpReceiverEvents> {
   /** Reads RTP framed on a TCP connection: RFC 4571's 2-byte length, or RTSP-interleaved '$' channel length. */
   private adopt(socket: Socket, address: string) {
     this.connections.add(socket);
+    const delivered = { packets: 0 };
+    if (this.opts.mode === 'tcp-passive') {
+      const stray = setTimeout(() => {
+        if (delivered.packets === 0) socket.destroy();
+      }, this.opts.strayConnectionMs ?? 10_000);
+      stray.unref();
+      socket.once('close', () => clearTimeout(stray));
+    }
     socket.setNoDelay(true);
     let carry: Buffer | null = null;
     socket.on('data', (chunk: Buffer) => {
       if (this.closed) return;
       const data: Buffer = carry ? Buffer.concat([carry, chunk]) : chunk;
       carry = null;
-      const rest = this.readFrames(data, address);
+      const rest = this.readFrames(data, address, delivered);
       // At most one frame's header and body (64 KiB) is ever held.
       if (rest < data.length) carry = data.subarray(rest);
     });
@@ -279,7 +289,7 @@ export class RtpReceiver extends EventEmitter<RtpReceiverEvents> {
   }
 
   /** Handles the whole frames in `data`; returns where the unfinished one starts. */
-  private readFrames(data: Buffer, address: string): number {
+  private readFrames(data: Buffer, address: string, delivered: { packets: number }): number {
     let pos = 0;
     while (data.length - pos >= 4) {
       let header: number;
@@ -301,7 +311,7 @@ export class RtpReceiver extends EventEmitter<RtpReceiverEvents> {
         continue;
       }
       if (data.length - pos < header + length) break;
-      this.onPacket(data.subarray(pos + header, pos + header + length), address);
+      if (this.onPacket(data.subarray(pos + header, pos + header + length), address)) delivered.packets++;
       pos += header + length;
     }
     return pos;
@@ -320,36 +330,37 @@ export class RtpReceiver extends EventEmitter<RtpReceiverEvents> {
     return -1;
   }
 
-  private onPacket(packet: Buffer, source: string) {
-    if (this.closed) return;
+  /** Takes one RTP packet; true when it was accepted (right SSRC, right source). */
+  private onPacket(packet: Buffer, source: string): boolean {
+    if (this.closed) return false;
     if (packet.length < RTP_HEADER_BYTES || packet.length > this.maxPacketBytes || (packet[0]! & 0xc0) !== 0x80) {
       this.stats.malformed++;
-      return;
+      return false;
     }
     const pt = packet[1]!;
     if (pt >= 200 && pt <= 204) {
       this.stats.rtcp++;
-      return;
+      return false;
     }
     const ssrc = packet.readUInt32BE(8);
     if (ssrc !== this.opts.expectedSsrc >>> 0) {
       if (this.stats.wrongSsrc?.ssrc === ssrc) this.stats.wrongSsrc.count++;
       else this.stats.wrongSsrc = { ssrc, count: (this.stats.wrongSsrc?.count ?? 0) + 1 };
-      return;
+      return false;
     }
     if (this.sourceKey === null) this.sourceKey = source;
     else if (source !== this.sourceKey) {
       this.stats.wrongAddress++;
-      return;
+      return false;
     }
     let start = RTP_HEADER_BYTES + (packet[0]! & 0x0f) * 4;
     if (packet[0]! & 0x10) {
-      if (packet.length < start + 4) return void this.stats.malformed++;
+      if (packet.length < start + 4) return this.malformed();
       start += 4 + packet.readUInt16BE(start + 2) * 4;
     }
     let end = packet.length;
     if (packet[0]! & 0x20) end -= packet[end - 1]!;
-    if (start > end) return void this.stats.malformed++;
+    if (start > end) return this.malformed();
     const first = this.stats.firstPacketAt === null;
     if (first) {
       this.stats.firstPacketAt = Date.now();
@@ -358,8 +369,14 @@ export class RtpReceiver extends EventEmitter<RtpReceiverEvents> {
     this.stats.packets++;
     this.stats.bytes += end - start;
     if (first) this.emit('first');
-    if (this.closed) return;
+    if (this.closed) return true;
     this.order(packet.readUInt16BE(2), { payload: packet.subarray(start, end), timestamp: packet.readUInt32BE(4), marker: (pt & 0x80) !== 0 });
+    return true;
+  }
+
+  private malformed(): false {
+    this.stats.malformed++;
+    return false;
   }
 
   /** Puts packets back in sequence order within the window; a gap that outlasts it is given up. */
