@@ -31,7 +31,7 @@ interface Pending {
 type Listener = (payload: unknown) => void;
 
 /** Messages beyond the wall protocol's table (vehicle subscriptions) are sent by name with a plain payload. */
-type AnyType = MessageType | 'subscribe' | 'unsubscribe' | 'lock' | 'unlock' | `vehicles.${string}` | `alarms.${string}` | `alarm.${string}`;
+type AnyType = MessageType | 'subscribe' | 'unsubscribe' | 'lock' | 'unlock' | 'ptz' | `vehicles.${string}` | `alarms.${string}` | `alarm.${string}`;
 type PayloadOf<T extends AnyType> = T extends MessageType ? Payload<T> : Record<string, unknown>;
 
 export class ControlConnection {

@@ -16,6 +16,7 @@ import { outcomeLine, Signal, Store, type CameraRef, type ConsoleContext, type P
 import { DepartmentTree } from '../console/dept-tree.js';
 import { LayoutPicker } from '../console/layouts.js';
 import { PresetPanel } from '../console/presets.js';
+import { PtzPanel } from '../console/ptz-panel.js';
 import { SelectionBar } from '../console/selection-bar.js';
 import { TourPanel } from '../console/tours.js';
 import { WallMiniature } from '../console/wall-miniature.js';
@@ -123,6 +124,7 @@ async function main() {
   const picker = new WallPicker(ctx, follow);
   const layouts = new LayoutPicker(ctx);
   const selectionBar = new SelectionBar(ctx);
+  const ptz = new PtzPanel(ctx);
   const search = new CameraSearch(ctx);
   const tree = new DepartmentTree(ctx, forest);
   const tours = new TourPanel(ctx);
@@ -144,6 +146,7 @@ async function main() {
       presets.banner,
       gone,
       selectionBar.el,
+      ptz.el,
       outcome.el,
       miniature.el,
       h('p', { class: 'console-hint muted' }, t('mini.hint')),

@@ -3,9 +3,10 @@
  * from the console or any page that links to it. A stats overlay, refreshed every second, says how it
  * plays: transport, codec, resolution, bitrate and latency ("s" hides it; double-click for full screen).
  */
-import { api, ApiError } from '../lib/api.js';
-import { h } from '../lib/dom.js';
+import { api, ApiError, can } from '../lib/api.js';
+import { h, toast } from '../lib/dom.js';
 import { addStrings, t } from '../lib/i18n.js';
+import { ptzPad, restPtz } from '../lib/ptz-pad.js';
 import { onPageLeave, startPage } from '../lib/shell.js';
 import { stateText, StreamPlayer, transportsParam, type PlayerState, type PlayerStats } from '../lib/stream-player.js';
 import '../styles/app.css';
@@ -90,6 +91,9 @@ async function main() {
   const toggle = h('button', { class: 'popout-toggle' }, t('popout.hideStats'));
   const stage = h('div', { class: 'popout-stage', dataset: { state: 'starting' } }, badge);
   main.replaceChildren(stage, overlay, toggle);
+  // Steering from here too (GB/T 28181 channels only: the pad stays hidden for any other camera).
+  const pad = can('ptz:control') ? ptzPad(cameraId, restPtz, (text, kind) => toast(text, kind)) : null;
+  if (pad) main.append(h('div', { class: 'popout-ptz' }, pad.el));
 
   const showStats = (shown: boolean) => {
     overlay.hidden = !shown;
@@ -150,6 +154,7 @@ async function main() {
   }, 1_000);
 
   onPageLeave(() => {
+    pad?.destroy();
     clearInterval(sampler);
     clearInterval(countdown);
     player?.destroy();

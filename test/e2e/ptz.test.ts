@@ -1,0 +1,101 @@
+import t from 'tap';
+import { launchBrowser, signIn, startPlayerGateway } from '../helpers/browser.js';
+import { camera } from '../helpers/gateway.js';
+import { openConsole, tileSelector, twoMonitorWall } from '../helpers/console.js';
+import { gbChannel, RecordingPtzSender } from '../helpers/ptz.js';
+import { waitFor } from '../helpers/streams.js';
+
+/**
+ * The PTZ pad in a real Chromium: the console's selected tile and the pop-out, against a gateway
+ * whose PTZ sender records what it is given (BuildOptions.ptzSender, where the GB service's
+ * DeviceControl goes). The simulator device's end-to-end run belongs to the GB service's tests.
+ */
+
+t.setTimeout(180_000);
+
+const GB = '34020000001310000001';
+// Up at the pad's default speed 128: B5 + 08 + 80 = 0x13D.
+const UP = 'A50F01080080003D';
+const STOP = 'A50F0100000000B5';
+
+t.test("holding the pad's up moves the camera, releasing stops it; a camera that is not GB gets no pad", async (t) => {
+  const sender = new RecordingPtzSender();
+  const gw = await startPlayerGateway(t, {}, {}, { ptzSender: sender });
+  await gbChannel(gw, GB, 'root');
+  const rtsp = await gw.api('POST', '/api/sources', { token: gw.adminToken, body: camera('rtsp-1', 'root') });
+  if (rtsp.status !== 201) throw new Error(rtsp.body);
+  await twoMonitorWall(gw, 'hall');
+  for (const [tileId, cameraId] of [['s1-1', GB], ['s1-2', 'rtsp-1']] as const) {
+    const version = (await gw.api('GET', '/api/walls/hall', { token: gw.adminToken })).json.wall.version;
+    const res = await gw.api('PUT', `/api/walls/hall/tiles/${tileId}`, { token: gw.adminToken, body: { baseVersion: version, content: { kind: 'camera', cameraId } } });
+    if (res.status !== 200) throw new Error(res.body);
+  }
+  await gw.userToken('opA', ['operator'], ['root']);
+  const browser = await launchBrowser(t, 'ptz');
+  const page = await openConsole(browser, gw, 'console', 'opA', 'hall', 'en');
+
+  await page.click(tileSelector('s1-1'));
+  const pad = page.locator(`[data-role=ptz-pad][data-camera="${GB}"]`);
+  await pad.waitFor({ state: 'visible', timeout: 10_000 });
+  const up = pad.locator('[data-ptz=up]');
+  await up.hover();
+  await page.mouse.down();
+  const moved = await waitFor(() => sender.sent.map((s) => s.hex), (hexes) => hexes.length >= 1, 5_000);
+  t.same(moved, [UP], 'pressing up sent one move up, and nothing more while it is held');
+  t.equal(sender.sent[0]!.cameraId, GB, 'to the selected tile\'s camera');
+  t.match(await pad.getAttribute('data-holder'), 'opA', 'the pad shows the operator holds the camera');
+  await page.mouse.up();
+  const stopped = await waitFor(() => sender.sent.map((s) => s.hex), (hexes) => hexes.length >= 2, 5_000);
+  t.same(stopped, [UP, STOP], 'releasing sent the stop');
+
+  // The RTSP camera's tile: the pad asks the gateway, which says it cannot be steered, and stays hidden.
+  const answered = page.waitForResponse((r) => r.url().endsWith('/api/cameras/rtsp-1/ptz'));
+  await page.click(tileSelector('s1-2'));
+  t.match(await (await answered).json(), { supported: false });
+  t.equal(await page.locator('[data-role=ptz-pad]:visible').count(), 0, 'no pad for a camera that is not a GB/T 28181 channel');
+  t.equal(await pad.count(), 0, "and the GB camera's pad went with its selection");
+
+  // The pop-out of the GB camera has the pad too; zoom in held and released.
+  const popout = await browser.page('popout');
+  await signIn(popout, gw.baseUrl, 'opA', `/popout.html?camera=${GB}`);
+  const popPad = popout.locator(`[data-role=ptz-pad][data-camera="${GB}"]`);
+  await popPad.waitFor({ state: 'visible', timeout: 10_000 });
+  await popPad.locator('[data-ptz=zoom-in]').hover();
+  await popout.mouse.down();
+  await waitFor(() => sender.sent.length, (n) => n >= 3, 5_000);
+  await popout.mouse.up();
+  const all = await waitFor(() => sender.sent.map((s) => s.hex), (hexes) => hexes.length >= 4, 5_000);
+  t.match(all.slice(2), [/^A50F0110000080/, STOP], 'the pop-out zooms in (zoom speed 8 in byte 7) and stops');
+});
+
+t.test('another operator sees the pad disabled with who holds it; a supervisor takes over', async (t) => {
+  const sender = new RecordingPtzSender();
+  const gw = await startPlayerGateway(t, {}, { gb28181: { ptz: { leaseMs: 60_000 } } }, { ptzSender: sender });
+  await gbChannel(gw, GB, 'root');
+  const holder = await gw.userToken('opA', ['operator'], ['root']);
+  await gw.userToken('opB', ['operator'], ['root']);
+  await gw.userToken('boss', ['supervisor'], ['root']);
+  const held = await gw.api('POST', `/api/cameras/${GB}/ptz`, { token: holder, body: { action: 'stop' } });
+  if (held.status !== 200) throw new Error(held.body);
+  const browser = await launchBrowser(t, 'ptz-lease');
+
+  const op = await browser.page('opB');
+  await op.addInitScript(`localStorage.setItem('wallgate.language', 'en')`);
+  await signIn(op, gw.baseUrl, 'opB', `/popout.html?camera=${GB}`);
+  const pad = op.locator('[data-role=ptz-pad]');
+  await pad.waitFor({ state: 'visible', timeout: 10_000 });
+  t.equal(await pad.locator('[data-ptz=up]').isDisabled(), true, 'the controls are disabled');
+  t.match(await pad.locator('[data-role=ptz-status]').textContent(), /opA controls this camera/);
+  t.equal(await pad.locator('[data-ptz=takeover]').isVisible(), false, 'an operator is not offered a takeover');
+
+  const boss = await browser.page('boss');
+  await signIn(boss, gw.baseUrl, 'boss', `/popout.html?camera=${GB}`);
+  const bossPad = boss.locator('[data-role=ptz-pad]');
+  await bossPad.waitFor({ state: 'visible', timeout: 10_000 });
+  await bossPad.locator('[data-ptz=takeover]').click();
+  await waitFor(() => bossPad.getAttribute('data-holder'), (h) => h === 'boss', 5_000);
+  t.equal(await bossPad.locator('[data-ptz=up]').isDisabled(), false, 'the supervisor now steers');
+  t.equal(sender.sent.length, 2, 'the takeover sent a stop');
+  const auditor = await gw.userToken('aud', ['auditor'], ['root']);
+  t.match((await gw.api('GET', '/api/audit?action=ptz.takeover', { token: auditor })).json.items, [{ actor: 'boss', target: GB, detail: { from: 'opA' } }]);
+});
