@@ -101,8 +101,18 @@ t.test('the control WebSocket message ptz answers like the REST route', async (t
   t.match(schema.json.$defs.ptz, { 'x-permission': 'ptz:control' }, 'the published protocol documents the message');
 });
 
-t.test('without a PTZ sender a GB channel answers GW_ERR_UNAVAILABLE', async (t) => {
-  const gw = await ptzGateway(t, null);
-  const op = await gw.userToken('op', ['operator'], ['countyA']);
-  t.match(await gw.api('POST', `/api/cameras/${GB_A}/ptz`, { token: op, body: { action: 'stop' } }), { status: 503, json: { code: 'GW_ERR_UNAVAILABLE' } });
+t.test('without the GB service a GB channel answers GW_ERR_UNAVAILABLE; with it, an unregistered device says so', async (t) => {
+  const off = await startControlGateway(t, { gb28181: { enabled: false } });
+  await gbChannel(off, GB_A, 'countyA');
+  const op = await off.userToken('op', ['operator'], ['countyA']);
+  t.match(await off.api('POST', `/api/cameras/${GB_A}/ptz`, { token: op, body: { action: 'stop' } }), { status: 503, json: { code: 'GW_ERR_UNAVAILABLE' } });
+
+  // The GB service is the sender when no test replaces it (app.ts): a device that never registered cannot be reached.
+  const on = await startControlGateway(t);
+  await gbChannel(on, GB_A, 'countyA');
+  const op2 = await on.userToken('op', ['operator'], ['countyA']);
+  const res = await on.api('POST', `/api/cameras/${GB_A}/ptz`, { token: op2, body: { action: 'stop' } });
+  t.match(res, { status: 502, json: { code: 'GW_ERR_CAMERA_UNREACHABLE' } }, res.body);
+  const auditor = await on.userToken('aud', ['auditor'], ['root']);
+  t.match((await on.api('GET', '/api/audit?action=ptz.command', { token: auditor })).json.items, [{ outcome: 'failed', detail: { error: 'GW_ERR_CAMERA_UNREACHABLE' } }], 'the failed command is audited');
 });
