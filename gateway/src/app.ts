@@ -404,7 +404,10 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
   await http.register(controlSchemaRoute, { messages: { ...wallMessages(), ...vehicleHub.describe(), ...ptzControl.describe() }, serverMessages: { ...serverMessageSchemas, ...vehicleServerMessageSchemas } });
   await http.register(playerRoutes, { player: config.player, log: http.log });
 
-  await gb?.start();
+  if (gb) {
+    await markGbDevicesOffline(store, (deviceId) => gb.channelsOffline(deviceId));
+    await gb.start();
+  }
   await ingest?.start();
 
   return {
@@ -446,6 +449,27 @@ function gbService(config: Config, registry: Registry, directory: GbDirectory, c
     },
     log: log.child({ module: 'gb28181' }),
   });
+}
+
+/**
+ * Presence from before this start is stale: the SIP service remembers none of those registrations,
+ * so a device shows offline until it registers again (its keepalives are refused until it does).
+ */
+async function markGbDevicesOffline(store: Store, channelsOffline: (deviceId: string) => Promise<void>) {
+  // Every department path: "/" up to the character after it.
+  const ranges = [['/', '0'] as const];
+  let after: { path: string; id: string } | undefined;
+  for (;;) {
+    const page = await store.gb.listDevices({ ranges, after, limit: 500 });
+    for (const d of page) {
+      if (!d.online) continue;
+      await store.gb.setPresence(d.id, { online: false, transport: d.transport, address: d.address, port: d.port, registeredAt: d.registeredAt, expiresAt: d.expiresAt, lastKeepaliveAt: d.lastKeepaliveAt }, Date.now());
+      await channelsOffline(d.id);
+    }
+    const last = page[page.length - 1];
+    if (!last || page.length < 500) return;
+    after = { path: last.deptPath, id: last.id };
+  }
 }
 
 /** An upgrade that arrives while the gateway shuts down: told so, and let go. */

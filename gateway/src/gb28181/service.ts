@@ -339,13 +339,17 @@ export class GbService implements GbLink, GbPlayLink, GbStats, PtzSender {
     this.log.info({ device: deviceId, why }, 'GB device offline');
     const now = this.clock();
     this.persist(deviceId, { online: false, transport: d?.peer.transport ?? null, address: d?.peer.address ?? null, port: d?.peer.port ?? null, registeredAt: d?.registeredAt ?? null, expiresAt: now, lastKeepaliveAt: d?.lastKeepaliveAt ?? null });
-    const error = this.offlineError(deviceId);
-    const write = this.opts.channels
-      .deviceOffline(deviceId, { code: error.code, message: error.message, params: error.params ?? null })
+    const write = this.channelsOffline(deviceId)
       .catch((e: Error) => this.log.error({ device: deviceId, err: e.message }, 'GB channel health write failed'))
       .finally(() => this.writes.delete(write));
     this.writes.add(write);
     await write;
+  }
+
+  /** Marks the device's channels offline (reason deviceOffline); the device's presence is the caller's. */
+  async channelsOffline(deviceId: string): Promise<void> {
+    const error = this.offlineError(deviceId);
+    await this.opts.channels.deviceOffline(deviceId, { code: error.code, message: error.message, params: error.params ?? null });
   }
 
   private offlineError(deviceId: string): GatewayError {

@@ -1,5 +1,7 @@
+import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import t, { type Test } from 'tap';
+import { buildGateway } from '../../../gateway/src/app.js';
 import { parseDigestParams } from '../../../gateway/src/gb28181/sip/digest.js';
 import { header } from '../../../gateway/src/gb28181/sip/message.js';
 import { RegistrarClient } from '../../helpers/gb-registrar-client.js';
@@ -154,4 +156,15 @@ t.test('keepalives are answered 200 and keep the device online; from an unregist
   t.ok(after >= 1_800, `not before 2 × 1 s of silence (${after} ms)`);
   await waitFor(() => shownDevice(gw), (d) => !d.online, 3_000, 50, 'shown offline');
   t.equal((await dev.keepalive()).status, 403, 'a keepalive after that is refused: the device must register again');
+});
+
+t.test('after a restart a device shows offline until it registers again', async (t) => {
+  const gw = await gbGateway(t);
+  const dev = await device(t, gw);
+  t.equal((await dev.register()).status, 200);
+  await waitFor(() => shownDevice(gw), (d) => d.online, 3_000, 50, 'shown online');
+  await gw.close();
+  const again = await buildGateway(gw.config, { logStream: new Writable({ write: (_c, _e, done) => done() }) });
+  t.teardown(() => again.close());
+  t.equal((await again.store.gb.getDevice(DEVICE))?.online, false, 'the registration before the restart is not trusted');
 });
