@@ -83,3 +83,13 @@ t.test('packets of another SSRC or from another port are ignored while the strea
   t.equal(gw.streams.sessionFor(CHANNEL, 'main')?.restarts, 0, 'without a restart');
 });
 
+
+t.test('the catalog subscription: the device accepts it, and a channel it renames or removes changes in the registry', async (t) => {
+  const { gw, device } = await liveGateway(t);
+  // The SUBSCRIBE follows the catalog query after the registration.
+  await waitFor(() => device.renameChannel(CHANNEL, '东门 已改名'), (sent) => sent, 10_000, 200, 'a NOTIFY the gateway answers 200');
+  await waitFor(() => gw.api('GET', `/api/sources/${CHANNEL}`, { token: gw.adminToken }), (r) => r.json.name === '东门 已改名', 5_000, 100, 'the new name in the registry');
+  t.ok(await device.removeChannel(CHANNEL));
+  const removed = await waitFor(() => gw.api('GET', `/api/sources/${CHANNEL}`, { token: gw.adminToken }), (r) => r.json.tags.includes('gb:removed'), 5_000, 100, 'marked removed');
+  t.equal(removed.json.enabled, false, 'disabled, not deleted');
+});
