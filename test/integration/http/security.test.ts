@@ -212,6 +212,22 @@ t.test('every route checks authentication and roles', async (t) => {
     'POST /api/linkage-rules': manage,
     'PUT /api/linkage-rules/:id': manage,
     'DELETE /api/linkage-rules/:id': manage,
+    'GET /api/gb28181/devices': read,
+    'POST /api/gb28181/devices': ['admin'],
+    'GET /api/gb28181/devices/:id': read,
+    'PATCH /api/gb28181/devices/:id': ['admin'],
+    'DELETE /api/gb28181/devices/:id': ['admin'],
+    'POST /api/gb28181/devices/:id/catalog': ['admin'],
+    'GET /api/gb28181/devices/:id/info': read,
+    'GET /api/gb28181/devices/:id/status': read,
+    'GET /api/gb28181/rules': read,
+    'POST /api/gb28181/rules': ['admin'],
+    'DELETE /api/gb28181/rules/:id': ['admin'],
+    'GET /api/gb28181/refused': read,
+    'DELETE /api/gb28181/refused/:deviceId': ['admin'],
+    'GET /api/cameras/:cameraId/ptz': drive,
+    'POST /api/cameras/:cameraId/ptz': drive,
+    'DELETE /api/cameras/:cameraId/ptz': drive,
   };
   const registered = gw.routes.filter((r) => r.method !== 'HEAD').map((r) => `${r.method} ${r.url}`);
   for (const r of registered) {
