@@ -177,7 +177,13 @@ export class GbDirectory {
    * unknown id, the admission rule with the longest matching prefix, which creates the device in its
    * department (origin 'rule'). null means refuse ('unknown', or 'disabled': see device()).
    */
-  async admission(deviceId: string): Promise<{ device: GbDeviceRecord; password: string } | null> {
+  /**
+   * Who may register as this id, and with which password: a known, enabled device, else the
+   * longest-prefix admission rule, which proposes a device in its department (`proposed`). A proposed
+   * device is only written by `admit`, once its digest has passed, so guessing ids under a rule's
+   * prefix fills no table.
+   */
+  async admission(deviceId: string): Promise<{ device: GbDeviceRecord; password: string; proposed?: boolean } | null> {
     if (!GB_ID.test(deviceId)) return null;
     const known = await this.store.gb.getDevice(deviceId);
     if (known) return this.opened(known);
@@ -186,9 +192,8 @@ export class GbDirectory {
     const dep = this.registry.departments.get(rule.departmentId);
     if (!dep) return null;
     const password = this.sealer.openSecret(ruleOwner(rule.id), rule.sealedPassword);
-    const now = this.clock();
     const device: GbDeviceRecord = {
-      ...this.blank(deviceId, now),
+      ...this.blank(deviceId, this.clock()),
       name: deviceId,
       departmentId: dep.id,
       deptPath: dep.path,
@@ -197,16 +202,20 @@ export class GbDirectory {
       origin: 'rule',
       ruleId: rule.id,
     };
+    return { device, password, proposed: true };
+  }
+
+  /** Writes a device an admission rule proposed, after it proved the rule's password; audited as the system. */
+  async admit(device: GbDeviceRecord): Promise<GbDeviceRecord> {
     try {
-      await this.store.gb.createDevice(device, this.auditWrite(SYSTEM, 'gb.device.admit', deviceId, dep.path, { ruleId: rule.id, prefix: rule.prefix, departmentId: dep.id }));
+      await this.store.gb.createDevice(device, this.auditWrite(SYSTEM, 'gb.device.admit', device.id, device.deptPath, { ruleId: device.ruleId, departmentId: device.departmentId }));
     } catch (err) {
       // Two REGISTERs of a new device at once: the first created it.
       if (!(err instanceof StoreConflict)) throw err;
-      const created = await this.store.gb.getDevice(deviceId);
-      return created ? this.opened(created) : null;
+      return (await this.store.gb.getDevice(device.id)) ?? device;
     }
-    this.opts.log?.info({ device: deviceId, rule: rule.id, department: dep.id }, 'GB device admitted by an admission rule');
-    return { device, password };
+    this.opts.log?.info({ device: device.id, rule: device.ruleId, department: device.departmentId }, 'GB device admitted by an admission rule');
+    return device;
   }
 
   private opened(device: GbDeviceRecord): { device: GbDeviceRecord; password: string } | null {

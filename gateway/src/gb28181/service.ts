@@ -18,7 +18,8 @@ type Log = { debug(o: object, m: string): void; info(o: object, m: string): void
 
 /** What the registrar needs of the directory (directory.ts): who may register, and where presence goes. */
 export interface GbDirectoryPort {
-  admission(deviceId: string): Promise<{ device: GbDeviceRecord; password: string } | null>;
+  admission(deviceId: string): Promise<{ device: GbDeviceRecord; password: string; proposed?: boolean } | null>;
+  admit(device: GbDeviceRecord): Promise<GbDeviceRecord>;
   device(deviceId: string): Promise<GbDeviceRecord | null>;
   recordRefusal(deviceId: string, address: string, reason: GbRefusal['reason']): Promise<void>;
   setPresence(deviceId: string, p: GbPresence): Promise<void>;
@@ -189,6 +190,7 @@ export class GbService implements GbLink, GbPlayLink, GbStats, PtzSender {
       this.log.info({ device: deviceId, peer: peerText(peer), nonce }, 'REGISTER with a used or unknown nonce: challenged again');
       return this.challenge(req, peer, false);
     }
+    if (admitted.proposed) await this.opts.directory.admit(admitted.device);
     const contact = header(req, 'Contact');
     const requested = requestedExpires(req, contact);
     const now = this.clock();

@@ -97,6 +97,21 @@ t.test('an unknown device is refused with 403 and shows in the refused list, how
   t.match(metrics.body, /wallgate_gb28181_refusals_total\{reason="unknown"\} 2/);
 });
 
+t.test('an admission rule admits a device under its prefix only once it proves the rule password; wrong guesses write no device', async (t) => {
+  const gw = await gbGateway(t);
+  const rule = await gw.api('POST', '/api/gb28181/rules', { token: gw.adminToken, body: { prefix: '3402000000132001', departmentId: 'root', password: 'rule-secret-1' } });
+  t.equal(rule.status, 201, rule.body);
+  const newcomer = '34020000001320010001';
+  const guesser = await device(t, gw, { id: newcomer, password: 'a-guess' });
+  t.equal((await guesser.register()).status, 403);
+  t.equal((await gw.api('GET', `/api/gb28181/devices/${newcomer}`, { token: gw.adminToken })).status, 404, 'a failed guess under the prefix creates no device');
+  t.match((await refusals(gw)).find((r) => r.deviceId === newcomer), { reason: 'password', count: 1 });
+  await guesser.close();
+  const real = await device(t, gw, { id: newcomer, password: 'rule-secret-1' });
+  t.equal((await real.register()).status, 200);
+  t.match(await shownDevice(gw, newcomer), { origin: 'rule', departmentId: 'root', online: true });
+});
+
 t.test('a nonce past its TTL gets a fresh challenge with stale=true; a replayed one never registers', async (t) => {
   const gw = await gbGateway(t, { nonceTtlMs: 1_000 });
   const dev = await device(t, gw);

@@ -65,7 +65,10 @@ t.test('unknown ids are refused (null) unless a rule matches; the longest prefix
   await directory.createRule(admin, { prefix: '3402', departmentId: 'west', password: 'wide-pass' });
   const narrow = await directory.createRule(admin, { prefix: '340200000013', departmentId: 'east', password: 'narrow-pass', streamMode: 'tcp-active' });
   const admitted = await directory.admission(DEVICE);
-  t.match(admitted, { password: 'narrow-pass', device: { id: DEVICE, origin: 'rule', ruleId: narrow.id, departmentId: 'east', streamMode: 'tcp-active', name: DEVICE } });
+  t.match(admitted, { password: 'narrow-pass', proposed: true, device: { id: DEVICE, origin: 'rule', ruleId: narrow.id, departmentId: 'east', streamMode: 'tcp-active', name: DEVICE } });
+  t.equal(await directory.device(DEVICE), null, 'a proposal writes nothing: ids guessed under a prefix fill no table');
+  await directory.admit(admitted!.device);
+  t.equal((await directory.device(DEVICE))?.ruleId, narrow.id, 'admitted once its digest passed');
   t.equal((await directory.admission('34029999991320000001'))?.device.departmentId, 'west', 'a shorter prefix for the rest');
   t.equal(await directory.admission('44020000001320000001'), null, 'no rule matches');
 
