@@ -9,41 +9,23 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { parseArgs } from 'node:util';
+import { cliTool } from './sim/cli.js';
 import { CLIP_KINDS, ensureClip, type ClipKind } from './sim/clips.js';
 import { CameraSimulator, type Fault } from './sim/rtsp-server.js';
 
 const MAX_BODY_BYTES = 4096;
 
-function fail(msg: string): never {
-  process.stderr.write(`camera-sim: ${msg}\n`);
-  process.exit(2);
-}
+const cli = cliTool('camera-sim');
+const fail: (msg: string) => never = cli.fail;
+const { intOption } = cli;
 
-function parseOptions() {
-  try {
-    return parseArgs({
-      options: {
-        host: { type: 'string', default: '127.0.0.1' },
-        port: { type: 'string', default: '8554' },
-        cameras: { type: 'string', default: '40' },
-        clip: { type: 'string', default: 'h264-720p-1s' },
-        'control-port': { type: 'string', default: '8555' },
-      },
-      strict: true,
-    }).values;
-  } catch (err) {
-    fail((err as Error).message);
-  }
-}
-
-const values = parseOptions();
-
-function intOption(name: string, raw: string, min: number, max: number): number {
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) fail(`--${name} must be an integer in ${min}..${max}`);
-  return n;
-}
+const values = cli.options({
+    host: { type: 'string', default: '127.0.0.1' },
+    port: { type: 'string', default: '8554' },
+    cameras: { type: 'string', default: '40' },
+    clip: { type: 'string', default: 'h264-720p-1s' },
+    'control-port': { type: 'string', default: '8555' },
+  });
 
 const port = intOption('port', values.port, 0, 65535);
 const controlPort = intOption('control-port', values['control-port'], 0, 65535);

@@ -10,49 +10,31 @@
  *   {"registered":21,"platform":"3402…","channels":300,"live":30,"devices":["3402…",…]}
  * SIGINT/SIGTERM unregister and exit.
  */
-import { parseArgs } from 'node:util';
+import { cliTool } from './sim/cli.js';
 import { CLIP_KINDS, ensureClip, type ClipKind } from './sim/clips.js';
 import { GbSimDevice, GbSimPlatform, type GbSimDeviceOptions } from './sim/gb-device.js';
 
-function fail(msg: string): never {
-  process.stderr.write(`gb-sim: ${msg}\n`);
-  process.exit(2);
-}
+const cli = cliTool('gb-sim');
+const fail: (msg: string) => never = cli.fail;
+const { intOption } = cli;
 
-function parseOptions() {
-  try {
-    return parseArgs({
-      options: {
-        server: { type: 'string', default: '127.0.0.1:5060' },
-        'server-id': { type: 'string', default: '34020000002000000001' },
-        platform: { type: 'string' },
-        channels: { type: 'string', default: '300' },
-        live: { type: 'string', default: '30' },
-        devices: { type: 'string', default: '0' },
-        'device-prefix': { type: 'string', default: '3402000000' },
-        transport: { type: 'string', default: 'udp' },
-        password: { type: 'string' },
-        host: { type: 'string', default: '127.0.0.1' },
-        clip: { type: 'string', default: 'h264-720p-1s' },
-        'page-size': { type: 'string', default: '20' },
-        'keepalive-sec': { type: 'string', default: '60' },
-        'expires-sec': { type: 'string', default: '3600' },
-        'retry-sec': { type: 'string', default: '5' },
-      },
-      strict: true,
-    }).values;
-  } catch (err) {
-    fail((err as Error).message);
-  }
-}
-
-const values = parseOptions();
-
-function intOption(name: string, raw: string, min: number, max: number): number {
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) fail(`--${name} must be an integer in ${min}..${max}`);
-  return n;
-}
+const values = cli.options({
+    server: { type: 'string', default: '127.0.0.1:5060' },
+    'server-id': { type: 'string', default: '34020000002000000001' },
+    platform: { type: 'string' },
+    channels: { type: 'string', default: '300' },
+    live: { type: 'string', default: '30' },
+    devices: { type: 'string', default: '0' },
+    'device-prefix': { type: 'string', default: '3402000000' },
+    transport: { type: 'string', default: 'udp' },
+    password: { type: 'string' },
+    host: { type: 'string', default: '127.0.0.1' },
+    clip: { type: 'string', default: 'h264-720p-1s' },
+    'page-size': { type: 'string', default: '20' },
+    'keepalive-sec': { type: 'string', default: '60' },
+    'expires-sec': { type: 'string', default: '3600' },
+    'retry-sec': { type: 'string', default: '5' },
+  });
 
 const serverMatch = /^(.+):(\d+)$/.exec(values.server);
 if (!serverMatch) fail('--server must be host:port');

@@ -1,9 +1,10 @@
 import { GatewayError, type ErrorParams } from '../errors.js';
 import type { Registry, Actor, ImportInput } from '../registry/service.js';
+import { storedInput } from '../registry/source-input.js';
 import { gbUrl, parseGbUrl } from '../registry/url-policy.js';
 import { LEVELS, type DepartmentRecord, type Health, type HealthFailure, type SourceRecord, type Store } from '../store/types.js';
 import type { GbDirectory } from './directory.js';
-import { items, text1, type Manscdp } from './xml.js';
+import { items, printableText, text1, type Manscdp } from './xml.js';
 
 /**
  * A device's catalog (GB/T 28181 §9.5, App. M) into the registry: business groups (215), virtual
@@ -70,6 +71,8 @@ interface Pending {
   sumNum: number | null;
   received: number;
   overLimit: number;
+  /** Items without a DeviceID: counted toward SumNum, never imported. */
+  unnamed: number;
   timer: NodeJS.Timeout;
   waiters: { resolve(c: CatalogCounts): void; reject(e: unknown): void }[];
   promise: Promise<CatalogCounts>;
@@ -91,7 +94,7 @@ const isCivilCode = (id: string) => /^(?:[0-9]{2}){1,4}$/.test(id);
 
 const clean = (v: unknown, max: number): string => {
   const s = text1(v);
-  return s ? [...s.replace(/\p{Cc}/gu, ' ').trim()].slice(0, max).join('') : '';
+  return s ? printableText(s, max) : '';
 };
 
 function coordinate(v: unknown, limit: number): number | null {
@@ -140,14 +143,18 @@ export class CatalogImporter {
     p.received += list.length;
     for (const item of list) {
       const id = text1(item.DeviceID)?.trim();
-      if (!id) continue;
+      if (!id) {
+        p.unnamed++;
+        continue;
+      }
       if (!p.items.has(id) && p.items.size >= this.opts.maxChannels) {
         p.overLimit++;
         continue;
       }
       p.items.set(id, item);
     }
-    if (p.sumNum !== null && p.received >= p.sumNum) this.finish(p, true);
+    // Distinct items, not messages' items: a platform that repeats items must not look complete before the rest arrived.
+    if (p.sumNum !== null && p.items.size + p.overLimit + p.unnamed >= p.sumNum) this.finish(p, true);
     return true;
   }
 
@@ -195,7 +202,7 @@ export class CatalogImporter {
     const promise = new Promise<CatalogCounts>((resolve, reject) => waiters.push({ resolve, reject }));
     // Nobody may be waiting (an unsolicited answer): its failure is logged in finish, not left unhandled.
     promise.catch(() => undefined);
-    const p: Pending = { deviceId, sn, items: new Map(), sumNum: null, received: 0, overLimit: 0, waiters, promise, timer: setTimeout(() => this.finish(p, false), this.opts.timeoutMs) };
+    const p: Pending = { deviceId, sn, items: new Map(), sumNum: null, received: 0, overLimit: 0, unnamed: 0, waiters, promise, timer: setTimeout(() => this.finish(p, false), this.opts.timeoutMs) };
     this.pending.set(this.key(deviceId, sn), p);
     return p;
   }
@@ -340,7 +347,7 @@ export class CatalogImporter {
     for (const id of vanished) {
       const r = existing.get(id)!;
       if (r.tags.includes(REMOVED_TAG) && !r.enabled) continue;
-      rows.push({ line: ++line, value: { ...asInput(r), enabled: false, tags: [...r.tags.filter((t) => t !== REMOVED_TAG).slice(0, MAX_TAGS - 1), REMOVED_TAG] } });
+      rows.push({ line: ++line, value: { id: r.id, ...storedInput(r), enabled: false, tags: [...r.tags.filter((t) => t !== REMOVED_TAG).slice(0, MAX_TAGS - 1), REMOVED_TAG] } });
       counts.removed++;
     }
     if (counts.skipped.foreign) this.opts.log?.warn({ device: deviceId, foreign: counts.skipped.foreign }, 'GB catalog: channel ids already registered from another device or by hand were not taken over');
@@ -449,23 +456,6 @@ function hasSubStream(item: Item): boolean {
   return !!list && list.split(/[/,\s]+/).includes('1');
 }
 
-function asInput(r: SourceRecord): Record<string, unknown> {
-  return {
-    id: r.id,
-    name: r.name,
-    departmentId: r.departmentId,
-    level: r.level,
-    address: r.address,
-    url: r.url,
-    subUrl: r.subUrl,
-    protocol: r.protocol,
-    codec: r.codec,
-    lat: r.lat,
-    lon: r.lon,
-    tags: r.tags,
-    enabled: r.enabled,
-  };
-}
 
 async function* toAsync<T>(rows: T[]): AsyncGenerator<T> {
   yield* rows;

@@ -1,3 +1,4 @@
+import { printableText } from './xml.js';
 import { randomUUID } from 'node:crypto';
 import { Type, type Static } from '@sinclair/typebox';
 import { GatewayError, ValidationError, issue, notFound, reasoned, type FieldIssue } from '../errors.js';
@@ -173,15 +174,10 @@ export class GbDirectory {
   // ---- the registrar's side (no actor: the SIP service) ----------------------------------------
 
   /**
-   * Whether `deviceId` may register, and with which password: a known, enabled device; else, for an
-   * unknown id, the admission rule with the longest matching prefix, which creates the device in its
-   * department (origin 'rule'). null means refuse ('unknown', or 'disabled': see device()).
-   */
-  /**
    * Who may register as this id, and with which password: a known, enabled device, else the
    * longest-prefix admission rule, which proposes a device in its department (`proposed`). A proposed
    * device is only written by `admit`, once its digest has passed, so guessing ids under a rule's
-   * prefix fills no table.
+   * prefix fills no table. null means refuse ('unknown', or 'disabled': see device()).
    */
   async admission(deviceId: string): Promise<{ device: GbDeviceRecord; password: string; proposed?: boolean } | null> {
     if (!GB_ID.test(deviceId)) return null;
@@ -467,7 +463,3 @@ export class GbDirectory {
   }
 }
 
-/** Text a device reports about itself, bounded and without control characters. */
-function printableText(s: string, max: number): string {
-  return [...s.replace(/\p{Cc}/gu, ' ').trim()].slice(0, max).join('');
-}

@@ -30,6 +30,7 @@ export class GbPlayDriver implements SourceDriver {
   private inviting: Promise<SipDialog | null> | null = null;
   private dialog: SipDialog | null = null;
   private ssrc = '';
+  private deviceAddress = '';
   private mediaAddress = '';
   private ackedAt: number | null = null;
   private firstPacketTimer: NodeJS.Timeout | null = null;
@@ -59,6 +60,7 @@ export class GbPlayDriver implements SourceDriver {
     if (this.closedFor !== null) return;
     const mode = playTarget.streamMode;
     this.mediaAddress = playTarget.mediaAddress;
+    this.deviceAddress = playTarget.deviceAddress;
     this.ssrc = this.gb.link.nextSsrc();
 
     this.step = 'port';
@@ -84,6 +86,9 @@ export class GbPlayDriver implements SourceDriver {
     const dialog = await this.inviting;
     if (this.closedFor !== null || !dialog) return;
     this.ackedAt = Date.now();
+    // A platform may send from a media server of its own, which its answer names.
+    const answered = answerAddress(dialog.remoteSdp);
+    if (answered) this.receiver?.allowSender(answered.address);
     dialog.onBye(() => this.fail(reasoned('GW_ERR_CAMERA_UNREACHABLE', 'deviceBye', {}, 'the device ended the stream (BYE)')));
     this.unwatch = this.gb.link.onMediaEnded(deviceId, channelId, () =>
       this.fail(reasoned('GW_ERR_CAMERA_UNREACHABLE', 'mediaEnded', {}, 'the device reported that the stream ended (MediaStatus 121)')),
@@ -107,6 +112,7 @@ export class GbPlayDriver implements SourceDriver {
         host: this.gb.media.host,
         expectedSsrc: Number.parseInt(this.ssrc, 10),
         reorderWindow: this.gb.media.reorderWindow,
+        senders: remote ? [this.deviceAddress, remote.address] : [this.deviceAddress],
         ...(remote ? { remote } : {}),
       });
     } catch (e) {
@@ -199,7 +205,7 @@ export class GbPlayDriver implements SourceDriver {
       this.unwatch?.();
       const dialog = this.dialog ?? (await this.inviting?.catch(() => null)) ?? null;
       if (dialog) await this.gb.link.hangUp(dialog);
-      // Gives its port back to the pool.
+      // After the BYE, so the device has stopped sending before the port can go to another session.
       await this.receiver?.close().catch(() => undefined);
       await this.ingest?.close(reason);
     })());

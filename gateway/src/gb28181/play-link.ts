@@ -1,3 +1,4 @@
+import { parseGbUrl as parseRegistryGbUrl } from '../registry/url-policy.js';
 import type { GbStreamMode } from '../store/types.js';
 import type { RtpPortPool } from './media/receiver.js';
 import type { SipDialog } from './sip/endpoint.js';
@@ -26,6 +27,8 @@ export interface GbPlayTarget {
   streamMode: GbStreamMode;
   /** The address the device is told to send RTP to (SDP c=), and that we listen on. */
   mediaAddress: string;
+  /** Where the device's SIP comes from: RTP is taken from there (and from its answer's c=) only. */
+  deviceAddress: string;
 }
 
 /** The GB part of the stream engine's driver context (streams/sources/driver.ts), wired by app.ts. */
@@ -38,8 +41,8 @@ export interface GbDriverContext {
   ourId: string;
 }
 
-/** A GB channel's registry URL, `gb28181://<deviceId>/<channelId>[?stream=1]`, taken apart; null when it is not one. */
+/** A GB channel's registry URL taken apart (the registry's one parser), with the stream number the SDP asks for. */
 export function parseGbUrl(url: string): { deviceId: string; channelId: string; streamNumber: number } | null {
-  const m = /^gb28181:\/\/(\d{20})\/(\d{20})(?:\?stream=(\d))?$/.exec(url);
-  return m ? { deviceId: m[1]!, channelId: m[2]!, streamNumber: m[3] ? Number(m[3]) : 0 } : null;
+  const gb = parseRegistryGbUrl(url);
+  return gb ? { deviceId: gb.deviceId, channelId: gb.channelId, streamNumber: gb.sub ? 1 : 0 } : null;
 }

@@ -180,16 +180,18 @@ export class GbService implements GbLink, GbPlayLink, GbStats, PtzSender {
     // The first REGISTER carries no credentials: challenge whoever asks, so the answer tells no one which ids are known.
     if (!authorization) return this.challenge(req, peer, false);
     const p = parseDigestParams(authorization);
-    const admitted = await this.opts.directory.admission(deviceId);
-    if (!admitted) return this.refuse(req, peer, deviceId, (await this.opts.directory.device(deviceId)) ? 'disabled' : 'unknown');
-    if (!this.digestMatches(p, deviceId, admitted.password)) return this.refuse(req, peer, deviceId, 'password');
-    const nonce = this.nonces.check(p.nonce ?? '', p.nc);
+    // The nonce is checked first, without the database: a flood of forged or replayed REGISTERs costs an HMAC, not a write.
+    // nc counts only under qop, where the digest covers it; without qop a nonce serves once.
+    const nonce = this.nonces.check(p.nonce ?? '', p.qop ? p.nc : undefined);
     if (nonce === 'stale') return this.challenge(req, peer, true);
     if (nonce !== 'ok') {
       // A nonce we never issued (a restart) or one already used: a fresh challenge, so a replayed request gets nothing.
       this.log.info({ device: deviceId, peer: peerText(peer), nonce }, 'REGISTER with a used or unknown nonce: challenged again');
       return this.challenge(req, peer, false);
     }
+    const admitted = await this.opts.directory.admission(deviceId);
+    if (!admitted) return this.refuse(req, peer, deviceId, (await this.opts.directory.device(deviceId)) ? 'disabled' : 'unknown');
+    if (!this.digestMatches(p, deviceId, admitted.password)) return this.refuse(req, peer, deviceId, 'password');
     if (admitted.proposed) await this.opts.directory.admit(admitted.device);
     const contact = header(req, 'Contact');
     const requested = requestedExpires(req, contact);
@@ -369,8 +371,8 @@ export class GbService implements GbLink, GbPlayLink, GbStats, PtzSender {
   private async onMessage(req: SipRequest, peer: SipPeer) {
     const deviceId = fromUser(req);
     const device = deviceId ? this.devices.get(deviceId) : undefined;
-    // Not registered (expired, or this gateway restarted): refused, so the device registers again.
-    if (!deviceId || !device) return this.endpoint.reply(req, peer, 403, 'Forbidden (not registered)');
+    // Not registered (expired, or this gateway restarted), or not from where it registered: refused, so the device registers again.
+    if (!deviceId || !device || !sameDevicePeer(device.peer, peer)) return this.endpoint.reply(req, peer, 403, 'Forbidden (not registered)');
     let parsed: Manscdp;
     try {
       parsed = parseManscdp(req.body, this.cfg.maxMessageBytes);
@@ -378,7 +380,7 @@ export class GbService implements GbLink, GbPlayLink, GbStats, PtzSender {
       this.log.info({ device: deviceId, err: (e as Error).message }, 'GB MESSAGE body refused');
       return this.endpoint.reply(req, peer, 400, 'Bad Request (MANSCDP body)');
     }
-    // A device behind NAT may come back from another port; later requests go where it last spoke from.
+    // A NAT may give the device another UDP port on the same address; later requests go where it last spoke from.
     device.peer = peer;
     this.endpoint.reply(req, peer, 200, 'OK');
     switch (parsed.cmdType) {
@@ -406,7 +408,8 @@ export class GbService implements GbLink, GbPlayLink, GbStats, PtzSender {
 
   private async onNotify(req: SipRequest, peer: SipPeer) {
     const deviceId = fromUser(req);
-    if (!deviceId || !this.devices.has(deviceId)) return this.endpoint.reply(req, peer, 403, 'Forbidden (not registered)');
+    const device = deviceId ? this.devices.get(deviceId) : undefined;
+    if (!deviceId || !device || !sameDevicePeer(device.peer, peer)) return this.endpoint.reply(req, peer, 403, 'Forbidden (not registered)');
     let parsed: Manscdp;
     try {
       parsed = parseManscdp(req.body, this.cfg.maxMessageBytes);
@@ -523,7 +526,7 @@ export class GbService implements GbLink, GbPlayLink, GbStats, PtzSender {
     const record = await this.opts.directory.device(deviceId);
     const media = this.cfg.media.host;
     const mediaAddress = this.cfg.publicAddress || (media !== '0.0.0.0' && media !== '::' ? media : this.transport.localAddressFor(device.peer));
-    return { streamMode: record?.streamMode ?? 'udp', mediaAddress };
+    return { streamMode: record?.streamMode ?? 'udp', mediaAddress, deviceAddress: device.peer.address };
   }
 
   nextSsrc(): string {
@@ -641,3 +644,12 @@ function flatten(body: Record<string, unknown>): Record<string, string> {
   return out;
 }
 
+/**
+ * Only REGISTER, which proves the password, says where a device is. Its MESSAGEs and NOTIFYs must come
+ * from there: the same TCP connection, or over UDP the same address (a NAT may change the port).
+ * Otherwise anyone who knows an id could keep a dead device online, end its live views or remove its channels.
+ */
+function sameDevicePeer(registered: SipPeer, peer: SipPeer): boolean {
+  if (registered.transport !== peer.transport || registered.address !== peer.address) return false;
+  return peer.transport === 'udp' || registered.connectionId === undefined || registered.connectionId === peer.connectionId;
+}

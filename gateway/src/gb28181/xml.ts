@@ -114,3 +114,8 @@ export function buildManscdp(root: 'Query' | 'Control' | 'Response' | 'Notify', 
   const xml = `<?xml version="1.0" encoding="${encoding}"?>\n${builder.build({ [root]: fields }) as string}`;
   return encoding === 'UTF-8' ? Buffer.from(xml, 'utf8') : iconv.encode(xml, 'gb18030');
 }
+
+/** Text a device reports (names, addresses, firmware), bounded and without control characters before it is stored or shown. */
+export function printableText(s: string, max: number): string {
+  return [...s.replace(/\p{Cc}/gu, ' ').trim()].slice(0, max).join('');
+}

@@ -22,7 +22,7 @@ import {
 } from '../store/types.js';
 import type { CredentialSealer } from './credentials.js';
 import { DepartmentTree, type DepartmentNode } from './departments.js';
-import { validateSourceInput, type SourceDraft } from './source-input.js';
+import { storedInput, validateSourceInput, type SourceDraft } from './source-input.js';
 import { allowedAddresses, checkHost, displayUrl, type Resolver } from './url-policy.js';
 
 /** Who is asking. The auth module's principal satisfies this; the registry needs no more of it. */
@@ -441,30 +441,13 @@ export class Registry {
     }
   }
 
-  /** Input fields of a stored source, for a patch to merge onto (credentials left to 'keep'). */
-  private asInput(r: SourceRecord): Record<string, unknown> {
-    return {
-      name: r.name,
-      departmentId: r.departmentId,
-      level: r.level,
-      address: r.address,
-      url: r.url,
-      subUrl: r.subUrl,
-      protocol: r.protocol,
-      codec: r.codec,
-      lat: r.lat,
-      lon: r.lon,
-      tags: r.tags,
-      enabled: r.enabled,
-    };
-  }
 
   /** Replace (PUT) or merge (PATCH) under optimistic concurrency: the caller's version must be current. */
   async updateSource(actor: Actor, id: string, raw: Record<string, unknown>, version: number, merge: boolean): Promise<SourceRecord> {
     const current = await this.getSource(actor, id);
     if ('id' in raw && raw.id !== id) throw new ValidationError([{ field: 'id', message: 'cannot be changed; create a new source instead' }]);
     const { id: _ignored, ...rest } = raw;
-    const input = merge ? { ...this.asInput(current), ...rest } : rest;
+    const input = merge ? { ...storedInput(current), ...rest } : rest;
     // Passwords are write-only, so a replace that leaves them out keeps them; an empty user name removes them.
     const clearCredential = raw.username === null || raw.username === '';
     if (clearCredential) {

@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import { orNull } from '../lib/schema-check.js';
 import type { ErrorParams, FieldIssue, IssueRule } from '../errors.js';
-import { LEVELS, PROTOCOLS, type Codec, type Protocol, type SourceFields } from '../store/types.js';
+import { LEVELS, PROTOCOLS, type Codec, type Protocol, type SourceFields, type SourceRecord } from '../store/types.js';
 import { parseCameraUrl, parseGbUrl, protocolFor, pushStreamName, UrlRejected, type ParsedCameraUrl } from './url-policy.js';
 
 /**
@@ -245,5 +245,23 @@ export function validateSourceInput(raw: Record<string, unknown>, opts: { requir
   if (issues.length || !url || !protocol) return { issues: issues.length ? issues : [{ field: 'url', message: 'is required', rule: 'required' }] };
   return {
     draft: { id, name, departmentId, level, address, url, subUrl, protocol, codec, lat, lon, tags, enabled, credential },
+  };
+}
+
+/** A stored source as input fields, for a patch or a re-import to merge onto (credentials left to 'keep'). */
+export function storedInput(r: SourceRecord): Record<string, unknown> {
+  return {
+    name: r.name,
+    departmentId: r.departmentId,
+    level: r.level,
+    address: r.address,
+    url: r.url,
+    subUrl: r.subUrl,
+    protocol: r.protocol,
+    codec: r.codec,
+    lat: r.lat,
+    lon: r.lon,
+    tags: r.tags,
+    enabled: r.enabled,
   };
 }

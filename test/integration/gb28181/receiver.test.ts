@@ -297,6 +297,67 @@ t.test('a gap that never fills is given up after the hold time, and counted', as
   t.ok(out.every((u, i) => u.data.equals(expected[i]!.data)), 'the others are whole');
 });
 
+t.test('two gaps at the end of what arrived: both are given up in turn, with nothing more arriving, and every held packet comes out', async (t) => {
+  const rx = await receiver(t, { mode: 'udp', reorderHoldMs: 50 });
+  await rx.start();
+  const seqs: number[] = [];
+  rx.on('payload', (_p: Buffer, ts: number) => void seqs.push(ts));
+  rx.on('lost', () => {});
+  const device = await udpSender(t, '127.0.0.1');
+  const packet = (seq: number) => {
+    const p = Buffer.alloc(20, 0x5a);
+    p[0] = 0x80;
+    p[1] = 96;
+    p.writeUInt16BE(seq, 2);
+    p.writeUInt32BE(seq, 4);
+    p.writeUInt32BE(SSRC, 8);
+    return p;
+  };
+  // 10, then 12 and 13 (11 missing), then 15 (14 missing): after the first gap is given up, 15 still waits behind the second.
+  for (const seq of [10, 12, 13, 15]) await new Promise((r) => device.send(packet(seq), rx.port!, '127.0.0.1', r));
+  await waitFor(() => seqs.length, (n) => n === 4, 3_000, 10, 'every packet held behind either gap');
+  t.same(seqs, [10, 12, 13, 15]);
+  t.equal(rx.stats.lost, 2);
+});
+
+t.test('with senders set, RTP from any other address is dropped even when it comes first with the right SSRC; allowSender adds one', async (t) => {
+  const rx = await receiver(t, { mode: 'udp', senders: ['127.0.0.1'] });
+  await rx.start();
+  let delivered = 0;
+  rx.on('payload', () => void delivered++);
+  const packet = (seq: number) => {
+    const p = Buffer.alloc(20, 0x5a);
+    p[0] = 0x80;
+    p[1] = 96;
+    p.writeUInt16BE(seq, 2);
+    p.writeUInt32BE(SSRC, 8);
+    return p;
+  };
+  const guesser = await udpSender(t, '127.0.0.2');
+  await new Promise((r) => guesser.send(packet(1), rx.port!, '127.0.0.1', r));
+  const device = await udpSender(t, '127.0.0.1');
+  await new Promise((r) => device.send(packet(2), rx.port!, '127.0.0.1', r));
+  await waitFor(() => delivered, (n) => n === 1, 3_000, 10, "the device's packet");
+  t.equal(rx.stats.wrongAddress, 1, 'the guesser was counted, not taken');
+  t.equal(rx.stats.source?.startsWith('127.0.0.1:'), true, 'the stream is locked to the device');
+});
+
+t.test('allowSender: a platform whose answer names its media server is taken from there', async (t) => {
+  const rx = await receiver(t, { mode: 'udp', senders: ['127.0.0.1'] });
+  await rx.start();
+  let delivered = 0;
+  rx.on('payload', () => void delivered++);
+  rx.allowSender('127.0.0.3');
+  const mediaServer = await udpSender(t, '127.0.0.3');
+  const p = Buffer.alloc(20, 0x5a);
+  p[0] = 0x80;
+  p[1] = 96;
+  p.writeUInt32BE(SSRC, 8);
+  await new Promise((r) => mediaServer.send(p, rx.port!, '127.0.0.1', r));
+  await waitFor(() => delivered, (n) => n === 1, 3_000, 10, "the media server's packet");
+  t.equal(rx.stats.wrongAddress, 0);
+});
+
 t.test('the port pool hands ports out in turn, skips ports another program holds, and takes them back on close', async (t) => {
   const pool = new RtpPortPool(1000, 1002);
   t.same([pool.take(), pool.take(), pool.take(), pool.take()], [1000, 1001, 1002, null]);

@@ -173,6 +173,30 @@ t.test('keepalives are answered 200 and keep the device online; from an unregist
   t.equal((await dev.keepalive()).status, 403, 'a keepalive after that is refused: the device must register again');
 });
 
+t.test('a MESSAGE naming a registered device from anywhere but where it registered is refused and changes nothing', async (t) => {
+  const gw = await gbGateway(t, { keepaliveIntervalSec: 1, keepaliveMissed: 2 });
+  const dev = await device(t, gw, { transport: 'tcp' });
+  t.equal((await dev.register()).status, 200);
+  const spoofer = await device(t, gw, { transport: 'udp', password: 'unknown-to-the-spoofer' });
+  t.equal((await spoofer.keepalive()).status, 403, 'a keepalive with the id over another transport');
+  const otherConnection = await device(t, gw, { transport: 'tcp', password: 'unknown-to-the-spoofer' });
+  t.equal((await otherConnection.keepalive()).status, 403, 'and over another TCP connection');
+  t.equal((await dev.keepalive()).status, 200, "the device's own keepalive is taken");
+  await dev.close();
+  // Only the spoofer speaks now: the device must still go offline.
+  await waitFor(
+    async () => {
+      await spoofer.keepalive();
+      return gw.gb28181!.isOnline(DEVICE);
+    },
+    (online) => !online,
+    6_000,
+    200,
+    'offline despite the spoofed keepalives',
+  );
+  t.pass('spoofed keepalives kept nothing alive');
+});
+
 t.test('after a restart a device shows offline until it registers again', async (t) => {
   const gw = await gbGateway(t);
   const dev = await device(t, gw);

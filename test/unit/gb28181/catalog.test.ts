@@ -161,6 +161,19 @@ t.test('an answer cut short by the timeout is applied without removing anything'
   t.equal([...(await channelsOf(registry)).values()].filter((s) => s.enabled).length, 3);
 });
 
+t.test('a platform that repeats items is not complete until SumNum distinct items arrived, so nothing is removed early', async (t) => {
+  const { registry, importer } = await setup(t, { timeoutMs: 300 });
+  const first = importer.begin(PLATFORM, 1);
+  send(importer, PLATFORM, 1, [channel(1), channel(2), channel(3)], 10);
+  await first;
+  const again = importer.begin(PLATFORM, 2);
+  // SumNum 3, but the first message repeats channel 1: three items received, two distinct.
+  const body = buildManscdp('Response', { CmdType: 'Catalog', SN: 2, DeviceID: PLATFORM, SumNum: 3, DeviceList: { Item: [channel(1), channel(1), channel(2)] } });
+  importer.accept(PLATFORM, parseManscdp(body, 65_536));
+  t.match(await again, { complete: false, removed: 0 }, 'still waiting for the third: the timeout applies it without removals');
+  t.equal([...(await channelsOf(registry)).values()].filter((s) => s.enabled).length, 3, 'channel 3 was not removed');
+});
+
 t.test('maxChannels bounds what one device brings; a list cut short removes nothing', async (t) => {
   const { importer } = await setup(t, { maxChannels: 5 });
   const done = importer.begin(PLATFORM, 1);

@@ -71,6 +71,12 @@ export interface RtpReceiverOptions {
   pool?: RtpPortPool;
   /** tcp-passive: a connection that has brought no accepted packet this long is closed, so strays cannot hold the slots. Default 10 s. */
   strayConnectionMs?: number;
+  /**
+   * The only addresses RTP is taken from (the device's SIP address; its SDP answer's c= is added by
+   * allowSender). Without it the first sender of the right SSRC is kept. SSRCs can be guessed, so a
+   * live view sets it: a host that merely guesses one cannot put its video on a wall.
+   */
+  senders?: string[];
 }
 
 export interface RtpReceiverStats {
@@ -127,6 +133,7 @@ export class RtpReceiver extends EventEmitter<RtpReceiverEvents> {
   private boundPort: number | null = null;
   /** The source the first accepted packet came from: others are refused. */
   private sourceKey: string | null = null;
+  private readonly senders: Set<string> | null;
   /** The next sequence number to hand on; null before the first packet. */
   private expected: number | null = null;
   private readonly held = new Map<number, { payload: Buffer; timestamp: number; marker: boolean }>();
@@ -138,6 +145,7 @@ export class RtpReceiver extends EventEmitter<RtpReceiverEvents> {
     super();
     this.maxPacketBytes = opts.maxPacketBytes ?? DEFAULT_MAX_PACKET_BYTES;
     this.holdMs = opts.reorderHoldMs ?? 150;
+    this.senders = opts.senders ? new Set(opts.senders.map(plainAddress)) : null;
   }
 
   /** The port bound (udp, tcp-passive), once started. */
@@ -196,7 +204,7 @@ export class RtpReceiver extends EventEmitter<RtpReceiverEvents> {
         } catch {
           // The kernel's limit stands.
         }
-        socket.on('message', (msg: Buffer, rinfo: RemoteInfo) => this.onPacket(msg, `${rinfo.address}:${rinfo.port}`));
+        socket.on('message', (msg: Buffer, rinfo: RemoteInfo) => this.onPacket(msg, `${rinfo.address}:${rinfo.port}`, rinfo.address));
         resolve();
       });
     });
@@ -311,7 +319,7 @@ export class RtpReceiver extends EventEmitter<RtpReceiverEvents> {
         continue;
       }
       if (data.length - pos < header + length) break;
-      if (this.onPacket(data.subarray(pos + header, pos + header + length), address)) delivered.packets++;
+      if (this.onPacket(data.subarray(pos + header, pos + header + length), address, address)) delivered.packets++;
       pos += header + length;
     }
     return pos;
@@ -331,7 +339,12 @@ export class RtpReceiver extends EventEmitter<RtpReceiverEvents> {
   }
 
   /** Takes one RTP packet; true when it was accepted (right SSRC, right source). */
-  private onPacket(packet: Buffer, source: string): boolean {
+  /** Takes RTP from this address too (the device's SDP answer may name a media server other than its SIP address). */
+  allowSender(address: string): void {
+    this.senders?.add(plainAddress(address));
+  }
+
+  private onPacket(packet: Buffer, source: string, address: string): boolean {
     if (this.closed) return false;
     if (packet.length < RTP_HEADER_BYTES || packet.length > this.maxPacketBytes || (packet[0]! & 0xc0) !== 0x80) {
       this.stats.malformed++;
@@ -346,6 +359,10 @@ export class RtpReceiver extends EventEmitter<RtpReceiverEvents> {
     if (ssrc !== this.opts.expectedSsrc >>> 0) {
       if (this.stats.wrongSsrc?.ssrc === ssrc) this.stats.wrongSsrc.count++;
       else this.stats.wrongSsrc = { ssrc, count: (this.stats.wrongSsrc?.count ?? 0) + 1 };
+      return false;
+    }
+    if (this.senders && !this.senders.has(plainAddress(address))) {
+      this.stats.wrongAddress++;
       return false;
     }
     if (this.sourceKey === null) this.sourceKey = source;
@@ -405,17 +422,21 @@ export class RtpReceiver extends EventEmitter<RtpReceiverEvents> {
     }
     this.held.set(seq, p);
     if (this.held.size > this.opts.reorderWindow) this.skipGap();
-    else if (!this.holdTimer && !this.holdImmediate) {
-      this.holdTimer = setTimeout(() => {
-        this.holdTimer = null;
-        // Timers run before the loop reads sockets: a busy process would give up on packets already
-        // waiting in the socket's buffer. setImmediate runs after that read.
-        this.holdImmediate = setImmediate(() => {
-          this.holdImmediate = null;
-          if (!this.closed && this.held.size > 0) this.skipGap();
-        });
-      }, this.holdMs);
-    }
+    else this.armHold();
+  }
+
+  /** Gives a gap holdMs to fill; packets held behind a second gap get their own wait after the first is given up. */
+  private armHold() {
+    if (this.holdTimer || this.holdImmediate) return;
+    this.holdTimer = setTimeout(() => {
+      this.holdTimer = null;
+      // Timers run before the loop reads sockets: a busy process would give up on packets already
+      // waiting in the socket's buffer. setImmediate runs after that read.
+      this.holdImmediate = setImmediate(() => {
+        this.holdImmediate = null;
+        if (!this.closed && this.held.size > 0) this.skipGap();
+      });
+    }, this.holdMs);
   }
 
   /** Gives up on the packets before the oldest one held. */
@@ -435,6 +456,7 @@ export class RtpReceiver extends EventEmitter<RtpReceiverEvents> {
       this.expected = (this.expected! + 1) & 0xffff;
     }
     if (this.held.size === 0) this.stopHoldTimer();
+    else this.armHold();
   }
 
   private stopHoldTimer() {
@@ -476,3 +498,6 @@ export async function openRtpReceiver(pool: RtpPortPool, opts: Omit<RtpReceiverO
   }
   throw new Error(`no free RTP port in the range${lastError ? ` (last: ${lastError.message})` : ''}`);
 }
+
+/** A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d; the SIP side may have seen them plain. */
+const plainAddress = (address: string) => (address.startsWith('::ffff:') ? address.slice(7) : address);

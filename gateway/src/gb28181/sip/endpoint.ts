@@ -414,7 +414,14 @@ export class SipEndpoint {
     this.remember(branch, { ack, peer, expires: linger, abandoned: false, request: req });
     if (this.closed) throw new Error('SIP endpoint closed');
     this.dialogs.set(dialogKey(state.callId, state.localTag, state.remoteTag), state);
-    await this.opts.transport.send(peer, ack);
+    try {
+      await this.opts.transport.send(peer, ack);
+    } catch (err) {
+      // Without the ACK the caller gets no dialog to end: end it here, so the device does not stream to nobody.
+      this.dialogs.delete(dialogKey(state.callId, state.localTag, state.remoteTag));
+      void this.sendBye(state).catch(() => {});
+      throw err;
+    }
     return {
       callId: state.callId,
       remoteSdp: res.body.toString('utf8'),
