@@ -273,6 +273,7 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
   routeNmsLogs((level, message) => (level === 'error' ? http.log.error({ nms: true }, message) : http.log.debug({ nms: true }, message)));
   // Built before the engine, whose GB channels play through it; it listens only at the end of the start.
   const gb = config.gb28181.enabled ? gbService(config, registry, gbDirectory, gbCatalog, http.log) : null;
+  if (gb) gbDirectory.onRevoked = (deviceId) => gb.revoke(deviceId);
   const gbMedia = config.gb28181.media;
   const streams = new StreamManager(config.streams, dataDir, resolver, http.log, {
     ...(gb ? { gb28181: { link: gb, media: gbMedia, ports: new RtpPortPool(gbMedia.portMin, gbMedia.portMax), ourId: config.gb28181.id } } : {}),
@@ -444,7 +445,7 @@ function gbService(config: Config, registry: Registry, directory: GbDirectory, c
     catalog,
     channels: {
       async deviceOffline(deviceId, failure) {
-        for (const id of await catalog.channelIds(deviceId)) await registry.setHealth(id, 'offline', failure);
+        await registry.setHealthMany((await catalog.channelIds(deviceId)).map((id) => ({ id, health: 'offline' as const, failure })));
       },
     },
     log: log.child({ module: 'gb28181' }),

@@ -341,6 +341,8 @@ export class GbDirectory {
     const audit = this.auditWrite(actor, 'gb.device.update', id, changes.deptPath ?? current.deptPath, { fields, passwordChanged: input.password !== undefined });
     const updated = await this.store.gb.updateDevice(id, changes, this.clock(), audit);
     if (!updated) throw notFound(`GB device "${id}"`);
+    // Disabled, or a new password: the registration it holds was granted on the old terms.
+    if (changes.enabled === false || changes.sealedPassword) this.onRevoked?.(id);
     return updated;
   }
 
@@ -348,7 +350,11 @@ export class GbDirectory {
   async delete(actor: Actor, id: string): Promise<void> {
     const current = await this.get(actor, id);
     if (!(await this.store.gb.deleteDevice(id, this.auditWrite(actor, 'gb.device.delete', id, current.deptPath, {})))) throw notFound(`GB device "${id}"`);
+    this.onRevoked?.(id);
   }
+
+  /** Told when a device loses its right to the registration it holds (deleted, disabled, new password): the SIP service drops it. */
+  onRevoked: ((deviceId: string) => void) | null = null;
 
   async listRules(actor: Actor): Promise<GbAdmissionRule[]> {
     const scope = this.registry.scope(actor);

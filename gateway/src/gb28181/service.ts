@@ -336,6 +336,11 @@ export class GbService implements GbLink, GbPlayLink, GbStats, PtzSender {
   }
 
   /** Forgets the device's registration, writes it offline and marks its channels offline with the reason. */
+  /** An admin deleted or disabled the device, or changed its password: it must register again, on the new terms. */
+  revoke(deviceId: string): void {
+    if (this.devices.has(deviceId)) void this.goOffline(deviceId, 'revoked by an admin');
+  }
+
   private async goOffline(deviceId: string, why: string) {
     const d = this.devices.get(deviceId);
     if (d?.subscribeTimer) clearTimeout(d.subscribeTimer);

@@ -197,6 +197,21 @@ t.test('a MESSAGE naming a registered device from anywhere but where it register
   t.pass('spoofed keepalives kept nothing alive');
 });
 
+t.test('disabling a device, or deleting it, ends the registration it holds: its keepalives are refused at once', async (t) => {
+  const gw = await gbGateway(t);
+  const dev = await device(t, gw);
+  t.equal((await dev.register()).status, 200);
+  t.equal((await gw.api('PATCH', `/api/gb28181/devices/${DEVICE}`, { token: gw.adminToken, body: { enabled: false } })).status, 200);
+  await waitFor(() => gw.gb28181!.isOnline(DEVICE), (online) => !online, 3_000, 20, 'offline once disabled');
+  t.equal((await dev.keepalive()).status, 403, 'its keepalive is refused');
+  t.equal((await dev.register()).status, 403, 'and it cannot register again');
+  t.equal((await gw.api('PATCH', `/api/gb28181/devices/${DEVICE}`, { token: gw.adminToken, body: { enabled: true } })).status, 200);
+  t.equal((await dev.register()).status, 200);
+  t.equal((await gw.api('DELETE', `/api/gb28181/devices/${DEVICE}`, { token: gw.adminToken })).status, 204);
+  await waitFor(() => gw.gb28181!.isOnline(DEVICE), (online) => !online, 3_000, 20, 'offline once deleted');
+  t.equal((await dev.keepalive()).status, 403);
+});
+
 t.test('after a restart a device shows offline until it registers again', async (t) => {
   const gw = await gbGateway(t);
   const dev = await device(t, gw);
