@@ -30,7 +30,8 @@ async function stream(): Promise<FlvTag[]> {
 
 /** A live session of a camera whose driver the test feeds, tag by tag. */
 function liveSession(t: Test, profile: Profile, maxGopBytes = 8_388_608) {
-  const streams = { ...defaultConfig().streams, gopCache: { maxBytesPerSession: maxGopBytes, maxBytesTotal: 268_435_456 } };
+  // The test feeds a few tags and then only decodes: a 5 s watchdog would call that a stall on a busy machine and drop the keyframe.
+  const streams = { ...defaultConfig().streams, watchdogMs: 120_000, gopCache: { maxBytesPerSession: maxGopBytes, maxBytesTotal: 268_435_456 } };
   let events!: DriverEvents;
   const session = new StreamSession(
     `s-${profile}`,
