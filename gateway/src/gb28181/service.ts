@@ -373,21 +373,34 @@ export class GbService implements GbLink, GbPlayLink, GbStats, PtzSender {
 
   // ---- MESSAGE and NOTIFY ----------------------------------------------------------------------
 
-  private async onMessage(req: SipRequest, peer: SipPeer) {
+  /**
+   * A MESSAGE or NOTIFY from a device: taken only from where it registered, with a readable MANSCDP
+   * body; answered 403 (not registered, or from elsewhere: the device registers again) or 400 otherwise.
+   */
+  private deviceRequest(req: SipRequest, peer: SipPeer): { deviceId: string; device: LiveDevice; parsed: Manscdp } | null {
     const deviceId = fromUser(req);
     const device = deviceId ? this.devices.get(deviceId) : undefined;
-    // Not registered (expired, or this gateway restarted), or not from where it registered: refused, so the device registers again.
-    if (!deviceId || !device || !sameDevicePeer(device.peer, peer)) return this.endpoint.reply(req, peer, 403, 'Forbidden (not registered)');
-    let parsed: Manscdp;
-    try {
-      parsed = parseManscdp(req.body, this.cfg.maxMessageBytes);
-    } catch (e) {
-      this.log.info({ device: deviceId, err: (e as Error).message }, 'GB MESSAGE body refused');
-      return this.endpoint.reply(req, peer, 400, 'Bad Request (MANSCDP body)');
+    if (!deviceId || !device || !sameDevicePeer(device.peer, peer)) {
+      this.endpoint.reply(req, peer, 403, 'Forbidden (not registered)');
+      return null;
     }
-    // A NAT may give the device another UDP port on the same address; later requests go where it last spoke from.
-    device.peer = peer;
-    this.endpoint.reply(req, peer, 200, 'OK');
+    try {
+      const parsed = parseManscdp(req.body, this.cfg.maxMessageBytes);
+      // A NAT may give the device another UDP port on the same address; later requests go where it last spoke from.
+      device.peer = peer;
+      this.endpoint.reply(req, peer, 200, 'OK');
+      return { deviceId, device, parsed };
+    } catch (e) {
+      this.log.info({ device: deviceId, method: req.method, err: (e as Error).message }, 'GB request body refused');
+      this.endpoint.reply(req, peer, 400, 'Bad Request (MANSCDP body)');
+      return null;
+    }
+  }
+
+  private async onMessage(req: SipRequest, peer: SipPeer) {
+    const accepted = this.deviceRequest(req, peer);
+    if (!accepted) return;
+    const { deviceId, device, parsed } = accepted;
     switch (parsed.cmdType) {
       case 'Keepalive':
         device.lastKeepaliveAt = this.clock();
@@ -412,17 +425,8 @@ export class GbService implements GbLink, GbPlayLink, GbStats, PtzSender {
   }
 
   private async onNotify(req: SipRequest, peer: SipPeer) {
-    const deviceId = fromUser(req);
-    const device = deviceId ? this.devices.get(deviceId) : undefined;
-    if (!deviceId || !device || !sameDevicePeer(device.peer, peer)) return this.endpoint.reply(req, peer, 403, 'Forbidden (not registered)');
-    let parsed: Manscdp;
-    try {
-      parsed = parseManscdp(req.body, this.cfg.maxMessageBytes);
-    } catch (e) {
-      return this.endpoint.reply(req, peer, 400, 'Bad Request (MANSCDP body)');
-    }
-    this.endpoint.reply(req, peer, 200, 'OK');
-    if (parsed.cmdType === 'Catalog') await this.opts.catalog.applyNotify(deviceId, items(parsed.body.DeviceList));
+    const accepted = this.deviceRequest(req, peer);
+    if (accepted?.parsed.cmdType === 'Catalog') await this.opts.catalog.applyNotify(accepted.deviceId, items(accepted.parsed.body.DeviceList));
   }
 
   // ---- queries ---------------------------------------------------------------------------------

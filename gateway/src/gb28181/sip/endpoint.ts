@@ -462,16 +462,21 @@ export class SipEndpoint {
 
   /** ACK to a 2xx is its own transaction (new branch) to the Contact of the 200 (RFC 3261 §13.2.2.4). */
   private successAck(d: DialogState): SipRequest {
+    return this.inDialog(d, 'ACK');
+  }
+
+  /** A request inside the dialog: its Call-ID and tags, to its remote target, with the dialog's CSeq. */
+  private inDialog(d: DialogState, method: 'ACK' | 'BYE'): SipRequest {
     return {
       type: 'request',
-      method: 'ACK',
+      method,
       uri: d.remoteTarget,
       headers: [
         ['Via', this.via(d.peer)],
         ['From', d.from],
         ['To', d.to],
         ['Call-ID', d.callId],
-        ['CSeq', `${d.localSeq} ACK`],
+        ['CSeq', `${d.localSeq} ${method}`],
         ['Max-Forwards', '70'],
         ['User-Agent', this.opts.userAgent],
       ],
@@ -498,22 +503,9 @@ export class SipEndpoint {
 
   private async sendBye(d: DialogState): Promise<void> {
     d.localSeq++;
-    await this.transact(d.peer, {
-      type: 'request',
-      method: 'BYE',
-      uri: d.remoteTarget,
-      headers: [
-        ['Via', this.via(d.peer)],
-        ['From', d.from],
-        ['To', d.to],
-        ['Call-ID', d.callId],
-        ['CSeq', `${d.localSeq} BYE`],
-        ['Max-Forwards', '70'],
-        ['User-Agent', this.opts.userAgent],
-      ],
-      body: Buffer.alloc(0),
-    });
+    await this.transact(d.peer, this.inDialog(d, 'BYE'));
   }
+
 
   /** What the endpoint holds now: each is bounded or ends with its transaction or dialog. */
   get sizes(): { serverTransactions: number; clientTransactions: number; finishedInvites: number; dialogs: number; unackedAnswers: number } {
