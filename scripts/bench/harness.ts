@@ -57,9 +57,13 @@ export function gatewayEnv(dataDir: string): Record<string, string> {
     WALLGATE_SERVER_PORT: '0',
     WALLGATE_LOG_LEVEL: 'info',
     WALLGATE_STREAMS_FLV_RTMP_ENABLED: 'false',
-    // The SIP server on a free loopback port: a bench never fights a running gateway for 5060.
+    // The SIP server and the JT/T 808/1078 listeners on free loopback ports: a bench never fights a running gateway for 5060 or 7611.
     WALLGATE_GB28181_HOST: '127.0.0.1',
     WALLGATE_GB28181_PORT: '0',
+    WALLGATE_JT808_HOST: '127.0.0.1',
+    WALLGATE_JT808_PORT: '0',
+    WALLGATE_JT1078_HOST: '127.0.0.1',
+    WALLGATE_JT1078_PORT: '0',
     WALLGATE_STREAMS_CLOSE_AFTER_MS: '2000',
     WALLGATE_STREAMS_LIMITS_VIEWERS_PER_USER: '1000',
   };

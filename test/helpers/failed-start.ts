@@ -15,9 +15,13 @@ const config = defaultConfig();
 config.dataDir = dataDir!;
 config.streams.flv.rtmpHost = '127.0.0.1';
 config.streams.flv.rtmpPort = Number(port);
-// The SIP server starts before the RTMP ingest fails: on a free loopback port, so it is there to be closed.
+// The SIP server (and the JT/T 808 and 1078 listeners) start before the RTMP ingest fails: on a free loopback port, so it is there to be closed.
 config.gb28181.host = '127.0.0.1';
 config.gb28181.port = 0;
+config.jt808.host = '127.0.0.1';
+config.jt808.port = 0;
+config.jt1078.host = '127.0.0.1';
+config.jt1078.port = 0;
 const logStream = new Writable({ write: (_c, _e, done) => done() });
 
 try {

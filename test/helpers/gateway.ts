@@ -64,12 +64,14 @@ export async function startGateway(t: Test, overrides?: DeepPartial<Config>, opt
       done();
     },
   });
-  // Tests run in parallel: the RTMP ingest and the SIP server take whatever loopback port is free.
+  // Tests run in parallel: the RTMP ingest, the SIP server and the JT/T 808 and 1078 listeners take whatever loopback port is free.
   const testDefaults: DeepPartial<Config> = {
     dataDir: tempDir(t),
     log: { level: 'info' },
     streams: { flv: { rtmpPort: 0, rtmpHost: '127.0.0.1' } },
     gb28181: { host: '127.0.0.1', port: 0, media: { host: '127.0.0.1', ...rtpPortRange() } },
+    jt808: { host: '127.0.0.1', port: 0 },
+    jt1078: { host: '127.0.0.1', port: 0 },
   };
   const config = merge(merge(defaultConfig(), testDefaults), overrides);
   const gw = await buildGateway(config, { logStream, checkResponses: true, ...opts });

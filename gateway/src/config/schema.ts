@@ -505,6 +505,47 @@ export const configSchema = obj(
       },
       'GB/T 28181: the SIP server departments\' platforms, NVRs and cameras register to, and live view of their channels.',
     ),
+    jt808: obj(
+      {
+        enabled: Type.Boolean({ default: true, description: "Run the JT/T 808 server: vehicles' onboard terminals connect here with positions, alarms and commands." }),
+        host: Type.String({ minLength: 1, default: '0.0.0.0', description: 'Address the JT/T 808 server binds (TCP).' }),
+        port: port(7611, 'JT/T 808 TCP port; 0 picks a free one.'),
+        authTimeoutSec: Type.Integer({ minimum: 1, maximum: 600, default: 30, description: 'A connection that has not registered or authenticated within this long is closed.' }),
+        heartbeatTimeoutSec: Type.Integer({ minimum: 10, maximum: 3_600, default: 180, description: 'A terminal silent for this long (no heartbeat, position or anything) is disconnected and its vehicle offline.' }),
+        commandTimeoutMs: Type.Integer({ minimum: 500, maximum: 60_000, default: 5_000, description: "How long a platform command (0x9101, 0x9102, ...) waits for the terminal's general response." }),
+        maxFrameBytes: Type.Integer({ minimum: 1_100, maximum: 65_536, default: 4_096, description: 'Largest JT/T 808 frame accepted on the wire (escaped, flags included); longer ones are dropped and counted.' }),
+        maxSubpackageBytes: Type.Integer({ minimum: 1_024, maximum: 16_777_216, default: 1_048_576, description: 'Largest message reassembled from subpackages; a series past it is dropped and counted.' }),
+        subpackageTimeoutMs: Type.Integer({ minimum: 1_000, maximum: 600_000, default: 30_000, description: 'A subpackage series not complete within this long is dropped and counted.' }),
+        positionFlushMs: Type.Integer({ minimum: 10, maximum: 5_000, default: 250, description: "Terminals' positions are written and shown in batches at this interval." }),
+        refusedListSize: Type.Integer({ minimum: 10, maximum: 100_000, default: 1_000, description: 'Refused terminals kept for the admin list (one row per phone number and address).' }),
+        autoRegister: obj(
+          {
+            enabled: Type.Boolean({ default: false, description: 'Register unknown terminals as new vehicles in departmentId instead of refusing them.' }),
+            departmentId: Type.String({ default: '', description: 'The department auto-registered vehicles are placed in (required when enabled).' }),
+            channels: Type.Integer({ minimum: 0, maximum: 16, default: 4, description: "JT/T 1078 channels (1..n) registered as cameras for an auto-registered vehicle." }),
+          },
+          'Auto-registration of unknown terminals: off by default, so a terminal becomes a vehicle only by an admin\'s decision.',
+        ),
+      },
+      "JT/T 808: the vehicles' onboard terminals (positions, alarms, commands).",
+    ),
+    jt1078: obj(
+      {
+        enabled: Type.Boolean({ default: true, description: "Serve JT/T 1078 live video: vehicle channels (jt1078:// sources) are asked for over the terminal's JT/T 808 link." }),
+        host: Type.String({ minLength: 1, default: '0.0.0.0', description: 'Address the media listeners bind (TCP and UDP).' }),
+        port: port(7612, 'Media port terminals send JT/T 1078 packets to, TCP and UDP; 0 picks a free one (the same for both when it can).'),
+        publicAddress: Type.String({
+          default: '',
+          description: "Address terminals are told to send media to (0x9101); empty means the local address of the socket each terminal's JT/T 808 link reached.",
+        }),
+        startTimeoutMs: Type.Integer({ minimum: 1_000, maximum: 60_000, default: 10_000, description: 'How long after 0x9101 the terminal may take to open its media link and send video.' }),
+        maxPacketBytes: Type.Integer({ minimum: 1_024, maximum: 1_048_576, default: 65_536, description: 'Largest JT/T 1078 packet body accepted (devices exceed the 950 bytes of the standard).' }),
+        maxFrameBytes: Type.Integer({ minimum: 65_536, maximum: 16_777_216, default: 2_097_152, description: 'Largest video frame reassembled from packets; a larger one is dropped and counted.' }),
+        dailyBudgetBytes: Type.Integer({ minimum: 0, default: 0, description: "Video bytes per vehicle per day (cellular data); past it the vehicle's channels fall back to the sub-stream and close early when idle. 0: no budget." }),
+        overBudgetCloseAfterMs: Type.Integer({ minimum: 0, maximum: 600_000, default: 5_000, description: "How long a channel of a vehicle past its budget lingers after its last viewer leaves." }),
+      },
+      'JT/T 1078: live video from the vehicles\' terminals.',
+    ),
     player: obj(
       {
         enabled: Type.Boolean({ default: true, description: 'Serve the browser pages (wall screens, console, regulator and admin) from the gateway.' }),
