@@ -17,8 +17,6 @@ import { checkProperty, fuzzParameters } from '../helpers/fuzz.js';
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
 
-/** A few seconds per property unless FUZZ_MS asks for a longer hunt. */
-const params = <T,>(runs: number): fc.Parameters<T> => ({ ...fuzzParameters<T>(runs), interruptAfterTimeLimit: Number(process.env.FUZZ_MS ?? 4_000) });
 const MAX_PES = 256 * 1024;
 
 const START = Buffer.from([0, 0, 0, 1]);
@@ -71,7 +69,7 @@ t.test('random bytes, cut anywhere: no throw, nothing over the limit', async (t)
       feed(d, Buffer.from(bytes), cuts);
       d.flush();
     }),
-    params(100_000),
+    fuzzParameters(100_000, 4_000),
   );
   t.ok(runs > 100, `${runs} inputs`);
 });
@@ -95,7 +93,7 @@ t.test('mutated packs, then a good stream: no throw, and the good stream comes t
       const got = out.slice(-50);
       if (got.length !== 50 || !got.every((b, i) => b.equals(tail[i]!))) throw new Error(`the last 50 frames did not come through (${out.length} units)`);
     }),
-    params(100_000),
+    fuzzParameters(100_000, 4_000),
   );
   t.ok(runs > 20, `${runs} inputs`);
 });

@@ -18,7 +18,6 @@ import { waitFor } from '../helpers/streams.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
-const params = <T,>(runs: number): fc.Parameters<T> => ({ ...fuzzParameters<T>(runs), interruptAfterTimeLimit: Number(process.env.FUZZ_MS ?? 4_000) });
 
 const SSRC = 0x0bebc27d;
 let seq = 0;
@@ -65,7 +64,7 @@ t.test('UDP: random datagrams never throw, and good packets after them are taken
     for (const p of good(4)) await send(p);
     await waitFor(() => delivered - before, (n) => n >= 4, 2_000, 5, 'the good packets');
   });
-  const runs = await checkProperty(fc.asyncProperty(fc.array(datagram, { maxLength: 20 }), run), params(10_000));
+  const runs = await checkProperty(fc.asyncProperty(fc.array(datagram, { maxLength: 20 }), run), fuzzParameters(10_000, 4_000));
   await settled();
   t.ok(runs > 10, `${runs} inputs; stats ${JSON.stringify(rx.stats)}`);
 });
@@ -104,7 +103,7 @@ t.test('TCP: random framing never throws, and a new connection with good packets
     await waitFor(() => delivered - before, (n) => n >= 4, 2_000, 5, 'the good packets');
     g.destroy();
   });
-  const runs = await checkProperty(fc.asyncProperty(fc.array(framedJunk, { maxLength: 12 }), fc.integer({ min: 1, max: 2000 }), run), params(10_000));
+  const runs = await checkProperty(fc.asyncProperty(fc.array(framedJunk, { maxLength: 12 }), fc.integer({ min: 1, max: 2000 }), run), fuzzParameters(10_000, 4_000));
   await settled();
   t.ok(runs > 10, `${runs} inputs`);
 });

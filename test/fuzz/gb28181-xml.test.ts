@@ -21,7 +21,6 @@ import { tempDir } from '../helpers/gateway.js';
  * registry, for a fixed few seconds (FUZZ_MS raises it): only ManscdpError leaves the reader, the
  * importer never throws on what the reader accepts, and the heap does not grow.
  */
-const budget = <T>(runs: number): fc.Parameters<T> => ({ ...fuzzParameters<T>(runs), interruptAfterTimeLimit: Number(process.env.FUZZ_MS ?? 4_000) });
 const MAX_BYTES = 65_536;
 const PLATFORM = '34020000002000000001';
 
@@ -119,7 +118,7 @@ t.test('mutated MANSCDP: only ManscdpError leaves the reader; the importer takes
     await done;
     applied++;
   });
-  const runs = await checkProperty(fc.asyncProperty(anyInput, run), budget(100_000));
+  const runs = await checkProperty(fc.asyncProperty(anyInput, run), fuzzParameters(100_000, 4_000));
   await settled();
   t.ok(runs > 200, `${runs} inputs, ${accepted} accepted by the reader, ${applied} catalogs applied`);
   t.ok(accepted > 0 && applied > 0, 'some inputs got through to the registry');

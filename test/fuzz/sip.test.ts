@@ -16,7 +16,6 @@ import { DEVICE_ID, GATEWAY_ID, sipNode, within } from '../helpers/sip.js';
  * endpoint keeps answering with its memory bounded (connections closed, transactions capped).
  * A fixed few seconds each (FUZZ_MS raises it).
  */
-const budget = <T>(runs: number): fc.Parameters<T> => ({ ...fuzzParameters<T>(runs), interruptAfterTimeLimit: Number(process.env.FUZZ_MS ?? 4_000) });
 
 const SEEDS = [
   'REGISTER sip:34020000002000000001@3402000000 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5060;rport;branch=z9hG4bK1a2b3c\r\nFrom: <sip:34020000001320000001@3402000000>;tag=4711\r\nTo: <sip:34020000001320000001@3402000000>\r\nCall-ID: 8c1e7f@192.0.2.10\r\nCSeq: 1 REGISTER\r\nContact: <sip:34020000001320000001@192.0.2.10:5060>\r\nMax-Forwards: 70\r\nExpires: 3600\r\nAuthorization: Digest username="34020000001320000001", realm="3402000000", nonce="e1f5", uri="sip:34020000002000000001@3402000000", response="0123456789abcdef0123456789abcdef", algorithm=MD5\r\nContent-Length: 0\r\n\r\n',
@@ -94,7 +93,7 @@ t.test('the parser: only SipParseError escapes, and what it accepts round-trips'
       const withoutLength = (x: SipMessage) => ({ ...x, headers: x.headers.filter(([n]) => n.toLowerCase() !== 'content-length') });
       if (JSON.stringify(withoutLength(again)) !== JSON.stringify(withoutLength(m))) throw new Error(`round trip changed ${JSON.stringify(input.toString('latin1'))}`);
     }),
-    budget(200_000),
+    fuzzParameters(200_000, 4_000),
   );
   t.ok(runs > 1_000, `${runs} inputs`);
 });
@@ -149,7 +148,7 @@ t.test('a live transport over UDP and TCP: no crash, bounded memory, still answe
   });
   const runs = await checkProperty(
     fc.asyncProperty(anyInput, fc.array(fc.nat(), { maxLength: 4 }), run),
-    budget(100_000),
+    fuzzParameters(100_000, 4_000),
   );
   await settled();
   await answers();
@@ -205,7 +204,7 @@ t.test('every request the parser accepts (but ACK) gets exactly one answer, bad 
     if (answer.type !== 'response') throw new Error('answered with a request');
     statuses.set(answer.status, (statuses.get(answer.status) ?? 0) + 1);
   });
-  const runs = await checkProperty(fc.asyncProperty(mutated, run), budget(100_000));
+  const runs = await checkProperty(fc.asyncProperty(mutated, run), fuzzParameters(100_000, 4_000));
   await settled();
   t.ok(runs > 50, `${runs} inputs; answers by status: ${JSON.stringify(Object.fromEntries(statuses))}`);
   t.ok(statuses.get(400), 'some were refused as bad requests');

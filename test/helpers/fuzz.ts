@@ -3,11 +3,12 @@ import fc from 'fast-check';
 
 /**
  * How long and how hard each property runs: at most `runs` inputs and at most the time budget,
- * whichever ends first, so CI spends a fixed time. FUZZ_MS and FUZZ_RUNS raise them
- * for a longer hunt; FUZZ_SEED (with the path fast-check prints) replays a failure.
+ * whichever ends first, so CI spends a fixed time (the suite's whole run has a time limit: a few
+ * seconds a property; a pure parser gets through tens of thousands of inputs in them). FUZZ_MS and
+ * FUZZ_RUNS raise them for a longer hunt; FUZZ_SEED (with the path fast-check prints) replays a failure.
  */
-export function fuzzParameters<T>(defaultRuns: number): fc.Parameters<T> {
-  const ms = Number(process.env.FUZZ_MS ?? 20_000);
+export function fuzzParameters<T>(defaultRuns: number, defaultMs = 8_000): fc.Parameters<T> {
+  const ms = Number(process.env.FUZZ_MS ?? defaultMs);
   const runs = Number(process.env.FUZZ_RUNS ?? defaultRuns);
   const seed = process.env.FUZZ_SEED;
   return {
