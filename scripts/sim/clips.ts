@@ -167,6 +167,19 @@ function parseClip(kind: ClipKind, spec: ClipSpec, file: string, data: Buffer): 
   return { kind, codec: spec.codec, width: spec.width, height: spec.height, fps: FPS, gopFrames: spec.gopFrames, frames, file, parameterSets };
 }
 
+const annexB = new WeakMap<Clip, Buffer[]>();
+const START_CODE = Buffer.from([0, 0, 0, 1]);
+
+/** The frames of a clip as Annex-B access units (what a camera's encoder writes), built once per clip. */
+export function annexBFrames(clip: Clip): Buffer[] {
+  let frames = annexB.get(clip);
+  if (!frames) {
+    frames = clip.frames.map((f) => Buffer.concat(f.nalUnits.flatMap((n) => [START_CODE, n])));
+    annexB.set(clip, frames);
+  }
+  return frames;
+}
+
 /** NAL units of an Annex-B byte stream, as views into `data`. */
 function splitAnnexB(data: Buffer): Buffer[] {
   const starts: { code: number; payload: number }[] = [];

@@ -26,7 +26,7 @@ import { SipEndpoint } from '../../gateway/src/gb28181/sip/endpoint.js';
 import { header, parseNameAddr, sipUser, type SipHeaders, type SipRequest, type SipResponse } from '../../gateway/src/gb28181/sip/message.js';
 import { SipTransport, type SipPeer } from '../../gateway/src/gb28181/sip/transport.js';
 import { psPack, rfc4571, rtpPackets } from '../../gateway/src/gb28181/media/ps-mux.js';
-import { ensureClip, type Clip, type ClipKind } from './clips.js';
+import { annexBFrames as framesOf, ensureClip, type Clip, type ClipKind } from './clips.js';
 
 export interface GbSimServer {
   address: string;
@@ -731,18 +731,6 @@ interface GbSimStreamOptions {
   ourTag: string;
   serverTag: string | null;
   onEnd: (reason: string) => void;
-}
-
-/** The frames of a clip as Annex-B access units, built once per clip. */
-const annexBFrames = new WeakMap<Clip, Buffer[]>();
-const START_CODE = Buffer.from([0, 0, 0, 1]);
-function framesOf(clip: Clip): Buffer[] {
-  let frames = annexBFrames.get(clip);
-  if (!frames) {
-    frames = clip.frames.map((f) => Buffer.concat(f.nalUnits.flatMap((n) => [START_CODE, n])));
-    annexBFrames.set(clip, frames);
-  }
-  return frames;
 }
 
 /** One INVITE's media: PS packs of the clip's frames in RTP, at 25 frames a second, looping. */
