@@ -33,7 +33,9 @@ t.test('an H.265 camera is transcoded to H.264, and the transcode cap holds', as
 });
 
 t.test('caps answer 503 (gateway, department) or 429 (user) and never start a process', async (t) => {
-  const gw = await startStreamingGateway(t, { limits: { sessions: 2, viewers: 100, viewersPerUser: 3, departmentPulls: { traffic: 1 } } });
+  // Each pull here is fetched once: a playlist poller's timeout long enough that none of them ends
+  // while the test counts the processes, however slowly a busy machine gets through it.
+  const gw = await startStreamingGateway(t, { limits: { sessions: 2, viewers: 100, viewersPerUser: 3, departmentPulls: { traffic: 1 } }, hls: { viewerTimeoutMs: 120_000 } });
   const dept = await gw.api('POST', '/api/departments', { token: gw.adminToken, body: { id: 'traffic', name: 'Traffic', parentId: 'root', level: 'city' } });
   t.equal(dept.status, 201);
   await gw.addCamera('t1', { clip: 'h264-720p-1s' }, { departmentId: 'traffic' });
@@ -59,7 +61,7 @@ t.test('caps answer 503 (gateway, department) or 429 (user) and never start a pr
   const over = await fetch((await gw.view('r1', op)).hls);
   t.equal(over.status, 429, 'a fourth viewing by the same user');
   t.match(await over.json(), { code: 'GW_ERR_USER_QUOTA' });
-  t.equal((await gw.ffmpegPids()).length, 2);
+  t.equal((await gw.ffmpegPids()).length, 2, 'the refused viewing started no process');
 });
 
 t.test('an admin lists live sessions and force-stops one; its viewers are told', async (t) => {
