@@ -353,7 +353,7 @@ export class Registry {
     actor: Actor,
     draft: SourceDraft,
     id: string,
-    memo?: { seals: Map<string, SealedCredential>; hosts: Map<string, string | null | Promise<string | null>> },
+    memo?: { seals: Map<string, SealedCredential>; hosts: Map<string, string | null | Promise<string | null>>; vehicles?: Promise<Map<string, string>> },
     current?: StoredCredential,
   ): Promise<{ write?: SourceWrite; issues?: FieldIssue[] }> {
     const issues: FieldIssue[] = [];
@@ -365,9 +365,14 @@ export class Registry {
       const problem = await this.gbDeviceProblem(actor, draft.url.host, memo?.hosts);
       if (problem) issues.push(problem);
     }
+    if (draft.protocol === 'jt1078') {
+      if (memo) memo.vehicles ??= this.vehicleDepartments();
+      const problem = await this.jtVehicleProblem(actor, draft.url.host, await (memo?.vehicles ?? this.vehicleDepartments()));
+      if (problem) issues.push(problem);
+    }
     for (const [field, u] of [['url', draft.url], ['subUrl', draft.subUrl]] as const) {
-      // The gateway never connects to a push source's host, nor to a GB device's: the camera comes to it.
-      if (!u || draft.protocol === 'rtmp-push' || draft.protocol === 'gb28181') continue;
+      // The gateway never connects to a push source's host, nor to a GB device's or a vehicle terminal's: the camera comes to it.
+      if (!u || draft.protocol === 'rtmp-push' || draft.protocol === 'gb28181' || draft.protocol === 'jt1078') continue;
       // Main and sub-stream share a host, and an import repeats hosts: each is checked once per call.
       let verdict = memo?.hosts.get(u.host);
       if (verdict === undefined) {
@@ -400,6 +405,22 @@ export class Registry {
         credential: credential.change,
       },
     };
+  }
+
+  /**
+   * A vehicle channel names its vehicle. The vehicle may not exist yet (its channels' sources are
+   * registered first, then the vehicle naming them), but one that exists must be in the actor's
+   * departments: else an admin of one county could watch another county's vehicle through a source of their own.
+   */
+  private jtVehicleProblem(actor: Actor, vehicleId: string, vehicleDepartments: Map<string, string>): FieldIssue | null {
+    const departmentId = vehicleDepartments.get(vehicleId);
+    if (departmentId === undefined || this.tree.within(departmentId, this.scope(actor))) return null;
+    return issue('url', 'url', {}, `vehicle ${vehicleId} is not in your departments`);
+  }
+
+  /** Each vehicle's department, once per registration call (an import of a fleet's channels reads them once). */
+  private async vehicleDepartments(): Promise<Map<string, string>> {
+    return new Map((await this.store.vehicles.all()).map((r) => [r.id, r.departmentId]));
   }
 
   /**
@@ -527,7 +548,7 @@ export class Registry {
     const errors: ImportIssue[] = [];
     const accepted: ImportRow[] = [];
     const firstLine = new Map<string, number>();
-    const memo = { seals: new Map<string, SealedCredential>(), hosts: new Map<string, string | null | Promise<string | null>>() };
+    const memo: { seals: Map<string, SealedCredential>; hosts: Map<string, string | null | Promise<string | null>>; vehicles?: Promise<Map<string, string>> } = { seals: new Map(), hosts: new Map() };
     let rows = 0;
     for await (const row of input) {
       if (++rows > maxRows) {

@@ -2,7 +2,7 @@ import { Type } from '@sinclair/typebox';
 import { orNull } from '../lib/schema-check.js';
 import type { ErrorParams, FieldIssue, IssueRule } from '../errors.js';
 import { LEVELS, PROTOCOLS, type Codec, type Protocol, type SourceFields, type SourceRecord } from '../store/types.js';
-import { parseCameraUrl, parseGbUrl, protocolFor, pushStreamName, UrlRejected, type ParsedCameraUrl } from './url-policy.js';
+import { parseCameraUrl, parseGbUrl, parseJtUrl, protocolFor, pushStreamName, UrlRejected, type ParsedCameraUrl } from './url-policy.js';
 
 /**
  * One validator for every way a source arrives: REST create/replace/patch, NDJSON rows and CSV rows
@@ -44,7 +44,7 @@ export const SOURCE_INPUT = Type.Object(
     departmentId: Type.String({ minLength: 1, maxLength: 64 }),
     level: Type.Optional(Type.Union(LEVELS.map((l) => Type.Literal(l)), { default: 'site' })),
     address: Type.Optional(Type.String({ maxLength: 300 })),
-    url: Type.String({ description: 'rtsp, rtmp, srt, http(s) HLS or FLV, rtmp://<gateway>/push/<name> (protocol rtmp-push), or gb28181://<device id>/<channel id>; credentials in it are sealed and shown masked' }),
+    url: Type.String({ description: 'rtsp, rtmp, srt, http(s) HLS or FLV, rtmp://<gateway>/push/<name> (protocol rtmp-push), gb28181://<device id>/<channel id>, or jt1078://<vehicle id>/<channel>; credentials in it are sealed and shown masked' }),
     subUrl: Type.Optional(orNull(Type.String({ description: 'the sub stream (profile=sub)' }))),
     protocol: Type.Optional(Type.Union(PROTOCOLS.map((p) => Type.Literal(p)), { description: 'from the URL when not given' })),
     username: Type.Optional(orNull(Type.String())),
@@ -206,6 +206,13 @@ export function validateSourceInput(raw: Record<string, unknown>, opts: { requir
       else if (id !== gb.channelId) bad('id', `a GB/T 28181 channel is registered under its channel id (${gb.channelId})`);
       for (const field of ['username', 'password'] as const) {
         if (!isBlank(raw[field])) bad(field, 'a GB/T 28181 channel has no camera credentials: its device registers with its own password');
+      }
+    }
+    if (protocol === 'jt1078') {
+      if (parseJtUrl(url.url)!.sub) bad('url', 'the main stream has no ?stream=1; that is the sub-stream (subUrl)');
+      if (subUrl && subUrl.url !== `${url.url}?stream=1`) bad('subUrl', 'a JT/T 1078 sub-stream is the same channel URL with ?stream=1');
+      for (const field of ['username', 'password'] as const) {
+        if (!isBlank(raw[field])) bad(field, "a JT/T 1078 channel has no camera credentials: the vehicle's terminal authenticates over JT/T 808");
       }
     }
   }

@@ -17,6 +17,7 @@ const SCHEME_PROTOCOLS: Record<string, Protocol[]> = {
   http: ['hls', 'http-flv'],
   https: ['hls', 'http-flv'],
   gb28181: ['gb28181'],
+  jt1078: ['jt1078'],
 };
 const DEFAULT_PORTS: Record<string, number> = { rtsp: 554, rtsps: 322, rtmp: 1935, rtmps: 443, http: 80, https: 443 };
 export const ALLOWED_SCHEMES = Object.keys(SCHEME_PROTOCOLS);
@@ -60,6 +61,22 @@ export function parseGbUrl(url: string): { deviceId: string; channelId: string; 
 /** The URL of a GB channel's stream (the main one, or the sub-stream). */
 export const gbUrl = (deviceId: string, channelId: string, sub = false) => `gb28181://${deviceId}/${channelId}${sub ? '?stream=1' : ''}`;
 
+/**
+ * A JT/T 1078 vehicle channel: the vehicle (as the vehicles module names it) and the terminal's
+ * logical channel 1..64, and `?stream=1` for its sub-stream. No host: the terminal comes to us over
+ * JT/T 808 and is told where to send its media, so nothing is connected to from this URL.
+ */
+const JT_URL = /^jt1078:\/\/([A-Za-z0-9][A-Za-z0-9_.:-]{0,63})\/([1-9][0-9]?)(\?stream=1)?$/;
+
+export function parseJtUrl(url: string): { vehicleId: string; channel: number; sub: boolean } | null {
+  const m = JT_URL.exec(url);
+  const channel = m ? Number(m[2]) : 0;
+  return m && channel <= 64 ? { vehicleId: m[1]!, channel, sub: m[3] !== undefined } : null;
+}
+
+/** The URL of a vehicle channel's stream (the main one, or the sub-stream). */
+export const jtUrl = (vehicleId: string, channel: number, sub = false) => `jt1078://${vehicleId}/${channel}${sub ? '?stream=1' : ''}`;
+
 /** Parses and checks one camera URL. The URL itself never appears in an error: it may hold a password. */
 export function parseCameraUrl(raw: string): ParsedCameraUrl {
   if (raw.length === 0) throw new UrlRejected('must not be empty');
@@ -78,6 +95,11 @@ export function parseCameraUrl(raw: string): ParsedCameraUrl {
     const gb = parseGbUrl(raw);
     if (!gb) throw new UrlRejected('a GB/T 28181 channel is gb28181://<device id>/<channel id>, both of 20 digits, with ?stream=1 for the sub-stream and nothing else');
     return { url: raw, scheme, host: gb.deviceId, port: 0, username: null, password: null };
+  }
+  if (scheme === 'jt1078') {
+    const jt = parseJtUrl(raw);
+    if (!jt) throw new UrlRejected('a JT/T 1078 channel is jt1078://<vehicle id>/<channel 1-64>, with ?stream=1 for the sub-stream and nothing else');
+    return { url: raw, scheme, host: jt.vehicleId, port: 0, username: null, password: null };
   }
 
   let url: URL;

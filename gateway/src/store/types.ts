@@ -10,7 +10,7 @@ export const LEVELS = ['national', 'province', 'city', 'county', 'township', 'si
 export type Level = (typeof LEVELS)[number];
 
 /** 'rtmp-push': the camera publishes to the gateway's RTMP ingest instead of being pulled. */
-export const PROTOCOLS = ['rtsp', 'rtsps', 'rtmp', 'rtmps', 'hls', 'http-flv', 'srt', 'rtmp-push', 'gb28181'] as const;
+export const PROTOCOLS = ['rtsp', 'rtsps', 'rtmp', 'rtmps', 'hls', 'http-flv', 'srt', 'rtmp-push', 'gb28181', 'jt1078'] as const;
 export type Protocol = (typeof PROTOCOLS)[number];
 
 export const CODECS = ['h264', 'h265', 'unknown'] as const;

@@ -77,6 +77,8 @@ export interface EngineParts {
   clock?: Clock;
   /** The GB/T 28181 link GB channels play through (app.ts wires it when gb28181.enabled). */
   gb28181?: DriverContext['gb28181'];
+  /** The JT/T 1078 channels vehicle channels play through (app.ts wires them when jt808 and jt1078 are enabled). */
+  jt1078?: DriverContext['jt1078'];
 }
 
 /**
@@ -149,6 +151,7 @@ export class StreamManager extends EventEmitter<{
       checkConnect: (host) => this.resolver.checkConnect(host),
       checkedFetcher: this.fetcher,
       ...(this.parts.gb28181 ? { gb28181: this.parts.gb28181 } : {}),
+      ...(this.parts.jt1078 ? { jt1078: this.parts.jt1078 } : {}),
     };
     this.createDriver = (this.parts.drivers ?? driverFactory)(ctx);
   }

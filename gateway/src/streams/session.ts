@@ -177,7 +177,9 @@ export class StreamSession extends EventEmitter<{ tag: [FlvTag]; state: [Session
     this.setState('lingering');
     // A pull only snapshots used has given what it was for: lingering as long as a viewer's would hold a camera (and a
     // slot under streams.limits.sessions) for each thumbnail asked of an idle camera.
-    const lingerMs = this.watched ? this.host.config.closeAfterMs : this.host.config.snapshots.lingerMs;
+    const usual = this.watched ? this.host.config.closeAfterMs : this.host.config.snapshots.lingerMs;
+    // A source may want it shorter: a vehicle past its data budget lets its channel go early.
+    const lingerMs = Math.min(usual, this.driver?.lingerMs?.() ?? usual);
     this.lingerTimer = this.clock.setTimeout(() => void this.close('no viewers'), lingerMs);
   }
 

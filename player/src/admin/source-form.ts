@@ -68,7 +68,7 @@ export interface SourceView {
   updatedAt: string;
 }
 
-export const PROTOCOLS = ['rtsp', 'rtsps', 'rtmp', 'rtmps', 'hls', 'http-flv', 'srt', 'rtmp-push', 'gb28181'] as const;
+export const PROTOCOLS = ['rtsp', 'rtsps', 'rtmp', 'rtmps', 'hls', 'http-flv', 'srt', 'rtmp-push', 'gb28181', 'jt1078'] as const;
 const CODECS = ['h264', 'h265', 'unknown'] as const;
 
 /**

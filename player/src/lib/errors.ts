@@ -96,12 +96,20 @@ addStrings({
   'err.GW_ERR_CAMERA_UNREACHABLE.noVideo': ['RTP arrived but held no decodable video.', '收到 RTP，但其中没有可解码的视频。'],
   'err.GW_ERR_CAMERA_UNREACHABLE.deviceBye': ['The device ended the stream.', '设备结束了视频流。'],
   'err.GW_ERR_CAMERA_UNREACHABLE.mediaEnded': ['The device reported the end of the media.', '设备报告媒体流已结束。'],
+  'err.GW_ERR_CAMERA_UNREACHABLE.vehicleOffline': ['Vehicle offline since {since}.', '车辆自 {since} 起离线。'],
+  'err.GW_ERR_CAMERA_UNREACHABLE.vehicleNeverOnline': ["The vehicle's terminal has not connected since the gateway started.", '网关启动以来车载终端尚未上线。'],
+  'err.GW_ERR_CAMERA_UNREACHABLE.terminalTimeout': ['The terminal did not answer the video request within {ms} ms.', '终端在 {ms} 毫秒内未应答视频请求。'],
+  'err.GW_ERR_CAMERA_UNREACHABLE.terminalRefused': ['The terminal refused the video request (result {result}).', '终端拒绝了视频请求（结果 {result}）。'],
+  'err.GW_ERR_CAMERA_UNREACHABLE.noMediaLink': ['The terminal did not open the video link within {ms} ms.', '终端在 {ms} 毫秒内未建立视频链路。'],
+  'err.GW_ERR_CAMERA_UNREACHABLE.linkNoVideo': ['The video link opened but held no decodable video.', '视频链路已建立，但没有可解码的视频。'],
+  'err.GW_ERR_CAMERA_UNREACHABLE.mediaLinkClosed': ['The terminal closed the video link.', '终端关闭了视频链路。'],
   'err.GW_ERR_CAMERA_AUTH': ['The camera refused the stored user name or password.', '摄像机拒绝了保存的用户名或密码。'],
   'err.GW_ERR_CAMERA_NO_VIDEO': ["The camera's stream has no video.", '摄像机的视频流中没有视频。'],
   'err.GW_ERR_CODEC_UNSUPPORTED': ["The camera's video codec cannot be played.", '无法播放该摄像机的视频编码。'],
   'err.GW_ERR_CODEC_UNSUPPORTED.decoder': ["The camera's video codec is not supported.", '不支持该摄像机的视频编码。'],
   'err.GW_ERR_CODEC_UNSUPPORTED.h265Busy': ['The camera sends H.265 and all {limit} transcode slots are busy.', '摄像机为 H.265 编码，且 {limit} 路转码均已占用。'],
   'err.GW_ERR_UNAVAILABLE': ['The gateway is shutting down; try again shortly.', '网关正在关闭，请稍后重试。'],
+  'err.GW_ERR_UNAVAILABLE.jt1078Off': ['JT/T 1078 live video is off (jt1078.enabled, jt808.enabled), so the terminal cannot be asked.', 'JT/T 1078 实时视频未开启（jt1078.enabled、jt808.enabled），无法向终端请求视频。'],
   'err.GW_ERR_UNAVAILABLE.gb28181Off': ['The GB/T 28181 service is not running (gb28181.enabled), so the device cannot be asked.', '国标（GB/T 28181）服务未运行（gb28181.enabled），无法询问设备。'],
   'err.GW_ERR_CAPACITY': ['The gateway is at its limit: {message}', '网关已达上限：{message}'],
   'err.GW_ERR_CAPACITY.sessions': ['The gateway is already pulling its maximum of {limit} cameras.', '网关拉流路数已达上限（{limit} 路）。'],
@@ -170,11 +178,24 @@ export function codeText({ code, message, params }: CodedFailure): string {
   const reasonKey = `err.${code}.${p.reason ?? ''}`;
   const key = p.reason !== undefined && hasString(reasonKey) ? reasonKey : `err.${code}`;
   if (!hasString(key)) return message;
-  const text = t(key, { ...p, message });
+  const text = t(key, { ...p, ...timeParams(p), message });
   if (p.detail === undefined || p.detail === '') return text;
   // The detail goes inside the sentence: "The camera cannot be reached (Connection refused)."
   const end = /[.。]$/.exec(text)?.[0] ?? '';
   return t('error.withDetail', { text: text.slice(0, text.length - end.length), detail: p.detail }) + end;
+}
+
+/**
+ * Times the gateway sends as ms since the epoch (a vehicle offline `since`), in the viewer's own
+ * clock: "14:02" today, with the date before that.
+ */
+function timeParams(p: Params): Params {
+  const since = p.since;
+  if (typeof since !== 'number') return {};
+  const at = new Date(since);
+  const locale = language() === 'zh' ? 'zh-CN' : 'en-GB';
+  const time = at.toLocaleTimeString(locale, { hour: '2-digit', minute: '2-digit', hour12: false });
+  return { since: at.toDateString() === new Date().toDateString() ? time : `${at.toLocaleDateString(locale)} ${time}` };
 }
 
 export interface IssueLike {

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { NetworkPolicy } from '../../../gateway/src/lib/cidr.js';
-import { checkHost, displayUrl, parseCameraUrl, parseGbUrl, protocolFor } from '../../../gateway/src/registry/url-policy.js';
+import { checkHost, displayUrl, jtUrl, parseCameraUrl, parseGbUrl, parseJtUrl, protocolFor } from '../../../gateway/src/registry/url-policy.js';
 
 const rejected: [string, RegExp][] = [
   ['file:///etc/passwd', /scheme "file" is not allowed/],
@@ -97,4 +97,36 @@ t.test('gb28181:// is a channel of a registered device, exactly: two 20-digit id
     t.equal(parseGbUrl(bad), null, `${bad} is no GB channel`);
   }
   t.throws(() => parseCameraUrl('gb28181:34020000001320000001/34020000001310000001'), /expected gb28181:\/\/host/);
+});
+
+t.test('jt1078:// is a vehicle channel, exactly: a vehicle id, a channel 1-64 and an optional ?stream=1, nothing else', async (t) => {
+  const main = parseCameraUrl('jt1078://demo-v0001/1');
+  t.match(main, { url: 'jt1078://demo-v0001/1', scheme: 'jt1078', host: 'demo-v0001', username: null, password: null });
+  t.equal(protocolFor(main, undefined), 'jt1078');
+  t.equal(protocolFor(main, 'rtsp'), '"rtsp" does not match a jt1078:// URL (expected jt1078)');
+  t.same(parseJtUrl('jt1078://demo-v0001/64?stream=1'), { vehicleId: 'demo-v0001', channel: 64, sub: true });
+  t.same(parseJtUrl('jt1078://bus_7.a:b/12'), { vehicleId: 'bus_7.a:b', channel: 12, sub: false }, 'every character a vehicle id may hold');
+  t.equal(jtUrl('v1', 3), 'jt1078://v1/3');
+  t.equal(jtUrl('v1', 3, true), 'jt1078://v1/3?stream=1');
+  t.same(parseJtUrl(jtUrl('v1', 3, true)), { vehicleId: 'v1', channel: 3, sub: true }, 'jtUrl and parseJtUrl agree');
+  for (const bad of [
+    'jt1078://v1/0',
+    'jt1078://v1/65',
+    'jt1078://v1/01',
+    'jt1078://v1/100',
+    'jt1078://v1/1/',
+    'jt1078://v1/1?stream=0',
+    'jt1078://v1/1?stream=1&x=1',
+    'jt1078://v1/1#x',
+    'jt1078://user:pass@v1/1',
+    'jt1078://v1',
+    'jt1078:///1',
+    'jt1078://-v1/1',
+    `jt1078://${'v'.repeat(65)}/1`,
+    'jt1078://车辆/1',
+  ]) {
+    t.throws(() => parseCameraUrl(bad), /a JT\/T 1078 channel is jt1078:\/\/<vehicle id>\/<channel 1-64>/, bad);
+    t.equal(parseJtUrl(bad), null, `${bad} is no vehicle channel`);
+  }
+  t.throws(() => parseCameraUrl('jt1078:v1/1'), /expected jt1078:\/\/host/);
 });

@@ -14,6 +14,8 @@ const WHITELISTS: Record<Protocol, string> = {
   srt: 'srt,udp',
   // Never opened by ffmpeg: its media arrive as RTP at our own receiver and reach ffmpeg on stdin.
   gb28181: '',
+  // Never opened by ffmpeg either: the terminal's 1078 packets arrive at our media server and reach ffmpeg on stdin.
+  jt1078: '',
 };
 
 export interface PullInput {

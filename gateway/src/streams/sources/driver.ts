@@ -1,5 +1,6 @@
 import type { GatewayError } from '../../errors.js';
 import type { GbDriverContext } from '../../gb28181/play-link.js';
+import type { JtDriverContext } from '../../jt/play-driver.js';
 import type { FlvTag, ResolvedSource, SourceResolver, StreamsConfig } from '../types.js';
 import type { CheckedFetcher } from './checked-fetcher.js';
 
@@ -35,6 +36,11 @@ export interface SourceDriver {
   timedOut(kind: 'start' | 'stall', ms: number): GatewayError;
   /** Stops and lets go of everything; no event follows. Idempotent, and safe during `start()`. */
   close(reason: string): Promise<void>;
+  /**
+   * How long the session may linger once unwatched, when the source wants it shorter than
+   * streams.closeAfterMs (a vehicle past its cellular data budget); null or absent: the usual.
+   */
+  lingerMs?(): number | null;
 }
 
 /** What one attempt is asked to produce. */
@@ -75,6 +81,8 @@ export interface DriverContext {
   checkedFetcher?: Pick<CheckedFetcher, 'open' | 'proxyUrl'>;
   /** The GB/T 28181 SIP service and RTP ports a GB channel's driver uses; absent while gb28181.enabled is off. */
   gb28181?: GbDriverContext;
+  /** The JT/T 1078 channels a vehicle channel's driver attaches to; absent while jt1078.enabled or jt808.enabled is off. */
+  jt1078?: JtDriverContext;
 }
 
 export type DriverFactory = (source: ResolvedSource, attempt: DriverAttempt, events: DriverEvents) => SourceDriver;

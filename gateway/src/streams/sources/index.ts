@@ -1,4 +1,5 @@
 import { gbPlayDriver } from '../../gb28181/play-driver.js';
+import { jtPlayDriver } from '../../jt/play-driver.js';
 import type { DriverContext, DriverFactory } from './driver.js';
 import { fetchedInput, FfmpegPullDriver, networkInput } from './ffmpeg-pull.js';
 import { rtmpPushDriver } from './rtmp-push.js';
@@ -9,6 +10,8 @@ export function driverFactory(ctx: DriverContext): DriverFactory {
     switch (source.protocol) {
       case 'gb28181':
         return gbPlayDriver(ctx, source, attempt, events);
+      case 'jt1078':
+        return jtPlayDriver(ctx, source, attempt, events);
       case 'rtmp-push':
         return rtmpPushDriver(ctx, source, attempt, events);
       case 'hls':

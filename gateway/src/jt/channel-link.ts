@@ -1,0 +1,318 @@
+import type { AccessUnit } from '../gb28181/media/types.js';
+import { reasoned, type GatewayError } from '../errors.js';
+import type { JtBudget } from './budget.js';
+import { JtCommandError, type JtLink } from './link.js';
+import { encodeLiveControl, encodeLiveRequest, encodeLiveStatus, JT_MSG } from './protocol/messages.js';
+
+/** How often a channel that is open tells its terminal the packet loss we see (0x9105). */
+const STATUS_INTERVAL_MS = 5_000;
+/** A sequence jump larger than this is a restart or a late packet, not loss. */
+const MAX_COUNTED_GAP = 1_000;
+
+/** What one live-view attempt (a driver) hands the channel: its stream, where units go, how it hears of a failure. */
+export interface JtChannelTap {
+  /** 0 main, 1 sub: the profile of the session the driver belongs to. */
+  readonly stream: 0 | 1;
+  unit(u: AccessUnit): void;
+  /** The terminal went offline or closed the media link: the attempt is over. */
+  failed(error: GatewayError): void;
+}
+
+export interface JtChannelAttachment {
+  /** Resolves once the terminal accepted 0x9101 (at once when the channel is open already); rejects with JtCommandError. */
+  readonly opened: Promise<void>;
+  /** Media packets of this channel since the terminal was asked for it. */
+  readonly packets: number;
+  /** Idempotent. The last one leaving closes the channel at the terminal (0x9102 close). */
+  detach(): void;
+}
+
+export interface JtChannelsOptions {
+  link: JtLink;
+  budget: JtBudget;
+  /** jt1078.publicAddress: what 0x9101 tells terminals to send to; empty for the local address their 808 link reached. */
+  publicAddress: string;
+  /** The media server's bound TCP and UDP ports, known once it listens. */
+  mediaPorts(): { tcp: number; udp: number };
+  statusIntervalMs?: number;
+}
+
+type Phase = 'idle' | 'opening' | 'open';
+
+/**
+ * One vehicle channel at its terminal, shared by every session that plays it: the channel's main
+ * and sub sessions both, because a terminal sends one stream per channel and its packets do not say
+ * which. The first attempt asks for it (0x9101); the stream asked for is the main one while any main
+ * session watches, else the sub one, and the sub one whatever is watched once the vehicle is past its
+ * data budget; a change is a 0x9102 switch; the last attempt leaving closes it (0x9102 close).
+ * Commands go out one after another, in the order they were decided, so a close and the next request
+ * never cross.
+ */
+export class JtChannelLink {
+  private readonly taps = new Set<JtChannelTap>();
+  private phase: Phase = 'idle';
+  private opened: Promise<void> = Promise.resolve();
+  /** The stream the terminal was last told to send. */
+  private current: 0 | 1 | null = null;
+  /** Bumped by every open and reset: the late answer to an older 0x9101 changes nothing. */
+  private epoch = 0;
+  private queue: Promise<unknown> = Promise.resolve();
+  private unwatch: (() => void) | null = null;
+  private statusTimer: NodeJS.Timeout | null = null;
+  private statusSending = false;
+  private lastSeq: number | null = null;
+  /** Packets and losses since the last status report, and packets since the terminal was asked. */
+  private window = { packets: 0, lost: 0 };
+  private packetsSinceOpen = 0;
+
+  constructor(
+    readonly vehicleId: string,
+    readonly channel: number,
+    private readonly opts: JtChannelsOptions,
+  ) {}
+
+  get attached(): number {
+    return this.taps.size;
+  }
+
+  /** Taking media now: asked for, and not closed since. */
+  get active(): boolean {
+    return this.phase !== 'idle';
+  }
+
+  /** The stream the terminal is sending (or was asked for), null while closed. */
+  get stream(): 0 | 1 | null {
+    return this.current;
+  }
+
+  attach(tap: JtChannelTap): JtChannelAttachment {
+    this.taps.add(tap);
+    this.unwatch ??= this.opts.link.onLinkChange(this.vehicleId, (online) => {
+      if (!online) this.lose(offlineError(this.vehicleId, Date.now()));
+    });
+    if (this.phase === 'idle') this.open();
+    else this.reconcile();
+    const opened = this.opened;
+    let detached = false;
+    const link = this;
+    return {
+      opened,
+      get packets() {
+        return link.packetsSinceOpen;
+      },
+      detach: () => {
+        if (detached) return;
+        detached = true;
+        this.detach(tap);
+      },
+    };
+  }
+
+  /** A media packet of this channel arrived (any stream type): for the loss rate and the attempts' "no media" checks. */
+  packet(seq: number): void {
+    if (this.phase === 'idle') return;
+    this.packetsSinceOpen++;
+    this.window.packets++;
+    if (this.lastSeq !== null) {
+      const gap = (seq - this.lastSeq - 1) & 0xffff;
+      if (gap > 0 && gap < MAX_COUNTED_GAP) this.window.lost += gap;
+    }
+    // A late packet does not move the expected sequence back.
+    if (this.lastSeq === null || ((seq - this.lastSeq) & 0xffff) < 0x8000) this.lastSeq = seq;
+  }
+
+  unit(u: AccessUnit): void {
+    if (this.phase === 'idle') return;
+    for (const tap of this.taps) tap.unit(u);
+  }
+
+  /** The terminal went offline or closed the media link: every attempt hears why, and the next one asks again. */
+  lose(error: GatewayError): void {
+    if (this.phase === 'idle') return;
+    this.reset();
+    for (const tap of [...this.taps]) tap.failed(error);
+  }
+
+  /** Re-decides the stream: a session joined or left, or the vehicle went past its budget. */
+  reconcile(): void {
+    if (this.phase !== 'open') return;
+    const stream = this.wanted();
+    if (stream === this.current) return;
+    this.current = stream;
+    this.enqueue(() => this.command(JT_MSG.LIVE_CONTROL, encodeLiveControl({ channel: this.channel, command: 1, closeType: 0, stream }))).catch((e: Error) =>
+      this.opts.link.log.warn({ vehicle: this.vehicleId, channel: this.channel, stream, err: e.message }, 'JT/T 1078 stream switch (0x9102) failed'),
+    );
+  }
+
+  /** Stops the status reports (shutdown); the terminal's media ends with its link. */
+  close(): void {
+    this.reset();
+    this.unwatch?.();
+    this.unwatch = null;
+  }
+
+  private wanted(): 0 | 1 {
+    if (this.opts.budget.over(this.vehicleId)) return 1;
+    for (const tap of this.taps) if (tap.stream === 0) return 0;
+    return 1;
+  }
+
+  private open() {
+    const epoch = ++this.epoch;
+    const stream = this.wanted();
+    this.phase = 'opening';
+    this.current = stream;
+    this.lastSeq = null;
+    this.window = { packets: 0, lost: 0 };
+    this.packetsSinceOpen = 0;
+    this.opened = this.enqueue(async () => {
+      const terminal = this.opts.link.terminal(this.vehicleId);
+      if (!terminal?.online) throw new JtCommandError('offline', `vehicle ${this.vehicleId}'s terminal is not connected`);
+      const ports = this.opts.mediaPorts();
+      const ip = this.opts.publicAddress || plainAddress(terminal.localAddress ?? '');
+      await this.command(JT_MSG.LIVE_REQUEST, encodeLiveRequest({ ip, tcpPort: ports.tcp, udpPort: ports.udp, channel: this.channel, dataType: 1, stream }));
+    }).then(
+      () => {
+        if (epoch !== this.epoch) return;
+        this.phase = 'open';
+        this.startStatus();
+        this.reconcile();
+      },
+      (e: unknown) => {
+        if (epoch === this.epoch) this.reset();
+        throw e;
+      },
+    );
+    // Each attempt awaits it; nobody may be left to, once they all closed.
+    this.opened.catch(() => undefined);
+  }
+
+  private detach(tap: JtChannelTap) {
+    if (!this.taps.delete(tap)) return;
+    if (this.taps.size > 0) return this.reconcile();
+    this.unwatch?.();
+    this.unwatch = null;
+    if (this.phase === 'idle') return;
+    const opened = this.opened;
+    this.reset();
+    // After the request it may still be waiting for: closed only if the terminal took it.
+    this.enqueue(async () => {
+      if (!(await opened.then(() => true, () => false))) return;
+      await this.command(JT_MSG.LIVE_CONTROL, encodeLiveControl({ channel: this.channel, command: 0, closeType: 0, stream: 0 }));
+    }).catch((e: Error) => this.opts.link.log.warn({ vehicle: this.vehicleId, channel: this.channel, err: e.message }, 'JT/T 1078 close (0x9102) failed'));
+  }
+
+  private reset() {
+    this.epoch++;
+    this.phase = 'idle';
+    this.current = null;
+    if (this.statusTimer) clearInterval(this.statusTimer);
+    this.statusTimer = null;
+  }
+
+  private startStatus() {
+    this.statusTimer = setInterval(() => this.sendStatus(), this.opts.statusIntervalMs ?? STATUS_INTERVAL_MS);
+    this.statusTimer.unref();
+  }
+
+  /** 0x9105 with the loss since the last one; outside the command queue, since a terminal may not answer it. */
+  private sendStatus() {
+    const { packets, lost } = this.window;
+    this.window = { packets: 0, lost: 0 };
+    if (this.statusSending || packets + lost === 0) return;
+    this.statusSending = true;
+    const lossPct = Math.floor((lost * 100) / (packets + lost));
+    this.command(JT_MSG.LIVE_STATUS, encodeLiveStatus({ channel: this.channel, lossPct }))
+      .catch(() => undefined)
+      .finally(() => (this.statusSending = false));
+  }
+
+  private command(msgId: number, body: Buffer): Promise<void> {
+    return this.opts.link.command(this.vehicleId, msgId, body);
+  }
+
+  private enqueue<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(task, task);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+}
+
+/**
+ * Every vehicle channel being played, by (vehicle, channel): what the play drivers attach to and
+ * the media server delivers into.
+ */
+export class JtChannels {
+  private readonly links = new Map<string, JtChannelLink>();
+  private readonly unsubscribe: () => void;
+
+  constructor(private readonly opts: JtChannelsOptions) {
+    this.unsubscribe = opts.budget.onOver((vehicleId) => {
+      for (const link of this.links.values()) if (link.vehicleId === vehicleId) link.reconcile();
+    });
+  }
+
+  get link(): JtLink {
+    return this.opts.link;
+  }
+
+  get budget(): JtBudget {
+    return this.opts.budget;
+  }
+
+  /**
+   * A channel's link is kept once made, idle when unwatched (no timer, no subscription): its command
+   * queue is what orders a close before the next request, and there are only as many as channels registered.
+   */
+  attach(vehicleId: string, channel: number, tap: JtChannelTap): JtChannelAttachment {
+    const key = keyOf(vehicleId, channel);
+    let link = this.links.get(key);
+    if (!link) this.links.set(key, (link = new JtChannelLink(vehicleId, channel, this.opts)));
+    return link.attach(tap);
+  }
+
+  /** The channel asked for and not closed: its packets are worth reassembling. */
+  wants(vehicleId: string, channel: number): boolean {
+    return this.links.get(keyOf(vehicleId, channel))?.active ?? false;
+  }
+
+  get(vehicleId: string, channel: number): JtChannelLink | undefined {
+    return this.links.get(keyOf(vehicleId, channel));
+  }
+
+  packet(vehicleId: string, channel: number, seq: number): void {
+    this.links.get(keyOf(vehicleId, channel))?.packet(seq);
+  }
+
+  unit(vehicleId: string, channel: number, u: AccessUnit): void {
+    this.links.get(keyOf(vehicleId, channel))?.unit(u);
+  }
+
+  /** The TCP media link that carried the channel ended. */
+  mediaClosed(vehicleId: string, channel: number, error: GatewayError): void {
+    this.links.get(keyOf(vehicleId, channel))?.lose(error);
+  }
+
+  close(): void {
+    this.unsubscribe();
+    for (const link of this.links.values()) link.close();
+    this.links.clear();
+  }
+}
+
+const keyOf = (vehicleId: string, channel: number) => `${vehicleId}\u0000${channel}`;
+
+/** An IPv4 address as the socket gave it (`::ffff:10.0.0.1` on a dual-stack listener) as a terminal reads it. */
+function plainAddress(address: string): string {
+  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+}
+
+/** Why a vehicle's channel cannot play now: offline since when its link was lost, or never seen since the start. */
+export function offlineError(vehicleId: string, since: number | null): GatewayError {
+  return since === null
+    ? reasoned('GW_ERR_CAMERA_UNREACHABLE', 'vehicleNeverOnline', { vehicle: vehicleId }, `vehicle ${vehicleId}'s terminal has not connected since the gateway started`)
+    : reasoned('GW_ERR_CAMERA_UNREACHABLE', 'vehicleOffline', { vehicle: vehicleId, since }, `vehicle ${vehicleId} offline since ${clockTime(since)}`);
+}
+
+/** "14:02" in the gateway's time zone (the tile words it in the viewer's own from `since`). */
+const clockTime = (at: number) => new Date(at).toTimeString().slice(0, 5);
