@@ -57,6 +57,9 @@ import { RtmpIngest } from './streams/sources/rtmp-ingest.js';
 import type { SourceResolver } from './streams/types.js';
 import { RtpPortPool } from './gb28181/media/receiver.js';
 import { GbService } from './gb28181/service.js';
+import { JtBudget } from './jt/budget.js';
+import { JtChannels, JtLinkSlot } from './jt/channel-link.js';
+import { JtMediaServer } from './jt/media/server.js';
 import { seedDemoFleet } from './vehicles/demo.js';
 import { VehicleHub } from './vehicles/hub.js';
 import { VehicleService } from './vehicles/service.js';
@@ -108,6 +111,8 @@ export interface Gateway {
   ingest: RtmpIngest | null;
   /** The GB/T 28181 SIP server (registrar, queries, live view), when gb28181.enabled. */
   gb28181: GbService | null;
+  /** The JT/T 1078 media server (vehicle channels' video), when jt808.enabled and jt1078.enabled. */
+  jt1078: JtMediaServer | null;
   webrtc: WebRtcOutput;
   walls: WallService;
   control: ControlServer;
@@ -275,8 +280,12 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
   const gb = config.gb28181.enabled ? gbService(config, registry, gbDirectory, gbCatalog, http.log) : null;
   if (gb) gbDirectory.onRevoked = (deviceId) => gb.revoke(deviceId);
   const gbMedia = config.gb28181.media;
+  const jt = config.jt808.enabled && config.jt1078.enabled ? jtMedia(config, http.log) : null;
+  // Closes after the sessions (registered first): their drivers' 0x9102 close go out over the 808 link, which closes later still.
+  if (jt) life.own('sessions', 'JT/T 1078 media server', () => jt.close());
   const streams = new StreamManager(config.streams, dataDir, resolver, http.log, {
     ...(gb ? { gb28181: { link: gb, media: gbMedia, ports: new RtpPortPool(gbMedia.portMin, gbMedia.portMax), ourId: config.gb28181.id } } : {}),
+    ...(jt ? { jt1078: jt.driverContext } : {}),
   });
   life.own('sessions', 'stream sessions', () => streams.close());
   // Closes before the sessions (last registered, first closed): it hangs up every GB stream with BYE and stops
@@ -409,6 +418,7 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
     await markGbDevicesOffline(store, (deviceId) => gb.channelsOffline(deviceId));
     await gb.start();
   }
+  await jt?.server.listen();
   await ingest?.start();
 
   return {
@@ -420,6 +430,7 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
     snapshots,
     ingest,
     gb28181: gb,
+    jt1078: jt?.server ?? null,
     webrtc,
     walls,
     control,
@@ -450,6 +461,28 @@ function gbService(config: Config, registry: Registry, directory: GbDirectory, c
     },
     log: log.child({ module: 'gb28181' }),
   });
+}
+
+/**
+ * JT/T 1078 live view: the channels vehicle channels' drivers attach to, the media port terminals
+ * send to, and the data budget both count against. Built with the stream engine; the JT/T 808
+ * service they command through is bound into the slot once it is built, after the vehicles.
+ */
+function jtMedia(config: Config, log: FastifyInstance['log']) {
+  const jtLog = log.child({ module: 'jt1078' });
+  const link = new JtLinkSlot(jtLog);
+  const budget = new JtBudget(config.jt1078.dailyBudgetBytes);
+  const channels = new JtChannels({ link, budget, publicAddress: config.jt1078.publicAddress, mediaPorts: (): { tcp: number; udp: number } => server.ports });
+  const server = new JtMediaServer({ config: config.jt1078, link, channels, budget });
+  return {
+    link,
+    server,
+    driverContext: { channels, startTimeoutMs: config.jt1078.startTimeoutMs, overBudgetCloseAfterMs: config.jt1078.overBudgetCloseAfterMs, commandTimeoutMs: config.jt808.commandTimeoutMs },
+    async close() {
+      await server.close();
+      channels.close();
+    },
+  };
 }
 
 /**

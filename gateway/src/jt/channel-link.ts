@@ -300,6 +300,37 @@ export class JtChannels {
   }
 }
 
+/**
+ * The JT/T 808 service as the channels and the media server see it before it exists: app.ts builds
+ * them with the stream engine, and the service only after the vehicles it reports into. Until bound,
+ * no terminal is known (an attempt hears the vehicle has not been online) and nothing is sent.
+ */
+export class JtLinkSlot implements JtLink {
+  private target: JtLink | null = null;
+
+  constructor(readonly log: JtLink['log']) {}
+
+  bind(link: JtLink): void {
+    this.target = link;
+  }
+
+  terminal(vehicleId: string) {
+    return this.target?.terminal(vehicleId) ?? null;
+  }
+
+  vehicleBySim(sim: string) {
+    return this.target?.vehicleBySim(sim) ?? null;
+  }
+
+  command(vehicleId: string, msgId: number, body: Buffer): Promise<void> {
+    return this.target ? this.target.command(vehicleId, msgId, body) : Promise.reject(new JtCommandError('offline', 'the JT/T 808 server is not running'));
+  }
+
+  onLinkChange(vehicleId: string, cb: (online: boolean) => void): () => void {
+    return this.target?.onLinkChange(vehicleId, cb) ?? (() => undefined);
+  }
+}
+
 const keyOf = (vehicleId: string, channel: number) => `${vehicleId}\u0000${channel}`;
 
 /** An IPv4 address as the socket gave it (`::ffff:10.0.0.1` on a dual-stack listener) as a terminal reads it. */

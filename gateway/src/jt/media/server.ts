@@ -25,6 +25,7 @@ export interface JtMediaServerOptions {
   channels: JtChannels;
   budget: JtBudget;
   idleMs?: number;
+  reconnectGraceMs?: number;
 }
 
 export interface JtMediaStats {
@@ -213,7 +214,7 @@ export class JtMediaServer {
     const timer = setTimeout(() => {
       this.graceTimers.delete(key);
       this.opts.channels.mediaClosed(c.vehicleId, c.channel, reasoned('GW_ERR_CAMERA_UNREACHABLE', 'mediaLinkClosed', {}, 'the terminal closed the video link'));
-    }, RECONNECT_GRACE_MS);
+    }, this.opts.reconnectGraceMs ?? RECONNECT_GRACE_MS);
     timer.unref();
     this.graceTimers.set(key, timer);
   }
