@@ -480,6 +480,32 @@ t.test('a pull only snapshots used lingers snapshots.lingerMs; one a viewer used
   t.equal(w.session.state, 'closed');
 });
 
+t.test("a driver may shorten the linger (a vehicle past its data budget), never lengthen it", async (t) => {
+  const h = harness(t);
+  h.session.addReader(reader('r1'));
+  const d = await h.driver(1);
+  let wanted: number | null = 5_000;
+  Object.assign(d, { lingerMs: () => wanted });
+  d.starting.resolve();
+  d.frame();
+  h.session.removeReader('r1');
+  h.clock.advance(4_999);
+  t.equal(h.session.state, 'lingering');
+  h.clock.advance(1);
+  t.equal(h.session.state, 'closed', "closed after the driver's 5 s, not closeAfterMs");
+
+  const l = harness(t);
+  l.session.addReader(reader('r1'));
+  const dl = await l.driver(1);
+  Object.assign(dl, { lingerMs: () => wanted });
+  wanted = config.closeAfterMs * 10;
+  dl.starting.resolve();
+  dl.frame();
+  l.session.removeReader('r1');
+  l.clock.advance(config.closeAfterMs);
+  t.equal(l.session.state, 'closed', 'a longer wish is capped at closeAfterMs');
+});
+
 t.test('a failure with nobody watching closes instead of retrying', async (t) => {
   const h = harness(t);
   h.session.addReader(reader('r1'));
