@@ -9,6 +9,17 @@ const STATUS_INTERVAL_MS = 5_000;
 /** A sequence jump larger than this is a restart or a late packet, not loss. */
 const MAX_COUNTED_GAP = 1_000;
 
+/** The JT/T 1078 part of the stream engine's driver context (streams/sources/driver.ts), wired by app.ts. */
+export interface JtDriverContext {
+  channels: JtChannels;
+  /** jt1078.startTimeoutMs: how long after 0x9101 the terminal may take to send the channel's media. */
+  startTimeoutMs: number;
+  /** jt1078.overBudgetCloseAfterMs: how long a channel of a vehicle past its data budget lingers unwatched. */
+  overBudgetCloseAfterMs: number;
+  /** jt808.commandTimeoutMs: how long 0x9101 waits for the terminal's answer. */
+  commandTimeoutMs: number;
+}
+
 /** What one live-view attempt (a driver) hands the channel: its stream, where units go, how it hears of a failure. */
 export interface JtChannelTap {
   /** 0 main, 1 sub: the profile of the session the driver belongs to. */

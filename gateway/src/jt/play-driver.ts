@@ -3,19 +3,8 @@ import { parseJtUrl } from '../registry/url-policy.js';
 import { EsIngest } from '../streams/sources/es-ingest.js';
 import type { DriverAttempt, DriverContext, DriverEvents, SourceDriver } from '../streams/sources/driver.js';
 import type { ResolvedSource } from '../streams/types.js';
-import { offlineError, type JtChannelAttachment, type JtChannels } from './channel-link.js';
+import { offlineError, type JtChannelAttachment, type JtDriverContext } from './channel-link.js';
 import { JtCommandError } from './link.js';
-
-/** The JT/T 1078 part of the stream engine's driver context (streams/sources/driver.ts), wired by app.ts. */
-export interface JtDriverContext {
-  channels: JtChannels;
-  /** jt1078.startTimeoutMs: how long after 0x9101 the terminal may take to send the channel's media. */
-  startTimeoutMs: number;
-  /** jt1078.overBudgetCloseAfterMs: how long a channel of a vehicle past its data budget lingers unwatched. */
-  overBudgetCloseAfterMs: number;
-  /** jt808.commandTimeoutMs: how long 0x9101 waits for the terminal's answer. */
-  commandTimeoutMs: number;
-}
 
 /** Where a start got to: the log line and the error of a failure name it. */
 type Step = 'terminal' | 'ingest' | 'request' | 'media' | 'live';

@@ -1,6 +1,6 @@
 import type { GatewayError } from '../../errors.js';
 import type { GbDriverContext } from '../../gb28181/play-link.js';
-import type { JtDriverContext } from '../../jt/play-driver.js';
+import type { JtDriverContext } from '../../jt/channel-link.js';
 import type { FlvTag, ResolvedSource, SourceResolver, StreamsConfig } from '../types.js';
 import type { CheckedFetcher } from './checked-fetcher.js';
 
