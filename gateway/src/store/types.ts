@@ -524,6 +524,67 @@ export interface GbRepo {
   deleteRefusals(deviceId: string, audit: AuditWrite | null): Promise<number>;
 }
 
+// ---- JT/T 808 ------------------------------------------------------------------------------
+
+/** What a terminal says about itself in its registration (0x0100). */
+export interface JtTerminalInfo {
+  plate: string;
+  /** JT/T 415 / JT/T 697.7 code: 0 none, 1 blue, 2 yellow, 3 black, 4 white, 9 other. */
+  plateColor: number;
+  terminalId: string;
+  manufacturer: string;
+  model: string;
+}
+
+/** A terminal that registered: the auth code it must present on every later connection. */
+export interface JtTerminalRecord extends JtTerminalInfo {
+  /** The phone/SIM number, leading zeros stripped. */
+  sim: string;
+  vehicleId: string;
+  authCode: string;
+  edition: '2011' | '2013' | '2019';
+  /** The BCD digits as it sent them (12 or 20). */
+  phone: string;
+  registeredAt: number;
+  /** When it last authenticated or its link last ended; null if never since it registered. */
+  seenAt: number | null;
+  /** address:port of its last connection. */
+  address: string | null;
+}
+
+export const JT_REFUSAL_REASONS = ['unknown', 'auth', 'plate'] as const;
+
+/** Refused terminals, one row per SIM and address, with what they sent. */
+export interface JtRefusal extends JtTerminalInfo {
+  sim: string;
+  address: string;
+  /** unknown: no vehicle has this SIM; auth: a wrong or missing auth code; plate: auto-registration could not use its plate. */
+  reason: (typeof JT_REFUSAL_REASONS)[number];
+  /** The department path of the vehicle the SIM belongs to; null for an unknown SIM, which only whole-system admins see. */
+  deptPath: string | null;
+  firstAt: number;
+  lastAt: number;
+  count: number;
+}
+
+export interface JtRepo {
+  getTerminal(sim: string): Promise<JtTerminalRecord | null>;
+  /** Every registered terminal (one per vehicle: a fleet's worth, read at start and for the admin list). */
+  terminals(): Promise<JtTerminalRecord[]>;
+  /** Creates or replaces the terminal of this SIM (a new registration), and forgets the SIM's refusals. */
+  putTerminal(t: JtTerminalRecord): Promise<void>;
+  /** Its link came up or went down. False for an unknown SIM. */
+  setSeen(sim: string, at: number, address: string | null, edition: JtTerminalRecord['edition'] | null): Promise<boolean>;
+  /** The terminal unregistered (0x0003) or its vehicle went: its auth code is no longer good. */
+  deleteTerminal(sim: string): Promise<boolean>;
+  /** Counts an attempt; keeps at most `maxRows` rows, dropping the least recent. */
+  recordRefusal(r: Omit<JtRefusal, 'firstAt' | 'lastAt' | 'count'> & { at: number }, maxRows: number): Promise<void>;
+  /** Most recent first: rows in `ranges`, and rows of unknown SIMs when `includeUnscoped`. */
+  refusals(q: { ranges: PathRange[]; includeUnscoped: boolean; limit: number }): Promise<JtRefusal[]>;
+  /** Forgets every refused attempt of the SIM; the number of rows removed. */
+  deleteRefusals(sim: string, audit: AuditWrite | null): Promise<number>;
+}
+
 export interface Store {
   readonly sources: SourceRepo;
   readonly vehicles: VehicleRepo;
@@ -535,6 +596,7 @@ export interface Store {
   readonly audit: AuditRepo;
   readonly walls: WallRepo;
   readonly gb: GbRepo;
+  readonly jt: JtRepo;
   /** Schema version after migrations. */
   schemaVersion(): Promise<number>;
   close(): Promise<void>;

@@ -11,7 +11,7 @@ t.test('an empty file migrates to the latest version, and reopening changes noth
   const latest = migrations[migrations.length - 1]!.version;
   t.equal(await store.schemaVersion(), latest);
   const tables = store.db.prepare(`SELECT name FROM sqlite_master WHERE type IN ('table') ORDER BY name`).pluck().all();
-  for (const name of ['audit', 'credentials', 'departments', 'sources', 'sources_search', 'users', 'gb_devices', 'gb_admission_rules', 'gb_refusals']) t.ok(tables.includes(name), `table ${name}`);
+  for (const name of ['audit', 'credentials', 'departments', 'sources', 'sources_search', 'users', 'gb_devices', 'gb_admission_rules', 'gb_refusals', 'jt_terminals', 'jt_refusals']) t.ok(tables.includes(name), `table ${name}`);
   t.equal(store.db.pragma('journal_mode', { simple: true }), 'wal');
   await store.departments.create({ id: 'root', name: 'Root', parentId: null, level: 'national', path: '/root/' }, 1);
   await store.close();

@@ -72,7 +72,7 @@ function toRefusal(r: Row): GbRefusal {
 }
 
 /** The `(dept_path >= ? AND dept_path < ?) OR …` filter of a scope, with its parameters; an empty scope matches nothing. */
-function rangeFilter(ranges: PathRange[], params: Record<string, unknown>): string {
+export function rangeFilter(ranges: PathRange[], params: Record<string, unknown>): string {
   ranges.forEach(([from, to], i) => Object.assign(params, { [`from${i}`]: from, [`to${i}`]: to }));
   return ranges.length ? `(${ranges.map((_, i) => `(dept_path >= @from${i} AND dept_path < @to${i})`).join(' OR ')})` : '0';
 }

@@ -5,6 +5,7 @@ import type { ErrorParams } from '../../errors.js';
 import { migrations } from './migrations.js';
 import { matchExpression, normalise, searchDocument, searchKey } from './search-terms.js';
 import { SqliteGb } from './gb.js';
+import { SqliteJt } from './jt.js';
 import { SqliteAlarms, SqliteRules, SqliteVehicles } from './vehicles.js';
 import {
   StoreConflict,
@@ -502,6 +503,7 @@ class SqliteDepartments implements DepartmentRepo {
         rewrite('gb_devices', 'dept_path');
         rewrite('gb_admission_rules', 'dept_path');
         rewrite('gb_refusals', 'dept_path');
+        rewrite('jt_refusals', 'dept_path');
         this.sources.reindexRange(changes.path, subtreeEnd(changes.path));
       }
       const next = { ...dep, ...changes, updatedAt: now };
@@ -774,6 +776,7 @@ export class SqliteStore implements Store {
   readonly alarms: SqliteAlarms;
   readonly rules: SqliteRules;
   readonly gb: SqliteGb;
+  readonly jt: SqliteJt;
   private closed = false;
 
   constructor(readonly db: DB) {
@@ -788,6 +791,7 @@ export class SqliteStore implements Store {
     this.alarms = new SqliteAlarms(db, appendAudit);
     this.rules = new SqliteRules(db, appendAudit);
     this.gb = new SqliteGb(db, appendAudit);
+    this.jt = new SqliteJt(db, appendAudit);
   }
 
   static open(file: string): SqliteStore {

@@ -289,4 +289,47 @@ export const migrations: { version: number; description: string; sql: string }[]
       CREATE INDEX gb_refusals_last ON gb_refusals(last_at);
     `,
   },
+  {
+    version: 8,
+    description: 'JT/T 808: the terminals that registered (their auth codes) and refused terminals',
+    sql: `
+      -- One row per terminal that registered, keyed by its SIM (leading zeros stripped): the auth code it
+      -- must present on every later connection, and what it said about itself.
+      CREATE TABLE jt_terminals (
+        sim TEXT PRIMARY KEY,
+        vehicle_id TEXT NOT NULL,
+        auth_code TEXT NOT NULL,
+        edition TEXT NOT NULL,
+        phone TEXT NOT NULL,
+        plate TEXT NOT NULL DEFAULT '',
+        plate_color INTEGER NOT NULL DEFAULT 0,
+        terminal_id TEXT NOT NULL DEFAULT '',
+        manufacturer TEXT NOT NULL DEFAULT '',
+        model TEXT NOT NULL DEFAULT '',
+        registered_at INTEGER NOT NULL,
+        -- Written when it authenticates and when its link ends, never per message.
+        seen_at INTEGER,
+        address TEXT
+      ) WITHOUT ROWID;
+      CREATE INDEX jt_terminals_vehicle ON jt_terminals(vehicle_id);
+
+      -- One row per (SIM, address), counted; bounded by jt808.refusedListSize, least recent dropped.
+      CREATE TABLE jt_refusals (
+        sim TEXT NOT NULL,
+        address TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        dept_path TEXT,
+        plate TEXT NOT NULL DEFAULT '',
+        plate_color INTEGER NOT NULL DEFAULT 0,
+        terminal_id TEXT NOT NULL DEFAULT '',
+        manufacturer TEXT NOT NULL DEFAULT '',
+        model TEXT NOT NULL DEFAULT '',
+        first_at INTEGER NOT NULL,
+        last_at INTEGER NOT NULL,
+        count INTEGER NOT NULL,
+        PRIMARY KEY (sim, address)
+      ) WITHOUT ROWID;
+      CREATE INDEX jt_refusals_last ON jt_refusals(last_at);
+    `,
+  },
 ];

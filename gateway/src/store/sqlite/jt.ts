@@ -1,0 +1,130 @@
+import type Database from 'better-sqlite3';
+import type { AuditEntry, JtRefusal, JtRepo, JtTerminalRecord, PathRange } from '../types.js';
+import { rangeFilter } from './gb.js';
+
+type DB = Database.Database;
+type Row = Record<string, unknown>;
+type AuditWrite = Omit<AuditEntry, 'seq'>;
+type AppendAudit = (e: AuditWrite) => void;
+
+function toTerminal(r: Row): JtTerminalRecord {
+  return {
+    sim: r.sim as string,
+    vehicleId: r.vehicle_id as string,
+    authCode: r.auth_code as string,
+    edition: r.edition as JtTerminalRecord['edition'],
+    phone: r.phone as string,
+    plate: r.plate as string,
+    plateColor: r.plate_color as number,
+    terminalId: r.terminal_id as string,
+    manufacturer: r.manufacturer as string,
+    model: r.model as string,
+    registeredAt: r.registered_at as number,
+    seenAt: (r.seen_at as number | null) ?? null,
+    address: (r.address as string | null) ?? null,
+  };
+}
+
+function toRefusal(r: Row): JtRefusal {
+  return {
+    sim: r.sim as string,
+    address: r.address as string,
+    reason: r.reason as JtRefusal['reason'],
+    deptPath: (r.dept_path as string | null) ?? null,
+    plate: r.plate as string,
+    plateColor: r.plate_color as number,
+    terminalId: r.terminal_id as string,
+    manufacturer: r.manufacturer as string,
+    model: r.model as string,
+    firstAt: r.first_at as number,
+    lastAt: r.last_at as number,
+    count: r.count as number,
+  };
+}
+
+/** JT/T 808 terminals (their auth codes) and refused terminals (migration 8). */
+export class SqliteJt implements JtRepo {
+  private readonly byId;
+  private readonly all;
+  private readonly upsert;
+  private readonly seen;
+  private readonly remove;
+  private readonly refusalUpsert;
+  private readonly refusalCount;
+  private readonly refusalPrune;
+  private readonly refusalsOf;
+  private readonly refusalExists;
+
+  constructor(
+    private readonly db: DB,
+    private readonly appendAudit: AppendAudit,
+  ) {
+    this.byId = db.prepare(`SELECT * FROM jt_terminals WHERE sim = ?`);
+    this.all = db.prepare(`SELECT * FROM jt_terminals ORDER BY sim`);
+    this.upsert = db.prepare(`INSERT OR REPLACE INTO jt_terminals (sim, vehicle_id, auth_code, edition, phone, plate, plate_color, terminal_id, manufacturer, model, registered_at, seen_at, address)
+      VALUES (@sim, @vehicleId, @authCode, @edition, @phone, @plate, @plateColor, @terminalId, @manufacturer, @model, @registeredAt, @seenAt, @address)`);
+    this.seen = db.prepare(`UPDATE jt_terminals SET seen_at = @at, address = coalesce(@address, address), edition = coalesce(@edition, edition) WHERE sim = @sim`);
+    this.remove = db.prepare(`DELETE FROM jt_terminals WHERE sim = ?`);
+    this.refusalUpsert = db.prepare(`INSERT INTO jt_refusals (sim, address, reason, dept_path, plate, plate_color, terminal_id, manufacturer, model, first_at, last_at, count)
+      VALUES (@sim, @address, @reason, @deptPath, @plate, @plateColor, @terminalId, @manufacturer, @model, @at, @at, 1)
+      ON CONFLICT (sim, address) DO UPDATE SET reason = excluded.reason, dept_path = excluded.dept_path, last_at = excluded.last_at, count = count + 1,
+        plate = CASE WHEN excluded.plate = '' THEN plate ELSE excluded.plate END, plate_color = CASE WHEN excluded.plate = '' THEN plate_color ELSE excluded.plate_color END,
+        terminal_id = CASE WHEN excluded.terminal_id = '' THEN terminal_id ELSE excluded.terminal_id END,
+        manufacturer = CASE WHEN excluded.manufacturer = '' THEN manufacturer ELSE excluded.manufacturer END, model = CASE WHEN excluded.model = '' THEN model ELSE excluded.model END`);
+    this.refusalCount = db.prepare(`SELECT count(*) FROM jt_refusals`).pluck();
+    this.refusalPrune = db.prepare(`DELETE FROM jt_refusals WHERE (sim, address) IN (SELECT sim, address FROM jt_refusals ORDER BY last_at, sim LIMIT ?)`);
+    this.refusalsOf = db.prepare(`DELETE FROM jt_refusals WHERE sim = ?`);
+    this.refusalExists = db.prepare(`SELECT 1 FROM jt_refusals WHERE sim = ? AND address = ?`).pluck();
+  }
+
+  async getTerminal(sim: string) {
+    const r = this.byId.get(sim) as Row | undefined;
+    return r ? toTerminal(r) : null;
+  }
+
+  async terminals() {
+    return (this.all.all() as Row[]).map(toTerminal);
+  }
+
+  async putTerminal(t: JtTerminalRecord) {
+    this.db.transaction(() => {
+      this.upsert.run(t);
+      // Registered: its refused attempts are no longer a question for the admin.
+      this.refusalsOf.run(t.sim);
+    })();
+  }
+
+  async setSeen(sim: string, at: number, address: string | null, edition: JtTerminalRecord['edition'] | null) {
+    return this.seen.run({ sim, at, address, edition }).changes > 0;
+  }
+
+  async deleteTerminal(sim: string) {
+    return this.remove.run(sim).changes > 0;
+  }
+
+  async recordRefusal(r: Omit<JtRefusal, 'firstAt' | 'lastAt' | 'count'> & { at: number }, maxRows: number) {
+    this.db.transaction(() => {
+      const known = this.refusalExists.get(r.sim, r.address) !== undefined;
+      this.refusalUpsert.run(r);
+      // Only a new row can take the table past its bound.
+      if (known) return;
+      const over = (this.refusalCount.get() as number) - maxRows;
+      if (over > 0) this.refusalPrune.run(over);
+    })();
+  }
+
+  async refusals(q: { ranges: PathRange[]; includeUnscoped: boolean; limit: number }) {
+    const params: Record<string, unknown> = { limit: q.limit };
+    const visible = rangeFilter(q.ranges, params);
+    const where = q.includeUnscoped ? `(${visible} OR dept_path IS NULL)` : visible;
+    return (this.db.prepare(`SELECT * FROM jt_refusals WHERE ${where} ORDER BY last_at DESC, sim LIMIT @limit`).all(params) as Row[]).map(toRefusal);
+  }
+
+  async deleteRefusals(sim: string, audit: AuditWrite | null) {
+    return this.db.transaction(() => {
+      const n = this.refusalsOf.run(sim).changes;
+      if (n && audit) this.appendAudit(audit);
+      return n;
+    })();
+  }
+}
