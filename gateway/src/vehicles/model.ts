@@ -93,6 +93,26 @@ export const ALARM_TYPES = [
   'geofence-enter',
   'geofence-leave',
   'video-loss',
+  // Raised by JT/T 808 terminals: their alarm bits, the JT/T 1078 video alarms, and the ADAS/DSM/BSD/TPMS items.
+  'phone-use',
+  'smoking',
+  'driver-abnormal',
+  'camera-blocked',
+  'seatbelt',
+  'hands-off-wheel',
+  'following-too-close',
+  'pedestrian-collision',
+  'frequent-lane-change',
+  'illegal-lane-change',
+  'road-sign-violation',
+  'obstacle',
+  'blind-spot',
+  'tyre-pressure',
+  'rollover',
+  'dangerous-driving',
+  'power-failure',
+  'video-occluded',
+  'storage-fault',
 ] as const;
 export type AlarmType = (typeof ALARM_TYPES)[number];
 

@@ -15,6 +15,9 @@ export interface RegistryFollowers {
   deleted(actor: VehicleActor, entry: VehicleEntry): Promise<void>;
 }
 
+/** A SIM as JT/T 808 terminals are matched by it: the digits without their leading zeros. */
+export const stripSim = (sim: string) => sim.replace(/^0+/, '');
+
 function encodeCursor(plate: string): string {
   return Buffer.from(plate).toString('base64url');
 }
@@ -26,6 +29,8 @@ function encodeCursor(plate: string): string {
 export class VehicleRegistry {
   private readonly byId = new Map<string, VehicleEntry>();
   private readonly byPlate = new Map<string, VehicleEntry>();
+  /** By SIM with its leading zeros stripped, as JT/T 808 terminals are matched (a 2019 terminal pads to 20 digits). */
+  private readonly bySimIndex = new Map<string, VehicleEntry>();
   /** Sorted by plate, for paging; rebuilt on registry changes. */
   private sorted: VehicleEntry[] = [];
 
@@ -53,14 +58,32 @@ export class VehicleRegistry {
     const previous = this.byId.get(vehicle.id);
     if (previous) {
       this.byPlate.delete(previous.vehicle.plate);
+      this.unindexSim(previous);
       previous.vehicle = vehicle;
       this.byPlate.set(vehicle.plate, previous);
+      this.indexSim(previous);
       return previous;
     }
     const entry: VehicleEntry = { vehicle, live: { position: null, status: 'offline', moving: false, lastReportAt: null, openAlarms: 0 }, fences: new Set() };
     this.byId.set(vehicle.id, entry);
     this.byPlate.set(vehicle.plate, entry);
+    this.indexSim(entry);
     return entry;
+  }
+
+  private indexSim(entry: VehicleEntry) {
+    const sim = stripSim(entry.vehicle.sim);
+    if (sim) this.bySimIndex.set(sim, entry);
+  }
+
+  private unindexSim(entry: VehicleEntry) {
+    const sim = stripSim(entry.vehicle.sim);
+    if (sim && this.bySimIndex.get(sim) === entry) this.bySimIndex.delete(sim);
+  }
+
+  /** The vehicle whose terminal has this SIM (leading zeros stripped on both sides), without a scope check. */
+  bySim(sim: string): VehicleEntry | undefined {
+    return this.bySimIndex.get(stripSim(sim));
   }
 
   private resort() {
@@ -243,6 +266,7 @@ export class VehicleRegistry {
     // Gone from memory at once, so no report lands on it while its alarms close.
     this.byId.delete(id);
     this.byPlate.delete(entry.vehicle.plate);
+    this.unindexSim(entry);
     this.resort();
     this.ctx.events.emit('removed', entry);
     await this.followers.deleted(actor, entry);

@@ -135,6 +135,22 @@ export class VehicleService extends EventEmitter<VehicleEvents> {
     return this.registry.entries();
   }
 
+  /** The vehicle whose terminal has this SIM (leading zeros ignored), without a scope check: a JT/T 808 terminal finding its vehicle. */
+  bySim(sim: string): VehicleEntry | undefined {
+    return this.registry.bySim(sim);
+  }
+
+  /** Without a scope check (the terminal services). */
+  get(id: string): VehicleEntry | undefined {
+    return this.registry.get(id);
+  }
+
+  /** Its terminal spoke (a heartbeat): the vehicle is online, with nothing written. */
+  heard(id: string): void {
+    const entry = this.registry.get(id);
+    if (entry && !this.ctx.isClosed) this.registry.heard(entry, this.ctx.clock());
+  }
+
   list(actor: VehicleActor, f: VehicleFilters): { items: VehicleEntry[]; nextCursor: string | null } {
     return this.registry.list(actor, f);
   }
