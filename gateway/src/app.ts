@@ -24,6 +24,11 @@ import { metricsRoutes } from './http/metrics.js';
 import { registerOpenApi } from './http/openapi.js';
 import { playerRoutes } from './http/player.js';
 import { gbRoutes } from './http/routes/gb28181.js';
+import { jtRoutes } from './http/routes/jt.js';
+import { autoRegistrar } from './jt/auto-register.js';
+import { JtDirectory } from './jt/directory.js';
+import { JtFeed } from './jt/feed.js';
+import { JtService } from './jt/service.js';
 import { ptzRoutes } from './http/routes/ptz.js';
 import { accountRoutes } from './http/routes/accounts.js';
 import { departmentRoutes } from './http/routes/departments.js';
@@ -123,6 +128,10 @@ export interface Gateway {
   ptz: PtzService;
   /** GB/T 28181: catalog answers and notifications into the registry. */
   gbCatalog: CatalogImporter;
+  /** The JT/T 808 server (vehicles' terminals: positions, alarms, commands), when jt808.enabled. */
+  jt808: JtService | null;
+  /** JT/T 808: registered and refused terminals, for the admin routes. */
+  jtDirectory: JtDirectory;
   /** Set on a first start: the admin account and its one-time password. */
   bootstrapAdmin: { username: string; password: string } | null;
   /** Every route registered, with its schema, for the tests that walk them all. */
@@ -350,6 +359,10 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
     await seedDemoFleet(registry, vehicles, config.demo.vehicles, config.demo.liveCameraBase, ROOT_DEPARTMENT);
     await demoFeedAccount(users, store, dataDir);
   }
+  const jtDirectory = new JtDirectory({ store, registry, vehicles, refusedListSize: config.jt808.refusedListSize });
+  const jt808 = config.jt808.enabled ? jtService(config, store, registry, vehicles, jtDirectory, http.log, life) : null;
+  // Live view commands terminals through the 808 service, built only now that the vehicles exist.
+  if (jt && jt808) jt.link.bind(jt808);
   // The GB service sends DeviceControl (opts.ptzSender first: tests record what is sent).
   const ptzSender: PtzSender | null = opts.ptzSender ?? gb;
   const ptz = new PtzService(registry, (e) => store.audit.append(e), ptzSender, config.gb28181.ptz);
@@ -398,6 +411,7 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
   await http.register(ptzRoutes, { ptz, guards: g });
   // The live link (device queries) is the GB service's; without it (gb28181.enabled off) those three routes answer 503.
   await http.register(gbRoutes, { directory: gbDirectory, guards: g, pageSizeMax: config.registry.pageSizeMax, link: gb });
+  await http.register(jtRoutes, { directory: jtDirectory, guards: g });
   await http.register(wallRoutes, { walls, guards: g, statusOf: (wall) => control.statusOf(wall) });
   await http.register(vehicleRoutes, {
     vehicles,
@@ -410,7 +424,7 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
   await http.register(hls.routes);
   await http.register(flv.routes);
   await http.register(webrtc.routes);
-  await http.register(metricsRoutes(streams, webrtc, importSlots, snapshots, gb));
+  await http.register(metricsRoutes(streams, webrtc, importSlots, snapshots, gb, jt808));
   await http.register(controlSchemaRoute, { messages: { ...wallMessages(), ...vehicleHub.describe(), ...ptzControl.describe() }, serverMessages: { ...serverMessageSchemas, ...vehicleServerMessageSchemas } });
   await http.register(playerRoutes, { player: config.player, log: http.log });
 
@@ -420,6 +434,7 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
   }
   await jt?.server.listen();
   await ingest?.start();
+  await jt808?.start();
 
   return {
     http,
@@ -438,6 +453,8 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
     gbDirectory,
     ptz,
     gbCatalog,
+    jt808,
+    jtDirectory,
     bootstrapAdmin,
     routes,
     lifecycle: life,
@@ -483,6 +500,28 @@ function jtMedia(config: Config, log: FastifyInstance['log']) {
       channels.close();
     },
   };
+}
+
+/**
+ * The JT/T 808 server and the feed behind it. Both close with the writes, before the vehicle service
+ * (last registered, first closed): the server stops taking reports, then the feed sends what it holds.
+ */
+function jtService(config: Config, store: Store, registry: Registry, vehicles: VehicleService, directory: JtDirectory, log: FastifyInstance['log'], life: Lifecycle): JtService {
+  const jtLog = log.child({ module: 'jt808' });
+  const feed = new JtFeed({ vehicles, flushMs: config.jt808.positionFlushMs, log: jtLog });
+  life.own('writes', 'JT/T 808 feed', () => feed.close());
+  const auto = config.jt808.autoRegister;
+  const service = new JtService({
+    config: config.jt808,
+    store,
+    vehicles,
+    feed,
+    directory,
+    autoRegistrar: auto.enabled ? autoRegistrar({ registry, vehicles, departmentId: auto.departmentId, channels: auto.channels }) : null,
+    log: jtLog,
+  });
+  life.own('writes', 'JT/T 808 server', () => service.close());
+  return service;
 }
 
 /**

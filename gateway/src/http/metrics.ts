@@ -23,12 +23,19 @@ export interface GbMetricsSource {
   readonly dropped: number;
 }
 
+/** What the metrics need of the JT/T 808 server (jt/service.ts), when it runs. */
+export interface JtMetricsSource {
+  readonly framesIn: number;
+  readonly parseErrors: Readonly<Record<string, number>>;
+  readonly terminalsOnline: number;
+}
+
 /** What the metrics need of the importers. */
 export interface ImportStats {
   readonly running: number;
 }
 
-export function metricsRoutes(streams: StreamManager, webrtc: WebRtcStats, imports: ImportStats, snapshots: SnapshotStats, gb: GbMetricsSource | null = null) {
+export function metricsRoutes(streams: StreamManager, webrtc: WebRtcStats, imports: ImportStats, snapshots: SnapshotStats, gb: GbMetricsSource | null = null, jt808: JtMetricsSource | null = null) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'wallgate_' });
   new Gauge({
@@ -140,6 +147,30 @@ export function metricsRoutes(streams: StreamManager, webrtc: WebRtcStats, impor
       registers: [registry],
       collect() {
         this.set(gb.devicesOnline);
+      },
+    });
+  }
+  if (jt808) {
+    totals('wallgate_jt808_frames_total', 'JT/T 808 frames received from terminals (whole ones, checksum good).', () => jt808.framesIn);
+    const seen: Record<string, number> = {};
+    new Counter({
+      name: 'wallgate_jt808_parse_errors_total',
+      help: 'JT/T 808 input refused, by kind: escape, checksum, truncated, length, oversize, header, value, garbage (bytes outside a frame), subpackage (a series never completed), backlog.',
+      labelNames: ['kind'],
+      registers: [registry],
+      collect() {
+        for (const [kind, n] of Object.entries(jt808.parseErrors)) {
+          if (n > (seen[kind] ?? 0)) this.inc({ kind }, n - (seen[kind] ?? 0));
+          seen[kind] = Math.max(seen[kind] ?? 0, n);
+        }
+      },
+    });
+    new Gauge({
+      name: 'wallgate_jt808_terminals_online',
+      help: 'JT/T 808 terminals connected and authenticated now.',
+      registers: [registry],
+      collect() {
+        this.set(jt808.terminalsOnline);
       },
     });
   }

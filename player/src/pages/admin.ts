@@ -1,5 +1,5 @@
 /**
- * Administration: one page, a section per hash (#sources, #import, #departments, #gb28181, #users,
+ * Administration: one page, a section per hash (#sources, #import, #departments, #gb28181, #jt808, #users,
  * #audit, #sessions, #health). Only the sections the user's permissions allow are offered; the gateway checks
  * every request anyway, and scopes what each returns to the user's departments.
  */
@@ -8,6 +8,7 @@ import type { AdminContext, Section } from '../admin/common.js';
 import { departmentsSection } from '../admin/departments.js';
 import { gb28181Section } from '../admin/gb28181.js';
 import { healthSection } from '../admin/health.js';
+import { jt808Section } from '../admin/jt808.js';
 import { importSection } from '../admin/import.js';
 import { sessionsSection } from '../admin/sessions.js';
 import { sourcesSection } from '../admin/sources.js';
@@ -26,7 +27,7 @@ addStrings({
   'admin.notAllowed': ['This section is not available to your account.', '您的账号无权使用此功能。'],
 });
 
-const SECTIONS: Section[] = [sourcesSection, importSection, departmentsSection, gb28181Section, healthSection, usersSection, sessionsSection, auditSection];
+const SECTIONS: Section[] = [sourcesSection, importSection, departmentsSection, gb28181Section, jt808Section, healthSection, usersSection, sessionsSection, auditSection];
 
 async function main() {
   const { session, main } = await startPage({ title: 'admin.title', page: 'admin' });

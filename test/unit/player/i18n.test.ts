@@ -175,6 +175,7 @@ const DYNAMIC_KEYS: Record<string, () => Promise<string[]>> = {
   'plateColor.${}': async () => [...(await import('../../../gateway/src/vehicles/model.js')).PLATE_COLORS],
   'gb.mode.${}': async () => [...(await import('../../../gateway/src/store/types.js')).GB_STREAM_MODES],
   'gb.reason.${}': async () => [...(await import('../../../gateway/src/store/types.js')).GB_REFUSAL_REASONS],
+  'jt.reason.${}': async () => [...(await import('../../../gateway/src/store/types.js')).JT_REFUSAL_REASONS],
 };
 
 t.test('every key the player passes to t() has English and Chinese', async (t) => {
