@@ -1,9 +1,11 @@
 /**
  * The demo: a camera simulator and the gateway on its embedded defaults, with a synthetic city of
- * registered cameras, a few dozen live ones served by the simulator, 826 monitored vehicles
- * driven by the vehicle simulator (their channels served by the camera simulator too), and a
- * department's GB/T 28181 platform (scripts/gb-sim.ts: 300 channels, 30 of them live) registering
- * to the gateway's SIP server on a free port.
+ * registered cameras, a few dozen live ones served by the simulator, 826 monitored vehicles whose
+ * own JT/T 808 terminals (scripts/jt-sim.ts) connect to the gateway, drive their routes, raise
+ * alarms and stream their channels over JT/T 1078 when asked, and a department's GB/T 28181
+ * platform (scripts/gb-sim.ts: 300 channels, 30 of them live) registering to the gateway's SIP
+ * server on a free port. (scripts/vehicle-sim.ts, the REST/WebSocket feed of a platform that
+ * forwards its vehicles' data, still works against the same fleet, in place of the terminals.)
  *
  *   npm run demo            (installs, builds, then runs this)
  *
@@ -67,27 +69,29 @@ async function freeSipPort(): Promise<number> {
 }
 
 const gbPort = process.env.WALLGATE_GB28181_PORT ?? String(await freeSipPort());
+/** The JT/T 808 port the terminals connect to (the gateway's default unless set). */
+const jtPort = process.env.WALLGATE_JT808_PORT ?? '7611';
 
 const sim = start(['--import', 'tsx', 'scripts/camera-sim.ts', '--port', simPort, '--control-port', '0', '--cameras', '0'], {}, (line) => {
   const m = /"rtsp":"(rtsp:\/\/[^"]+)"/.exec(line);
   if (m && !gateway) startGateway(m[1]!);
 });
 let gateway: ChildProcess | null = null;
-let vehicles: ChildProcess | null = null;
+let terminals: ChildProcess | null = null;
 let gbSim: ChildProcess | null = null;
 /** Printed by the gateway on its first start only (to stderr); the demo signs in with it to admit its GB platform. */
 let adminPassword: string | null = null;
 
 function startGateway(rtsp: string) {
-  const env = { WALLGATE_DEMO_ENABLED: 'true', WALLGATE_DEMO_LIVE_CAMERA_BASE: rtsp, WALLGATE_GB28181_PORT: gbPort };
+  const env = { WALLGATE_DEMO_ENABLED: 'true', WALLGATE_DEMO_LIVE_CAMERA_BASE: rtsp, WALLGATE_GB28181_PORT: gbPort, WALLGATE_JT808_PORT: jtPort };
   gateway = start(
     ['dist/main.js'],
     env,
     (line) => {
       const m = /"address":"(https?:\/\/[^"]+)".*"msg":"wallgate listening"/.exec(line);
-      if (m && !vehicles) {
+      if (m && !terminals) {
         const address = m[1]!.replace('0.0.0.0', '127.0.0.1');
-        startVehicles(address);
+        startTerminals();
         startGbPlatform(address).catch((err: unknown) => process.stderr.write(`demo: the GB/T 28181 platform did not start: ${(err as Error).message}\n`));
       }
     },
@@ -97,7 +101,7 @@ function startGateway(rtsp: string) {
   );
   gateway.on('exit', (code) => {
     sim.kill('SIGTERM');
-    vehicles?.kill('SIGTERM');
+    terminals?.kill('SIGTERM');
     gbSim?.kill('SIGTERM');
     process.exitCode = code ?? 1;
   });
@@ -155,10 +159,13 @@ async function api(address: string, token: string | null, method: string, path: 
   return text ? JSON.parse(text) : null;
 }
 
-/** The vehicle platform, as the feed account the gateway created in demo mode. */
-function startVehicles(address: string) {
-  const dataDir = process.env.WALLGATE_DATA_DIR ?? 'data';
-  vehicles = start(['--import', 'tsx', 'scripts/vehicle-sim.ts', '--gateway', address, '--credentials', `${dataDir}/demo-feed.json`, '--vehicles', process.env.WALLGATE_DEMO_VEHICLES ?? '826'], {});
+/**
+ * The vehicles' terminals over JT/T 808 (the gateway knows them by the SIMs of the demo fleet). Their
+ * auth codes are kept in the data directory, so on later starts they only authenticate.
+ */
+function startTerminals() {
+  const args = ['--server', `127.0.0.1:${jtPort}`, '--vehicles', process.env.WALLGATE_DEMO_VEHICLES ?? '826', '--auth-codes', join(dataDir, 'demo-jt-auth.json')];
+  terminals = start(['--import', 'tsx', 'scripts/jt-sim.ts', ...args], {});
 }
 
 sim.on('exit', (code) => {

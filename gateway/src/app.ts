@@ -356,7 +356,7 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
   life.own('readers', 'vehicle subscriptions', () => vehicleHub.close());
   control.extend(vehicleHub);
   if (config.demo.enabled) {
-    await seedDemoFleet(registry, vehicles, config.demo.vehicles, config.demo.liveCameraBase, ROOT_DEPARTMENT);
+    await seedDemoFleet(registry, vehicles, config.demo.vehicles, ROOT_DEPARTMENT);
     await demoFeedAccount(users, store, dataDir);
   }
   const jtDirectory = new JtDirectory({ store, registry, vehicles, refusedListSize: config.jt808.refusedListSize });

@@ -583,7 +583,7 @@ export const configSchema = obj(
           minimum: 0,
           maximum: 20_000,
           default: 826,
-          description: 'Demo vehicles registered in demo mode, with their channels as cameras (served by the camera simulator when liveCameraBase is set).',
+          description: 'Demo vehicles registered in demo mode, with their channels as JT/T 1078 cameras (played from their terminals: scripts/jt-sim.ts, which npm run demo starts).',
         }),
       },
       'Demo mode for a first look.',

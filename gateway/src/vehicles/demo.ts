@@ -5,8 +5,9 @@ import type { VehicleActor, VehicleService } from './service.js';
 
 /**
  * The demo fleet: the city's "two passenger, one dangerous" vehicles (scheduled coaches, tourist
- * buses and dangerous-goods trucks), deterministic for a given size, so the vehicle simulator
- * (scripts/vehicle-sim.ts) knows the same plates without reading them from the gateway.
+ * buses and dangerous-goods trucks), deterministic for a given size, so the simulators (their
+ * JT/T 808 terminals, scripts/jt-sim.ts, and a forwarding platform's feed, scripts/vehicle-sim.ts)
+ * know the same SIMs and plates without reading them from the gateway.
  */
 
 /** The demo city's centre (临江市, see registry/city.ts). */
@@ -81,11 +82,11 @@ export function generateFleet(count: number, seed = 826): DemoVehicle[] {
 }
 
 /**
- * Demo mode: registers the fleet (departments, each channel as a camera source, the vehicles), a
+ * Demo mode: registers the fleet (departments, each channel as a JT/T 1078 camera source, the vehicles), a
  * school zone and a reservoir that dangerous goods may not enter, and a rule that puts a vehicle's
  * cameras on the demo wall's third monitor on a serious alarm.
  */
-export async function seedDemoFleet(registry: Registry, vehicles: VehicleService, count: number, liveBase: string, rootDepartment: string): Promise<void> {
+export async function seedDemoFleet(registry: Registry, vehicles: VehicleService, count: number, rootDepartment: string): Promise<void> {
   if (count === 0 || vehicles.size > 0) return;
   const actor: VehicleActor = { id: 'system', username: 'system', ip: '-', scopes: [rootDepartment], roles: ['admin'] };
   if (!registry.departments.get(DEMO_TRANSPORT)) {
@@ -99,9 +100,9 @@ export async function seedDemoFleet(registry: Registry, vehicles: VehicleService
     let line = 0;
     for (const v of fleet) {
       for (const c of v.channels) {
-        // With the camera simulator every channel plays; without it the URLs point at nothing, like the demo city's.
-        const url = liveBase ? `${liveBase.replace(/\/$/, '')}/auto/h264-720p-1s/${c.sourceId}` : `rtsp://10.99.${(line >> 8) & 255}.${line & 255}:554/channel${c.channel}`;
-        yield { line: ++line, value: { id: c.sourceId, name: `${v.plate} ${c.name}`, departmentId: v.departmentId, level: 'site', url, codec: 'h264', tags: ['vehicle'] } };
+        // Played from the vehicle's own terminal over JT/T 1078 (scripts/jt-sim.ts in the demo), the sub-stream for small tiles.
+        const url = `jt1078://${v.id}/${c.channel}`;
+        yield { line: ++line, value: { id: c.sourceId, name: `${v.plate} ${c.name}`, departmentId: v.departmentId, level: 'site', url, subUrl: `${url}?stream=1`, codec: 'h264', tags: ['vehicle'] } };
       }
     }
   }

@@ -266,6 +266,10 @@ t.test('demo mode seeds a working wall: live cameras on its tiles and a tour ove
   const tours = Object.values(wall.tours as Record<string, { cameraCount: number; tileIds: string[] }>);
   // 20 live cameras, every twelfth H.265: 19 for the wall, 15 on tiles and 4 touring.
   t.match(tours, [{ tileIds: ['s4-4'], cameraCount: 4 }], 'the last tile tours the remaining H.264 cameras');
+  // The demo fleet's channels are played from the vehicles' own terminals (scripts/jt-sim.ts).
+  const channel = (await gw.api('GET', '/api/sources/veh-00001-ch1', { token: gw.adminToken })).json;
+  t.match(channel, { protocol: 'jt1078', url: 'jt1078://veh-00001/1', subUrl: 'jt1078://veh-00001/1?stream=1' });
+  t.match((await gw.api('GET', '/api/vehicles/veh-00001', { token: gw.adminToken })).json, { sim: '14401000000', terminalId: 'T100000' }, 'known to the JT/T 808 server by its SIM');
 });
 
 t.test('a change the store cannot write is not acknowledged, not sent, and leaves the wall as it was', async (t) => {
