@@ -178,7 +178,8 @@ export class Jt1078StreamParser {
       if (layout === null) {
         const found = this.detect(buf, pos);
         if (found === NEED_MORE) break;
-        if (found === INVALID) {
+        if (found === INVALID || found === OVERSIZE) {
+          if (found === OVERSIZE) this.opts.onError('oversize', declaredBody);
           pos = this.resync(buf, pos);
           continue;
         }
@@ -223,12 +224,15 @@ export class Jt1078StreamParser {
   /**
    * The layout of the packet at `pos` (it has the magic): the one whose computed end is followed by
    * another magic, as C5 does (jt1078.md §3.2); in datagram mode also the one that ends the datagram exactly.
+   * OVERSIZE when neither fits and one of them declares a body over the limit.
    */
-  private detect(buf: Buffer, pos: number): Jt1078Layout | typeof NEED_MORE | typeof INVALID {
+  private detect(buf: Buffer, pos: number): Jt1078Layout | typeof NEED_MORE | typeof INVALID | typeof OVERSIZE {
     let waiting = false;
+    let oversize = false;
     for (const layout of LAYOUTS) {
       const end = measure(buf, pos, layout, this.opts.maxBodyBytes);
       if (end === NEED_MORE) waiting = true;
+      if (end === OVERSIZE) oversize = true;
       if (end < 0) continue;
       if (end + 4 <= buf.length) {
         if (buf.readUInt32BE(end) === JT1078_MAGIC) return layout;
@@ -236,7 +240,9 @@ export class Jt1078StreamParser {
         if (end === buf.length) return layout;
       } else if (MAGIC_BYTES.subarray(0, buf.length - end).equals(buf.subarray(end))) waiting = true;
     }
-    return waiting && !this.opts.datagram ? NEED_MORE : INVALID;
+    if (waiting && !this.opts.datagram) return NEED_MORE;
+    // Read either way the header declares a body over the limit: say so (a device over its limit, or junk).
+    return oversize ? OVERSIZE : INVALID;
   }
 
   private read(buf: Buffer, pos: number, end: number, layout: Jt1078Layout): Jt1078Packet {

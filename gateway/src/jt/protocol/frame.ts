@@ -169,6 +169,37 @@ export function encodeFrame(h: JtEncodeHeader, body: Buffer): Buffer {
   return out;
 }
 
+/**
+ * What decodeFrame would reject an escaped frame for (escape, then length and checksum, in its
+ * order), found in one pass over the escaped bytes without unescaping them; null when it may be good.
+ */
+function frameProblem(escaped: Buffer): JtParseError['kind'] | null {
+  let n = 0;
+  let xor = 0;
+  let props = 0;
+  const end = escaped.length;
+  for (let i = 0; i < end; i++) {
+    let b = escaped[i]!;
+    if (b === ESC) {
+      const next = escaped[++i];
+      if (next === 0x02) b = FLAG;
+      else if (next === 0x01) b = ESC;
+      else return 'escape';
+    }
+    if (n === 2) props = b << 8;
+    else if (n === 3) props |= b;
+    xor ^= b;
+    n++;
+  }
+  if (n < 4) return 'truncated';
+  const headerLength = (props & VERSION_FLAG ? 17 : 12) + (props & SUBPACKAGED ? 4 : 0);
+  if (n < headerLength + 1) return 'truncated';
+  // xor covers the check byte too: the content XORs to it exactly when the whole XORs to 0.
+  if (xor !== 0) return 'checksum';
+  if (headerLength + (props & BODY_LENGTH_MASK) + 1 !== n) return 'length';
+  return null;
+}
+
 export interface FrameSplitterOptions {
   /** The most escaped bytes one frame may take; a longer one is dropped up to its next flag. */
   maxFrameBytes: number;
@@ -248,6 +279,12 @@ export class FrameSplitter {
     const length = this.pieceBytes;
     this.pieces.length = 0;
     this.pieceBytes = 0;
+    // Garbage makes a frame of every stretch between two 0x7E: reject it without allocating or throwing.
+    const problem = frameProblem(escaped);
+    if (problem !== null) {
+      this.opts.onError(problem, length);
+      return;
+    }
     let message: JtMessage;
     try {
       // unescapeJt copies when there is an escape; a view into the caller's chunk is copied here, so a kept body does not pin the chunk.
