@@ -1,5 +1,6 @@
 import { GatewayError } from '../errors.js';
 import type { Registry } from '../registry/service.js';
+import { jtUrl } from '../registry/url-policy.js';
 import type { VehicleActor } from '../vehicles/context.js';
 import type { PlateColor } from '../vehicles/model.js';
 import type { VehicleService } from '../vehicles/service.js';
@@ -28,9 +29,8 @@ export function autoRegistrar(opts: { registry: Registry; vehicles: Pick<Vehicle
       const channels = [];
       for (let n = 1; n <= opts.channels; n++) {
         const sourceId = `${vehicleId}-ch${n}`;
-        const url = `jt1078://${vehicleId}/${n}`;
         try {
-          await opts.registry.createSource(actor, { id: sourceId, name: `${reg.plate || sim} ch${n}`, departmentId: opts.departmentId, url, subUrl: `${url}?stream=1` });
+          await opts.registry.createSource(actor, { id: sourceId, name: `${reg.plate || sim} ch${n}`, departmentId: opts.departmentId, url: jtUrl(vehicleId, n), subUrl: jtUrl(vehicleId, n, true) });
         } catch (err) {
           // Left by an attempt whose vehicle was refused (its plate): the camera is the same.
           if (!(err instanceof GatewayError && err.code === 'GW_ERR_CONFLICT')) throw err;

@@ -137,9 +137,9 @@ export class JtFeed {
     this.opts.vehicles.heard(vehicleId);
   }
 
-  /** One report of 0x0200 or of a 0x0704 batch, in the order the terminal sent them. */
-  location(vehicleId: string, l: Location, edition: JtEdition): void {
-    if (this.closed) return;
+  /** One report of 0x0200 or of a 0x0704 batch, in the order the terminal sent them; the number of alarm changes it made. */
+  location(vehicleId: string, l: Location, edition: JtEdition): number {
+    if (this.closed) return 0;
     this.opts.vehicles.heard(vehicleId);
     const at = l.time > 0 ? l.time : this.clock();
     // No fix yet: 0,0 is in the Gulf of Guinea, not where the vehicle is.
@@ -148,7 +148,9 @@ export class JtFeed {
       this.positions.push({ vehicleId, lat: l.lat, lon: l.lon, speed: l.speedKmh, heading: l.heading % 360, at });
       this.positionTimer ??= setTimeout(() => this.flushPositions(), this.opts.flushMs);
     }
+    const before = this.alarms.length;
     this.alarmEdges(vehicleId, l, edition, at, fixed);
+    return this.alarms.length - before;
   }
 
   private alarmEdges(vehicleId: string, l: Location, edition: JtEdition, at: number, fixed: boolean) {

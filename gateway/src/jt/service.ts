@@ -1,7 +1,9 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import type { EventEmitter } from 'node:events';
 import type { Config } from '../config/schema.js';
 import type { JtRefusal, JtTerminalInfo, JtTerminalRecord, Store } from '../store/types.js';
+import type { VehicleEvents } from '../vehicles/context.js';
 import { stripSim } from '../vehicles/registry.js';
 import type { JtDirectory, JtLiveLink, JtLiveState, JtVehicleLookup } from './directory.js';
 import { printable } from './directory.js';
@@ -31,7 +33,7 @@ export interface JtAutoRegistrar {
 export interface JtServiceOptions {
   config: Jt808Config;
   store: Store;
-  vehicles: JtVehicleLookup;
+  vehicles: JtVehicleLookup & Pick<EventEmitter<VehicleEvents>, 'on' | 'off'>;
   feed: JtFeed;
   directory: JtDirectory;
   /** Set when jt808.autoRegister.enabled. */
@@ -148,7 +150,18 @@ export class JtService implements JtLink, JtLiveState, JtStats {
     this.log = opts.log;
     this.clock = opts.clock ?? Date.now;
     opts.directory.live = this;
+    opts.vehicles.on('removed', this.onVehicleRemoved);
   }
+
+  /** A deleted vehicle's terminal loses its link and its auth code: it must register again, for whichever vehicle then has its SIM. */
+  private readonly onVehicleRemoved = (entry: { vehicle: { id: string } }) => {
+    const id = entry.vehicle.id;
+    const sim = this.online.get(id)?.sim ?? this.offline.get(id)?.sim;
+    const c = this.online.get(id);
+    if (c) this.end(c, 'vehicle deleted');
+    this.offline.delete(id);
+    if (sim) this.track(this.opts.store.jt.deleteTerminal(sim));
+  };
 
   /** Loads who registered before (their vehicles show offline since their last link), then listens. */
   async start(): Promise<number> {
@@ -318,13 +331,13 @@ export class JtService implements JtLink, JtLiveState, JtStats {
         case JT_MSG.LOCATION: {
           const l = decodeLocation(m.body);
           c.counters.positions++;
-          this.opts.feed.location(vehicleId, l, c.edition);
+          c.counters.alarms += this.opts.feed.location(vehicleId, l, c.edition);
           break;
         }
         case JT_MSG.LOCATION_BATCH: {
           const batch = decodeLocationBatch(m.body);
           c.counters.positions += batch.items.length;
-          for (const l of batch.items) this.opts.feed.location(vehicleId, l, c.edition);
+          for (const l of batch.items) c.counters.alarms += this.opts.feed.location(vehicleId, l, c.edition);
           break;
         }
         case JT_MSG.TERMINAL_RESPONSE:
@@ -561,6 +574,7 @@ export class JtService implements JtLink, JtLiveState, JtStats {
   close(): Promise<void> {
     return (this.closing ??= (async () => {
       if (this.sweepTimer) clearInterval(this.sweepTimer);
+      this.opts.vehicles.off('removed', this.onVehicleRemoved);
       const server = this.server;
       const closed = server ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
       for (const c of [...this.connections]) this.drop(c, 'gateway shutting down');

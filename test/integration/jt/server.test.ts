@@ -280,7 +280,7 @@ t.test('JT/T 808 server', async (t) => {
     t.same((await f.gw.api('GET', '/api/jt808/refused', { token: f.gw.adminToken })).json.items, [], 'its refusals are forgotten once it registered');
     const terminals = (await f.gw.api('GET', '/api/jt808/terminals', { token: county })).json.items;
     t.same(terminals.map((x: any) => [x.vehicleId, x.online]).sort(), [['v13', true], ['v19', false], ['vc', true]], "the county admin sees its vehicles' terminals");
-    t.match(terminals.find((x: any) => x.vehicleId === 'v13'), { sim: '13800000013', plate: '粤A13013', departmentName: 'County A', edition: '2013', address: /^127\.0\.0\.1:\d+$/, counters: { frames: Number, positions: 5 } });
+    t.match(terminals.find((x: any) => x.vehicleId === 'v13'), { sim: '13800000013', plate: '粤A13013', departmentName: 'County A', edition: '2013', address: /^127\.0\.0\.1:\d+$/, counters: { frames: Number, positions: 5, alarms: 5, errors: 0 } });
   });
 
   await t.test('a wrong auth code is refused and listed for the vehicle\'s department', async (t) => {
@@ -320,6 +320,17 @@ t.test('JT/T 808 server', async (t) => {
     t.equal(await f.gw.store.jt.getTerminal('13900000001'), null);
   });
 
+  await t.test("deleting a vehicle ends its terminal's link and forgets its auth code", async (t) => {
+    await addVehicle(f, 'vd', '粤A44444', '13800000044');
+    const c = await terminal(f, '13800000044');
+    await online(c, '粤A44444');
+    const del = await f.gw.api('DELETE', '/api/vehicles/vd', { token: f.gw.adminToken });
+    t.equal(del.status, 204);
+    t.ok(await c.closedWithin(2_000));
+    await waitFor(() => f.gw.store.jt.getTerminal('13800000044'), (r) => r === null, 2_000, 20, 'the auth code forgotten');
+    t.equal(jt.terminal('vd'), null);
+  });
+
   await t.test('shutdown closes every connection', async (t) => {
     await f.gw.close();
     for (const c of f.terminals) t.ok(await c.closedWithin(2_000));
@@ -328,11 +339,14 @@ t.test('JT/T 808 server', async (t) => {
 });
 
 t.test('auto-registration makes an unknown terminal a vehicle in the configured department', async (t) => {
-  const f = await jtGateway(t, { autoRegister: { enabled: true, departmentId: 'countyB', channels: 0 } });
+  const f = await jtGateway(t, { autoRegister: { enabled: true, departmentId: 'countyB', channels: 2 } });
   const c = await terminal(f, '13700000001');
   await online(c, '粤D12345');
   const v = await vehicle(f, 'jt-13700000001');
   t.match(v, { plate: '粤D12345', plateColor: 'yellow', departmentId: 'countyB', terminalId: 'T0001', sim: '13700000001' });
+  t.same(v.channels, [1, 2].map((n) => ({ channel: n, name: `channel ${n}`, sourceId: `jt-13700000001-ch${n}` })));
+  const source = (await f.gw.api('GET', '/api/sources/jt-13700000001-ch2', { token: f.gw.adminToken })).json;
+  t.match(source, { protocol: 'jt1078', url: 'jt1078://jt-13700000001/2', subUrl: 'jt1078://jt-13700000001/2?stream=1', departmentId: 'countyB' });
   const bad = await terminal(f, '13700000002');
   t.equal((await bad.register('LFV2A21K957000001')).result, 4, 'a VIN is no plate: refused');
   t.match((await f.gw.api('GET', '/api/jt808/refused', { token: f.gw.adminToken })).json.items, [{ sim: '13700000002', reason: 'plate' }]);
