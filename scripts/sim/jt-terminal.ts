@@ -38,7 +38,7 @@ import {
   type LiveControl,
   type LiveRequest,
 } from '../../gateway/src/jt/protocol/messages.js';
-import { packetiseFrame, type Jt1078Layout } from '../../gateway/src/jt/media/packet.js';
+import { JT1078_PT, JT1078_STANDARD_BODY, packetiseFrame, type Jt1078Layout } from '../../gateway/src/jt/media/packet.js';
 import { prng } from '../../gateway/src/registry/city.js';
 import type { AlarmType, VehicleCategory } from '../../gateway/src/vehicles/model.js';
 import { annexBFrames, ensureClip, type Clip, type ClipKind } from './clips.js';
@@ -153,8 +153,6 @@ const FRAME_MS = 1000 / FPS;
 const MAX_DOWNLINK_FRAME = 65_536;
 /** A TCP media connection backed up beyond this drops frames up to the next keyframe, as a device would. */
 const MAX_TCP_BACKLOG = 2 * 1024 * 1024;
-const PT_H264 = 98;
-const PT_H265 = 99;
 const DEFAULT_FAULTS: JtSimFaults = { loss: 0, reorder: 0, noMedia: false, refuseLive: null, badChecksum: false, heartbeats: true, commandDelayMs: 0 };
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -561,7 +559,7 @@ export class JtSimTerminal extends EventEmitter {
       clipFor: (s) => ensureClip(s === 1 ? (this.opts.subClip ?? 'h264-360p-1s') : (this.opts.clip ?? 'h264-720p-1s')),
       faults: this.faults,
       rnd: this.rnd,
-      maxBody: this.opts.maxMediaBody ?? 950,
+      maxBody: this.opts.maxMediaBody ?? JT1078_STANDARD_BODY,
       onOpen: (info) => {
         this.stats.mediaOpened++;
         this.emit('media-open', info);
@@ -757,7 +755,7 @@ class JtSimMediaStream {
       {
         sim: this.o.sim,
         channel: this.o.channel,
-        pt: clip.codec === 'h265' ? PT_H265 : PT_H264,
+        pt: clip.codec === 'h265' ? JT1078_PT.H265 : JT1078_PT.H264,
         dataType: key ? 0 : 1,
         timestamp,
         lastIInterval: Math.min(0xffff, timestamp - this.lastKeyAt),
