@@ -23,7 +23,6 @@ export class JtPlayDriver implements SourceDriver {
   private closing: Promise<void> | null = null;
   private ingest: EsIngest | null = null;
   private attachment: JtChannelAttachment | null = null;
-  private requestedAt: number | null = null;
   private units = 0;
   private mediaTimer: NodeJS.Timeout | null = null;
   private readonly target: { vehicleId: string; channel: number; sub: boolean } | null;
@@ -72,7 +71,6 @@ export class JtPlayDriver implements SourceDriver {
     if (this.closedFor !== null) return;
 
     this.step = 'media';
-    this.requestedAt = Date.now();
     const ms = this.jt.startTimeoutMs;
     this.mediaTimer = setTimeout(() => {
       this.mediaTimer = null;
@@ -105,7 +103,8 @@ export class JtPlayDriver implements SourceDriver {
     }
     if (this.step === 'request') return this.failure(terminalTimeout(ms));
     if (this.step !== 'media') return this.failure(reasoned('GW_ERR_STREAM_TIMEOUT', 'start', { ms }, `the start did not get past ${this.step} within ${seconds(ms)}`));
-    if ((this.attachment?.packets ?? 0) === 0) return this.failure(noMediaLink(this.requestedAt ? Date.now() - this.requestedAt : ms));
+    // The session's start timeout (streams.startTimeoutMs) counts from the start, as the viewer waited.
+    if ((this.attachment?.packets ?? 0) === 0) return this.failure(noMediaLink(ms));
     const detail = this.units === 0 ? 'no complete H.264/H.265 frame in the packets' : `${this.units} frames reached the decoder but no picture came out`;
     return this.failure(reasoned('GW_ERR_CAMERA_UNREACHABLE', 'linkNoVideo', { detail }, `video link opened but no decodable video (${detail})`));
   }
