@@ -1,7 +1,8 @@
 /**
  * JT/T 1078 parse throughput: a 1080p H.264 clip's access units packetised as a terminal sends them
  * (950-byte bodies, 2016 layout), concatenated into one TCP byte stream cut into 64 KiB reads, and
- * pushed through Jt1078StreamParser + Jt1078Reassembler until at least 100 MB have gone through.
+ * pushed through Jt1078StreamParser + Jt1078Reassembler: five passes of at least 100 MB each, the median
+ * pass's rate reported.
  * Part of `npm run bench:jt` (measureJtParse); also runs alone:
  * `node --import tsx scripts/bench/jt-parse.ts`, its JSON object last on stdout.
  */
@@ -17,6 +18,7 @@ const READ_BYTES = 65_536;
 const LAYOUT: Jt1078Layout = '2016';
 const TARGET_MB_PER_S = 200;
 const MIN_MB = 100;
+const PASSES = 5;
 
 export interface JtParseResult {
   parse_mb_per_s: number;
@@ -31,7 +33,9 @@ export interface JtParseResult {
     packets_per_round: number;
     frames_per_round: number;
     rounds: number;
-    mb: number;
+    mb_per_pass: number;
+    passes: number;
+    pass_mb_per_s: number[];
     seconds: number;
     units: number;
     node: string;
@@ -69,15 +73,22 @@ export async function measureJtParse(opts: { minMb?: number } = {}): Promise<JtP
   };
   // Warm the JIT before timing.
   for (let i = 0; i < 3; i++) round();
-  units = 0;
+  // Each pass pushes at least minMb; the median of the passes is the figure, as one pass on a shared machine is a few hundred ms.
   const rounds = Math.ceil((minMb * 1e6) / stream.length);
-  const t0 = performance.now();
-  for (let i = 0; i < rounds; i++) round();
-  const elapsed = performance.now() - t0;
+  const rates: number[] = [];
+  let elapsed = 0;
+  for (let pass = 0; pass < PASSES; pass++) {
+    units = 0;
+    const t0 = performance.now();
+    for (let i = 0; i < rounds; i++) round();
+    const ms = performance.now() - t0;
+    elapsed += ms;
+    rates.push(Math.round(((stream.length * rounds) / 1e6 / (ms / 1000)) * 10) / 10);
+    // The stream's sequence numbers do not continue from one round into the next, but each round starts with a keyframe's first piece: nothing is lost.
+    if (errors > 0 || units !== rounds * clip.frames.length) throw new Error(`only ${units} of ${rounds * clip.frames.length} frames came out, ${errors} parse errors`);
+  }
+  const rate = [...rates].sort((a, b) => a - b)[Math.floor(PASSES / 2)]!;
   const mb = (stream.length * rounds) / 1e6;
-  const rate = Math.round((mb / (elapsed / 1000)) * 10) / 10;
-  // The stream's sequence numbers do not continue from one round into the next: its first frame may be dropped as a torn one.
-  if (errors > 0 || units < rounds * (clip.frames.length - 1)) throw new Error(`only ${units} of ${rounds * clip.frames.length} frames came out, ${errors} parse errors`);
   return {
     parse_mb_per_s: rate,
     target_mb_per_s: TARGET_MB_PER_S,
@@ -91,7 +102,9 @@ export async function measureJtParse(opts: { minMb?: number } = {}): Promise<JtP
       packets_per_round: packetCount,
       frames_per_round: clip.frames.length,
       rounds,
-      mb: Math.round(mb),
+      mb_per_pass: Math.round(mb),
+      passes: PASSES,
+      pass_mb_per_s: rates,
       seconds: Math.round(elapsed) / 1000,
       units,
       node: process.version,

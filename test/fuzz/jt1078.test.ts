@@ -20,7 +20,6 @@ const MAX_BODY = 2_000;
 /** The longest header (2019 video), a body at the limit, and the 4 bytes that confirm a detected layout. */
 const MAX_BUFFERED = 34 + MAX_BODY + 4;
 const MAX_FRAME = 16_000;
-const params = <T,>() => fuzzParameters<T>(200_000, 3_000);
 
 const packetFields = fc.record({
   marker: fc.boolean(),
@@ -98,7 +97,7 @@ t.test('mutated packet streams, cut anywhere, layout given or detected: no throw
         feed(mutate(Buffer.concat(fields.map((f) => encodeJt1078Packet(f, layout))), mutations), cuts);
       },
     ),
-    params(),
+    fuzzParameters(200_000, 4_000),
   );
   t.ok(runs > 100, `${runs} inputs`);
 });
@@ -117,7 +116,7 @@ t.test('after any junk and a body length of filler, good packets of the known la
       feed(Buffer.concat(good), cuts);
       if (packets.map((p) => p.seq).join() !== '100,101,102') throw new Error(`got ${packets.map((p) => p.seq).join()} of the good packets`);
     }),
-    params(),
+    fuzzParameters(200_000, 4_000),
   );
   t.ok(runs > 100, `${runs} inputs`);
 });

@@ -28,7 +28,6 @@ setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
 
 const MAX_FRAME = 4096;
-const params = <T,>() => fuzzParameters<T>(200_000, 3_000);
 
 const frame = fc
   .record({
@@ -89,7 +88,7 @@ t.test('mutated frames, cut anywhere: only rejections, bounded, and a good frame
       feed(s, GOOD, cuts);
       if (!got.some((m) => m.header.serial === 4242 && m.header.sim === '13912345678')) throw new Error('the good frame after the junk was lost');
     }),
-    params(),
+    fuzzParameters(200_000, 4_000),
   );
   t.ok(runs > 100, `${runs} inputs; rejections ${JSON.stringify(Object.fromEntries(kinds))}`);
   for (const kind of ['escape', 'checksum', 'truncated', 'length']) t.ok((kinds.get(kind) ?? 0) > 0, `some frames rejected as ${kind}`);
@@ -130,7 +129,7 @@ t.test('every body decoder, on any bytes, returns or throws JtParseError', async
       if (b.length >= 28 && b.subarray(0, 28).equals(location)) decodeLocation(b); // extra items never throw
       else onlyParseErrors(() => decodeLocation(b));
     }),
-    params(),
+    fuzzParameters(200_000, 4_000),
   );
   t.ok(runs > 100, `${runs} inputs`);
 });
@@ -160,7 +159,7 @@ t.test('subpackage series: bounded while they arrive, and a series that never co
       a.sweep();
       if (a.pending !== 0 || a.buffered !== 0) throw new Error(`after the timeout ${a.pending} series, ${a.buffered} bytes are left`);
     }),
-    params(),
+    fuzzParameters(200_000, 4_000),
   );
   t.ok(runs > 100, `${runs} inputs`);
 });

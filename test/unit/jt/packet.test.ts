@@ -109,3 +109,24 @@ t.test('packetiseFrame: atomic, or first/middle/last with consecutive sequence n
     ],
   );
 });
+
+t.test('any cutting of a stream gives the same packets, bodies from 0 to 3000 bytes', async (t) => {
+  let seed = 7;
+  const random = (n: number) => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff), seed % n);
+  for (const layout of ['2016', '2019'] as const) {
+    const sent = Array.from({ length: 200 }, (_, i) => ({ ...M1_FIELDS, layout, seq: i, dataType: random(5), body: Buffer.alloc(random(3000), i) })).map((f) =>
+      f.dataType === 4 ? { ...f, pt: 91, timestamp: null, lastIInterval: null, lastFrameInterval: null } : f.dataType === 3 ? { ...f, lastIInterval: null, lastFrameInterval: null } : f,
+    );
+    const stream = Buffer.concat(sent.map((f) => encodeJt1078Packet(f, layout)));
+    for (const maxCut of [40, 100, 5000, 70_000]) {
+      const { p, packets, errors } = parser();
+      for (let at = 0; at < stream.length; ) {
+        const n = 1 + random(maxCut);
+        p.push(stream.subarray(at, at + n));
+        at += n;
+      }
+      t.same(packets, sent, `${layout}, cuts up to ${maxCut}`);
+      t.same(errors, []);
+    }
+  }
+});
