@@ -107,6 +107,9 @@ function semanticIssues(config: Config): FieldIssue[] {
   });
   const tours = config.control.tours;
   if (tours.minDwellSec > tours.maxDwellSec) issues.push({ field: 'control.tours.maxDwellSec', message: 'must be at least control.tours.minDwellSec' });
+  if (config.jt808.autoRegister.enabled && !config.jt808.autoRegister.departmentId) {
+    issues.push({ field: 'jt808.autoRegister.departmentId', message: 'is required when jt808.autoRegister.enabled (the department new vehicles go to)' });
+  }
   const v = config.vehicles;
   if (v.staleAfterSec > v.trackWindowSec) issues.push({ field: 'vehicles.staleAfterSec', message: 'must not exceed vehicles.trackWindowSec' });
   if (v.offlineAfterSec * 1000 < v.subscriptions.minIntervalMs) {

@@ -2,6 +2,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { EventEmitter } from 'node:events';
 import type { Config } from '../config/schema.js';
+import { ValidationError } from '../errors.js';
 import type { JtRefusal, JtTerminalInfo, JtTerminalRecord, Store } from '../store/types.js';
 import type { VehicleEvents } from '../vehicles/context.js';
 import { stripSim } from '../vehicles/registry.js';
@@ -416,7 +417,8 @@ export class JtService implements JtLink, JtLiveState, JtStats {
         vehicleId = await this.opts.autoRegistrar.register(h.sim, reg);
         this.log.info({ sim: h.sim, vehicle: vehicleId, plate: info.plate }, 'JT/T 808 terminal registered as a new vehicle');
       } catch (err) {
-        reason = 'plate';
+        // A plate the registry refuses (a VIN sent in its place) is the terminal's to fix; anything else (the department gone) the admin's.
+        if (err instanceof ValidationError && err.issues.some((i) => i.field === 'plate')) reason = 'plate';
         this.log.warn({ sim: h.sim, plate: info.plate, err: (err as Error).message }, 'JT/T 808 terminal could not be registered as a vehicle');
       }
     }

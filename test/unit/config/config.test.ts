@@ -57,6 +57,7 @@ const bad: { name: string; env?: Record<string, string>; file?: unknown; field: 
   { name: 'control origin with a path', file: { control: { allowedOrigins: ['https://console.example/app'] } }, field: 'control.allowedOrigins[0]', says: /expected string to match/ },
   { name: 'WebRTC announced address not an IP', file: { streams: { webrtc: { announcedAddresses: ['10.0.0.1', 'wall.example'] } } }, field: 'streams.webrtc.announcedAddresses[1]', says: /IP address/ },
   { name: 'ICE server not STUN or TURN', file: { streams: { webrtc: { iceServers: [{ urls: 'http://stun.example' }] } } }, field: 'streams.webrtc.iceServers[0].urls', says: /stun|turn/ },
+  { name: 'JT/T 808 auto-registration without a department', env: { WALLGATE_JT808_AUTO_REGISTER_ENABLED: 'true' }, field: 'jt808.autoRegister.departmentId', says: /required when jt808.autoRegister.enabled/ },
   { name: 'file not JSON', file: '{ nope', field: 'c.json', says: /not valid JSON/ },
 ];
 
