@@ -7,6 +7,7 @@ import { encodeLocation, encodeLocationBatch, type ActiveSafetyAlarm, type Locat
 import {
   JT_MSG,
   decodeGeneralResponse,
+  decodeQueryTimeReply,
   decodeRegistrationReply,
   encodeAuthentication,
   encodeGeneralResponse,
@@ -199,6 +200,31 @@ t.test('JT/T 808 server', async (t) => {
     );
     t.same(track.points.map((p: any) => p.at), [2, 3, 4].map((i) => position(i).time));
     t.match(jt.terminal('v19'), { edition: '2019', online: true });
+  });
+
+  await t.test("subpackages are answered piece by piece and handled whole; 0x0004 gets the time; a message we do not take is answered 'not supported'", async (t) => {
+    const c = f.terminals[1]!;
+    const body = encodeLocationBatch({ blindArea: true, items: [10, 11, 12, 13].map((i) => encodeLocation(position(i))) });
+    const half = Math.ceil(body.length / 2);
+    const from = c.received.length;
+    const serials = [body.subarray(0, half), body.subarray(half)].map((piece, i) =>
+      c.send(JT_MSG.LOCATION_BATCH, Buffer.alloc(0), () => encodeFrame({ msgId: JT_MSG.LOCATION_BATCH, edition: '2019', phone: c.phone, serial: 100 + i, packet: { total: 2, index: i + 1 } }, piece)),
+    );
+    t.equal(serials.length, 2);
+    const answers = await waitFor(() => c.received.slice(from).filter((m) => m.header.msgId === JT_MSG.PLATFORM_RESPONSE).map((m) => decodeGeneralResponse(m.body)), (a) => a.length >= 2, 3_000, 20, 'both pieces answered');
+    t.same(answers, [100, 101].map((serial) => ({ serial, msgId: JT_MSG.LOCATION_BATCH, result: 0 })), 'each piece answered, the whole not again');
+    await waitFor(
+      async () => (await f.gw.api('GET', `/api/vehicles/v19/track?from=${T_BASE}`, { token: f.gw.adminToken })).json,
+      (tr) => tr.points?.length === 7,
+      3_000,
+      20,
+      'the four reports of the reassembled batch in the track',
+    );
+    const before = c.received.length;
+    c.send(JT_MSG.QUERY_TIME, Buffer.alloc(0));
+    const time = decodeQueryTimeReply((await c.next(JT_MSG.QUERY_TIME_REPLY, before)).body);
+    t.ok(Math.abs(time - Date.now()) < 5_000, 'the server time (to the second)');
+    t.equal((await c.ask(0x0900, Buffer.from([1, 2, 3]))).result, 3, 'a pass-through upload we do not take');
   });
 
   await t.test('alarm bits and ADAS/DSM items raise and clear alarms of their own types', async (t) => {
