@@ -415,18 +415,22 @@ export class JtSimTerminal extends EventEmitter {
    * The link drops, as on a cellular network: the 808 socket and every media link are destroyed
    * without a word; the auth code is kept, so connect() authenticates again.
    */
-  async disconnect(): Promise<void> {
-    const sock = this.link;
-    this.dropLink(sock, 'disconnected (simulated link loss)');
-    if (sock && !sock.destroyed) sock.destroy();
-    if (sock && !sock.closed) await new Promise<void>((r) => sock.once('close', () => r()));
+  disconnect(): Promise<void> {
+    return this.cut('disconnected (simulated link loss)');
   }
 
   /** Ends everything for good; idempotent. Leaves no socket or timer. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.disconnect();
+    await this.cut('the terminal closed');
+  }
+
+  private async cut(reason: string): Promise<void> {
+    const sock = this.link;
+    this.dropLink(sock, reason);
+    if (sock && !sock.destroyed) sock.destroy();
+    if (sock && !sock.closed) await new Promise<void>((r) => sock.once('close', () => r()));
   }
 
   // ---- the link -----------------------------------------------------------------------------
