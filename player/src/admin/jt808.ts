@@ -4,7 +4,7 @@
  * its JT/T 1078 channels as cameras.
  */
 import { PLATE_COLORS, VEHICLE_CATEGORIES } from '../../../gateway/src/vehicles/model.js';
-import { api, can } from '../lib/api.js';
+import { ApiError, api, can } from '../lib/api.js';
 import { h, toast } from '../lib/dom.js';
 import { addStrings, formatNumber, formatTime, t } from '../lib/i18n.js';
 import { categoryLabel } from '../regulator/labels.js';
@@ -125,12 +125,20 @@ async function vehicleForm(ctx: AdminContext, r: RefusalView): Promise<{ plate: 
       for (let n = 1; n <= Math.min(16, Math.max(0, Number(c.channels.value) || 0)); n++) {
         const sourceId = `${id}-ch${n}`;
         const url = `jt1078://${id}/${n}`;
-        await api('POST', '/api/sources', { body: { id: sourceId, name: `${c.plate.value.trim() || r.sim} ch${n}`, departmentId, url, subUrl: `${url}?stream=1` } });
+        try {
+          await api('POST', '/api/sources', { body: { id: sourceId, name: `${c.plate.value.trim() || r.sim} ch${n}`, departmentId, url, subUrl: `${url}?stream=1` } });
+        } catch (err) {
+          // Created by an earlier try whose vehicle the gateway refused (a field to correct): the camera is the same.
+          if (!(err instanceof ApiError && err.code === 'GW_ERR_CONFLICT')) throw err;
+        }
         channels.push({ channel: n, name: `channel ${n}`, sourceId });
       }
       const body: Record<string, unknown> = { id, plate: c.plate.value, category: c.category.value, company: c.company.value, departmentId, terminalId: c.terminalId.value, sim: c.sim.value, channels };
       if (c.plateColor.value) body.plateColor = c.plateColor.value;
-      return api<{ plate: string }>('POST', '/api/vehicles', { body });
+      const vehicle = await api<{ plate: string }>('POST', '/api/vehicles', { body });
+      // Its refusals answered: the list shows what is still a question. (Gone already if the terminal retried meanwhile.)
+      await api('DELETE', `/api/jt808/refused/${encodeURIComponent(r.sim)}`).catch(() => undefined);
+      return vehicle;
     },
   });
   c.company.focus();
