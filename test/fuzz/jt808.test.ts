@@ -87,6 +87,19 @@ t.test('mutated frames, cut anywhere: only rejections, bounded, and a good frame
       got.length = 0;
       feed(s, GOOD, cuts);
       if (!got.some((m) => m.header.serial === 4242 && m.header.sim === '13912345678')) throw new Error('the good frame after the junk was lost');
+      // The splitter's quick verdict on one frame is the decoder's.
+      const inner = Buffer.from(mutate(frames[0]!, mutations).subarray(1, -1).map((b) => (b === 0x7e ? 0x7f : b)));
+      if (inner.length === 0) return;
+      let expected = 'ok';
+      try {
+        decodeFrame(unescapeJt(inner));
+      } catch (err) {
+        if (!(err instanceof JtParseError)) throw err;
+        expected = err.kind;
+      }
+      const verdicts: string[] = [];
+      new FrameSplitter({ maxFrameBytes: MAX_FRAME, onMessage: () => verdicts.push('ok'), onError: (k) => verdicts.push(k) }).push(Buffer.concat([Buffer.from([0x7e]), inner, Buffer.from([0x7e])]));
+      if (verdicts.join() !== expected) throw new Error(`the splitter said ${verdicts.join()}, the decoder ${expected}`);
     }),
     fuzzParameters(200_000, 4_000),
   );

@@ -171,6 +171,12 @@ t.test('extra items that do not fit are kept raw, never thrown on', async (t) =>
   const badTime = Buffer.from(BASIC);
   badTime[23] = 0x13; // month 13
   t.equal(kindOf(() => decodeLocation(badTime)), 'value');
+  const february31 = Buffer.from(BASIC);
+  february31.set([0x24, 0x02, 0x31], 22);
+  t.equal(kindOf(() => decodeLocation(february31)), 'value', '31 February');
+  const leapDay = Buffer.from(BASIC);
+  leapDay.set([0x24, 0x02, 0x29], 22);
+  t.equal(decodeLocation(leapDay).time, gmt8(2024, 2, 29, 10, 10, 10));
 });
 
 t.test('0x0704 batches', async (t) => {

@@ -55,7 +55,10 @@ export function readBcdTime(buf: Buffer, at: number, field: string): number {
   if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 59) {
     throw new JtParseError('value', `${field}: ${d} is not a time`);
   }
-  return Date.UTC(year, month - 1, day, hour, minute, second) - GMT8_MS;
+  const utc = Date.UTC(year, month - 1, day, hour, minute, second);
+  // Date.UTC rolls 31 February over into March: a day past its month's end is no time either.
+  if (new Date(utc).getUTCDate() !== day) throw new JtParseError('value', `${field}: ${d} is not a time`);
+  return utc - GMT8_MS;
 }
 
 /** ms since the epoch → BCD[6] in GMT+8 (seconds kept, ms dropped), or in UTC when `utc` (0x8004's reply). 0 writes all zeros. */
