@@ -953,6 +953,8 @@ export class JtSimFleet extends EventEmitter {
     let slice = 0;
     let batch: ReturnType<VehicleSimulator['positions']> = [];
     let last = Date.now();
+    let ticks = 0;
+    const t0 = performance.now();
     const tick = () => {
       if (this.closed) return;
       const now = Date.now();
@@ -973,7 +975,9 @@ export class JtSimFleet extends EventEmitter {
         );
       }
       slice = (slice + 1) % slices;
-      this.positionTimer = setTimeout(tick, interval / slices);
+      // Paced by the clock from the start, so timer lateness does not stretch the interval; after a stall it is followed, not caught up.
+      ticks = Math.max(ticks + 1, Math.floor((performance.now() - t0) / (interval / slices)));
+      this.positionTimer = setTimeout(tick, Math.max(0, t0 + ticks * (interval / slices) - performance.now()));
     };
     tick();
   }
