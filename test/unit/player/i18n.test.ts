@@ -233,3 +233,16 @@ t.test('every key the player passes to t() has English and Chinese', async (t) =
     }
   }
 });
+
+t.test("a vehicle offline since a time reads it on the viewer's clock, with the date when not today", async (t) => {
+  const today = new Date();
+  today.setHours(14, 2, 0, 0);
+  const params = { reason: 'vehicleOffline', vehicle: 'v1', since: today.getTime() };
+  chooseLanguage('en');
+  t.equal(codeText({ code: 'GW_ERR_CAMERA_UNREACHABLE', message: 'm', params }), 'Vehicle offline since 14:02.');
+  chooseLanguage('zh');
+  t.equal(codeText({ code: 'GW_ERR_CAMERA_UNREACHABLE', message: 'm', params }), '车辆自 14:02 起离线。');
+  const earlier = new Date(2026, 0, 5, 9, 30).getTime();
+  chooseLanguage('en');
+  t.equal(codeText({ code: 'GW_ERR_CAMERA_UNREACHABLE', message: 'm', params: { ...params, since: earlier } }), 'Vehicle offline since 05/01/2026 09:30.');
+});
