@@ -424,7 +424,7 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
   await http.register(hls.routes);
   await http.register(flv.routes);
   await http.register(webrtc.routes);
-  await http.register(metricsRoutes(streams, webrtc, importSlots, snapshots, gb, jt808));
+  await http.register(metricsRoutes(streams, webrtc, importSlots, snapshots, gb, jt808, jt?.server ?? null));
   await http.register(controlSchemaRoute, { messages: { ...wallMessages(), ...vehicleHub.describe(), ...ptzControl.describe() }, serverMessages: { ...serverMessageSchemas, ...vehicleServerMessageSchemas } });
   await http.register(playerRoutes, { player: config.player, log: http.log });
 

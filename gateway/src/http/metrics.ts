@@ -30,12 +30,18 @@ export interface JtMetricsSource {
   readonly terminalsOnline: number;
 }
 
+/** What the metrics need of the JT/T 1078 media server (jt/media/server.ts), when it runs. */
+export interface JtMediaMetricsSource {
+  readonly stats: { packets: number; bytes: number; unknownSim: number; errors: Readonly<Record<string, number>> };
+  readonly connections: number;
+}
+
 /** What the metrics need of the importers. */
 export interface ImportStats {
   readonly running: number;
 }
 
-export function metricsRoutes(streams: StreamManager, webrtc: WebRtcStats, imports: ImportStats, snapshots: SnapshotStats, gb: GbMetricsSource | null = null, jt808: JtMetricsSource | null = null) {
+export function metricsRoutes(streams: StreamManager, webrtc: WebRtcStats, imports: ImportStats, snapshots: SnapshotStats, gb: GbMetricsSource | null = null, jt808: JtMetricsSource | null = null, jt1078: JtMediaMetricsSource | null = null) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'wallgate_' });
   new Gauge({
@@ -171,6 +177,32 @@ export function metricsRoutes(streams: StreamManager, webrtc: WebRtcStats, impor
       registers: [registry],
       collect() {
         this.set(jt808.terminalsOnline);
+      },
+    });
+  }
+  if (jt1078) {
+    totals('wallgate_jt1078_packets_total', 'JT/T 1078 media packets received from known terminals.', () => jt1078.stats.packets);
+    totals('wallgate_jt1078_bytes_total', 'Bytes received on the JT/T 1078 media port (TCP and UDP).', () => jt1078.stats.bytes);
+    totals('wallgate_jt1078_unknown_sim_total', 'JT/T 1078 packets from a SIM no vehicle has (dropped; a TCP connection sending them is closed).', () => jt1078.stats.unknownSim);
+    const seen: Record<string, number> = {};
+    new Counter({
+      name: 'wallgate_jt1078_parse_errors_total',
+      help: 'JT/T 1078 media input refused, by kind: resync (bytes skipped to the next packet), oversize (a body over jt1078.maxPacketBytes), truncated (a datagram torn short).',
+      labelNames: ['kind'],
+      registers: [registry],
+      collect() {
+        for (const [kind, n] of Object.entries(jt1078.stats.errors)) {
+          if (n > (seen[kind] ?? 0)) this.inc({ kind }, n - (seen[kind] ?? 0));
+          seen[kind] = Math.max(seen[kind] ?? 0, n);
+        }
+      },
+    });
+    new Gauge({
+      name: 'wallgate_jt1078_media_connections',
+      help: 'TCP media connections from terminals open now.',
+      registers: [registry],
+      collect() {
+        this.set(jt1078.connections);
       },
     });
   }

@@ -86,6 +86,9 @@ t.test('a channel plays through HLS and WHEP with one 0x9101; the last reader le
   t.equal(requests(tcp).length, 1, 'HLS and WHEP share one 0x9101');
   t.match(requests(tcp)[0]!.request, { ip: '127.0.0.1', tcpPort: gw.jt1078!.ports.tcp, udpPort: gw.jt1078!.ports.udp, channel: 1, dataType: 1, stream: 0 }, 'our media address, both ports, video of the main stream');
   t.match(tcp.mediaInfo(), [{ channel: 1, transport: 'tcp', layout: '2016' }]);
+  const metrics = (await gw.api('GET', '/metrics')).body;
+  t.match(metrics, /wallgate_jt1078_packets_total [1-9]/, 'the media counted in the metrics');
+  t.match(metrics, /wallgate_jt1078_media_connections 1/);
 
   await viewer.close();
   // The HLS viewer times out (streams.hls.viewerTimeoutMs), then the session lingers (closeAfterMs).
