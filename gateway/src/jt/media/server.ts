@@ -16,6 +16,8 @@ const UNWANTED_MS = 10_000;
  * one (some reconnect on a stream switch) before their sessions are told the link closed.
  */
 const RECONNECT_GRACE_MS = 3_000;
+/** How often reassemblers of channels no longer watched (a UDP terminal that just stopped) are let go. */
+const SWEEP_MS = 30_000;
 /** One SIM per connection in practice; a connection naming more than this many is not a terminal. */
 const MAX_SIMS_PER_CONNECTION = 4;
 
@@ -62,6 +64,7 @@ export class JtMediaServer {
   /** Which connection carries each (vehicle, channel) now, so a connection ending tells only its own channels. */
   private readonly carriers = new Map<string, Socket>();
   private readonly graceTimers = new Map<string, NodeJS.Timeout>();
+  private sweepTimer: NodeJS.Timeout | null = null;
   private closed = false;
   readonly stats: JtMediaStats = { connections: 0, packets: 0, bytes: 0, unknownSim: 0, unwanted: 0, errors: { resync: 0, oversize: 0, truncated: 0 }, units: 0 };
 
@@ -86,6 +89,13 @@ export class JtMediaServer {
         resolve();
       });
     });
+    // A reassembler may hold part of a frame (up to jt1078.maxFrameBytes): none is kept for a channel nobody watches.
+    this.sweepTimer = setInterval(() => {
+      for (const key of this.reassemblers.keys()) {
+        const [vehicleId, channel] = key.split('\u0000');
+        if (!this.opts.channels.wants(vehicleId!, Number(channel))) this.reassemblers.delete(key);
+      }
+    }, SWEEP_MS).unref();
     // The same port number for UDP when it is free (port 0 picked one for TCP), else any.
     const tcpPort = this.ports.tcp;
     try {
@@ -227,6 +237,7 @@ export class JtMediaServer {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
     for (const t of this.graceTimers.values()) clearTimeout(t);
     this.graceTimers.clear();
     for (const s of this.sockets) s.destroy();
