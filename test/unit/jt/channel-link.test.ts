@@ -228,3 +228,28 @@ t.test('0x9105 tells the terminal the loss seen in each interval; late packets a
   await new Promise((resolve) => setTimeout(resolve, 120));
   t.equal(link.sent.length, sentAfter, 'the reports stop with the channel');
 });
+
+t.test('the play driver: a vehicle offline is refused before anything starts; past the budget its session lingers only overBudgetCloseAfterMs', async (t) => {
+  const { JtPlayDriver } = await import('../../../gateway/src/jt/play-driver.js');
+  let now = new Date(2026, 0, 5, 12).getTime();
+  const budget = new JtBudget(1_000, () => now);
+  const { link, channels } = setup({ budget });
+  const jt = { channels, startTimeoutMs: 1_000, overBudgetCloseAfterMs: 5_000, commandTimeoutMs: 1_000 };
+  const source = { cameraId: 'v1-ch1', name: 'v1 1', departmentId: 'root', deptPath: '/root/', profile: 'main' as const, url: 'jt1078://v1/1', protocol: 'jt1078' as const, codec: 'h264' as const, enabled: true, credential: null };
+  const failed: GatewayError[] = [];
+  const events = { tag: () => {}, bytes: () => {}, probed: () => {}, failed: (e: GatewayError) => void failed.push(e) };
+  // Nothing of the context is reached before the terminal check: a start that gets further would throw on it.
+  const driver = new JtPlayDriver({} as never, jt, source, { hlsDir: '', segmentStart: 1, discontinuity: false, transcode: false }, events);
+  link.state = { ...link.state, online: false, offlineSince: new Date(2026, 0, 5, 14, 2).getTime() };
+  const e = await driver.start().then(() => null, (x: GatewayError) => x);
+  t.match(e, { code: 'GW_ERR_CAMERA_UNREACHABLE', params: { reason: 'vehicleOffline', vehicle: 'v1', since: link.state.offlineSince } });
+  t.match(e!.message, /^vehicle v1 offline since 14:02$/);
+  t.equal(link.sent.length, 0, 'the terminal is not asked');
+  await driver.close('test');
+
+  t.equal(driver.lingerMs(), null, 'within the budget: the usual linger');
+  budget.count('v1', 1_001);
+  t.equal(driver.lingerMs(), 5_000, 'past it: jt1078.overBudgetCloseAfterMs');
+  now += 24 * 3600_000;
+  t.equal(driver.lingerMs(), null, 'a new day');
+});
