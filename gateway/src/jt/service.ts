@@ -142,7 +142,7 @@ export class JtService implements JtLink, JtLiveState, JtStats {
   private closing: Promise<void> | null = null;
   private countFrames = 0;
   private readonly countErrors: Record<string, number> = {};
-  private readonly countRefusals: Record<JtRefusal['reason'], number> = { unknown: 0, auth: 0, plate: 0 };
+  private readonly countRefusals: Record<JtRefusal['reason'], number> = { unknown: 0, auth: 0, terminal: 0, plate: 0 };
   private countUnauthenticated = 0;
   port: number | null = null;
 
@@ -410,7 +410,13 @@ export class JtService implements JtLink, JtLiveState, JtStats {
       manufacturer: printable(reg.manufacturer, 30),
       model: printable(reg.model, 30),
     };
-    let vehicleId = this.vehicleBySim(h.sim);
+    const known = this.opts.vehicles.bySim(h.sim);
+    // Registration proves nothing but the SIM, a phone number: where the vehicle names its terminal, the terminal must say the same.
+    if (known && !sameTerminalId(known.vehicle.terminalId ?? '', reg.terminalId)) {
+      this.sendTo(c, h, JT_MSG.REGISTER_REPLY, encodeRegistrationReply({ serial: h.serial, result: 4 }));
+      return this.refuse(c, h.sim, 'terminal', info);
+    }
+    let vehicleId = known?.vehicle.id ?? null;
     let reason: JtRefusal['reason'] = 'unknown';
     if (!vehicleId && this.cfg.autoRegister.enabled && this.opts.autoRegistrar) {
       try {
@@ -584,6 +590,12 @@ export class JtService implements JtLink, JtLiveState, JtStats {
       while (this.writes.size) await Promise.all([...this.writes]);
     })());
   }
+}
+
+/** Terminal ids as the registry keeps them (letters and digits) and terminals send them (2013: 7 bytes, padded), in any case; none on the vehicle accepts any. */
+function sameTerminalId(expected: string, sent: string): boolean {
+  const norm = (s: string) => s.replace(/[^A-Za-z0-9]/g, '').toUpperCase();
+  return !expected || norm(expected) === norm(sent);
 }
 
 /** Compares auth codes in constant time for their length. */

@@ -552,13 +552,13 @@ export interface JtTerminalRecord extends JtTerminalInfo {
   address: string | null;
 }
 
-export const JT_REFUSAL_REASONS = ['unknown', 'auth', 'plate'] as const;
+export const JT_REFUSAL_REASONS = ['unknown', 'auth', 'terminal', 'plate'] as const;
 
 /** Refused terminals, one row per SIM and address, with what they sent. */
 export interface JtRefusal extends JtTerminalInfo {
   sim: string;
   address: string;
-  /** unknown: no vehicle has this SIM; auth: a wrong or missing auth code; plate: auto-registration could not use its plate. */
+  /** unknown: no vehicle has this SIM; auth: a wrong or missing auth code; terminal: it registered with another terminal id than its vehicle's; plate: auto-registration could not use its plate. */
   reason: (typeof JT_REFUSAL_REASONS)[number];
   /** The department path of the vehicle the SIM belongs to; null for an unknown SIM, which only whole-system admins see. */
   deptPath: string | null;

@@ -34,6 +34,7 @@ addStrings({
   'jt.never': ['never connected since the gateway started', '网关启动后未连接'],
   'jt.reason.unknown': ['SIM of no vehicle', '无对应车辆'],
   'jt.reason.auth': ['Wrong auth code', '鉴权码错误'],
+  'jt.reason.terminal': ["Terminal id not the vehicle's", '终端编号与车辆不符'],
   'jt.reason.plate': ['Could not be auto-registered', '无法自动登记'],
   'jt.register': ['Register as vehicle', '登记为车辆'],
   'jt.forget': ['Forget', '忽略'],
@@ -194,7 +195,7 @@ export const jt808Section: Section = {
           ? h(
               'td',
               { class: 'actions' },
-              r.reason !== 'auth'
+              r.reason === 'unknown' || r.reason === 'plate'
                 ? button(t('jt.register'), 'register', async () => {
                     const saved = await vehicleForm(ctx, r);
                     if (!saved) return;

@@ -96,9 +96,9 @@ class Terminal {
     }
   }
 
-  async register(plate: string, edition: '2011' | '2013' | '2019' = this.edition): Promise<{ result: number; authCode: string | null }> {
+  async register(plate: string, terminalId = 'T0001'): Promise<{ result: number; authCode: string | null }> {
     const from = this.received.length;
-    this.send(JT_MSG.REGISTER, encodeRegistration({ province: 44, city: 100, manufacturer: 'ACME', model: 'X1-808', terminalId: 'T0001', plateColor: 2, plate }, edition));
+    this.send(JT_MSG.REGISTER, encodeRegistration({ province: 44, city: 100, manufacturer: 'ACME', model: 'X1-808', terminalId, plateColor: 2, plate }, this.edition));
     return decodeRegistrationReply((await this.next(JT_MSG.REGISTER_REPLY, from)).body);
   }
 
@@ -144,7 +144,7 @@ async function terminal(f: Fixture, sim: string, edition: JtEdition = '2013') {
 }
 
 async function addVehicle(f: Fixture, id: string, plate: string, sim: string, departmentId = 'countyA') {
-  const res = await f.gw.api('POST', '/api/vehicles', { token: f.gw.adminToken, body: vehicleBody(id, plate, departmentId, { sim }, 0) });
+  const res = await f.gw.api('POST', '/api/vehicles', { token: f.gw.adminToken, body: vehicleBody(id, plate, departmentId, { sim, terminalId: 't0001' }, 0) });
   if (res.status !== 201) throw new Error(`vehicle ${id}: ${res.body}`);
 }
 
@@ -309,12 +309,17 @@ t.test('JT/T 808 server', async (t) => {
     t.match(terminals.find((x: any) => x.vehicleId === 'v13'), { sim: '13800000013', plate: '粤A13013', departmentName: 'County A', edition: '2013', address: /^127\.0\.0\.1:\d+$/, counters: { frames: Number, positions: 5, alarms: 5, errors: 0 } });
   });
 
-  await t.test('a wrong auth code is refused and listed for the vehicle\'s department', async (t) => {
+  await t.test("a wrong auth code, or a registration with another terminal id than the vehicle's, is refused and listed for the vehicle's department", async (t) => {
     const c = await terminal(f, '13800000099');
     t.equal((await c.authenticate('0000000000000000')).result, 1);
     t.ok(await c.closedWithin(2_000));
     const countyB = await f.gw.userToken('countyb-admin', ['admin'], ['countyB']);
     t.match((await f.gw.api('GET', '/api/jt808/refused', { token: countyB })).json.items, [{ sim: '13800000099', reason: 'auth' }]);
+    const impostor = await terminal(f, '13800000099');
+    t.equal((await impostor.register('粤B00001', 'T9999')).result, 4, 'knowing the SIM is not enough to register');
+    t.ok(await impostor.closedWithin(2_000));
+    t.match((await f.gw.api('GET', '/api/jt808/refused', { token: countyB })).json.items, [{ sim: '13800000099', reason: 'terminal', terminalId: 'T9999' }], 'one row per SIM and address, with its latest reason');
+    t.equal(await f.gw.store.jt.getTerminal('13800000099'), null, 'no auth code was issued');
   });
 
   await t.test('malformed input is counted, a message before authentication answered with result 1, a silent connection closed; the server goes on', async (t) => {
