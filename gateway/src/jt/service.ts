@@ -66,6 +66,8 @@ const MAX_QUEUED = 32;
 /** A terminal that does not read what we send (a broken link) is let go past this much unsent. */
 const MAX_UNSENT_BYTES = 256 * 1024;
 const RESULT = { OK: 0, FAILURE: 1, MESSAGE_ERROR: 2, NOT_SUPPORTED: 3 } as const;
+/** How long an ended connection may take to send what it was last told and close its side. */
+const ENDING_MS = 2_000;
 
 /** One TCP connection of a terminal: its framing, identity once it speaks, and the commands awaiting its answer. */
 class Connection {
@@ -131,6 +133,8 @@ export class JtService implements JtLink, JtLiveState, JtStats {
   private readonly clock: () => number;
   private server: Server | null = null;
   private readonly connections = new Set<Connection>();
+  /** Sockets being ended politely, with when the sweep destroys them anyway. */
+  private readonly ending = new Map<Socket, number>();
   /** Authenticated links by vehicle. */
   private readonly online = new Map<string, Connection>();
   /** Vehicles whose link went down (or that registered before this start): for terminal() and the admin list. */
@@ -515,12 +519,18 @@ export class JtService implements JtLink, JtLiveState, JtStats {
 
   // ---- ending ---------------------------------------------------------------------------------
 
-  /** Ends a connection politely (what we wrote is sent first), destroying it if the terminal does not close its side. */
+  /**
+   * Ends a connection politely (what we wrote is sent first); the sweep destroys it if it is still
+   * there after ENDING_MS (a terminal that does not read), so a reconnect storm arms no timer per socket.
+   */
   private end(c: Connection, why: string) {
     if (c.closed) return;
     this.detach(c, why);
-    c.socket.end(() => c.socket.destroy());
-    setTimeout(() => c.socket.destroy(), 2_000).unref();
+    const socket = c.socket;
+    socket.end(() => socket.destroy());
+    if (socket.destroyed) return;
+    this.ending.set(socket, this.clock() + ENDING_MS);
+    socket.once('close', () => this.ending.delete(socket));
   }
 
   private drop(c: Connection, why: string) {
@@ -562,6 +572,7 @@ export class JtService implements JtLink, JtLiveState, JtStats {
     const now = this.clock();
     const authBefore = now - this.cfg.authTimeoutSec * 1000;
     const silentBefore = now - this.cfg.heartbeatTimeoutSec * 1000;
+    for (const [socket, deadline] of this.ending) if (deadline <= now) socket.destroy();
     for (const c of [...this.connections]) {
       if (!c.authed && c.openedAt < authBefore) this.drop(c, 'no authentication in time');
       else if (c.authed && c.lastHeardAt < silentBefore) this.drop(c, 'heartbeat timeout');
@@ -586,6 +597,7 @@ export class JtService implements JtLink, JtLiveState, JtStats {
       const server = this.server;
       const closed = server ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
       for (const c of [...this.connections]) this.drop(c, 'gateway shutting down');
+      for (const socket of this.ending.keys()) socket.destroy();
       await closed;
       while (this.writes.size) await Promise.all([...this.writes]);
     })());
