@@ -363,6 +363,7 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
   const jt808 = config.jt808.enabled ? jtService(config, store, registry, vehicles, jtDirectory, http.log, life) : null;
   // Live view commands terminals through the 808 service, built only now that the vehicles exist.
   if (jt && jt808) jt.link.bind(jt808);
+  jt?.bindVehicles(vehicles);
   // The GB service sends DeviceControl (opts.ptzSender first: tests record what is sent).
   const ptzSender: PtzSender | null = opts.ptzSender ?? gb;
   const ptz = new PtzService(registry, (e) => store.audit.append(e), ptzSender, config.gb28181.ptz);
@@ -488,13 +489,24 @@ function gbService(config: Config, registry: Registry, directory: GbDirectory, c
 function jtMedia(config: Config, log: FastifyInstance['log']) {
   const jtLog = log.child({ module: 'jt1078' });
   const link = new JtLinkSlot(jtLog);
+  let vehicles: VehicleService | null = null;
   const budget = new JtBudget(config.jt1078.dailyBudgetBytes);
   const channels = new JtChannels({ link, budget, publicAddress: config.jt1078.publicAddress, mediaPorts: (): { tcp: number; udp: number } => server.ports });
   const server = new JtMediaServer({ config: config.jt1078, link, channels, budget });
   return {
     link,
     server,
-    driverContext: { channels, startTimeoutMs: config.jt1078.startTimeoutMs, overBudgetCloseAfterMs: config.jt1078.overBudgetCloseAfterMs, commandTimeoutMs: config.jt808.commandTimeoutMs },
+    driverContext: {
+      channels,
+      startTimeoutMs: config.jt1078.startTimeoutMs,
+      overBudgetCloseAfterMs: config.jt1078.overBudgetCloseAfterMs,
+      commandTimeoutMs: config.jt808.commandTimeoutMs,
+      channelSource: (vehicleId: string, channel: number) => vehicles?.get(vehicleId)?.vehicle.channels.find((c) => c.channel === channel)?.sourceId ?? null,
+    },
+    /** The vehicles module, built after the engine: until then no vehicle channel plays. */
+    bindVehicles(v: VehicleService) {
+      vehicles = v;
+    },
     async close() {
       await server.close();
       channels.close();

@@ -52,7 +52,7 @@ export const ERROR_PARAMS = Type.Record(Type.String(), Type.Union([Type.String()
  * words) that is shown as it is.
  */
 export const errorReasons = {
-  GW_ERR_FORBIDDEN: { permission: ['permission'], scopeTop: [], address: [] },
+  GW_ERR_FORBIDDEN: { permission: ['permission'], scopeTop: [], address: [], notVehicleChannel: ['vehicle', 'channel'] },
   GW_ERR_CONFLICT: {
     taken: ['id'],
     disabled: ['camera'],

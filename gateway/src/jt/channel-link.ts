@@ -18,6 +18,13 @@ export interface JtDriverContext {
   overBudgetCloseAfterMs: number;
   /** jt808.commandTimeoutMs: how long 0x9101 waits for the terminal's answer. */
   commandTimeoutMs: number;
+  /**
+   * The camera source the vehicle names for its channel (vehicles module), or null for none. A
+   * source's URL names a vehicle, but only the vehicle's own channel sources play its video: a
+   * source registered elsewhere under a vehicle id made later would otherwise show another
+   * department's vehicle.
+   */
+  channelSource(vehicleId: string, channel: number): string | null;
 }
 
 /** What one live-view attempt (a driver) hands the channel: its stream, where units go, how it hears of a failure. */

@@ -44,6 +44,11 @@ export class JtPlayDriver implements SourceDriver {
   async start(): Promise<void> {
     const target = this.target;
     if (!target) throw new GatewayError('GW_ERR_INTERNAL', `"${this.source.url}" is not a jt1078://<vehicle>/<channel> URL`);
+    if (this.jt.channelSource(target.vehicleId, target.channel) !== this.source.cameraId) {
+      throw this.failure(
+        reasoned('GW_ERR_FORBIDDEN', 'notVehicleChannel', { vehicle: target.vehicleId, channel: target.channel }, `camera "${this.source.cameraId}" is not channel ${target.channel} of vehicle ${target.vehicleId}`),
+      );
+    }
     const terminal = this.jt.channels.link.terminal(target.vehicleId);
     if (!terminal?.online) throw this.failure(offlineError(target.vehicleId, terminal?.offlineSince ?? null));
 

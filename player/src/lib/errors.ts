@@ -35,6 +35,7 @@ addStrings({
   'err.GW_ERR_FORBIDDEN.permission': ['Your role does not allow this ({permission}).', '您的角色无权执行此操作（{permission}）。'],
   'err.GW_ERR_FORBIDDEN.scopeTop': ['The top department of your own scope cannot be moved or deleted by you.', '您不能移动或删除自己管辖范围的顶级部门。'],
   'err.GW_ERR_FORBIDDEN.address': ["The camera's address is not allowed by the gateway's network policy.", '网关的网络策略不允许访问该摄像机地址。'],
+  'err.GW_ERR_FORBIDDEN.notVehicleChannel': ['This camera is not channel {channel} of vehicle {vehicle}, so it cannot play that vehicle’s video.', '该摄像机不是车辆 {vehicle} 的通道 {channel}，不能播放该车辆的视频。'],
   'err.GW_ERR_NOT_FOUND': ['Not found, or not in your scope.', '未找到，或不在您的管辖范围内。'],
   'err.GW_ERR_CONFLICT': ['This conflicts with the current state: {message}', '与当前状态冲突：{message}'],
   'err.GW_ERR_CONFLICT.taken': ['"{id}" already exists.', '“{id}”已存在。'],

@@ -173,4 +173,6 @@ t.test('vehicle channel sources: the URL exactly, no credentials, and never anot
   t.match(theirs.json.issues, [{ field: 'url', message: /not in your departments/ }], "county B's vehicle is not county A's to watch");
   const ours = await gw.api('POST', '/api/sources', { token: gw.adminToken, body: { name: 'x', departmentId: 'countyB', url: 'jt1078://jt-other/2' } });
   t.equal(ours.status, 201, 'the root admin may');
+  const refused = await startFails(gw, ours.json.id);
+  t.match(refused, { code: 'GW_ERR_FORBIDDEN', params: { reason: 'notVehicleChannel', vehicle: 'jt-other', channel: 2 } }, "but it plays nothing of the vehicle: it is not the vehicle's own channel source");
 });

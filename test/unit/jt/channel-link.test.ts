@@ -234,7 +234,7 @@ t.test('the play driver: a vehicle offline is refused before anything starts; pa
   let now = new Date(2026, 0, 5, 12).getTime();
   const budget = new JtBudget(1_000, () => now);
   const { link, channels } = setup({ budget });
-  const jt = { channels, startTimeoutMs: 1_000, overBudgetCloseAfterMs: 5_000, commandTimeoutMs: 1_000 };
+  const jt = { channels, startTimeoutMs: 1_000, overBudgetCloseAfterMs: 5_000, commandTimeoutMs: 1_000, channelSource: (v: string, ch: number) => (v === 'v1' && ch === 1 ? 'v1-ch1' : null) };
   const source = { cameraId: 'v1-ch1', name: 'v1 1', departmentId: 'root', deptPath: '/root/', profile: 'main' as const, url: 'jt1078://v1/1', protocol: 'jt1078' as const, codec: 'h264' as const, enabled: true, credential: null };
   const failed: GatewayError[] = [];
   const events = { tag: () => {}, bytes: () => {}, probed: () => {}, failed: (e: GatewayError) => void failed.push(e) };
@@ -246,6 +246,12 @@ t.test('the play driver: a vehicle offline is refused before anything starts; pa
   t.match(e!.message, /^vehicle v1 offline since 14:02$/);
   t.equal(link.sent.length, 0, 'the terminal is not asked');
   await driver.close('test');
+
+  // A source naming the vehicle that is not the vehicle's own channel source plays nothing of it.
+  const stranger = new JtPlayDriver({} as never, jt, { ...source, cameraId: 'elsewhere' }, { hlsDir: '', segmentStart: 1, discontinuity: false, transcode: false }, events);
+  link.state = { ...link.state, online: true, offlineSince: null };
+  t.match(await stranger.start().then(() => null, (x: GatewayError) => x), { code: 'GW_ERR_FORBIDDEN', params: { reason: 'notVehicleChannel', vehicle: 'v1', channel: 1 } });
+  t.equal(link.sent.length, 0, 'the terminal is not asked for it');
 
   t.equal(driver.lingerMs(), null, 'within the budget: the usual linger');
   budget.count('v1', 1_001);
