@@ -28,6 +28,7 @@ export interface JtMetricsSource {
   readonly framesIn: number;
   readonly parseErrors: Readonly<Record<string, number>>;
   readonly terminalsOnline: number;
+  readonly refusals: Readonly<Record<string, number>>;
 }
 
 /** What the metrics need of the JT/T 1078 media server (jt/media/server.ts), when it runs. */
@@ -168,6 +169,19 @@ export function metricsRoutes(streams: StreamManager, webrtc: WebRtcStats, impor
         for (const [kind, n] of Object.entries(jt808.parseErrors)) {
           if (n > (seen[kind] ?? 0)) this.inc({ kind }, n - (seen[kind] ?? 0));
           seen[kind] = Math.max(seen[kind] ?? 0, n);
+        }
+      },
+    });
+    const refused: Record<string, number> = {};
+    new Counter({
+      name: 'wallgate_jt808_refusals_total',
+      help: 'JT/T 808 terminals refused, by reason: unknown (SIM of no vehicle), auth (wrong auth code), terminal (terminal id not the vehicle\'s), plate (auto-registration refused its plate).',
+      labelNames: ['reason'],
+      registers: [registry],
+      collect() {
+        for (const [reason, n] of Object.entries(jt808.refusals)) {
+          if (n > (refused[reason] ?? 0)) this.inc({ reason }, n - (refused[reason] ?? 0));
+          refused[reason] = Math.max(refused[reason] ?? 0, n);
         }
       },
     });
