@@ -120,6 +120,11 @@ export async function openSourceForm(ctx: AdminContext, existing: SourceView | n
     c.username.disabled = true;
     c.password.disabled = true;
   }
+  // A vehicle channel has no camera credentials: its terminal authenticates over JT/T 808.
+  if (existing?.protocol === 'jt1078') {
+    c.username.disabled = true;
+    c.password.disabled = true;
+  }
 
   const fill = (s: SourceView | null) => {
     c.id.value = s?.id ?? '';
