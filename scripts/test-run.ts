@@ -1,18 +1,29 @@
 /**
- * `npm test`'s runner: tap with its TAP output passed through as it comes, then, last, every failed
- * assertion again with the subtests it sits in and its diagnostics. A CI log is often read from its
- * end only, where a failure deep in 8,000 assertions would otherwise be one line of totals.
- * Arguments go to tap unchanged; the exit code is tap's.
+ * `npm test`'s runner. Two tap runs side by side: the browser tests (test/e2e) one at a time, and
+ * everything else two at a time. Most of the suite waits on real time (video playing, timeouts,
+ * lingers) rather than on the CPU, so three files at once fit two cores; but two headless browsers
+ * decoding video at once starve each other, so the e2e files never overlap.
  *
- *   node --import tsx scripts/test-run.ts [tap args...]
+ * The TAP output of the main run passes through as it comes and the browser run's follows it; then,
+ * last, every failed assertion again with the subtests it sits in and its diagnostics, since a CI
+ * log is often read from its end only, where a failure deep in 8,000 assertions would otherwise be
+ * one line of totals. The exit code is the worse of the two runs'.
+ *
+ *   node --import tsx scripts/test-run.ts            the whole suite
+ *   node --import tsx scripts/test-run.ts [tap args] one tap run with these arguments (e.g. files)
  */
 import { spawn } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
 /** Lines of diagnostics kept per failure: the YAML block tap writes under a `not ok`. */
 const MAX_DIAG_LINES = 40;
 /** Failures repeated at the end; a run with more has a bigger problem than the list shows. */
 const MAX_FAILURES = 30;
+const BROWSER_TESTS = 'test/e2e';
+/** The project's tap, also when this runs outside npm (which puts node_modules/.bin on the PATH). */
+const TAP = join(import.meta.dirname, '..', 'node_modules', '.bin', 'tap');
 
 interface Failure {
   path: string[];
@@ -20,55 +31,82 @@ interface Failure {
   diag: string[];
 }
 
-const child = spawn('tap', ['--reporter=tap', ...process.argv.slice(2)], { stdio: ['inherit', 'pipe', 'inherit'] });
-child.on('error', (err) => {
-  process.stderr.write(`cannot run tap: ${err.message}\n`);
-  process.exit(1);
-});
+interface TapRun {
+  code: number;
+  failures: Failure[];
+  /** The run's output, when it was kept to be printed after the other's. */
+  held: string[];
+}
 
-const failures: Failure[] = [];
-/** The `# Subtest:` names open at each indentation depth. */
-const open: string[] = [];
-let collecting: Failure | null = null;
-let collectingIndent = '';
-
-const lines = createInterface({ input: child.stdout });
-lines.on('line', (line) => {
-  process.stdout.write(line + '\n');
-  const indent = /^\s*/.exec(line)![0];
-  const depth = indent.length / 4;
-  if (collecting) {
-    if (line.startsWith(collectingIndent) && collecting.diag.length < MAX_DIAG_LINES) {
-      collecting.diag.push(line.slice(collectingIndent.length));
-      if (line.trim() === '...') collecting = null;
+/** Runs tap with `args`, printing its output as it comes (or holding it), and collects the failed assertions. */
+function runTap(args: string[], hold: boolean): Promise<TapRun> {
+  const child = spawn(TAP, ['--reporter=tap', ...args], { stdio: ['inherit', 'pipe', 'inherit'] });
+  const failures: Failure[] = [];
+  const held: string[] = [];
+  /** The `# Subtest:` names open at each indentation depth. */
+  const open: string[] = [];
+  let collecting: Failure | null = null;
+  let collectingIndent = '';
+  createInterface({ input: child.stdout }).on('line', (line) => {
+    if (hold) held.push(line);
+    else process.stdout.write(line + '\n');
+    const indent = /^\s*/.exec(line)![0];
+    const depth = indent.length / 4;
+    if (collecting) {
+      if (line.startsWith(collectingIndent) && collecting.diag.length < MAX_DIAG_LINES) {
+        collecting.diag.push(line.slice(collectingIndent.length));
+        if (line.trim() === '...') collecting = null;
+        return;
+      }
+      collecting = null;
+    }
+    const subtest = /^\s*# Subtest: (.*)$/.exec(line);
+    if (subtest) {
+      open.length = depth;
+      open[depth] = subtest[1]!;
       return;
     }
-    collecting = null;
-  }
-  const subtest = /^\s*# Subtest: (.*)$/.exec(line);
-  if (subtest) {
-    open.length = depth;
-    open[depth] = subtest[1]!;
-    return;
-  }
-  if (/^\s*not ok \d+/.test(line)) {
-    open.length = Math.min(open.length, depth);
-    const failure: Failure = { path: open.slice(0, depth), line: line.trim(), diag: [] };
-    if (failures.length < MAX_FAILURES) failures.push(failure);
-    collecting = failure;
-    collectingIndent = indent + '  ';
-  }
-});
+    if (/^\s*not ok \d+/.test(line)) {
+      open.length = Math.min(open.length, depth);
+      const failure: Failure = { path: open.slice(0, depth), line: line.trim(), diag: [] };
+      if (failures.length < MAX_FAILURES) failures.push(failure);
+      collecting = failure;
+      collectingIndent = indent + '  ';
+    }
+  });
+  return new Promise((resolve) => {
+    child.on('error', (err) => {
+      process.stderr.write(`cannot run tap: ${err.message}\n`);
+      resolve({ code: 1, failures, held });
+    });
+    // 'close' comes after the child's stdout ended, so every line has been read by then.
+    child.on('close', (code, signal) => resolve({ code: code ?? (signal ? 1 : 0), failures, held }));
+  });
+}
 
-// 'close' comes after the child's stdout ended, so every line has been read by then.
-const code = await new Promise<number>((resolve) => child.on('close', (c, signal) => resolve(c ?? (signal ? 1 : 0))));
-if (failures.length) {
-  // A failed assertion also fails every subtest above it, each reported after it: the innermost ones say what broke.
-  const innermost = failures.filter((f, i) => !failures.slice(0, i).some((g) => g.path.length > f.path.length && f.path.every((p, k) => g.path[k] === p)));
+/** The test files under `dir`, in order, leaving out those under `except`. */
+function testFiles(dir: string, except?: string): string[] {
+  const files = readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+    const path = join(dir, e.name);
+    if (e.isDirectory()) return path === except ? [] : testFiles(path, except);
+    return e.name.endsWith('.test.ts') ? [path] : [];
+  });
+  return files.sort();
+}
+
+const args = process.argv.slice(2);
+const runs = args.length
+  ? [await runTap(args, false)]
+  : await Promise.all([runTap(['--jobs=2', ...testFiles('test', BROWSER_TESTS)], false), runTap(['--jobs=1', ...testFiles(BROWSER_TESTS)], true)]);
+for (const run of runs) for (const line of run.held) process.stdout.write(line + '\n');
+
+// A failed assertion also fails every subtest above it, each reported after it: the innermost ones say what broke.
+const innermost = runs.flatMap(({ failures }) => failures.filter((f, i) => !failures.slice(0, i).some((g) => g.path.length > f.path.length && f.path.every((p, k) => g.path[k] === p))));
+if (innermost.length) {
   process.stdout.write(`\n# ===== ${innermost.length} failure(s), again =====\n`);
   for (const f of innermost) {
     process.stdout.write(`\n# ${[...f.path, f.line].join('\n#   > ')}\n`);
     for (const d of f.diag) process.stdout.write(`#     ${d}\n`);
   }
 }
-process.exit(code);
+process.exit(Math.max(...runs.map((r) => r.code)));

@@ -7,8 +7,8 @@ import { launchBrowser, signIn, startPlayerGateway, tiles, waitForTiles } from '
  * page. Minutes of rotation here, with the JS heap measured after forced garbage collections.
  */
 
-const SOAK_MS = Number(process.env.WALLGATE_SOAK_MS ?? 90_000);
-// Longer than the suite's two minutes per file: the soak alone takes a minute and a half (WALLGATE_SOAK_MS sets a longer one).
+const SOAK_MS = Number(process.env.WALLGATE_SOAK_MS ?? 150_000);
+// Longer than the suite's two minutes per file: the soak itself takes three.
 t.setTimeout(SOAK_MS + 120_000);
 const DWELL_SEC = 5;
 const LIVE_WITHIN_MS = 3_500;
