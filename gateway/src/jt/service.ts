@@ -88,7 +88,7 @@ class Connection {
   private serial = 0;
   readonly pending = new Map<number, PendingCommand>();
   /** Messages that arrived while an async step (registration, authentication) was running, in order. */
-  queue: { m: JtMessage; answered: boolean }[] | null = null;
+  queue: JtMessage[] | null = null;
   closed = false;
   readonly counters = { frames: 0, positions: 0, alarms: 0, errors: 0 };
 
@@ -301,21 +301,24 @@ export class JtService implements JtLink, JtLiveState, JtStats {
       this.parseError(c, 'header');
       return;
     }
-    let answered = false;
-    if (h.packet) {
-      // 1078 terminals expect each piece answered; the whole message is then handled without a second answer.
-      this.answer(c, m, RESULT.OK);
-      answered = true;
-      const whole = c.assembler.push(m);
-      if (!whole) return;
-      m = whole;
-    }
     if (c.queue) {
       if (c.queue.length >= MAX_QUEUED) return this.parseError(c, 'backlog');
-      c.queue.push({ m, answered });
+      c.queue.push(m);
       return;
     }
-    this.handle(c, m, answered);
+    this.take(c, m);
+  }
+
+  /** A message in its turn: a subpackage piece is answered and kept until its series is whole. */
+  private take(c: Connection, m: JtMessage) {
+    const h = m.header;
+    if (!h.packet) return this.handle(c, m, false);
+    // Nothing but registration and authentication before authenticating: pieces of anything else are neither kept nor taken.
+    if (!c.authed && h.msgId !== JT_MSG.REGISTER && h.msgId !== JT_MSG.AUTH) return this.handle(c, m, false);
+    // 1078 terminals expect each piece answered; the whole message is then handled without a second answer.
+    this.answer(c, m, RESULT.OK);
+    const whole = c.assembler.push(m);
+    if (whole) this.handle(c, whole, true);
   }
 
   private handle(c: Connection, m: JtMessage, answered: boolean) {
@@ -386,13 +389,12 @@ export class JtService implements JtLink, JtLiveState, JtStats {
         const queued = c.queue ?? [];
         c.queue = null;
         for (let i = 0; i < queued.length && !c.closed; i++) {
-          const q = queued[i]!;
           if (c.queue) {
             // Another async step began: what is left waits behind it, in order.
-            (c.queue as { m: JtMessage; answered: boolean }[]).push(...queued.slice(i));
+            (c.queue as JtMessage[]).push(...queued.slice(i));
             return;
           }
-          this.handle(c, q.m, q.answered);
+          this.take(c, queued[i]!);
         }
       });
     this.track(done);

@@ -325,6 +325,9 @@ t.test('JT/T 808 server', async (t) => {
   await t.test('malformed input is counted, a message before authentication answered with result 1, a silent connection closed; the server goes on', async (t) => {
     const c = await terminal(f, '13800000055');
     t.equal((await c.ask(JT_MSG.LOCATION, encodeLocation(position(1)))).result, 1, 'a position before authentication');
+    const before = c.received.length;
+    c.send(JT_MSG.LOCATION_BATCH, Buffer.alloc(0), () => encodeFrame({ msgId: JT_MSG.LOCATION_BATCH, edition: '2013', phone: c.phone, serial: 7, packet: { total: 3, index: 1 } }, Buffer.alloc(100)));
+    t.same(decodeGeneralResponse((await c.next(JT_MSG.PLATFORM_RESPONSE, before)).body), { serial: 7, msgId: JT_MSG.LOCATION_BATCH, result: 1 }, 'a piece of one too, and it is not kept');
     const corrupt = (f2: Buffer) => {
       const b = Buffer.from(f2);
       b[b.length - 2] = b[b.length - 2]! ^ 0x5a;
