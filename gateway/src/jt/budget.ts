@@ -1,12 +1,15 @@
 /**
- * Cellular data a vehicle's video may use per day (jt1078.dailyBudgetBytes): every media byte its
- * terminal sends is counted, the channels it watches or not, since the operator pays for them all.
+ * Cellular data a vehicle's video may use per day (jt1078.dailyBudgetBytes): every media byte the
+ * media server takes from its terminal is counted (media/server.ts: packets of a channel asked for,
+ * from its pinned source; anything else may be anyone's, so it is dropped and not counted).
  * Past the budget its channels fall back to the sub-stream and close early once unwatched
  * (channel-link.ts, play-driver.ts). The count is kept in memory and starts again each day on the
  * gateway's clock; a restart forgets it, which errs on the side of showing video.
  */
 export class JtBudget {
-  private day = '';
+  /** Today on the gateway's clock, [start, end) in ms: worked out once a day, not per media packet. */
+  private dayStart = 0;
+  private dayEnd = 0;
   private readonly used = new Map<string, number>();
   private readonly listeners = new Set<(vehicleId: string) => void>();
 
@@ -47,9 +50,11 @@ export class JtBudget {
 
   /** A new day starts every vehicle afresh (and bounds the map by the vehicles heard from in a day). */
   private rollOver() {
-    const day = new Date(this.now()).toDateString();
-    if (day === this.day) return;
-    this.day = day;
+    const now = this.now();
+    if (now >= this.dayStart && now < this.dayEnd) return;
+    const d = new Date(now);
+    this.dayStart = new Date(d.getFullYear(), d.getMonth(), d.getDate()).getTime();
+    this.dayEnd = new Date(d.getFullYear(), d.getMonth(), d.getDate() + 1).getTime();
     this.used.clear();
   }
 }

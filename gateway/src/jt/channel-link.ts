@@ -8,6 +8,10 @@ import { encodeLiveControl, encodeLiveRequest, encodeLiveStatus, JT_MSG } from '
 const STATUS_INTERVAL_MS = 5_000;
 /** A sequence jump larger than this is a restart or a late packet, not loss. */
 const MAX_COUNTED_GAP = 1_000;
+/** Media of a channel nobody asked for gets one 0x9102 close per this long (the terminal ignored ours, or took a 0x9101 we gave up on). */
+const STRAY_CLOSE_INTERVAL_MS = 30_000;
+/** Channels remembered for that rate limit; beyond it the oldest are forgotten (a stray close more is harmless). */
+const MAX_STRAY_CHANNELS = 4_096;
 
 /** The JT/T 1078 part of the stream engine's driver context (streams/sources/driver.ts), wired by app.ts. */
 export interface JtDriverContext {
@@ -70,6 +74,16 @@ export class JtChannelLink {
   private readonly taps = new Set<JtChannelTap>();
   private phase: Phase = 'idle';
   private opened: Promise<void> = Promise.resolve();
+  /** Settles `opened` of the attempts waiting now; a 0x9101 re-sent on a new link before the answer keeps it. */
+  private settle: { resolve(): void; reject(e: unknown): void } | null = null;
+  /** Bumped by every 0x9101: media is pinned to the first source after each (media/server.ts). */
+  private requests = 0;
+  /** The last 0x9101's outcome, for the close that follows it. */
+  private lastRequest: Promise<void> = Promise.resolve();
+  /** 0x9101s re-sent because the link they went out on was replaced; bounded, so a broken link cannot loop. */
+  private resent = 0;
+  /** Commands queued and not yet done: the link is let go only once they are. */
+  private pending = 0;
   /** The stream the terminal was last told to send. */
   private current: 0 | 1 | null = null;
   /** Bumped by every open and reset: the late answer to an older 0x9101 changes nothing. */
@@ -87,6 +101,8 @@ export class JtChannelLink {
     readonly vehicleId: string,
     readonly channel: number,
     private readonly opts: JtChannelsOptions,
+    /** Called when the link is unwatched, closed and its commands done: JtChannels lets it go. */
+    private readonly onIdle: (link: JtChannelLink) => void = () => undefined,
   ) {}
 
   get attached(): number {
@@ -98,6 +114,16 @@ export class JtChannelLink {
     return this.phase !== 'idle';
   }
 
+  /** Which 0x9101 the media now comes from, while opening or open; null while closed. */
+  get request(): number | null {
+    return this.phase === 'idle' ? null : this.requests;
+  }
+
+  /** Nothing watched, nothing asked, nothing queued. */
+  get idle(): boolean {
+    return this.phase === 'idle' && this.taps.size === 0 && this.pending === 0;
+  }
+
   /** The stream the terminal is sending (or was asked for), null while closed. */
   get stream(): 0 | 1 | null {
     return this.current;
@@ -107,6 +133,8 @@ export class JtChannelLink {
     this.taps.add(tap);
     this.unwatch ??= this.opts.link.onLinkChange(this.vehicleId, (online) => {
       if (!online) this.lose(offlineError(this.vehicleId, Date.now()));
+      // A new connection (maybe replacing the old one without a word) never got our 0x9101.
+      else if (this.phase !== 'idle') this.request_();
     });
     if (this.phase === 'idle') this.open();
     else this.reconcile();
@@ -147,8 +175,11 @@ export class JtChannelLink {
   /** The terminal went offline or closed the media link: every attempt hears why, and the next one asks again. */
   lose(error: GatewayError): void {
     if (this.phase === 'idle') return;
+    const settle = this.settle;
+    this.settle = null;
     this.reset();
     for (const tap of [...this.taps]) tap.failed(error);
+    settle?.reject(error);
   }
 
   /** Re-decides the stream: a session joined or left, or the vehicle went past its budget. */
@@ -164,6 +195,8 @@ export class JtChannelLink {
 
   /** Stops the status reports (shutdown); the terminal's media ends with its link. */
   close(): void {
+    this.settle?.reject(new JtCommandError('offline', 'the JT/T 1078 server closed'));
+    this.settle = null;
     this.reset();
     this.unwatch?.();
     this.unwatch = null;
@@ -176,33 +209,60 @@ export class JtChannelLink {
   }
 
   private open() {
+    this.lastSeq = null;
+    this.window = { packets: 0, lost: 0 };
+    this.packetsSinceOpen = 0;
+    this.opened = new Promise<void>((resolve, reject) => (this.settle = { resolve, reject }));
+    // Each attempt awaits it; nobody may be left to, once they all closed.
+    this.opened.catch(() => undefined);
+    this.request_();
+  }
+
+  /**
+   * Sends 0x9101 for the stream wanted now: on opening, and again on the terminal's new link. Its
+   * answer settles the attempts' `opened` unless a later request or a reset superseded it; a request
+   * the old link dropped ('offline') while the new one is up waits for the one sent on the new link.
+   */
+  private request_() {
     const epoch = ++this.epoch;
     const stream = this.wanted();
     this.phase = 'opening';
     this.current = stream;
-    this.lastSeq = null;
-    this.window = { packets: 0, lost: 0 };
-    this.packetsSinceOpen = 0;
-    this.opened = this.enqueue(async () => {
+    this.requests++;
+    this.stopStatus();
+    const request = this.enqueue(async () => {
       const terminal = this.opts.link.terminal(this.vehicleId);
       if (!terminal?.online) throw new JtCommandError('offline', `vehicle ${this.vehicleId}'s terminal is not connected`);
       const ports = this.opts.mediaPorts();
       const ip = this.opts.publicAddress || plainAddress(terminal.localAddress ?? '');
       await this.command(JT_MSG.LIVE_REQUEST, encodeLiveRequest({ ip, tcpPort: ports.tcp, udpPort: ports.udp, channel: this.channel, dataType: 1, stream }));
-    }).then(
+    });
+    this.lastRequest = request;
+    request.then(
       () => {
         if (epoch !== this.epoch) return;
         this.phase = 'open';
+        this.resent = 0;
+        this.settle?.resolve();
+        this.settle = null;
         this.startStatus();
         this.reconcile();
       },
       (e: unknown) => {
-        if (epoch === this.epoch) this.reset();
-        throw e;
+        if (epoch !== this.epoch) return;
+        // The link it went out on was replaced by the terminal's new one: asked again there.
+        if (e instanceof JtCommandError && e.kind === 'offline' && this.opts.link.terminal(this.vehicleId)?.online && this.resent++ < 2) return this.request_();
+        const settle = this.settle;
+        this.settle = null;
+        this.reset();
+        // The terminal may yet take a request we stopped waiting for, and send media regardless.
+        if (e instanceof JtCommandError && e.kind === 'timeout') this.closeAtTerminal();
+        if (settle) return settle.reject(e);
+        // Re-sent on a new link after the attempts had started: they hear it like a closed media link.
+        const error = reasoned('GW_ERR_CAMERA_UNREACHABLE', 'mediaLinkClosed', {}, `the terminal reconnected and did not take the video request again: ${(e as Error).message}`);
+        for (const tap of [...this.taps]) tap.failed(error);
       },
     );
-    // Each attempt awaits it; nobody may be left to, once they all closed.
-    this.opened.catch(() => undefined);
   }
 
   private detach(tap: JtChannelTap) {
@@ -210,20 +270,50 @@ export class JtChannelLink {
     if (this.taps.size > 0) return this.reconcile();
     this.unwatch?.();
     this.unwatch = null;
-    if (this.phase === 'idle') return;
-    const opened = this.opened;
+    if (this.phase === 'idle') {
+      if (this.idle) this.onIdle(this);
+      return;
+    }
+    const request = this.lastRequest;
+    const settle = this.settle;
+    this.settle = null;
     this.reset();
-    // After the request it may still be waiting for: closed only if the terminal took it.
+    // Nobody is left to act on it; the answer still settles what the attempts that left await.
+    if (settle) request.then(settle.resolve, settle.reject);
+    // After the request it may still be waiting for: closed unless the terminal refused it or never got it.
     this.enqueue(async () => {
-      if (!(await opened.then(() => true, () => false))) return;
-      await this.command(JT_MSG.LIVE_CONTROL, encodeLiveControl({ channel: this.channel, command: 0, closeType: 0, stream: 0 }));
+      if (!(await request.then(() => true, (e: unknown) => e instanceof JtCommandError && e.kind === 'timeout'))) return;
+      await this.sendClose();
     }).catch((e: Error) => this.opts.link.log.warn({ vehicle: this.vehicleId, channel: this.channel, err: e.message }, 'JT/T 1078 close (0x9102) failed'));
+  }
+
+  /**
+   * Media of this channel came while nobody asked for it: the terminal took a 0x9101 we gave up on,
+   * or ignored our close. Told to close, after whatever is queued (a new request then wins).
+   */
+  stopStray(): void {
+    if (this.phase !== 'idle') return;
+    this.closeAtTerminal();
+  }
+
+  private closeAtTerminal() {
+    this.enqueue(async () => {
+      if (this.phase === 'idle') await this.sendClose();
+    }).catch((e: Error) => this.opts.link.log.warn({ vehicle: this.vehicleId, channel: this.channel, err: e.message }, 'JT/T 1078 close (0x9102) failed'));
+  }
+
+  private sendClose(): Promise<void> {
+    return this.command(JT_MSG.LIVE_CONTROL, encodeLiveControl({ channel: this.channel, command: 0, closeType: 0, stream: 0 }));
   }
 
   private reset() {
     this.epoch++;
     this.phase = 'idle';
     this.current = null;
+    this.stopStatus();
+  }
+
+  private stopStatus() {
     if (this.statusTimer) clearInterval(this.statusTimer);
     this.statusTimer = null;
   }
@@ -250,8 +340,14 @@ export class JtChannelLink {
   }
 
   private enqueue<T>(task: () => Promise<T>): Promise<T> {
+    this.pending++;
     const run = this.queue.then(task, task);
-    this.queue = run.catch(() => undefined);
+    this.queue = run
+      .catch(() => undefined)
+      .finally(() => {
+        this.pending--;
+        if (this.idle) this.onIdle(this);
+      });
     return run;
   }
 }
@@ -262,6 +358,8 @@ export class JtChannelLink {
  */
 export class JtChannels {
   private readonly links = new Map<string, JtChannelLink>();
+  /** When each unasked channel's terminal was last told to stop (rate limit of stray closes). */
+  private readonly strayClosedAt = new Map<string, number>();
   private readonly unsubscribe: () => void;
 
   constructor(private readonly opts: JtChannelsOptions) {
@@ -279,19 +377,56 @@ export class JtChannels {
   }
 
   /**
-   * A channel's link is kept once made, idle when unwatched (no timer, no subscription): its command
-   * queue is what orders a close before the next request, and there are only as many as channels registered.
+   * A channel's link lives while watched and until its last command (the close) is done: its command
+   * queue is what orders a close before the next request.
    */
   attach(vehicleId: string, channel: number, tap: JtChannelTap): JtChannelAttachment {
+    return this.linkOf(vehicleId, channel).attach(tap);
+  }
+
+  private linkOf(vehicleId: string, channel: number): JtChannelLink {
     const key = keyOf(vehicleId, channel);
     let link = this.links.get(key);
-    if (!link) this.links.set(key, (link = new JtChannelLink(vehicleId, channel, this.opts)));
-    return link.attach(tap);
+    if (!link) {
+      link = new JtChannelLink(vehicleId, channel, this.opts, (idle) => {
+        if (this.links.get(key) === idle) this.links.delete(key);
+      });
+      this.links.set(key, link);
+    }
+    return link;
+  }
+
+  /** Channel links kept now (watched, or finishing their close). */
+  get size(): number {
+    return this.links.size;
   }
 
   /** The channel asked for and not closed: its packets are worth reassembling. */
   wants(vehicleId: string, channel: number): boolean {
     return this.links.get(keyOf(vehicleId, channel))?.active ?? false;
+  }
+
+  /** Which 0x9101 of the channel is in force (media is pinned to the first source after it), or null when nobody asked for it. */
+  request(vehicleId: string, channel: number): number | null {
+    return this.links.get(keyOf(vehicleId, channel))?.request ?? null;
+  }
+
+  /**
+   * Media of a known vehicle's channel nobody asked for: its terminal is told to close it, at most
+   * once per STRAY_CLOSE_INTERVAL_MS per channel, since the packets may come from anyone knowing the SIM.
+   */
+  stray(vehicleId: string, channel: number): void {
+    const key = keyOf(vehicleId, channel);
+    const now = Date.now();
+    const last = this.strayClosedAt.get(key);
+    if (last !== undefined && now - last < STRAY_CLOSE_INTERVAL_MS) return;
+    this.strayClosedAt.delete(key);
+    if (this.strayClosedAt.size >= MAX_STRAY_CHANNELS) {
+      for (const [k, at] of this.strayClosedAt) if (now - at >= STRAY_CLOSE_INTERVAL_MS || this.strayClosedAt.size >= MAX_STRAY_CHANNELS) this.strayClosedAt.delete(k);
+    }
+    this.strayClosedAt.set(key, now);
+    if (!this.opts.link.terminal(vehicleId)?.online) return;
+    this.linkOf(vehicleId, channel).stopStray();
   }
 
   get(vehicleId: string, channel: number): JtChannelLink | undefined {
@@ -315,6 +450,7 @@ export class JtChannels {
     this.unsubscribe();
     for (const link of this.links.values()) link.close();
     this.links.clear();
+    this.strayClosedAt.clear();
   }
 }
 
@@ -325,11 +461,14 @@ export class JtChannels {
  */
 export class JtLinkSlot implements JtLink {
   private target: JtLink | null = null;
+  /** Subscriptions made before the service was bound, handed to it on bind. */
+  private readonly early = new Set<{ vehicleId: string; cb: (online: boolean) => void; unsubscribe: (() => void) | null }>();
 
   constructor(readonly log: JtLink['log']) {}
 
   bind(link: JtLink): void {
     this.target = link;
+    for (const s of this.early) s.unsubscribe = link.onLinkChange(s.vehicleId, s.cb);
   }
 
   terminal(vehicleId: string) {
@@ -345,7 +484,13 @@ export class JtLinkSlot implements JtLink {
   }
 
   onLinkChange(vehicleId: string, cb: (online: boolean) => void): () => void {
-    return this.target?.onLinkChange(vehicleId, cb) ?? (() => undefined);
+    if (this.target) return this.target.onLinkChange(vehicleId, cb);
+    const s = { vehicleId, cb, unsubscribe: null as (() => void) | null };
+    this.early.add(s);
+    return () => {
+      this.early.delete(s);
+      s.unsubscribe?.();
+    };
   }
 }
 

@@ -2,7 +2,7 @@ import t from 'tap';
 import type { GatewayError } from '../../../gateway/src/errors.js';
 import type { AccessUnit } from '../../../gateway/src/gb28181/media/types.js';
 import { JtBudget } from '../../../gateway/src/jt/budget.js';
-import { JtChannels, type JtChannelTap } from '../../../gateway/src/jt/channel-link.js';
+import { JtChannels, JtLinkSlot, type JtChannelTap } from '../../../gateway/src/jt/channel-link.js';
 import { JtCommandError, type JtLink, type JtTerminalState } from '../../../gateway/src/jt/link.js';
 import { decodeLiveControl, decodeLiveRequest, decodeLiveStatus, JT_MSG } from '../../../gateway/src/jt/protocol/messages.js';
 
@@ -148,6 +148,89 @@ t.test('attachments while 0x9101 is unanswered share it, and the close waits for
   const d = channels.attach('v1', 1, new Tap(0));
   await d.opened;
   t.same(link.decoded().slice(3), ['9101 10.1.2.3:7612/7613 ch1 type1 stream0'], 'the next attempt asks again');
+});
+
+t.test('a 0x9101 we stopped waiting for is closed anyway: the terminal may take it late and send media on its data plan', async (t) => {
+  const { link, channels } = setup();
+  link.auto = 'hold';
+  const tap = new Tap(0);
+  const a = channels.attach('v1', 1, tap);
+  await settle();
+  link.sent[0]!.answer(new JtCommandError('timeout', 'no answer'));
+  t.match(await a.opened.catch((e: unknown) => e), { kind: 'timeout' }, 'the attempt hears the timeout');
+  await settle();
+  t.same(link.decoded().slice(1), ['9102 cmd0 ch1 close0'], 'closed at the terminal although it never answered');
+  link.sent[1]!.answer();
+  a.detach();
+  await settle();
+  t.equal(link.sent.length, 2, 'once');
+
+  // The last attempt leaving while the request is unanswered, which then times out: closed too.
+  const b = channels.attach('v1', 2, new Tap(0));
+  await settle();
+  b.detach();
+  link.sent[2]!.answer(new JtCommandError('timeout', 'no answer'));
+  await settle();
+  t.same(link.decoded().slice(3), ['9102 cmd0 ch2 close0']);
+  link.sent[3]!.answer();
+  await settle();
+  t.equal(channels.size, 0, 'channel links are let go once unwatched and their commands done');
+});
+
+t.test('media of a channel nobody asked for: one 0x9102 close, rate-limited, queued behind a request so it never closes a newer one', async (t) => {
+  const { link, channels } = setup();
+  channels.stray('v1', 3);
+  channels.stray('v1', 3);
+  await settle();
+  t.same(link.decoded(), ['9102 cmd0 ch3 close0'], 'once');
+  link.auto = 'hold';
+  const a = channels.attach('v1', 4, new Tap(0));
+  channels.stray('v1', 4);
+  await settle();
+  link.sent[1]!.answer();
+  await a.opened;
+  await settle();
+  t.same(link.decoded().slice(1), ['9101 10.1.2.3:7612/7613 ch4 type1 stream0'], 'an asked-for channel is not stray');
+  a.detach();
+});
+
+t.test("the terminal's link replaced during a live view: 0x9101 again on the new link, and a request the old link dropped is retried there", async (t) => {
+  const { link, channels } = setup();
+  const tap = new Tap(0);
+  const a = channels.attach('v1', 1, tap);
+  await a.opened;
+  const before = channels.request('v1', 1);
+  for (const cb of link.listeners) cb(true);
+  await settle();
+  t.same(link.decoded(), ['9101 10.1.2.3:7612/7613 ch1 type1 stream0', '9101 10.1.2.3:7612/7613 ch1 type1 stream0'], 'asked again on the new link');
+  t.not(channels.request('v1', 1), before, 'media from the new link may pin a new source');
+  t.same(tap.failures, [], 'the view goes on');
+
+  // A request pending on the old link when it was replaced: dropped as "offline", while the terminal is online on its new link.
+  link.auto = 'hold';
+  const tap2 = new Tap(0);
+  const b = channels.attach('v1', 2, tap2);
+  await settle();
+  link.sent[2]!.answer(new JtCommandError('offline', 'replaced by a new connection'));
+  await settle();
+  t.equal(link.decoded()[3], '9101 10.1.2.3:7612/7613 ch2 type1 stream0', 're-sent');
+  link.sent[3]!.answer();
+  await b.opened;
+  t.same(tap2.failures, [], 'not "offline since now" for a vehicle that is online');
+  a.detach();
+  b.detach();
+});
+
+t.test('a subscription made before the 808 service is bound reaches it once bound', async (t) => {
+  const slot = new JtLinkSlot({ info: () => {}, warn: () => {} });
+  const seen: boolean[] = [];
+  const unsubscribe = slot.onLinkChange('v1', (online) => seen.push(online));
+  const link = new FakeLink();
+  slot.bind(link);
+  for (const cb of link.listeners) cb(false);
+  t.same(seen, [false]);
+  unsubscribe();
+  t.equal(link.listeners.size, 0, 'and its unsubscribe reaches it too');
 });
 
 t.test('a terminal offline: the request is not sent; going offline fails every attempt with since, and the next asks again', async (t) => {
