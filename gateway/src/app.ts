@@ -529,7 +529,7 @@ function jtService(config: Config, store: Store, registry: Registry, vehicles: V
     vehicles,
     feed,
     directory,
-    autoRegistrar: auto.enabled ? autoRegistrar({ registry, vehicles, departmentId: auto.departmentId, channels: auto.channels }) : null,
+    autoRegistrar: auto.enabled ? autoRegistrar({ registry, vehicles, departmentId: auto.departmentId, channels: auto.channels, maxPerHour: auto.maxPerHour }) : null,
     log: jtLog,
   });
   life.own('writes', 'JT/T 808 server', () => service.close());

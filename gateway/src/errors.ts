@@ -69,6 +69,7 @@ export const errorReasons = {
     alarmAcknowledged: ['alarm', 'by'],
     vehicleChannel: ['camera'],
     plateTaken: ['plate'],
+    simTaken: ['sim'],
   },
   GW_ERR_LOCKED: { tile: ['tile', 'user'], popup: ['tile', 'popup'], ptz: ['camera', 'user'] },
   GW_ERR_UNSUPPORTED: { ptz: ['camera'] },

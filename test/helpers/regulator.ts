@@ -7,6 +7,7 @@ import type { BuildOptions } from '../../gateway/src/app.js';
 import type { Config } from '../../gateway/src/config/schema.js';
 import { startPlayerGateway } from './browser.js';
 import type { DeepPartial } from './gateway.js';
+import { simFor } from './vehicles.js';
 import type { StreamingGateway } from './streams.js';
 
 /** The department the test fleet, its cameras, its wall and its regulators belong to. */
@@ -52,7 +53,7 @@ export function fleetVehicle(id: string, plate: string, category: string, compan
     company,
     departmentId: FLEET,
     terminalId: `T${id.replace(/\W/g, '')}`,
-    sim: '14400000001',
+    sim: simFor(id),
     channels: channels.map((sourceId, i) => ({ channel: i + 1, name: names[i % names.length], sourceId })),
     ...extra,
   };

@@ -14,6 +14,13 @@ export interface VehicleGateway extends ControlGateway {
   alarms(items: unknown[]): Promise<Record<string, any>>;
 }
 
+/** A SIM of its own for a test vehicle (a SIM is at most one vehicle's): 144 and eight digits from its id. */
+export function simFor(id: string): string {
+  let h = 0x811c9dc5;
+  for (const ch of Buffer.from(id)) h = Math.imul(h ^ ch, 0x01000193) >>> 0;
+  return `144${String(h % 100_000_000).padStart(8, '0')}`;
+}
+
 /** A vehicle with `channels` camera sources registered in `departmentId`, named `<id>-ch<n>`. */
 export function vehicleBody(id: string, plate: string, departmentId: string, extra: Record<string, unknown> = {}, channels = 3) {
   return {
@@ -23,7 +30,7 @@ export function vehicleBody(id: string, plate: string, departmentId: string, ext
     company: '临江长途客运集团',
     departmentId,
     terminalId: `T${id.replace(/\W/g, '')}`,
-    sim: '14400000001',
+    sim: simFor(id),
     channels: Array.from({ length: channels }, (_, i) => ({ channel: i + 1, name: ['front road', 'driver', 'cabin', 'cargo'][i % 4], sourceId: `${id}-ch${i + 1}` })),
     ...extra,
   };

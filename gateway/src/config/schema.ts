@@ -518,11 +518,24 @@ export const configSchema = obj(
         subpackageTimeoutMs: Type.Integer({ minimum: 1_000, maximum: 600_000, default: 30_000, description: 'A subpackage series not complete within this long is dropped and counted.' }),
         positionFlushMs: Type.Integer({ minimum: 10, maximum: 5_000, default: 250, description: "Terminals' positions are written and shown in batches at this interval." }),
         refusedListSize: Type.Integer({ minimum: 10, maximum: 100_000, default: 1_000, description: 'Refused terminals kept for the admin list (one row per phone number and address).' }),
+        maxConnections: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 20_000, description: 'Open JT/T 808 connections at most (authenticated or not); one past it is closed at once and counted.' }),
+        maxConnectionsPerIp: Type.Integer({
+          minimum: 1,
+          maximum: 1_000_000,
+          default: 2_000,
+          description: "Open JT/T 808 connections from one address at most. Terminals behind a carrier's NAT share an address: keep it above the fleet behind one.",
+        }),
         autoRegister: obj(
           {
             enabled: Type.Boolean({ default: false, description: 'Register unknown terminals as new vehicles in departmentId instead of refusing them.' }),
             departmentId: Type.String({ default: '', description: 'The department auto-registered vehicles are placed in (required when enabled).' }),
             channels: Type.Integer({ minimum: 0, maximum: 16, default: 4, description: "JT/T 1078 channels (1..n) registered as cameras for an auto-registered vehicle." }),
+            maxPerHour: Type.Integer({
+              minimum: 1,
+              maximum: 100_000,
+              default: 60,
+              description: 'Vehicles auto-registered per hour at most; past it unknown terminals are refused (reason unknown) until the hour has passed, so a flood of random SIMs cannot fill the department.',
+            }),
           },
           'Auto-registration of unknown terminals: off by default, so a terminal becomes a vehicle only by an admin\'s decision.',
         ),

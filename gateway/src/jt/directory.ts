@@ -17,6 +17,8 @@ export interface JtLiveLink {
 /** What the directory asks of the running service; without one (jt808.enabled off) every terminal shows offline. */
 export interface JtLiveState {
   link(vehicleId: string): JtLiveLink | null;
+  /** The vehicle's registration was reset: its link ends, so the terminal registers again. */
+  forget(vehicleId: string): void;
 }
 
 export interface JtTerminalView {
@@ -144,11 +146,28 @@ export class JtDirectory {
     return this.opts.store.jt.refusals({ ranges: this.opts.registry.scope(actor), includeUnscoped: this.wholeSystem(actor), limit });
   }
 
+  /** Forgets the SIM's refused attempts the actor can see; rows of other departments (the SIM moved, or another address) stay. */
   async forgetRefusals(actor: Actor, sim: string): Promise<void> {
-    const visible = (await this.refusals(actor, this.opts.refusedListSize)).filter((r) => r.sim === sim);
+    const scope = { ranges: this.opts.registry.scope(actor), includeUnscoped: this.wholeSystem(actor) };
+    const visible = (await this.opts.store.jt.refusals({ ...scope, limit: this.opts.refusedListSize })).filter((r) => r.sim === sim);
     if (!visible.length) throw notFound(`refused terminal "${sim}"`);
     const audit: Omit<AuditEntry, 'seq'> = { at: this.clock(), actor: actor.username, actorIp: actor.ip, action: 'jt.refusal.delete', target: sim, outcome: 'ok', detail: { rows: visible.length }, scopePath: visible[0]!.deptPath };
-    await this.opts.store.jt.deleteRefusals(sim, audit);
+    await this.opts.store.jt.deleteRefusals(sim, scope, audit);
+  }
+
+  /**
+   * Resets a terminal's registration: its auth code is forgotten and its link ends, so the next
+   * 0x0100 of its SIM gets a new code. For a vehicle without a terminal id this is how an admin lets
+   * another terminal (a replaced unit) register while a code exists (else 0x8100 result 3).
+   */
+  async forgetTerminal(actor: Actor, sim: string): Promise<void> {
+    const record = await this.opts.store.jt.getTerminal(sim);
+    const entry = record ? this.opts.vehicles.get(record.vehicleId) : undefined;
+    if (!record || !entry || !this.opts.registry.departments.within(entry.vehicle.departmentId, this.opts.registry.scope(actor))) throw notFound(`terminal "${sim}"`);
+    const deptPath = this.opts.registry.departments.get(entry.vehicle.departmentId)?.path ?? null;
+    const audit: Omit<AuditEntry, 'seq'> = { at: this.clock(), actor: actor.username, actorIp: actor.ip, action: 'jt.terminal.reset', target: sim, outcome: 'ok', detail: { vehicleId: record.vehicleId }, scopePath: deptPath };
+    await this.opts.store.jt.deleteTerminal(sim, record.vehicleId, audit);
+    this.live?.forget(record.vehicleId);
   }
 
   /** A scope that holds a root department sees what belongs to no department (refusals of unknown SIMs). */

@@ -44,7 +44,13 @@ export interface JtLink {
    * serial, and resolves once its general response (0x0001) says 0. Rejects with JtCommandError.
    */
   command(vehicleId: string, msgId: number, body: Buffer): Promise<void>;
-  /** Calls back when the vehicle's terminal link comes up (true) or goes down (false); returns the unsubscribe. */
-  onLinkChange(vehicleId: string, cb: (online: boolean) => void): () => void;
+  /**
+   * Calls back when the vehicle's terminal link comes up (true) or goes down (false); returns the
+   * unsubscribe. `replaced` true (with online true, no false before it): a new connection of the
+   * terminal replaced its link, which stayed up. Whatever the old connection was asked to keep doing
+   * (an open 0x9101 live view) the terminal no longer does: ask again. Commands still awaiting their
+   * answer when it was replaced are sent again by the service over the new connection.
+   */
+  onLinkChange(vehicleId: string, cb: (online: boolean, replaced?: boolean) => void): () => void;
   readonly log: { info(o: object, m: string): void; warn(o: object, m: string): void };
 }

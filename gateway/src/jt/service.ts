@@ -3,7 +3,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import type { EventEmitter } from 'node:events';
 import type { Config } from '../config/schema.js';
 import { ValidationError } from '../errors.js';
-import type { JtRefusal, JtTerminalInfo, JtTerminalRecord, Store } from '../store/types.js';
+import { JT_REFUSAL_REASONS, type JtRefusal, type JtTerminalInfo, type JtTerminalRecord, type Store } from '../store/types.js';
 import type { VehicleEvents } from '../vehicles/context.js';
 import { stripSim } from '../vehicles/registry.js';
 import type { JtDirectory, JtLiveLink, JtLiveState, JtVehicleLookup } from './directory.js';
@@ -52,10 +52,14 @@ export interface JtStats {
   readonly refusals: Readonly<Record<JtRefusal['reason'], number>>;
   /** Messages other than registration and authentication on a connection that had not authenticated. */
   readonly unauthenticated: number;
+  /** Connections closed at once for jt808.maxConnections or jt808.maxConnectionsPerIp. */
+  readonly connectionsRefused: number;
 }
 
 interface PendingCommand {
   msgId: number;
+  /** Kept to send it again over a connection that replaces this one. */
+  body: Buffer;
   resolve(): void;
   reject(err: Error): void;
   timer: NodeJS.Timeout;
@@ -85,6 +89,8 @@ class Connection {
   protocolVersion = 1;
   vehicleId: string | null = null;
   authedAt: number | null = null;
+  /** Listed once as refused for talking before it authenticated. */
+  listedUnauthenticated = false;
   private serial = 0;
   readonly pending = new Map<number, PendingCommand>();
   /** Messages that arrived while an async step (registration, authentication) was running, in order. */
@@ -99,10 +105,10 @@ class Connection {
     onMessage: (m: JtMessage) => void,
     onError: (kind: string) => void,
   ) {
-    this.ip = socket.remoteAddress?.replace(/^::ffff:(?=\d+\.)/, '') ?? '?';
+    this.ip = plainIp(socket.remoteAddress);
     this.address = `${this.ip}:${socket.remotePort ?? 0}`;
     // An IPv4 terminal reaching a dual-stack listener shows as ::ffff:a.b.c.d; 0x9101 wants a.b.c.d.
-    this.localAddress = socket.localAddress?.replace(/^::ffff:(?=\d+\.)/, '') ?? null;
+    this.localAddress = socket.localAddress ? plainIp(socket.localAddress) : null;
     this.openedAt = now;
     this.lastHeardAt = now;
     this.splitter = new FrameSplitter({ maxFrameBytes: cfg.maxFrameBytes, onMessage, onError: (kind) => onError(kind) });
@@ -133,21 +139,24 @@ export class JtService implements JtLink, JtLiveState, JtStats {
   private readonly clock: () => number;
   private server: Server | null = null;
   private readonly connections = new Set<Connection>();
+  /** Open connections by remote address, for jt808.maxConnectionsPerIp. */
+  private readonly perIp = new Map<string, number>();
   /** Sockets being ended politely, with when the sweep destroys them anyway. */
   private readonly ending = new Map<Socket, number>();
   /** Authenticated links by vehicle. */
   private readonly online = new Map<string, Connection>();
   /** Vehicles whose link went down (or that registered before this start): for terminal() and the admin list. */
   private readonly offline = new Map<string, { sim: string; edition: '2013' | '2019'; lastSeenAt: number | null; offlineSince: number | null; localAddress: string | null }>();
-  private readonly watchers = new Map<string, Set<(online: boolean) => void>>();
+  private readonly watchers = new Map<string, Set<(online: boolean, replaced?: boolean) => void>>();
   /** Store writes in flight: close() lets them finish before the store goes. */
   private readonly writes = new Set<Promise<unknown>>();
   private sweepTimer: NodeJS.Timeout | null = null;
   private closing: Promise<void> | null = null;
   private countFrames = 0;
   private readonly countErrors: Record<string, number> = {};
-  private readonly countRefusals: Record<JtRefusal['reason'], number> = { unknown: 0, auth: 0, terminal: 0, plate: 0 };
+  private readonly countRefusals = Object.fromEntries(JT_REFUSAL_REASONS.map((r) => [r, 0])) as Record<JtRefusal['reason'], number>;
   private countUnauthenticated = 0;
+  private countConnectionsRefused = 0;
   port: number | null = null;
 
   constructor(private readonly opts: JtServiceOptions) {
@@ -158,15 +167,24 @@ export class JtService implements JtLink, JtLiveState, JtStats {
     opts.vehicles.on('removed', this.onVehicleRemoved);
   }
 
-  /** A deleted vehicle's terminal loses its link and its auth code: it must register again, for whichever vehicle then has its SIM. */
-  private readonly onVehicleRemoved = (entry: { vehicle: { id: string } }) => {
+  /**
+   * A deleted vehicle's terminal loses its link and its auth code: it must register again, for
+   * whichever vehicle then has its SIM. Only this vehicle's code goes: the SIM may have moved to another vehicle since.
+   */
+  private readonly onVehicleRemoved = (entry: { vehicle: { id: string; sim: string } }) => {
     const id = entry.vehicle.id;
-    const sim = this.online.get(id)?.sim ?? this.offline.get(id)?.sim;
+    const sim = this.online.get(id)?.sim ?? this.offline.get(id)?.sim ?? stripSim(entry.vehicle.sim);
     const c = this.online.get(id);
     if (c) this.end(c, 'vehicle deleted');
     this.offline.delete(id);
-    if (sim) this.track(this.opts.store.jt.deleteTerminal(sim));
+    if (sim) this.track(this.opts.store.jt.deleteTerminal(sim, id));
   };
+
+  /** An admin reset the terminal's registration (directory.ts): its link ends and it must register again. */
+  forget(vehicleId: string) {
+    const c = this.online.get(vehicleId);
+    if (c) this.end(c, 'registration reset by an admin');
+  }
 
   /** Loads who registered before (their vehicles show offline since their last link), then listens. */
   async start(): Promise<number> {
@@ -207,6 +225,9 @@ export class JtService implements JtLink, JtLiveState, JtStats {
   get unauthenticated(): number {
     return this.countUnauthenticated;
   }
+  get connectionsRefused(): number {
+    return this.countConnectionsRefused;
+  }
   /** Connections open now, authenticated or not (tests look for leaks). */
   get connectionCount(): number {
     return this.connections.size;
@@ -236,12 +257,12 @@ export class JtService implements JtLink, JtLiveState, JtStats {
         c.pending.delete(serial);
         reject(new JtCommandError('timeout', `the terminal of vehicle ${vehicleId} did not answer 0x${msgId.toString(16)} within ${this.cfg.commandTimeoutMs} ms`));
       }, this.cfg.commandTimeoutMs);
-      c.pending.set(serial, { msgId, resolve, reject, timer });
+      c.pending.set(serial, { msgId, body, resolve, reject, timer });
       this.send(c, msgId, body, serial);
     });
   }
 
-  onLinkChange(vehicleId: string, cb: (online: boolean) => void): () => void {
+  onLinkChange(vehicleId: string, cb: (online: boolean, replaced?: boolean) => void): () => void {
     let set = this.watchers.get(vehicleId);
     if (!set) this.watchers.set(vehicleId, (set = new Set()));
     set.add(cb);
@@ -265,6 +286,15 @@ export class JtService implements JtLink, JtLiveState, JtStats {
   private accept(socket: Socket) {
     socket.on('error', (err) => this.log.debug({ err: err.message }, 'JT/T 808 socket error'));
     if (this.closing) return void socket.destroy();
+    // Every connection holds buffers until it authenticates (jt808.authTimeoutSec): their number is bounded, per address too.
+    const ip = plainIp(socket.remoteAddress);
+    const fromIp = this.perIp.get(ip) ?? 0;
+    if (this.connections.size >= this.cfg.maxConnections || fromIp >= this.cfg.maxConnectionsPerIp) {
+      this.countConnectionsRefused++;
+      this.log.debug({ address: ip, open: this.connections.size, fromIp }, 'JT/T 808 connection refused: too many open');
+      return void socket.destroy();
+    }
+    this.perIp.set(ip, fromIp + 1);
     const c: Connection = new Connection(
       socket,
       this.clock(),
@@ -273,16 +303,24 @@ export class JtService implements JtLink, JtLiveState, JtStats {
       (kind) => this.parseError(c, kind),
     );
     this.connections.add(c);
-    socket.on('data', (chunk: Buffer) => {
-      try {
-        c.splitter.push(chunk);
-      } catch (err) {
-        // The splitter and decoders throw only JtParseError, which they report; anything else is a bug, not a reason to stop.
-        this.log.error({ err: (err as Error).message, terminal: c.sim || c.address }, 'JT/T 808 input not handled');
-        this.drop(c, 'internal error');
-      }
-    });
+    // A bug part-way through a read leaves the framing unknown: that connection goes.
+    socket.on('data', (chunk: Buffer) => this.guarded(c, () => c.splitter.push(chunk)) || this.drop(c, 'internal error'));
     socket.on('close', () => this.drop(c, 'closed'));
+  }
+
+  /**
+   * Runs one step of a connection's input. The splitter and decoders throw only JtParseError, which
+   * they report; anything else is a bug: logged and counted ('internal'); false then.
+   */
+  private guarded(c: Connection, step: () => void): boolean {
+    try {
+      step();
+      return true;
+    } catch (err) {
+      this.parseError(c, 'internal');
+      this.log.error({ err: (err as Error).message, terminal: c.sim || c.address }, 'JT/T 808 message not handled');
+      return false;
+    }
   }
 
   private parseError(c: Connection, kind: string) {
@@ -313,8 +351,11 @@ export class JtService implements JtLink, JtLiveState, JtStats {
   private take(c: Connection, m: JtMessage) {
     const h = m.header;
     if (!h.packet) return this.handle(c, m, false);
-    // Nothing but registration and authentication before authenticating: pieces of anything else are neither kept nor taken.
-    if (!c.authed && h.msgId !== JT_MSG.REGISTER && h.msgId !== JT_MSG.AUTH) return this.handle(c, m, false);
+    if (!c.authed) {
+      // Nothing is kept for a connection that has not authenticated: a registration or authentication fits one frame, so one in pieces is a message error.
+      if (h.msgId === JT_MSG.REGISTER || h.msgId === JT_MSG.AUTH) return this.answer(c, m, RESULT.MESSAGE_ERROR);
+      return this.handle(c, m, false);
+    }
     // 1078 terminals expect each piece answered; the whole message is then handled without a second answer.
     this.answer(c, m, RESULT.OK);
     const whole = c.assembler.push(m);
@@ -329,6 +370,11 @@ export class JtService implements JtLink, JtLiveState, JtStats {
       if (!c.authed) {
         this.countUnauthenticated++;
         if (!answered) this.answer(c, m, RESULT.FAILURE);
+        if (!c.listedUnauthenticated) {
+          // Listed once per connection, so a terminal that skips registration shows in the admin list without a row write per message.
+          c.listedUnauthenticated = true;
+          this.list(c, h.sim, 'unauthenticated', {});
+        }
         return;
       }
       const vehicleId = c.vehicleId!;
@@ -356,7 +402,7 @@ export class JtService implements JtLink, JtLiveState, JtStats {
           return;
         case JT_MSG.UNREGISTER:
           this.answer(c, m, RESULT.OK);
-          this.track(this.opts.store.jt.deleteTerminal(c.sim));
+          this.track(this.opts.store.jt.deleteTerminal(c.sim, vehicleId));
           this.offline.delete(vehicleId);
           this.log.info({ sim: c.sim, vehicle: vehicleId }, 'JT/T 808 terminal unregistered');
           return this.end(c, 'unregistered');
@@ -394,10 +440,11 @@ export class JtService implements JtLink, JtLiveState, JtStats {
             (c.queue as JtMessage[]).push(...queued.slice(i));
             return;
           }
-          this.take(c, queued[i]!);
+          // One message that fails (a bug, not the terminal's input) is reported; the ones behind it are still taken.
+          this.guarded(c, () => this.take(c, queued[i]!));
         }
       });
-    this.track(done);
+    this.track(done, 'JT/T 808 registration or authentication step failed');
   }
 
   private async onRegister(c: Connection, m: JtMessage) {
@@ -417,10 +464,21 @@ export class JtService implements JtLink, JtLiveState, JtStats {
       model: printable(reg.model, 30),
     };
     const known = this.opts.vehicles.bySim(h.sim);
-    // Registration proves nothing but the SIM, a phone number: where the vehicle names its terminal, the terminal must say the same.
+    // Registration proves nothing but the SIM, a phone number: where the vehicle names its terminal, the terminal must say the same
+    // (else the vehicle is registered to another terminal: result 1).
     if (known && !sameTerminalId(known.vehicle.terminalId ?? '', reg.terminalId)) {
-      this.sendTo(c, h, JT_MSG.REGISTER_REPLY, encodeRegistrationReply({ serial: h.serial, result: 4 }));
+      this.sendTo(c, h, JT_MSG.REGISTER_REPLY, encodeRegistrationReply({ serial: h.serial, result: 1 }));
       return this.refuse(c, h.sim, 'terminal', info);
+    }
+    if (known && !known.vehicle.terminalId) {
+      // Nothing tells this terminal from the one that holds the code: the first keeps it until an admin resets the registration
+      // (DELETE /api/jt808/terminals/:sim) or names the vehicle's terminal id. Result 3: terminal already registered.
+      const held = await this.opts.store.jt.getTerminal(h.sim);
+      if (c.closed) return;
+      if (held && held.vehicleId === known.vehicle.id) {
+        this.sendTo(c, h, JT_MSG.REGISTER_REPLY, encodeRegistrationReply({ serial: h.serial, result: 3 }));
+        return this.refuse(c, h.sim, 'registered', info);
+      }
     }
     let vehicleId = known?.vehicle.id ?? null;
     let reason: JtRefusal['reason'] = 'unknown';
@@ -458,7 +516,8 @@ export class JtService implements JtLink, JtLiveState, JtStats {
     const entry = this.opts.vehicles.bySim(h.sim);
     const record = entry ? await this.opts.store.jt.getTerminal(h.sim) : null;
     if (c.closed) return;
-    if (!entry || !record || !sameCode(record.authCode, code)) {
+    // The code must be one issued for this vehicle: a SIM given to another vehicle since does not carry the old vehicle's code over.
+    if (!entry || !record || record.vehicleId !== entry.vehicle.id || !sameCode(record.authCode, code)) {
       this.sendTo(c, h, JT_MSG.PLATFORM_RESPONSE, encodeGeneralResponse({ serial: h.serial, msgId: h.msgId, result: RESULT.FAILURE }));
       return this.refuse(c, h.sim, entry ? 'auth' : 'unknown', {});
     }
@@ -468,13 +527,23 @@ export class JtService implements JtLink, JtLiveState, JtStats {
     // A new connection of the same terminal means the old one is dead (jt808.md §4, P8).
     const old = this.online.get(vehicleId);
     this.online.set(vehicleId, c);
-    if (old && old !== c) this.end(old, 'replaced by a new connection');
+    if (old && old !== c) {
+      // Commands the old link was waiting on go out again on the new one (same callers, same deadlines): the terminal never saw their answers.
+      for (const p of old.pending.values()) {
+        const serial = c.nextSerial();
+        c.pending.set(serial, p);
+        this.send(c, p.msgId, p.body, serial);
+      }
+      old.pending.clear();
+      this.end(old, 'replaced by a new connection');
+    }
     this.offline.delete(vehicleId);
     this.answer(c, m, RESULT.OK);
     this.opts.feed.heard(vehicleId);
     this.track(this.opts.store.jt.setSeen(h.sim, now, c.address, h.edition === '2019' ? '2019' : record.edition === '2019' ? '2013' : record.edition));
     this.log.info({ sim: h.sim, vehicle: vehicleId, edition: h.edition, address: c.address }, 'JT/T 808 terminal online');
-    if (!old) this.notify(vehicleId, true);
+    // A replaced link stays up for its watchers, told it is a new one (what the old one was asked to do, it no longer does).
+    this.notify(vehicleId, true, old !== undefined && old !== c);
   }
 
   private onResponse(c: Connection, m: JtMessage) {
@@ -488,10 +557,15 @@ export class JtService implements JtLink, JtLiveState, JtStats {
   }
 
   private refuse(c: Connection, sim: string, reason: JtRefusal['reason'], info: Partial<JtTerminalInfo>) {
+    this.list(c, sim, reason, info);
+    this.end(c, `refused (${reason})`);
+  }
+
+  /** Counts and lists a refused attempt (the admin list, directory.ts). */
+  private list(c: Connection, sim: string, reason: JtRefusal['reason'], info: Partial<JtTerminalInfo>) {
     this.countRefusals[reason]++;
     this.log.info({ sim, address: c.address, reason }, 'JT/T 808 terminal refused');
     this.track(this.opts.directory.recordRefusal({ sim, address: c.ip, reason, ...info }));
-    this.end(c, `refused (${reason})`);
   }
 
   // ---- sending --------------------------------------------------------------------------------
@@ -543,7 +617,11 @@ export class JtService implements JtLink, JtLiveState, JtStats {
   private detach(c: Connection, why: string) {
     c.closed = true;
     c.queue = null;
-    this.connections.delete(c);
+    if (this.connections.delete(c)) {
+      const left = (this.perIp.get(c.ip) ?? 1) - 1;
+      if (left > 0) this.perIp.set(c.ip, left);
+      else this.perIp.delete(c.ip);
+    }
     for (const p of c.pending.values()) {
       clearTimeout(p.timer);
       p.reject(new JtCommandError('offline', `the terminal's link closed (${why})`));
@@ -559,10 +637,10 @@ export class JtService implements JtLink, JtLiveState, JtStats {
     this.notify(vehicleId, false);
   }
 
-  private notify(vehicleId: string, online: boolean) {
+  private notify(vehicleId: string, online: boolean, replaced = false) {
     for (const cb of [...(this.watchers.get(vehicleId) ?? [])]) {
       try {
-        cb(online);
+        cb(online, replaced);
       } catch (err) {
         this.log.error({ err: (err as Error).message, vehicle: vehicleId }, 'JT/T 808 link watcher failed');
       }
@@ -585,8 +663,8 @@ export class JtService implements JtLink, JtLiveState, JtStats {
     }
   }
 
-  private track(p: Promise<unknown>) {
-    const w = p.catch((err: Error) => this.log.error({ err: err.message }, 'JT/T 808 store write failed'));
+  private track(p: Promise<unknown>, what = 'JT/T 808 store write failed') {
+    const w = p.catch((err: Error) => this.log.error({ err: err.message }, what));
     this.writes.add(w);
     void w.finally(() => this.writes.delete(w));
   }
@@ -604,6 +682,11 @@ export class JtService implements JtLink, JtLiveState, JtStats {
       while (this.writes.size) await Promise.all([...this.writes]);
     })());
   }
+}
+
+/** An IPv4 peer of a dual-stack listener shows as ::ffff:a.b.c.d; terminals and the admin list know a.b.c.d. */
+function plainIp(address: string | undefined): string {
+  return address?.replace(/^::ffff:(?=\d+\.)/, '') ?? '?';
 }
 
 /** Terminal ids as the registry keeps them (letters and digits) and terminals send them (2013: 7 bytes, padded), in any case; none on the vehicle accepts any. */

@@ -95,6 +95,11 @@ export interface SourceWrite extends SourceFields {
 
 /** A half-open range of department paths [from, to): one department subtree. */
 export type PathRange = readonly [from: string, to: string];
+/** What an admin sees of a refused list: rows in the ranges, and rows of no department when includeUnscoped. */
+export interface RefusalScope {
+  ranges: PathRange[];
+  includeUnscoped: boolean;
+}
 
 /** The end of a subtree's path range: "/a/b/" covers every path below it and stops before "/a/b0". */
 export const subtreeEnd = (path: string) => path.slice(0, -1) + String.fromCharCode(path.charCodeAt(path.length - 1) + 1);
@@ -310,9 +315,11 @@ export interface VehicleRow {
   /** The vehicle as the vehicles module defines it, as JSON. */
   doc: string;
   sourceIds: string[];
+  /** Written: its SIM with the leading zeros stripped (as in the doc, so migration 9's index finds it), '' for none; at most one vehicle's. */
+  sim?: string;
 }
 
-export type VehicleWriteResult = 'ok' | 'not-found' | 'version-conflict' | { conflict: 'id' | 'plate' | 'source'; value: string };
+export type VehicleWriteResult = 'ok' | 'not-found' | 'version-conflict' | { conflict: 'id' | 'plate' | 'source' | 'sim'; value: string };
 
 export interface PositionRow {
   vehicleId: string;
@@ -552,7 +559,7 @@ export interface JtTerminalRecord extends JtTerminalInfo {
   address: string | null;
 }
 
-export const JT_REFUSAL_REASONS = ['unknown', 'auth', 'terminal', 'plate'] as const;
+export const JT_REFUSAL_REASONS = ['unknown', 'auth', 'terminal', 'plate', 'registered', 'unauthenticated'] as const;
 
 /** Refused terminals, one row per SIM and address, with what they sent. */
 export interface JtRefusal extends JtTerminalInfo {
@@ -575,14 +582,14 @@ export interface JtRepo {
   putTerminal(t: JtTerminalRecord): Promise<void>;
   /** Its link came up or went down. False for an unknown SIM. */
   setSeen(sim: string, at: number, address: string | null, edition: JtTerminalRecord['edition'] | null): Promise<boolean>;
-  /** The terminal unregistered (0x0003) or its vehicle went: its auth code is no longer good. */
-  deleteTerminal(sim: string): Promise<boolean>;
+  /** The terminal unregistered (0x0003), its vehicle went or an admin reset it: its auth code is no longer good. Only the row of that vehicle. */
+  deleteTerminal(sim: string, vehicleId: string, audit?: AuditWrite): Promise<boolean>;
   /** Counts an attempt; keeps at most `maxRows` rows, dropping the least recent. */
   recordRefusal(r: Omit<JtRefusal, 'firstAt' | 'lastAt' | 'count'> & { at: number }, maxRows: number): Promise<void>;
   /** Most recent first: rows in `ranges`, and rows of unknown SIMs when `includeUnscoped`. */
   refusals(q: { ranges: PathRange[]; includeUnscoped: boolean; limit: number }): Promise<JtRefusal[]>;
-  /** Forgets every refused attempt of the SIM; the number of rows removed. */
-  deleteRefusals(sim: string, audit: AuditWrite | null): Promise<number>;
+  /** Forgets the refused attempts of the SIM within the scope (as refusals() sees it); the number of rows removed. */
+  deleteRefusals(sim: string, scope: RefusalScope, audit: AuditWrite | null): Promise<number>;
 }
 
 export interface Store {

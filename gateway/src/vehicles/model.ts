@@ -9,6 +9,8 @@ export type VehicleCategory = (typeof VEHICLE_CATEGORIES)[number];
 /** Plate colours of JT/T 697.7 (yellow for coaches and trucks, green for new-energy vehicles). */
 export const PLATE_COLORS = ['blue', 'yellow', 'black', 'white', 'green', 'yellow-green', 'other'] as const;
 export type PlateColor = (typeof PLATE_COLORS)[number];
+/** JT/T 697.7 plate colour codes (JT/T 808 registration) as the registry names them. */
+export const PLATE_COLOR_CODES: Readonly<Record<number, PlateColor>> = { 1: 'blue', 2: 'yellow', 3: 'black', 4: 'white', 5: 'green', 9: 'other', 93: 'yellow-green', 94: 'green' };
 
 /** UN dangerous-goods classes and divisions (UN Model Regulations, GB 6944). */
 export const HAZARD_CLASSES = [

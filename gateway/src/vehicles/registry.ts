@@ -195,7 +195,7 @@ export class VehicleRegistry {
   }
 
   private row(v: Vehicle): VehicleRow {
-    return { id: v.id, plate: v.plate, departmentId: v.departmentId, deptPath: this.tree.get(v.departmentId)!.path, version: v.version, doc: JSON.stringify(v), sourceIds: v.channels.map((c) => c.sourceId) };
+    return { id: v.id, plate: v.plate, departmentId: v.departmentId, deptPath: this.tree.get(v.departmentId)!.path, version: v.version, doc: JSON.stringify(v), sourceIds: v.channels.map((c) => c.sourceId), sim: stripSim(v.sim) };
   }
 
   private writeRefusal(result: Exclude<Awaited<ReturnType<Store['vehicles']['put']>>, 'ok'>, v: Vehicle): never {
@@ -203,6 +203,8 @@ export class VehicleRegistry {
     if (result === 'version-conflict') throw new GatewayError('GW_ERR_VERSION_CONFLICT', `vehicle "${v.id}" was changed by someone else`);
     if (result.conflict === 'id') throw reasoned('GW_ERR_CONFLICT', 'taken', { id: v.id }, `id: vehicle "${v.id}" exists`);
     if (result.conflict === 'plate') throw reasoned('GW_ERR_CONFLICT', 'plateTaken', { plate: v.plate }, `plate: ${v.plate} is registered to another vehicle`);
+    // A terminal is matched by its SIM: a second vehicle with it would take the first one's positions, alarms and video.
+    if (result.conflict === 'sim') throw reasoned('GW_ERR_CONFLICT', 'simTaken', { sim: v.sim }, `sim: ${v.sim} is the SIM of another vehicle`);
     const i = v.channels.findIndex((c) => c.sourceId === result.value);
     throw reasoned('GW_ERR_CONFLICT', 'vehicleChannel', { camera: String(result.value) }, `channels[${i}].sourceId: source "${result.value}" is another vehicle's channel`);
   }
@@ -278,6 +280,7 @@ export class VehicleRegistry {
     const ids = new Map<string, number>();
     const plates = new Map<string, number>();
     const sourcesSeen = new Map<string, number>();
+    const sims = new Map<string, number>();
     const ranges = this.ctx.ranges(actor);
     const now = this.ctx.clock();
     let rows = 0;
@@ -299,6 +302,7 @@ export class VehicleRegistry {
         };
         dupe(ids, d.id!, 'id', 'the same id is');
         dupe(plates, d.plate, 'plate', `${d.plate} is`);
+        if (stripSim(d.sim)) dupe(sims, stripSim(d.sim), 'sim', `SIM ${d.sim} is`);
         d.channels.forEach((c, i) => dupe(sourcesSeen, c.sourceId, `channels[${i}].sourceId`, `source "${c.sourceId}" is`));
         await this.checkDraft(actor, d, issues, ranges);
         const existing = this.byId.get(d.id!);

@@ -3,7 +3,7 @@
  * refused terminal can be registered as a vehicle from what it sent (plate, terminal id, SIM), with
  * its JT/T 1078 channels as cameras.
  */
-import { PLATE_COLORS, VEHICLE_CATEGORIES } from '../../../gateway/src/vehicles/model.js';
+import { PLATE_COLORS, PLATE_COLOR_CODES, VEHICLE_CATEGORIES } from '../../../gateway/src/vehicles/model.js';
 import { ApiError, api, can } from '../lib/api.js';
 import { h, toast } from '../lib/dom.js';
 import { addStrings, formatNumber, formatTime, t } from '../lib/i18n.js';
@@ -36,6 +36,10 @@ addStrings({
   'jt.reason.auth': ['Wrong auth code', '鉴权码错误'],
   'jt.reason.terminal': ["Terminal id not the vehicle's", '终端编号与车辆不符'],
   'jt.reason.plate': ['Could not be auto-registered', '无法自动登记'],
+  'jt.reason.registered': ['Another terminal holds this SIM\'s registration', '该 SIM 已由其他终端注册'],
+  'jt.reason.unauthenticated': ['Sent data without authenticating', '未鉴权即上报数据'],
+  'jt.reset': ['Reset registration', '重置注册'],
+  'jt.resetConfirm': ['Reset the registration of SIM {sim}? Its terminal is disconnected and must register again.', '重置 SIM {sim} 的注册？其终端将断开并需重新注册。'],
   'jt.register': ['Register as vehicle', '登记为车辆'],
   'jt.forget': ['Forget', '忽略'],
   'jt.noTerminals': ['No terminal of your vehicles has registered.', '本辖区车辆的终端尚未注册。'],
@@ -54,9 +58,6 @@ addStrings({
   'jt.f.channelsHint': ['JT/T 1078 channels 1..n registered as cameras of the vehicle (0 for none).', '登记为该车摄像机的 JT/T 1078 通道 1..n（0 表示不登记）。'],
   'jt.vehicleAdded': ['Vehicle {plate} registered; its terminal may connect now', '已登记车辆 {plate}，其终端现在可以接入'],
 });
-
-/** JT/T 697.7 plate colour codes as the registry names them. */
-const PLATE_COLOR_CODES: Record<number, (typeof PLATE_COLORS)[number]> = { 1: 'blue', 2: 'yellow', 3: 'black', 4: 'white', 5: 'green', 9: 'other', 93: 'yellow-green', 94: 'green' };
 
 interface TerminalView {
   sim: string;
@@ -177,6 +178,21 @@ export const jt808Section: Section = {
         h('td', { class: 'mono' }, d.address ?? '—'),
         h('td', null, [d.terminalId, d.manufacturer, d.model].filter(Boolean).join(' / ') || '—'),
         h('td', { class: 'num' }, [d.counters.frames, d.counters.positions, d.counters.alarms, d.counters.errors].map((n) => formatNumber(n)).join(' / ')),
+        writable
+          ? h(
+              'td',
+              { class: 'actions' },
+              button(t('jt.reset'), 'reset', async () => {
+                if (!(await confirmDialog(t('jt.resetConfirm', { sim: d.sim }), t('jt.reset')))) return;
+                try {
+                  await api('DELETE', `/api/jt808/terminals/${encodeURIComponent(d.sim)}`);
+                  await load();
+                } catch (err) {
+                  toast(errorText(err), 'error');
+                }
+              }),
+            )
+          : null,
       );
 
     const refusedRow = (r: RefusalView) =>
@@ -220,7 +236,7 @@ export const jt808Section: Section = {
       try {
         const [terminals, refused] = await Promise.all([api<{ items: TerminalView[] }>('GET', '/api/jt808/terminals'), api<{ items: RefusalView[] }>('GET', '/api/jt808/refused')]);
         if (!alive) return;
-        terminalRows.replaceChildren(...(terminals.items.length ? terminals.items.map(terminalRow) : [h('tr', null, h('td', { colspan: 8, class: 'muted empty' }, t('jt.noTerminals')))]));
+        terminalRows.replaceChildren(...(terminals.items.length ? terminals.items.map(terminalRow) : [h('tr', null, h('td', { colspan: writable ? 9 : 8, class: 'muted empty' }, t('jt.noTerminals')))]));
         refusedRows.replaceChildren(...(refused.items.length ? refused.items.map(refusedRow) : [h('tr', null, h('td', { colspan: writable ? 9 : 8, class: 'muted empty' }, t('jt.noRefused')))]));
         alert.textContent = '';
       } catch (err) {
@@ -237,7 +253,7 @@ export const jt808Section: Section = {
       table('jt-refused', ['sim', 'address', 'reason', 'plate', 'terminal', 'first', 'last', 'count', ...(writable ? ['actions'] : [])], refusedRows),
       h('h2', null, t('jt.terminals')),
       h('p', { class: 'muted' }, t('jt.terminalsIntro')),
-      table('jt-terminals', ['sim', 'plate', 'department', 'state', 'edition', 'address', 'terminal', 'counters'], terminalRows),
+      table('jt-terminals', ['sim', 'plate', 'department', 'state', 'edition', 'address', 'terminal', 'counters', ...(writable ? ['actions'] : [])], terminalRows),
     );
     void load();
     return () => {

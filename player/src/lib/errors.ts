@@ -53,6 +53,7 @@ addStrings({
   'err.GW_ERR_CONFLICT.alarmAcknowledged': ['Alarm {alarm} was acknowledged by {by}.', '告警 {alarm} 已被 {by} 确认。'],
   'err.GW_ERR_CONFLICT.vehicleChannel': ["Camera {camera} is a vehicle's channel; take it off the vehicle first.", '摄像机 {camera} 是车辆的通道，请先从车辆上移除。'],
   'err.GW_ERR_CONFLICT.plateTaken': ['Plate {plate} is registered to another vehicle.', '车牌 {plate} 已登记在其他车辆上。'],
+  'err.GW_ERR_CONFLICT.simTaken': ['SIM {sim} is the SIM of another vehicle.', 'SIM 卡号 {sim} 已登记在其他车辆上。'],
   'err.GW_ERR_VERSION_CONFLICT': ['Someone else changed this a moment ago; reload and try again.', '该对象刚被他人修改，请刷新后重试。'],
   'err.GW_ERR_LOCKED': ['Locked by another operator.', '已被其他操作员锁定。'],
   'err.GW_ERR_LOCKED.tile': ['Tile {tile} is locked by {user}.', '窗口 {tile} 已被 {user} 锁定。'],

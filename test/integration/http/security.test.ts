@@ -228,6 +228,7 @@ t.test('every route checks authentication and roles', async (t) => {
     'GET /api/jt808/terminals': read,
     'GET /api/jt808/refused': read,
     'DELETE /api/jt808/refused/:sim': ['admin'],
+    'DELETE /api/jt808/terminals/:sim': ['admin'],
     'GET /api/cameras/:cameraId/ptz': drive,
     'POST /api/cameras/:cameraId/ptz': drive,
     'DELETE /api/cameras/:cameraId/ptz': drive,

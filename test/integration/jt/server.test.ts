@@ -98,7 +98,7 @@ class Terminal {
 
   async register(plate: string, terminalId = 'T0001'): Promise<{ result: number; authCode: string | null }> {
     const from = this.received.length;
-    this.send(JT_MSG.REGISTER, encodeRegistration({ province: 44, city: 100, manufacturer: 'ACME', model: 'X1-808', terminalId, plateColor: 2, plate }, this.edition));
+    this.send(JT_MSG.REGISTER, registration(plate, terminalId, this.edition));
     return decodeRegistrationReply((await this.next(JT_MSG.REGISTER_REPLY, from)).body);
   }
 
@@ -115,6 +115,9 @@ class Terminal {
     this.socket.destroy();
   }
 }
+
+const registration = (plate: string, terminalId: string, edition: JtEdition) =>
+  encodeRegistration({ province: 44, city: 100, manufacturer: 'ACME', model: 'X1-808', terminalId, plateColor: 2, plate }, edition);
 
 const T_BASE = Date.now() - 60_000;
 const position = (i: number, extra: Partial<Omit<Location, 'extras'>> = {}) => ({ alarm: 0, status: 2, lat: 31.2 + i / 1000, lon: 121.4 + i / 1000, altitude: 5, speedKmh: 42, heading: 90, time: Math.floor((T_BASE + i * 1000) / 1000) * 1000, ...extra });
@@ -143,8 +146,8 @@ async function terminal(f: Fixture, sim: string, edition: JtEdition = '2013') {
   return c;
 }
 
-async function addVehicle(f: Fixture, id: string, plate: string, sim: string, departmentId = 'countyA') {
-  const res = await f.gw.api('POST', '/api/vehicles', { token: f.gw.adminToken, body: vehicleBody(id, plate, departmentId, { sim, terminalId: 't0001' }, 0) });
+async function addVehicle(f: Fixture, id: string, plate: string, sim: string, departmentId = 'countyA', terminalId: string | null = 't0001') {
+  const res = await f.gw.api('POST', '/api/vehicles', { token: f.gw.adminToken, body: vehicleBody(id, plate, departmentId, { sim, terminalId: terminalId ?? undefined }, 0) });
   if (res.status !== 201) throw new Error(`vehicle ${id}: ${res.body}`);
 }
 
@@ -270,19 +273,26 @@ t.test('JT/T 808 server', async (t) => {
     t.ok(offline instanceof JtCommandError && offline.kind === 'offline', 'a vehicle whose terminal is not connected: offline');
   });
 
-  await t.test('a new connection of the same terminal replaces the old one without the link going down', async (t) => {
-    const changes: boolean[] = [];
-    const stop = jt.onLinkChange('v19', (up) => changes.push(up));
+  await t.test('a new connection of the same terminal replaces the old one without the link going down; its watchers are told, its pending commands sent again', async (t) => {
+    const changes: [boolean, boolean | undefined][] = [];
+    const stop = jt.onLinkChange('v19', (up, replaced) => changes.push([up, replaced]));
     const old = f.terminals[1]!;
+    // A command the old connection never answers (its link died) is not lost with it.
+    const before = old.received.length;
+    const pending = jt.command('v19', JT_MSG.LIVE_CONTROL, Buffer.from([1, 0, 0, 0]));
+    await old.next(JT_MSG.LIVE_CONTROL, before);
     const c = await terminal(f, '13800000019', '2019');
     const code = (await f.gw.store.jt.getTerminal('13800000019'))!.authCode;
     t.equal((await c.authenticate(code)).result, 0, 'a reconnecting terminal sends only its auth code');
     t.ok(await old.closedWithin(2_000), 'the old connection is closed');
-    t.same(changes, [], 'the vehicle stayed online throughout');
+    t.same(changes, [[true, true]], 'the vehicle stayed online throughout, its watchers told the link is a new one');
+    const again = await c.next(JT_MSG.LIVE_CONTROL);
+    c.send(JT_MSG.TERMINAL_RESPONSE, encodeGeneralResponse({ serial: again.header.serial, msgId: JT_MSG.LIVE_CONTROL, result: 0 }));
+    await t.resolves(pending, 'the pending command went out again on the new connection and its answer settles it');
     t.equal(jt.terminalsOnline, 2);
     c.close();
     await waitFor(async () => jt.terminal('v19')!.online, (o) => !o, 2_000, 20, 'v19 offline');
-    t.same(changes, [false]);
+    t.same(changes, [[true, true], [false, false]]);
     t.match(jt.terminal('v19'), { online: false, offlineSince: Number });
     stop();
   });
@@ -316,7 +326,7 @@ t.test('JT/T 808 server', async (t) => {
     const countyB = await f.gw.userToken('countyb-admin', ['admin'], ['countyB']);
     t.match((await f.gw.api('GET', '/api/jt808/refused', { token: countyB })).json.items, [{ sim: '13800000099', reason: 'auth' }]);
     const impostor = await terminal(f, '13800000099');
-    t.equal((await impostor.register('粤B00001', 'T9999')).result, 4, 'knowing the SIM is not enough to register');
+    t.equal((await impostor.register('粤B00001', 'T9999')).result, 1, 'knowing the SIM is not enough to register (result 1: the vehicle is registered to another terminal)');
     t.ok(await impostor.closedWithin(2_000));
     t.match((await f.gw.api('GET', '/api/jt808/refused', { token: countyB })).json.items, [{ sim: '13800000099', reason: 'terminal', terminalId: 'T9999' }], 'one row per SIM and address, with its latest reason');
     t.equal(await f.gw.store.jt.getTerminal('13800000099'), null, 'no auth code was issued');
@@ -365,6 +375,85 @@ t.test('JT/T 808 server', async (t) => {
     t.ok(await c.closedWithin(2_000));
     await waitFor(() => f.gw.store.jt.getTerminal('13800000044'), (r) => r === null, 2_000, 20, 'the auth code forgotten');
     t.equal(jt.terminal('vd'), null);
+  });
+
+  await t.test("a SIM is one vehicle's (leading zeros ignored): another vehicle cannot take it by create, update or import", async (t) => {
+    const taken = await f.gw.api('POST', '/api/vehicles', { token: f.gw.adminToken, body: vehicleBody('vx', '粤A55555', 'countyA', { sim: '0013800000099' }, 0) });
+    t.match(taken, { status: 409, json: { code: 'GW_ERR_CONFLICT', message: /^sim: /, params: { reason: 'simTaken', sim: '0013800000099' } } }, "county B's SIM refused to a county A vehicle");
+    const v13 = await f.gw.api('GET', '/api/vehicles/v13', { token: f.gw.adminToken });
+    const moved = await f.gw.api('PATCH', '/api/vehicles/v13', { token: f.gw.adminToken, headers: { 'if-match': String(v13.headers.etag) }, body: { sim: '13800000099' } });
+    t.match(moved, { status: 409, json: { params: { reason: 'simTaken' } } }, 'nor by an update');
+    const imported = await f.gw.api('POST', '/api/vehicles/import?mode=keep-valid', {
+      token: f.gw.adminToken,
+      headers: { 'content-type': 'application/x-ndjson' },
+      payload: [{ ...vehicleBody('vy', '粤A55556', 'countyA', { sim: '13800000099' }, 0) }, { ...vehicleBody('vz', '粤A55557', 'countyA', { sim: '13811111111' }, 0) }, { ...vehicleBody('vw', '粤A55558', 'countyA', { sim: '013811111111' }, 0) }]
+        .map((x) => JSON.stringify(x))
+        .join('\n'),
+    });
+    t.match(imported.json, { created: 1, errors: [{ line: 1, field: 'sim' }, { line: 3, field: 'sim', message: /also given at line 2/ }] }, 'nor by an import, against the registry or the file');
+    t.equal(jt.vehicleBySim('13800000099'), 'vb', 'the SIM still finds its vehicle');
+  });
+
+  await t.test('an auth code issued for another vehicle does not authenticate', async (t) => {
+    // Left by a vehicle that had the SIM before (its record was not forgotten): it names that vehicle, not the one with the SIM now.
+    await f.gw.store.jt.putTerminal({ sim: '13800000099', vehicleId: 'v13', authCode: 'feedfacefeedface', edition: '2013', phone: '013800000099', plate: '', plateColor: 0, terminalId: '', manufacturer: '', model: '', registeredAt: 1, seenAt: null, address: null });
+    const c = await terminal(f, '13800000099');
+    t.equal((await c.authenticate('feedfacefeedface')).result, 1);
+    t.ok(await c.closedWithin(2_000));
+    t.equal(jt.terminal('vb')!.online, false);
+    await f.gw.store.jt.deleteTerminal('13800000099', 'v13');
+  });
+
+  await t.test("deleting a vehicle forgets only its own auth code, not that of the vehicle its SIM moved to", async (t) => {
+    await addVehicle(f, 've1', '粤A66661', '13800000061');
+    const c1 = await terminal(f, '13800000061');
+    await online(c1, '粤A66661');
+    c1.close();
+    await waitFor(async () => jt.terminal('ve1')!.online, (o) => !o, 2_000, 20, 've1 offline');
+    const ve1 = await f.gw.api('GET', '/api/vehicles/ve1', { token: f.gw.adminToken });
+    t.equal((await f.gw.api('PATCH', '/api/vehicles/ve1', { token: f.gw.adminToken, headers: { 'if-match': String(ve1.headers.etag) }, body: { sim: '13800000062' } })).status, 200);
+    await addVehicle(f, 've2', '粤A66662', '13800000061');
+    const c2 = await terminal(f, '13800000061');
+    const code = await online(c2, '粤A66662');
+    t.equal((await f.gw.api('DELETE', '/api/vehicles/ve1', { token: f.gw.adminToken })).status, 204);
+    await new Promise((r) => setTimeout(r, 100));
+    t.match(await f.gw.store.jt.getTerminal('13800000061'), { vehicleId: 've2', authCode: code }, "ve2's code stays");
+    t.ok(jt.terminal('ve2')!.online);
+  });
+
+  await t.test('a vehicle without a terminal id: while a code exists another registration gets result 3, until an admin resets it', async (t) => {
+    await addVehicle(f, 'vn', '粤A77771', '13800000071', 'countyA', null);
+    const first = await terminal(f, '13800000071');
+    await online(first, '粤A77771');
+    const second = await terminal(f, '13800000071');
+    t.same(await second.register('粤A77771', 'T4242'), { serial: 0, result: 3, authCode: null }, 'terminal already registered');
+    t.ok(await second.closedWithin(2_000));
+    t.ok(jt.terminal('vn')!.online, 'the first keeps its link');
+    t.match((await f.gw.api('GET', '/api/jt808/refused', { token: f.gw.adminToken })).json.items, [{ sim: '13800000071', reason: 'registered', terminalId: 'T4242' }]);
+    const county = await f.gw.userToken('county-reset', ['admin'], ['countyB']);
+    t.equal((await f.gw.api('DELETE', '/api/jt808/terminals/13800000071', { token: county })).status, 404, "another county's admin cannot reset it");
+    t.equal((await f.gw.api('DELETE', '/api/jt808/terminals/13800000071', { token: f.gw.adminToken })).status, 204);
+    t.ok(await first.closedWithin(2_000), 'the reset ends its link');
+    t.equal(await f.gw.store.jt.getTerminal('13800000071'), null);
+    const third = await terminal(f, '13800000071');
+    t.equal((await third.register('粤A77771', 'T4242')).result, 0, 'after the reset a new terminal registers');
+  });
+
+  await t.test('before authentication a registration or authentication in pieces is refused (result 2) and nothing kept; talking unauthenticated is listed once', async (t) => {
+    const c = await terminal(f, '13800000013');
+    const body = registration('粤A13013', 'T0001', '2013');
+    const from = c.received.length;
+    [body.subarray(0, 20), body.subarray(20)].forEach((piece, i) =>
+      c.send(JT_MSG.REGISTER, Buffer.alloc(0), () => encodeFrame({ msgId: JT_MSG.REGISTER, edition: '2013', phone: c.phone, serial: 200 + i, packet: { total: 2, index: i + 1 } }, piece)),
+    );
+    const answers = await waitFor(async () => c.received.slice(from).filter((m) => m.header.msgId === JT_MSG.PLATFORM_RESPONSE).map((m) => decodeGeneralResponse(m.body)), (a) => a.length >= 2, 2_000, 20, 'both pieces answered');
+    t.same(answers, [200, 201].map((serial) => ({ serial, msgId: JT_MSG.REGISTER, result: 2 })), 'each piece answered result 2');
+    // Handled in order: a registration put together from the pieces would be answered before these.
+    t.equal((await c.ask(JT_MSG.HEARTBEAT, Buffer.alloc(0))).result, 1, 'a heartbeat before authentication');
+    t.equal((await c.ask(JT_MSG.LOCATION, encodeLocation(position(1)))).result, 1);
+    t.notOk(c.received.slice(from).some((m) => m.header.msgId === JT_MSG.REGISTER_REPLY), 'the pieces were not put together into a registration');
+    const rows = await waitFor(async () => (await f.gw.api('GET', '/api/jt808/refused', { token: f.gw.adminToken })).json.items.filter((r: any) => r.reason === 'unauthenticated'), (r) => r.length > 0, 2_000, 20, 'the unauthenticated terminal listed');
+    t.match(rows, [{ sim: '13800000013', address: '127.0.0.1', count: 1 }], 'once for the connection, with the SIM of its header');
   });
 
   await t.test('shutdown closes every connection', async (t) => {

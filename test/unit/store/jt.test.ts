@@ -45,8 +45,9 @@ t.test('a terminal is stored whole, replaced by a new registration, marked seen,
   t.notOk(await store.jt.setSeen('13800000099', 60, null, null), 'an unknown SIM is reported');
   await store.jt.putTerminal(terminal('13800000002'));
   t.same((await store.jt.terminals()).map((r) => r.sim), ['13800000001', '13800000002']);
-  t.ok(await store.jt.deleteTerminal(a.sim));
-  t.notOk(await store.jt.deleteTerminal(a.sim));
+  t.notOk(await store.jt.deleteTerminal(a.sim, 'veh-other'), "another vehicle's deletion leaves the SIM's code (it moved since)");
+  t.ok(await store.jt.deleteTerminal(a.sim, a.vehicleId));
+  t.notOk(await store.jt.deleteTerminal(a.sim, a.vehicleId));
   t.equal(await store.jt.getTerminal(a.sim), null);
 });
 
@@ -69,8 +70,14 @@ t.test('refusals are counted per SIM and address, keep what the terminal sent, a
 
   await store.jt.putTerminal(terminal('13900000003'));
   t.notOk((await store.jt.refusals({ ranges: [], includeUnscoped: true, limit: 10 })).some((r) => r.sim === '13900000003'), 'registering forgets its refusals');
-  t.equal(await store.jt.deleteRefusals('13900000004', { at: 9, actor: 'admin', actorIp: '-', action: 'jt.refusal.delete', target: '13900000004', outcome: 'ok', detail: {}, scopePath: null }), 1);
-  t.equal(await store.jt.deleteRefusals('13900000004', null), 0);
+  const everywhere = { ranges: [['/root/', '/root0']] as [string, string][], includeUnscoped: true };
+  t.equal(await store.jt.deleteRefusals('13900000004', everywhere, { at: 9, actor: 'admin', actorIp: '-', action: 'jt.refusal.delete', target: '13900000004', outcome: 'ok', detail: {}, scopePath: null }), 1);
+  t.equal(await store.jt.deleteRefusals('13900000004', everywhere, null), 0);
+  // The same SIM refused from two addresses, listed under two departments: an admin forgets only the row it sees.
+  await store.jt.recordRefusal({ sim: '13900000002', address: '192.0.2.9:1000', reason: 'auth', deptPath: '/root/west/', ...info, at: 6 }, 10);
+  t.equal(await store.jt.deleteRefusals('13900000002', { ranges: [['/root/east/', '/root/east0']], includeUnscoped: false }, null), 1);
+  t.same((await store.jt.refusals({ ...everywhere, limit: 10 })).filter((r) => r.sim === '13900000002').map((r) => r.deptPath), ['/root/west/'], "the other department's row stays");
+  await store.jt.recordRefusal({ sim: '13900000002', address: '192.0.2.2:1000', reason: 'auth', deptPath: '/root/east/', ...info, at: 3 }, 10);
 
   await store.departments.create({ id: 'north', name: 'North', parentId: 'root', level: 'province', path: '/root/north/' }, 1);
   await store.departments.update('east', { parentId: 'north', path: '/root/north/east/' }, 2);

@@ -69,6 +69,23 @@ export async function jtRoutes(app: FastifyInstance, o: JtRoutesOptions) {
     async (req) => ({ items: await directory.terminals(actor(req)) }),
   );
 
+  app.delete<{ Params: Static<typeof REFUSED_PARAMS> }>(
+    '/api/jt808/terminals/:sim',
+    {
+      onRequest: guards.require('vehicles:write'),
+      schema: {
+        params: REFUSED_PARAMS,
+        response: { 204: NO_CONTENT },
+        description:
+          "Resets a terminal's registration: its auth code is forgotten and its link ends; its next registration (0x0100) gets a new code. While a code exists, a registration of a vehicle without a terminal id is refused (0x8100 result 3).",
+      },
+    },
+    async (req, reply) => {
+      await directory.forgetTerminal(actor(req), req.params.sim);
+      return reply.status(204).send();
+    },
+  );
+
   app.get<{ Querystring: Static<typeof refusedQuery> }>(
     '/api/jt808/refused',
     {
@@ -85,7 +102,7 @@ export async function jtRoutes(app: FastifyInstance, o: JtRoutesOptions) {
 
   app.delete<{ Params: Static<typeof REFUSED_PARAMS> }>(
     '/api/jt808/refused/:sim',
-    { onRequest: guards.require('vehicles:write'), schema: { params: REFUSED_PARAMS, response: { 204: NO_CONTENT }, description: 'Forgets the refused attempts of one SIM.' } },
+    { onRequest: guards.require('vehicles:write'), schema: { params: REFUSED_PARAMS, response: { 204: NO_CONTENT }, description: 'Forgets the refused attempts of one SIM that you can see.' } },
     async (req, reply) => {
       await directory.forgetRefusals(actor(req), req.params.sim);
       return reply.status(204).send();

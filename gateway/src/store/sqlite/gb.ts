@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import { RefusalTable, rangeFilter } from './refusals.js';
 import {
   StoreConflict,
   type AuditEntry,
@@ -72,22 +73,13 @@ function toRefusal(r: Row): GbRefusal {
 }
 
 /** The `(dept_path >= ? AND dept_path < ?) OR …` filter of a scope, with its parameters; an empty scope matches nothing. */
-export function rangeFilter(ranges: PathRange[], params: Record<string, unknown>): string {
-  ranges.forEach(([from, to], i) => Object.assign(params, { [`from${i}`]: from, [`to${i}`]: to }));
-  return ranges.length ? `(${ranges.map((_, i) => `(dept_path >= @from${i} AND dept_path < @to${i})`).join(' OR ')})` : '0';
-}
-
 export class SqliteGb implements GbRepo {
   private readonly byId;
   private readonly insertDevice;
   private readonly presenceStmt;
   private readonly infoStmt;
   private readonly catalogStmt;
-  private readonly refusalUpsert;
-  private readonly refusalCount;
-  private readonly refusalPrune;
-  private readonly refusalsOf;
-  private readonly refusalExists;
+  private readonly refused;
 
   constructor(
     private readonly db: DB,
@@ -103,13 +95,14 @@ export class SqliteGb implements GbRepo {
     this.infoStmt = db.prepare(`UPDATE gb_devices SET manufacturer = @manufacturer, model = @model, firmware = @firmware,
       name = CASE WHEN @name IS NOT NULL AND name = id THEN @name ELSE name END, updated_at = @now WHERE id = @id`);
     this.catalogStmt = db.prepare(`UPDATE gb_devices SET channel_count = ?, catalog_at = ? WHERE id = ?`);
-    this.refusalUpsert = db.prepare(`INSERT INTO gb_refusals (device_id, address, reason, dept_path, first_at, last_at, count)
-      VALUES (@deviceId, @address, @reason, @deptPath, @at, @at, 1)
-      ON CONFLICT (device_id, address) DO UPDATE SET reason = excluded.reason, dept_path = excluded.dept_path, last_at = excluded.last_at, count = count + 1`);
-    this.refusalCount = db.prepare(`SELECT count(*) FROM gb_refusals`).pluck();
-    this.refusalPrune = db.prepare(`DELETE FROM gb_refusals WHERE (device_id, address) IN (SELECT device_id, address FROM gb_refusals ORDER BY last_at, device_id LIMIT ?)`);
-    this.refusalsOf = db.prepare(`DELETE FROM gb_refusals WHERE device_id = ?`);
-    this.refusalExists = db.prepare(`SELECT 1 FROM gb_refusals WHERE device_id = ? AND address = ?`).pluck();
+    this.refused = new RefusalTable(
+      db,
+      'gb_refusals',
+      'device_id',
+      db.prepare(`INSERT INTO gb_refusals (device_id, address, reason, dept_path, first_at, last_at, count)
+        VALUES (@deviceId, @address, @reason, @deptPath, @at, @at, 1)
+        ON CONFLICT (device_id, address) DO UPDATE SET reason = excluded.reason, dept_path = excluded.dept_path, last_at = excluded.last_at, count = count + 1`),
+    );
   }
 
   async getDevice(id: string) {
@@ -136,7 +129,7 @@ export class SqliteGb implements GbRepo {
         throw err;
       }
       // Admitted: its refused attempts are no longer a question for the admin.
-      this.refusalsOf.run(device.id);
+      this.refused.forget(device.id);
       this.appendAudit(audit);
     })();
   }
@@ -203,28 +196,14 @@ export class SqliteGb implements GbRepo {
   }
 
   async recordRefusal(r: { deviceId: string; address: string; reason: GbRefusal['reason']; deptPath: string | null; at: number }, maxRows: number) {
-    this.db.transaction(() => {
-      const known = this.refusalExists.get(r.deviceId, r.address) !== undefined;
-      this.refusalUpsert.run(r);
-      // Only a new row can take the table past its bound.
-      if (known) return;
-      const over = (this.refusalCount.get() as number) - maxRows;
-      if (over > 0) this.refusalPrune.run(over);
-    })();
+    this.refused.record(r.deviceId, r.address, r, maxRows);
   }
 
   async refusals(q: { ranges: PathRange[]; includeUnscoped: boolean; limit: number }) {
-    const params: Record<string, unknown> = { limit: q.limit };
-    const visible = rangeFilter(q.ranges, params);
-    const where = q.includeUnscoped ? `(${visible} OR dept_path IS NULL)` : visible;
-    return (this.db.prepare(`SELECT * FROM gb_refusals WHERE ${where} ORDER BY last_at DESC, device_id LIMIT @limit`).all(params) as Row[]).map(toRefusal);
+    return this.refused.list(q).map(toRefusal);
   }
 
   async deleteRefusals(deviceId: string, audit: AuditWrite | null) {
-    return this.db.transaction(() => {
-      const n = this.refusalsOf.run(deviceId).changes;
-      if (n && audit) this.appendAudit(audit);
-      return n;
-    })();
+    return this.refused.delete(deviceId, null, audit && (() => this.appendAudit(audit)));
   }
 }

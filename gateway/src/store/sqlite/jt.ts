@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3';
-import type { AuditEntry, JtRefusal, JtRepo, JtTerminalRecord, PathRange } from '../types.js';
-import { rangeFilter } from './gb.js';
+import type { AuditEntry, JtRefusal, JtRepo, JtTerminalRecord, RefusalScope } from '../types.js';
+import { RefusalTable } from './refusals.js';
 
 type DB = Database.Database;
 type Row = Record<string, unknown>;
@@ -49,11 +49,7 @@ export class SqliteJt implements JtRepo {
   private readonly upsert;
   private readonly seen;
   private readonly remove;
-  private readonly refusalUpsert;
-  private readonly refusalCount;
-  private readonly refusalPrune;
-  private readonly refusalsOf;
-  private readonly refusalExists;
+  private readonly refused;
 
   constructor(
     private readonly db: DB,
@@ -64,17 +60,18 @@ export class SqliteJt implements JtRepo {
     this.upsert = db.prepare(`INSERT OR REPLACE INTO jt_terminals (sim, vehicle_id, auth_code, edition, phone, plate, plate_color, terminal_id, manufacturer, model, registered_at, seen_at, address)
       VALUES (@sim, @vehicleId, @authCode, @edition, @phone, @plate, @plateColor, @terminalId, @manufacturer, @model, @registeredAt, @seenAt, @address)`);
     this.seen = db.prepare(`UPDATE jt_terminals SET seen_at = @at, address = coalesce(@address, address), edition = coalesce(@edition, edition) WHERE sim = @sim`);
-    this.remove = db.prepare(`DELETE FROM jt_terminals WHERE sim = ?`);
-    this.refusalUpsert = db.prepare(`INSERT INTO jt_refusals (sim, address, reason, dept_path, plate, plate_color, terminal_id, manufacturer, model, first_at, last_at, count)
+    this.remove = db.prepare(`DELETE FROM jt_terminals WHERE sim = ? AND vehicle_id = ?`);
+    this.refused = new RefusalTable(
+      db,
+      'jt_refusals',
+      'sim',
+      db.prepare(`INSERT INTO jt_refusals (sim, address, reason, dept_path, plate, plate_color, terminal_id, manufacturer, model, first_at, last_at, count)
       VALUES (@sim, @address, @reason, @deptPath, @plate, @plateColor, @terminalId, @manufacturer, @model, @at, @at, 1)
       ON CONFLICT (sim, address) DO UPDATE SET reason = excluded.reason, dept_path = excluded.dept_path, last_at = excluded.last_at, count = count + 1,
         plate = CASE WHEN excluded.plate = '' THEN plate ELSE excluded.plate END, plate_color = CASE WHEN excluded.plate = '' THEN plate_color ELSE excluded.plate_color END,
         terminal_id = CASE WHEN excluded.terminal_id = '' THEN terminal_id ELSE excluded.terminal_id END,
-        manufacturer = CASE WHEN excluded.manufacturer = '' THEN manufacturer ELSE excluded.manufacturer END, model = CASE WHEN excluded.model = '' THEN model ELSE excluded.model END`);
-    this.refusalCount = db.prepare(`SELECT count(*) FROM jt_refusals`).pluck();
-    this.refusalPrune = db.prepare(`DELETE FROM jt_refusals WHERE (sim, address) IN (SELECT sim, address FROM jt_refusals ORDER BY last_at, sim LIMIT ?)`);
-    this.refusalsOf = db.prepare(`DELETE FROM jt_refusals WHERE sim = ?`);
-    this.refusalExists = db.prepare(`SELECT 1 FROM jt_refusals WHERE sim = ? AND address = ?`).pluck();
+        manufacturer = CASE WHEN excluded.manufacturer = '' THEN manufacturer ELSE excluded.manufacturer END, model = CASE WHEN excluded.model = '' THEN model ELSE excluded.model END`),
+    );
   }
 
   async getTerminal(sim: string) {
@@ -90,7 +87,7 @@ export class SqliteJt implements JtRepo {
     this.db.transaction(() => {
       this.upsert.run(t);
       // Registered: its refused attempts are no longer a question for the admin.
-      this.refusalsOf.run(t.sim);
+      this.refused.forget(t.sim);
     })();
   }
 
@@ -98,33 +95,23 @@ export class SqliteJt implements JtRepo {
     return this.seen.run({ sim, at, address, edition }).changes > 0;
   }
 
-  async deleteTerminal(sim: string) {
-    return this.remove.run(sim).changes > 0;
+  async deleteTerminal(sim: string, vehicleId: string, audit?: AuditWrite) {
+    return this.db.transaction(() => {
+      const gone = this.remove.run(sim, vehicleId).changes > 0;
+      if (gone && audit) this.appendAudit(audit);
+      return gone;
+    })();
   }
 
   async recordRefusal(r: Omit<JtRefusal, 'firstAt' | 'lastAt' | 'count'> & { at: number }, maxRows: number) {
-    this.db.transaction(() => {
-      const known = this.refusalExists.get(r.sim, r.address) !== undefined;
-      this.refusalUpsert.run(r);
-      // Only a new row can take the table past its bound.
-      if (known) return;
-      const over = (this.refusalCount.get() as number) - maxRows;
-      if (over > 0) this.refusalPrune.run(over);
-    })();
+    this.refused.record(r.sim, r.address, r, maxRows);
   }
 
-  async refusals(q: { ranges: PathRange[]; includeUnscoped: boolean; limit: number }) {
-    const params: Record<string, unknown> = { limit: q.limit };
-    const visible = rangeFilter(q.ranges, params);
-    const where = q.includeUnscoped ? `(${visible} OR dept_path IS NULL)` : visible;
-    return (this.db.prepare(`SELECT * FROM jt_refusals WHERE ${where} ORDER BY last_at DESC, sim LIMIT @limit`).all(params) as Row[]).map(toRefusal);
+  async refusals(q: RefusalScope & { limit: number }) {
+    return this.refused.list(q).map(toRefusal);
   }
 
-  async deleteRefusals(sim: string, audit: AuditWrite | null) {
-    return this.db.transaction(() => {
-      const n = this.refusalsOf.run(sim).changes;
-      if (n && audit) this.appendAudit(audit);
-      return n;
-    })();
+  async deleteRefusals(sim: string, scope: RefusalScope, audit: AuditWrite | null) {
+    return this.refused.delete(sim, scope, audit && (() => this.appendAudit(audit)));
   }
 }

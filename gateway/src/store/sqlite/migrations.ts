@@ -332,4 +332,12 @@ export const migrations: { version: number; description: string; sql: string }[]
       CREATE INDEX jt_refusals_last ON jt_refusals(last_at);
     `,
   },
+  {
+    version: 9,
+    description: "vehicles: a SIM (leading zeros stripped, as JT/T 808 terminals are matched) is at most one vehicle's",
+    sql: `
+      -- Looked up on every vehicle write: a second vehicle with a SIM would take over its terminal's reports.
+      CREATE INDEX vehicles_sim ON vehicles(ltrim(json_extract(doc, '$.sim'), '0'));
+    `,
+  },
 ];

@@ -26,6 +26,7 @@ export class SqliteVehicles implements VehicleRepo {
   private readonly getVehicle;
   private readonly plateOwner;
   private readonly sourceOwner;
+  private readonly simOwner;
   private readonly sourceExists;
   private readonly upsert;
   private readonly clearChannels;
@@ -38,6 +39,8 @@ export class SqliteVehicles implements VehicleRepo {
     this.insertPosition = db.prepare(`INSERT OR IGNORE INTO vehicle_positions (vehicle_id, at, lat, lon, speed, heading) VALUES (?, ?, ?, ?, ?, ?)`);
     this.getVehicle = db.prepare(`SELECT version FROM vehicles WHERE id = ?`).pluck();
     this.plateOwner = db.prepare(`SELECT id FROM vehicles WHERE plate = ?`).pluck();
+    // The expression of the vehicles_sim index (migration 9), so the lookup uses it.
+    this.simOwner = db.prepare(`SELECT id FROM vehicles WHERE ltrim(json_extract(doc, '$.sim'), '0') = ? AND id != ? LIMIT 1`).pluck();
     this.sourceOwner = db.prepare(`SELECT vehicle_id FROM vehicle_channels WHERE source_id = ?`).pluck();
     this.sourceExists = db.prepare(`SELECT 1 FROM sources WHERE id = ?`).pluck();
     this.upsert = db.prepare(`INSERT INTO vehicles (id, plate, department_id, dept_path, version, doc) VALUES (@id, @plate, @departmentId, @deptPath, @version, @doc)
@@ -73,6 +76,7 @@ export class SqliteVehicles implements VehicleRepo {
     if (expectedVersion !== null && current !== expectedVersion) return 'version-conflict';
     const plateHolder = this.plateOwner.get(row.plate) as string | undefined;
     if (plateHolder !== undefined && plateHolder !== row.id) return { conflict: 'plate', value: row.plate };
+    if (row.sim && this.simOwner.get(row.sim, row.id) !== undefined) return { conflict: 'sim', value: row.sim };
     for (const sourceId of row.sourceIds) {
       const holder = this.sourceOwner.get(sourceId) as string | undefined;
       if ((holder !== undefined && holder !== row.id) || !this.sourceExists.get(sourceId)) return { conflict: 'source', value: sourceId };
@@ -114,6 +118,7 @@ export class SqliteVehicles implements VehicleRepo {
           if (result === 'ok') continue;
           if (result === 'not-found' || result === 'version-conflict') refused.push({ line, field: 'id', message: `vehicle "${row.id}" changed during the import` });
           else if (result.conflict === 'plate') refused.push({ line, field: 'plate', message: `${result.value} is registered to another vehicle` });
+          else if (result.conflict === 'sim') refused.push({ line, field: 'sim', message: `SIM ${result.value} is another vehicle's` });
           else if (result.conflict === 'source') refused.push({ line, field: 'channels', message: `source "${result.value}" is missing or is another vehicle's channel` });
           else refused.push({ line, field: 'id', message: `vehicle "${result.value}" exists` });
         }
