@@ -464,7 +464,7 @@ t.test('JT/T 808 server', async (t) => {
 });
 
 t.test('auto-registration makes an unknown terminal a vehicle in the configured department', async (t) => {
-  const f = await jtGateway(t, { autoRegister: { enabled: true, departmentId: 'countyB', channels: 2 } });
+  const f = await jtGateway(t, { autoRegister: { enabled: true, departmentId: 'countyB', channels: 2, maxPerHour: 3 } });
   const c = await terminal(f, '13700000001');
   await online(c, '粤D12345');
   const v = await vehicle(f, 'jt-13700000001');
@@ -475,4 +475,14 @@ t.test('auto-registration makes an unknown terminal a vehicle in the configured 
   const bad = await terminal(f, '13700000002');
   t.equal((await bad.register('LFV2A21K957000001')).result, 4, 'a VIN is no plate: refused');
   t.match((await f.gw.api('GET', '/api/jt808/refused', { token: f.gw.adminToken })).json.items, [{ sim: '13700000002', reason: 'plate' }]);
+
+  // A terminal that registers again on a second connection before the first is answered: one vehicle, both answered.
+  const [x, y] = [await terminal(f, '13700000003'), await terminal(f, '13700000003')];
+  const both = await Promise.all([x.register('粤D12346'), y.register('粤D12346')]);
+  t.same(both.map((r) => r.result), [0, 0], 'one SIM at a time: the second waits for the first one\'s vehicle');
+  t.equal((await vehicle(f, 'jt-13700000003')).plate, '粤D12346');
+
+  const over = await terminal(f, '13700000004');
+  t.equal((await over.register('粤D12347')).result, 4, 'past jt808.autoRegister.maxPerHour an unknown terminal is refused');
+  t.equal((await f.gw.api('GET', '/api/vehicles/jt-13700000004', { token: f.gw.adminToken })).status, 404);
 });
