@@ -49,7 +49,7 @@ export interface JtLink {
    * unsubscribe. `replaced` true (with online true, no false before it): a new connection of the
    * terminal replaced its link, which stayed up. Whatever the old connection was asked to keep doing
    * (an open 0x9101 live view) the terminal no longer does: ask again. Commands still awaiting their
-   * answer when it was replaced are sent again by the service over the new connection.
+   * answer on the old connection are rejected 'offline' just before, while terminal() already says online.
    */
   onLinkChange(vehicleId: string, cb: (online: boolean, replaced?: boolean) => void): () => void;
   readonly log: { info(o: object, m: string): void; warn(o: object, m: string): void };

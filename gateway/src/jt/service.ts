@@ -58,8 +58,6 @@ export interface JtStats {
 
 interface PendingCommand {
   msgId: number;
-  /** Kept to send it again over a connection that replaces this one. */
-  body: Buffer;
   resolve(): void;
   reject(err: Error): void;
   timer: NodeJS.Timeout;
@@ -257,7 +255,7 @@ export class JtService implements JtLink, JtLiveState, JtStats {
         c.pending.delete(serial);
         reject(new JtCommandError('timeout', `the terminal of vehicle ${vehicleId} did not answer 0x${msgId.toString(16)} within ${this.cfg.commandTimeoutMs} ms`));
       }, this.cfg.commandTimeoutMs);
-      c.pending.set(serial, { msgId, body, resolve, reject, timer });
+      c.pending.set(serial, { msgId, resolve, reject, timer });
       this.send(c, msgId, body, serial);
     });
   }
@@ -527,16 +525,9 @@ export class JtService implements JtLink, JtLiveState, JtStats {
     // A new connection of the same terminal means the old one is dead (jt808.md §4, P8).
     const old = this.online.get(vehicleId);
     this.online.set(vehicleId, c);
-    if (old && old !== c) {
-      // Commands the old link was waiting on go out again on the new one (same callers, same deadlines): the terminal never saw their answers.
-      for (const p of old.pending.values()) {
-        const serial = c.nextSerial();
-        c.pending.set(serial, p);
-        this.send(c, p.msgId, p.body, serial);
-      }
-      old.pending.clear();
-      this.end(old, 'replaced by a new connection');
-    }
+    // Commands the old link was waiting on are rejected 'offline' while the vehicle is already online on the new one: their
+    // callers ask again there (channel-link.ts), and hear of the new link (notify below) to re-send what it must keep doing.
+    if (old && old !== c) this.end(old, 'replaced by a new connection');
     this.offline.delete(vehicleId);
     this.answer(c, m, RESULT.OK);
     this.opts.feed.heard(vehicleId);
