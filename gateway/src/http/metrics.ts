@@ -29,6 +29,7 @@ export interface JtMetricsSource {
   readonly parseErrors: Readonly<Record<string, number>>;
   readonly terminalsOnline: number;
   readonly refusals: Readonly<Record<string, number>>;
+  readonly connectionsRefused: number;
 }
 
 /** What the metrics need of the JT/T 1078 media server (jt/media/server.ts), when it runs. */
@@ -159,6 +160,7 @@ export function metricsRoutes(streams: StreamManager, webrtc: WebRtcStats, impor
   }
   if (jt808) {
     totals('wallgate_jt808_frames_total', 'JT/T 808 frames received from terminals (whole ones, checksum good).', () => jt808.framesIn);
+    totals('wallgate_jt808_connections_refused_total', 'JT/T 808 connections closed at once for jt808.maxConnections or jt808.maxConnectionsPerIp.', () => jt808.connectionsRefused);
     const seen: Record<string, number> = {};
     new Counter({
       name: 'wallgate_jt808_parse_errors_total',
@@ -175,7 +177,7 @@ export function metricsRoutes(streams: StreamManager, webrtc: WebRtcStats, impor
     const refused: Record<string, number> = {};
     new Counter({
       name: 'wallgate_jt808_refusals_total',
-      help: 'JT/T 808 terminals refused, by reason: unknown (SIM of no vehicle), auth (wrong auth code), terminal (terminal id not the vehicle\'s), plate (auto-registration refused its plate).',
+      help: 'JT/T 808 terminals refused, by reason: unknown (SIM of no vehicle), auth (wrong auth code), terminal (terminal id not the vehicle\'s), plate (auto-registration refused its plate), registered (another terminal holds the vehicle\'s code), unauthenticated (data before authentication, once per connection).',
       labelNames: ['reason'],
       registers: [registry],
       collect() {

@@ -565,7 +565,11 @@ export const JT_REFUSAL_REASONS = ['unknown', 'auth', 'terminal', 'plate', 'regi
 export interface JtRefusal extends JtTerminalInfo {
   sim: string;
   address: string;
-  /** unknown: no vehicle has this SIM; auth: a wrong or missing auth code; terminal: it registered with another terminal id than its vehicle's; plate: auto-registration could not use its plate. */
+  /**
+   * unknown: no vehicle has this SIM; auth: a wrong or missing auth code; terminal: it registered with another terminal id than its vehicle's;
+   * plate: auto-registration could not use its plate; registered: another terminal holds the code of a vehicle without a terminal id;
+   * unauthenticated: it sent data without authenticating (listed once per connection).
+   */
   reason: (typeof JT_REFUSAL_REASONS)[number];
   /** The department path of the vehicle the SIM belongs to; null for an unknown SIM, which only whole-system admins see. */
   deptPath: string | null;

@@ -356,6 +356,7 @@ t.test('JT/T 808 server', async (t) => {
     t.match(metrics, /wallgate_jt808_frames_total [1-9]/);
     t.match(metrics, /wallgate_jt808_refusals_total\{reason="unknown"\} 2/);
     t.match(metrics, /wallgate_jt808_refusals_total\{reason="terminal"\} 1/);
+    t.match(metrics, /wallgate_jt808_connections_refused_total 0/);
     const ok = f.terminals[0]!;
     t.equal((await ok.ask(JT_MSG.HEARTBEAT, Buffer.alloc(0))).result, 0, 'the other terminals are served on');
   });
