@@ -551,7 +551,7 @@ export const configSchema = obj(
           default: '',
           description: "Address terminals are told to send media to (0x9101); empty means the local address of the socket each terminal's JT/T 808 link reached.",
         }),
-        startTimeoutMs: Type.Integer({ minimum: 1_000, maximum: 60_000, default: 10_000, description: 'How long after 0x9101 the terminal may take to open its media link and send video.' }),
+        startTimeoutMs: Type.Integer({ minimum: 1_000, maximum: 60_000, default: 10_000, description: "How long after the terminal answers 0x9101 it may take to open its media link and send the channel's first packet; a start waits for it (and for the answer, jt808.commandTimeoutMs) even past streams.startTimeoutMs." }),
         maxPacketBytes: Type.Integer({ minimum: 1_024, maximum: 1_048_576, default: 65_536, description: 'Largest JT/T 1078 packet body accepted (devices exceed the 950 bytes of the standard).' }),
         maxFrameBytes: Type.Integer({ minimum: 65_536, maximum: 16_777_216, default: 2_097_152, description: 'Largest video frame reassembled from packets; a larger one is dropped and counted.' }),
         dailyBudgetBytes: Type.Integer({ minimum: 0, default: 0, description: "Video bytes per vehicle per day (cellular data); past it the vehicle's channels fall back to the sub-stream and close early when idle. 0: no budget." }),

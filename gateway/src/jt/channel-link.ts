@@ -16,7 +16,7 @@ const MAX_STRAY_CHANNELS = 4_096;
 /** The JT/T 1078 part of the stream engine's driver context (streams/sources/driver.ts), wired by app.ts. */
 export interface JtDriverContext {
   channels: JtChannels;
-  /** jt1078.startTimeoutMs: how long after 0x9101 the terminal may take to send the channel's media. */
+  /** jt1078.startTimeoutMs: how long after answering 0x9101 the terminal may take to send the channel's media (the driver times it). */
   startTimeoutMs: number;
   /** jt1078.overBudgetCloseAfterMs: how long a channel of a vehicle past its data budget lingers unwatched. */
   overBudgetCloseAfterMs: number;

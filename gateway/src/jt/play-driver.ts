@@ -6,6 +6,9 @@ import type { ResolvedSource } from '../streams/types.js';
 import { offlineError, type JtChannelAttachment, type JtDriverContext } from './channel-link.js';
 import { JtCommandError } from './link.js';
 
+/** What the ffmpeg ingest may take to start, on top of the terminal's answer and its media link (a loaded host). */
+const INGEST_START_MS = 5_000;
+
 /** Where a start got to: the log line and the error of a failure name it. */
 type Step = 'terminal' | 'ingest' | 'request' | 'media' | 'live';
 
@@ -81,6 +84,15 @@ export class JtPlayDriver implements SourceDriver {
       this.mediaTimer = null;
       if (this.attachment?.packets === 0) this.fail(noMediaLink(ms));
     }, ms).unref();
+  }
+
+  /**
+   * The session waits for the ingest, the terminal's answer to 0x9101 (jt808.commandTimeoutMs) and
+   * then its media (jt1078.startTimeoutMs, timed by this driver from the answer): streams.startTimeoutMs
+   * alone, counted from the start, would cut a slow but working terminal short.
+   */
+  startTimeoutMs(): number {
+    return INGEST_START_MS + this.jt.commandTimeoutMs + this.jt.startTimeoutMs;
   }
 
   /** A vehicle past its data budget closes its channels early once nobody watches. */

@@ -234,7 +234,7 @@ export class StreamSession extends EventEmitter<{ tag: [FlvTag]; state: [Session
     }
     this.driver = driver;
     this.attemptStartedAt = this.clock.now();
-    const timeoutMs = this.host.config.startTimeoutMs;
+    const timeoutMs = Math.max(this.host.config.startTimeoutMs, driver.startTimeoutMs?.() ?? 0);
     this.startTimer = this.clock.setTimeout(() => {
       if (gen === this.generation && !this.hasMedia) this.endAttempt(driver.timedOut('start', timeoutMs), 'start timeout');
     }, timeoutMs);

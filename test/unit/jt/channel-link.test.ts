@@ -323,6 +323,7 @@ t.test('the play driver: a vehicle offline is refused before anything starts; pa
   const events = { tag: () => {}, bytes: () => {}, probed: () => {}, failed: (e: GatewayError) => void failed.push(e) };
   // Nothing of the context is reached before the terminal check: a start that gets further would throw on it.
   const driver = new JtPlayDriver({} as never, jt, source, { hlsDir: '', segmentStart: 1, discontinuity: false, transcode: false }, events);
+  t.ok(driver.startTimeoutMs() >= jt.commandTimeoutMs + jt.startTimeoutMs, "the session waits for the terminal's answer and then jt1078.startTimeoutMs, whatever streams.startTimeoutMs says");
   link.state = { ...link.state, online: false, offlineSince: new Date(2026, 0, 5, 14, 2).getTime() };
   const e = await driver.start().then(() => null, (x: GatewayError) => x);
   t.match(e, { code: 'GW_ERR_CAMERA_UNREACHABLE', params: { reason: 'vehicleOffline', vehicle: 'v1', since: link.state.offlineSince } });

@@ -480,6 +480,22 @@ t.test('a pull only snapshots used lingers snapshots.lingerMs; one a viewer used
   t.equal(w.session.state, 'closed');
 });
 
+t.test('a driver may lengthen the start timeout (a vehicle terminal asked over JT/T 808 first), never shorten it', async (t) => {
+  for (const [wanted, expected] of [[25_000, 25_000], [2_000, config.startTimeoutMs]] as const) {
+    const drivers = fakeDrivers();
+    const h = harness(t, {
+      createDriver: (s, a, e) => Object.assign(drivers.create(s, a, e), { startTimeoutMs: () => wanted }),
+    });
+    h.session.addReader(reader('r1'));
+    const d = await drivers.driver(1);
+    h.clock.advance(expected - 1);
+    t.same(d.closedWith, [], `not given up at ${expected - 1} ms (driver wants ${wanted})`);
+    h.clock.advance(1);
+    await settle();
+    t.same(d.closedWith.length, 1, `given up at ${expected} ms`);
+  }
+});
+
 t.test("a driver may shorten the linger (a vehicle past its data budget), never lengthen it", async (t) => {
   const h = harness(t);
   h.session.addReader(reader('r1'));

@@ -41,6 +41,12 @@ export interface SourceDriver {
    * streams.closeAfterMs (a vehicle past its cellular data budget); null or absent: the usual.
    */
   lingerMs?(): number | null;
+  /**
+   * How long the session waits for the first frame when the source needs longer than
+   * streams.startTimeoutMs (a vehicle terminal answers 0x9101, then opens its media link); null or
+   * absent: the usual. Never shortens it.
+   */
+  startTimeoutMs?(): number | null;
 }
 
 /** What one attempt is asked to produce. */
