@@ -25,7 +25,7 @@ interface Vehicle {
 }
 
 async function setup(): Promise<{ gw: StreamingGateway; vehicles: Record<string, Vehicle> }> {
-  await ensureClip('h264-360p-1s');
+  await Promise.all([ensureClip('h264-360p-1s'), ensureClip('h264-720p-1s')]);
   const gw = await startStreamingGateway(
     t,
     { closeAfterMs: 500, startTimeoutMs: 8_000, hls: { viewerTimeoutMs: 1_000 } },
@@ -74,14 +74,15 @@ const requests = (term: JtSimTerminal) => term.commands.filter((c): c is Extract
 const controls = (term: JtSimTerminal) => term.commands.filter((c): c is Extract<JtSimCommand, { msgId: 0x9102 }> => c.msgId === JT_MSG.LIVE_CONTROL).map((c) => c.control);
 
 const { gw, vehicles } = await setup();
-const tcp = await connectTerminal(gw, vehicles['jt-tcp']!);
+// Main 720p, sub 360p: a switch between them changes the picture size mid-stream.
+const tcp = await connectTerminal(gw, vehicles['jt-tcp']!, { clip: 'h264-720p-1s' });
 
 t.test('a channel plays through HLS and WHEP with one 0x9101; the last reader leaving sends 0x9102 close', async (t) => {
   const urls = await gw.view('jt-tcp-ch1');
-  const hlsFrames = await decodeFrames(urls.hls, 10, 15_000);
-  t.ok(hlsFrames >= 10, `HLS decodes (${hlsFrames} frames)`);
-  const viewer = await whepConnect(urls.whep, urls.token);
+  // Both readers at once: the HLS one alone would let the session close before WHEP came.
+  const [hlsFrames, viewer] = await Promise.all([decodeFrames(urls.hls, 10, 15_000), whepConnect(urls.whep, urls.token)]);
   t.teardown(() => viewer.close());
+  t.ok(hlsFrames >= 10, `HLS decodes (${hlsFrames} frames)`);
   await waitFor(() => viewer.timings.firstKeyframe, (x) => x !== null, 10_000, 20, 'a keyframe over WebRTC');
   t.equal(requests(tcp).length, 1, 'HLS and WHEP share one 0x9101');
   t.match(requests(tcp)[0]!.request, { ip: '127.0.0.1', tcpPort: gw.jt1078!.ports.tcp, udpPort: gw.jt1078!.ports.udp, channel: 1, dataType: 1, stream: 0 }, 'our media address, both ports, video of the main stream');
@@ -115,6 +116,10 @@ t.test("a tile switching between sub and main sends 0x9102 switch: the channel's
   main.release();
   await waitFor(() => controls(tcp).at(-1), (c) => c?.command === 1 && c.stream === 1, 5_000, 50, 'back to sub once the main session closed');
   t.ok(gw.streams.sessionFor('jt-tcp-ch2', 'sub'), 'the sub session plays on');
+  await waitFor(() => tcp.mediaInfo()[0]?.stream, (s) => s === 1, 5_000, 20, 'the terminal sending the sub-stream');
+  const subUrls = await gw.view('jt-tcp-ch2', gw.adminToken, 'sub');
+  t.equal(subUrls.profile, 'sub');
+  t.ok((await decodeFrames(subUrls.hls, 10, 10_000)) >= 10, 'the sub session decodes after the switch back (720p main to 360p sub mid-stream)');
   sub.release();
   await waitFor(() => controls(tcp).at(-1), (c) => c?.command === 0, 5_000, 50, 'closed with the last one');
 });
