@@ -462,7 +462,7 @@ export class JtChannels {
 export class JtLinkSlot implements JtLink {
   private target: JtLink | null = null;
   /** Subscriptions made before the service was bound, handed to it on bind. */
-  private readonly early = new Set<{ vehicleId: string; cb: (online: boolean) => void; unsubscribe: (() => void) | null }>();
+  private readonly early = new Set<{ vehicleId: string; cb: (online: boolean, replaced?: boolean) => void; unsubscribe: (() => void) | null }>();
 
   constructor(readonly log: JtLink['log']) {}
 
@@ -483,7 +483,7 @@ export class JtLinkSlot implements JtLink {
     return this.target ? this.target.command(vehicleId, msgId, body) : Promise.reject(new JtCommandError('offline', 'the JT/T 808 server is not running'));
   }
 
-  onLinkChange(vehicleId: string, cb: (online: boolean) => void): () => void {
+  onLinkChange(vehicleId: string, cb: (online: boolean, replaced?: boolean) => void): () => void {
     if (this.target) return this.target.onLinkChange(vehicleId, cb);
     const s = { vehicleId, cb, unsubscribe: null as (() => void) | null };
     this.early.add(s);

@@ -181,3 +181,19 @@ t.test('vehicle channel sources: the URL exactly, no credentials, and never anot
   const refused = await startFails(gw, ours.json.id);
   t.match(refused, { code: 'GW_ERR_FORBIDDEN', params: { reason: 'notVehicleChannel', vehicle: 'jt-other', channel: 2 } }, "but it plays nothing of the vehicle: it is not the vehicle's own channel source");
 });
+
+t.test('a terminal reconnecting during a live view: the channel asks its new link again, and the view goes on without a restart', async (t) => {
+  const lease = await gw.streams.addReader({ cameraId: 'jt-tcp-ch1', profile: 'main', kind: 'prewarm', userId: 'tile' });
+  t.teardown(() => lease.release());
+  await lease.live();
+  const session = gw.streams.sessionFor('jt-tcp-ch1', 'main')!;
+  const restarts = session.restarts;
+  // The same terminal on a new connection while its old one looks alive (a carrier NAT dropped it silently): the new link replaces the old.
+  const again = await connectTerminal(gw, vehicles['jt-tcp']!, { authCode: tcp.authCode!, clip: 'h264-720p-1s' });
+  await waitFor(() => requests(again).length, (n) => n === 1, 2_500, 20, '0x9101 on the new link, before the media link grace (3 s) runs out');
+  t.match(requests(again)[0]!.request, { channel: 1, stream: 0 });
+  await waitFor(() => again.mediaInfo()[0]?.frames ?? 0, (n) => n >= 50, 5_000, 50, 'two seconds of video from the new link');
+  t.equal(session.state, 'ready', 'the view is live');
+  t.equal(session.restarts, restarts, 'and was never restarted');
+  t.equal(gw.streams.sessionFor('jt-tcp-ch1', 'main'), session, 'the same session');
+});
