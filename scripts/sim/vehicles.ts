@@ -1,5 +1,5 @@
 import { prng } from '../../gateway/src/registry/city.js';
-import type { AlarmType, Severity, VehicleCategory } from '../../gateway/src/vehicles/model.js';
+import type { AlarmType, PositionReport, Severity, VehicleCategory } from '../../gateway/src/vehicles/model.js';
 
 /**
  * Simulated vehicles driving loops in and around a city: coaches on longer intercity loops, tourist
@@ -13,14 +13,7 @@ export interface SimFleetVehicle {
   category: VehicleCategory;
 }
 
-export interface PositionReport {
-  vehicleId: string;
-  lat: number;
-  lon: number;
-  speed: number;
-  heading: number;
-  at: number;
-}
+export type { PositionReport } from '../../gateway/src/vehicles/model.js';
 
 export interface AlarmReport {
   vehicleId: string;

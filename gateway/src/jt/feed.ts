@@ -7,7 +7,7 @@ import type { JtEdition } from './protocol/frame.js';
 import type { ActiveSafetyAlarm, Location } from './protocol/location.js';
 import type { AlarmsOutcome, PositionsOutcome, VehicleActor } from '../vehicles/context.js';
 import { SYSTEM } from '../vehicles/context.js';
-import type { AlarmType, Severity } from '../vehicles/model.js';
+import type { AlarmType, PositionReport, Severity } from '../vehicles/model.js';
 
 /** What the feed needs of the vehicle service. */
 export interface JtFeedTarget {
@@ -100,15 +100,6 @@ interface AlarmItem {
   detail?: string;
 }
 
-interface PositionItem {
-  vehicleId: string;
-  lat: number;
-  lon: number;
-  speed: number;
-  heading: number;
-  at: number;
-}
-
 const NO_HELD: ReadonlyMap<AlarmType, Severity> = new Map();
 
 /**
@@ -118,7 +109,7 @@ const NO_HELD: ReadonlyMap<AlarmType, Severity> = new Map();
  * an end) and cleared on its end (flag 2). Alarms go out at once; positions wait for the batch.
  */
 export class JtFeed {
-  private positions: PositionItem[] = [];
+  private positions: PositionReport[] = [];
   private alarms: AlarmItem[] = [];
   private readonly edges = new Map<string, EdgeState>();
   private positionTimer: NodeJS.Timeout | null = null;

@@ -71,6 +71,11 @@ export interface Position {
   at: number;
 }
 
+/** One item of a positions report (the feed's `positions`, and what the JT/T 808 service and the simulators send it). */
+export interface PositionReport extends Position {
+  vehicleId: string;
+}
+
 export type VehicleStatus = 'online' | 'offline';
 
 export interface VehicleLive {
