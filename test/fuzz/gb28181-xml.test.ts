@@ -1,7 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import fc from 'fast-check';
 import iconv from 'iconv-lite';
 import t from 'tap';
@@ -12,7 +10,7 @@ import { NetworkPolicy } from '../../gateway/src/lib/cidr.js';
 import { CredentialSealer } from '../../gateway/src/registry/credentials.js';
 import { Registry } from '../../gateway/src/registry/service.js';
 import { SqliteStore } from '../../gateway/src/store/sqlite/index.js';
-import { checkProperty, fuzzParameters, oneAtATime } from '../helpers/fuzz.js';
+import { checkProperty, fuzzParameters, heapAfterGc, oneAtATime } from '../helpers/fuzz.js';
 import { tempDir } from '../helpers/gateway.js';
 
 /**
@@ -75,12 +73,6 @@ const mutated = fc
     return b.subarray(0, MAX_BYTES + 1_000);
   });
 const anyInput = fc.oneof({ arbitrary: mutated, weight: 8 }, { arbitrary: fc.uint8Array({ maxLength: 2_000 }).map((a) => Buffer.from(a)), weight: 1 });
-
-function heapAfterGc(): number {
-  setFlagsFromString('--expose-gc');
-  (runInNewContext('gc') as () => void)();
-  return process.memoryUsage().heapUsed;
-}
 
 t.test('mutated MANSCDP: only ManscdpError leaves the reader; the importer takes whatever it accepts; the heap stays flat', async (t) => {
   const store = SqliteStore.open(join(tempDir(t), 'fuzz.db'));

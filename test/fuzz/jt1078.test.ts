@@ -1,10 +1,8 @@
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import fc from 'fast-check';
 import t from 'tap';
 import { encodeJt1078Packet, Jt1078StreamParser, type Jt1078Layout, type Jt1078Packet } from '../../gateway/src/jt/media/packet.js';
 import { Jt1078Reassembler } from '../../gateway/src/jt/media/reassembler.js';
-import { checkProperty, fuzzParameters } from '../helpers/fuzz.js';
+import { checkProperty, fuzzParameters, heapAndBuffersAfterGc } from '../helpers/fuzz.js';
 
 /**
  * JT/T 1078 media from the network, fuzzed: mutated packet streams (junk, lying lengths, type nibbles
@@ -12,9 +10,6 @@ import { checkProperty, fuzzParameters } from '../helpers/fuzz.js';
  * the reassembler throw or hold more than their limits, and good packets after them are taken;
  * 100 MB of garbage leaves the heap where it was.
  */
-
-setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc') as () => void;
 
 const MAX_BODY = 2_000;
 /** The longest header (2019 video), a body at the limit, and the 4 bytes that confirm a detected layout. */
@@ -144,13 +139,6 @@ t.test('100 MB of garbage through the parser and reassembler keeps them bounded 
   head.writeUInt16BE(MAX_BODY + 1, 28);
   for (let at = 0; at + head.length <= oversize.length; at += 64) head.copy(oversize, at);
   const shapes = [random, magics, oversize];
-  const measure = async () => {
-    gc();
-    await new Promise((r) => setTimeout(r, 200));
-    gc();
-    const m = process.memoryUsage();
-    return m.heapUsed + m.arrayBuffers;
-  };
   const feed = (b: Buffer) => {
     for (let at = 0; at < b.length; at += 65_536) {
       parser.push(b.subarray(at, at + 65_536));
@@ -158,7 +146,7 @@ t.test('100 MB of garbage through the parser and reassembler keeps them bounded 
     }
   };
   for (const shape of shapes) feed(shape);
-  const before = await measure();
+  const before = await heapAndBuffersAfterGc();
   let pushed = 0;
   for (const shape of shapes) {
     for (let i = 0; i < Math.ceil(100 / shapes.length); i++) {
@@ -166,7 +154,7 @@ t.test('100 MB of garbage through the parser and reassembler keeps them bounded 
       pushed += shape.length;
     }
   }
-  const growth = (await measure()) - before;
+  const growth = (await heapAndBuffersAfterGc()) - before;
   t.ok(pushed >= 100 * 1024 * 1024, `${(pushed / 1024 / 1024).toFixed(0)} MB pushed`);
   t.ok((errors.get('resync') ?? 0) > 0 && (errors.get('oversize') ?? 0) > 0, JSON.stringify(Object.fromEntries(errors)));
   t.ok(growth < 4 * 1024 * 1024, `heap and buffers grew ${(growth / 1024).toFixed(0)} kB; ${packets} packets passed by chance; ${JSON.stringify(reassembler.stats)}`);

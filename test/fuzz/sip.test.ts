@@ -1,13 +1,11 @@
 import { createSocket } from 'node:dgram';
 import { connect } from 'node:net';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import fc from 'fast-check';
 import t from 'tap';
 import { SIP_MAX_SERVER_TRANSACTIONS } from '../../gateway/src/gb28181/sip/endpoint.js';
 import { SipParseError, parseCSeq, parseNameAddr, parseSipMessage, parseVia, serializeSipMessage, sipUser, type SipMessage } from '../../gateway/src/gb28181/sip/message.js';
 import type { SipPeer } from '../../gateway/src/gb28181/sip/transport.js';
-import { checkProperty, fuzzParameters, oneAtATime } from '../helpers/fuzz.js';
+import { checkProperty, fuzzParameters, heapAfterGc, oneAtATime } from '../helpers/fuzz.js';
 import { DEVICE_ID, GATEWAY_ID, sipNode, within } from '../helpers/sip.js';
 
 /**
@@ -97,13 +95,6 @@ t.test('the parser: only SipParseError escapes, and what it accepts round-trips'
   );
   t.ok(runs > 1_000, `${runs} inputs`);
 });
-
-/** The V8 heap after a full collection (the flag is set at run time, so tap needs no --expose-gc). */
-function heapAfterGc(): number {
-  setFlagsFromString('--expose-gc');
-  (runInNewContext('gc') as () => void)();
-  return process.memoryUsage().heapUsed;
-}
 
 t.test('a live transport over UDP and TCP: no crash, bounded memory, still answering', async (t) => {
   const gw = await sipNode(t, GATEWAY_ID, { maxMessageBytes: 8_192 });

@@ -1,4 +1,6 @@
 import { Readable } from 'node:stream';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import fc from 'fast-check';
 
 /**
@@ -75,3 +77,32 @@ export function streamed(head: string, filler: string, bytes: number): Readable 
   });
 }
 
+
+/** A full collection now (the flag is set at run time, so tap needs no --expose-gc). */
+function collectGarbage(): void {
+  setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
+}
+
+/** The V8 heap after a full collection, at once: cheap enough to take inside a property. */
+export function heapAfterGc(): number {
+  collectGarbage();
+  return process.memoryUsage().heapUsed;
+}
+
+/**
+ * The process's memory after a full collection. Buffers' memory is freed by a background task after
+ * the collection that finds them dead: it is given time, then collected again.
+ */
+export async function memoryAfterGc(): Promise<NodeJS.MemoryUsage> {
+  collectGarbage();
+  await new Promise((r) => setTimeout(r, 200));
+  collectGarbage();
+  return process.memoryUsage();
+}
+
+/** The V8 heap and the memory behind Buffers, after a full collection: what a parser holding input would grow. */
+export async function heapAndBuffersAfterGc(): Promise<number> {
+  const m = await memoryAfterGc();
+  return m.heapUsed + m.arrayBuffers;
+}
