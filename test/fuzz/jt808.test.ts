@@ -1,5 +1,3 @@
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import fc from 'fast-check';
 import t from 'tap';
 import { decodeFrame, encodeFrame, FrameSplitter, JtParseError, SubpackageAssembler, unescapeJt, type JtMessage } from '../../gateway/src/jt/protocol/frame.js';
@@ -15,7 +13,7 @@ import {
   decodeRegistrationReply,
   decodeResendRequest,
 } from '../../gateway/src/jt/protocol/messages.js';
-import { checkProperty, fuzzParameters } from '../helpers/fuzz.js';
+import { checkProperty, fuzzParameters, heapAndBuffersAfterGc } from '../helpers/fuzz.js';
 
 /**
  * JT/T 808 from the network, fuzzed: mutated frames (bad escapes, bad checksums, truncated bodies,
@@ -23,9 +21,6 @@ import { checkProperty, fuzzParameters } from '../helpers/fuzz.js';
  * limit, and a good frame after them comes through; body decoders throw only JtParseError; a
  * subpackage series that never completes is swept; 100 MB of garbage leaves the heap where it was.
  */
-
-setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc') as () => void;
 
 const MAX_FRAME = 4096;
 
@@ -147,34 +142,49 @@ t.test('every body decoder, on any bytes, returns or throws JtParseError', async
   t.ok(runs > 100, `${runs} inputs`);
 });
 
-t.test('subpackage series: bounded while they arrive, and a series that never completes is swept', async (t) => {
+t.test('subpackage series, totals up to 65,535: bounded in what they really hold, and a series that never completes is swept', async (t) => {
+  const MAX_BYTES = 64_000;
+  /** The last runs' assemblers are kept unswept, so the heap after them all is what they hold. */
+  const KEPT = 100;
   const piece = fc.record({
     sim: fc.constantFrom('1', '2', '3'),
     msgId: fc.constantFrom(0x0200, 0x0801),
     serial: fc.integer({ min: 0, max: 0xffff }),
-    total: fc.integer({ min: 2, max: 40 }),
-    index: fc.integer({ min: 1, max: 40 }),
-    length: fc.integer({ min: 0, max: 1023 }),
+    // Small series that can finish, and the largest a header can announce.
+    total: fc.oneof(fc.integer({ min: 2, max: 40 }), fc.integer({ min: 2, max: 0xffff })),
+    index: fc.integer({ min: 1, max: 0xffff }),
+    length: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 1023 })),
     advanceMs: fc.integer({ min: 0, max: 500 }),
   });
+  const kept: { a: SubpackageAssembler; expire(): void }[] = [];
+  const sweptEmpty = (k: { a: SubpackageAssembler; expire(): void }) => {
+    k.expire();
+    k.a.sweep();
+    if (k.a.pending !== 0 || k.a.buffered !== 0) throw new Error(`after the timeout ${k.a.pending} series, ${k.a.buffered} bytes are left`);
+  };
+  const before = await heapAndBuffersAfterGc();
   const runs = await checkProperty(
     fc.asyncProperty(fc.array(piece, { maxLength: 200 }), async (pieces) => {
       let now = 0;
-      const a = new SubpackageAssembler({ maxBytes: 20_000, timeoutMs: 1_000, maxSeries: 8, clock: () => now });
+      const a = new SubpackageAssembler({ maxBytes: MAX_BYTES, timeoutMs: 1_000, maxSeries: 8, clock: () => now });
       for (const p of pieces) {
         now += p.advanceMs;
-        const total = p.total;
-        const index = Math.min(p.index, total);
-        a.push({ header: { msgId: p.msgId, edition: '2013', protocolVersion: 0, phone: p.sim.padStart(12, '0'), sim: p.sim, serial: p.serial, encryption: 0, packet: { total, index } }, body: Buffer.alloc(p.length) });
-        if (a.buffered > 20_000 || a.pending > 8) throw new Error(`${a.pending} series, ${a.buffered} bytes held`);
+        const index = ((p.index - 1) % p.total) + 1;
+        a.push({ header: { msgId: p.msgId, edition: '2013', protocolVersion: 0, phone: p.sim.padStart(12, '0'), sim: p.sim, serial: p.serial, encryption: 0, packet: { total: p.total, index } }, body: Buffer.alloc(p.length) });
+        if (a.buffered > MAX_BYTES || a.pending > 8) throw new Error(`${a.pending} series, ${a.buffered} bytes held`);
       }
-      now += 1_000;
-      a.sweep();
-      if (a.pending !== 0 || a.buffered !== 0) throw new Error(`after the timeout ${a.pending} series, ${a.buffered} bytes are left`);
+      kept.push({ a, expire: () => void (now += 1_000) });
+      if (kept.length > KEPT) sweptEmpty(kept.shift()!);
     }),
     fuzzParameters(200_000, 4_000),
   );
-  t.ok(runs > 100, `${runs} inputs`);
+  const growth = (await heapAndBuffersAfterGc()) - before;
+  const counted = kept.reduce((sum, k) => sum + k.a.buffered, 0);
+  const series = kept.reduce((sum, k) => sum + k.a.pending, 0);
+  t.ok(runs > KEPT, `${runs} inputs`);
+  // Past what the assemblers count, only the kept list itself and fast-check's last inputs.
+  t.ok(growth < counted + 1024 * 1024, `the last ${kept.length} assemblers say they hold ${(counted / 1024).toFixed(0)} kB in ${series} series; heap and buffers grew ${(growth / 1024).toFixed(0)} kB`);
+  for (const k of kept.splice(0)) sweptEmpty(k);
 });
 
 t.test('100 MB of garbage through the splitter keeps it bounded and the heap where it was', async (t) => {
@@ -188,16 +198,9 @@ t.test('100 MB of garbage through the splitter keeps it bounded and the heap whe
   for (let i = 0; i < flags.length; i++) flags[i] = i % 13 === 0 ? 0x7e : i % 7 === 0 ? 0x7d : (i * 40503) & 0xff;
   const endless = Buffer.alloc(1024 * 1024, 0x11);
   const shapes = [random, flags, endless];
-  const measure = async () => {
-    gc();
-    await new Promise((r) => setTimeout(r, 200));
-    gc();
-    const m = process.memoryUsage();
-    return m.heapUsed + m.arrayBuffers;
-  };
   s.push(Buffer.from([0x7e]));
   for (const shape of shapes) feed(s, shape, [65_536]);
-  const before = await measure();
+  const before = await heapAndBuffersAfterGc();
   const perShape = Math.ceil(100 / shapes.length);
   let pushed = 0;
   for (const shape of shapes) {
@@ -206,7 +209,7 @@ t.test('100 MB of garbage through the splitter keeps it bounded and the heap whe
       pushed += shape.length;
     }
   }
-  const growth = (await measure()) - before;
+  const growth = (await heapAndBuffersAfterGc()) - before;
   t.ok(pushed >= 100 * 1024 * 1024, `${(pushed / 1024 / 1024).toFixed(0)} MB pushed`);
   t.ok(s.buffered <= MAX_FRAME);
   t.ok((errors.get('oversize') ?? 0) > 0 && (errors.get('checksum') ?? 0) + (errors.get('escape') ?? 0) + (errors.get('truncated') ?? 0) > 0, JSON.stringify(Object.fromEntries(errors)));

@@ -1,6 +1,7 @@
 import t from 'tap';
-import { decodeFrame, encodeFrame, escapeJt, FrameSplitter, JtParseError, SubpackageAssembler, unescapeJt, xorChecksum, type JtMessage } from '../../../gateway/src/jt/protocol/frame.js';
+import { decodeFrame, encodeFrame, escapeJt, FrameSplitter, JtParseError, PIECE_OVERHEAD_BYTES, SERIES_OVERHEAD_BYTES, SubpackageAssembler, unescapeJt, xorChecksum, type JtMessage } from '../../../gateway/src/jt/protocol/frame.js';
 import { decodeAuthentication, decodeGeneralResponse, decodeRegistration, JT_MSG } from '../../../gateway/src/jt/protocol/messages.js';
+import { heapAndBuffersAfterGc } from '../../helpers/fuzz.js';
 
 /** The reference's vectors (jt808.md §5) are written with spaces; the wire has none. */
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
@@ -182,8 +183,9 @@ t.test('SubpackageAssembler: pieces in any order, duplicates, serials wrapping',
 
 t.test('SubpackageAssembler: a series that never completes is swept; limits drop the oldest', async (t) => {
   let now = 0;
-  const a = new SubpackageAssembler({ maxBytes: 1000, timeoutMs: 1000, maxSeries: 2, clock: () => now });
+  const a = new SubpackageAssembler({ maxBytes: 4000, timeoutMs: 1000, maxSeries: 2, clock: () => now });
   a.push(pieces(Buffer.alloc(300), 100, 1)[0]!);
+  t.equal(a.buffered, SERIES_OVERHEAD_BYTES + 100 + PIECE_OVERHEAD_BYTES, 'the body, the piece and the series each counted');
   now = 999;
   t.equal(a.sweep(), 0);
   now = 1000;
@@ -196,12 +198,48 @@ t.test('SubpackageAssembler: a series that never completes is swept; limits drop
   t.equal(a.push(pieces(Buffer.alloc(300), 100, 100)[1]!), null);
   t.equal(a.dropped, 3);
   // Over maxBytes: series dropped oldest first until it fits.
-  a.push(pieces(Buffer.alloc(3000), 1000, 1000)[0]!);
-  t.equal(a.buffered, 1000);
+  const big = pieces(Buffer.alloc(3000), 1000, 1000);
+  a.push(big[0]!);
+  a.push(big[1]!);
+  t.equal(a.buffered, SERIES_OVERHEAD_BYTES + 2 * (1000 + PIECE_OVERHEAD_BYTES));
   t.equal(a.pending, 1);
   t.equal(a.dropped, 5);
   // push sweeps on its own once the timeout has passed.
   now = 5000;
   a.push(pieces(Buffer.alloc(300), 100, 7)[0]!);
   t.equal(a.pending, 1);
+});
+
+/** A piece of an empty-bodied series as long as a header can announce, as the splitter hands it on. */
+function emptyPiece(serial: number, total: number, index: number): JtMessage {
+  return decodeFrame(inner(encodeFrame({ msgId: 0x0801, edition: '2013', phone: '13800138000', serial, packet: { total, index } }, Buffer.alloc(0))));
+}
+
+t.test('SubpackageAssembler: 16 series announcing 65,535 empty pieces hold next to nothing; what is held is what buffered says', async (t) => {
+  // As the 808 service builds it per connection.
+  const a = new SubpackageAssembler({ maxBytes: 1_048_576, timeoutMs: 30_000, maxSeries: 16 });
+  const before = await heapAndBuffersAfterGc();
+  for (let s = 0; s < 16; s++) a.push(emptyPiece(s * 1000, 65_535, 1));
+  const growth = (await heapAndBuffersAfterGc()) - before;
+  t.ok(growth < 64 * 1024, `16 pieces held ${(growth / 1024).toFixed(0)} kB`);
+  t.equal(a.pending, 0, 'a total no maxBytes could hold is refused on its first piece');
+  t.equal(a.dropped, 16);
+
+  // Series that can fit: the heap they take is what buffered counts, empty bodies included.
+  const b = new SubpackageAssembler({ maxBytes: 1_048_576, timeoutMs: 30_000, maxSeries: 16 });
+  const total = Math.floor((1_048_576 - SERIES_OVERHEAD_BYTES) / PIECE_OVERHEAD_BYTES);
+  const start = await heapAndBuffersAfterGc();
+  for (let s = 0; s < 4; s++) for (let index = 1; index <= 400; index++) b.push(emptyPiece(s * 1000 + index - 1, total, index));
+  const held = (await heapAndBuffersAfterGc()) - start;
+  t.equal(b.pending, 4);
+  t.equal(b.buffered, 4 * SERIES_OVERHEAD_BYTES + 1600 * PIECE_OVERHEAD_BYTES);
+  t.ok(held <= b.buffered, `1,600 empty pieces hold ${(held / 1024).toFixed(0)} kB; buffered says ${(b.buffered / 1024).toFixed(0)} kB`);
+  // The largest total allowed still completes.
+  const c = new SubpackageAssembler({ maxBytes: 1_048_576, timeoutMs: 30_000 });
+  let whole: JtMessage | null = null;
+  for (let index = 1; index <= total; index++) whole = c.push(emptyPiece(index - 1, total, index));
+  t.equal(whole?.header.serial, 0);
+  t.equal(c.buffered, 0);
+  t.equal(c.push(emptyPiece(0, total + 1, 1)), null);
+  t.equal(c.dropped, 1, 'one more piece than maxBytes holds is refused');
 });
