@@ -7,22 +7,38 @@ import type { AccessUnit } from '../../gb28181/media/types.js';
 import { JT1078_DATA_TYPE, JT1078_PT, JT1078_SUBPACKAGE, type Jt1078Packet } from './packet.js';
 
 const PTS_WRAP = 2 ** 33;
+/** A 2 MiB frame in the standard's 950-byte packets is 2,208 pieces; a frame in more is an attack on the memory each piece costs. */
+const DEFAULT_MAX_PIECES = 4_096;
+/**
+ * Pieces are views into the socket's reads, and a view pins its whole read: a device sending one
+ * byte a read would pin 64 KiB a byte. The reads a frame's views pin are kept under this many times
+ * the frame's bytes (plus PIN_ALLOWANCE, the first couple of reads); a piece past it is copied.
+ */
+const PIN_RATIO = 4;
+const PIN_ALLOWANCE = 128 * 1024;
 /** A device timestamp step past this is a jump (a reset, a vendor's nonsense), not a frame interval. */
 const MAX_TIMESTAMP_STEP_MS = 10_000;
 
 export interface Jt1078ReassemblerOptions {
   /** The largest frame taken; a larger one is dropped (counted in stats.oversize). */
   maxFrameBytes: number;
+  /** The most pieces of one frame (4,096 unless given); a frame in more is dropped (counted in stats.tooManyPieces). */
+  maxPieces?: number;
   onUnit(u: AccessUnit): void;
   /** ms; our own clock for a device whose timestamps do not increase. */
   clock?: () => number;
 }
 
 export class Jt1078Reassembler {
-  readonly stats = { units: 0, bytes: 0, dropped: 0, audio: 0, passthrough: 0, oversize: 0 };
+  /** Frames given on and dropped (a lost piece, oversize, too many pieces, unknown PT), and packets dropped: audio, passthrough, empty middle pieces. */
+  readonly stats = { units: 0, bytes: 0, dropped: 0, audio: 0, passthrough: 0, oversize: 0, tooManyPieces: 0, emptyPieces: 0 };
   private readonly clock: () => number;
+  private readonly maxPieces: number;
   private pieces: Buffer[] = [];
   private pieceBytes = 0;
+  /** Bytes of the reads the frame's views pin, and the last of them (the next piece usually comes from it too). */
+  private pinnedBytes = 0;
+  private lastRead: ArrayBufferLike | null = null;
   private inFrame = false;
   /** The rest of a frame already counted as dropped: its later pieces are skipped silently. */
   private skipping = false;
@@ -39,6 +55,7 @@ export class Jt1078Reassembler {
 
   constructor(private readonly opts: Jt1078ReassemblerOptions) {
     this.clock = opts.clock ?? Date.now;
+    this.maxPieces = opts.maxPieces ?? DEFAULT_MAX_PIECES;
   }
 
   push(p: Jt1078Packet): void {
@@ -89,13 +106,16 @@ export class Jt1078Reassembler {
           this.skipping = !last;
           return;
         }
+        if (!last && p.body.length === 0) {
+          // Adds nothing to the frame but a piece to hold; its sequence number was taken above, so the next piece is still contiguous.
+          this.stats.emptyPieces++;
+          return;
+        }
         this.append(p.body);
         if (!this.inFrame) this.skipping = !last;
         if (!last || !this.inFrame) return;
         const data = this.pieces.length === 1 ? this.pieces[0]! : Buffer.concat(this.pieces, this.pieceBytes);
-        this.inFrame = false;
-        this.pieces = [];
-        this.pieceBytes = 0;
+        this.clearPieces();
         this.emit(data, this.frameType, this.framePt, this.frameTimestamp, this.frameInterval);
       }
     }
@@ -108,16 +128,37 @@ export class Jt1078Reassembler {
       this.skipping = true;
       return;
     }
-    this.pieces.push(body);
+    if (body.length === 0) return;
+    if (this.pieces.length >= this.maxPieces) {
+      this.stats.tooManyPieces++;
+      this.abandon();
+      this.skipping = true;
+      return;
+    }
     this.pieceBytes += body.length;
+    if (body.buffer === this.lastRead) {
+      this.pieces.push(body);
+    } else if (this.pinnedBytes + body.buffer.byteLength <= PIN_RATIO * this.pieceBytes + PIN_ALLOWANCE) {
+      this.pinnedBytes += body.buffer.byteLength;
+      this.lastRead = body.buffer;
+      this.pieces.push(body);
+    } else {
+      this.pieces.push(Buffer.from(body));
+    }
+  }
+
+  private clearPieces(): void {
+    this.inFrame = false;
+    this.pieces = [];
+    this.pieceBytes = 0;
+    this.pinnedBytes = 0;
+    this.lastRead = null;
   }
 
   /** Drops the frame in progress, if any, counting it. */
   private abandon(): void {
     if (!this.inFrame) return;
-    this.inFrame = false;
-    this.pieces = [];
-    this.pieceBytes = 0;
+    this.clearPieces();
     this.stats.dropped++;
   }
 
