@@ -8,10 +8,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { rmSync, mkdtempSync } from 'node:fs';
-import { cpus, loadavg, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { pathToFileURL } from 'node:url';
 import { CatalogImporter, type CatalogCounts } from '../../gateway/src/gb28181/catalog.js';
 import { GbDirectory } from '../../gateway/src/gb28181/directory.js';
 import { buildManscdp, parseManscdp } from '../../gateway/src/gb28181/xml.js';
@@ -19,6 +18,7 @@ import { NetworkPolicy } from '../../gateway/src/lib/cidr.js';
 import { CredentialSealer } from '../../gateway/src/registry/credentials.js';
 import { Registry } from '../../gateway/src/registry/service.js';
 import { SqliteStore } from '../../gateway/src/store/sqlite/index.js';
+import { machineConditions, runIfMain } from './harness.js';
 
 const TARGET_MS = 10_000;
 const PLATFORM = '34020000002000000001';
@@ -103,10 +103,7 @@ export async function measureCatalogImport(opts: { channels?: number; perMessage
         groups: groupCount,
         body_kb: Math.round(messages.reduce((n, b) => n + b.length, 0) / 1024),
         created: counts.created,
-        node: process.version,
-        cpu: cpus()[0]?.model,
-        cores: cpus().length,
-        load_avg_1m: Math.round(loadavg()[0]! * 100) / 100,
+        ...machineConditions(),
       },
     };
   } finally {
@@ -115,12 +112,4 @@ export async function measureCatalogImport(opts: { channels?: number; perMessage
   }
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  measureCatalogImport().then(
-    (result) => process.stdout.write(JSON.stringify(result) + '\n'),
-    (err: Error) => {
-      process.stderr.write(`bench: ${err.stack ?? String(err)}\n`);
-      process.exit(1);
-    },
-  );
-}
+runIfMain(import.meta.url, measureCatalogImport);

@@ -4,10 +4,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { WebSocket } from 'ws';
 
 export const ROOT_DIR = fileURLToPath(new URL('../..', import.meta.url));
@@ -219,4 +219,24 @@ export async function gatewayApi(gw: { base: string; token: string }, method: st
   const text = await res.text();
   if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${text}`);
   return text ? JSON.parse(text) : null;
+}
+
+/** The machine a figure was measured on, for a result's conditions. */
+export function machineConditions() {
+  return { node: process.version, cpu: cpus()[0]?.model, cores: cpus().length, load_avg_1m: round(loadavg()[0]!, 2) };
+}
+
+/**
+ * Runs a measurement when its file is run alone rather than imported by a larger bench: its JSON
+ * object last on stdout, or the failure on stderr and exit code 1.
+ */
+export function runIfMain(moduleUrl: string, measure: () => Promise<object>): void {
+  if (!process.argv[1] || moduleUrl !== pathToFileURL(process.argv[1]).href) return;
+  measure().then(
+    (result) => process.stdout.write(JSON.stringify(result) + '\n'),
+    (err: Error) => {
+      process.stderr.write(`bench: ${err.stack ?? String(err)}\n`);
+      process.exit(1);
+    },
+  );
 }

@@ -6,12 +6,11 @@
  * Part of `npm run bench:jt` (measureJtParse); also runs alone:
  * `node --import tsx scripts/bench/jt-parse.ts`, its JSON object last on stdout.
  */
-import { cpus, loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { pathToFileURL } from 'node:url';
 import { Jt1078StreamParser, packetiseFrame, JT1078_PT, JT1078_STANDARD_BODY, type Jt1078Layout } from '../../gateway/src/jt/media/packet.js';
 import { Jt1078Reassembler } from '../../gateway/src/jt/media/reassembler.js';
 import { ensureClip, type ClipKind } from '../sim/clips.js';
+import { machineConditions, runIfMain } from './harness.js';
 
 const CLIP: ClipKind = 'h264-1080p-1s';
 const READ_BYTES = 65_536;
@@ -107,20 +106,9 @@ export async function measureJtParse(opts: { minMb?: number } = {}): Promise<JtP
       pass_mb_per_s: rates,
       seconds: Math.round(elapsed) / 1000,
       units,
-      node: process.version,
-      cpu: cpus()[0]?.model,
-      cores: cpus().length,
-      load_avg_1m: Math.round(loadavg()[0]! * 100) / 100,
+      ...machineConditions(),
     },
   };
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  measureJtParse().then(
-    (result) => process.stdout.write(JSON.stringify(result) + '\n'),
-    (err: Error) => {
-      process.stderr.write(`bench: ${err.stack ?? String(err)}\n`);
-      process.exit(1);
-    },
-  );
-}
+runIfMain(import.meta.url, measureJtParse);

@@ -4,12 +4,11 @@
  * few seconds. Part of `npm run bench:gb28181` (measurePsDemux); also runs alone:
  * `node --import tsx scripts/bench/ps-demux.ts`, its JSON object last on stdout.
  */
-import { cpus, loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { pathToFileURL } from 'node:url';
 import { PsDemuxer } from '../../gateway/src/gb28181/media/ps-demux.js';
 import { psPack } from '../../gateway/src/gb28181/media/ps-mux.js';
 import { ensureClip, type ClipKind } from '../sim/clips.js';
+import { machineConditions, runIfMain } from './harness.js';
 
 const CLIP: ClipKind = 'h264-1080p-1s';
 const PAYLOAD_BYTES = 1_400;
@@ -60,20 +59,9 @@ export async function measurePsDemux(opts: { seconds?: number } = {}): Promise<P
       rounds,
       seconds: Math.round(elapsed) / 1000,
       units,
-      node: process.version,
-      cpu: cpus()[0]?.model,
-      cores: cpus().length,
-      load_avg_1m: Math.round(loadavg()[0]! * 100) / 100,
+      ...machineConditions(),
     },
   };
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  measurePsDemux().then(
-    (result) => process.stdout.write(JSON.stringify(result) + '\n'),
-    (err: Error) => {
-      process.stderr.write(`bench: ${err.stack ?? String(err)}\n`);
-      process.exit(1);
-    },
-  );
-}
+runIfMain(import.meta.url, measurePsDemux);
