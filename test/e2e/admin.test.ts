@@ -191,7 +191,7 @@ t.test('an admin scoped to a county sees no foreign cameras or departments', asy
   await gw.userToken('county-admin', ['admin'], ['countyA']);
 
   const page = await openAdmin(t, gw, 'county-admin', '#sources');
-  t.same(await dataOf(page, '.admin-nav a', 'section'), ['sources', 'import', 'departments', 'gb28181', 'health', 'users', 'sessions'], 'an admin has every section but the audit log');
+  t.same(await dataOf(page, '.admin-nav a', 'section'), ['sources', 'import', 'departments', 'gb28181', 'jt808', 'health', 'users', 'sessions'], 'an admin has every section but the audit log');
   t.same(await waitForSourceIds(page, ['a-1', 'ta-1']), ['a-1', 'ta-1'], 'the list shows the county A and town A cameras only');
   t.match(await page.textContent('.sources-table tr[data-id="ta-1"]'), /Offline.*The camera cannot be reached \(Connection refused\)\./, 'health is shown with its reason, worded from its code');
   const filterOptions = await waitFor(
