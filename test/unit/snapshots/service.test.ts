@@ -66,7 +66,9 @@ t.test('a live session: its cached keyframe; a sub request served from the main 
     sessionFor: (_cameraId: string, profile: Profile) => sessions.get(profile),
     addReader: () => Promise.reject(new Error('a live camera must not need a reader')),
   };
-  const config = { ...defaultConfig().streams, snapshots: { ...defaultConfig().streams.snapshots, cacheMs: 0 } };
+  // A decoder's deadline far beyond its usual second: on a busy machine ffmpeg's start alone took
+  // the default 5 s, and this test is about which keyframe is decoded, not about the deadline.
+  const config = { ...defaultConfig().streams, snapshots: { ...defaultConfig().streams.snapshots, cacheMs: 0, decodeTimeoutMs: 30_000 } };
   const service = new SnapshotService(engine, config);
   t.teardown(() => service.close());
   await waitFor(() => main.started(), Boolean, 5_000, 5, 'the main session to make its driver');
