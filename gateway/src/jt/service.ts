@@ -475,7 +475,9 @@ export class JtService implements JtLink, JtLiveState, JtStats {
       if (c.closed) return;
       if (held && held.vehicleId === known.vehicle.id) {
         this.sendTo(c, h, JT_MSG.REGISTER_REPLY, encodeRegistrationReply({ serial: h.serial, result: 3 }));
-        return this.refuse(c, h.sim, 'registered', info);
+        // Listed, but the connection stays: the terminal that holds the code (some register on every start) authenticates with it next;
+        // any other cannot, and goes at jt808.authTimeoutSec.
+        return this.list(c, h.sim, 'registered', info);
       }
     }
     let vehicleId = known?.vehicle.id ?? null;

@@ -426,16 +426,21 @@ t.test('JT/T 808 server', async (t) => {
   await t.test('a vehicle without a terminal id: while a code exists another registration gets result 3, until an admin resets it', async (t) => {
     await addVehicle(f, 'vn', '粤A77771', '13800000071', 'countyA', null);
     const first = await terminal(f, '13800000071');
-    await online(first, '粤A77771');
+    const code = await online(first, '粤A77771');
     const second = await terminal(f, '13800000071');
     t.same(await second.register('粤A77771', 'T4242'), { serial: 0, result: 3, authCode: null }, 'terminal already registered');
+    t.equal((await second.authenticate('0123456789abcdef')).result, 1, 'and without the code it gets nowhere');
     t.ok(await second.closedWithin(2_000));
     t.ok(jt.terminal('vn')!.online, 'the first keeps its link');
-    t.match((await f.gw.api('GET', '/api/jt808/refused', { token: f.gw.adminToken })).json.items, [{ sim: '13800000071', reason: 'registered', terminalId: 'T4242' }]);
+    const restarted = await terminal(f, '13800000071');
+    t.equal((await restarted.register('粤A77771', 'T0001')).result, 3, 'the holder registering again on a restart gets 3 too');
+    t.equal((await restarted.authenticate(code)).result, 0, 'and authenticates with its code on the same connection');
+    t.ok(await first.closedWithin(2_000), 'replacing its old link');
+    t.match((await f.gw.api('GET', '/api/jt808/refused', { token: f.gw.adminToken })).json.items, [{ sim: '13800000071', reason: 'registered', count: 3 }], 'each attempt listed (one row per SIM and address, its latest reason)');
     const county = await f.gw.userToken('county-reset', ['admin'], ['countyB']);
     t.equal((await f.gw.api('DELETE', '/api/jt808/terminals/13800000071', { token: county })).status, 404, "another county's admin cannot reset it");
     t.equal((await f.gw.api('DELETE', '/api/jt808/terminals/13800000071', { token: f.gw.adminToken })).status, 204);
-    t.ok(await first.closedWithin(2_000), 'the reset ends its link');
+    t.ok(await restarted.closedWithin(2_000), 'the reset ends its link');
     t.equal(await f.gw.store.jt.getTerminal('13800000071'), null);
     const third = await terminal(f, '13800000071');
     t.equal((await third.register('粤A77771', 'T4242')).result, 0, 'after the reset a new terminal registers');
