@@ -7,7 +7,8 @@
 import t from 'tap';
 import { JtSimTerminal } from '../../../scripts/sim/jt-terminal.js';
 import { smallTree, startGateway } from '../../helpers/gateway.js';
-import { decodeFrames, FAST_STREAMS } from '../../helpers/streams.js';
+import { whepConnect } from '../../../scripts/sim/whep-client.js';
+import { decodeFrames, FAST_STREAMS, waitFor } from '../../helpers/streams.js';
 
 const VEHICLES = [
   { id: 'veh-a', departmentId: 'townA', sim: '14400000001', plate: '苏A00001', terminalId: 'TA00001' },
@@ -48,17 +49,6 @@ t.test("a county regulator plays their county's vehicle channel and nothing of a
   t.same({ status: other.status, code: other.json.code }, { status: missing.status, code: missing.json.code }, 'exactly like a missing one');
   t.equal((await gw.api('GET', '/api/streams/veh-b-ch1/snapshot.jpg', { token: regulator })).status, 404, 'no picture of it either');
 
-  // The stream token of their own channel opens no other camera.
-  const token = own.json.token as string;
-  for (const file of ['index.m3u8', 'live.flv']) {
-    const res = await fetch(`${base}/streams/veh-b-ch1/main/${token}/${file}`);
-    t.ok(res.status >= 400 && res.status < 500, `${file} of the other channel with their token: ${res.status}`);
-    await res.body?.cancel();
-  }
-  const whep = await fetch(`${base}/whep/veh-b-ch1`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/sdp' }, body: 'v=0\r\n' });
-  t.ok(whep.status >= 400 && whep.status < 500, `WHEP of the other channel with their token: ${whep.status}`);
-  await whep.body?.cancel();
-
   // Their lists hold their county's vehicle and channel only.
   t.same((await gw.api('GET', '/api/vehicles', { token: regulator })).json.items.map((v: { id: string }) => v.id), ['veh-a'], 'their vehicles list holds their vehicle only');
   const sources = (await gw.api('GET', '/api/sources?q=front', { token: regulator })).json.items.map((s: { id: string }) => s.id);
@@ -69,4 +59,25 @@ t.test("a county regulator plays their county's vehicle channel and nothing of a
   // An admin over both counties plays it: the refusal was the regulator's scope, not a broken channel.
   const admin = await gw.api('POST', '/api/streams/veh-b-ch1/view', { token: gw.adminToken });
   t.equal(admin.status, 200, `an admin over both counties gets its stream URLs${admin.status === 200 ? '' : `: ${admin.body}`}`);
+  const adminToken = admin.json.token as string;
+  const playlist = await fetch(`${base}/streams/veh-b-ch1/main/${adminToken}/index.m3u8`);
+  t.equal(playlist.status, 200, "with the admin's token, veh-b's playlist is served: its session is live");
+  await playlist.body?.cancel();
+
+  // Now that veh-b plays, the stream token of the regulator's own channel still opens nothing of it.
+  const token = own.json.token as string;
+  for (const file of ['index.m3u8', 'live.flv']) {
+    const res = await fetch(`${base}/streams/veh-b-ch1/main/${token}/${file}`);
+    t.equal(res.status, 403, `${file} of the other channel with their token: ${res.status}`);
+    if (res.status === 403) t.equal((await res.json()).code, 'GW_ERR_FORBIDDEN');
+    else await res.body?.cancel();
+  }
+  // The token is checked before the offer is read: 403, not the 400 a bad offer would get.
+  const whep = await fetch(`${base}/whep/veh-b-ch1`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/sdp' }, body: 'v=0\r\n' });
+  t.equal(whep.status, 403, `WHEP of the other channel with their token: ${whep.status}`);
+  await whep.body?.cancel();
+  const viewer = await whepConnect(`${base}/whep/veh-b-ch1`, adminToken);
+  t.teardown(() => viewer.close());
+  await waitFor(() => viewer.timings.firstKeyframe, (x) => x !== null, 10_000, 20, "a keyframe over WebRTC with the admin's token");
+  t.pass("the admin's token plays it over WHEP");
 });
