@@ -34,7 +34,7 @@ export interface JtMetricsSource {
 
 /** What the metrics need of the JT/T 1078 media server (jt/media/server.ts), when it runs. */
 export interface JtMediaMetricsSource {
-  readonly stats: { packets: number; bytes: number; unknownSim: number; errors: Readonly<Record<string, number>> };
+  readonly stats: { packets: number; bytes: number; unknownSim: number; unwanted: number; refused: number; failed: number; connectionsRefused: number; errors: Readonly<Record<string, number>> };
   readonly connections: number;
 }
 
@@ -126,6 +126,22 @@ export function metricsRoutes(streams: StreamManager, webrtc: WebRtcStats, impor
       },
     });
   };
+  /** The same for totals kept by a label's value (kind, reason). */
+  const labelledTotals = (name: string, help: string, label: string, read: () => Readonly<Record<string, number>>) => {
+    const seen: Record<string, number> = {};
+    new Counter({
+      name,
+      help,
+      labelNames: [label],
+      registers: [registry],
+      collect() {
+        for (const [value, n] of Object.entries(read())) {
+          if (n > (seen[value] ?? 0)) this.inc({ [label]: value }, n - (seen[value] ?? 0));
+          seen[value] = Math.max(seen[value] ?? 0, n);
+        }
+      },
+    });
+  };
   totals('wallgate_ffmpeg_restarts_total', 'Pull restarts after a camera dropped, stalled or failed to start.', () => streams.stats().restarts);
   totals('wallgate_stream_bytes_in_total', 'Bytes received from ffmpeg pulls.', () => streams.stats().bytesIn);
   totals('wallgate_stream_bytes_out_total', 'Bytes sent to viewers (HLS, FLV and WebRTC).', () => streams.stats().bytesOut);
@@ -200,19 +216,19 @@ export function metricsRoutes(streams: StreamManager, webrtc: WebRtcStats, impor
     totals('wallgate_jt1078_packets_total', 'JT/T 1078 media packets received from known terminals.', () => jt1078.stats.packets);
     totals('wallgate_jt1078_bytes_total', 'Bytes received on the JT/T 1078 media port (TCP and UDP).', () => jt1078.stats.bytes);
     totals('wallgate_jt1078_unknown_sim_total', 'JT/T 1078 packets from a SIM no vehicle has (dropped; a TCP connection sending them is closed).', () => jt1078.stats.unknownSim);
-    const seen: Record<string, number> = {};
-    new Counter({
-      name: 'wallgate_jt1078_parse_errors_total',
-      help: 'JT/T 1078 media input refused, by kind: resync (bytes skipped to the next packet), oversize (a body over jt1078.maxPacketBytes), truncated (a datagram torn short).',
-      labelNames: ['kind'],
-      registers: [registry],
-      collect() {
-        for (const [kind, n] of Object.entries(jt1078.stats.errors)) {
-          if (n > (seen[kind] ?? 0)) this.inc({ kind }, n - (seen[kind] ?? 0));
-          seen[kind] = Math.max(seen[kind] ?? 0, n);
-        }
-      },
-    });
+    totals('wallgate_jt1078_connections_refused_total', 'JT/T 1078 media connections refused over the caps, or closed for sending no packet of a known vehicle within 5 s.', () => jt1078.stats.connectionsRefused);
+    labelledTotals(
+      'wallgate_jt1078_dropped_total',
+      "JT/T 1078 packets of known vehicles dropped, by reason: unwanted (a channel nobody asked for), refused (not from the channel's pinned source), failed (handling them threw).",
+      'reason',
+      () => ({ unwanted: jt1078.stats.unwanted, refused: jt1078.stats.refused, failed: jt1078.stats.failed }),
+    );
+    labelledTotals(
+      'wallgate_jt1078_parse_errors_total',
+      'JT/T 1078 media input refused, by kind: resync (bytes skipped to the next packet), oversize (a body over jt1078.maxPacketBytes), truncated (a datagram torn short).',
+      'kind',
+      () => jt1078.stats.errors,
+    );
     new Gauge({
       name: 'wallgate_jt1078_media_connections',
       help: 'TCP media connections from terminals open now.',
