@@ -401,10 +401,12 @@ export class GbDirectory {
     return this.store.gb.refusals({ ranges, includeUnscoped: this.wholeSystem(actor), limit });
   }
 
+  /** Forgets the device's refused attempts the actor can see; rows of other departments stay. */
   async forgetRefusals(actor: Actor, deviceId: string): Promise<void> {
-    const visible = (await this.refusals(actor, this.opts.refusedListSize)).filter((r) => r.deviceId === deviceId);
+    const scope = { ranges: this.registry.scope(actor), includeUnscoped: this.wholeSystem(actor) };
+    const visible = (await this.store.gb.refusals({ ...scope, limit: this.opts.refusedListSize })).filter((r) => r.deviceId === deviceId);
     if (!visible.length) throw notFound(`refused device "${deviceId}"`);
-    await this.store.gb.deleteRefusals(deviceId, this.auditWrite(actor, 'gb.refusal.delete', deviceId, visible[0]!.deptPath, { rows: visible.length }));
+    await this.store.gb.deleteRefusals(deviceId, scope, this.auditWrite(actor, 'gb.refusal.delete', deviceId, visible[0]!.deptPath, { rows: visible.length }));
   }
 
   // ---- helpers ---------------------------------------------------------------------------------

@@ -528,7 +528,8 @@ export interface GbRepo {
   /** Most recent first: rows in `ranges`, and rows of unknown ids when `includeUnscoped`. */
   refusals(q: { ranges: PathRange[]; includeUnscoped: boolean; limit: number }): Promise<GbRefusal[]>;
   /** Forgets every refused attempt of the id; the number of rows removed. */
-  deleteRefusals(deviceId: string, audit: AuditWrite | null): Promise<number>;
+  /** Deletes the device's refused attempts within the scope only (rows of departments the actor cannot see stay). */
+  deleteRefusals(deviceId: string, scope: RefusalScope, audit: AuditWrite | null): Promise<number>;
 }
 
 // ---- JT/T 808 ------------------------------------------------------------------------------

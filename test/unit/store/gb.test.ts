@@ -108,8 +108,11 @@ t.test('refusals count per id and address, stay within their bound by dropping t
 
   await store.gb.createDevice(device(id(1), 'east'), audit('gb.device.create', id(1)));
   t.notOk((await store.gb.refusals({ ranges: [], includeUnscoped: true, limit: 10 })).some((r) => r.deviceId === id(1)), 'admitted: no longer refused');
-  t.equal(await store.gb.deleteRefusals(id(4), audit('gb.refusal.delete', id(4))), 1);
-  t.equal(await store.gb.deleteRefusals(id(4), null), 0);
+  const all = { ranges: [], includeUnscoped: true };
+  t.equal(await store.gb.deleteRefusals(id(9), { ranges: [['/root/west/', '/root/west0']], includeUnscoped: true }, null), 0, "another department's refusal is not the actor's to delete");
+  t.equal(await store.gb.deleteRefusals(id(9), { ranges: [['/root/east/', '/root/east0']], includeUnscoped: false }, null), 1, 'its own department may');
+  t.equal(await store.gb.deleteRefusals(id(4), all, audit('gb.refusal.delete', id(4))), 1);
+  t.equal(await store.gb.deleteRefusals(id(4), all, null), 0);
 });
 
 t.test('admission rules: a prefix is unique; a department with devices or rules is not deleted, and a move carries their paths', async (t) => {

@@ -10,6 +10,7 @@ import {
   type GbPresence,
   type GbRefusal,
   type GbRepo,
+  type RefusalScope,
   type PathRange,
 } from '../types.js';
 
@@ -203,7 +204,7 @@ export class SqliteGb implements GbRepo {
     return this.refused.list(q).map(toRefusal);
   }
 
-  async deleteRefusals(deviceId: string, audit: AuditWrite | null) {
-    return this.refused.delete(deviceId, null, audit && (() => this.appendAudit(audit)));
+  async deleteRefusals(deviceId: string, scope: RefusalScope, audit: AuditWrite | null) {
+    return this.refused.delete(deviceId, scope, audit && (() => this.appendAudit(audit)));
   }
 }
