@@ -89,7 +89,9 @@ t.test(`a storm of ${TERMINALS} terminals reconnecting at once, twice, leaves no
 
     for (const l of leases) l.release();
     await waitFor(() => gw.streams.list().length, (n) => n === 0, 10_000, 50, `round ${round}: the stream sessions closed`);
-    // A leak grows with the terminals (a socket or timer each); the process must come back to exactly where it was.
-    await waitFor(handles, (h) => h.sockets === before.sockets && h.timers === before.timers, 10_000, 50, `round ${round}: the sockets and timers of before (${JSON.stringify(before)})`);
+    // A leak grows with the terminals (a socket or timer each); the process must come back to where it
+    // was: exactly its sockets, and no more timers (a one-off timer of the start, such as a playlist
+    // poller's, may have run out meanwhile, and once did on a busy machine).
+    await waitFor(handles, (h) => h.sockets === before.sockets && h.timers <= before.timers, 10_000, 50, `round ${round}: the sockets and timers of before (${JSON.stringify(before)})`);
   }
 });
