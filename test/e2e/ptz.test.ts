@@ -43,7 +43,9 @@ t.test("holding the pad's up moves the camera, releasing stops it; a camera that
   const moved = await waitFor(() => sender.sent.map((s) => s.hex), (hexes) => hexes.length >= 1, 5_000);
   t.same(moved, [UP], 'pressing up sent one move up, and nothing more while it is held');
   t.equal(sender.sent[0]!.cameraId, GB, 'to the selected tile\'s camera');
-  t.match(await pad.getAttribute('data-holder'), 'opA', 'the pad shows the operator holds the camera');
+  // The command reaches the camera before its answer reaches the page: the holder shows once the answer is in.
+  const holder = await waitFor(() => pad.getAttribute('data-holder'), (h) => h === 'opA', 5_000, 20, 'the pad to show who holds the camera');
+  t.equal(holder, 'opA', 'the pad shows the operator holds the camera');
   await page.mouse.up();
   const stopped = await waitFor(() => sender.sent.map((s) => s.hex), (hexes) => hexes.length >= 2, 5_000);
   t.same(stopped, [UP, STOP], 'releasing sent the stop');
