@@ -1,4 +1,5 @@
 import type { AccessUnit } from '../gb28181/media/types.js';
+import { plainAddress } from '../lib/sockets.js';
 import { reasoned, type GatewayError } from '../errors.js';
 import type { JtBudget } from './budget.js';
 import { JtCommandError, type JtLink } from './link.js';
@@ -496,10 +497,6 @@ export class JtLinkSlot implements JtLink {
 
 const keyOf = (vehicleId: string, channel: number) => `${vehicleId}\u0000${channel}`;
 
-/** An IPv4 address as the socket gave it (`::ffff:10.0.0.1` on a dual-stack listener) as a terminal reads it. */
-function plainAddress(address: string): string {
-  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
-}
 
 /** Why a vehicle's channel cannot play now: offline since when its link was lost, or never seen since the start. */
 export function offlineError(vehicleId: string, since: number | null): GatewayError {

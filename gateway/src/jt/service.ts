@@ -1,4 +1,5 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { ConnectionCaps, plainAddress } from '../lib/sockets.js';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { EventEmitter } from 'node:events';
 import type { Config } from '../config/schema.js';
@@ -103,10 +104,10 @@ class Connection {
     onMessage: (m: JtMessage) => void,
     onError: (kind: string) => void,
   ) {
-    this.ip = plainIp(socket.remoteAddress);
+    this.ip = plainAddress(socket.remoteAddress);
     this.address = `${this.ip}:${socket.remotePort ?? 0}`;
     // An IPv4 terminal reaching a dual-stack listener shows as ::ffff:a.b.c.d; 0x9101 wants a.b.c.d.
-    this.localAddress = socket.localAddress ? plainIp(socket.localAddress) : null;
+    this.localAddress = socket.localAddress ? plainAddress(socket.localAddress) : null;
     this.openedAt = now;
     this.lastHeardAt = now;
     this.splitter = new FrameSplitter({ maxFrameBytes: cfg.maxFrameBytes, onMessage, onError: (kind) => onError(kind) });
@@ -137,8 +138,8 @@ export class JtService implements JtLink, JtLiveState, JtStats {
   private readonly clock: () => number;
   private server: Server | null = null;
   private readonly connections = new Set<Connection>();
-  /** Open connections by remote address, for jt808.maxConnectionsPerIp. */
-  private readonly perIp = new Map<string, number>();
+  /** jt808.maxConnections and jt808.maxConnectionsPerIp. */
+  private readonly caps: ConnectionCaps;
   /** Sockets being ended politely, with when the sweep destroys them anyway. */
   private readonly ending = new Map<Socket, number>();
   /** Authenticated links by vehicle. */
@@ -159,6 +160,7 @@ export class JtService implements JtLink, JtLiveState, JtStats {
 
   constructor(private readonly opts: JtServiceOptions) {
     this.cfg = opts.config;
+    this.caps = new ConnectionCaps({ max: opts.config.maxConnections, maxPerAddress: opts.config.maxConnectionsPerIp });
     this.log = opts.log;
     this.clock = opts.clock ?? Date.now;
     opts.directory.live = this;
@@ -285,14 +287,12 @@ export class JtService implements JtLink, JtLiveState, JtStats {
     socket.on('error', (err) => this.log.debug({ err: err.message }, 'JT/T 808 socket error'));
     if (this.closing) return void socket.destroy();
     // Every connection holds buffers until it authenticates (jt808.authTimeoutSec): their number is bounded, per address too.
-    const ip = plainIp(socket.remoteAddress);
-    const fromIp = this.perIp.get(ip) ?? 0;
-    if (this.connections.size >= this.cfg.maxConnections || fromIp >= this.cfg.maxConnectionsPerIp) {
+    const ip = plainAddress(socket.remoteAddress);
+    if (!this.caps.admit(ip)) {
       this.countConnectionsRefused++;
-      this.log.debug({ address: ip, open: this.connections.size, fromIp }, 'JT/T 808 connection refused: too many open');
+      this.log.debug({ address: ip, open: this.connections.size }, 'JT/T 808 connection refused: too many open');
       return void socket.destroy();
     }
-    this.perIp.set(ip, fromIp + 1);
     const c: Connection = new Connection(
       socket,
       this.clock(),
@@ -610,11 +610,7 @@ export class JtService implements JtLink, JtLiveState, JtStats {
   private detach(c: Connection, why: string) {
     c.closed = true;
     c.queue = null;
-    if (this.connections.delete(c)) {
-      const left = (this.perIp.get(c.ip) ?? 1) - 1;
-      if (left > 0) this.perIp.set(c.ip, left);
-      else this.perIp.delete(c.ip);
-    }
+    if (this.connections.delete(c)) this.caps.release(c.ip);
     for (const p of c.pending.values()) {
       clearTimeout(p.timer);
       p.reject(new JtCommandError('offline', `the terminal's link closed (${why})`));
@@ -675,11 +671,6 @@ export class JtService implements JtLink, JtLiveState, JtStats {
       while (this.writes.size) await Promise.all([...this.writes]);
     })());
   }
-}
-
-/** An IPv4 peer of a dual-stack listener shows as ::ffff:a.b.c.d; terminals and the admin list know a.b.c.d. */
-function plainIp(address: string | undefined): string {
-  return address?.replace(/^::ffff:(?=\d+\.)/, '') ?? '?';
 }
 
 /** Terminal ids as the registry keeps them (letters and digits) and terminals send them (2013: 7 bytes, padded), in any case; none on the vehicle accepts any. */

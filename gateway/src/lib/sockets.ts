@@ -86,3 +86,41 @@ export class HeldSockets {
     for (const s of [...this.sockets]) s.destroy();
   }
 }
+
+/** "::ffff:10.0.0.1" (an IPv4 peer of a dual-stack socket) → "10.0.0.1", so one peer has one key and reads as others saw it. */
+export function plainAddress(address: string | undefined): string {
+  return (address ?? '').replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, '');
+}
+
+/**
+ * The open connections of a listener, in all and per peer address, against two caps: a listener
+ * whose connections hold buffers until they prove themselves (a JT/T 808 terminal authenticating, a
+ * 1078 media link sending its first packet) is not filled by one host or by many.
+ */
+export class ConnectionCaps {
+  private readonly perAddress = new Map<string, number>();
+  private total = 0;
+
+  constructor(private readonly caps: { max: number; maxPerAddress: number }) {}
+
+  get size(): number {
+    return this.total;
+  }
+
+  /** Counts one more connection from `address`, or returns false (and counts nothing) past a cap. */
+  admit(address: string): boolean {
+    const from = this.perAddress.get(address) ?? 0;
+    if (this.total >= this.caps.max || from >= this.caps.maxPerAddress) return false;
+    this.perAddress.set(address, from + 1);
+    this.total++;
+    return true;
+  }
+
+  /** One connection `admit` counted has closed. */
+  release(address: string): void {
+    const left = (this.perAddress.get(address) ?? 1) - 1;
+    if (left > 0) this.perAddress.set(address, left);
+    else this.perAddress.delete(address);
+    this.total--;
+  }
+}

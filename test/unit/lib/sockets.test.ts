@@ -1,6 +1,6 @@
 import { Duplex } from 'node:stream';
 import t from 'tap';
-import { whileConnected } from '../../../gateway/src/lib/sockets.js';
+import { ConnectionCaps, plainAddress, whileConnected } from '../../../gateway/src/lib/sockets.js';
 
 /** A socket stand-in whose client side the test ends or drops. */
 function clientSocket() {
@@ -66,4 +66,28 @@ t.test('an upgrading client that half-closes is gone (Node no longer watches its
 t.test("a rejection of the work reaches the caller while the client is there", async (t) => {
   const socket = clientSocket();
   await t.rejects(whileConnected(socket, Promise.reject(new Error('no camera'))), { message: 'no camera' });
+});
+
+t.test('connection caps: in all and per address, and a closed connection frees its place', async (t) => {
+  const caps = new ConnectionCaps({ max: 3, maxPerAddress: 2 });
+  t.ok(caps.admit('10.0.0.1'));
+  t.ok(caps.admit('10.0.0.1'));
+  t.notOk(caps.admit('10.0.0.1'), 'a third from one address is refused');
+  t.ok(caps.admit('10.0.0.2'));
+  t.notOk(caps.admit('10.0.0.3'), 'past the total, any address is refused');
+  t.equal(caps.size, 3, 'refusals count nothing');
+  caps.release('10.0.0.1');
+  t.ok(caps.admit('10.0.0.3'), 'a closed connection frees a place in all');
+  t.notOk(caps.admit('10.0.0.4'));
+  caps.release('10.0.0.2');
+  caps.release('10.0.0.3');
+  t.ok(caps.admit('10.0.0.1'), 'and from its address');
+  t.equal(caps.size, 2);
+});
+
+t.test('a dual-stack socket\'s IPv4 peer has one address, as other sockets see it', async (t) => {
+  t.equal(plainAddress('::ffff:10.0.0.1'), '10.0.0.1');
+  t.equal(plainAddress('10.0.0.1'), '10.0.0.1');
+  t.equal(plainAddress('::ffff:abcd'), '::ffff:abcd', 'an IPv6 address is left alone');
+  t.equal(plainAddress(undefined), '', 'a destroyed socket has none');
 });

@@ -4,6 +4,7 @@
  * §9.1.1 f), since nothing can connect back through its NAT.
  */
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { plainAddress } from '../../lib/sockets.js';
 import { EventEmitter } from 'node:events';
 import { connect, createServer, isIPv4, type Server, type Socket } from 'node:net';
 import { networkInterfaces } from 'node:os';
@@ -39,8 +40,6 @@ const TCP_KEEPALIVE_MS = 60_000;
 
 const quietLog: SipLog = { debug() {}, warn() {} };
 
-/** "::ffff:10.0.0.1" (a v4 peer on a dual-stack socket) → "10.0.0.1", so one peer has one key. */
-const plainAddress = (a: string | undefined) => (a ?? '').replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, '');
 const peerKey = (address: string, port: number) => `${plainAddress(address)}:${port}`;
 
 interface Connection { id: number; socket: Socket; key: string; pending: Buffer; delivered: boolean; stall: NodeJS.Timeout | null }

@@ -1,5 +1,6 @@
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, type Server, type Socket } from 'node:net';
+import { ConnectionCaps, plainAddress } from '../../lib/sockets.js';
 import { reasoned } from '../../errors.js';
 import type { JtBudget } from '../budget.js';
 import type { JtChannels } from '../channel-link.js';
@@ -104,13 +105,15 @@ export class JtMediaServer {
   private readonly reassemblers = new Map<string, Jt1078Reassembler>();
   /** Which source each asked-for (vehicle, channel) takes media from; a TCP one ending tells only its own channels. */
   private readonly pins = new Map<string, Pin>();
-  private readonly perIp = new Map<string, number>();
+  private readonly caps: ConnectionCaps;
   private readonly graceTimers = new Map<string, NodeJS.Timeout>();
   private sweepTimer: NodeJS.Timeout | null = null;
   private closed = false;
   readonly stats: JtMediaStats = { connections: 0, packets: 0, bytes: 0, unknownSim: 0, unwanted: 0, refused: 0, connectionsRefused: 0, failed: 0, errors: { resync: 0, oversize: 0, truncated: 0 }, units: 0 };
 
-  constructor(private readonly opts: JtMediaServerOptions) {}
+  constructor(private readonly opts: JtMediaServerOptions) {
+    this.caps = new ConnectionCaps({ max: opts.maxConnections ?? MAX_CONNECTIONS, maxPerAddress: opts.maxConnectionsPerIp ?? MAX_CONNECTIONS_PER_IP });
+  }
 
   /** The bound ports (TCP, UDP), once listening. */
   get ports(): { tcp: number; udp: number } {
@@ -167,14 +170,12 @@ export class JtMediaServer {
   private accept(socket: Socket) {
     socket.on('error', () => socket.destroy());
     if (this.closed) return void socket.destroy();
-    const ip = socket.remoteAddress ?? '?';
-    const fromIp = this.perIp.get(ip) ?? 0;
-    if (this.sockets.size >= (this.opts.maxConnections ?? MAX_CONNECTIONS) || fromIp >= (this.opts.maxConnectionsPerIp ?? MAX_CONNECTIONS_PER_IP)) {
-      if (this.stats.connectionsRefused++ % 1000 === 0) this.opts.link.log.warn({ address: ip, connections: this.sockets.size, fromAddress: fromIp }, 'JT/T 1078 media connection refused: too many open');
+    const ip = plainAddress(socket.remoteAddress);
+    if (!this.caps.admit(ip)) {
+      if (this.stats.connectionsRefused++ % 1000 === 0) this.opts.link.log.warn({ address: ip, connections: this.sockets.size }, 'JT/T 1078 media connection refused: too many open');
       return void socket.destroy();
     }
     this.sockets.add(socket);
-    this.perIp.set(ip, fromIp + 1);
     this.stats.connections++;
     // Idle means no packet taken, not no byte: a byte every so often must not keep a connection.
     let lastPacketAt = 0;
@@ -224,9 +225,7 @@ export class JtMediaServer {
     socket.on('close', () => {
       clearTimeout(timer);
       this.sockets.delete(socket);
-      const left = (this.perIp.get(ip) ?? 1) - 1;
-      if (left > 0) this.perIp.set(ip, left);
-      else this.perIp.delete(ip);
+      this.caps.release(ip);
       for (const [key, c] of carried) {
         if (this.pins.get(key)?.source !== socket) continue;
         this.pins.delete(key);
