@@ -49,21 +49,30 @@ export function installHarness(guardMs: number): NodeJS.Timeout {
   }, guardMs);
 }
 
+/**
+ * Every listener of a gateway child (HTTP, RTMP ingest, SIP, JT/T 808 and 1078) on a free loopback
+ * port: a bench or a test never fights a running gateway, or another test, for 8080, 5060 or 7611.
+ */
+export const LOOPBACK_LISTENERS: Record<string, string> = {
+  WALLGATE_SERVER_HOST: '127.0.0.1',
+  WALLGATE_SERVER_PORT: '0',
+  WALLGATE_STREAMS_FLV_RTMP_HOST: '127.0.0.1',
+  WALLGATE_STREAMS_FLV_RTMP_PORT: '0',
+  WALLGATE_GB28181_HOST: '127.0.0.1',
+  WALLGATE_GB28181_PORT: '0',
+  WALLGATE_JT808_HOST: '127.0.0.1',
+  WALLGATE_JT808_PORT: '0',
+  WALLGATE_JT1078_HOST: '127.0.0.1',
+  WALLGATE_JT1078_PORT: '0',
+};
+
 /** The environment of a gateway under benchmark: a fresh data dir, loopback, one bench user opening every viewing. */
 export function gatewayEnv(dataDir: string): Record<string, string> {
   return {
+    ...LOOPBACK_LISTENERS,
     WALLGATE_DATA_DIR: dataDir,
-    WALLGATE_SERVER_HOST: '127.0.0.1',
-    WALLGATE_SERVER_PORT: '0',
     WALLGATE_LOG_LEVEL: 'info',
     WALLGATE_STREAMS_FLV_RTMP_ENABLED: 'false',
-    // The SIP server and the JT/T 808/1078 listeners on free loopback ports: a bench never fights a running gateway for 5060 or 7611.
-    WALLGATE_GB28181_HOST: '127.0.0.1',
-    WALLGATE_GB28181_PORT: '0',
-    WALLGATE_JT808_HOST: '127.0.0.1',
-    WALLGATE_JT808_PORT: '0',
-    WALLGATE_JT1078_HOST: '127.0.0.1',
-    WALLGATE_JT1078_PORT: '0',
     WALLGATE_STREAMS_CLOSE_AFTER_MS: '2000',
     WALLGATE_STREAMS_LIMITS_VIEWERS_PER_USER: '1000',
   };

@@ -6,6 +6,7 @@ import Database from 'better-sqlite3';
 import type { Test } from 'tap';
 import { instanceIdFor } from '../../gateway/src/streams/manager.js';
 import { markedProcesses } from '../../gateway/src/streams/process/sweep.js';
+import { LOOPBACK_LISTENERS } from '../../scripts/bench/harness.js';
 import { CameraSimulator } from '../../scripts/sim/rtsp-server.js';
 
 const root = new URL('../../', import.meta.url).pathname;
@@ -29,17 +30,8 @@ export function startGatewayChild(t: Test, dataDir: string, env: Record<string, 
     cwd: root,
     env: {
       ...process.env,
+      ...LOOPBACK_LISTENERS,
       WALLGATE_DATA_DIR: dataDir,
-      WALLGATE_SERVER_HOST: '127.0.0.1',
-      WALLGATE_SERVER_PORT: '0',
-      WALLGATE_STREAMS_FLV_RTMP_HOST: '127.0.0.1',
-      WALLGATE_STREAMS_FLV_RTMP_PORT: '0',
-      WALLGATE_GB28181_HOST: '127.0.0.1',
-      WALLGATE_GB28181_PORT: '0',
-      WALLGATE_JT808_HOST: '127.0.0.1',
-      WALLGATE_JT808_PORT: '0',
-      WALLGATE_JT1078_HOST: '127.0.0.1',
-      WALLGATE_JT1078_PORT: '0',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
