@@ -12,7 +12,8 @@
  *   node --import tsx scripts/test-run.ts            the whole suite
  *   node --import tsx scripts/test-run.ts [tap args] one tap run with these arguments (e.g. files)
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -36,6 +37,10 @@ interface TapRun {
   failures: Failure[];
   /** The run's output, when it was kept to be printed after the other's. */
   held: string[];
+  /** How the tap process ended, in words. */
+  exit: string;
+  /** Its last lines of output, for a run that failed without a failed assertion. */
+  tail: string[];
 }
 
 /** Runs tap with `args`, printing its output as it comes (or holding it), and collects the failed assertions. */
@@ -43,6 +48,7 @@ function runTap(args: string[], hold: boolean): Promise<TapRun> {
   const child = spawn(TAP, ['--reporter=tap', ...args], { stdio: ['inherit', 'pipe', 'inherit'] });
   const failures: Failure[] = [];
   const held: string[] = [];
+  const tail: string[] = [];
   /** The `# Subtest:` names open at each indentation depth. */
   const open: string[] = [];
   let collecting: Failure | null = null;
@@ -50,6 +56,8 @@ function runTap(args: string[], hold: boolean): Promise<TapRun> {
   createInterface({ input: child.stdout }).on('line', (line) => {
     if (hold) held.push(line);
     else process.stdout.write(line + '\n');
+    tail.push(line);
+    if (tail.length > 15) tail.shift();
     const indent = /^\s*/.exec(line)![0];
     const depth = indent.length / 4;
     if (collecting) {
@@ -77,10 +85,10 @@ function runTap(args: string[], hold: boolean): Promise<TapRun> {
   return new Promise((resolve) => {
     child.on('error', (err) => {
       process.stderr.write(`cannot run tap: ${err.message}\n`);
-      resolve({ code: 1, failures, held });
+      resolve({ code: 1, failures, held, exit: `an error (${err.message})`, tail });
     });
     // 'close' comes after the child's stdout ended, so every line has been read by then.
-    child.on('close', (code, signal) => resolve({ code: code ?? (signal ? 1 : 0), failures, held }));
+    child.on('close', (code, signal) => resolve({ code: code ?? (signal ? 1 : 0), failures, held, exit: signal ? `signal ${signal}` : `exit code ${code}`, tail }));
   });
 }
 
@@ -94,7 +102,29 @@ function testFiles(dir: string, except?: string): string[] {
   return files.sort();
 }
 
+/**
+ * The cluster tests' PostgreSQL and Redis: those named in the environment (CI starts its own), else
+ * a throwaway pair started here when the machine has the programs, else none, and those tests skip.
+ */
+async function clusterServices(): Promise<(() => void) | null> {
+  if (process.env.WALLGATE_TEST_PG_URL && process.env.WALLGATE_TEST_REDIS_URL) return null;
+  const script = join(import.meta.dirname, 'cluster-services.sh');
+  if (spawnSync('bash', [script, 'check']).status !== 0) {
+    process.stdout.write('# cluster tests will be skipped: PostgreSQL and Redis are not installed (Debian: postgresql, redis-server)\n');
+    return null;
+  }
+  const dir = join(tmpdir(), `wallgate-services-${process.pid}`);
+  const started = spawnSync('bash', [script, 'start', dir], { encoding: 'utf8' });
+  if (started.status !== 0) {
+    process.stdout.write(`# cluster tests will be skipped: PostgreSQL and Redis did not start: ${started.stderr.trim().split('\n').slice(-3).join(' | ')}\n`);
+    return null;
+  }
+  for (const m of started.stdout.matchAll(/^export (WALLGATE_TEST_\w+)=(.*)$/gm)) process.env[m[1]!] = m[2]!;
+  return () => void spawnSync('bash', [script, 'stop', dir]);
+}
+
 const args = process.argv.slice(2);
+const stopServices = await clusterServices();
 const runs = args.length
   ? [await runTap(args, false)]
   : await Promise.all([runTap(['--jobs=2', ...testFiles('test', BROWSER_TESTS)], false), runTap(['--jobs=1', ...testFiles(BROWSER_TESTS)], true)]);
@@ -109,4 +139,9 @@ if (innermost.length) {
     for (const d of f.diag) process.stdout.write(`#     ${d}\n`);
   }
 }
+for (const [i, run] of runs.entries()) {
+  // A run that ends badly with no failed assertion (killed, or tap itself failing) would otherwise leave only an exit code.
+  if (run.code !== 0 && run.failures.length === 0) process.stdout.write(`\n# the ${runs.length > 1 ? ['main', 'browser'][i] + ' ' : ''}tap run ended with ${run.exit} and no failed assertion; its last lines:\n${run.tail.map((l) => `#   ${l}`).join('\n')}\n`);
+}
+stopServices?.();
 process.exit(Math.max(...runs.map((r) => r.code)));

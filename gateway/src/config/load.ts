@@ -107,6 +107,15 @@ function semanticIssues(config: Config): FieldIssue[] {
   });
   const tours = config.control.tours;
   if (tours.minDwellSec > tours.maxDwellSec) issues.push({ field: 'control.tours.maxDwellSec', message: 'must be at least control.tours.minDwellSec' });
+  if (config.store.engine === 'postgres' && !config.store.postgres.url) {
+    issues.push({ field: 'store.postgres.url', message: 'is required when store.engine is postgres' });
+  }
+  if (config.cluster.enabled && config.store.engine !== 'postgres') {
+    issues.push({ field: 'store.engine', message: 'must be postgres when cluster.enabled (the nodes share one database)' });
+  }
+  if (config.cluster.enabled && config.cluster.heartbeatMs * 3 > config.cluster.leaseMs) {
+    issues.push({ field: 'cluster.heartbeatMs', message: 'must be at most a third of cluster.leaseMs, so a lease is renewed twice before it can lapse' });
+  }
   if (config.jt808.autoRegister.enabled && !config.jt808.autoRegister.departmentId) {
     issues.push({ field: 'jt808.autoRegister.departmentId', message: 'is required when jt808.autoRegister.enabled (the department new vehicles go to)' });
   }

@@ -601,6 +601,59 @@ export const configSchema = obj(
       },
       'Demo mode for a first look.',
     ),
+    store: obj(
+      {
+        engine: Type.Union([Type.Literal('sqlite'), Type.Literal('postgres')], {
+          default: 'sqlite',
+          description: 'sqlite: the embedded store in <dataDir>/wallgate.db (one node). postgres: a PostgreSQL database, which cluster mode needs.',
+        }),
+        postgres: obj(
+          {
+            url: Type.String({
+              default: '',
+              description: 'postgres://user:password@host:5432/database. Its password is never logged; prefer WALLGATE_STORE_POSTGRES_URL or a 0600 config file.',
+            }),
+            poolSize: Type.Integer({ minimum: 1, maximum: 200, default: 10, description: 'Connections this node keeps to PostgreSQL.' }),
+            connectTimeoutMs: Type.Integer({ minimum: 100, maximum: 60_000, default: 3_000, description: 'How long a new connection may take before a write fails as unavailable.' }),
+            statementTimeoutMs: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000, description: 'Longest a statement may run (PostgreSQL statement_timeout).' }),
+          },
+          'PostgreSQL, when store.engine is postgres.',
+        ),
+      },
+      'Where the registry, walls, users, vehicles and audit log are kept.',
+    ),
+    cluster: obj(
+      {
+        enabled: Type.Boolean({
+          default: false,
+          description: 'Run as one node of several sharing store.engine postgres and Redis: each camera is pulled by one node, walls and vehicles stay in step on every node.',
+        }),
+        nodeId: Type.String({
+          default: '',
+          pattern: '^[A-Za-z0-9._-]{0,64}$',
+          description: "This node's name in the cluster, unique among the nodes; empty means <hostname>-<server.port>.",
+        }),
+        advertiseUrl: Type.String({
+          default: '',
+          pattern: '^(|https?://[^\\s/]+)$',
+          description: "Where viewers and the other nodes reach this node's HTTP server (http://10.0.0.5:8080); empty means http://127.0.0.1:<server.port>.",
+        }),
+        redisUrl: Type.String({ default: 'redis://127.0.0.1:6379', description: 'redis://[:password@]host:port[/db] of the Redis the nodes share.' }),
+        keyPrefix: Type.String({ default: 'wallgate:', pattern: '^[A-Za-z0-9:._-]{1,64}$', description: 'Prefix of every Redis key and channel, so clusters can share one Redis.' }),
+        leaseMs: Type.Integer({
+          minimum: 1_000,
+          maximum: 60_000,
+          default: 5_000,
+          description: "How long a node's hold on a camera outlives its last renewal: after a node dies, its cameras move within about this long.",
+        }),
+        heartbeatMs: Type.Integer({ minimum: 200, maximum: 10_000, default: 1_000, description: 'How often a node renews its leases and reports its load.' }),
+        viewerRouting: Type.Union([Type.Literal('redirect'), Type.Literal('relay')], {
+          default: 'redirect',
+          description: "A viewer who asks a node that does not pull the camera: redirect sends HLS and WHEP to the owner (307) and proxies WS-FLV; relay serves every output through this node from the owner's stream.",
+        }),
+      },
+      'Cluster mode (several nodes on PostgreSQL and Redis).',
+    ),
   },
   'wallgate configuration',
 );
