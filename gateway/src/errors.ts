@@ -123,7 +123,7 @@ export const errorReasons = {
     mediaLinkClosed: [],
   },
   GW_ERR_CODEC_UNSUPPORTED: { decoder: [], h265Busy: ['limit'] },
-  GW_ERR_UNAVAILABLE: { gb28181Off: [], jt1078Off: [] },
+  GW_ERR_UNAVAILABLE: { gb28181Off: [], jt1078Off: [], database: ['address'] },
   GW_ERR_STREAM_TIMEOUT: { start: ['ms'], hls: [] },
   GW_ERR_INTERNAL: { request: ['requestId'] },
 } as const satisfies Partial<Record<ErrorCode, Record<string, readonly string[]>>>;

@@ -112,6 +112,7 @@ addStrings({
   'err.GW_ERR_CODEC_UNSUPPORTED.h265Busy': ['The camera sends H.265 and all {limit} transcode slots are busy.', '摄像机为 H.265 编码，且 {limit} 路转码均已占用。'],
   'err.GW_ERR_UNAVAILABLE': ['The gateway is shutting down; try again shortly.', '网关正在关闭，请稍后重试。'],
   'err.GW_ERR_UNAVAILABLE.jt1078Off': ['JT/T 1078 live video is off (jt1078.enabled, jt808.enabled), so the terminal cannot be asked.', 'JT/T 1078 实时视频未开启（jt1078.enabled、jt808.enabled），无法向终端请求视频。'],
+  'err.GW_ERR_UNAVAILABLE.database': ['The database ({address}) cannot be reached; nothing was saved. Try again in a moment.', '无法连接数据库（{address}），未保存任何内容。请稍后重试。'],
   'err.GW_ERR_UNAVAILABLE.gb28181Off': ['The GB/T 28181 service is not running (gb28181.enabled), so the device cannot be asked.', '国标（GB/T 28181）服务未运行（gb28181.enabled），无法询问设备。'],
   'err.GW_ERR_CAPACITY': ['The gateway is at its limit: {message}', '网关已达上限：{message}'],
   'err.GW_ERR_CAPACITY.sessions': ['The gateway is already pulling its maximum of {limit} cameras.', '网关拉流路数已达上限（{limit} 路）。'],
