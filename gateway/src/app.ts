@@ -6,6 +6,7 @@ import Fastify, { LogController, type FastifyInstance, type FastifySchema } from
 import { Type } from '@sinclair/typebox';
 import type { DestinationStream } from 'pino';
 import { guards } from './auth/plugin.js';
+import { ClusterNode } from './cluster/node.js';
 import { CatalogImporter } from './gb28181/catalog.js';
 import { GbDirectory } from './gb28181/directory.js';
 import { StreamTokens } from './auth/stream-tokens.js';
@@ -134,6 +135,8 @@ export interface Gateway {
   jtDirectory: JtDirectory;
   /** Set on a first start: the admin account and its one-time password. */
   bootstrapAdmin: { username: string; password: string } | null;
+  /** This gateway as a node of the cluster (cluster.enabled); it joins once the HTTP server listens. */
+  cluster: ClusterNode | null;
   /** Every route registered, with its schema, for the tests that walk them all. */
   routes: { method: string; url: string; schema: FastifySchema | undefined }[];
   lifecycle: Lifecycle;
@@ -174,6 +177,8 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
   }
   await registry.init();
 
+  const cluster = config.cluster.enabled ? await clusterNode(config, life) : null;
+
   // Started (it listens) once everything behind it is built; the resolver reads it only when a pull starts.
   const ingest = config.streams.flv.rtmpEnabled
     ? new RtmpIngest({ host: config.streams.flv.rtmpHost, port: config.streams.flv.rtmpPort, key: secrets.tokenKey })
@@ -185,6 +190,8 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
       const target = await registry.pullTarget(cameraId);
       if (!target) return null;
       const r = target.record;
+      // Exactly one node pulls a camera: the pull starts only under its lease.
+      await cluster?.ownership.acquire(r.id, r.deptPath);
       const sub = profile === 'sub' && r.subUrl !== null;
       if (r.protocol === 'rtmp-push') {
         if (!ingest) throw reasoned('GW_ERR_CONFLICT', 'ingestOff', {}, 'this is a push camera and the RTMP ingest is off (streams.flv.rtmpEnabled)');
@@ -297,6 +304,7 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
     ...(jt ? { jt1078: jt.driverContext } : {}),
   });
   life.own('sessions', 'stream sessions', () => streams.close());
+  if (cluster) bindOwnership(cluster, streams, http);
   // Closes before the sessions (last registered, first closed): it hangs up every GB stream with BYE and stops
   // taking registrations; the GB drivers' own hang-ups then find their dialogs ended.
   if (gb) life.own('sessions', 'GB/T 28181 SIP server', () => gb.close());
@@ -457,10 +465,51 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
     jt808,
     jtDirectory,
     bootstrapAdmin,
+    cluster,
     routes,
     lifecycle: life,
     close: () => life.close(),
   };
+}
+
+/**
+ * The cluster node: connected to Redis before anything pulls. It leaves the cluster (its leases let go,
+ * its heartbeat deleted) with the writes, after its sessions have stopped.
+ */
+async function clusterNode(config: Config, life: Lifecycle): Promise<ClusterNode> {
+  // The gateway's logger is built later (bindOwnership hands it over); until then warnings go to stderr.
+  const stderr = (_o: object, m: string) => void process.stderr.write(`wallgate: ${m}\n`);
+  const node = await ClusterNode.open(config, { info: () => undefined, warn: stderr, error: stderr });
+  life.own('writes', 'cluster node', () => node.close());
+  return node;
+}
+
+/**
+ * The node reports the engine's load, stops a camera's pulls when its lease is lost, lets a lease go
+ * when the camera's last session ends, and joins the cluster once the HTTP server listens (its id and
+ * URL may name a port known only then).
+ */
+function bindOwnership(cluster: ClusterNode, streams: StreamManager, http: FastifyInstance) {
+  cluster.setLog(http.log.child({ module: 'cluster' }));
+  cluster.measure(() => {
+    const stats = streams.stats();
+    let sessions = 0;
+    for (const [state, n] of Object.entries(stats.sessions)) if (state !== 'closed') sessions += n;
+    return { sessions, viewers: stats.readers, bytesOut: stats.bytesOut };
+  });
+  const pulls = (cameraId: string) => streams.list((s) => s.cameraId === cameraId);
+  cluster.ownership.inUse = (cameraId) => pulls(cameraId).length > 0;
+  cluster.ownership.onLost = (cameraId, reason) => {
+    for (const s of pulls(cameraId)) void streams.stop(s.id, reason);
+  };
+  streams.on('closed', (session) => {
+    if (pulls(session.cameraId).length) return;
+    cluster.ownership.release(session.cameraId).catch((err: Error) => http.log.warn({ camera: session.cameraId, err: err.message }, 'could not release a camera lease'));
+  });
+  http.addHook('onListen', async () => {
+    const address = http.server.address();
+    if (address && typeof address === 'object') await cluster.start(address.port);
+  });
 }
 
 /**

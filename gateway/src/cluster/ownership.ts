@@ -1,0 +1,285 @@
+import type { Redis } from 'ioredis';
+import type { Config } from '../config/schema.js';
+import { GatewayError, reasoned } from '../errors.js';
+
+export interface CameraLease {
+  cameraId: string;
+  nodeId: string;
+  /** The fencing token: INCR per camera, so a later lease always carries a higher one. */
+  token: number;
+  since: number;
+}
+
+/** What the ownership needs of its node (the ClusterNode; tests pass a bare one). */
+export interface OwnershipNode {
+  readonly id: string;
+  readonly prefix: string;
+  readonly redis: Redis;
+  readonly heartbeatMs: number;
+}
+
+interface OwnershipLog {
+  warn(obj: object, msg: string): void;
+  info(obj: object, msg: string): void;
+}
+
+export interface OwnershipOptions {
+  leaseMs: number;
+  limits: Pick<Config['streams']['limits'], 'departmentPulls'>;
+  log: OwnershipLog;
+}
+
+/** A lease this node holds, with when it lapses at the latest as this node sees it. */
+interface Held extends CameraLease {
+  departments: string[];
+  /** The send time of the last renewal that succeeded + leaseMs: past it, Redis may have let the lease go. */
+  validUntil: number;
+}
+
+/**
+ * Takes a camera's lease when no node holds it, within the cluster-wide department caps, in one step.
+ * KEYS: the lease, the fence counter, then one sorted set per capped department the camera is in
+ * (members: camera ids; scores: when their lease lapses). ARGV: node id, lease ms, camera id, then
+ * each department's cap. Returns {1, value} when the lease is this node's (new or already held),
+ * {0, value} when another node holds it, {-1, index} when the index-th department is at its cap.
+ */
+const ACQUIRE = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local lease = tonumber(ARGV[2])
+local current = redis.call('GET', KEYS[1])
+if current then
+  if string.sub(current, 1, #ARGV[1] + 1) ~= ARGV[1] .. '|' then return {0, current} end
+  redis.call('PEXPIRE', KEYS[1], lease)
+  for i = 3, #KEYS do redis.call('ZADD', KEYS[i], now + lease, ARGV[3]) end
+  return {1, current}
+end
+for i = 3, #KEYS do
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
+  if not redis.call('ZSCORE', KEYS[i], ARGV[3]) and redis.call('ZCARD', KEYS[i]) >= tonumber(ARGV[2 + i]) then
+    return {-1, tostring(i - 2)}
+  end
+end
+local token = redis.call('INCR', KEYS[2])
+local value = ARGV[1] .. '|' .. token .. '|' .. now
+redis.call('SET', KEYS[1], value, 'PX', lease)
+for i = 3, #KEYS do redis.call('ZADD', KEYS[i], now + lease, ARGV[3]) end
+return {1, value}
+`;
+
+/**
+ * Renews every lease this node holds in one round trip. ARGV: prefix, lease ms, then per lease: its
+ * camera id, its value (node|token|since) and its departments (newline-separated). A lease renews only
+ * while it still holds exactly that value; the answer is 1 or 0 per lease, in order.
+ */
+const RENEW = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local prefix = ARGV[1]
+local lease = tonumber(ARGV[2])
+local out = {}
+for i = 3, #ARGV, 3 do
+  local camera = ARGV[i]
+  local key = prefix .. 'cam:' .. camera
+  if redis.call('GET', key) == ARGV[i + 1] then
+    redis.call('PEXPIRE', key, lease)
+    for dept in string.gmatch(ARGV[i + 2], '[^\\n]+') do redis.call('ZADD', prefix .. 'dept:' .. dept, now + lease, camera) end
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+end
+return out
+`;
+
+/** Compare-and-delete: the lease goes only while it is still the one this node took. */
+const RELEASE = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+for i = 2, #KEYS do redis.call('ZREM', KEYS[i], ARGV[2]) end
+return 1
+`;
+
+/**
+ * Which node pulls which camera. A pull needs the camera's lease in Redis (<prefix>cam:<id>, expiring
+ * after cluster.leaseMs unless renewed); the lease carries a fencing token from <prefix>fence:<id>
+ * that only grows, and every health write of the pull carries it, so the database refuses a stale
+ * node's late write. A lease that fails to renew, or that this node cannot be sure of any more (it was
+ * paused past its lease), stops that camera's pull at once through onLost.
+ */
+export class CameraOwnership {
+  private readonly mine = new Map<string, Held>();
+  /** Cameras whose acquisition is in flight: two viewers at once make one round trip. */
+  private readonly acquiring = new Map<string, Promise<CameraLease>>();
+  /** Stops the camera's pull on this node: its lease is gone or may be. Bound by app.ts. */
+  onLost: (cameraId: string, reason: string) => void = () => undefined;
+  /** Whether this node still pulls the camera: a lease held without a pull (its start was refused) is let go. */
+  inUse: (cameraId: string) => boolean = () => true;
+
+  constructor(
+    private readonly node: OwnershipNode,
+    private readonly opts: OwnershipOptions,
+  ) {}
+
+  private key(cameraId: string) {
+    return `${this.node.prefix}cam:${cameraId}`;
+  }
+
+  /** The lease on a camera, whichever node holds it; null when none does. */
+  async owner(cameraId: string): Promise<CameraLease | null> {
+    const value = await this.node.redis.get(this.key(cameraId));
+    return value === null ? null : parseLease(cameraId, value);
+  }
+
+  /** Every live lease in the cluster (SCAN), for the cluster view. */
+  async leases(): Promise<CameraLease[]> {
+    const prefix = `${this.node.prefix}cam:`;
+    const out: CameraLease[] = [];
+    let cursor = '0';
+    do {
+      const [next, keys] = await this.node.redis.scan(cursor, 'MATCH', `${escapeGlob(prefix)}*`, 'COUNT', 1000);
+      cursor = next;
+      if (!keys.length) continue;
+      const values = await this.node.redis.mget(...keys);
+      keys.forEach((k, i) => {
+        const lease = values[i] ? parseLease(k.slice(prefix.length), values[i]!) : null;
+        if (lease) out.push(lease);
+      });
+    } while (cursor !== '0');
+    return out.sort((a, b) => (a.cameraId < b.cameraId ? -1 : a.cameraId > b.cameraId ? 1 : 0));
+  }
+
+  /** This node's leases. */
+  held(): CameraLease[] {
+    return [...this.mine.values()].map(({ cameraId, nodeId, token, since }) => ({ cameraId, nodeId, token, since }));
+  }
+
+  /** The fencing token this node holds the camera under, or null (then it must not write as its puller). */
+  fence(cameraId: string): number | null {
+    const held = this.mine.get(cameraId);
+    return held && Date.now() < held.validUntil ? held.token : null;
+  }
+
+  /** The capped departments a camera counts against, from its department path (/root/city/traffic/). */
+  departmentsOf(deptPath: string): { id: string; cap: number }[] {
+    return Object.entries(this.opts.limits.departmentPulls)
+      .filter(([id]) => deptPath.includes(`/${id}/`))
+      .map(([id, cap]) => ({ id, cap }));
+  }
+
+  /**
+   * Takes the camera's lease for this node, or confirms it already holds it. Throws OwnedElsewhere
+   * (with the owner's lease) when another node holds it, and GW_ERR_CAPACITY when one
+   * of its departments pulls its cluster-wide maximum.
+   */
+  acquire(cameraId: string, deptPath: string): Promise<CameraLease> {
+    let pending = this.acquiring.get(cameraId);
+    if (!pending) {
+      pending = this.acquireOnce(cameraId, deptPath).finally(() => this.acquiring.delete(cameraId));
+      this.acquiring.set(cameraId, pending);
+    }
+    return pending;
+  }
+
+  private async acquireOnce(cameraId: string, deptPath: string): Promise<CameraLease> {
+    const departments = this.departmentsOf(deptPath);
+    const sentAt = Date.now();
+    const [status, detail] = (await this.node.redis.eval(
+      ACQUIRE,
+      2 + departments.length,
+      this.key(cameraId),
+      `${this.node.prefix}fence:${cameraId}`,
+      ...departments.map((d) => `${this.node.prefix}dept:${d.id}`),
+      this.node.id,
+      String(this.opts.leaseMs),
+      cameraId,
+      ...departments.map((d) => String(d.cap)),
+    )) as [number, string];
+    if (status === -1) {
+      const { id, cap } = departments[Number(detail) - 1]!;
+      throw reasoned('GW_ERR_CAPACITY', 'departmentPulls', { department: id, limit: cap }, `department "${id}" is pulling its maximum of ${cap} cameras across the cluster (streams.limits.departmentPulls)`);
+    }
+    const lease = parseLease(cameraId, detail);
+    if (!lease) throw new Error(`unreadable lease of camera ${cameraId}: ${detail}`);
+    if (status === 0) {
+      throw new OwnedElsewhere(lease);
+    }
+    this.mine.set(cameraId, { ...lease, departments: departments.map((d) => d.id), validUntil: sentAt + this.opts.leaseMs });
+    return lease;
+  }
+
+  /**
+   * Renews every lease in one round trip (the node's heartbeat). A lease Redis no longer has as this
+   * node's, or one not renewed in time, stops its camera's pull; one without a pull any more is let go.
+   */
+  async renew(): Promise<void> {
+    this.dropExpired();
+    for (const held of [...this.mine.values()]) {
+      if (!this.acquiring.has(held.cameraId) && !this.inUse(held.cameraId)) await this.release(held.cameraId).catch(() => undefined);
+    }
+    const leases = [...this.mine.values()];
+    if (!leases.length) return;
+    const sentAt = Date.now();
+    const args = leases.flatMap((l) => [l.cameraId, leaseValue(l), l.departments.join('\n')]);
+    const answers = (await this.node.redis.eval(RENEW, 0, this.node.prefix, String(this.opts.leaseMs), ...args)) as number[];
+    leases.forEach((l, i) => {
+      if (this.mine.get(l.cameraId) !== l) return;
+      if (answers[i] === 1) l.validUntil = sentAt + this.opts.leaseMs;
+      else this.lose(l.cameraId, 'its lease was taken over or lapsed');
+    });
+  }
+
+  /**
+   * The heartbeat timer fired lateMs after it was due. Any lease not known to be valid any more is
+   * treated as lost before anything else runs: another node may be pulling the camera now.
+   */
+  noticeLateness(lateMs: number): void {
+    if (lateMs > this.node.heartbeatMs) this.opts.log.warn({ lateMs }, 'this node was paused; checking its camera leases');
+    this.dropExpired();
+  }
+
+  private dropExpired() {
+    const now = Date.now();
+    for (const held of [...this.mine.values()]) if (now >= held.validUntil) this.lose(held.cameraId, 'its lease was not renewed in time (this node was paused or Redis unreachable)');
+  }
+
+  private lose(cameraId: string, why: string) {
+    if (!this.mine.delete(cameraId)) return;
+    this.opts.log.warn({ camera: cameraId, why }, 'camera lease lost: stopping its pull');
+    this.onLost(cameraId, `this node no longer owns the camera: ${why}`);
+  }
+
+  /** Lets the camera go (its pull ended): compare-and-delete, so another node's newer lease stays. */
+  async release(cameraId: string): Promise<void> {
+    const held = this.mine.get(cameraId);
+    if (!held) return;
+    this.mine.delete(cameraId);
+    await this.node.redis.eval(RELEASE, 1 + held.departments.length, this.key(cameraId), ...held.departments.map((d) => `${this.node.prefix}dept:${d}`), leaseValue(held), cameraId);
+  }
+
+  /** Lets every lease go (the node leaves the cluster). */
+  async releaseAll(): Promise<void> {
+    await Promise.all([...this.mine.keys()].map((id) => this.release(id)));
+  }
+}
+
+/** Another node pulls the camera: the viewer belongs there (viewer routing catches it and redirects). */
+export class OwnedElsewhere extends GatewayError {
+  constructor(readonly lease: CameraLease) {
+    super('GW_ERR_CONFLICT', `camera "${lease.cameraId}" is pulled by node ${lease.nodeId}`);
+  }
+}
+
+function leaseValue(l: CameraLease): string {
+  return `${l.nodeId}|${l.token}|${l.since}`;
+}
+
+function parseLease(cameraId: string, value: string): CameraLease | null {
+  const m = /^(.*)\|(\d+)\|(\d+)$/.exec(value);
+  return m ? { cameraId, nodeId: m[1]!, token: Number(m[2]), since: Number(m[3]) } : null;
+}
+
+/** SCAN's MATCH is a glob: a prefix's own *, ?, [ and \ are taken literally. */
+function escapeGlob(s: string): string {
+  return s.replace(/[*?[\]\\]/g, '\\$&');
+}
