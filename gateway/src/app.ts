@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { chmodSync, existsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Duplex } from 'node:stream';
@@ -32,6 +33,7 @@ import { JtFeed } from './jt/feed.js';
 import { JtService } from './jt/service.js';
 import { ptzRoutes } from './http/routes/ptz.js';
 import { accountRoutes } from './http/routes/accounts.js';
+import { clusterRoutes } from './http/routes/cluster.js';
 import { departmentRoutes } from './http/routes/departments.js';
 import { snapshotRoutes } from './http/routes/snapshots.js';
 import { sourceRoutes } from './http/routes/sources.js';
@@ -433,7 +435,14 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
   await http.register(hls.routes);
   await http.register(flv.routes);
   await http.register(webrtc.routes);
-  await http.register(metricsRoutes(streams, webrtc, importSlots, snapshots, gb, jt808, jt?.server ?? null));
+  await http.register(clusterRoutes, {
+    cluster: null,
+    streams,
+    registry,
+    guards: g,
+    self: { id: config.cluster.nodeId || hostname(), url: config.cluster.advertiseUrl, startedAt: Date.now() - process.uptime() * 1000 },
+  });
+  await http.register(metricsRoutes(streams, webrtc, importSlots, snapshots, gb, jt808, jt?.server ?? null, null));
   await http.register(controlSchemaRoute, { messages: { ...wallMessages(), ...vehicleHub.describe(), ...ptzControl.describe() }, serverMessages: { ...serverMessageSchemas, ...vehicleServerMessageSchemas } });
   await http.register(playerRoutes, { player: config.player, log: http.log });
 

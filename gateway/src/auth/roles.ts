@@ -14,6 +14,8 @@ export const PERMISSIONS = {
   'users:read': ['admin'],
   'users:write': ['admin'],
   'audit:read': ['auditor'],
+  /** The cluster view: nodes, their load and the cameras each pulls. */
+  'cluster:read': ['admin', 'auditor'],
   'streams:view': ['admin', 'supervisor', 'operator', 'regulator'],
   'streams:admin': ['admin'],
   'walls:read': ['admin', 'supervisor', 'operator', 'regulator'],

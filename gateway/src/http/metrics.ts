@@ -38,14 +38,41 @@ export interface JtMediaMetricsSource {
   readonly connections: number;
 }
 
+/** What the metrics need of the cluster node (cluster/node.ts), in cluster mode. */
+export interface ClusterMetricsSource {
+  readonly id: string;
+  nodes(): readonly unknown[];
+  readonly ownership: { held(): readonly unknown[] };
+}
+
 /** What the metrics need of the importers. */
 export interface ImportStats {
   readonly running: number;
 }
 
-export function metricsRoutes(streams: StreamManager, webrtc: WebRtcStats, imports: ImportStats, snapshots: SnapshotStats, gb: GbMetricsSource | null = null, jt808: JtMetricsSource | null = null, jt1078: JtMediaMetricsSource | null = null) {
+export function metricsRoutes(streams: StreamManager, webrtc: WebRtcStats, imports: ImportStats, snapshots: SnapshotStats, gb: GbMetricsSource | null = null, jt808: JtMetricsSource | null = null, jt1078: JtMediaMetricsSource | null = null, cluster: ClusterMetricsSource | null = null) {
   const registry = new Registry();
+  // Every series says which node it comes from, so one Prometheus scraping every node can tell them apart and sum them.
+  if (cluster) registry.setDefaultLabels({ node: cluster.id });
   collectDefaultMetrics({ register: registry, prefix: 'wallgate_' });
+  if (cluster) {
+    new Gauge({
+      name: 'wallgate_cluster_nodes',
+      help: 'Nodes of the cluster alive now (a heartbeat within three heartbeats), this one included, as this node sees them.',
+      registers: [registry],
+      collect() {
+        this.set(cluster.nodes().length);
+      },
+    });
+    new Gauge({
+      name: 'wallgate_cluster_leases_held',
+      help: 'Cameras this node holds the lease of (pulls for the cluster).',
+      registers: [registry],
+      collect() {
+        this.set(cluster.ownership.held().length);
+      },
+    });
+  }
   new Gauge({
     name: 'wallgate_stream_sessions',
     help: 'Camera pulls by state.',

@@ -139,7 +139,8 @@ t.test('every route checks authentication and roles', async (t) => {
   const whepRoutes = new Set(['POST /whep/:camera', 'PATCH /whep/:camera/:resource', 'DELETE /whep/:camera/:resource']);
   // Stream URLs carry a stream token in the path; a bearer token (even an admin's) opens nothing there.
   const streamTokenRoutes = new Set(['GET /streams/:camera/:profile/:token/:file', 'GET /streams/:camera/:profile/:token/live.flv']);
-  const signedIn = new Set(['GET /api/auth/me', 'POST /api/auth/password', 'POST /api/auth/renew', 'POST /api/auth/logout', 'POST /api/auth/logout-all']);
+  // The cluster's node list is what every page reads to fail over to another node.
+  const signedIn = new Set(['GET /api/auth/me', 'POST /api/auth/password', 'POST /api/auth/renew', 'POST /api/auth/logout', 'POST /api/auth/logout-all', 'GET /api/cluster/nodes']);
   // Who may call what; a route missing from this table fails the test, so new routes must be placed in it.
   const read = ['admin', 'supervisor', 'operator', 'regulator'];
   const drive = ['admin', 'supervisor', 'operator'];
@@ -162,6 +163,7 @@ t.test('every route checks authentication and roles', async (t) => {
     'PATCH /api/users/:id': ['admin'],
     'POST /api/users/:id/sessions/revoke': ['admin'],
     'GET /api/audit': ['auditor'],
+    'GET /api/cluster': ['admin', 'auditor'],
     'POST /api/streams/:cameraId/view': read,
     'GET /api/streams/:cameraId/snapshot.jpg': read,
     'GET /api/streams': ['admin'],
