@@ -436,13 +436,13 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
   await http.register(flv.routes);
   await http.register(webrtc.routes);
   await http.register(clusterRoutes, {
-    cluster: null,
+    cluster,
     streams,
     registry,
     guards: g,
     self: { id: config.cluster.nodeId || hostname(), url: config.cluster.advertiseUrl, startedAt: Date.now() - process.uptime() * 1000 },
   });
-  await http.register(metricsRoutes(streams, webrtc, importSlots, snapshots, gb, jt808, jt?.server ?? null, null));
+  await http.register(metricsRoutes(streams, webrtc, importSlots, snapshots, gb, jt808, jt?.server ?? null, cluster));
   await http.register(controlSchemaRoute, { messages: { ...wallMessages(), ...vehicleHub.describe(), ...ptzControl.describe() }, serverMessages: { ...serverMessageSchemas, ...vehicleServerMessageSchemas } });
   await http.register(playerRoutes, { player: config.player, log: http.log });
 

@@ -52,8 +52,6 @@ export interface ImportStats {
 
 export function metricsRoutes(streams: StreamManager, webrtc: WebRtcStats, imports: ImportStats, snapshots: SnapshotStats, gb: GbMetricsSource | null = null, jt808: JtMetricsSource | null = null, jt1078: JtMediaMetricsSource | null = null, cluster: ClusterMetricsSource | null = null) {
   const registry = new Registry();
-  // Every series says which node it comes from, so one Prometheus scraping every node can tell them apart and sum them.
-  if (cluster) registry.setDefaultLabels({ node: cluster.id });
   collectDefaultMetrics({ register: registry, prefix: 'wallgate_' });
   if (cluster) {
     new Gauge({
@@ -281,6 +279,11 @@ export function metricsRoutes(streams: StreamManager, webrtc: WebRtcStats, impor
   streams.on('started', (e) => startSeconds.observe(e.ms / 1000));
 
   return async (app: FastifyInstance) => {
-    app.get('/metrics', { schema: { response: { 200: { description: 'Prometheus text exposition', content: { 'text/plain': { schema: Type.String() } } } } } }, async (_req, reply) => reply.header('content-type', registry.contentType).send(await registry.metrics()));
+    app.get('/metrics', { schema: { response: { 200: { description: 'Prometheus text exposition', content: { 'text/plain': { schema: Type.String() } } } } } }, async (_req, reply) => {
+      // Every series says which node it comes from, so one Prometheus scraping every node tells them apart and sums them.
+      // Set at each scrape: the node's id may name its port, known only once it listens.
+      if (cluster) registry.setDefaultLabels({ node: cluster.id });
+      return reply.header('content-type', registry.contentType).send(await registry.metrics());
+    });
   };
 }
