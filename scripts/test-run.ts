@@ -14,7 +14,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
-import { readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
@@ -123,7 +123,24 @@ async function clusterServices(): Promise<(() => void) | null> {
   return () => void spawnSync('bash', [script, 'stop', dir]);
 }
 
+/**
+ * tap rebuilds its test class when the configured plugins differ from the ones it was built with, as
+ * on a fresh install (this project leaves out @tapjs/typescript). Two runs starting at once would
+ * both rebuild the same files, and one fails before running a test; so it is built once, here,
+ * and a marker in node_modules records the plugin list it was built for.
+ */
+function buildTapOnce() {
+  const root = join(import.meta.dirname, '..');
+  const marker = join(root, 'node_modules', '.wallgate-tap-plugins');
+  const plugins = JSON.stringify((JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { tap?: { plugin?: string[] } }).tap?.plugin ?? []);
+  if (existsSync(marker) && readFileSync(marker, 'utf8') === plugins) return;
+  const built = spawnSync(TAP, ['build'], { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
+  if (built.status !== 0) throw new Error(`tap build failed (${built.status ?? built.signal})`);
+  writeFileSync(marker, plugins);
+}
+
 const args = process.argv.slice(2);
+buildTapOnce();
 const stopServices = await clusterServices();
 const runs = args.length
   ? [await runTap(args, false)]
