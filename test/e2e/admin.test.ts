@@ -191,7 +191,7 @@ t.test('an admin scoped to a county sees no foreign cameras or departments', asy
   await gw.userToken('county-admin', ['admin'], ['countyA']);
 
   const page = await openAdmin(t, gw, 'county-admin', '#sources');
-  t.same(await dataOf(page, '.admin-nav a', 'section'), ['sources', 'import', 'departments', 'gb28181', 'jt808', 'health', 'users', 'sessions'], 'an admin has every section but the audit log');
+  t.same(await dataOf(page, '.admin-nav a', 'section'), ['sources', 'import', 'departments', 'gb28181', 'jt808', 'health', 'users', 'sessions', 'cluster'], 'an admin has every section but the audit log');
   t.same(await waitForSourceIds(page, ['a-1', 'ta-1']), ['a-1', 'ta-1'], 'the list shows the county A and town A cameras only');
   t.match(await page.textContent('.sources-table tr[data-id="ta-1"]'), /Offline.*The camera cannot be reached \(Connection refused\)\./, 'health is shown with its reason, worded from its code');
   const filterOptions = await waitFor(
@@ -352,6 +352,17 @@ t.test('live sessions: a viewing appears within seconds and force-stop ends it',
   const row = await waitFor(() => tableRows(page, '.sessions-table'), (rows) => /Live/.test(rows[0]?.[2] ?? ''), 10_000);
   t.match(row[0], [/Camera lobby/, 'Main', 'Live', /FLV 1/, /^0:00:\d\d$/], 'camera, stream, state, viewers per output and uptime');
 
+  // The cluster section, single-node mode: this node, its load and the camera it pulls, refreshed by itself.
+  await page.click('.admin-nav a[data-section="cluster"]');
+  await page.waitForSelector('.cluster-node[data-node] tr[data-camera="lobby"]', { timeout: 6_000 });
+  t.match(await page.textContent('.section-body > p.muted'), /single gateway/, 'the cluster section says there is one node');
+  t.match(await page.textContent('.cluster-node tr[data-camera="lobby"]'), /Camera lobby.*lobby.*0:00:\d\d.*—/, 'the camera it pulls, for how long, and no fencing token on a single node');
+  t.equal(await page.textContent('.cluster-node [data-figure="sessions"] .num'), '1', 'one pull');
+  t.equal(await page.textContent('.cluster-node [data-figure="viewers"] .num'), '1', 'one viewer');
+  t.match(await page.textContent('.cluster-node h2'), /this node/, 'marked as the node that answered');
+  await page.click('.admin-nav a[data-section="sessions"]');
+  await page.waitForSelector('.sessions-table tr[data-camera="lobby"]', { timeout: 6_000 });
+
   await page.click('.sessions-table tr[data-camera="lobby"] button:has-text("Force stop")');
   await page.waitForSelector('dialog.confirm');
   t.match(await page.textContent('dialog.confirm .confirm-message'), /Camera lobby/, 'the confirmation names the camera');
@@ -378,7 +389,7 @@ t.test('an auditor reads the audit log, and sees no sources section', async (t) 
   await gw.userToken('watcher', ['auditor'], ['root']);
 
   const page = await openAdmin(t, gw, 'watcher', '');
-  t.same(await dataOf(page, '.admin-nav a', 'section'), ['audit'], 'an auditor is offered the audit log only');
+  t.same(await dataOf(page, '.admin-nav a', 'section'), ['audit', 'cluster'], 'an auditor is offered the audit log and the cluster view only');
   await page.waitForSelector('.audit-table tbody tr');
   const rows = await tableRows(page, '.audit-table');
   t.equal(rows.length, 50, 'the first page holds 50 entries');

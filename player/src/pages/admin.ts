@@ -1,9 +1,10 @@
 /**
  * Administration: one page, a section per hash (#sources, #import, #departments, #gb28181, #jt808, #users,
- * #audit, #sessions, #health). Only the sections the user's permissions allow are offered; the gateway checks
+ * #audit, #sessions, #health, #cluster). Only the sections the user's permissions allow are offered; the gateway checks
  * every request anyway, and scopes what each returns to the user's departments.
  */
 import { auditSection } from '../admin/audit.js';
+import { clusterSection } from '../admin/cluster.js';
 import type { AdminContext, Section } from '../admin/common.js';
 import { departmentsSection } from '../admin/departments.js';
 import { gb28181Section } from '../admin/gb28181.js';
@@ -27,7 +28,7 @@ addStrings({
   'admin.notAllowed': ['This section is not available to your account.', '您的账号无权使用此功能。'],
 });
 
-const SECTIONS: Section[] = [sourcesSection, importSection, departmentsSection, gb28181Section, jt808Section, healthSection, usersSection, sessionsSection, auditSection];
+const SECTIONS: Section[] = [sourcesSection, importSection, departmentsSection, gb28181Section, jt808Section, healthSection, usersSection, sessionsSection, auditSection, clusterSection];
 
 async function main() {
   const { session, main } = await startPage({ title: 'admin.title', page: 'admin' });
