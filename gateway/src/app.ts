@@ -58,8 +58,8 @@ import { ImportSlots } from './registry/import-slots.js';
 import { Registry } from './registry/service.js';
 import { dnsResolver, pushStreamName, type Resolver } from './registry/url-policy.js';
 import type { Snapshotter } from './snapshots/types.js';
-import { SqliteStore } from './store/sqlite/index.js';
-import type { SourceRecord, Store } from './store/types.js';
+import { openStore } from './store/open.js';
+import { StoreConflict, type SourceRecord, type Store } from './store/types.js';
 import { StreamManager } from './streams/manager.js';
 import { RtmpIngest } from './streams/sources/rtmp-ingest.js';
 import type { SourceResolver } from './streams/types.js';
@@ -164,7 +164,9 @@ export async function buildGateway(config: Config, opts: BuildOptions = {}): Pro
 async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promise<Gateway> {
   const dataDir = resolve(config.dataDir);
   const { secrets } = loadSecrets(config.secrets.file || join(dataDir, 'secrets.json'), config.secrets);
-  const store = SqliteStore.open(join(dataDir, 'wallgate.db'));
+  // The HTTP logger is built later; the store's warnings (a PostgreSQL outage) before it exists wait for it.
+  const storeLog = new DeferredLog();
+  const store = await openStore(config, dataDir, storeLog);
   life.own('store', 'store', () => store.close());
 
   const sealer = new CredentialSealer(secrets.credentialKey);
@@ -175,7 +177,12 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
     opts.resolver ?? dnsResolver(config.registry.resolveTimeoutMs),
   );
   if ((await store.departments.all()).length === 0) {
-    await store.departments.create({ id: ROOT_DEPARTMENT, name: 'All departments', parentId: null, level: 'national', path: `/${ROOT_DEPARTMENT}/` }, Date.now());
+    try {
+      await store.departments.create({ id: ROOT_DEPARTMENT, name: 'All departments', parentId: null, level: 'national', path: `/${ROOT_DEPARTMENT}/` }, Date.now());
+    } catch (err) {
+      // Another node sharing the database created it first.
+      if (!(err instanceof StoreConflict)) throw err;
+    }
   }
   await registry.init();
 
@@ -241,6 +248,7 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
     routerOptions: { maxParamLength: 1024 },
     ajv: { customOptions: { coerceTypes: true, removeAdditional: false, useDefaults: true, allErrors: true } },
   });
+  storeLog.attach(http.log);
   // Stopping to accept is the first thing shutdown does; the requests already in flight are waited for
   // (up to server.shutdownGraceMs) only after the readers and sessions have gone.
   let accepting = true;
@@ -639,4 +647,19 @@ async function demoFeedAccount(users: UsersService, store: Store, dataDir: strin
   writeFileSync(file, JSON.stringify({ username, password }) + '\n', { mode: 0o600 });
   // The mode applies only when the file is created; an older file gets it too.
   chmodSync(file, 0o600);
+}
+
+/** A logger that holds its lines until the real one is attached (the store opens before the HTTP logger exists). */
+class DeferredLog {
+  private target: { warn(o: object, m: string): void } | null = null;
+  private held: [object, string][] = [];
+  warn(o: object, m: string) {
+    if (this.target) this.target.warn(o, m);
+    else if (this.held.length < 20) this.held.push([o, m]);
+  }
+  attach(target: { warn(o: object, m: string): void }) {
+    this.target = target;
+    for (const [o, m] of this.held) target.warn(o, m);
+    this.held = [];
+  }
 }

@@ -171,10 +171,15 @@ export interface SourceRepo {
   importRows(rows: ImportRow[], writable: PathRange[], allOrNothing: boolean, now: number): Promise<ImportOutcome>;
   /** Own counts per department id (not rolled up). */
   countsByDepartment(): Promise<Map<string, DepartmentCounts>>;
-  /** null when the camera is online. */
-  setHealth(id: string, health: Health, failure: HealthFailure | null, since: number): Promise<void>;
-  /** Many cameras' health in one transaction (a GB device's catalog, or the device going offline). */
-  setHealthMany(changes: { id: string; health: Health; failure: HealthFailure | null }[], since: number): Promise<void>;
+  /**
+   * `failure` is null when the camera is online. With a `fence` (the camera lease's fencing token,
+   * increasing per camera) the write is made only if no write with a higher fence came before, so a
+   * node that lost the camera cannot overwrite its new owner; false when fenced out (or no such source
+   * for a fenced write). Without a fence the write is unconditional.
+   */
+  setHealth(id: string, health: Health, failure: HealthFailure | null, since: number, fence?: number): Promise<boolean>;
+  /** Many cameras' health in one transaction (a GB device's catalog, or the device going offline); returns the ids fenced out. */
+  setHealthMany(changes: { id: string; health: Health; failure: HealthFailure | null }[], since: number, fence?: number): Promise<string[]>;
   /** The sealed credential, for the stream engine only. */
   sealedCredential(id: string): Promise<SealedCredential | null>;
 }
@@ -287,11 +292,15 @@ type AuditWrite = Omit<AuditEntry, 'seq'>;
 /** Every write is one transaction with its audit entry, so a change is either recorded and durable or not made. */
 export interface WallRepo {
   all(): Promise<(WallRow & { tiles: TileRows })[]>;
+  /** One wall as stored, for a node that must reload it (another node saved a newer version). */
+  get(id: string): Promise<(WallRow & { tiles: TileRows }) | null>;
   /** Throws StoreConflict when the id exists. */
   create(row: WallRow, tiles: TileRows, audit: AuditWrite): Promise<void>;
   /**
    * Writes a new version with the tiles that changed (`replace`: these are all the wall's tiles now);
-   * the write is durable when the promise resolves.
+   * the write is durable when the promise resolves. Only when the stored version is `row.version - 1`:
+   * otherwise (another node wrote that version first, or the wall is gone) throws StoreConflict and
+   * writes nothing. Versions come from the database: two nodes can never both write version N.
    */
   save(row: WallRow, tiles: { rows: TileRows; replace: boolean }, audit: AuditWrite | null): Promise<void>;
   /** Removes the wall and its presets and plans. */

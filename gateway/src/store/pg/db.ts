@@ -108,8 +108,11 @@ export class PgDb implements PgQueries {
     return (await this.run(this.pool, sql, params)).rowCount ?? 0;
   }
 
-  /** BEGIN … COMMIT on one connection; ROLLBACK when `work` throws (and the error is passed on). */
-  async tx<T>(work: (tx: PgTx) => Promise<T>): Promise<T> {
+  /**
+   * BEGIN … COMMIT on one connection; ROLLBACK when `work` throws (and the error is passed on).
+   * REPEATABLE READ for reads that must see one snapshot across statements.
+   */
+  async tx<T>(work: (tx: PgTx) => Promise<T>, isolation?: 'REPEATABLE READ' | 'SERIALIZABLE'): Promise<T> {
     let client: pg.PoolClient;
     try {
       client = await this.pool.connect();
@@ -123,7 +126,7 @@ export class PgDb implements PgQueries {
       exec: async (sql: string, params?: unknown[]) => (await this.run(client, sql, params)).rowCount ?? 0,
     };
     try {
-      await this.run(client, 'BEGIN');
+      await this.run(client, isolation ? `BEGIN ISOLATION LEVEL ${isolation}` : 'BEGIN');
       const result = await work(tx);
       await this.run(client, 'COMMIT');
       return result;

@@ -137,6 +137,7 @@ class SqliteSources implements SourceRepo {
   private readonly credentialId;
   private readonly dropOrphanCredentials;
   private readonly healthStmt;
+  private readonly fencedHealthStmt;
   private readonly listCache = new Map<string, Database.Statement>();
 
   constructor(private readonly db: DB) {
@@ -165,6 +166,10 @@ class SqliteSources implements SourceRepo {
     );
     this.healthStmt = db.prepare(
       `UPDATE sources SET health = ?, health_error = ?, health_code = ?, health_params = ?, health_since = ? WHERE id = ?`,
+    );
+    this.fencedHealthStmt = db.prepare(
+      `UPDATE sources SET health = ?, health_error = ?, health_code = ?, health_params = ?, health_since = ?, health_fence = @fence
+       WHERE id = ? AND health_fence <= @fence`,
     );
   }
 
@@ -404,18 +409,23 @@ class SqliteSources implements SourceRepo {
     return counts;
   }
 
-  async setHealth(id: string, health: SourceRecord['health'], failure: HealthFailure | null, since: number) {
+  /** With a fence, refused (false) when a write with a higher fence came first: see SourceRepo.setHealth. */
+  private writeHealth(id: string, health: SourceRecord['health'], failure: HealthFailure | null, since: number, fence: number | undefined): boolean {
     const params = failure?.params ? JSON.stringify(failure.params) : null;
-    this.healthStmt.run(health, failure?.message ?? null, failure?.code ?? null, params, since, id);
+    const values = [health, failure?.message ?? null, failure?.code ?? null, params, since] as const;
+    if (fence === undefined) {
+      this.healthStmt.run(...values, id);
+      return true;
+    }
+    return this.fencedHealthStmt.run(...values, id, { fence }).changes > 0;
   }
 
-  async setHealthMany(changes: { id: string; health: SourceRecord['health']; failure: HealthFailure | null }[], since: number) {
-    this.db.transaction(() => {
-      for (const c of changes) {
-        const params = c.failure?.params ? JSON.stringify(c.failure.params) : null;
-        this.healthStmt.run(c.health, c.failure?.message ?? null, c.failure?.code ?? null, params, since, c.id);
-      }
-    })();
+  async setHealth(id: string, health: SourceRecord['health'], failure: HealthFailure | null, since: number, fence?: number) {
+    return this.writeHealth(id, health, failure, since, fence);
+  }
+
+  async setHealthMany(changes: { id: string; health: SourceRecord['health']; failure: HealthFailure | null }[], since: number, fence?: number) {
+    return this.db.transaction(() => changes.filter((c) => !this.writeHealth(c.id, c.health, c.failure, since, fence)).map((c) => c.id))();
   }
 
   async sealedCredential(id: string): Promise<SealedCredential | null> {
@@ -674,7 +684,7 @@ class SqliteWalls implements WallRepo {
     private readonly db: DB,
     private readonly audit: SqliteAudit,
   ) {
-    this.saveWall = db.prepare(`UPDATE walls SET department_id = @departmentId, dept_path = @deptPath, version = @version, doc = @doc WHERE id = @id`);
+    this.saveWall = db.prepare(`UPDATE walls SET department_id = @departmentId, dept_path = @deptPath, version = @version, doc = @doc WHERE id = @id AND version = @version - 1`);
     this.putTile = db.prepare(`INSERT OR REPLACE INTO wall_tiles (wall_id, tile_id, doc) VALUES (?, ?, ?)`);
     this.clearTiles = db.prepare(`DELETE FROM wall_tiles WHERE wall_id = ?`);
   }
@@ -696,6 +706,14 @@ class SqliteWalls implements WallRepo {
     }));
   }
 
+  async get(id: string) {
+    const r = this.db.prepare(`SELECT * FROM walls WHERE id = ?`).get(id) as Row | undefined;
+    if (!r) return null;
+    const tiles: TileRows = new Map();
+    for (const t of this.db.prepare(`SELECT tile_id, doc FROM wall_tiles WHERE wall_id = ?`).all(id) as Row[]) tiles.set(t.tile_id as string, t.doc as string);
+    return { id: r.id as string, departmentId: r.department_id as string, deptPath: r.dept_path as string, version: r.version as number, doc: r.doc as string, tiles };
+  }
+
   async create(row: WallRow, tiles: TileRows, audit: Omit<AuditEntry, 'seq'>) {
     this.db.transaction(() => {
       try {
@@ -711,7 +729,10 @@ class SqliteWalls implements WallRepo {
 
   async save(row: WallRow, tiles: { rows: TileRows; replace: boolean }, audit: Omit<AuditEntry, 'seq'> | null) {
     this.db.transaction(() => {
-      if (this.saveWall.run(row).changes !== 1) throw new StoreConflict(`wall ${row.id} does not exist`);
+      if (this.saveWall.run(row).changes !== 1) {
+        const stored = this.db.prepare(`SELECT version FROM walls WHERE id = ?`).pluck().get(row.id) as number | undefined;
+        throw new StoreConflict(stored === undefined ? `wall ${row.id} does not exist` : `wall ${row.id} is at version ${stored}, not ${row.version - 1}`);
+      }
       if (tiles.replace) this.clearTiles.run(row.id);
       for (const [id, doc] of tiles.rows) this.putTile.run(row.id, id, doc);
       if (audit) this.audit.appendNow(audit);

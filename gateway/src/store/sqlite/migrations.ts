@@ -340,4 +340,12 @@ export const migrations: { version: number; description: string; sql: string }[]
       CREATE INDEX vehicles_sim ON vehicles(ltrim(json_extract(doc, '$.sim'), '0'));
     `,
   },
+  {
+    version: 10,
+    description: "a camera's health fence: the highest lease fencing token that wrote its health (cluster mode)",
+    sql: `
+      -- A node that lost the camera's lease writes with a lower token and is refused; writes without one leave it alone.
+      ALTER TABLE sources ADD COLUMN health_fence INTEGER NOT NULL DEFAULT 0;
+    `,
+  },
 ];

@@ -1,0 +1,405 @@
+/**
+ * Camera sources on PostgreSQL: the same statements as the SQLite store (sqlite/index.ts), row for
+ * row. Text search keeps SQLite's exact-substring results on the same normalised search_key; the
+ * trigram GIN index (pg_trgm) narrows the candidates, and strpos() makes the match exact.
+ */
+import type { ErrorParams } from '../../errors.js';
+import { normalise, searchKey } from '../sqlite/search-terms.js';
+import {
+  StoreConflict,
+  type DepartmentCounts,
+  type Health,
+  type HealthFailure,
+  type ImportOutcome,
+  type ImportRow,
+  type PathRange,
+  type SealedCredential,
+  type SourceCursor,
+  type SourcePage,
+  type SourceQuery,
+  type SourceRecord,
+  type SourceRepo,
+  type SourceWrite,
+  type UpdateResult,
+} from '../types.js';
+import type { PgDb, PgQueries } from './db.js';
+
+type Row = Record<string, unknown>;
+
+const SOURCE_COLUMNS = `s.seq, s.id, s.name, s.department_id, s.dept_path, s.level, s.address, s.url, s.sub_url,
+  s.protocol, s.codec, s.lat, s.lon, s.tags, s.enabled, s.health, s.health_error, s.health_since, s.version,
+  s.created_at, s.updated_at, s.username, s.has_password, s.health_code, s.health_params`;
+
+/** The credential a row points at, with the two facts the row copies from it (so a page reads one table). */
+type CredentialRef = { id: number; username: string; hasPassword: boolean } | null;
+
+const keptCredential = (existing: Row): CredentialRef =>
+  existing.credential_id === null
+    ? null
+    : { id: existing.credential_id as number, username: existing.username as string, hasPassword: existing.has_password === true };
+
+/** Tags are stored as "|a|b|", as in SQLite, so one tag is a strpos() and no join. */
+const packTags = (tags: string[]) => (tags.length ? `|${tags.join('|')}|` : '');
+const unpackTags = (packed: string) => (packed ? packed.slice(1, -1).split('|') : []);
+
+function toSource(r: Row): SourceRecord {
+  return {
+    seq: r.seq as number,
+    id: r.id as string,
+    name: r.name as string,
+    departmentId: r.department_id as string,
+    deptPath: r.dept_path as string,
+    level: r.level as SourceRecord['level'],
+    address: r.address as string,
+    url: r.url as string,
+    subUrl: (r.sub_url as string | null) ?? null,
+    protocol: r.protocol as SourceRecord['protocol'],
+    codec: r.codec as SourceRecord['codec'],
+    lat: (r.lat as number | null) ?? null,
+    lon: (r.lon as number | null) ?? null,
+    tags: unpackTags(r.tags as string),
+    enabled: r.enabled === true,
+    health: r.health as SourceRecord['health'],
+    healthError: (r.health_error as string | null) ?? null,
+    healthSince: (r.health_since as number | null) ?? null,
+    version: r.version as number,
+    createdAt: r.created_at as number,
+    updatedAt: r.updated_at as number,
+    username: (r.username as string | null) ?? null,
+    hasPassword: r.has_password === true,
+    healthCode: (r.health_code as string | null) ?? null,
+    healthParams: r.health_params === null || r.health_params === undefined ? null : (JSON.parse(r.health_params as string) as ErrorParams),
+  };
+}
+
+const inRanges = (path: string, ranges: PathRange[]) => ranges.some(([from, to]) => path >= from && path < to);
+
+/** $n placeholders for a statement built from parts. */
+class Params {
+  readonly values: unknown[] = [];
+  add(v: unknown): string {
+    this.values.push(v);
+    return `$${this.values.length}`;
+  }
+}
+
+export class PgSources implements SourceRepo {
+  constructor(
+    private readonly db: PgDb,
+    /** Whether vehicle_channels exists (PGREST's migration), for the in-use check of a delete. */
+    private readonly hasVehicles: () => boolean,
+  ) {}
+
+  private async byId(q: PgQueries, id: string): Promise<SourceRecord | null> {
+    const r = await q.one<Row>(`SELECT ${SOURCE_COLUMNS} FROM sources s WHERE s.id = $1`, [id]);
+    return r ? toSource(r) : null;
+  }
+
+  /** The row with its credential's fingerprint, locked until the transaction ends (the version check and the write are one step). */
+  private forCompare(q: PgQueries, id: string): Promise<Row | null> {
+    return q.one<Row>(
+      `SELECT s.*, c.fingerprint FROM sources s LEFT JOIN credentials c ON c.id = s.credential_id WHERE s.id = $1 FOR UPDATE OF s`,
+      [id],
+    );
+  }
+
+  /**
+   * The credential's row id (equal credentials share one row). DO UPDATE rather than DO NOTHING so
+   * the row is locked: a concurrent orphan sweep cannot remove it before this transaction commits.
+   */
+  private async resolveCredential(q: PgQueries, change: SealedCredential | null, memo?: Map<string, CredentialRef>): Promise<CredentialRef> {
+    if (!change) return null;
+    const key = change.fingerprint.toString('base64');
+    const known = memo?.get(key);
+    if (known !== undefined) return known;
+    const row = await q.one<{ id: number }>(
+      `INSERT INTO credentials (fingerprint, username, sealed_password) VALUES ($1, $2, $3)
+       ON CONFLICT (fingerprint) DO UPDATE SET fingerprint = EXCLUDED.fingerprint RETURNING id`,
+      [change.fingerprint, change.username, change.sealedPassword],
+    );
+    const ref = { id: row!.id, username: change.username, hasPassword: change.sealedPassword !== null };
+    memo?.set(key, ref);
+    return ref;
+  }
+
+  /**
+   * Removes credentials no source uses. A savepoint keeps a sweep that races a concurrent writer's
+   * new reference (a foreign-key refusal) from failing the write it is part of: the row stays, and
+   * the next sweep takes it.
+   */
+  private async dropOrphanCredentials(q: PgQueries) {
+    await q.exec('SAVEPOINT orphan_sweep');
+    try {
+      await q.exec(`DELETE FROM credentials c WHERE NOT EXISTS (SELECT 1 FROM sources s WHERE s.credential_id = c.id)`);
+      await q.exec('RELEASE SAVEPOINT orphan_sweep');
+    } catch (err) {
+      if ((err as { code?: string }).code !== '23503') throw err;
+      await q.exec('ROLLBACK TO SAVEPOINT orphan_sweep');
+    }
+  }
+
+  private values(write: SourceWrite, credential: CredentialRef, now: number): unknown[] {
+    return [
+      write.id,
+      write.name,
+      write.departmentId,
+      write.deptPath,
+      write.level,
+      write.address,
+      searchKey(write.id, write.name, write.address),
+      write.url,
+      write.subUrl,
+      write.protocol,
+      credential?.id ?? null,
+      credential?.username ?? null,
+      credential?.hasPassword ?? false,
+      write.codec,
+      write.lat,
+      write.lon,
+      packTags(write.tags),
+      write.enabled,
+      now,
+    ];
+  }
+
+  private async insertRow(q: PgQueries, write: SourceWrite, credential: CredentialRef, now: number) {
+    await q.exec(
+      `INSERT INTO sources (id, name, department_id, dept_path, level, address, search_key, url, sub_url, protocol, credential_id,
+        username, has_password, codec, lat, lon, tags, enabled, version, created_at, updated_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, 1, $19, $19)`,
+      this.values(write, credential, now),
+    );
+  }
+
+  private async updateRow(q: PgQueries, write: SourceWrite, credential: CredentialRef, now: number) {
+    await q.exec(
+      `UPDATE sources SET name = $2, department_id = $3, dept_path = $4, level = $5, address = $6, search_key = $7, url = $8,
+        sub_url = $9, protocol = $10, credential_id = $11, username = $12, has_password = $13, codec = $14, lat = $15, lon = $16,
+        tags = $17, enabled = $18, version = version + 1, updated_at = $19
+       WHERE id = $1`,
+      this.values(write, credential, now),
+    );
+  }
+
+  get(id: string) {
+    return this.byId(this.db, id);
+  }
+
+  async create(write: SourceWrite, now: number) {
+    try {
+      return await this.db.tx(async (tx) => {
+        if (await tx.one(`SELECT 1 FROM sources WHERE id = $1`, [write.id])) throw new StoreConflict(`source ${write.id} exists`);
+        const cred = write.credential === 'keep' ? null : await this.resolveCredential(tx, write.credential);
+        await this.insertRow(tx, write, cred, now);
+        return (await this.byId(tx, write.id))!;
+      });
+    } catch (err) {
+      // Two creates of one id at once: the second's insert is the unique violation.
+      if (err instanceof StoreConflict) throw new StoreConflict(`source ${write.id} exists`);
+      throw err;
+    }
+  }
+
+  async update(id: string, write: SourceWrite, expectedVersion: number, now: number): Promise<UpdateResult> {
+    return this.db.tx(async (tx): Promise<UpdateResult> => {
+      const existing = await this.forCompare(tx, id);
+      if (!existing) return { status: 'not-found' };
+      if (existing.version !== expectedVersion) return { status: 'version-conflict', current: (await this.byId(tx, id))! };
+      const cred = write.credential === 'keep' ? keptCredential(existing) : await this.resolveCredential(tx, write.credential);
+      await this.updateRow(tx, { ...write, id }, cred, now);
+      if ((cred?.id ?? null) !== existing.credential_id) await this.dropOrphanCredentials(tx);
+      return { status: 'updated', record: (await this.byId(tx, id))! };
+    });
+  }
+
+  async delete(id: string, expectedVersion?: number) {
+    return this.db.tx(async (tx) => {
+      const existing = await this.forCompare(tx, id);
+      if (!existing) return 'not-found' as const;
+      if (expectedVersion !== undefined && existing.version !== expectedVersion) return 'version-conflict' as const;
+      if (this.hasVehicles()) {
+        const vehicle = await tx.one<{ plate: string }>(
+          `SELECT v.plate FROM vehicle_channels c JOIN vehicles v ON v.id = c.vehicle_id WHERE c.source_id = $1`,
+          [id],
+        );
+        if (vehicle) return { inUse: vehicle.plate };
+      }
+      await tx.exec(`DELETE FROM sources WHERE id = $1`, [id]);
+      if (existing.credential_id !== null) await this.dropOrphanCredentials(tx);
+      return 'deleted' as const;
+    });
+  }
+
+  /** Filters other than department and text: checked on each candidate row. */
+  private residual(q: SourceQuery, where: string[], p: Params) {
+    if (q.level) where.push(`s.level = ${p.add(q.level)}`);
+    if (q.protocol) where.push(`s.protocol = ${p.add(q.protocol)}`);
+    if (q.health) where.push(`s.health = ${p.add(q.health)}`);
+    if (q.enabled !== undefined) where.push(`s.enabled = ${p.add(q.enabled)}`);
+    if (q.tag) where.push(`strpos(s.tags, ${p.add(`|${q.tag}|`)}) > 0`);
+    if (q.bbox) {
+      const { minLat, maxLat, minLon, maxLon } = q.bbox;
+      where.push(`s.lat BETWEEN ${p.add(minLat)} AND ${p.add(maxLat)} AND s.lon BETWEEN ${p.add(minLon)} AND ${p.add(maxLon)}`);
+    }
+  }
+
+  async list(q: SourceQuery): Promise<SourcePage> {
+    const needle = q.text ? normalise(q.text) : '';
+    const items = (needle ? await this.search(q, needle) : await this.browse(q)).map(toSource);
+    const more = items.length > q.limit;
+    if (more) items.length = q.limit;
+    const last = items[items.length - 1];
+    let next: SourceCursor | null = null;
+    if (more && last) next = needle ? { seq: last.seq } : { path: last.deptPath, id: last.id };
+    return { items, next };
+  }
+
+  /** Without text: one statement per department range, each a seek on the (dept_path, id) index. */
+  private async browse(q: SourceQuery): Promise<Row[]> {
+    const out: Row[] = [];
+    const after = q.after && 'path' in q.after ? q.after : undefined;
+    for (const [from, to] of q.ranges) {
+      if (out.length > q.limit) break;
+      if (after && after.path >= to) continue;
+      const p = new Params();
+      // With a cursor inside this range, the cursor is the lower bound, so the index seeks straight to it.
+      const where =
+        after && after.path >= from
+          ? [`(s.dept_path, s.id) > (${p.add(after.path)}, ${p.add(after.id)})`, `s.dept_path < ${p.add(to)}`]
+          : [`s.dept_path >= ${p.add(from)}`, `s.dept_path < ${p.add(to)}`];
+      this.residual(q, where, p);
+      const limit = p.add(q.limit + 1 - out.length);
+      out.push(...(await this.db.query<Row>(`SELECT ${SOURCE_COLUMNS} FROM sources s WHERE ${where.join(' AND ')} ORDER BY s.dept_path, s.id LIMIT ${limit}`, p.values)));
+    }
+    return out;
+  }
+
+  /**
+   * Text: rows whose search_key holds the needle, in registration order, within the departments
+   * asked for. LIKE lets the trigram index find the candidates (the needle is letters and digits
+   * only after normalise(), so it holds no LIKE wildcard); strpos() is the exact check.
+   */
+  private async search(q: SourceQuery, needle: string): Promise<Row[]> {
+    if (!q.ranges.length) return [];
+    const after = q.after && 'seq' in q.after ? q.after.seq : 0;
+    const p = new Params();
+    const ranges = q.ranges.map(([from, to]) => `(s.dept_path >= ${p.add(from)} AND s.dept_path < ${p.add(to)})`);
+    const n = p.add(needle);
+    const where = [`s.seq > ${p.add(after)}`, `(${ranges.join(' OR ')})`, `s.search_key LIKE '%' || ${n} || '%'`, `strpos(s.search_key, ${n}) > 0`];
+    this.residual(q, where, p);
+    return this.db.query<Row>(`SELECT ${SOURCE_COLUMNS} FROM sources s WHERE ${where.join(' AND ')} ORDER BY s.seq LIMIT ${p.add(q.limit + 1)}`, p.values);
+  }
+
+  async importRows(rows: ImportRow[], writable: PathRange[], allOrNothing: boolean, now: number): Promise<ImportOutcome> {
+    const outcome: ImportOutcome = { created: 0, updated: 0, unchanged: 0, refused: [], applied: false };
+    const rollback = new Error('rollback');
+    const memo = new Map<string, CredentialRef>();
+    try {
+      await this.db.tx(async (tx) => {
+        for (const { line, write } of rows) {
+          const existing = await this.forCompare(tx, write.id);
+          if (!existing) {
+            const cred = write.credential === 'keep' ? null : await this.resolveCredential(tx, write.credential, memo);
+            await this.insertRow(tx, write, cred, now);
+            outcome.created++;
+            continue;
+          }
+          if (!inRanges(existing.dept_path as string, writable)) {
+            outcome.refused.push({ line, id: write.id });
+            continue;
+          }
+          if (sameSource(existing, write)) {
+            outcome.unchanged++;
+            continue;
+          }
+          const cred = write.credential === 'keep' ? keptCredential(existing) : await this.resolveCredential(tx, write.credential, memo);
+          await this.updateRow(tx, write, cred, now);
+          outcome.updated++;
+        }
+        if (allOrNothing && outcome.refused.length) throw rollback;
+        await this.dropOrphanCredentials(tx);
+      });
+      outcome.applied = true;
+    } catch (err) {
+      if (err !== rollback) throw err;
+      outcome.created = outcome.updated = outcome.unchanged = 0;
+    }
+    return outcome;
+  }
+
+  async countsByDepartment() {
+    const rows = await this.db.query<{ department_id: string; health: string; n: number }>(
+      `SELECT department_id, health, count(*)::int AS n FROM sources GROUP BY department_id, health`,
+    );
+    const counts = new Map<string, DepartmentCounts>();
+    for (const r of rows) {
+      let c = counts.get(r.department_id);
+      if (!c) counts.set(r.department_id, (c = { total: 0, online: 0, offline: 0 }));
+      c.total += r.n;
+      if (r.health === 'online') c.online += r.n;
+      if (r.health === 'offline') c.offline += r.n;
+    }
+    return counts;
+  }
+
+  /**
+   * With a fence (the camera lease's token), the write is refused when a write with a higher fence
+   * came first: a node that lost the camera cannot overwrite what its new owner wrote.
+   */
+  private async writeHealth(q: PgQueries, id: string, health: Health, failure: HealthFailure | null, since: number, fence: number | undefined) {
+    const values = [id, health, failure?.message ?? null, failure?.code ?? null, failure?.params ? JSON.stringify(failure.params) : null, since];
+    if (fence === undefined) {
+      await q.exec(`UPDATE sources SET health = $2, health_error = $3, health_code = $4, health_params = $5, health_since = $6 WHERE id = $1`, values);
+      return true;
+    }
+    const written = await q.exec(
+      `UPDATE sources SET health = $2, health_error = $3, health_code = $4, health_params = $5, health_since = $6, health_fence = $7
+       WHERE id = $1 AND health_fence <= $7`,
+      [...values, fence],
+    );
+    return written > 0;
+  }
+
+  setHealth(id: string, health: Health, failure: HealthFailure | null, since: number, fence?: number) {
+    return this.writeHealth(this.db, id, health, failure, since, fence);
+  }
+
+  async setHealthMany(changes: { id: string; health: Health; failure: HealthFailure | null }[], since: number, fence?: number) {
+    return this.db.tx(async (tx) => {
+      const fencedOut: string[] = [];
+      for (const c of changes) if (!(await this.writeHealth(tx, c.id, c.health, c.failure, since, fence))) fencedOut.push(c.id);
+      return fencedOut;
+    });
+  }
+
+  async sealedCredential(id: string): Promise<SealedCredential | null> {
+    const r = await this.db.one<{ fingerprint: Buffer; username: string; sealed_password: Buffer | null }>(
+      `SELECT c.fingerprint, c.username, c.sealed_password FROM sources s JOIN credentials c ON c.id = s.credential_id WHERE s.id = $1`,
+      [id],
+    );
+    return r ? { fingerprint: r.fingerprint, username: r.username, sealedPassword: r.sealed_password } : null;
+  }
+}
+
+function sameSource(existing: Row, w: SourceWrite): boolean {
+  const credentialSame =
+    w.credential === 'keep' ||
+    (w.credential === null
+      ? existing.credential_id === null
+      : existing.fingerprint instanceof Buffer && existing.fingerprint.equals(w.credential.fingerprint));
+  return (
+    credentialSame &&
+    existing.name === w.name &&
+    existing.department_id === w.departmentId &&
+    existing.level === w.level &&
+    existing.address === w.address &&
+    existing.url === w.url &&
+    (existing.sub_url ?? null) === w.subUrl &&
+    existing.protocol === w.protocol &&
+    existing.codec === w.codec &&
+    (existing.lat ?? null) === w.lat &&
+    (existing.lon ?? null) === w.lon &&
+    existing.tags === packTags(w.tags) &&
+    existing.enabled === w.enabled
+  );
+}

@@ -1,0 +1,41 @@
+/** The store contract on PostgreSQL (the same sections as SQLite), and what only PostgreSQL has: migrations shared by nodes. */
+import t from 'tap';
+import { PgStore } from '../../gateway/src/store/pg/index.js';
+import { pgMigrations } from '../../gateway/src/store/pg/migrations.js';
+import { freshDatabase, needsCluster } from '../helpers/cluster.js';
+import { storeContract } from '../store/contract.js';
+
+const log = { warn: () => undefined };
+const options = (url: string) => ({ url, poolSize: 4, connectTimeoutMs: 3_000, statementTimeoutMs: 10_000, log });
+
+t.test('migrations: two stores opening one fresh database at once both succeed at the latest version', needsCluster(), async (t) => {
+  const url = await freshDatabase(t);
+  const [a, b] = await Promise.all([PgStore.open(options(url)), PgStore.open(options(url))]);
+  t.teardown(() => Promise.all([a.close(), b.close()]));
+  const latest = pgMigrations[pgMigrations.length - 1]!.version;
+  t.equal(await a.schemaVersion(), latest);
+  t.equal(await b.schemaVersion(), latest);
+  pgMigrations.forEach((m, i) => t.equal(m.version, i + 1, 'versions strictly increasing from 1'));
+  const c = await PgStore.open(options(url));
+  t.equal(await c.schemaVersion(), latest, 'reopening changes nothing');
+  await c.close();
+});
+
+t.test('the audit log is append-only in the database itself', needsCluster(), async (t) => {
+  const store = await PgStore.open(options(await freshDatabase(t)));
+  t.teardown(() => store.close());
+  await store.audit.append({ at: 1, actor: 'a', actorIp: '::1', action: 'x', target: 'y', outcome: 'ok', detail: {}, scopePath: null });
+  await t.rejects(store.db.exec(`UPDATE audit SET actor = 'b'`), /append-only/);
+  await t.rejects(store.db.exec(`DELETE FROM audit`), /append-only/);
+  await t.rejects(store.db.exec(`TRUNCATE audit`), /append-only/);
+  t.equal((await store.audit.list({ limit: 5, ranges: [], includeSystem: true })).length, 1);
+});
+
+t.test('store contract on PostgreSQL', needsCluster(), async (t) => {
+  const url = await freshDatabase(t);
+  await storeContract(t, async (t) => {
+    const store = await PgStore.open(options(url));
+    t.teardown(() => store.close());
+    return store;
+  });
+});
