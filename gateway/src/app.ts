@@ -2,19 +2,23 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { chmodSync, existsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import Fastify, { LogController, type FastifyInstance, type FastifySchema } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import type { DestinationStream } from 'pino';
 import { guards } from './auth/plugin.js';
 import { ClusterNode } from './cluster/node.js';
+import { WsProxy } from './cluster/proxy.js';
+import { ViewerRouter } from './cluster/routing.js';
+import { installViewerRouting } from './cluster/viewers.js';
 import { CatalogImporter } from './gb28181/catalog.js';
 import { GbDirectory } from './gb28181/directory.js';
 import { StreamTokens } from './auth/stream-tokens.js';
 import { TokenService } from './auth/tokens.js';
 import { UsersService } from './auth/users.js';
 import type { Config } from './config/schema.js';
-import { GatewayError, reasoned } from './errors.js';
+import { ConfigError, GatewayError, reasoned } from './errors.js';
 import { seedDemoWall } from './control/demo.js';
 import { enginePrewarmer, engineStatus } from './control/engine.js';
 import { serverMessageSchemas } from './control/messages.js';
@@ -163,7 +167,19 @@ export async function buildGateway(config: Config, opts: BuildOptions = {}): Pro
 
 async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promise<Gateway> {
   const dataDir = resolve(config.dataDir);
-  const { secrets } = loadSecrets(config.secrets.file || join(dataDir, 'secrets.json'), config.secrets);
+  const secretsFile = config.secrets.file || join(dataDir, 'secrets.json');
+  if (config.cluster.enabled && (!config.secrets.tokenKey || !config.secrets.credentialKey) && !existsSync(secretsFile)) {
+    // Generating it here would give this node keys no other node has: their tokens and sealed passwords would not open here.
+    throw new ConfigError([
+      {
+        field: 'secrets.file',
+        message:
+          `${secretsFile} does not exist, and in cluster mode a node does not generate keys of its own: ` +
+          'start one gateway once without cluster mode to generate the file and copy it to every node, or set WALLGATE_SECRETS_TOKEN_KEY and WALLGATE_SECRETS_CREDENTIAL_KEY on every node',
+      },
+    ]);
+  }
+  const { secrets } = loadSecrets(secretsFile, config.secrets);
   // The HTTP logger is built later; the store's warnings (a PostgreSQL outage) before it exists wait for it.
   const storeLog = new DeferredLog();
   const store = await openStore(config, dataDir, storeLog);
@@ -388,10 +404,12 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
   const ptzControl = new PtzControl(ptz);
   control.extend(ptzControl);
   life.checkpoint('services started');
+  const routeFlv = cluster ? viewerRouting(cluster, http, store, streamTokens, (req, socket, head) => void flv.handleUpgrade(req, socket, head), config, life) : null;
   http.server.on('upgrade', (req, socket, head) => {
     guardSocket(socket);
     if (!accepting) return refuseUpgrade(socket);
-    if (!control.handleUpgrade(req, socket, head) && !flv.handleUpgrade(req, socket, head)) socket.destroy();
+    if (control.handleUpgrade(req, socket, head) || routeFlv?.(req, socket, head) || flv.handleUpgrade(req, socket, head)) return;
+    socket.destroy();
   });
 
   http.get('/healthz', { schema: { response: { 200: Type.Object({ status: Type.Literal('ok') }) } } }, async () => ({ status: 'ok' as const }));
@@ -527,6 +545,28 @@ function bindOwnership(cluster: ClusterNode, streams: StreamManager, http: Fasti
     const address = http.server.address();
     if (address && typeof address === 'object') await cluster.start(address.port);
   });
+}
+
+/**
+ * Viewers of a camera another node pulls are sent there: 307 for HLS and WHEP, WS-FLV proxied.
+ * Registered before the stream routes, whose requests its hook routes.
+ */
+function viewerRouting(
+  cluster: ClusterNode,
+  http: FastifyInstance,
+  store: Store,
+  tokens: StreamTokens,
+  serveFlv: (req: IncomingMessage, socket: Duplex, head: Buffer) => void,
+  config: Config,
+  life: Lifecycle,
+) {
+  const router = new ViewerRouter(cluster, async (cameraId) => {
+    const record = await store.sources.get(cameraId);
+    return record && { deptPath: record.deptPath };
+  });
+  const proxy = new WsProxy(config.streams.flv.maxBufferedBytes);
+  life.own('readers', 'proxied WS-FLV viewers', () => proxy.close());
+  return installViewerRouting(http, { router, tokens, proxy, serveFlv });
 }
 
 /**

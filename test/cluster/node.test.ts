@@ -5,6 +5,7 @@ import { ClusterNode, type NodeInfo } from '../../gateway/src/cluster/node.js';
 import { defaultConfig } from '../../gateway/src/config/load.js';
 import type { Config } from '../../gateway/src/config/schema.js';
 import { needsCluster, redisPrefix, sharedRedisUrl } from '../helpers/cluster.js';
+import { clusterConfig as sharedClusterConfig } from '../helpers/cluster-gateways.js';
 import { startGateway } from '../helpers/gateway.js';
 import { waitFor } from '../helpers/streams.js';
 
@@ -66,8 +67,8 @@ t.test('nodes see each other, report their load, and drop out when they leave or
 });
 
 t.test('a gateway in cluster mode joins when it listens and leaves when it closes', needsCluster(), async (t) => {
-  const prefix = redisPrefix();
-  const gw = await startGateway(t, { store: { engine: 'postgres' }, cluster: { enabled: true, redisUrl: sharedRedisUrl(), keyPrefix: prefix, leaseMs: 1_500, heartbeatMs: 300 } });
+  const { config, prefix } = await sharedClusterConfig(t);
+  const gw = await startGateway(t, config);
   t.ok(gw.cluster, 'the gateway has its cluster node');
   const address = await gw.http.listen({ host: '127.0.0.1', port: 0 });
   const port = Number(new URL(address).port);
@@ -84,4 +85,12 @@ t.test('a gateway in cluster mode joins when it listens and leaves when it close
   await gw.close();
   t.equal(await redis.exists(`${prefix}node:${node.id}`), 0, 'closing the gateway deletes its heartbeat');
   t.same(await redis.smembers(`${prefix}nodes`), [], 'and takes it out of the index');
+});
+
+t.test('cluster mode refuses keys a node would generate for itself', needsCluster(), async (t) => {
+  const { config } = await sharedClusterConfig(t);
+  await t.rejects(startGateway(t, { ...config, secrets: { tokenKey: '', credentialKey: '' } }), {
+    name: 'ConfigError',
+    message: /secrets\.file: .*secrets\.json does not exist, and in cluster mode a node does not generate keys of its own/,
+  });
 });

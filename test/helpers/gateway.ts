@@ -55,8 +55,12 @@ export function rtpPortRange(size = 50): { portMin: number; portMax: number } {
   return { portMin, portMax: portMin + size - 1 };
 }
 
-/** A gateway on a fresh temporary data dir, closed at teardown; HTTP through inject (no port). */
-export async function startGateway(t: Test, overrides?: DeepPartial<Config>, opts: BuildOptions = {}): Promise<TestGateway> {
+/**
+ * A gateway on a fresh temporary data dir, closed at teardown; HTTP through inject (no port). A node
+ * joining a cluster whose store another node created has no first-start admin: `joining` gives it the
+ * admin token the first node signed in with (valid on every node, since they share keys and store).
+ */
+export async function startGateway(t: Test, overrides?: DeepPartial<Config>, opts: BuildOptions = {}, joining?: { adminToken: string }): Promise<TestGateway> {
   const logs: string[] = [];
   const logStream = new Writable({
     write(chunk, _enc, done) {
@@ -99,7 +103,7 @@ export async function startGateway(t: Test, overrides?: DeepPartial<Config>, opt
     if (res.status !== 200) throw new Error(`login ${username} failed: ${res.body}`);
     return res.json.token as string;
   };
-  const adminToken = await login(gw.bootstrapAdmin!.username, gw.bootstrapAdmin!.password);
+  const adminToken = joining ? joining.adminToken : await login(gw.bootstrapAdmin!.username, gw.bootstrapAdmin!.password);
   const userToken = async (username: string, roles: string[], scopes: string[]) => {
     const res = await api('POST', '/api/users', { token: adminToken, body: { username, password: TEST_PASSWORD, roles, scopes } });
     if (res.status !== 201) throw new Error(`create user ${username}: ${res.body}`);

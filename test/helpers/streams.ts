@@ -51,10 +51,11 @@ export async function startStreamingGateway(
   streams: DeepPartial<Config['streams']> = {},
   opts: BuildOptions = {},
   config: Omit<DeepPartial<Config>, 'streams'> = {},
+  joining?: { adminToken: string },
 ): Promise<StreamingGateway> {
   const sim = await CameraSimulator.start();
   t.teardown(() => sim.close());
-  const gw = await startGateway(t, { ...config, streams: { ...FAST_STREAMS, ...streams } as Config['streams'] }, opts);
+  const gw = await startGateway(t, { ...config, streams: { ...FAST_STREAMS, ...streams } as Config['streams'] }, opts, joining);
   const baseUrl = await gw.http.listen({ port: 0, host: '127.0.0.1' });
   const addCamera: StreamingGateway['addCamera'] = async (id, spec, extra = {}) => {
     // On a fresh clone the clip is encoded on first use (H.265 takes seconds): do it before any start timeout runs.

@@ -34,6 +34,8 @@ interface Held extends CameraLease {
   departments: string[];
   /** The send time of the last renewal that succeeded + leaseMs: past it, Redis may have let the lease go. */
   validUntil: number;
+  /** When this node last asked for it: a pull gets a heartbeat to start before its lease counts as unused. */
+  askedAt: number;
 }
 
 /**
@@ -56,7 +58,7 @@ if current then
 end
 for i = 3, #KEYS do
   redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
-  if not redis.call('ZSCORE', KEYS[i], ARGV[3]) and redis.call('ZCARD', KEYS[i]) >= tonumber(ARGV[2 + i]) then
+  if not redis.call('ZSCORE', KEYS[i], ARGV[3]) and redis.call('ZCARD', KEYS[i]) >= tonumber(ARGV[i + 1]) then
     return {-1, tostring(i - 2)}
   end
 end
@@ -204,7 +206,7 @@ export class CameraOwnership {
     if (status === 0) {
       throw new OwnedElsewhere(lease);
     }
-    this.mine.set(cameraId, { ...lease, departments: departments.map((d) => d.id), validUntil: sentAt + this.opts.leaseMs });
+    this.mine.set(cameraId, { ...lease, departments: departments.map((d) => d.id), validUntil: sentAt + this.opts.leaseMs, askedAt: sentAt });
     return lease;
   }
 
@@ -214,8 +216,9 @@ export class CameraOwnership {
    */
   async renew(): Promise<void> {
     this.dropExpired();
+    const startedBy = Date.now() - this.node.heartbeatMs;
     for (const held of [...this.mine.values()]) {
-      if (!this.acquiring.has(held.cameraId) && !this.inUse(held.cameraId)) await this.release(held.cameraId).catch(() => undefined);
+      if (held.askedAt < startedBy && !this.acquiring.has(held.cameraId) && !this.inUse(held.cameraId)) await this.release(held.cameraId).catch(() => undefined);
     }
     const leases = [...this.mine.values()];
     if (!leases.length) return;

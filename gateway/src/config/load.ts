@@ -116,6 +116,16 @@ function semanticIssues(config: Config): FieldIssue[] {
   if (config.cluster.enabled && config.cluster.heartbeatMs * 3 > config.cluster.leaseMs) {
     issues.push({ field: 'cluster.heartbeatMs', message: 'must be at most a third of cluster.leaseMs, so a lease is renewed twice before it can lapse' });
   }
+  if (config.cluster.enabled && config.cluster.viewerRouting === 'relay') {
+    issues.push({ field: 'cluster.viewerRouting', message: 'relay is not available yet; use redirect (HLS and WHEP get 307 to the owner, WS-FLV is proxied)' });
+  }
+  if (config.cluster.enabled && !config.secrets.file && (!config.secrets.tokenKey || !config.secrets.credentialKey)) {
+    issues.push({
+      field: 'secrets.file',
+      message:
+        'cluster mode needs keys every node shares: set WALLGATE_SECRETS_TOKEN_KEY and WALLGATE_SECRETS_CREDENTIAL_KEY (base64 of 32 random bytes each) to the same values on every node, or secrets.file to one file every node reads; a key generated per node would make tokens and camera passwords of one node useless on the others',
+    });
+  }
   if (config.jt808.autoRegister.enabled && !config.jt808.autoRegister.departmentId) {
     issues.push({ field: 'jt808.autoRegister.departmentId', message: 'is required when jt808.autoRegister.enabled (the department new vehicles go to)' });
   }

@@ -649,7 +649,7 @@ export const configSchema = obj(
         heartbeatMs: Type.Integer({ minimum: 200, maximum: 10_000, default: 1_000, description: 'How often a node renews its leases and reports its load.' }),
         viewerRouting: Type.Union([Type.Literal('redirect'), Type.Literal('relay')], {
           default: 'redirect',
-          description: "A viewer who asks a node that does not pull the camera: redirect sends HLS and WHEP to the owner (307) and proxies WS-FLV; relay serves every output through this node from the owner's stream.",
+          description: 'A viewer who asks a node that does not pull the camera: redirect sends HLS, HTTP-FLV and WHEP to the owner (307) and proxies WS-FLV. relay (every output served through this node from the owner) is not available yet and is refused.',
         }),
       },
       'Cluster mode (several nodes on PostgreSQL and Redis).',

@@ -58,6 +58,18 @@ const bad: { name: string; env?: Record<string, string>; file?: unknown; field: 
   { name: 'WebRTC announced address not an IP', file: { streams: { webrtc: { announcedAddresses: ['10.0.0.1', 'wall.example'] } } }, field: 'streams.webrtc.announcedAddresses[1]', says: /IP address/ },
   { name: 'ICE server not STUN or TURN', file: { streams: { webrtc: { iceServers: [{ urls: 'http://stun.example' }] } } }, field: 'streams.webrtc.iceServers[0].urls', says: /stun|turn/ },
   { name: 'JT/T 808 auto-registration without a department', env: { WALLGATE_JT808_AUTO_REGISTER_ENABLED: 'true' }, field: 'jt808.autoRegister.departmentId', says: /required when jt808.autoRegister.enabled/ },
+  {
+    name: 'cluster relay routing (not built)',
+    file: { store: { engine: 'postgres', postgres: { url: 'postgres://db/wallgate' } }, cluster: { enabled: true, viewerRouting: 'relay' }, secrets: { file: '/etc/wallgate/secrets.json' } },
+    field: 'cluster.viewerRouting',
+    says: /relay is not available yet; use redirect/,
+  },
+  {
+    name: 'cluster keys generated per node',
+    file: { store: { engine: 'postgres', postgres: { url: 'postgres://db/wallgate' } }, cluster: { enabled: true } },
+    field: 'secrets.file',
+    says: /keys every node shares: set WALLGATE_SECRETS_TOKEN_KEY and WALLGATE_SECRETS_CREDENTIAL_KEY/,
+  },
   { name: 'file not JSON', file: '{ nope', field: 'c.json', says: /not valid JSON/ },
 ];
 

@@ -209,13 +209,21 @@ export class WebRtcOutput extends EventEmitter<{ joined: [JoinTimings] }> {
       'accept-patch': 'application/trickle-ice-sdpfrag',
     });
 
-    app.post<{ Params: { camera: string }; Querystring: { profile?: 'main' | 'sub' } }>(
+    app.post<{ Params: { camera: string }; Querystring: { profile?: 'main' | 'sub'; wgr?: number } }>(
       '/whep/:camera',
       {
         bodyLimit: cfg.maxOfferBytes,
         schema: {
           params: CAMERA_PARAM,
-          querystring: { type: 'object', properties: { profile: STREAM_PARAMS.properties.profile }, additionalProperties: false },
+          querystring: {
+            type: 'object',
+            properties: {
+              profile: STREAM_PARAMS.properties.profile,
+              // Cluster mode: how many times another node sent this offer on (307 to the camera's owner).
+              wgr: { type: 'integer', minimum: 0, maximum: 99 },
+            },
+            additionalProperties: false,
+          },
           description: 'WHEP (RFC 9725): an SDP offer in, the answer out; the bearer token is a stream token from POST /api/streams/{cameraId}/view',
           security: [{ bearer: [] }],
           body: { content: { 'application/sdp': { schema: { type: 'string', description: 'the SDP offer' } } } },

@@ -1,0 +1,116 @@
+import { createHash } from 'node:crypto';
+import { GatewayError } from '../errors.js';
+import type { ClusterNode, NodeInfo } from './node.js';
+import { OwnedElsewhere } from './ownership.js';
+
+/** The query parameter a node adds when it sends a viewer on: how many times the request was sent. */
+export const HOP_PARAM = 'wgr';
+/** A request sent on this many times is not sent again: the nodes disagree, and a loop must end. */
+const MAX_HOPS = 2;
+
+export type Route = { serve: true } | { serve: false; to: string };
+
+/** What placement needs of a camera: the departments its cap counts against, and the node it must be pulled on, if any. */
+export interface CameraPlace {
+  deptPath: string;
+  /**
+   * A GB/T 28181 channel or JT/T 808 vehicle channel is pulled where its device's link is: that
+   * node's id, or null when no node holds the link (then the camera cannot play anywhere).
+   */
+  linkNode?: string | null;
+  /** Why a link-bound camera has no node (for the error). */
+  linkName?: string;
+}
+
+/**
+ * The weight of a node in placement: fewer sessions and fewer bytes out mean more new cameras. One
+ * session, or half a megabyte a second out (one 4 Mbit/s stream), counts as one unit of load.
+ */
+export function nodeWeight(n: NodeInfo): number {
+  return 1 / (1 + n.load.sessions + n.load.bytesOutPerSec / 500_000);
+}
+
+/**
+ * Weighted rendezvous hashing: every node scores the camera by a hash of both, scaled by its weight
+ * (-w / ln(h), h uniform in (0,1)); the best score wins. Every node computes the same answer from the
+ * same list, a node that joins or leaves moves only the cameras that pick or picked it, and a loaded
+ * node wins proportionally fewer.
+ */
+export function place(cameraId: string, nodes: NodeInfo[]): NodeInfo | null {
+  let best: NodeInfo | null = null;
+  let bestScore = -Infinity;
+  for (const n of nodes) {
+    const h = createHash('sha256').update(`${cameraId}\u0000${n.id}`).digest().readUIntBE(0, 6);
+    const uniform = (h + 0.5) / 2 ** 48;
+    const score = -nodeWeight(n) / Math.log(uniform);
+    if (score > bestScore || (score === bestScore && best && n.id < best.id)) {
+      best = n;
+      bestScore = score;
+    }
+  }
+  return best;
+}
+
+/**
+ * Where a viewer of a camera is served. The owner (the lease holder) serves; with no owner, the node
+ * placement picks takes the lease when asked, and any other node sends the viewer there. A request
+ * already sent on once is served where it lands (taking the lease if nobody holds it), so two nodes
+ * with different views of the cluster cannot bounce a viewer between them.
+ */
+export class ViewerRouter {
+  constructor(
+    private readonly node: ClusterNode,
+    private readonly lookup: (cameraId: string) => Promise<CameraPlace | null>,
+  ) {}
+
+  async route(cameraId: string, hops: number): Promise<Route> {
+    this.node.requireStarted();
+    const ownership = this.node.ownership;
+    // The common case, every HLS segment of a camera this node pulls: no round trip.
+    if (ownership.fence(cameraId) !== null) return { serve: true };
+    const lease = await ownership.owner(cameraId);
+    if (lease && lease.nodeId !== this.node.id) return this.sendTo(lease.nodeId, cameraId, hops);
+    const camera = await this.lookup(cameraId);
+    // An unknown camera is the output's to refuse (404), with its own words.
+    if (!camera) return { serve: true };
+    if (camera.linkNode !== undefined) {
+      if (camera.linkNode === null) {
+        throw new GatewayError('GW_ERR_UNAVAILABLE', `camera "${cameraId}" cannot play: no node holds the link of ${camera.linkName ?? 'its device'}`);
+      }
+      if (camera.linkNode !== this.node.id) return this.sendTo(camera.linkNode, cameraId, hops);
+    } else if (!lease && hops === 0) {
+      const placed = place(cameraId, this.node.nodes());
+      if (placed && placed.id !== this.node.id) return { serve: false, to: placed.url };
+    }
+    try {
+      await ownership.acquire(cameraId, camera.deptPath);
+    } catch (err) {
+      // Another node took it between the look and the take: that node serves.
+      if (err instanceof OwnedElsewhere) return this.sendTo(err.lease.nodeId, cameraId, hops);
+      throw err;
+    }
+    return { serve: true };
+  }
+
+  private sendTo(nodeId: string, cameraId: string, hops: number): Route {
+    const owner = this.node.nodes().find((n) => n.id === nodeId);
+    if (!owner || hops >= MAX_HOPS) {
+      // Its owner has stopped beating (its lease lapses within cluster.leaseMs) or the nodes disagree.
+      throw new GatewayError('GW_ERR_UNAVAILABLE', `camera "${cameraId}" is moving between nodes; try again in a few seconds`);
+    }
+    return { serve: false, to: owner.url };
+  }
+}
+
+/** The same path and query on another node, one hop further. */
+export function forwardUrl(base: string, pathAndQuery: string, hops: number): string {
+  const url = new URL(pathAndQuery, 'http://x');
+  url.searchParams.set(HOP_PARAM, String(hops + 1));
+  return `${base}${url.pathname}${url.search}`;
+}
+
+/** How many times a request was sent on already (its hop parameter; 0 when absent or unreadable). */
+export function hopsOf(pathAndQuery: string): number {
+  const m = new RegExp(`[?&]${HOP_PARAM}=(\\d{1,2})(?:&|$)`).exec(pathAndQuery);
+  return m ? Number(m[1]) : 0;
+}

@@ -1,0 +1,89 @@
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { GatewayError } from '../errors.js';
+import type { StreamTokenVerifier } from '../outputs/stream-access.js';
+import type { WsProxy } from './proxy.js';
+import { forwardUrl, hopsOf, type ViewerRouter } from './routing.js';
+
+/** The stream routes a viewer may be sent on from, with where each names its camera and token. */
+const STREAM_ROUTES: Record<string, (req: FastifyRequest) => { camera: string; token: string | null }> = {
+  'GET /streams/:camera/:profile/:token/:file': (req) => {
+    const p = req.params as { camera: string; token: string };
+    return { camera: p.camera, token: p.token };
+  },
+  'GET /streams/:camera/:profile/:token/live.flv': (req) => {
+    const p = req.params as { camera: string; token: string };
+    return { camera: p.camera, token: p.token };
+  },
+  'POST /whep/:camera': (req) => ({
+    camera: (req.params as { camera: string }).camera,
+    token: /^Bearer (\S+)$/.exec(req.headers.authorization ?? '')?.[1] ?? null,
+  }),
+};
+
+const FLV_PATH = /^\/streams\/([^/]+)\/([^/]+)\/([^/]+)\/live\.flv$/;
+
+/**
+ * Cluster viewer routing (cluster.viewerRouting redirect): HLS, HTTP-FLV and WHEP requests that reach a
+ * node which does not pull the camera get 307 to the owner's same URL (the stream token is valid on
+ * every node: they share secrets.tokenKey); WS-FLV is proxied to the owner. Only a request whose
+ * token is good for its camera is routed: a forged one is refused here and takes no lease. HLS
+ * answers carry access-control-allow-origin: * so a page from one node plays from another.
+ * Returns the upgrade handler for WS-FLV: true when it took the socket.
+ */
+export function installViewerRouting(
+  http: FastifyInstance,
+  opts: {
+    router: ViewerRouter;
+    tokens: StreamTokenVerifier;
+    proxy: WsProxy;
+    /** The FLV output's own upgrade handler, for a WS-FLV viewer this node serves. */
+    serveFlv: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+  },
+): (req: IncomingMessage, socket: Duplex, head: Buffer) => boolean {
+  const granted = (camera: string, token: string | null) => {
+    const grant = token ? opts.tokens.verify(token) : null;
+    // The output refuses it in its own words (401/403); it is not sent anywhere.
+    return grant !== null && grant.cameraId === camera;
+  };
+
+  http.addHook('preHandler', async (req, reply) => {
+    const key = `${req.method} ${req.routeOptions.url}`;
+    const named = STREAM_ROUTES[key];
+    if (!named) return;
+    if (req.method === 'GET') reply.header('access-control-allow-origin', '*');
+    const { camera, token } = named(req);
+    if (!granted(camera, token)) return;
+    const hops = hopsOf(req.url);
+    const route = await opts.router.route(camera, hops);
+    if (route.serve) return;
+    return reply.code(307).header('location', forwardUrl(route.to, req.url, hops)).header('cache-control', 'no-store').send();
+  });
+
+  return (req, socket, head) => {
+    const url = req.url ?? '';
+    const m = FLV_PATH.exec(url.split('?')[0]!);
+    if (!m) return false;
+    let camera: string;
+    try {
+      camera = decodeURIComponent(m[1]!);
+    } catch {
+      return false;
+    }
+    // Not ours to judge: the FLV output refuses it as it would on one node.
+    if (!granted(camera, m[3]!)) return false;
+    const hops = hopsOf(url);
+    opts.router.route(camera, hops).then(
+      (route) => {
+        if (route.serve) return opts.serveFlv(req, socket, head);
+        opts.proxy.proxy(req, socket, head, forwardUrl(route.to.replace(/^http/, 'ws'), url, hops));
+      },
+      (err: unknown) => {
+        const e = err instanceof GatewayError ? err : new GatewayError('GW_ERR_INTERNAL', 'internal error');
+        if (!socket.destroyed) socket.end(`HTTP/1.1 ${e.statusCode} ${e.code}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+      },
+    );
+    return true;
+  };
+}
