@@ -25,6 +25,7 @@ import { serverMessageSchemas } from './control/messages.js';
 import { ControlServer } from './control/server.js';
 import { WallService } from './control/walls.js';
 import { controlSchemaRoute, wallMessages } from './http/control-schema.js';
+import { clusterCors, originOf } from './http/cors.js';
 import { installErrorHandler } from './http/errors.js';
 import { metricsRoutes } from './http/metrics.js';
 import { registerOpenApi } from './http/openapi.js';
@@ -292,6 +293,11 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
   // Before any route: it describes each route as it is added, and its own /docs routes are walked too.
   await registerOpenApi(http, { checkResponses: opts.checkResponses });
   installErrorHandler(http);
+  // Cluster mode: a page opened on one node may fail over to another, which must let it in (CORS, the
+  // control WebSocket's Origin check, the pages' connect-src); only the nodes' own origins are trusted.
+  const nodeOrigins = (): string[] => (cluster ? cluster.nodes().map((n) => originOf(n.url)).filter((o): o is string => o !== null) : []);
+  const trustedOrigin = (origin: string) => config.control.allowedOrigins.includes(origin) || nodeOrigins().includes(origin);
+  if (cluster) clusterCors(http, trustedOrigin);
   const debugLogged = config.log.level === 'debug' || config.log.level === 'trace';
   // Reads that succeed are logged at debug: a wall of operators browsing would otherwise drown the log.
   http.addHook('onResponse', async (req, reply) => {
@@ -364,6 +370,7 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
   await walls.init();
   if (config.demo.enabled) await seedDemoWall(walls, registry, ROOT_DEPARTMENT);
   const control = new ControlServer(walls, users, engineStatus(streams), config.control, http.log);
+  if (cluster) control.trustOrigin = trustedOrigin;
   life.own('readers', 'control connections', () => control.close());
 
   // Linkage: the vehicles module reaches the walls only through this interface and the events below.
@@ -470,7 +477,7 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
   });
   await http.register(metricsRoutes(streams, webrtc, importSlots, snapshots, gb, jt808, jt?.server ?? null, cluster));
   await http.register(controlSchemaRoute, { messages: { ...wallMessages(), ...vehicleHub.describe(), ...ptzControl.describe() }, serverMessages: { ...serverMessageSchemas, ...vehicleServerMessageSchemas } });
-  await http.register(playerRoutes, { player: config.player, log: http.log });
+  await http.register(playerRoutes, { player: config.player, log: http.log, connectOrigins: nodeOrigins });
 
   if (gb) {
     await markGbDevicesOffline(store, (deviceId) => gb.channelsOffline(deviceId));

@@ -18,16 +18,18 @@ export function uiSettings(player: Config['player']) {
  * cannot run), media from the gateway and the players' blobs, images also from the map server, and no
  * framing. Leaflet positions its tiles with style attributes, hence the inline styles.
  */
-export function contentSecurityPolicy(tileUrl: string): string {
+export function contentSecurityPolicy(tileUrl: string, nodeOrigins: readonly string[] = []): string {
   const tileOrigin = tileSourceOf(tileUrl);
+  // Cluster mode: the other nodes a page may fail over to (http and the matching ws origin of each).
+  const nodes = nodeOrigins.flatMap((o) => [o, o.replace(/^http/, 'ws')]).map((o) => ` ${o}`).join('');
   return [
     "default-src 'self'",
     "script-src 'self'",
     "style-src 'self' 'unsafe-inline'",
     `img-src 'self' data: blob:${tileOrigin}`,
-    "media-src 'self' blob:",
+    `media-src 'self' blob:${nodes}`,
     "worker-src 'self' blob:",
-    "connect-src 'self'",
+    `connect-src 'self'${nodes}`,
     "object-src 'none'",
     "base-uri 'none'",
     "form-action 'self'",
@@ -58,7 +60,10 @@ const UI_SETTINGS = Type.Object({
 });
 
 /** Serves the built player (player/ → dist/player) and the settings its pages start from. */
-export async function playerRoutes(app: FastifyInstance, { player, log }: { player: Config['player']; log: FastifyBaseLogger }) {
+export async function playerRoutes(
+  app: FastifyInstance,
+  { player, log, connectOrigins = () => [] }: { player: Config['player']; log: FastifyBaseLogger; connectOrigins?: () => readonly string[] },
+) {
   app.get('/api/ui', { schema: { response: { 200: UI_SETTINGS } } }, async () => uiSettings(player));
   if (!player.enabled) return;
   const root = resolve(player.dir);
@@ -69,7 +74,6 @@ export async function playerRoutes(app: FastifyInstance, { player, log }: { play
     );
     return;
   }
-  const csp = contentSecurityPolicy(player.map.tileUrl);
   await app.register(fastifyStatic, {
     root,
     prefix: '/',
@@ -79,7 +83,8 @@ export async function playerRoutes(app: FastifyInstance, { player, log }: { play
       res.setHeader('x-content-type-options', 'nosniff');
       res.setHeader('referrer-policy', 'no-referrer');
       if (path.endsWith('.html')) {
-        res.setHeader('content-security-policy', csp);
+        // Per page load: the cluster's nodes are those alive now.
+        res.setHeader('content-security-policy', contentSecurityPolicy(player.map.tileUrl, connectOrigins()));
         res.setHeader('cache-control', 'no-cache');
       } else if (/\/assets\//.test(path)) {
         res.setHeader('cache-control', 'public, max-age=31536000, immutable');

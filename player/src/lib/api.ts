@@ -47,6 +47,8 @@ export class ApiError extends Error {
   }
 }
 
+import { learnNodes, onNode } from './nodes.js';
+
 const SESSION_KEY = 'wallgate.session';
 
 export function currentSession(): Session | null {
@@ -104,7 +106,7 @@ async function send(method: string, path: string, opts: RequestOptions, accept: 
   }
   let res: Response;
   try {
-    res = await fetch(path, { method, headers, body, signal: opts.signal ?? null });
+    res = await fetch(onNode(path), { method, headers, body, signal: opts.signal ?? null });
   } catch (e) {
     if ((e as Error).name === 'AbortError') throw e;
     throw new ApiError(0, 'NETWORK', 'the gateway cannot be reached');
@@ -197,7 +199,7 @@ const SIGN_OUT_WAIT_MS = 3_000;
  * changes nothing for the page, which drops the token anyway.
  */
 function endOnGateway(token: string, everywhere: boolean): Promise<void> {
-  const request = fetch(everywhere ? '/api/auth/logout-all' : '/api/auth/logout', {
+  const request = fetch(onNode(everywhere ? '/api/auth/logout-all' : '/api/auth/logout'), {
     method: 'POST',
     headers: { authorization: `Bearer ${token}` },
     keepalive: true,
@@ -260,5 +262,18 @@ export async function requireSession(): Promise<Session> {
   const me = await api<SessionUser>('GET', '/api/auth/me');
   const fresh = { ...s, user: me };
   saveSession(fresh);
+  await refreshNodes();
   return fresh;
+}
+
+/**
+ * Asks the node in use for the cluster's nodes (cluster mode), so the page can go on elsewhere when
+ * its node fails; a gateway that does not answer leaves the list as it was.
+ */
+export async function refreshNodes(): Promise<void> {
+  try {
+    learnNodes(await api<{ mode: string; nodes: Array<{ url: string }> }>('GET', '/api/cluster/nodes'));
+  } catch {
+    // An older gateway, or one going away: the next connection asks again.
+  }
 }

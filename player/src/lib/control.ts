@@ -5,7 +5,8 @@
  */
 import { applyDelta, type TileStatus, type WallDelta, type WallView } from '../../../gateway/src/control/model.js';
 import type { MessageType, Payload } from '../../../gateway/src/control/protocol.js';
-import { api } from './api.js';
+import { api, refreshNodes } from './api.js';
+import { nextNode, wsOnNode } from './nodes.js';
 
 const LIVENESS_EVERY_MS = 30_000;
 const LIVENESS_TIMEOUT_MS = 10_000;
@@ -55,11 +56,13 @@ export class ControlConnection {
   connect(): void {
     this.closedByUs = false;
     this.setState('connecting');
-    const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${this.path}`;
+    const url = wsOnNode(this.path);
     // A browser cannot set headers on the upgrade: the token rides as a subprotocol.
     const ws = new WebSocket(url, ['wallgate.v1', `bearer.${this.token()}`]);
     this.ws = ws;
     ws.onopen = () => {
+      // A node may have joined or left since the list was read.
+      if (this.attempt > 0) void refreshNodes();
       this.attempt = 0;
       this.setState('open');
       for (const hook of this.openHooks) hook();
@@ -87,6 +90,9 @@ export class ControlConnection {
       // 4001: the connection's token is no longer good. The page may hold a renewed one; if not, the
       // check goes to sign in. A refused upgrade (a revoked token) looks like a plain drop (1006): check too.
       if (e.code === 4001 || (this.attempt > 0 && this.attempt % 3 === 0)) void api('GET', '/api/auth/me').catch(() => {});
+      // Two failures in a row: in a cluster, the next attempt goes to another node (nothing happens
+      // without a node list: one gateway, or one origin behind a proxy, which fails over by itself).
+      if (this.attempt >= 1) nextNode();
       // Capped low: a wall screen should be back within seconds of the gateway.
       const delay = Math.min(5_000, 500 * 2 ** this.attempt++) * (0.75 + Math.random() * 0.5);
       this.retryTimer = setTimeout(() => this.connect(), delay);

@@ -10,6 +10,7 @@
 import type Hls from 'hls.js';
 import type Mpegts from 'mpegts.js';
 import { api, ApiError } from './api.js';
+import { streamUrlsOnNode } from './nodes.js';
 import { addStrings, t } from './i18n.js';
 import { codeText, errorText, failureOf } from './errors.js';
 
@@ -201,9 +202,12 @@ export class StreamPlayer {
     const abort = (this.abort = new AbortController());
     let urls: ViewUrls;
     try {
-      urls = await api<ViewUrls>('POST', `/api/streams/${encodeURIComponent(this.opts.cameraId)}/view?profile=${this.opts.profile}`, {
-        signal: abort.signal,
-      });
+      // Absolute on the node that answered: a page that fails over to another node meanwhile keeps these until they fail.
+      urls = streamUrlsOnNode(
+        await api<ViewUrls>('POST', `/api/streams/${encodeURIComponent(this.opts.cameraId)}/view?profile=${this.opts.profile}`, {
+          signal: abort.signal,
+        }),
+      );
     } catch (e) {
       if (gen !== this.generation) return;
       if (e instanceof ApiError && (e.status === 404 || e.status === 403)) return this.setState({ kind: 'denied' });
@@ -353,7 +357,9 @@ function openWebRtc(urls: ViewUrls, video: HTMLVideoElement, signal: AbortSignal
     });
     const answer = await res.text();
     if (res.status !== 201) throw new Error(`WHEP ${res.status}: ${gatewayText(answer)}`);
-    resource = res.headers.get('location');
+    const location = res.headers.get('location');
+    // Relative to the node that answered (after any redirect), not to the page.
+    resource = location ? new URL(location, res.url).href : null;
     if (closed) return release();
     await pc.setRemoteDescription({ type: 'answer', sdp: answer });
   };
@@ -397,7 +403,7 @@ function openFlv(urls: ViewUrls, video: HTMLVideoElement, signal: AbortSignal): 
   let player: Mpegts.Player | null = null;
   let closed = false;
   let gotMedia = false;
-  const wsUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${urls.wsFlv}`;
+  const wsUrl = urls.wsFlv;
   const ready = (async () => {
     const mpegts = (await import('mpegts.js')).default;
     if (closed) throw new Error('stopped');
