@@ -115,6 +115,7 @@ export default function sources(t: Test, open: OpenStore) {
       { dep: a, name: '西城区 解放 桥', address: '' },
       { dep: b, name: 'Gatehouse', address: '东城区' },
       { dep: a, name: 'Rear', address: 'harbour-road' },
+      { dep: b, name: 'Depot 7', address: 'No. 123-456' },
     ];
     const ids: string[] = [];
     for (const r of rows) {
@@ -132,6 +133,10 @@ export default function sources(t: Test, open: OpenStore) {
     t.same(await search('harbourx'), [], 'an exact substring, not a fuzzy match');
     t.same(await search('gateharbour'), [], 'no match across two fields');
     t.same(await search('rd12'), [1], 'punctuation and spaces are dropped from both sides');
+    t.same(await search('3456'), [5], 'digits only (no two-character term)');
+    t.same(await search('34'), [5], 'two digits');
+    t.same(await search('12 45'), [], 'digits that are not adjacent in the row');
+    t.same(await search('t7'), [5]);
     t.same(await search('ga', [[b.path, subtreeEnd(b.path)]]), [1, 3], 'within a subtree');
     t.same(await search('东城', [[b.path, subtreeEnd(b.path)]]), [3]);
     t.same(await search(ids[2]!.slice(1)), [2], 'the id is searched too');
@@ -140,6 +145,13 @@ export default function sources(t: Test, open: OpenStore) {
     const second = await store.sources.list({ ranges: all, text: 'r', limit: 50, after: first.next! });
     t.same([...first.items, ...second.items].map((s) => ids.indexOf(s.id)), [1, 4], 'a one-character needle, paged, in registration order');
     t.equal(second.next, null);
+
+    const renamed = await store.sources.update(ids[1]!, { ...sourceWrite(b, { id: ids[1]! }), name: 'Quayside', address: '' }, 1, 2);
+    t.equal(renamed.status, 'updated');
+    t.same(await search('harbour'), [4], 'an update drops the old words from the index');
+    t.same(await search('quays'), [1], 'and adds the new ones');
+    await store.sources.delete(ids[4]!);
+    t.same(await search('harbour'), [], 'a delete drops its words');
   });
 
   t.test('import: created, updated, unchanged, refused; all-or-nothing rolls back everything', async (t) => {

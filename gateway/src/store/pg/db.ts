@@ -22,7 +22,8 @@ export interface PgDbOptions {
 
 /** What a transaction may run: the same calls as PgDb, on the transaction's one connection. */
 export interface PgQueries {
-  query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
+  /** `prepared`: a name to keep the statement prepared on its connection under (its plan cached: see plan_cache_mode). */
+  query<T = Record<string, unknown>>(sql: string, params?: unknown[], prepared?: string): Promise<T[]>;
   one<T>(sql: string, params?: unknown[]): Promise<T | null>;
   exec(sql: string, params?: unknown[]): Promise<number>;
 }
@@ -95,8 +96,8 @@ export class PgDb implements PgQueries {
     return db;
   }
 
-  async query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]> {
-    return (await this.run(this.pool, sql, params)).rows as T[];
+  async query<T = Record<string, unknown>>(sql: string, params?: unknown[], prepared?: string): Promise<T[]> {
+    return (await this.run(this.pool, sql, params, prepared)).rows as T[];
   }
 
   async one<T>(sql: string, params?: unknown[]): Promise<T | null> {
@@ -121,7 +122,7 @@ export class PgDb implements PgQueries {
     }
     let broken: Error | undefined;
     const tx: PgTx = {
-      query: async <R>(sql: string, params?: unknown[]) => (await this.run(client, sql, params)).rows as R[],
+      query: async <R>(sql: string, params?: unknown[], prepared?: string) => (await this.run(client, sql, params, prepared)).rows as R[],
       one: async <R>(sql: string, params?: unknown[]) => ((await this.run(client, sql, params)).rows[0] as R | undefined) ?? null,
       exec: async (sql: string, params?: unknown[]) => (await this.run(client, sql, params)).rowCount ?? 0,
     };
@@ -147,9 +148,9 @@ export class PgDb implements PgQueries {
     await this.pool.end();
   }
 
-  private async run(on: pg.Pool | pg.PoolClient, sql: string, params?: unknown[]): Promise<pg.QueryResult> {
+  private async run(on: pg.Pool | pg.PoolClient, sql: string, params?: unknown[], prepared?: string): Promise<pg.QueryResult> {
     try {
-      const result = await on.query(sql, params);
+      const result = prepared ? await on.query({ name: prepared, text: sql, values: params }) : await on.query(sql, params);
       this.outage = false;
       return result;
     } catch (err) {

@@ -73,8 +73,32 @@ export const pgMigrations: { version: number; description: string; sql: string }
       CREATE INDEX sources_dept_path ON sources(dept_path, id);
       CREATE INDEX sources_department ON sources(department_id, health);
       CREATE INDEX sources_credential ON sources(credential_id) WHERE credential_id IS NOT NULL;
-      -- Substring search (LIKE '%needle%') through trigrams.
+      -- Substring search of digit needles (ids: LIKE '%needle%') through trigrams.
       CREATE INDEX sources_search ON sources USING gin (search_key gin_trgm_ops);
+
+      -- Text search's posting lists: each source's distinct two-character terms (within one field of
+      -- search_key; digit pairs are left out: ids make them all common), one B-tree row each, so a
+      -- term's sources are one index range in registration order, and a search walks it and stops
+      -- once the page is full (sources.ts). Kept by the triggers below, whoever writes the row.
+      CREATE TABLE source_terms (
+        term TEXT COLLATE "C" NOT NULL,
+        seq BIGINT NOT NULL,
+        PRIMARY KEY (term, seq)
+      );
+      CREATE FUNCTION source_terms_of(key TEXT) RETURNS SETOF TEXT LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+        SELECT DISTINCT substr(f, i, 2) FROM unnest(string_to_array(key, chr(1))) AS f, generate_series(1, length(f) - 1) AS i
+        WHERE substr(f, i, 2) !~ '^[0-9][0-9]$'
+      $$;
+      CREATE FUNCTION source_terms_keep() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          IF TG_OP IN ('UPDATE', 'DELETE') THEN DELETE FROM source_terms WHERE seq = OLD.seq AND term IN (SELECT source_terms_of(OLD.search_key)); END IF;
+          IF TG_OP IN ('INSERT', 'UPDATE') THEN INSERT INTO source_terms (term, seq) SELECT t, NEW.seq FROM source_terms_of(NEW.search_key) AS t; END IF;
+          RETURN NULL;
+        END $$;
+      CREATE TRIGGER source_terms_insert AFTER INSERT ON sources FOR EACH ROW EXECUTE FUNCTION source_terms_keep();
+      CREATE TRIGGER source_terms_update AFTER UPDATE OF search_key ON sources FOR EACH ROW
+        WHEN (OLD.search_key IS DISTINCT FROM NEW.search_key) EXECUTE FUNCTION source_terms_keep();
+      CREATE TRIGGER source_terms_delete AFTER DELETE ON sources FOR EACH ROW EXECUTE FUNCTION source_terms_keep();
 
       CREATE TABLE users (
         id TEXT COLLATE "C" PRIMARY KEY,

@@ -1,8 +1,9 @@
 /**
  * Camera sources on PostgreSQL: the same statements as the SQLite store (sqlite/index.ts), row for
- * row. Text search keeps SQLite's exact-substring results on the same normalised search_key; the
- * trigram GIN index (pg_trgm) narrows the candidates, and strpos() makes the match exact.
+ * row. Text search keeps SQLite's exact-substring results on the same normalised search_key (see
+ * search() for the indexes that find the candidates; strpos() makes every match exact).
  */
+import { createHash } from 'node:crypto';
 import type { ErrorParams } from '../../errors.js';
 import { normalise, searchKey } from '../sqlite/search-terms.js';
 import {
@@ -83,7 +84,30 @@ class Params {
   }
 }
 
+/** The needle's distinct two-character terms as source_terms holds them (digit pairs are not indexed). */
+function termsOf(needle: string): string[] {
+  const chars = [...needle];
+  const terms = new Set<string>();
+  for (let i = 0; i + 1 < chars.length; i++) {
+    const term = chars[i]! + chars[i + 1]!;
+    if (!/^[0-9]{2}$/.test(term)) terms.add(term);
+  }
+  return [...terms];
+}
+
+/**
+ * A term walk: index scans in seq order and nested loops only (a bitmap or a sort would read every
+ * match before the first row), no parallel workers, and the generic plan (the values do not change its shape; planning would cost more than the walk).
+ */
+const WALK_PLAN = `SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_sort', 'off', true), set_config('enable_hashjoin', 'off', true),
+  set_config('enable_mergejoin', 'off', true), set_config('max_parallel_workers_per_gather', '0', true), set_config('plan_cache_mode', 'force_generic_plan', true)`;
+/** A digit needle: the candidates come from the trigram index only (a walk in seq order would read most of the table). */
+const TRIGRAM_PLAN = `SELECT set_config('enable_seqscan', 'off', true), set_config('enable_indexscan', 'off', true),
+  set_config('max_parallel_workers_per_gather', '0', true), set_config('plan_cache_mode', 'force_generic_plan', true)`;
+
 export class PgSources implements SourceRepo {
+  private terms: { at: number; freq: Map<string, number> } | null = null;
+
   constructor(
     private readonly db: PgDb,
     /** Whether vehicle_channels exists (PGREST's migration), for the in-use check of a delete. */
@@ -276,18 +300,62 @@ export class PgSources implements SourceRepo {
 
   /**
    * Text: rows whose search_key holds the needle, in registration order, within the departments
-   * asked for. LIKE lets the trigram index find the candidates (the needle is letters and digits
-   * only after normalise(), so it holds no LIKE wildcard); strpos() is the exact check.
+   * asked for, stopping once the page is full. Which index finds the candidates depends on the needle:
+   * - it has two-character terms (anything but digit pairs): walk the rarest term's posting list
+   *   (source_terms) in seq order, keep the rows that also have the next rarest one or two, check
+   *   the exact substring, stop at the page's end: the cost is the page, not the matches;
+   * - digits only (an id), three or more: the trigram GIN index, whose few candidates are sorted;
+   * - one character, or two digits: no index narrows it; a walk in seq order, as SQLite does.
+   * The planner cannot know that a walk stops early, so the first two run with their plan fixed.
    */
   private async search(q: SourceQuery, needle: string): Promise<Row[]> {
     if (!q.ranges.length) return [];
     const after = q.after && 'seq' in q.after ? q.after.seq : 0;
     const p = new Params();
-    const ranges = q.ranges.map(([from, to]) => `(s.dept_path >= ${p.add(from)} AND s.dept_path < ${p.add(to)})`);
     const n = p.add(needle);
-    const where = [`s.seq > ${p.add(after)}`, `(${ranges.join(' OR ')})`, `s.search_key LIKE '%' || ${n} || '%'`, `strpos(s.search_key, ${n}) > 0`];
+    const where = [`(${q.ranges.map(([from, to]) => `(s.dept_path >= ${p.add(from)} AND s.dept_path < ${p.add(to)})`).join(' OR ')})`, `strpos(s.search_key, ${n}) > 0`];
     this.residual(q, where, p);
-    return this.db.query<Row>(`SELECT ${SOURCE_COLUMNS} FROM sources s WHERE ${where.join(' AND ')} ORDER BY s.seq LIMIT ${p.add(q.limit + 1)}`, p.values);
+    const terms = termsOf(needle);
+    if (terms.length) {
+      const freq = await this.termFrequencies();
+      const [driver, ...probes] = terms.sort((a, b) => (freq.get(a) ?? 0) - (freq.get(b) ?? 0)).slice(0, 3);
+      const probeJoins = probes.map((term, i) => `CROSS JOIN LATERAL (SELECT 1 FROM source_terms x WHERE x.term = ${p.add(term)} AND x.seq = t.seq OFFSET 0) p${i}`);
+      const sql = `SELECT ${SOURCE_COLUMNS}
+        FROM (SELECT seq FROM source_terms WHERE term = ${p.add(driver)} AND seq > ${p.add(after)} ORDER BY seq OFFSET 0) t
+        ${probeJoins.join('\n')}
+        CROSS JOIN LATERAL (SELECT * FROM sources WHERE sources.seq = t.seq OFFSET 0) s
+        WHERE ${where.join(' AND ')} ORDER BY t.seq LIMIT ${p.add(q.limit + 1)}`;
+      return this.tuned(WALK_PLAN, sql, p.values);
+    }
+    if (needle.length >= 3) {
+      const sql = `SELECT ${SOURCE_COLUMNS} FROM (SELECT * FROM sources WHERE search_key LIKE '%' || ${n} || '%' OFFSET 0) s
+        WHERE s.seq > ${p.add(after)} AND ${where.join(' AND ')} ORDER BY s.seq LIMIT ${p.add(q.limit + 1)}`;
+      return this.tuned(TRIGRAM_PLAN, sql, p.values);
+    }
+    return this.db.query<Row>(`SELECT ${SOURCE_COLUMNS} FROM sources s WHERE s.seq > ${p.add(after)} AND ${where.join(' AND ')} ORDER BY s.seq LIMIT ${p.add(q.limit + 1)}`, p.values);
+  }
+
+  /** One statement under planner settings of its own (SET LOCAL: the connection is left as it was), prepared by its text. */
+  private tuned(settings: string, sql: string, values: unknown[]): Promise<Row[]> {
+    return this.db.tx(async (tx) => {
+      await tx.exec(settings);
+      return tx.query<Row>(sql, values, `wg_${createHash('sha1').update(sql).digest('hex').slice(0, 20)}`);
+    });
+  }
+
+  /**
+   * How common each term is (a fraction of rows), from the planner's statistics of source_terms:
+   * the rarest term of a needle drives its walk. Read at most once a minute; terms not listed are rarer than any listed.
+   */
+  private async termFrequencies(): Promise<Map<string, number>> {
+    const now = Date.now();
+    if (this.terms && now - this.terms.at < 60_000) return this.terms.freq;
+    const rows = await this.db.query<{ term: string; freq: number }>(
+      `SELECT unnest(most_common_vals::text::text[]) AS term, unnest(most_common_freqs) AS freq
+       FROM pg_stats WHERE schemaname = current_schema() AND tablename = 'source_terms' AND attname = 'term'`,
+    );
+    this.terms = { at: now, freq: new Map(rows.map((r) => [r.term, r.freq])) };
+    return this.terms.freq;
   }
 
   async importRows(rows: ImportRow[], writable: PathRange[], allOrNothing: boolean, now: number): Promise<ImportOutcome> {
