@@ -8,6 +8,8 @@ import Fastify, { LogController, type FastifyInstance, type FastifySchema } from
 import { Type } from '@sinclair/typebox';
 import type { DestinationStream } from 'pino';
 import { guards } from './auth/plugin.js';
+import { ClusterBus } from './cluster/bus.js';
+import { ClusterLeader } from './cluster/leader.js';
 import { ClusterNode } from './cluster/node.js';
 import { WsProxy } from './cluster/proxy.js';
 import { ViewerRouter } from './cluster/routing.js';
@@ -144,6 +146,9 @@ export interface Gateway {
   bootstrapAdmin: { username: string; password: string } | null;
   /** This gateway as a node of the cluster (cluster.enabled); it joins once the HTTP server listens. */
   cluster: ClusterNode | null;
+  /** Cluster mode: the nodes' message bus (walls, vehicles, cache invalidation) and the leader that runs the cluster's timers. */
+  clusterBus: ClusterBus | null;
+  clusterLeader: ClusterLeader | null;
   /** Every route registered, with its schema, for the tests that walk them all. */
   routes: { method: string; url: string; schema: FastifySchema | undefined }[];
   lifecycle: Lifecycle;
@@ -367,7 +372,10 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
   const walls = new WallService(store, registry, config.control, prewarmer, http.log);
   // Tours stop and queued wall changes are written before the store closes.
   life.own('writes', 'walls', () => walls.close());
+  const sync = cluster ? await clusterSync(config, cluster, life, http.log.child({ module: 'cluster' })) : null;
+  if (sync) walls.joinCluster(sync.bus, sync.leader);
   await walls.init();
+  await sync?.leader.start();
   if (config.demo.enabled) await seedDemoWall(walls, registry, ROOT_DEPARTMENT);
   const control = new ControlServer(walls, users, engineStatus(streams), config.control, http.log);
   if (cluster) control.trustOrigin = trustedOrigin;
@@ -508,6 +516,8 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
     jtDirectory,
     bootstrapAdmin,
     cluster,
+    clusterBus: sync?.bus ?? null,
+    clusterLeader: sync?.leader ?? null,
     routes,
     lifecycle: life,
     close: () => life.close(),
@@ -524,6 +534,20 @@ async function clusterNode(config: Config, life: Lifecycle): Promise<ClusterNode
   const node = await ClusterNode.open(config, { info: () => undefined, warn: stderr, error: stderr });
   life.own('writes', 'cluster node', () => node.close());
   return node;
+}
+
+/**
+ * The control plane across nodes: the bus (its own Redis connections) and the leader (on the node's).
+ * The leader steps down first when the gateway closes, so another node takes the tours at once; the
+ * bus goes last, after the final changes are written and published.
+ */
+async function clusterSync(config: Config, node: ClusterNode, life: Lifecycle, log: FastifyInstance['log']): Promise<{ bus: ClusterBus; leader: ClusterLeader }> {
+  const { redisUrl, keyPrefix: prefix, leaseMs, heartbeatMs } = config.cluster;
+  const bus = await ClusterBus.open({ redisUrl, prefix, nodeId: () => node.id, log });
+  life.own('store', 'cluster bus', () => bus.close());
+  const leader = new ClusterLeader({ redis: node.redis, prefix, nodeId: () => node.id, leaseMs, heartbeatMs, log });
+  life.own('accepting', 'cluster leader', () => leader.close());
+  return { bus, leader };
 }
 
 /**

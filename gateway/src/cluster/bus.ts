@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Redis } from 'ioredis';
 import { connectRedis, openRedis, type RedisLog } from './redis.js';
@@ -6,7 +7,8 @@ export interface ClusterBusOptions {
   redisUrl: string;
   /** cluster.keyPrefix: every channel is `<prefix>bus:<topic>`. */
   prefix: string;
-  nodeId: string;
+  /** Carried as each message's sender; a function when the id is known only later (the node joins once it listens). */
+  nodeId: string | (() => string);
   log: RedisLog & { error(obj: object, msg: string): void };
   /** The largest message published or parsed (its JSON, in bytes). */
   maxMessageBytes?: number;
@@ -35,6 +37,8 @@ export class ClusterBus extends EventEmitter<{ resync: [] }> {
   private subscribing: Promise<unknown> = Promise.resolve();
   private publishFailed = false;
   private closed = false;
+  /** Tells this bus's own messages from the others' even before the node has its id, and across a restart under one id. */
+  private readonly instance = randomBytes(8).toString('hex');
 
   private constructor(
     private readonly opts: ClusterBusOptions,
@@ -54,8 +58,9 @@ export class ClusterBus extends EventEmitter<{ resync: [] }> {
   }
 
   static async open(opts: ClusterBusOptions): Promise<ClusterBus> {
-    const pub = openRedis(opts.redisUrl, opts.log, `${opts.nodeId}-bus-pub`);
-    const sub = openRedis(opts.redisUrl, opts.log, `${opts.nodeId}-bus-sub`);
+    const name = typeof opts.nodeId === 'string' ? opts.nodeId : 'node';
+    const pub = openRedis(opts.redisUrl, opts.log, `${name}-bus-pub`);
+    const sub = openRedis(opts.redisUrl, opts.log, `${name}-bus-sub`);
     try {
       await connectRedis(pub, opts.redisUrl);
       await connectRedis(sub, opts.redisUrl);
@@ -75,7 +80,7 @@ export class ClusterBus extends EventEmitter<{ resync: [] }> {
   }
 
   get nodeId(): string {
-    return this.opts.nodeId;
+    return typeof this.opts.nodeId === 'string' ? this.opts.nodeId : this.opts.nodeId();
   }
 
   /**
@@ -84,7 +89,7 @@ export class ClusterBus extends EventEmitter<{ resync: [] }> {
    */
   async publish(topic: string, message: unknown): Promise<void> {
     if (this.closed) throw new Error('the cluster bus is closed');
-    const payload = JSON.stringify({ from: this.opts.nodeId, message });
+    const payload = JSON.stringify({ from: this.nodeId, via: this.instance, message });
     const size = Buffer.byteLength(payload);
     if (size > this.maxMessageBytes) {
       throw new Error(`cluster bus message on ${topic} is ${size} bytes, more than the ${this.maxMessageBytes} a node accepts`);
@@ -144,8 +149,8 @@ export class ClusterBus extends EventEmitter<{ resync: [] }> {
       this.opts.log.warn({ topic }, 'cluster bus: message without a sender dropped');
       return;
     }
-    const { from, message } = envelope as { from: string; message: unknown };
-    if (from === this.opts.nodeId) return;
+    const { from, via, message } = envelope as { from: string; via?: unknown; message: unknown };
+    if (via === this.instance) return;
     for (const handler of this.handlers.get(topic) ?? []) {
       try {
         handler(message, from);

@@ -6,7 +6,8 @@ export interface ClusterLeaderOptions {
   /** A command connection (ClusterNode.redis): the leader never subscribes. */
   redis: Redis;
   prefix: string;
-  nodeId: string;
+  /** A function when the id is known only later (the node joins once it listens). */
+  nodeId: string | (() => string);
   leaseMs: number;
   /** How often the lease is claimed or renewed; at most a third of leaseMs. */
   heartbeatMs: number;
@@ -16,17 +17,21 @@ export interface ClusterLeaderOptions {
 }
 
 /**
- * Renews the lease if it is ours, takes it if nobody holds it (a Redis restart emptied it while we led:
+ * Renews the lease if it is ours (its value ends with our incarnation, ARGV[3]: the node id before it
+ * may have been learnt since), takes it if nobody holds it (a Redis restart emptied it while we led:
  * no step down and up again), else leaves it. 1 = ours now, 0 = someone else's.
  */
 const CLAIM = `
 local v = redis.call('GET', KEYS[1])
-if v == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
-if v == false then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
+if v == false or string.sub(v, -string.len(ARGV[3])) == ARGV[3] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
 return 0`;
 
 const RELEASE = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+local v = redis.call('GET', KEYS[1])
+if v and string.sub(v, -string.len(ARGV[1])) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`;
 
 /**
@@ -39,7 +44,7 @@ return 0`;
 export class ClusterLeader extends EventEmitter<{ change: [boolean] }> {
   private readonly key: string;
   /** Unique per incarnation: a restarted node with the same id is another holder. */
-  private readonly holder: string;
+  private readonly incarnation = randomBytes(6).toString('hex');
   private readonly now: () => number;
   private validUntil = 0;
   private leading = false;
@@ -50,13 +55,20 @@ export class ClusterLeader extends EventEmitter<{ change: [boolean] }> {
   constructor(private readonly opts: ClusterLeaderOptions) {
     super();
     this.key = `${opts.prefix}leader`;
-    this.holder = `${opts.nodeId}:${randomBytes(6).toString('hex')}`;
     this.now = opts.now ?? (() => performance.now());
   }
 
   /** Claims at once, then every heartbeatMs. Returns when the first claim has been answered. */
   async start(): Promise<void> {
     await this.tick();
+  }
+
+  private get holder(): string {
+    return `${this.nodeId}:${this.incarnation}`;
+  }
+
+  private get nodeId(): string {
+    return typeof this.opts.nodeId === 'string' ? this.opts.nodeId : this.opts.nodeId();
   }
 
   get isLeader(): boolean {
@@ -81,7 +93,7 @@ export class ClusterLeader extends EventEmitter<{ change: [boolean] }> {
     if (wasLeading) {
       try {
         // Let the next node take over now instead of after the lease.
-        await this.opts.redis.eval(RELEASE, 1, this.key, this.holder);
+        await this.opts.redis.eval(RELEASE, 1, this.key, `:${this.incarnation}`);
       } catch (err) {
         this.opts.log.warn({ err: (err as Error).message }, 'cluster leader: release failed; the lease lapses by itself');
       }
@@ -101,7 +113,7 @@ export class ClusterLeader extends EventEmitter<{ change: [boolean] }> {
     const sentAt = this.now();
     let ours: boolean;
     try {
-      ours = (await this.opts.redis.eval(CLAIM, 1, this.key, this.holder, String(this.opts.leaseMs))) === 1;
+      ours = (await this.opts.redis.eval(CLAIM, 1, this.key, this.holder, String(this.opts.leaseMs), `:${this.incarnation}`)) === 1;
     } catch (err) {
       // Keep leading until our own count of the lease runs out; the getter steps down then.
       if (this.leading) this.opts.log.warn({ err: (err as Error).message }, 'cluster leader: renewal failed');
@@ -120,7 +132,7 @@ export class ClusterLeader extends EventEmitter<{ change: [boolean] }> {
     }
     if (!this.leading) {
       this.leading = true;
-      this.opts.log.info({ node: this.opts.nodeId }, 'cluster leader: this node leads');
+      this.opts.log.info({ node: this.nodeId }, 'cluster leader: this node leads');
       this.emit('change', true);
     }
   }
@@ -129,7 +141,7 @@ export class ClusterLeader extends EventEmitter<{ change: [boolean] }> {
     if (!this.leading) return;
     this.leading = false;
     this.validUntil = 0;
-    this.opts.log.info({ node: this.opts.nodeId, why }, 'cluster leader: this node no longer leads');
+    this.opts.log.info({ node: this.nodeId, why }, 'cluster leader: this node no longer leads');
     this.emit('change', false);
   }
 }

@@ -139,6 +139,7 @@ export class ControlServer {
     walls.watchers = (wallId) => this.subscribers.get(wallId)?.size ?? 0;
     walls.on('delta', (d, json) => this.queueDelta(d, json));
     walls.on('removed', (wallId) => this.wallRemoved(wallId));
+    walls.on('reset', (wallId) => this.wallReset(wallId));
     walls.on('presets', (wallId) => this.broadcast(wallId, frame({ type: 'wall.presets', payload: { wallId, presets: this.walls.presetRows(wallId) } })));
     status.onChange((cameraId) => this.cameraChanged(cameraId));
     this.heartbeat = setInterval(() => this.beat(), config.heartbeatMs);
@@ -363,17 +364,7 @@ export class ControlServer {
         client.behindSince = null;
         for (const e of this.extensions) e.resynced(client);
         // A fresh picture instead of the backlog it missed.
-        for (const wallId of [...client.walls.keys()]) {
-          try {
-            const wall = this.walls.snapshot(client.actor, wallId);
-            client.walls.set(wallId, wall.version);
-            client.ws.send(frame({ type: 'wall.snapshot', payload: { wall, status: this.statusOf(wall) } }), { binary: false });
-            client.ws.send(frame({ type: 'wall.presets', payload: { wallId, presets: this.walls.presetRows(wallId) } }), { binary: false });
-          } catch {
-            this.unsubscribe(client, wallId);
-            client.ws.send(frame({ type: 'wall.removed', payload: { wallId } }), { binary: false });
-          }
-        }
+        for (const wallId of [...client.walls.keys()]) this.sendSnapshot(client, wallId);
       } else if (now - client.behindSince > this.config.slowClientTimeoutMs || queued > this.config.slowClientBytes * 4) {
         this.log.warn({ user: client.actor.username, queued }, 'control client too slow: disconnected');
         client.ws.terminate();
@@ -382,6 +373,27 @@ export class ControlServer {
     if (behind === 0 && this.slowCheck) {
       clearInterval(this.slowCheck);
       this.slowCheck = null;
+    }
+  }
+
+  /** The wall now, replacing whatever the client held; deltas still queued for it at or below this version are skipped. */
+  private sendSnapshot(client: Connection, wallId: string) {
+    try {
+      const wall = this.walls.snapshot(client.actor, wallId);
+      client.walls.set(wallId, wall.version);
+      client.ws.send(frame({ type: 'wall.snapshot', payload: { wall, status: this.statusOf(wall) } }), { binary: false });
+      client.ws.send(frame({ type: 'wall.presets', payload: { wallId, presets: this.walls.presetRows(wallId) } }), { binary: false });
+    } catch {
+      this.unsubscribe(client, wallId);
+      client.ws.send(frame({ type: 'wall.removed', payload: { wallId } }), { binary: false });
+    }
+  }
+
+  /** Cluster mode: the wall was reloaded past versions this node never emitted, so its screens start again from a snapshot. */
+  private wallReset(wallId: string) {
+    for (const client of [...(this.subscribers.get(wallId) ?? [])]) {
+      // A slow client gets its snapshot when it drains.
+      if (client.ws.readyState === WebSocket.OPEN && client.behindSince === null) this.sendSnapshot(client, wallId);
     }
   }
 

@@ -5,6 +5,7 @@ import { StoreConflict, type Store } from '../store/types.js';
 import { screenRegion } from './layouts.js';
 import type { Popup, WallView } from './model.js';
 import { validatePayload, type MessageType, type Payload } from './protocol.js';
+import { WallCluster, type WallBus, type WallLeader } from './walls/cluster.js';
 import { WallCommits } from './walls/commits.js';
 import { WallPopups, type PopupRequest } from './walls/popups.js';
 import { WallPresets, type PresetView } from './walls/presets.js';
@@ -27,6 +28,7 @@ import { WallTours } from './walls/tours.js';
 
 export { PERMISSION, requirePermission, type ControlActor, type ControlConfig, type Prewarmer } from './walls/state.js';
 export type { PopupRequest } from './walls/popups.js';
+export type { WallBus, WallLeader } from './walls/cluster.js';
 export type { PresetView } from './walls/presets.js';
 
 /**
@@ -44,6 +46,7 @@ export class WallService extends EventEmitter<WallEvents> {
   private readonly popupSection: WallPopups;
   private readonly handlers: MessageHandlers;
   private closing: Promise<void> | null = null;
+  private cluster: WallCluster | null = null;
   /** How many screens follow a wall; the WebSocket server sets it. A tour nobody watches is not pre-warmed. */
   watchers: (wallId: string) => number = () => 0;
 
@@ -65,6 +68,20 @@ export class WallService extends EventEmitter<WallEvents> {
     this.presets = new WallPresets(this.commits, this.tiles, this.tours, store, this, clock);
     this.popupSection = new WallPopups(this.commits, this.tiles, store, prewarmer, this, log, clock);
     this.handlers = composeHandlers([this.wallHandlers, this.tiles.handlers, this.tours.handlers, this.presets.handlers, this.popupSection.handlers]);
+  }
+
+  /**
+   * Cluster mode: changes go to and come from the other nodes over the bus, and tours rotate only
+   * while this node leads. Called before init(), so no tour timer starts on a node that does not lead.
+   */
+  joinCluster(bus: WallBus, leader: WallLeader): void {
+    this.cluster = new WallCluster(this.commits, this.tours, this.presets, this.store, this, this.log, bus, leader);
+  }
+
+  /** Cluster mode: reloads every wall from the store (what the bus does after Redis came back). */
+  resync(): Promise<void> {
+    if (!this.cluster) throw new Error('not in a cluster');
+    return this.cluster.resync();
   }
 
   /** Loads every wall and resumes its running tours where the clock says they should be. */
@@ -190,6 +207,7 @@ export class WallService extends EventEmitter<WallEvents> {
       throw err;
     }
     this.commits.walls.set(doc.id, entry);
+    this.emit('created', doc.id);
     return { wall: doc };
   }
 

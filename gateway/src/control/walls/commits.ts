@@ -2,9 +2,16 @@ import type { EventEmitter } from 'node:events';
 import { notFound } from '../../errors.js';
 import { AcceptedWork } from '../../lib/accepted-work.js';
 import type { Registry } from '../../registry/service.js';
-import type { AuditEntry, Store, TileRows } from '../../store/types.js';
+import { StoreConflict, type AuditEntry, type Store, type TileRows } from '../../store/types.js';
 import type { Tile, WallDelta, WallView } from '../model.js';
-import { parseWall, withoutGeometry, type AuditSpec, type ControlActor, type DeltaParts, type Mutation, type WallEntry, type WallEvents } from './state.js';
+import { conflict, parseWall, withoutGeometry, type AuditSpec, type ControlActor, type DeltaParts, type Mutation, type WallEntry, type WallEvents } from './state.js';
+
+/**
+ * A change tried on the wall as this node knew it, then on the wall reloaded after each conflict. Every
+ * conflict means another node's change was written, so the cluster makes progress; this bounds how long
+ * one change may lose to a burst on other nodes before its sender hears so.
+ */
+const MAX_ATTEMPTS = 6;
 
 /**
  * The commit queue: the walls in memory, and the one way a wall changes. A change runs in its wall's
@@ -14,6 +21,11 @@ import { parseWall, withoutGeometry, type AuditSpec, type ControlActor, type Del
 export class WallCommits {
   readonly walls = new Map<string, WallEntry>();
   private readonly work = new AcceptedWork();
+  /**
+   * Cluster mode: reloads a wall another node changed (the store refused our version as taken);
+   * false when the wall is gone. Without it a conflict is an error, as on one node nothing else writes.
+   */
+  reloadOnConflict: ((entry: WallEntry) => Promise<boolean>) | null = null;
 
   constructor(
     private readonly store: Store,
@@ -80,53 +92,73 @@ export class WallCommits {
     mutate: Mutation,
   ): Promise<{ version: number }> {
     const run = async () => {
-      if (this.walls.get(entry.doc.id) !== entry) throw notFound(`wall "${entry.doc.id}"`);
-      const doc = entry.doc;
-      const version = doc.version + 1;
-      const at = this.clock();
-      let parts: DeltaParts;
-      let json: string;
-      let tiles: TileRows;
-      const after: (() => void)[] = [];
-      try {
-        parts = mutate(doc, version, at, after);
-        doc.version = version;
-        doc.updatedAt = at;
-        doc.updatedBy = actor.username;
-        json = this.serialise(entry);
-        // A new layout replaces every tile; otherwise the delta names each tile that changed.
-        tiles = this.tileRows(parts.regions ? Object.values(doc.tiles) : (parts.tiles ?? []));
-        const spec = typeof audit === 'function' ? audit() : audit;
-        await this.store.walls.save(
-          { id: doc.id, departmentId: doc.departmentId, deptPath: this.deptPath(doc.departmentId), version, doc: json },
-          { rows: tiles, replace: !!parts.regions },
-          spec ? this.audit(actor, doc, spec.action, spec.detail) : null,
-        );
-      } catch (err) {
-        this.restore(entry);
-        throw err;
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await this.attempt(entry, actor, cause, ref, audit, mutate);
+        } catch (err) {
+          // Another node wrote this version first: run the change again on the wall as it is now.
+          if (!(err instanceof StoreConflict) || !this.reloadOnConflict) throw err;
+          if (attempt >= MAX_ATTEMPTS) throw conflict(entry, `other nodes changed the wall ${MAX_ATTEMPTS} times while this change was tried`);
+          if (!(await this.reloadOnConflict(entry))) throw notFound(`wall "${entry.doc.id}"`);
+        }
       }
-      entry.json = json;
-      if (parts.regions) entry.tileJson = tiles;
-      else for (const [id, t] of tiles) entry.tileJson.set(id, t);
-      for (const effect of after) effect();
-      const { tiles: changed, ...rest } = parts;
-      const delta: WallDelta = {
-        wallId: doc.id,
-        version,
-        at,
-        by: actor.username,
-        cause,
-        ref,
-        ...rest,
-        // A tile keeps its place and size until the layout changes: a change sends only the rest, a quarter less to every screen.
-        ...(parts.regions ? { tiles: changed } : changed?.length ? { changes: changed.map(withoutGeometry) } : {}),
-      };
-      // Serialised now: the tiles and tours in it are the live ones, which later changes alter.
-      this.events.emit('delta', delta, JSON.stringify(delta));
-      return { version };
     };
     return this.enqueue(entry, run);
+  }
+
+  private async attempt(
+    entry: WallEntry,
+    actor: ControlActor,
+    cause: string,
+    ref: string | null,
+    audit: AuditSpec | (() => AuditSpec | null) | null,
+    mutate: Mutation,
+  ): Promise<{ version: number }> {
+    if (this.walls.get(entry.doc.id) !== entry) throw notFound(`wall "${entry.doc.id}"`);
+    const doc = entry.doc;
+    const version = doc.version + 1;
+    const at = this.clock();
+    let parts: DeltaParts;
+    let json: string;
+    let tiles: TileRows;
+    const after: (() => void)[] = [];
+    try {
+      parts = mutate(doc, version, at, after);
+      doc.version = version;
+      doc.updatedAt = at;
+      doc.updatedBy = actor.username;
+      json = this.serialise(entry);
+      // A new layout replaces every tile; otherwise the delta names each tile that changed.
+      tiles = this.tileRows(parts.regions ? Object.values(doc.tiles) : (parts.tiles ?? []));
+      const spec = typeof audit === 'function' ? audit() : audit;
+      await this.store.walls.save(
+        { id: doc.id, departmentId: doc.departmentId, deptPath: this.deptPath(doc.departmentId), version, doc: json },
+        { rows: tiles, replace: !!parts.regions },
+        spec ? this.audit(actor, doc, spec.action, spec.detail) : null,
+      );
+    } catch (err) {
+      this.restore(entry);
+      throw err;
+    }
+    entry.json = json;
+    if (parts.regions) entry.tileJson = tiles;
+    else for (const [id, t] of tiles) entry.tileJson.set(id, t);
+    for (const effect of after) effect();
+    const { tiles: changed, ...rest } = parts;
+    const delta: WallDelta = {
+      wallId: doc.id,
+      version,
+      at,
+      by: actor.username,
+      cause,
+      ref,
+      ...rest,
+      // A tile keeps its place and size until the layout changes: a change sends only the rest, a quarter less to every screen.
+      ...(parts.regions ? { tiles: changed } : changed?.length ? { changes: changed.map(withoutGeometry) } : {}),
+    };
+    // Serialised now: the tiles and tours in it are the live ones, which later changes alter.
+    this.events.emit('delta', delta, JSON.stringify(delta));
+    return { version };
   }
 
   /** Runs `work` after the wall's earlier changes, whether they succeeded or not. */
@@ -137,7 +169,7 @@ export class WallCommits {
   }
 
   /** Puts the in-memory wall back to what was last written. */
-  private restore(entry: WallEntry) {
+  restore(entry: WallEntry) {
     Object.assign(entry, parseWall(entry.json, entry.tileJson));
   }
 }

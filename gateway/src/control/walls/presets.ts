@@ -49,6 +49,12 @@ export class WallPresets {
     for (const p of await this.store.walls.presets()) this.presets.set(p.id, p);
   }
 
+  /** Takes the presets and plans another node changed: all of them, or one wall's. */
+  replace(rows: PresetRow[], wallId?: string) {
+    for (const [id, preset] of this.presets) if (wallId === undefined || preset.wallId === wallId) this.presets.delete(id);
+    for (const row of rows) if (wallId === undefined || row.wallId === wallId) this.presets.set(row.id, row);
+  }
+
   /** A deleted wall's presets and plans went with it in the store. */
   forgetWall(wallId: string) {
     for (const [id, preset] of this.presets) if (preset.wallId === wallId) this.presets.delete(id);

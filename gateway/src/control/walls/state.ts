@@ -51,6 +51,9 @@ export type Mutation = (doc: WallView, version: number, at: number, after: (() =
 
 export interface WallEvents {
   delta: [delta: WallDelta, json: string];
+  /** Cluster mode: the wall was reloaded from the store past versions this node never emitted; its screens need a snapshot. */
+  reset: [string];
+  created: [string];
   removed: [string];
   presets: [string];
   /** An operator dismissed an alarm pop-up (its id). */

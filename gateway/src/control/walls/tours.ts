@@ -28,6 +28,11 @@ import {
 export class WallTours {
   private readonly tourCameras = new Map<string, TourCamera[]>();
   private readonly tourTimers = new Map<string, NodeJS.Timeout[]>();
+  /**
+   * Whether this node runs tour rotations now. In a cluster only the leader does, and it is asked
+   * again each time a timer fires: a leader paused past its lease must not rotate when it wakes.
+   */
+  runsTimers: () => boolean = () => true;
 
   constructor(
     private readonly commits: WallCommits,
@@ -48,6 +53,11 @@ export class WallTours {
   };
 
   close() {
+    this.stopTimers();
+  }
+
+  /** Stops every rotation (closing, or no longer the cluster's leader); the tours' cameras stay known. */
+  stopTimers() {
     for (const timers of this.tourTimers.values()) timers.forEach(clearTimeout);
     this.tourTimers.clear();
   }
@@ -136,16 +146,17 @@ export class WallTours {
   }
 
   /** A tour's timers and cameras, once its end is written. */
-  private forgetTour(tourId: string) {
+  forgetTour(tourId: string) {
     this.unschedule(tourId);
     this.tourCameras.delete(tourId);
   }
 
-  /** Cameras resolved for tours that no wall runs (a recalled preset's originals, a failed change's). */
+  /** Cameras resolved for tours that no wall runs (a recalled preset's originals, a failed change's, one ended on another node), and their timers. */
   dropUnusedTourCameras() {
     const used = new Set<string>();
     for (const e of this.commits.walls.values()) for (const id of Object.keys(e.doc.tours)) used.add(id);
     for (const id of this.tourCameras.keys()) if (!used.has(id)) this.tourCameras.delete(id);
+    for (const id of this.tourTimers.keys()) if (!used.has(id)) this.unschedule(id);
   }
 
   private async startTour(actor: ControlActor, p: Payload<'tour.start'>, ref: string | null) {
@@ -226,7 +237,7 @@ export class WallTours {
   /** Arms the tour's next rotation, and the pre-warm of the streams it will show. */
   schedule(entry: WallEntry, tour: Tour) {
     this.unschedule(tour.id);
-    if (this.commits.isClosed) return;
+    if (this.commits.isClosed || !this.runsTimers()) return;
     const dwellMs = tour.dwellSec * 1000;
     const dueIn = Math.max(0, tour.stepStartedAt + dwellMs - this.clock());
     const timers = [setTimeout(() => this.rotate(entry, tour.id), dueIn)];
@@ -252,6 +263,10 @@ export class WallTours {
   }
 
   private rotate(entry: WallEntry, tourId: string, steps = 1, cause = 'tour.rotate') {
+    if (!this.runsTimers()) {
+      this.unschedule(tourId);
+      return;
+    }
     this.commits.commit(entry, { ...SYSTEM, username: 'tour' }, cause, null, null, (doc, version, at, after) => {
       const tour = doc.tours[tourId];
       if (!tour) throw notFound(`tour ${tourId}`);
@@ -276,7 +291,7 @@ export class WallTours {
         if (!(err instanceof GatewayError && err.code === 'GW_ERR_NOT_FOUND')) this.log.error({ wall: entry.doc.id, tour: tourId, err: err.message }, 'tour rotation failed');
         // Try again at the next dwell rather than stopping the tour on a transient store error.
         const tour = entry.doc.tours[tourId];
-        if (tour && !this.commits.isClosed && this.commits.walls.get(entry.doc.id) === entry) {
+        if (tour && !this.commits.isClosed && this.runsTimers() && this.commits.walls.get(entry.doc.id) === entry) {
           const retry = setTimeout(() => this.rotate(entry, tourId), tour.dwellSec * 1000);
           retry.unref();
           this.tourTimers.set(tourId, [retry]);
