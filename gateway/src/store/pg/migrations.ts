@@ -171,6 +171,177 @@ export const pgMigrations: { version: number; description: string; sql: string }
       CREATE INDEX wall_presets_wall ON wall_presets(wall_id);
     `,
   },
+  {
+    version: 2,
+    description: 'vehicles (channels, positions, alarms and their pictures, geofences and linkage rules), GB/T 28181 devices, admission rules and refusals, JT/T 808 terminals and refusals',
+    sql: `
+      -- The tables of SQLite migrations 3, 5, 7, 8 and 9 with their meaning. Keys and paths that are
+      -- ordered or compared as ranges are COLLATE "C": byte order, as SQLite's, whatever the database's locale.
+      CREATE TABLE vehicles (
+        id TEXT COLLATE "C" PRIMARY KEY,
+        plate TEXT COLLATE "C" NOT NULL UNIQUE,
+        department_id TEXT COLLATE "C" NOT NULL REFERENCES departments(id),
+        dept_path TEXT COLLATE "C" NOT NULL,
+        version BIGINT NOT NULL,
+        doc TEXT NOT NULL
+      );
+      CREATE INDEX vehicles_dept_path ON vehicles(dept_path);
+      -- Looked up on every vehicle write: a second vehicle with a SIM would take over its terminal's reports.
+      CREATE INDEX vehicles_sim ON vehicles ((ltrim(doc::jsonb ->> 'sim', '0')));
+
+      -- A camera source is at most one vehicle's channel, and is not deleted while it is one.
+      CREATE TABLE vehicle_channels (
+        source_id TEXT COLLATE "C" PRIMARY KEY REFERENCES sources(id),
+        vehicle_id TEXT COLLATE "C" NOT NULL REFERENCES vehicles(id) ON DELETE CASCADE
+      );
+      CREATE INDEX vehicle_channels_vehicle ON vehicle_channels(vehicle_id);
+
+      -- The recent track; pruned past the configured window.
+      CREATE TABLE vehicle_positions (
+        vehicle_id TEXT COLLATE "C" NOT NULL,
+        at BIGINT NOT NULL,
+        lat DOUBLE PRECISION NOT NULL,
+        lon DOUBLE PRECISION NOT NULL,
+        speed DOUBLE PRECISION NOT NULL,
+        heading DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (vehicle_id, at)
+      );
+      CREATE INDEX vehicle_positions_at ON vehicle_positions(at);
+
+      CREATE TABLE alarms (
+        id TEXT COLLATE "C" PRIMARY KEY,
+        vehicle_id TEXT COLLATE "C" NOT NULL,
+        dept_path TEXT COLLATE "C" NOT NULL,
+        type TEXT NOT NULL,
+        state TEXT NOT NULL,
+        raised_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        doc TEXT NOT NULL
+      );
+      CREATE INDEX alarms_open ON alarms(state) WHERE state <> 'closed';
+      CREATE INDEX alarms_raised ON alarms(raised_at, id);
+      CREATE INDEX alarms_vehicle ON alarms(vehicle_id, raised_at);
+      CREATE INDEX alarms_dept_path ON alarms(dept_path, raised_at);
+
+      -- One row per alarm that asked for a picture: a JPEG, or the error of the attempt that failed.
+      -- Bounded (vehicles.alarmSnapshots.maxCount/maxBytes, oldest first) and deleted with its alarm.
+      CREATE TABLE alarm_snapshots (
+        alarm_id TEXT COLLATE "C" PRIMARY KEY REFERENCES alarms(id) ON DELETE CASCADE,
+        camera_id TEXT COLLATE "C",
+        taken_at BIGINT NOT NULL,
+        width INTEGER NOT NULL DEFAULT 0,
+        height INTEGER NOT NULL DEFAULT 0,
+        bytes INTEGER NOT NULL DEFAULT 0,
+        error TEXT,
+        jpeg BYTEA
+      );
+      -- The prune walks the newest first summing bytes without reading a picture.
+      CREATE INDEX alarm_snapshots_age ON alarm_snapshots(taken_at, bytes);
+
+      CREATE TABLE vehicle_rules (
+        kind TEXT NOT NULL,
+        id TEXT COLLATE "C" NOT NULL,
+        department_id TEXT COLLATE "C" NOT NULL REFERENCES departments(id),
+        dept_path TEXT COLLATE "C" NOT NULL,
+        version BIGINT NOT NULL,
+        doc TEXT NOT NULL,
+        PRIMARY KEY (kind, id)
+      );
+
+      CREATE TABLE gb_devices (
+        id TEXT COLLATE "C" PRIMARY KEY,
+        name TEXT NOT NULL,
+        department_id TEXT COLLATE "C" NOT NULL REFERENCES departments(id),
+        dept_path TEXT COLLATE "C" NOT NULL,
+        -- The digest password, sealed by the registry's key (never in clear here).
+        sealed_password BYTEA,
+        stream_mode TEXT NOT NULL,
+        origin TEXT NOT NULL,
+        rule_id TEXT COLLATE "C",
+        enabled BOOLEAN NOT NULL DEFAULT true,
+        online BOOLEAN NOT NULL DEFAULT false,
+        transport TEXT,
+        address TEXT,
+        port INTEGER,
+        registered_at BIGINT,
+        expires_at BIGINT,
+        last_keepalive_at BIGINT,
+        manufacturer TEXT,
+        model TEXT,
+        firmware TEXT,
+        channel_count INTEGER NOT NULL DEFAULT 0,
+        catalog_at BIGINT,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL
+      );
+      -- Lists are per department subtree, paged by (dept_path, id), as sources are.
+      CREATE INDEX gb_devices_dept_path ON gb_devices(dept_path, id);
+      CREATE INDEX gb_devices_department ON gb_devices(department_id);
+
+      CREATE TABLE gb_admission_rules (
+        id TEXT COLLATE "C" PRIMARY KEY,
+        prefix TEXT COLLATE "C" NOT NULL UNIQUE,
+        department_id TEXT COLLATE "C" NOT NULL REFERENCES departments(id),
+        dept_path TEXT COLLATE "C" NOT NULL,
+        sealed_password BYTEA NOT NULL,
+        stream_mode TEXT NOT NULL,
+        created_at BIGINT NOT NULL
+      );
+      CREATE INDEX gb_admission_rules_dept_path ON gb_admission_rules(dept_path);
+      CREATE INDEX gb_admission_rules_department ON gb_admission_rules(department_id);
+
+      -- One row per (device id, address), counted; bounded by gb28181.refusedListSize, least recent dropped.
+      CREATE TABLE gb_refusals (
+        device_id TEXT COLLATE "C" NOT NULL,
+        address TEXT COLLATE "C" NOT NULL,
+        reason TEXT NOT NULL,
+        dept_path TEXT COLLATE "C",
+        first_at BIGINT NOT NULL,
+        last_at BIGINT NOT NULL,
+        count INTEGER NOT NULL,
+        PRIMARY KEY (device_id, address)
+      );
+      CREATE INDEX gb_refusals_last ON gb_refusals(last_at);
+
+      -- One row per terminal that registered, keyed by its SIM (leading zeros stripped): the auth code it
+      -- must present on every later connection, and what it said about itself.
+      CREATE TABLE jt_terminals (
+        sim TEXT COLLATE "C" PRIMARY KEY,
+        vehicle_id TEXT COLLATE "C" NOT NULL,
+        auth_code TEXT NOT NULL,
+        edition TEXT NOT NULL,
+        phone TEXT NOT NULL,
+        plate TEXT NOT NULL DEFAULT '',
+        plate_color INTEGER NOT NULL DEFAULT 0,
+        terminal_id TEXT NOT NULL DEFAULT '',
+        manufacturer TEXT NOT NULL DEFAULT '',
+        model TEXT NOT NULL DEFAULT '',
+        registered_at BIGINT NOT NULL,
+        -- Written when it authenticates and when its link ends, never per message.
+        seen_at BIGINT,
+        address TEXT
+      );
+      CREATE INDEX jt_terminals_vehicle ON jt_terminals(vehicle_id);
+
+      -- One row per (SIM, address), counted; bounded by jt808.refusedListSize, least recent dropped.
+      CREATE TABLE jt_refusals (
+        sim TEXT COLLATE "C" NOT NULL,
+        address TEXT COLLATE "C" NOT NULL,
+        reason TEXT NOT NULL,
+        dept_path TEXT COLLATE "C",
+        plate TEXT NOT NULL DEFAULT '',
+        plate_color INTEGER NOT NULL DEFAULT 0,
+        terminal_id TEXT NOT NULL DEFAULT '',
+        manufacturer TEXT NOT NULL DEFAULT '',
+        model TEXT NOT NULL DEFAULT '',
+        first_at BIGINT NOT NULL,
+        last_at BIGINT NOT NULL,
+        count INTEGER NOT NULL,
+        PRIMARY KEY (sim, address)
+      );
+      CREATE INDEX jt_refusals_last ON jt_refusals(last_at);
+    `,
+  },
 ];
 
 /** Any constant both nodes agree on: the advisory lock that serialises migrations across nodes. */
