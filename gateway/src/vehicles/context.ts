@@ -150,6 +150,12 @@ export const SYSTEM: VehicleActor = { id: 'system', username: 'system', ip: '-',
 export class VehicleContext {
   /** Commands and writes under way: what close() waits for before the store may close. */
   private readonly work = new AcceptedWork();
+  /**
+   * Each alarm's last write not yet settled. An alarm is written again while its previous write may
+   * still be on its way (raised, then linked, acknowledged or closed); on PostgreSQL two writes go out
+   * on different connections and could commit in either order, so the next waits for the one before.
+   */
+  private readonly alarmWrites = new Map<string, Promise<void>>();
 
   constructor(
     readonly store: Store,
@@ -214,12 +220,27 @@ export class VehicleContext {
   }
 
   persist(a: Alarm, audit: Omit<AuditEntry, 'seq'> | null = null) {
-    return this.track(
-      this.store.alarms.save(this.alarmRow(a), audit).catch((err: Error) => {
-        this.log.error({ alarm: a.id, err: err.message }, 'alarm not saved');
-        throw err;
-      }),
+    // The alarm as it is now, not as it will be when the write before this one is done.
+    const row = this.alarmRow(a);
+    const before = this.alarmWrites.get(a.id);
+    const write = (before ? before.then(() => this.store.alarms.save(row, audit)) : this.store.alarms.save(row, audit)).catch((err: Error) => {
+      this.log.error({ alarm: a.id, err: err.message }, 'alarm not saved');
+      throw err;
+    });
+    const settled = write.then(
+      () => undefined,
+      () => undefined,
     );
+    this.alarmWrites.set(a.id, settled);
+    void settled.then(() => {
+      if (this.alarmWrites.get(a.id) === settled) this.alarmWrites.delete(a.id);
+    });
+    return this.track(write);
+  }
+
+  /** Resolves when the writes of the alarm asked for so far have settled (what refers to its row waits for it). */
+  alarmWritten(id: string): Promise<void> {
+    return this.alarmWrites.get(id) ?? Promise.resolve();
   }
 
   /** Writes a geofence or linkage rule with its audit entry; `version` null creates. */

@@ -93,8 +93,10 @@ export class AlarmEvidence {
 
   /** Stores the outcome, shows it on the open alarm, and takes the pictures pruned to make room off theirs. */
   private async record(w: AlarmSnapshotWrite): Promise<void> {
-    // Never in the turn that raised the alarm: its own row, which this one refers to, is written at the end of that turn.
+    // Never in the turn that raised the alarm: its own row, which this one refers to, is asked for at the end of that turn,
+    // and is in the store only once that write is done (a round trip away on PostgreSQL).
     await Promise.resolve();
+    await this.ctx.alarmWritten(w.alarmId);
     // Once closing began the store may close under the write: a picture finished that late is dropped.
     if (this.ctx.isClosed) return;
     let pruned: string[];

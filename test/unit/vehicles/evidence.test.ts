@@ -249,3 +249,25 @@ t.test('with alarmSnapshots.enabled off, alarms keep no picture and lose nothing
   t.match(await alarmOf(gw, id), { state: 'raised', snapshot: null, snapshotError: null });
   t.equal(fake.asked.length, 0);
 });
+
+t.test('on a store with a round trip per write (as PostgreSQL), a picture waits for its alarm\'s row and an alarm\'s writes land in the order made', async (t) => {
+  const fake = new FakeSnapshotter();
+  fake.auto = () => new GatewayError('GW_ERR_CAMERA_UNREACHABLE', 'camera v1-ch1: connection refused');
+  const gw = await evidenceGateway(t, fake);
+  const alarms = gw.store.alarms;
+  const save = alarms.save.bind(alarms);
+  // Writes that overtake each other, as on two pooled connections: the first of the batch is the slowest.
+  const latencies = [150, 10];
+  alarms.save = async (row, audit) => {
+    await new Promise((r) => setTimeout(r, latencies.shift() ?? 0));
+    return save(row, audit);
+  };
+  const { raised } = await gw.alarms([
+    { vehicleId: 'v1', type: 'overspeed', severity: 'high', at: Date.now() },
+    { vehicleId: 'v1', type: 'overspeed', severity: 'critical', at: Date.now() },
+  ]);
+  const id = raised[0];
+  t.match(JSON.parse((await gw.store.alarms.get(id))!.doc), { occurrences: 2, severity: 'critical' }, 'the repeat, written second, is what the store keeps');
+  t.match((await pictured(gw, id)).snapshotError, { code: 'GW_ERR_CAMERA_UNREACHABLE' }, "the failed picture is recorded: it waited for the alarm's row it refers to");
+  t.notOk(gw.logs.some((l) => l.includes('alarm picture not saved')));
+});
