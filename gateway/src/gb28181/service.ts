@@ -93,6 +93,8 @@ export class GbService implements GbLink, GbPlayLink, GbStats, PtzSender {
   private readonly hungUp = new WeakSet<SipDialog>();
   /** Presence writes in flight: close() lets them finish before the store goes. */
   private readonly writes = new Set<Promise<unknown>>();
+  /** Each device's last presence write in flight, which its next one waits for. */
+  private readonly lastPresenceWrite = new Map<string, Promise<void>>();
   private sweepTimer: NodeJS.Timeout | null = null;
   private sn = 1 + (randomBytes(2).readUInt16BE(0) % 10_000);
   private ssrcCounter = randomBytes(2).readUInt16BE(0) % 10_000;
@@ -261,11 +263,19 @@ export class GbService implements GbLink, GbPlayLink, GbStats, PtzSender {
 
   /** A directory write the request does not wait for; its failure is logged, and close() waits for it. */
   private persist(deviceId: string, presence: GbPresence) {
-    const write = Promise.resolve()
+    // After the device's write before it: on PostgreSQL two writes (a keepalive, then going offline) could otherwise commit in either order.
+    const write: Promise<void> = (this.lastPresenceWrite.get(deviceId) ?? Promise.resolve())
       .then(() => this.opts.directory.setPresence(deviceId, presence))
-      .catch((e: Error) => this.log.error({ device: deviceId, err: e.message }, 'GB presence write failed'))
-      .finally(() => this.writes.delete(write));
+      .then(
+        () => undefined,
+        (e: Error) => void this.log.error({ device: deviceId, err: e.message }, 'GB presence write failed'),
+      )
+      .finally(() => {
+        this.writes.delete(write);
+        if (this.lastPresenceWrite.get(deviceId) === write) this.lastPresenceWrite.delete(deviceId);
+      });
     this.writes.add(write);
+    this.lastPresenceWrite.set(deviceId, write);
   }
 
   /** After a new registration: what the device is, what it has, and a subscription to changes. One at a time, so a small device is not flooded. */
