@@ -34,11 +34,7 @@ function toDepartment(r: Row): DepartmentRecord {
 }
 
 export class PgDepartments implements DepartmentRepo {
-  constructor(
-    private readonly db: PgDb,
-    /** Whether a table exists: the tables of a later migration (PGREST's) are rewritten once they are there. */
-    private readonly hasTable: (name: string) => boolean,
-  ) {}
+  constructor(private readonly db: PgDb) {}
 
   async all() {
     return (await this.db.query<Row>(`SELECT * FROM departments ORDER BY path`)).map(toDepartment);
@@ -66,7 +62,6 @@ export class PgDepartments implements DepartmentRepo {
       if (changes.path && changes.path !== dep.path) {
         const [from, to] = [dep.path, subtreeEnd(dep.path)];
         for (const [table, column] of PATH_COLUMNS) {
-          if (!this.hasTable(table)) continue;
           await tx.exec(`UPDATE ${table} SET ${column} = $1 || substr(${column}, $2) WHERE ${column} >= $3 AND ${column} < $4`, [
             changes.path,
             from.length + 1,
@@ -87,7 +82,7 @@ export class PgDepartments implements DepartmentRepo {
       if (!(await tx.one(`SELECT 1 FROM departments WHERE id = $1 FOR UPDATE`, [id]))) return false;
       if (await tx.one(`SELECT 1 FROM departments WHERE parent_id = $1 LIMIT 1`, [id])) return false;
       for (const table of DEPARTMENT_USERS) {
-        if (this.hasTable(table) && (await tx.one(`SELECT 1 FROM ${table} WHERE department_id = $1 LIMIT 1`, [id]))) return false;
+        if (await tx.one(`SELECT 1 FROM ${table} WHERE department_id = $1 LIMIT 1`, [id])) return false;
       }
       return (await tx.exec(`DELETE FROM departments WHERE id = $1`, [id])) > 0;
     });

@@ -10,16 +10,12 @@ import { migratePg, pgSchemaVersion } from './migrations.js';
 import { PgSources } from './sources.js';
 import { PgSessions, PgUsers } from './users.js';
 import { PgWalls } from './walls.js';
-import type { AlarmRepo, GbRepo, JtRepo, RuleRepo, Store, VehicleRepo } from '../types.js';
+import { PgGbRepo } from './gb.js';
+import { PgJtRepo } from './jt.js';
+import { PgAlarmRepo, PgRuleRepo, PgVehicleRepo } from './vehicles.js';
+import type { Store } from '../types.js';
 
 export type PgStoreOptions = PgDbOptions;
-
-/** A repository not yet ported to PostgreSQL: every call rejects, naming it. */
-function notYet<T extends object>(name: string): T {
-  return new Proxy({} as T, {
-    get: (_t, prop) => (typeof prop === 'string' ? () => Promise.reject(new Error(`${name}.${prop}: not yet on PostgreSQL`)) : undefined),
-  });
-}
 
 export class PgStore implements Store {
   readonly sources: PgSources;
@@ -28,24 +24,25 @@ export class PgStore implements Store {
   readonly sessions: PgSessions;
   readonly audit: PgAudit;
   readonly walls: PgWalls;
-  readonly vehicles: VehicleRepo = notYet('vehicles');
-  readonly alarms: AlarmRepo = notYet('alarms');
-  readonly rules: RuleRepo = notYet('rules');
-  readonly gb: GbRepo = notYet('gb');
-  readonly jt: JtRepo = notYet('jt');
+  readonly vehicles: PgVehicleRepo;
+  readonly alarms: PgAlarmRepo;
+  readonly rules: PgRuleRepo;
+  readonly gb: PgGbRepo;
+  readonly jt: PgJtRepo;
   private closed = false;
 
-  private constructor(
-    readonly db: PgDb,
-    tables: Set<string>,
-  ) {
-    const hasTable = (name: string) => tables.has(name);
-    this.sources = new PgSources(db, () => hasTable('vehicle_channels'));
-    this.departments = new PgDepartments(db, hasTable);
+  private constructor(readonly db: PgDb) {
+    this.sources = new PgSources(db);
+    this.departments = new PgDepartments(db);
     this.users = new PgUsers(db);
     this.sessions = new PgSessions(db);
     this.audit = new PgAudit(db);
     this.walls = new PgWalls(db);
+    this.vehicles = new PgVehicleRepo(db);
+    this.alarms = new PgAlarmRepo(db);
+    this.rules = new PgRuleRepo(db);
+    this.gb = new PgGbRepo(db);
+    this.jt = new PgJtRepo(db);
   }
 
   /** Connects, migrates to the latest version (nodes starting at once wait for each other) and opens the store. */
@@ -53,8 +50,7 @@ export class PgStore implements Store {
     const db = await PgDb.open(opts);
     try {
       await migratePg(db);
-      const tables = await db.query<{ name: string }>(`SELECT tablename AS name FROM pg_tables WHERE schemaname = current_schema()`);
-      return new PgStore(db, new Set(tables.map((t) => t.name)));
+      return new PgStore(db);
     } catch (err) {
       await db.close().catch(() => undefined);
       throw err;

@@ -108,11 +108,7 @@ const TRIGRAM_PLAN = `SELECT set_config('enable_seqscan', 'off', true), set_conf
 export class PgSources implements SourceRepo {
   private terms: { at: number; freq: Map<string, number> } | null = null;
 
-  constructor(
-    private readonly db: PgDb,
-    /** Whether vehicle_channels exists (PGREST's migration), for the in-use check of a delete. */
-    private readonly hasVehicles: () => boolean,
-  ) {}
+  constructor(private readonly db: PgDb) {}
 
   private async byId(q: PgQueries, id: string): Promise<SourceRecord | null> {
     const r = await q.one<Row>(`SELECT ${SOURCE_COLUMNS} FROM sources s WHERE s.id = $1`, [id]);
@@ -241,13 +237,8 @@ export class PgSources implements SourceRepo {
       const existing = await this.forCompare(tx, id);
       if (!existing) return 'not-found' as const;
       if (expectedVersion !== undefined && existing.version !== expectedVersion) return 'version-conflict' as const;
-      if (this.hasVehicles()) {
-        const vehicle = await tx.one<{ plate: string }>(
-          `SELECT v.plate FROM vehicle_channels c JOIN vehicles v ON v.id = c.vehicle_id WHERE c.source_id = $1`,
-          [id],
-        );
-        if (vehicle) return { inUse: vehicle.plate };
-      }
+      const vehicle = await tx.one<{ plate: string }>(`SELECT v.plate FROM vehicle_channels c JOIN vehicles v ON v.id = c.vehicle_id WHERE c.source_id = $1`, [id]);
+      if (vehicle) return { inUse: vehicle.plate };
       await tx.exec(`DELETE FROM sources WHERE id = $1`, [id]);
       if (existing.credential_id !== null) await this.dropOrphanCredentials(tx);
       return 'deleted' as const;
