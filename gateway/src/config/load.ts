@@ -9,6 +9,8 @@ import { configSchema, type Config } from './schema.js';
 export const ENV_PREFIX = 'WALLGATE_';
 /** Environment variables that are not config keys but choose where config comes from. */
 const ENV_NON_KEYS = new Set(['WALLGATE_CONFIG']);
+/** The test suite's own variables (the cluster tests' PostgreSQL and Redis), which every gateway a test starts inherits. */
+const ENV_TEST_PREFIX = 'WALLGATE_TEST_';
 
 export function defaultConfig(): Config {
   return Value.Default(configSchema, {}) as Config;
@@ -182,7 +184,7 @@ export function loadConfig({ argv = process.argv.slice(2), env = process.env }: 
   const known = new Map(leaves(configSchema).map((l) => [envName(l.path), l]));
   const envIssues: FieldIssue[] = [];
   for (const [name, raw] of Object.entries(env)) {
-    if (!name.startsWith(ENV_PREFIX) || ENV_NON_KEYS.has(name) || raw === undefined) continue;
+    if (!name.startsWith(ENV_PREFIX) || ENV_NON_KEYS.has(name) || name.startsWith(ENV_TEST_PREFIX) || raw === undefined) continue;
     const leaf = known.get(name);
     if (!leaf) {
       envIssues.push({ field: name, message: 'unknown setting (see docs/configuration.md for the names)' });

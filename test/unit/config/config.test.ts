@@ -15,6 +15,10 @@ t.test('with nothing set, the defaults load', async (t) => {
   t.same(loadConfig({ argv: [], env: {} }), defaultConfig());
 });
 
+t.test("the test suite's own WALLGATE_TEST_* variables, which spawned gateways inherit, are not settings", async (t) => {
+  t.same(loadConfig({ argv: [], env: { WALLGATE_TEST_PG_URL: 'postgres://x@127.0.0.1:1/db', WALLGATE_TEST_REDIS_URL: 'redis://127.0.0.1:1' } }), defaultConfig());
+});
+
 t.test('file then environment, environment wins', async (t) => {
   const dir = tempDir(t);
   const file = join(dir, 'c.json');
