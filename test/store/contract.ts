@@ -9,7 +9,12 @@ import { fileURLToPath } from 'node:url';
 import type { Test } from 'tap';
 import type { Store } from '../../gateway/src/store/types.js';
 
-export type OpenStore = (t: Test) => Promise<Store>;
+/**
+ * A store for one subtest. Sections share one database where the engine allows it, so rows carry
+ * unique ids; `empty` asks for a store of its own, for what is bounded or read table-wide (the
+ * refused lists' maxRows, the alarm pictures' maxCount and maxBytes, every vehicle's last position).
+ */
+export type OpenStore = (t: Test, opts?: { empty?: boolean }) => Promise<Store>;
 export type Section = (t: Test, open: OpenStore) => void;
 
 const SECTIONS_DIR = fileURLToPath(new URL('./sections/', import.meta.url));
