@@ -91,8 +91,8 @@ const resolvedFields = (r: SourceRecord) => ({
   enabled: r.enabled,
 });
 
-/** Stream URLs carry a token in their path; the log keeps the path and drops the token. */
-const withoutStreamToken = (url: string) => url.replace(/^(\/streams\/[^/]+\/[^/]+\/)[^/?]+/, '$1***');
+/** Stream URLs carry a token in their path (a WHEP offer sent on by another node, in its query); the log drops it. */
+const withoutStreamToken = (url: string) => url.replace(/^(\/streams\/[^/]+\/[^/]+\/)[^/?]+/, '$1***').replace(/([?&]token=)[^&]*/, '$1***');
 
 export interface BuildOptions {
   /** Where logs go (tests capture them); stdout by default. */
@@ -231,7 +231,13 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
       return { ...resolvedFields(r), profile: sub ? 'sub' : 'main', url: sub ? r.subUrl! : r.url, credential: target.credential };
     },
     checkConnect: (host) => registry.connectAddresses(host),
-    setHealth: (cameraId, health, failure) => registry.setHealth(cameraId, health, failure),
+    async setHealth(cameraId, health, failure) {
+      // In cluster mode the write carries the pull's lease token: a node whose lease another took is refused.
+      const fence = cluster?.ownership.writeFence(cameraId);
+      if (!(await registry.setHealth(cameraId, health, failure, fence))) {
+        http.log.warn({ camera: cameraId, fence }, 'health write refused: another node pulls this camera under a newer lease');
+      }
+    },
   };
 
   const users = new UsersService(

@@ -57,3 +57,20 @@ export async function joined(nodes: StreamingGateway[]): Promise<void> {
     );
   }
 }
+
+/** The WALLGATE_* environment of a spawned node of the same cluster (the keys of clusterConfig). */
+export function clusterEnv(config: DeepPartial<Config>, extra: Record<string, string> = {}): Record<string, string> {
+  const c = config.cluster!;
+  return {
+    WALLGATE_STORE_ENGINE: 'postgres',
+    WALLGATE_STORE_POSTGRES_URL: config.store!.postgres!.url!,
+    WALLGATE_CLUSTER_ENABLED: 'true',
+    WALLGATE_CLUSTER_REDIS_URL: c.redisUrl!,
+    WALLGATE_CLUSTER_KEY_PREFIX: c.keyPrefix!,
+    WALLGATE_CLUSTER_LEASE_MS: String(c.leaseMs),
+    WALLGATE_CLUSTER_HEARTBEAT_MS: String(c.heartbeatMs),
+    WALLGATE_SECRETS_TOKEN_KEY: config.secrets!.tokenKey!,
+    WALLGATE_SECRETS_CREDENTIAL_KEY: config.secrets!.credentialKey!,
+    ...extra,
+  };
+}

@@ -29,7 +29,8 @@ export function startGatewayChild(t: Test, dataDir: string, env: Record<string, 
   const child = spawn(process.execPath, ['--import', 'tsx', 'gateway/src/main.ts'], {
     cwd: root,
     env: {
-      ...process.env,
+      // The test run's own settings (WALLGATE_TEST_*: the cluster services) are no gateway setting: the config would refuse them.
+      ...Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('WALLGATE_TEST_'))),
       ...LOOPBACK_LISTENERS,
       WALLGATE_DATA_DIR: dataDir,
       ...env,

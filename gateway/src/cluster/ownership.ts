@@ -111,6 +111,8 @@ return 1
  */
 export class CameraOwnership {
   private readonly mine = new Map<string, Held>();
+  /** The last token this node held each camera under, kept after the lease goes for a pull's late writes. */
+  private readonly lastTokens = new Map<string, number>();
   /** Cameras whose acquisition is in flight: two viewers at once make one round trip. */
   private readonly acquiring = new Map<string, Promise<CameraLease>>();
   /** Stops the camera's pull on this node: its lease is gone or may be. Bound by app.ts. */
@@ -162,6 +164,15 @@ export class CameraOwnership {
     return held && Date.now() < held.validUntil ? held.token : null;
   }
 
+  /**
+   * The token a health write of this node's pull of the camera carries: the lease's, or, once the lease
+   * is lost, the last one it held, which the store refuses as soon as a newer owner has written.
+   * Undefined for a camera this node never held.
+   */
+  writeFence(cameraId: string): number | undefined {
+    return this.mine.get(cameraId)?.token ?? this.lastTokens.get(cameraId);
+  }
+
   /** The capped departments a camera counts against, from its department path (/root/city/traffic/). */
   departmentsOf(deptPath: string): { id: string; cap: number }[] {
     return Object.entries(this.opts.limits.departmentPulls)
@@ -207,6 +218,7 @@ export class CameraOwnership {
       throw new OwnedElsewhere(lease);
     }
     this.mine.set(cameraId, { ...lease, departments: departments.map((d) => d.id), validUntil: sentAt + this.opts.leaseMs, askedAt: sentAt });
+    this.lastTokens.set(cameraId, lease.token);
     return lease;
   }
 

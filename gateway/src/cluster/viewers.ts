@@ -22,6 +22,12 @@ const STREAM_ROUTES: Record<string, (req: FastifyRequest) => { camera: string; t
   }),
 };
 
+function withToken(pathAndQuery: string, token: string): string {
+  const url = new URL(pathAndQuery, 'http://x');
+  url.searchParams.set('token', token);
+  return url.pathname + url.search;
+}
+
 const FLV_PATH = /^\/streams\/([^/]+)\/([^/]+)\/([^/]+)\/live\.flv$/;
 
 /**
@@ -58,7 +64,9 @@ export function installViewerRouting(
     const hops = hopsOf(req.url);
     const route = await opts.router.route(camera, hops);
     if (route.serve) return;
-    return reply.code(307).header('location', forwardUrl(route.to, req.url, hops)).header('cache-control', 'no-store').send();
+    // A browser drops Authorization when it follows a redirect to another origin: a WHEP offer's token goes in the query.
+    const sentOn = req.method === 'POST' ? withToken(req.url, token!) : req.url;
+    return reply.code(307).header('location', forwardUrl(route.to, sentOn, hops)).header('cache-control', 'no-store').send();
   });
 
   return (req, socket, head) => {

@@ -504,10 +504,15 @@ export class Registry {
     await this.audit(actor, 'source.delete', id, current.deptPath);
   }
 
-  /** Written by the stream engine; emits nothing here (the engine owns the event). */
-  async setHealth(id: string, health: Health, failure: HealthFailure | null) {
-    await this.store.sources.setHealth(id, health, failure, this.clock());
-    this.changed();
+  /**
+   * Written by the stream engine; emits nothing here (the engine owns the event). In cluster mode the
+   * pull's lease token comes along as the fence: false when a write with a higher one came first
+   * (this node's pull is stale), and nothing changed.
+   */
+  async setHealth(id: string, health: Health, failure: HealthFailure | null, fence?: number): Promise<boolean> {
+    const written = await this.store.sources.setHealth(id, health, failure, this.clock(), fence);
+    if (written) this.changed();
+    return written;
   }
 
   /** Many cameras' health at once, in one write (a GB device's catalog, or all its channels when it goes offline). */

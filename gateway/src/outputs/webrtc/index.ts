@@ -209,7 +209,7 @@ export class WebRtcOutput extends EventEmitter<{ joined: [JoinTimings] }> {
       'accept-patch': 'application/trickle-ice-sdpfrag',
     });
 
-    app.post<{ Params: { camera: string }; Querystring: { profile?: 'main' | 'sub'; wgr?: number } }>(
+    app.post<{ Params: { camera: string }; Querystring: { profile?: 'main' | 'sub'; wgr?: number; token?: string } }>(
       '/whep/:camera',
       {
         bodyLimit: cfg.maxOfferBytes,
@@ -221,6 +221,9 @@ export class WebRtcOutput extends EventEmitter<{ joined: [JoinTimings] }> {
               profile: STREAM_PARAMS.properties.profile,
               // Cluster mode: how many times another node sent this offer on (307 to the camera's owner).
               wgr: { type: 'integer', minimum: 0, maximum: 99 },
+              // Cluster mode: the stream token, put in the redirect by the node that sent the offer on,
+              // since a browser drops Authorization when it follows a redirect to another origin.
+              token: STREAM_PARAMS.properties.token,
             },
             additionalProperties: false,
           },
@@ -238,7 +241,7 @@ export class WebRtcOutput extends EventEmitter<{ joined: [JoinTimings] }> {
       },
       async (req, reply) => {
         if (!cfg.enabled) throw new GatewayError('GW_ERR_UNAVAILABLE', 'WebRTC is off (streams.webrtc.enabled); use HLS or WS-FLV');
-        const token = bearer(req);
+        const token = req.query.token && !req.headers.authorization ? req.query.token : bearer(req);
         const claimed = this.opts.tokens.verify(token);
         const grant = grantFor(this.opts.tokens, { camera: req.params.camera, profile: req.query.profile ?? claimed?.profile ?? 'main', token });
         if (grant.expiresAt < Date.now()) throw new GatewayError('GW_ERR_UNAUTHENTICATED', 'the stream token expired; ask for a new stream URL');
