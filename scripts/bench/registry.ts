@@ -1,24 +1,33 @@
 /**
  * Registry benchmark: one 70,000-row import through the real gateway over HTTP, the same rows
- * inserted straight into SQLite for comparison, then list and search latency and the gateway's
- * resident memory. The gateway runs as a child process so that its RSS is its own.
+ * inserted straight into the store's database for comparison, then list and search latency and the
+ * gateway's resident memory. The gateway runs as a child process so that its RSS is its own.
  *
- *   npm run bench:registry
+ *   npm run bench:registry                        the embedded SQLite store
+ *   npm run bench:registry -- --engine postgres   PostgreSQL (store.engine postgres): a database of
+ *                                                 its own, created and dropped, on the server of
+ *                                                 WALLGATE_BENCH_PG_URL or WALLGATE_TEST_PG_URL
  *
  * Progress goes to stderr; the last stdout line is one JSON object with the figures.
+ * registryOnPostgres(url) runs the PostgreSQL variant for another bench (bench:cluster) and returns the object.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { Agent, request } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import pg from 'pg';
 import { generateCity, prng, type CityDepartment } from '../../gateway/src/registry/city.js';
+import { PgStore } from '../../gateway/src/store/pg/index.js';
 import { SqliteStore } from '../../gateway/src/store/sqlite/index.js';
 import { searchDocument, searchKey } from '../../gateway/src/store/sqlite/search-terms.js';
 import { cleanup, installHarness, log, sleep, tempDir, track } from './harness.js';
+
+type Engine = { kind: 'sqlite' } | { kind: 'postgres'; url: string };
 
 const ROWS = 70_000;
 const QUERIES_PER_KIND = 400;
@@ -30,7 +39,6 @@ const TARGETS = { import_ratio: 4, search_p95_ms: 5, page_p95_ms: 5, rss_mb: 200
 const ROOT_DIR = fileURLToPath(new URL('../..', import.meta.url));
 /** Server-side times of the requests the gateway logs at info (writes), from its log. */
 const serverTimes: { url: string; ms: number }[] = [];
-const guard = installHarness(GUARD_MS);
 
 // ---- the gateway child ----------------------------------------------------------------------
 
@@ -42,7 +50,7 @@ interface Running {
   exited: Promise<number | null>;
 }
 
-async function startGateway(dataDir: string): Promise<Running> {
+async function startGateway(dataDir: string, storeEnv: Record<string, string>): Promise<Running> {
   const env: NodeJS.ProcessEnv = {};
   // Inherited WALLGATE_* settings would change (or, if unknown, stop) the gateway under test.
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('WALLGATE_')) env[k] = v;
@@ -52,6 +60,7 @@ async function startGateway(dataDir: string): Promise<Running> {
     WALLGATE_SERVER_PORT: '0',
     WALLGATE_LOG_LEVEL: 'info',
     WALLGATE_STREAMS_FLV_RTMP_ENABLED: 'false',
+    ...storeEnv,
   });
   // The built gateway, as `npm start` runs it (the npm script builds first).
   const proc = track(spawn(process.execPath, ['dist/main.js'], { cwd: ROOT_DIR, env, stdio: ['ignore', 'pipe', 'pipe'] }));
@@ -207,6 +216,71 @@ async function sqliteRaw(departments: CityDepartment[], sources: Record<string, 
   return { withIndex: await time(true), rowsOnly: await time(false) };
 }
 
+// ---- PostgreSQL --------------------------------------------------------------------------------
+
+/** A new database on the server of `adminUrl`; returns its URL and a drop. */
+async function pgDatabase(adminUrl: string, prefix: string): Promise<{ url: string; drop: () => Promise<void> }> {
+  const name = `${prefix}_${randomBytes(5).toString('hex')}`;
+  const admin = async (sql: string) => {
+    const c = new pg.Client({ connectionString: adminUrl });
+    c.on('error', () => undefined);
+    await c.connect();
+    try {
+      await c.query(sql);
+    } finally {
+      await c.end();
+    }
+  };
+  await admin(`CREATE DATABASE ${name}`);
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return { url: url.toString(), drop: () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
+}
+
+/**
+ * The same rows straight into PostgreSQL: the store's schema (its search-term triggers included),
+ * one transaction of 1,000-row INSERTs, every value computed before the timer.
+ */
+async function pgRaw(adminUrl: string, departments: CityDepartment[], sources: Record<string, unknown>[]): Promise<number> {
+  const db = await pgDatabase(adminUrl, 'wg_bench_raw');
+  try {
+    const store = await PgStore.open({ url: db.url, poolSize: 2, connectTimeoutMs: 5_000, statementTimeoutMs: 600_000, log: { warn: () => undefined } });
+    try {
+      const now = Date.now();
+      const paths = new Map<string, string>([['root', '/root/']]);
+      await store.departments.create({ id: 'root', name: 'All departments', parentId: null, level: 'national', path: '/root/' }, now);
+      for (const d of departments) {
+        await store.departments.create(d, now);
+        paths.set(d.id, d.path);
+      }
+      const COLUMNS = 15;
+      const batches: unknown[][] = [];
+      for (let i = 0; i < sources.length; i += 1_000) {
+        batches.push(
+          sources.slice(i, i + 1_000).flatMap((s) => {
+            const tags = s.tags as string[];
+            return [s.id, s.name, s.departmentId, paths.get(s.departmentId as string)!, s.level, s.address, searchKey(s.id as string, s.name as string, s.address as string),
+              s.url, s.subUrl ?? null, s.codec, s.lat ?? null, s.lon ?? null, tags.length ? `|${tags.join('|')}|` : '', s.enabled !== false, now];
+          }),
+        );
+      }
+      const statement = (rows: number) =>
+        `INSERT INTO sources (id, name, department_id, dept_path, level, address, search_key, url, sub_url, codec, lat, lon, tags, enabled, created_at,
+          protocol, version, updated_at) VALUES ` +
+        Array.from({ length: rows }, (_, r) => `(${Array.from({ length: COLUMNS }, (_, c) => `$${r * COLUMNS + c + 1}`).join(', ')}, 'rtsp', 1, $${r * COLUMNS + COLUMNS})`).join(', ');
+      const t0 = performance.now();
+      await store.db.tx(async (tx) => {
+        for (const values of batches) await tx.exec(statement(values.length / COLUMNS), values);
+      });
+      return performance.now() - t0;
+    } finally {
+      await store.close();
+    }
+  } finally {
+    await db.drop();
+  }
+}
+
 type Kind = 'search2' | 'search3' | 'searchDigits';
 
 /** The queries of the latency phase, made from the generated city (searches for text that exists, and some that does not). */
@@ -241,14 +315,23 @@ function workload({ sources, departments }: ReturnType<typeof generateCity>) {
 
 // ---- the run --------------------------------------------------------------------------------
 
-async function main() {
-  log(`generating a city of ${ROWS} sources`);
+async function run(engine: Engine): Promise<Record<string, unknown>> {
+  const database = engine.kind === 'postgres' ? await pgDatabase(engine.url, 'wg_bench') : null;
+  try {
+    return await measure(engine, database ? { WALLGATE_STORE_ENGINE: 'postgres', WALLGATE_STORE_POSTGRES_URL: database.url } : {});
+  } finally {
+    await database?.drop();
+  }
+}
+
+async function measure(engine: Engine, storeEnv: Record<string, string>): Promise<Record<string, unknown>> {
+  log(`generating a city of ${ROWS} sources (store: ${engine.kind})`);
   let city: ReturnType<typeof generateCity> | null = generateCity(ROWS);
   let body: Uint8Array | null = new TextEncoder().encode(city.sources.map((s) => JSON.stringify(s)).join('\n') + '\n');
   const dataDir = tempDir('wallgate-bench-data-');
 
   log('starting the gateway');
-  let gw = await startGateway(dataDir);
+  let gw = await startGateway(dataDir, storeEnv);
   base = gw.base;
   if (!gw.adminPassword) throw new Error('the gateway printed no admin password (not a fresh data dir?)');
   const rssIdle = procMb(gw.pid);
@@ -271,8 +354,8 @@ async function main() {
   if (imp.status !== 200 || report?.created !== ROWS) {
     log(`import failed: HTTP ${imp.status}, created ${report?.created}, rejected ${report?.rejected}`);
     log(`first errors: ${JSON.stringify(report?.errors?.slice(0, 10) ?? imp.text.slice(0, 2000))}`);
-    process.exitCode = 1;
-    return;
+    await stopGateway(gw);
+    throw new Error(`the import failed: HTTP ${imp.status}`);
   }
   const rssAfterImport = procMb(gw.pid);
   await sleep(200);
@@ -280,14 +363,14 @@ async function main() {
   const rssPeakImport = procMb(gw.pid, 'VmHWM');
   log(`import: ${Math.round(importMs)} ms, RSS ${rssAfterImport} MiB (peak ${rssPeakImport})`);
 
-  log('raw SQLite insert of the same rows');
-  const raw = await sqliteRaw(city.departments, city.sources);
-  const rawMs = raw.withIndex;
-  log(`raw: ${Math.round(rawMs)} ms (rows only ${Math.round(raw.rowsOnly)} ms)`);
+  log(`raw ${engine.kind} insert of the same rows`);
+  const raw = engine.kind === 'sqlite' ? await sqliteRaw(city.departments, city.sources) : null;
+  const rawMs = raw ? raw.withIndex : await pgRaw((engine as { url: string }).url, city.departments, city.sources);
+  log(`raw: ${Math.round(rawMs)} ms${raw ? ` (rows only ${Math.round(raw.rowsOnly)} ms)` : ''}`);
 
   log('restarting the gateway');
   await stopGateway(gw);
-  gw = await startGateway(dataDir);
+  gw = await startGateway(dataDir, storeEnv);
   base = gw.base;
   const rssRestart = procMb(gw.pid);
 
@@ -348,7 +431,7 @@ async function main() {
   const cursor = [...samples.cursorAll, ...samples.cursorBureau];
   const figures = {
     import_ms: Math.round(importMs),
-    sqlite_raw_ms: Math.round(rawMs),
+    [engine.kind === 'sqlite' ? 'sqlite_raw_ms' : 'postgres_raw_ms']: Math.round(rawMs),
     import_ratio: round(importMs / rawMs),
     search_p95_ms: pct(search, 95),
     page_p95_ms: pct(pages, 95),
@@ -356,6 +439,7 @@ async function main() {
   };
   const result = {
     ...figures,
+    engine: engine.kind,
     rows: ROWS,
     cores: cpus().length,
     node: process.version,
@@ -363,9 +447,16 @@ async function main() {
     import_body_mib: bodyMib,
     import_rows_per_s: Math.round(ROWS / (importMs / 1000)),
     import_server_ms: Math.round(importServerMs),
-    sqlite_raw_rows_only_ms: Math.round(raw.rowsOnly),
-    sqlite_raw_note:
-      'same rows and their search-index rows in one transaction with prepared INSERTs (same schema and indexes; no parsing, validation, credentials, search terms or HTTP)',
+    ...(raw
+      ? {
+          sqlite_raw_rows_only_ms: Math.round(raw.rowsOnly),
+          sqlite_raw_note:
+            'same rows and their search-index rows in one transaction with prepared INSERTs (same schema and indexes; no parsing, validation, credentials, search terms or HTTP)',
+        }
+      : {
+          postgres_raw_note:
+            "same rows in one transaction of 1,000-row INSERTs into the store's schema (its indexes and search-term triggers; no parsing, validation, credentials or HTTP)",
+        }),
     search_p50_ms: pct(search, 50),
     search_2char_p95_ms: pct(samples.search2, 95),
     search_3plus_p95_ms: pct(samples.search3, 95),
@@ -397,15 +488,35 @@ async function main() {
       rss_mb: figures.rss_mb <= TARGETS.rss_mb,
     },
   };
-  process.stdout.write(JSON.stringify(result) + '\n');
+  return result;
 }
 
-main()
-  .catch((err) => {
-    log(`failed: ${(err as Error).stack ?? err}`);
-    process.exitCode = 1;
-  })
-  .finally(() => {
-    clearTimeout(guard);
-    cleanup();
-  });
+/** The PostgreSQL run for another bench: `adminUrl` may create databases; its own is dropped after. */
+export function registryOnPostgres(adminUrl: string): Promise<Record<string, unknown> & { search_p95_ms: number }> {
+  return run({ kind: 'postgres', url: adminUrl }) as Promise<Record<string, unknown> & { search_p95_ms: number }>;
+}
+
+function engineFromArgs(argv: string[]): Engine {
+  const at = argv.indexOf('--engine');
+  const kind = at >= 0 ? argv[at + 1] : 'sqlite';
+  if (kind === 'sqlite') return { kind };
+  if (kind !== 'postgres') throw new Error(`--engine ${kind}: sqlite or postgres`);
+  const url = process.env.WALLGATE_BENCH_PG_URL || process.env.WALLGATE_TEST_PG_URL;
+  if (!url) throw new Error('--engine postgres needs WALLGATE_BENCH_PG_URL (or WALLGATE_TEST_PG_URL): a PostgreSQL URL that may create databases');
+  return { kind, url };
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const guard = installHarness(GUARD_MS);
+  Promise.resolve()
+    .then(() => run(engineFromArgs(process.argv.slice(2))))
+    .then((result) => process.stdout.write(JSON.stringify(result) + '\n'))
+    .catch((err) => {
+      log(`failed: ${(err as Error).stack ?? err}`);
+      process.exitCode = 1;
+    })
+    .finally(() => {
+      clearTimeout(guard);
+      cleanup();
+    });
+}

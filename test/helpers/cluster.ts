@@ -4,9 +4,9 @@
  * WALLGATE_TEST_REDIS_URL; without them the cluster tests are skipped, saying why, and nothing else is.
  */
 import { randomBytes } from 'node:crypto';
-import { spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -144,4 +144,59 @@ async function pingRedis(port: number): Promise<boolean> {
     s.on('data', (d) => done(d.toString().startsWith('+PONG')));
     s.on('connect', () => s.write('PING\r\n'));
   });
+}
+
+export interface OwnPostgres {
+  /** postgres://wallgate:<password>@127.0.0.1:<port>/postgres (trust authentication: the password is there to prove it never leaks). */
+  url: string;
+  port: number;
+  /** Stops the server at once (immediate mode: connections are cut, as in a crash). */
+  stop(): Promise<void>;
+  /** Starts it again on the same port and data. */
+  start(): Promise<void>;
+}
+
+function postgresBin(): string {
+  const root = '/usr/lib/postgresql';
+  const versions = readdirSync(root).filter((v) => existsSync(join(root, v, 'bin', 'initdb')));
+  versions.sort((a, b) => Number(a) - Number(b));
+  if (!versions.length) throw new Error(`no PostgreSQL server under ${root} (Debian: apt-get install postgresql)`);
+  return join(root, versions[versions.length - 1]!, 'bin');
+}
+
+/**
+ * A PostgreSQL server of this test's own, for tests that stop and start it (never the shared one):
+ * initdb into a temporary directory and pg_ctl on a free port, as the postgres user when run as root
+ * (PostgreSQL refuses root), like scripts/cluster-services.sh. Stopped and removed at teardown.
+ */
+export async function ownPostgres(t: Test, password = 'own-pg-password'): Promise<OwnPostgres> {
+  const bin = postgresBin();
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'wallgate-pg-'));
+  const data = join(dir, 'data');
+  const asRoot = process.getuid?.() === 0;
+  if (asRoot) execFileSync('chown', ['postgres', dir]);
+  const run = (cmd: string, args: string[]) =>
+    new Promise<void>((resolve, reject) => {
+      const [file, argv] = asRoot ? ['runuser', ['-u', 'postgres', '--', join(bin, cmd), ...args]] : [join(bin, cmd), args];
+      execFile(file, argv, { timeout: 60_000 }, (err, _stdout, stderr) => (err ? reject(new Error(`${cmd} failed: ${stderr || err.message}`)) : resolve()));
+    });
+  await run('initdb', ['-D', data, '-U', 'wallgate', '--auth=trust', '-E', 'UTF8', '--locale=C.UTF-8', '--no-sync']);
+  const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off`;
+  let running = false;
+  const start = async () => {
+    await run('pg_ctl', ['-D', data, '-l', join(dir, 'pg.log'), '-w', '-t', '60', '-o', options, 'start']);
+    running = true;
+  };
+  const stop = async () => {
+    if (!running) return;
+    running = false;
+    await run('pg_ctl', ['-D', data, '-m', 'immediate', '-w', 'stop']);
+  };
+  await start();
+  t.teardown(async () => {
+    await stop().catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return { url: `postgres://wallgate:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`, port, stop, start };
 }

@@ -1,4 +1,5 @@
 /** Sources: create/update/delete with versions, credentials shared by fingerprint, lists, paging, import. */
+import { randomBytes } from 'node:crypto';
 import type { Test } from 'tap';
 import { StoreConflict, subtreeEnd } from '../../../gateway/src/store/types.js';
 import type { OpenStore } from '../contract.js';
@@ -118,8 +119,10 @@ export default function sources(t: Test, open: OpenStore) {
       { dep: b, name: 'Depot 7', address: 'No. 123-456' },
     ];
     const ids: string[] = [];
+    // Ids of letters no needle below holds (ids are searched too).
+    const letters = () => Array.from(randomBytes(12), (b) => 'klmnpvwxz'[b % 9]).join('');
     for (const r of rows) {
-      const w = sourceWrite(r.dep, { name: r.name, address: r.address });
+      const w = sourceWrite(r.dep, { id: `id-${letters()}`, name: r.name, address: r.address });
       await store.sources.create(w, 1);
       ids.push(w.id);
     }

@@ -63,30 +63,42 @@ export function describeUrl(url: string): string {
   }
 }
 
+function newPool(opts: PgDbOptions, max: number, settings?: Record<string, string>): pg.Pool {
+  return new pg.Pool({
+    connectionString: opts.url,
+    max,
+    connectionTimeoutMillis: opts.connectTimeoutMs,
+    statement_timeout: opts.statementTimeoutMs,
+    // A server that vanished without closing the socket is noticed instead of hanging a query forever.
+    keepAlive: true,
+    types,
+    ...(settings ? { options: Object.entries(settings).map(([k, v]) => `-c ${k}=${v}`).join(' ') } : {}),
+  });
+}
+
 export class PgDb implements PgQueries {
   private outage = false;
+  private readonly tunedPools = new Map<string, PgQueries>();
+  private readonly pools: pg.Pool[];
 
   private constructor(
     private readonly pool: pg.Pool,
+    private readonly opts: PgDbOptions,
     private readonly where: string,
-    private readonly statementTimeoutMs: number,
-    private readonly log: PgDbOptions['log'],
-  ) {}
+  ) {
+    this.pools = [pool];
+    this.watch(pool);
+  }
+
+  /** An idle client's socket failing (PostgreSQL restarted) is emitted on its pool; without a listener it would crash the process. */
+  private watch(pool: pg.Pool) {
+    pool.on('error', (err) => this.noteFailure(err));
+  }
 
   /** Opens the pool and checks that the database answers (GW_ERR_UNAVAILABLE when it does not). */
   static async open(opts: PgDbOptions): Promise<PgDb> {
-    const pool = new pg.Pool({
-      connectionString: opts.url,
-      max: opts.poolSize,
-      connectionTimeoutMillis: opts.connectTimeoutMs,
-      statement_timeout: opts.statementTimeoutMs,
-      // A server that vanished without closing the socket is noticed instead of hanging a query forever.
-      keepAlive: true,
-      types,
-    });
-    const db = new PgDb(pool, describeUrl(opts.url), opts.statementTimeoutMs, opts.log);
-    // An idle client's socket failing (PostgreSQL restarted) is emitted here; without a listener it would crash the process.
-    pool.on('error', (err) => db.noteFailure(err));
+    const pool = newPool(opts, opts.poolSize);
+    const db = new PgDb(pool, opts, describeUrl(opts.url));
     try {
       await db.query('SELECT 1');
     } catch (err) {
@@ -144,8 +156,29 @@ export class PgDb implements PgQueries {
     }
   }
 
+  /**
+   * Statements that need planner settings of their own (a walk the planner cannot know stops early)
+   * run on a small pool whose connections start with them: one round trip per statement, where
+   * SET LOCAL would need a transaction around each. `name` tells the pools apart.
+   */
+  tuned(name: string, settings: Record<string, string>, size = 2): PgQueries {
+    let q = this.tunedPools.get(name);
+    if (!q) {
+      const pool = newPool(this.opts, size, settings);
+      this.watch(pool);
+      this.pools.push(pool);
+      q = {
+        query: async <R>(sql: string, params?: unknown[], prepared?: string) => (await this.run(pool, sql, params, prepared)).rows as R[],
+        one: async <R>(sql: string, params?: unknown[]) => ((await this.run(pool, sql, params)).rows[0] as R | undefined) ?? null,
+        exec: async (sql: string, params?: unknown[]) => (await this.run(pool, sql, params)).rowCount ?? 0,
+      };
+      this.tunedPools.set(name, q);
+    }
+    return q;
+  }
+
   async close(): Promise<void> {
-    await this.pool.end();
+    await Promise.all(this.pools.map((p) => p.end()));
   }
 
   private async run(on: pg.Pool | pg.PoolClient, sql: string, params?: unknown[], prepared?: string): Promise<pg.QueryResult> {
@@ -169,7 +202,7 @@ export class PgDb implements PgQueries {
 
   private unavailable(err: Error, code: string | undefined): GatewayError | null {
     let why: string | null = null;
-    if (code === '57014') why = `a statement ran longer than ${this.statementTimeoutMs} ms`;
+    if (code === '57014') why = `a statement ran longer than ${this.opts.statementTimeoutMs} ms`;
     else if (code && /^[0-9A-Z]{5}$/.test(code) && isUnavailableState(code)) why = `PostgreSQL error ${code}`;
     else if (code && NODE_NET_CODES.has(code)) why = code;
     else if (!code && /connection|terminated|timeout|Client has encountered/i.test(err.message)) why = 'connection lost or timed out';
@@ -188,6 +221,6 @@ export class PgDb implements PgQueries {
     if (this.outage) return;
     this.outage = true;
     const code = (err as { code?: unknown }).code;
-    this.log.warn({ database: this.where, code: typeof code === 'string' ? code : undefined, err: err.message }, 'the database is unreachable');
+    this.opts.log.warn({ database: this.where, code: typeof code === 'string' ? code : undefined, err: err.message }, 'the database is unreachable');
   }
 }

@@ -97,13 +97,20 @@ function termsOf(needle: string): string[] {
 
 /**
  * A term walk: index scans in seq order and nested loops only (a bitmap or a sort would read every
- * match before the first row), no parallel workers, and the generic plan (the values do not change its shape; planning would cost more than the walk).
+ * match before the first row), no parallel workers, and the generic plan (the values do not change
+ * its shape, and planning would cost more than the walk).
  */
-const WALK_PLAN = `SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_sort', 'off', true), set_config('enable_hashjoin', 'off', true),
-  set_config('enable_mergejoin', 'off', true), set_config('max_parallel_workers_per_gather', '0', true), set_config('plan_cache_mode', 'force_generic_plan', true)`;
-/** A digit needle: the candidates come from the trigram index only (a walk in seq order would read most of the table). */
-const TRIGRAM_PLAN = `SELECT set_config('enable_seqscan', 'off', true), set_config('enable_indexscan', 'off', true),
-  set_config('max_parallel_workers_per_gather', '0', true), set_config('plan_cache_mode', 'force_generic_plan', true)`;
+const WALK_SETTINGS = {
+  enable_bitmapscan: 'off',
+  enable_sort: 'off',
+  enable_hashjoin: 'off',
+  enable_mergejoin: 'off',
+  max_parallel_workers_per_gather: '0',
+  plan_cache_mode: 'force_generic_plan',
+};
+
+/** An import that wrote this many rows refreshes the planner's statistics at once. */
+const ANALYZE_AFTER_ROWS = 1_000;
 
 export class PgSources implements SourceRepo {
   private terms: { at: number; freq: Map<string, number> } | null = null;
@@ -297,7 +304,7 @@ export class PgSources implements SourceRepo {
    *   the exact substring, stop at the page's end: the cost is the page, not the matches;
    * - digits only (an id), three or more: the trigram GIN index, whose few candidates are sorted;
    * - one character, or two digits: no index narrows it; a walk in seq order, as SQLite does.
-   * The planner cannot know that a walk stops early, so the first two run with their plan fixed.
+   * The planner cannot know that a walk stops early, so walks run with their plan fixed (WALK_SETTINGS).
    */
   private async search(q: SourceQuery, needle: string): Promise<Row[]> {
     if (!q.ranges.length) return [];
@@ -316,22 +323,15 @@ export class PgSources implements SourceRepo {
         ${probeJoins.join('\n')}
         CROSS JOIN LATERAL (SELECT * FROM sources WHERE sources.seq = t.seq OFFSET 0) s
         WHERE ${where.join(' AND ')} ORDER BY t.seq LIMIT ${p.add(q.limit + 1)}`;
-      return this.tuned(WALK_PLAN, sql, p.values);
+      return this.db.tuned('walk', WALK_SETTINGS).query<Row>(sql, p.values, `wg_${createHash('sha1').update(sql).digest('hex').slice(0, 20)}`);
     }
     if (needle.length >= 3) {
-      const sql = `SELECT ${SOURCE_COLUMNS} FROM (SELECT * FROM sources WHERE search_key LIKE '%' || ${n} || '%' OFFSET 0) s
-        WHERE s.seq > ${p.add(after)} AND ${where.join(' AND ')} ORDER BY s.seq LIMIT ${p.add(q.limit + 1)}`;
-      return this.tuned(TRIGRAM_PLAN, sql, p.values);
+      // Planned for these values: the planner then sees the trigram index's few candidates and sorts them.
+      const sql = `SELECT ${SOURCE_COLUMNS} FROM sources s WHERE s.search_key LIKE '%' || ${n} || '%' AND s.seq > ${p.add(after)} AND ${where.join(' AND ')}
+        ORDER BY s.seq LIMIT ${p.add(q.limit + 1)}`;
+      return this.db.query<Row>(sql, p.values);
     }
     return this.db.query<Row>(`SELECT ${SOURCE_COLUMNS} FROM sources s WHERE s.seq > ${p.add(after)} AND ${where.join(' AND ')} ORDER BY s.seq LIMIT ${p.add(q.limit + 1)}`, p.values);
-  }
-
-  /** One statement under planner settings of its own (SET LOCAL: the connection is left as it was), prepared by its text. */
-  private tuned(settings: string, sql: string, values: unknown[]): Promise<Row[]> {
-    return this.db.tx(async (tx) => {
-      await tx.exec(settings);
-      return tx.query<Row>(sql, values, `wg_${createHash('sha1').update(sql).digest('hex').slice(0, 20)}`);
-    });
   }
 
   /**
@@ -383,7 +383,22 @@ export class PgSources implements SourceRepo {
       if (err !== rollback) throw err;
       outcome.created = outcome.updated = outcome.unchanged = 0;
     }
+    if (outcome.created + outcome.updated >= ANALYZE_AFTER_ROWS) await this.analyze();
     return outcome;
+  }
+
+  /**
+   * Fresh planner statistics after a large import, rather than when autovacuum next comes by: the
+   * term frequencies that pick a search's walk come from them. The import is committed already, so a
+   * failure here is not the import's.
+   */
+  private async analyze() {
+    try {
+      await this.db.exec('ANALYZE sources, source_terms');
+      this.terms = null;
+    } catch {
+      // Autovacuum will analyse the tables in its own time.
+    }
   }
 
   async countsByDepartment() {
