@@ -48,16 +48,18 @@ export class PgVehicleRepo implements VehicleRepo {
 
   /** One row's write inside a transaction holding the vehicles lock; a collision is returned, not thrown. */
   private async write(tx: PgTx, row: VehicleRow, expectedVersion: number | null): Promise<VehicleWriteResult> {
-    const current = (await tx.one<{ version: number }>(`SELECT version FROM vehicles WHERE id = $1`, [row.id]))?.version;
+    // One round trip for the three checks (an import runs them per row); the SIM lookup is the vehicles_sim index's expression.
+    const found = await tx.one<{ current: number | null; plate_holder: string | null; sim_holder: string | null }>(
+      `SELECT (SELECT version FROM vehicles WHERE id = $1) AS current, (SELECT id FROM vehicles WHERE plate = $2) AS plate_holder,
+        CASE WHEN $3::text <> '' THEN (SELECT id FROM vehicles WHERE ltrim(doc::jsonb ->> 'sim', '0') = $3::text AND id <> $1 LIMIT 1) END AS sim_holder`,
+      [row.id, row.plate, row.sim ?? ''],
+    );
+    const current = found?.current ?? undefined;
     if (expectedVersion === null && current !== undefined) return { conflict: 'id', value: row.id };
     if (expectedVersion !== null && current === undefined) return 'not-found';
     if (expectedVersion !== null && current !== expectedVersion) return 'version-conflict';
-    const plateHolder = (await tx.one<{ id: string }>(`SELECT id FROM vehicles WHERE plate = $1`, [row.plate]))?.id;
-    if (plateHolder !== undefined && plateHolder !== row.id) return { conflict: 'plate', value: row.plate };
-    // The expression of the vehicles_sim index, so the lookup uses it.
-    if (row.sim && (await tx.one(`SELECT id FROM vehicles WHERE ltrim(doc::jsonb ->> 'sim', '0') = $1 AND id <> $2 LIMIT 1`, [row.sim, row.id]))) {
-      return { conflict: 'sim', value: row.sim };
-    }
+    if (found?.plate_holder != null && found.plate_holder !== row.id) return { conflict: 'plate', value: row.plate };
+    if (row.sim && found?.sim_holder != null) return { conflict: 'sim', value: row.sim };
     if (row.sourceIds.length) {
       const found = await tx.query<{ id: string; holder: string | null }>(
         `SELECT s.id, c.vehicle_id AS holder FROM sources s LEFT JOIN vehicle_channels c ON c.source_id = s.id WHERE s.id = ANY($1::text[])`,
