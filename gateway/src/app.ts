@@ -403,6 +403,7 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
   );
   // Before the walls in the same phase (last registered closes first): an alarm's pop-up goes through them.
   life.own('writes', 'vehicles', () => vehicles.close());
+  if (sync) vehicles.joinCluster(sync.bus, sync.leader);
   await vehicles.init();
   walls.on('popupEnded', (id) => vehicles.popupDismissed(id));
   // A pop-up whose alarm closed while the gateway was down comes off now.

@@ -5,7 +5,8 @@ import { StoreConflict, type Store } from '../store/types.js';
 import { screenRegion } from './layouts.js';
 import type { Popup, WallView } from './model.js';
 import { validatePayload, type MessageType, type Payload } from './protocol.js';
-import { WallCluster, type WallBus, type WallLeader } from './walls/cluster.js';
+import type { PeerBus, PeerLeader } from '../lib/peers.js';
+import { WallCluster } from './walls/cluster.js';
 import { WallCommits } from './walls/commits.js';
 import { WallPopups, type PopupRequest } from './walls/popups.js';
 import { WallPresets, type PresetView } from './walls/presets.js';
@@ -28,7 +29,6 @@ import { WallTours } from './walls/tours.js';
 
 export { PERMISSION, requirePermission, type ControlActor, type ControlConfig, type Prewarmer } from './walls/state.js';
 export type { PopupRequest } from './walls/popups.js';
-export type { WallBus, WallLeader } from './walls/cluster.js';
 export type { PresetView } from './walls/presets.js';
 
 /**
@@ -74,7 +74,7 @@ export class WallService extends EventEmitter<WallEvents> {
    * Cluster mode: changes go to and come from the other nodes over the bus, and tours rotate only
    * while this node leads. Called before init(), so no tour timer starts on a node that does not lead.
    */
-  joinCluster(bus: WallBus, leader: WallLeader): void {
+  joinCluster(bus: PeerBus, leader: PeerLeader): void {
     this.cluster = new WallCluster(this.commits, this.tours, this.presets, this.store, this, this.log, bus, leader);
   }
 

@@ -10,6 +10,7 @@ import {
   maxSeverity,
   severityRank,
   shortId,
+  type AlarmChange,
   type AlarmsOutcome,
   type OpenAlarm,
   type VehicleActor,
@@ -69,6 +70,46 @@ export class Alarms {
     for (const o of [...this.open.values()]) {
       if (!this.registry.has(o.alarm.vehicleId)) await this.closeAlarm(o, SYSTEM, 'handled', 'vehicle deleted', this.ctx.audit(SYSTEM, 'alarm.close', o.alarm.id, o.alarm.departmentId, { reason: 'vehicle deleted' }));
     }
+  }
+
+  /**
+   * An alarm another node raised or changed, as it wrote it: this node shows it, and lets its
+   * regulators acknowledge or close it. Its debounce, pop-ups and picture stay with the node that
+   * raised it; closing it here ends its pop-ups through the walls, which every node shares.
+   */
+  adopt(alarm: Alarm, change: AlarmChange) {
+    const o = this.open.get(alarm.id);
+    if (change === 'closed') {
+      if (!o) return;
+      Object.assign(o.alarm, alarm);
+      this.open.delete(alarm.id);
+      if (this.openByKey.get(this.alarmKey(alarm)) === o) this.openByKey.delete(this.alarmKey(alarm));
+      o.timers.forEach(clearTimeout);
+      const entry = this.registry.get(alarm.vehicleId);
+      if (entry) entry.live.openAlarms = Math.max(0, entry.live.openAlarms - 1);
+    } else if (o) {
+      Object.assign(o.alarm, alarm);
+    } else {
+      const adopted: OpenAlarm = { alarm, closing: false, linking: Promise.resolve(), timers: [], pictured: true };
+      this.open.set(alarm.id, adopted);
+      this.openByKey.set(this.alarmKey(alarm), adopted);
+      const entry = this.registry.get(alarm.vehicleId);
+      if (entry) entry.live.openAlarms++;
+    }
+    this.ctx.events.emit('alarm', o?.alarm ?? alarm, change);
+  }
+
+  /** What changed in the store since this node last heard (after Redis came back), for adopt(): alarms closed meanwhile, and every open one as stored. */
+  async changesSince(): Promise<Array<[Alarm, AlarmChange]>> {
+    const stored = new Map((await this.ctx.store.alarms.open()).map((row) => [row.id, this.fromRow(row)]));
+    const changes: Array<[Alarm, AlarmChange]> = [];
+    for (const o of [...this.open.values()]) {
+      if (stored.has(o.alarm.id) || o.closing) continue;
+      const row = await this.ctx.store.alarms.get(o.alarm.id);
+      if (row) changes.push([this.fromRow(row), 'closed']);
+    }
+    for (const alarm of stored.values()) changes.push([alarm, this.open.has(alarm.id) ? 'updated' : 'raised']);
+    return changes;
   }
 
   /** Stops the pop-up holds; the alarms stay open in the store. */

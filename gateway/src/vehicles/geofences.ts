@@ -18,6 +18,14 @@ export class Geofences {
     for (const r of await this.ctx.store.rules.all('geofence')) this.setGeofence(JSON.parse(r.doc) as Geofence);
   }
 
+  /** Every geofence again from the store (another node changed them), and which each vehicle is in. */
+  async reload() {
+    const rows = await this.ctx.store.rules.all('geofence');
+    this.geofences.clear();
+    for (const r of rows) this.setGeofence(JSON.parse(r.doc) as Geofence);
+    for (const entry of this.registry.entries()) this.recomputeFences(entry);
+  }
+
   get size(): number {
     return this.geofences.size;
   }

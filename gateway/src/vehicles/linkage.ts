@@ -62,6 +62,13 @@ export class Linkage {
     for (const r of await this.ctx.store.rules.all('linkage')) this.rules.set(r.id, JSON.parse(r.doc) as LinkageRule);
   }
 
+  /** Every rule again from the store (another node changed them). */
+  async reload() {
+    const rows = await this.ctx.store.rules.all('linkage');
+    this.rules.clear();
+    for (const r of rows) this.rules.set(r.id, JSON.parse(r.doc) as LinkageRule);
+  }
+
   ruleList(actor: VehicleActor): LinkageRule[] {
     const ranges = this.ctx.ranges(actor);
     return [...this.rules.values()].filter((r) => this.ctx.tree.within(r.departmentId, ranges));

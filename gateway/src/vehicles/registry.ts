@@ -54,6 +54,27 @@ export class VehicleRegistry {
     }
   }
 
+  /**
+   * The registry again from the store (another node changed it): entries keep their live state, and a
+   * vehicle no longer stored leaves. Returns those that left.
+   */
+  async reload(): Promise<VehicleEntry[]> {
+    const kept = new Set<string>();
+    for (const row of await this.ctx.store.vehicles.all()) {
+      const vehicle = JSON.parse(row.doc) as Vehicle;
+      kept.add(vehicle.id);
+      this.index(vehicle);
+    }
+    const gone = [...this.byId.values()].filter((e) => !kept.has(e.vehicle.id));
+    for (const entry of gone) {
+      this.byId.delete(entry.vehicle.id);
+      this.byPlate.delete(entry.vehicle.plate);
+      this.unindexSim(entry);
+    }
+    this.resort();
+    return gone;
+  }
+
   private index(vehicle: Vehicle) {
     const previous = this.byId.get(vehicle.id);
     if (previous) {

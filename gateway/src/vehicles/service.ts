@@ -22,6 +22,8 @@ import { AlarmEvidence } from './evidence.js';
 import { Geofences } from './geofences.js';
 import { Linkage } from './linkage.js';
 import type { Alarm, Geofence, LinkageRule, Position, Severity } from './model.js';
+import type { PeerBus, PeerLeader } from '../lib/peers.js';
+import { VehicleCluster, type VehicleCache } from './cluster.js';
 import { Positions } from './positions.js';
 import { VehicleRegistry } from './registry.js';
 
@@ -55,6 +57,7 @@ export class VehicleService extends EventEmitter<VehicleEvents> {
   private sweepTimer: NodeJS.Timeout | null = null;
   private pruneTimer: NodeJS.Timeout | null = null;
   private closing: Promise<void> | null = null;
+  private cluster: VehicleCluster | null = null;
 
   /**
    * `snapshotter` takes each alarm's picture when it opens (evidence.ts); without one alarms keep none.
@@ -84,6 +87,23 @@ export class VehicleService extends EventEmitter<VehicleEvents> {
     this.positions = new Positions(this.ctx, this.registry, this.geofences, this.alarms);
   }
 
+  /** Cluster mode: positions, alarms and edits reach the other nodes, and the cluster-wide jobs run on the leader only. */
+  joinCluster(bus: PeerBus, leader: PeerLeader): void {
+    this.cluster = new VehicleCluster(this.ctx, this.registry, this.geofences, this.linkage, this.alarms, bus, leader);
+  }
+
+  /** Jobs that must run once in the cluster (pruning, closing cleared alarms): here unless another node leads. */
+  private get runsClusterJobs(): boolean {
+    return this.cluster?.leader.isLeader ?? true;
+  }
+
+  /** Tells the other nodes to reload a cache once its change here is written. */
+  private async edited<T>(cache: VehicleCache, work: () => Promise<T>): Promise<T> {
+    const result = await this.ctx.accept(work);
+    this.cluster?.changed(cache);
+    return result;
+  }
+
   async init(): Promise<void> {
     await this.registry.load();
     await this.geofences.load();
@@ -93,7 +113,9 @@ export class VehicleService extends EventEmitter<VehicleEvents> {
     const sweepMs = Math.min(5_000, (this.ctx.config.offlineAfterSec * 1000) / 4);
     this.sweepTimer = setInterval(() => this.sweep(), sweepMs);
     this.sweepTimer.unref();
-    this.pruneTimer = setInterval(() => void this.positions.prune(), 10 * 60_000);
+    this.pruneTimer = setInterval(() => {
+      if (this.runsClusterJobs) void this.positions.prune();
+    }, 10 * 60_000);
     this.pruneTimer.unref();
   }
 
@@ -106,7 +128,7 @@ export class VehicleService extends EventEmitter<VehicleEvents> {
       if (this.sweepTimer) clearInterval(this.sweepTimer);
       if (this.pruneTimer) clearInterval(this.pruneTimer);
       this.alarms.close();
-      return this.ctx.drain();
+      return this.ctx.drain().finally(() => this.cluster?.close());
     })());
   }
 
@@ -114,7 +136,7 @@ export class VehicleService extends EventEmitter<VehicleEvents> {
   private sweep() {
     const now = this.ctx.clock();
     this.positions.markOffline(now);
-    this.alarms.closeCleared(now);
+    if (this.runsClusterJobs) this.alarms.closeCleared(now);
   }
 
   // ---- registry ------------------------------------------------------------------------------
@@ -148,7 +170,10 @@ export class VehicleService extends EventEmitter<VehicleEvents> {
   /** Its terminal spoke (a heartbeat): the vehicle is online, with nothing written. */
   heard(id: string): void {
     const entry = this.registry.get(id);
-    if (entry && !this.ctx.isClosed) this.registry.heard(entry, this.ctx.clock());
+    if (entry && !this.ctx.isClosed) {
+      this.registry.heard(entry, this.ctx.clock());
+      this.cluster?.heard(entry);
+    }
   }
 
   list(actor: VehicleActor, f: VehicleFilters): { items: VehicleEntry[]; nextCursor: string | null } {
@@ -156,19 +181,19 @@ export class VehicleService extends EventEmitter<VehicleEvents> {
   }
 
   create(actor: VehicleActor, raw: Record<string, unknown>): Promise<VehicleEntry> {
-    return this.ctx.accept(() => this.registry.create(actor, raw));
+    return this.edited('vehicles', () => this.registry.create(actor, raw));
   }
 
   update(actor: VehicleActor, id: string, raw: Record<string, unknown>, version: number, merge: boolean): Promise<VehicleEntry> {
-    return this.ctx.accept(() => this.registry.update(actor, id, raw, version, merge));
+    return this.edited('vehicles', () => this.registry.update(actor, id, raw, version, merge));
   }
 
   delete(actor: VehicleActor, id: string, version: number | undefined): Promise<void> {
-    return this.ctx.accept(() => this.registry.delete(actor, id, version));
+    return this.edited('vehicles', () => this.registry.delete(actor, id, version));
   }
 
   importVehicles(actor: VehicleActor, input: AsyncIterable<ImportInput>, mode: ImportMode, maxRows: number): Promise<VehicleImportReport> {
-    return this.ctx.accept(() => this.registry.importVehicles(actor, input, mode, maxRows));
+    return this.edited('vehicles', () => this.registry.importVehicles(actor, input, mode, maxRows));
   }
 
   // ---- positions and geofences ---------------------------------------------------------------
@@ -186,11 +211,11 @@ export class VehicleService extends EventEmitter<VehicleEvents> {
   }
 
   putGeofence(actor: VehicleActor, id: string | null, raw: unknown, version: number | null): Promise<Geofence> {
-    return this.ctx.accept(() => this.geofences.putGeofence(actor, id, raw, version));
+    return this.edited('geofences', () => this.geofences.putGeofence(actor, id, raw, version));
   }
 
   deleteGeofence(actor: VehicleActor, id: string): Promise<void> {
-    return this.ctx.accept(() => this.geofences.deleteGeofence(actor, id));
+    return this.edited('geofences', () => this.geofences.deleteGeofence(actor, id));
   }
 
   // ---- linkage rules -------------------------------------------------------------------------
@@ -200,11 +225,11 @@ export class VehicleService extends EventEmitter<VehicleEvents> {
   }
 
   putLinkageRule(actor: VehicleActor, id: string | null, raw: unknown, version: number | null): Promise<LinkageRule> {
-    return this.ctx.accept(() => this.linkage.putLinkageRule(actor, id, raw, version));
+    return this.edited('rules', () => this.linkage.putLinkageRule(actor, id, raw, version));
   }
 
   deleteLinkageRule(actor: VehicleActor, id: string): Promise<void> {
-    return this.ctx.accept(() => this.linkage.deleteLinkageRule(actor, id));
+    return this.edited('rules', () => this.linkage.deleteLinkageRule(actor, id));
   }
 
   /** An operator took a pop-up off a wall: the alarm stays open, without it. */

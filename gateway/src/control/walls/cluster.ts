@@ -1,4 +1,5 @@
 import type { EventEmitter } from 'node:events';
+import { share, type PeerBus, type PeerLeader } from '../../lib/peers.js';
 import type { Store, TileRows, WallRow } from '../../store/types.js';
 import { applyDelta, type Tour, type WallDelta } from '../model.js';
 import type { WallCommits } from './commits.js';
@@ -6,19 +7,6 @@ import type { WallPresets } from './presets.js';
 import { SYSTEM, parseWall, type WallEntry, type WallEvents, type WallLog } from './state.js';
 import type { WallTours } from './tours.js';
 
-/** What the walls need of the cluster's bus (gateway/src/cluster/bus.ts ClusterBus). */
-export interface WallBus {
-  readonly maxMessageBytes: number;
-  publish(topic: string, message: unknown): Promise<void>;
-  subscribe(topic: string, handler: (message: unknown, from: string) => void): void;
-  on(event: 'resync', listener: () => void): unknown;
-}
-
-/** What the walls need of the cluster's leader (gateway/src/cluster/leader.ts ClusterLeader). */
-export interface WallLeader {
-  readonly isLeader: boolean;
-  on(event: 'change', listener: (leading: boolean) => void): unknown;
-}
 
 const TOPIC = {
   delta: 'walls.delta',
@@ -56,8 +44,8 @@ export class WallCluster {
     private readonly store: Store,
     private readonly events: EventEmitter<WallEvents>,
     private readonly log: WallLog,
-    private readonly bus: WallBus,
-    private readonly leader: WallLeader,
+    private readonly bus: PeerBus,
+    private readonly leader: PeerLeader,
   ) {
     commits.reloadOnConflict = (entry) => this.reload(entry);
     tours.runsTimers = () => leader.isLeader;
@@ -102,11 +90,7 @@ export class WallCluster {
   }
 
   private share(topic: string, message: unknown) {
-    if (this.fromPeer) return;
-    this.bus.publish(topic, message).catch((err: Error) => {
-      // The bus asks every node to resync once Redis is back; until then the others lag.
-      this.log.warn({ topic, err: err.message }, 'walls: change not published to the other nodes');
-    });
+    if (!this.fromPeer) share(this.bus, topic, message, this.log);
   }
 
   private asPeer(emit: () => void) {
