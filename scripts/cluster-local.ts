@@ -101,9 +101,15 @@ export function startServices(dir: string, pgPort: number, redisPort: number): {
   };
 }
 
-/** Runs gateway/src/main.ts with a node's environment; its output goes to `logFile`'s stream or is piped. */
-export function spawnNode(env: Record<string, string>, stdio: 'pipe' | 'inherit' = 'pipe'): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'gateway/src/main.ts')], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', stdio, stdio] });
+/**
+ * Runs a node with its environment, its output piped: from the sources through tsx, or the build
+ * (dist/main.js, what a benchmark measures). WALLGATE_* variables of this process are not passed on:
+ * they would change (or, if unknown, stop) the node.
+ */
+export function spawnNode(env: Record<string, string>, entry: 'src' | 'dist' = 'src'): ChildProcess {
+  const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('WALLGATE_')));
+  const args = entry === 'dist' ? [join(ROOT, 'dist/main.js')] : ['--import', 'tsx', join(ROOT, 'gateway/src/main.ts')];
+  return spawn(process.execPath, args, { cwd: ROOT, env: { ...inherited, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
 /** Resolves with the node's base URL once it listens (its "listening" log line), rejects when it exits first. */

@@ -19,7 +19,7 @@ import { cpus } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { ControlClient } from '../sim/control-client.js';
-import { cpuMeter, finish, gatewayEnv, installHarness, log, median, pct, ROOT_DIR, round, rssMb, runBench, sleep, spawnUntil, tempDir, track } from './harness.js';
+import { cpuMeter, finish, gatewayEnv, installHarness, isMain, log, median, pct, ROOT_DIR, round, rssMb, runBench, sleep, spawnUntil, tempDir, track } from './harness.js';
 
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 1000);
 const SUBSCRIBER_PROCESSES = Number(process.env.BENCH_SUBSCRIBER_PROCESSES ?? 2);
@@ -30,10 +30,11 @@ const HIGH_RATE = Number(process.env.BENCH_HIGH_RATE ?? 1200);
 const HIGH_MS = Number(process.env.BENCH_HIGH_MS ?? 10_000);
 const CAMERAS = 64;
 const TARGETS = { clients: 1000, assign_to_all_p99_ms: 50, ops_per_s: 1000 };
-const guard = installHarness(15 * 60_000);
+const guard = isMain(import.meta.url) ? installHarness(15 * 60_000) : undefined;
 const now = () => performance.timeOrigin + performance.now();
 
-class Subscribers {
+/** A subscriber process (control-subscribers.ts) and its report requests; bench:cluster uses it too. */
+export class Subscribers {
   private readonly lines: ((line: string) => void)[] = [];
   readonly ready: Promise<void>;
   constructor(
@@ -58,7 +59,7 @@ class Subscribers {
   }
 }
 
-interface Sent {
+export interface Sent {
   at: number;
   version: number | null;
   /** When the operator had the acknowledgement. */
@@ -66,7 +67,7 @@ interface Sent {
 }
 
 /** Operators assign cameras to their own tiles at `rate` a second in all; resolves when every ack is in. */
-async function drive(operators: ControlClient[], tilesOf: string[][], wallId: string, rate: number, ms: number, sent: Sent[]) {
+export async function drive(operators: ControlClient[], tilesOf: string[][], wallId: string, rate: number, ms: number, sent: Sent[]) {
   let issued = 0;
   let errors = 0;
   const acks: Promise<void>[] = [];
@@ -111,7 +112,7 @@ async function drive(operators: ControlClient[], tilesOf: string[][], wallId: st
 }
 
 /** Per assignment: ms from send to the last client having it; and whether every client got every version. */
-async function collect(subs: Subscribers[], sent: Sent[]) {
+export async function collect(subs: Subscribers[], sent: Sent[], clients = CLIENTS) {
   const versions = sent.map((s) => s.version).filter((v): v is number => v !== null);
   const from = Math.min(...versions);
   const to = Math.max(...versions);
@@ -130,7 +131,7 @@ async function collect(subs: Subscribers[], sent: Sent[]) {
   let undelivered = 0;
   for (const s of sent) {
     if (s.version === null) continue;
-    if ((reached.get(s.version) ?? 0) < CLIENTS) undelivered++;
+    if ((reached.get(s.version) ?? 0) < clients) undelivered++;
     else latencies.push(last.get(s.version)! - s.at);
   }
   return { latencies, undelivered, gaps: reports.reduce((n, r) => n + r.gaps, 0), clientsAtEnd: reports.every((r) => r.minVersion >= to) };
@@ -237,7 +238,7 @@ async function main() {
   };
   for (const op of operators) await op.close();
   for (const s of subs) s.child.stdin!.write(JSON.stringify({ op: 'close' }) + '\n');
-  await finish(result, started.child, guard);
+  await finish(result, started.child, guard!);
 }
 
-runBench(main);
+if (isMain(import.meta.url)) runBench(main);

@@ -235,12 +235,17 @@ export function machineConditions() {
   return { node: process.version, cpu: cpus()[0]?.model, cores: cpus().length, load_avg_1m: round(loadavg()[0]!, 2) };
 }
 
+/** Whether this module is the one node was started with (not imported by another bench). */
+export function isMain(moduleUrl: string): boolean {
+  return !!process.argv[1] && moduleUrl === pathToFileURL(process.argv[1]).href;
+}
+
 /**
  * Runs a measurement when its file is run alone rather than imported by a larger bench: its JSON
  * object last on stdout, or the failure on stderr and exit code 1.
  */
 export function runIfMain(moduleUrl: string, measure: () => Promise<object>): void {
-  if (!process.argv[1] || moduleUrl !== pathToFileURL(process.argv[1]).href) return;
+  if (!isMain(moduleUrl)) return;
   measure().then(
     (result) => process.stdout.write(JSON.stringify(result) + '\n'),
     (err: Error) => {
