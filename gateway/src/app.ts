@@ -306,7 +306,20 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
   installErrorHandler(http);
   // Cluster mode: a page opened on one node may fail over to another, which must let it in (CORS, the
   // control WebSocket's Origin check, the pages' connect-src); only the nodes' own origins are trusted.
-  const nodeOrigins = (): string[] => (cluster ? cluster.nodes().map((n) => originOf(n.url)).filter((o): o is string => o !== null) : []);
+  // Every node seen since the start, not only the live ones: the page that fails over to this node came from one that just died.
+  // Kept from every heartbeat round, so a node that was never asked anything still knows the dead one's origin.
+  const seenOrigins = new Set<string>();
+  const remember = (nodes: readonly { url: string }[]) => {
+    for (const n of nodes) {
+      const origin = originOf(n.url);
+      if (origin && seenOrigins.size < 1_000) seenOrigins.add(origin);
+    }
+  };
+  cluster?.on('nodes', remember);
+  const nodeOrigins = (): string[] => {
+    remember(cluster?.nodes() ?? []);
+    return [...seenOrigins];
+  };
   const trustedOrigin = (origin: string) => config.control.allowedOrigins.includes(origin) || nodeOrigins().includes(origin);
   if (cluster) clusterCors(http, trustedOrigin);
   const debugLogged = config.log.level === 'debug' || config.log.level === 'trace';

@@ -11,15 +11,21 @@ async function twoNodes(t: Test): Promise<[StreamingGateway, StreamingGateway]> 
   const keyPrefix = redisPrefix();
   const tokenKey = Buffer.alloc(32, 7).toString('base64');
   const credentialKey = Buffer.alloc(32, 9).toString('base64');
-  const node = (nodeId: string) =>
-    startStreamingGateway(t, {}, {}, {
-      secrets: { tokenKey, credentialKey },
-      store: { engine: 'postgres', postgres: { url } },
-      cluster: { enabled: true, nodeId, redisUrl: sharedRedisUrl(), keyPrefix, leaseMs: 2_000, heartbeatMs: 500 },
-    });
-  // The first node creates the tables and the admin; the second finds them.
+  const node = (nodeId: string, joining?: { adminToken: string }) =>
+    startStreamingGateway(
+      t,
+      {},
+      {},
+      {
+        secrets: { tokenKey, credentialKey },
+        store: { engine: 'postgres', postgres: { url } },
+        cluster: { enabled: true, nodeId, redisUrl: sharedRedisUrl(), keyPrefix, leaseMs: 2_000, heartbeatMs: 500 },
+      },
+      joining,
+    );
+  // The first node creates the tables and the admin; the second finds them (the admin's token is good on both).
   const a = await node('node-a');
-  const b = await node('node-b');
+  const b = await node('node-b', { adminToken: a.adminToken });
   for (const gw of [a, b]) await waitFor(() => gw.cluster!.nodes().length, (n) => n === 2, 5_000, 50, `${gw.cluster!.id} to see both nodes`);
   return [a, b];
 }

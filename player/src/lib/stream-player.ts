@@ -95,6 +95,8 @@ interface Attempt {
   ready: Promise<void>;
   /** Whether media is on its way (the peer connected, the stream's header or a segment arrived). */
   progressed(): boolean;
+  /** Rejects when the transport is lost after it played (its connection closed or failed); never resolves. */
+  dropped: Promise<never>;
   close(): void;
   stats(): Promise<Pick<PlayerStats, 'codec' | 'bitrateKbps' | 'latencyMs'>>;
 }
@@ -260,6 +262,10 @@ export class StreamPlayer {
       this.failures = 0;
       this.setState({ kind: 'live', transport });
       this.watchStalls(gen);
+      // A lost connection (its node died, say) is started over at once, not when the picture is seen to stall.
+      attempt.dropped.catch(() => {
+        if (gen === this.generation && this.attempt === attempt) this.retry(gen, t('player.stopped'));
+      });
       return;
     }
     if (gen === this.generation) this.retry(gen, lastError);
@@ -290,6 +296,14 @@ export class StreamPlayer {
       if (gen === this.generation) this.start();
     }, delay);
   }
+}
+
+/** A promise a transport rejects when its connection is lost after it played, and the function that does it. */
+function dropSignal(): { dropped: Promise<never>; drop(e: Error): void } {
+  let drop: (e: Error) => void = () => {};
+  const dropped = new Promise<never>((_, reject) => (drop = reject));
+  dropped.catch(() => {});
+  return { dropped, drop };
 }
 
 function resetElement(video: HTMLVideoElement) {
@@ -326,9 +340,17 @@ function openWebRtc(urls: ViewUrls, video: HTMLVideoElement, signal: AbortSignal
   let resource: string | null = null;
   let closed = false;
   let last: { bytes: number; at: number } | null = null;
+  const { dropped, drop } = dropSignal();
+  let disconnected: ReturnType<typeof setTimeout> | undefined;
   const failed = new Promise<never>((_, reject) => {
     pc.onconnectionstatechange = () => {
-      if (pc.connectionState === 'failed') reject(new Error(t('player.connectionFailed')));
+      clearTimeout(disconnected);
+      if (pc.connectionState === 'failed') {
+        reject(new Error(t('player.connectionFailed')));
+        drop(new Error(t('player.connectionFailed')));
+      }
+      // The node went away (ICE consent lost): not a blip if it lasts, and ICE takes far longer to call it failed.
+      if (pc.connectionState === 'disconnected') disconnected = setTimeout(() => drop(new Error(t('player.connectionFailed'))), 2_000);
     };
   });
   const negotiate = async () => {
@@ -371,9 +393,11 @@ function openWebRtc(urls: ViewUrls, video: HTMLVideoElement, signal: AbortSignal
   return {
     transport: 'webrtc',
     ready,
+    dropped,
     progressed: () => pc.connectionState === 'connected',
     close() {
       closed = true;
+      clearTimeout(disconnected);
       pc.ontrack = null;
       pc.close();
       release();
@@ -403,6 +427,7 @@ function openFlv(urls: ViewUrls, video: HTMLVideoElement, signal: AbortSignal): 
   let player: Mpegts.Player | null = null;
   let closed = false;
   let gotMedia = false;
+  const { dropped, drop } = dropSignal();
   const wsUrl = urls.wsFlv;
   const ready = (async () => {
     const mpegts = (await import('mpegts.js')).default;
@@ -413,9 +438,13 @@ function openFlv(urls: ViewUrls, video: HTMLVideoElement, signal: AbortSignal): 
       { enableWorker: false, lazyLoad: false, liveBufferLatencyChasing: true, liveBufferLatencyMaxLatency: 2, liveBufferLatencyMinRemain: 0.3, autoCleanupSourceBuffer: true },
     );
     const failed = new Promise<never>((_, reject) => {
-      player!.on(mpegts.Events.ERROR, (type: string, detail: string) => reject(new Error(`${type} ${detail}`)));
-      // The gateway closes the WebSocket when the camera cannot start (the handshake no longer waits for it).
-      player!.on(mpegts.Events.LOADING_COMPLETE, () => reject(new Error(t('player.streamEnded'))));
+      const fail = (e: Error) => {
+        reject(e);
+        drop(e);
+      };
+      player!.on(mpegts.Events.ERROR, (type: string, detail: string) => fail(new Error(`${type} ${detail}`)));
+      // The gateway closes the WebSocket when the camera cannot start (the handshake no longer waits for it), or its node goes.
+      player!.on(mpegts.Events.LOADING_COMPLETE, () => fail(new Error(t('player.streamEnded'))));
     });
     player.on(mpegts.Events.MEDIA_INFO, () => (gotMedia = true));
     player.attachMediaElement(video);
@@ -426,6 +455,7 @@ function openFlv(urls: ViewUrls, video: HTMLVideoElement, signal: AbortSignal): 
   return {
     transport: 'flv',
     ready,
+    dropped,
     progressed: () => gotMedia,
     close() {
       closed = true;
@@ -457,6 +487,7 @@ function openHls(urls: ViewUrls, video: HTMLVideoElement, signal: AbortSignal): 
   let closed = false;
   let bitrate: number | null = null;
   let fragments = 0;
+  const { dropped, drop } = dropSignal();
   const ready = (async () => {
     const HlsClass = (await import('hls.js')).default;
     if (closed) throw new Error('stopped');
@@ -465,7 +496,9 @@ function openHls(urls: ViewUrls, video: HTMLVideoElement, signal: AbortSignal): 
     hls = player;
     const failed = new Promise<never>((_, reject) =>
       player.on(HlsClass.Events.ERROR, (_e, data) => {
-        if (data.fatal) reject(new Error(hlsFailure(data)));
+        if (!data.fatal) return;
+        reject(new Error(hlsFailure(data)));
+        drop(new Error(hlsFailure(data)));
       }),
     );
     player.on(HlsClass.Events.FRAG_LOADED, (_e, data) => {
@@ -482,6 +515,7 @@ function openHls(urls: ViewUrls, video: HTMLVideoElement, signal: AbortSignal): 
   return {
     transport: 'hls',
     ready,
+    dropped,
     progressed: () => fragments > 0,
     close() {
       closed = true;
