@@ -63,16 +63,26 @@ export function describeUrl(url: string): string {
   }
 }
 
+/**
+ * The URL with server settings added to its `options` parameter: pg lets a URL's own options (a
+ * search_path, say) override a separate `options`, so both go into the URL.
+ */
+function withSettings(url: string, settings: Record<string, string>): string {
+  const u = new URL(url);
+  const ours = Object.entries(settings).map(([k, v]) => `-c ${k}=${v}`);
+  u.searchParams.set('options', [u.searchParams.get('options'), ...ours].filter(Boolean).join(' '));
+  return u.toString();
+}
+
 function newPool(opts: PgDbOptions, max: number, settings?: Record<string, string>): pg.Pool {
   return new pg.Pool({
-    connectionString: opts.url,
+    connectionString: settings ? withSettings(opts.url, settings) : opts.url,
     max,
     connectionTimeoutMillis: opts.connectTimeoutMs,
     statement_timeout: opts.statementTimeoutMs,
     // A server that vanished without closing the socket is noticed instead of hanging a query forever.
     keepAlive: true,
     types,
-    ...(settings ? { options: Object.entries(settings).map(([k, v]) => `-c ${k}=${v}`).join(' ') } : {}),
   });
 }
 
