@@ -63,7 +63,7 @@ import { SnapshotService } from './snapshots/service.js';
 import { CredentialSealer } from './registry/credentials.js';
 import { ImportSlots } from './registry/import-slots.js';
 import { Registry } from './registry/service.js';
-import { dnsResolver, pushStreamName, type Resolver } from './registry/url-policy.js';
+import { dnsResolver, parseGbUrl, parseJtUrl, pushStreamName, type Resolver } from './registry/url-policy.js';
 import type { Snapshotter } from './snapshots/types.js';
 import { openStore } from './store/open.js';
 import { StoreConflict, type SourceRecord, type Store } from './store/types.js';
@@ -439,6 +439,8 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
   const ptzControl = new PtzControl(ptz);
   control.extend(ptzControl);
   life.checkpoint('services started');
+  if (cluster && gb) cluster.links.sources.gb = () => gb.onlineDevices();
+  if (cluster && jt808) cluster.links.sources.jt = () => jt808.linkedVehicles();
   const routeFlv = cluster ? viewerRouting(cluster, http, store, streamTokens, (req, socket, head) => void flv.handleUpgrade(req, socket, head), config, life) : null;
   http.server.on('upgrade', (req, socket, head) => {
     guardSocket(socket);
@@ -613,7 +615,13 @@ function viewerRouting(
 ) {
   const router = new ViewerRouter(cluster, async (cameraId) => {
     const record = await store.sources.get(cameraId);
-    return record && { deptPath: record.deptPath };
+    if (!record) return null;
+    // A GB channel's media comes to the node its device registered with; a vehicle channel's, to its 808 link's node.
+    const gb = record.protocol === 'gb28181' ? parseGbUrl(record.url) : null;
+    if (gb) return { deptPath: record.deptPath, linkNode: await cluster.links.nodeFor('gb', gb.deviceId), linkName: `GB device ${gb.deviceId}` };
+    const jt = record.protocol === 'jt1078' ? parseJtUrl(record.url) : null;
+    if (jt) return { deptPath: record.deptPath, linkNode: await cluster.links.nodeFor('jt', jt.vehicleId), linkName: `vehicle ${jt.vehicleId}'s JT/T 808 terminal` };
+    return { deptPath: record.deptPath };
   });
   const proxy = new WsProxy(config.streams.flv.maxBufferedBytes);
   life.own('readers', 'proxied WS-FLV viewers', () => proxy.close());

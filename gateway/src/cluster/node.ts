@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
+import { LinkLocality } from './links.js';
 import { CameraOwnership } from './ownership.js';
 import { connectRedis, openRedis, type RedisLog } from './redis.js';
 
@@ -72,6 +73,8 @@ export class ClusterNode extends EventEmitter<{ nodes: [NodeInfo[]] }> {
   readonly redis: Redis;
   readonly prefix: string;
   readonly ownership: CameraOwnership;
+  /** Which node holds each GB device's registration and each vehicle's JT/T 808 link. */
+  readonly links: LinkLocality;
   private idValue = '';
   private urlValue = '';
   private readonly startedAt = Date.now();
@@ -99,6 +102,7 @@ export class ClusterNode extends EventEmitter<{ nodes: [NodeInfo[]] }> {
     this.redis = openRedis(config.redisUrl, current, 'wallgate-node');
     this.prefix = config.keyPrefix;
     this.ownership = new CameraOwnership(this, { leaseMs: config.leaseMs, limits, log: current });
+    this.links = new LinkLocality(this, config.leaseMs);
   }
 
   /** Connects to Redis (failing the start, with the address, when it does not answer). */
@@ -190,6 +194,7 @@ export class ClusterNode extends EventEmitter<{ nodes: [NodeInfo[]] }> {
       const [infos] = await Promise.all([
         this.redis.eval(HEARTBEAT, 0, this.prefix, this.idValue, info, String(this.config.heartbeatMs * 3)) as Promise<string[]>,
         this.ownership.renew(),
+        this.links.renew(),
       ]);
       this.live = infos.map(parseInfo).filter((n): n is NodeInfo => n !== null).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
       this.emit('nodes', this.live);
@@ -224,7 +229,7 @@ export class ClusterNode extends EventEmitter<{ nodes: [NodeInfo[]] }> {
     if (this.timer) clearTimeout(this.timer);
     await this.beating;
     try {
-      await this.ownership.releaseAll();
+      await Promise.all([this.ownership.releaseAll(), this.links.forgetAll()]);
       if (this.started) await this.redis.eval(LEAVE, 2, `${this.prefix}node:${this.idValue}`, `${this.prefix}nodes`, this.runMark, this.idValue);
     } catch (err) {
       // Redis away: the heartbeat and the leases expire by themselves.

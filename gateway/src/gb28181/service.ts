@@ -152,6 +152,11 @@ export class GbService implements GbLink, GbPlayLink, GbStats, PtzSender {
     return this.countDropped;
   }
 
+  /** The devices registered with this gateway now (cluster mode: their channels are pulled here). */
+  onlineDevices(): string[] {
+    return [...this.devices.keys()];
+  }
+
   /** Whether the device is registered now. */
   isOnline(deviceId: string): boolean {
     return this.devices.has(deviceId);

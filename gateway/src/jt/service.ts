@@ -244,6 +244,11 @@ export class JtService implements JtLink, JtLiveState, JtStats {
     return sim ? { vehicleId, sim, edition: '2013', online: false, lastSeenAt: null, offlineSince: null, localAddress: null } : null;
   }
 
+  /** The vehicles whose terminal holds its 808 link with this gateway now (cluster mode: their channels are pulled here). */
+  linkedVehicles(): string[] {
+    return [...this.online.keys()];
+  }
+
   vehicleBySim(sim: string): string | null {
     return this.opts.vehicles.bySim(sim)?.vehicle.id ?? null;
   }
