@@ -110,6 +110,10 @@ t.test('cluster viewer routing', needsCluster(), async (t) => {
     const played = await fetch(sent.headers.get('location')!);
     t.equal(played.status, 200, 'where it plays');
     t.match(await played.text(), /#EXTM3U/);
+
+    // Sign-out is kept in the store, read on every request: node B refuses the token as soon as node A signed it out.
+    t.equal((await a.api('POST', '/api/auth/logout', { token })).status, 204);
+    t.equal((await b.api('GET', '/api/sources?limit=5', { token })).status, 401, 'a token signed out on node A is refused on node B at once');
   });
 
   await t.test('two nodes asked for the same camera at the same instant start one pull, every time', async (t) => {
