@@ -50,6 +50,7 @@ import { vehicleServerMessageSchemas } from './vehicles/messages.js';
 import { wallRoutes } from './http/routes/walls.js';
 import { NetworkPolicy } from './lib/cidr.js';
 import { Lifecycle } from './lib/lifecycle.js';
+import { share } from './lib/peers.js';
 import { loadSecrets } from './lib/secrets.js';
 import { guardSocket } from './lib/sockets.js';
 import { FlvOutput } from './outputs/flv/index.js';
@@ -393,6 +394,7 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
   life.own('writes', 'walls', () => walls.close());
   const sync = cluster ? await clusterSync(config, cluster, life, http.log.child({ module: 'cluster' })) : null;
   if (sync) walls.joinCluster(sync.bus, sync.leader);
+  if (sync) shareRegistry(registry, sync.bus, config.cluster.heartbeatMs, http.log);
   await walls.init();
   await sync?.leader.start();
   if (config.demo.enabled) await seedDemoWall(walls, registry, ROOT_DEPARTMENT);
@@ -570,6 +572,15 @@ async function clusterSync(config: Config, node: ClusterNode, life: Lifecycle, l
   const leader = new ClusterLeader({ redis: node.redis, prefix, nodeId: () => node.id, leaseMs, heartbeatMs, log });
   life.own('accepting', 'cluster leader', () => leader.close());
   return { bus, leader };
+}
+
+/** Cluster mode: a department edit on one node reloads the tree on the others; source counts are read again after a heartbeat. */
+function shareRegistry(registry: Registry, bus: ClusterBus, countsMaxAgeMs: number, log: FastifyInstance['log']) {
+  registry.countsMaxAgeMs = countsMaxAgeMs;
+  registry.onDepartmentsChanged = () => share(bus, 'registry.departments', {}, log);
+  const reload = () => void registry.reloadDepartments().catch((err: Error) => log.error({ err: err.message }, 'department tree not reloaded from the store'));
+  bus.subscribe('registry.departments', reload);
+  bus.on('resync', reload);
 }
 
 /**

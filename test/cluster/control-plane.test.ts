@@ -62,4 +62,14 @@ t.test('wall screens on two gateways follow changes made on either, through a Re
   }
   t.match(await assign(onB, 's1-4', 'a4', 4), { type: 'ack', payload: { version: 5 } });
   t.match((await onA.untilVersion('w1', 5)).tiles['s1-4']!.content, { cameraId: 'a4' }, 'the bus carries changes again after the restart');
+
+  // A department made on node a is in node b's tree: a camera can be registered in it there.
+  const dep = await a.api('POST', '/api/departments', { token: a.adminToken, body: { id: 'east', name: 'East', parentId: 'root', level: 'city' } });
+  t.equal(dep.status, 201);
+  let status = 0;
+  for (let tries = 0; tries < 50 && status !== 201; tries++) {
+    status = (await b.api('POST', '/api/sources', { token: b.adminToken, body: camera('e1', 'east') })).status;
+    if (status !== 201) await new Promise((r) => setTimeout(r, 50));
+  }
+  t.equal(status, 201, "node b reloaded its department tree when node a's changed");
 });

@@ -147,6 +147,23 @@ export class Registry {
     this.tree = new DepartmentTree(await this.store.departments.all());
   }
 
+  private async treeChanged() {
+    await this.reloadTree();
+    this.onDepartmentsChanged?.();
+  }
+
+  /** Cluster mode: told after this node changed the department tree, so app.ts tells the other nodes. */
+  onDepartmentsChanged: (() => void) | null = null;
+  /** Cluster mode: other nodes add sources and write their health too, so the counts are read again after this long. */
+  countsMaxAgeMs = Infinity;
+  private countsAt = 0;
+
+  /** The department tree again from the store: another node changed it. */
+  async reloadDepartments(): Promise<void> {
+    await this.reloadTree();
+    this.changed();
+  }
+
   /** Forget cached counts after a change to sources or their health. */
   private changed() {
     this.counts = null;
@@ -174,7 +191,11 @@ export class Registry {
   // ---- departments -------------------------------------------------------------------------
 
   async departmentForest(actor: Actor): Promise<DepartmentNode[]> {
-    this.counts ??= this.store.sources.countsByDepartment();
+    if (this.counts && this.clock() - this.countsAt > this.countsMaxAgeMs) this.counts = null;
+    if (!this.counts) {
+      this.counts = this.store.sources.countsByDepartment();
+      this.countsAt = this.clock();
+    }
     return this.tree.forest(this.scope(actor), await this.counts);
   }
 
@@ -195,7 +216,7 @@ export class Registry {
         { id: input.id, name: input.name, parentId: parent.id, level: input.level, path: `${parent.path}${input.id}/` },
         this.clock(),
       );
-      await this.reloadTree();
+      await this.treeChanged();
       await this.audit(actor, 'department.create', dep.id, dep.path, { name: dep.name, parentId: dep.parentId, level: dep.level });
       return dep;
     } catch (err) {
@@ -226,7 +247,7 @@ export class Registry {
     const parentLevel = parentId ? this.tree.get(parentId)?.level : undefined;
     if (parentLevel) this.checkLevel(parentLevel, changes.level ?? dep.level);
     const updated = await this.store.departments.update(id, { ...changes, ...(path ? { path } : {}) }, this.clock());
-    await this.reloadTree();
+    await this.treeChanged();
     this.changed();
     await this.audit(actor, 'department.update', id, updated.path, { ...changes });
     return updated;
@@ -244,7 +265,7 @@ export class Registry {
     if (!(await this.store.departments.delete(id))) {
       throw reasoned('GW_ERR_CONFLICT', 'departmentInUse', { department: id }, `department "${id}" still has departments, sources, walls, vehicles, vehicle rules, GB devices or admission rules below it`);
     }
-    await this.reloadTree();
+    await this.treeChanged();
     await this.audit(actor, 'department.delete', id, dep.path);
   }
 
