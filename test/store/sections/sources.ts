@@ -187,6 +187,28 @@ export default function sources(t: Test, open: OpenStore) {
     t.same(fs.items.map((s) => s.id), [changed.id], 'imported rows are searchable');
   });
 
+  t.test('import: many rows keep their file order; an id twice is created, then updated', async (t) => {
+    const store = await open(t);
+    const dep = await department(store);
+    const writes = Array.from({ length: 1_100 }, (_, i) => sourceWrite(dep, { id: `${dep.id}-${String(i).padStart(4, '0')}`, name: `Bulk ${i}` }));
+    writes.reverse();
+    const twice = sourceWrite(dep, { name: 'First' });
+    const rows = [...writes, twice, { ...twice, name: 'Second' }].map((write, i) => ({ line: i + 2, write }));
+    const range = [[dep.path, subtreeEnd(dep.path)]] as [string, string][];
+    t.match(await store.sources.importRows(rows, range, true, 5), { created: 1_101, updated: 1, unchanged: 0, refused: [], applied: true });
+    t.match(await store.sources.get(twice.id), { name: 'Second', version: 2 });
+    const ordered: string[] = [];
+    let after: { seq: number } | undefined;
+    for (;;) {
+      const page = await store.sources.list({ ranges: range, text: 'bulk', limit: 500, after });
+      ordered.push(...page.items.map((s) => s.id));
+      if (!page.next) break;
+      after = page.next as { seq: number };
+    }
+    t.same(ordered, writes.map((w) => w.id), 'registration order is the file order');
+    t.match(await store.sources.importRows(rows.slice(0, 1_100), range, true, 6), { created: 0, updated: 0, unchanged: 1_100, applied: true }, 'again: nothing changes');
+  });
+
   t.test('health: written, counted per department; a fence refuses older lease holders', async (t) => {
     const store = await open(t);
     const dep = await department(store);
