@@ -25,7 +25,7 @@ import { generateCity, prng, type CityDepartment } from '../../gateway/src/regis
 import { PgStore } from '../../gateway/src/store/pg/index.js';
 import { SqliteStore } from '../../gateway/src/store/sqlite/index.js';
 import { searchDocument, searchKey } from '../../gateway/src/store/sqlite/search-terms.js';
-import { cleanup, installHarness, log, sleep, tempDir, track } from './harness.js';
+import { cleanup, installHarness, log, LOOPBACK_LISTENERS, sleep, tempDir, track } from './harness.js';
 
 type Engine = { kind: 'sqlite' } | { kind: 'postgres'; url: string };
 
@@ -55,9 +55,8 @@ async function startGateway(dataDir: string, storeEnv: Record<string, string>): 
   // Inherited WALLGATE_* settings would change (or, if unknown, stop) the gateway under test.
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('WALLGATE_')) env[k] = v;
   Object.assign(env, {
+    ...LOOPBACK_LISTENERS,
     WALLGATE_DATA_DIR: dataDir,
-    WALLGATE_SERVER_HOST: '127.0.0.1',
-    WALLGATE_SERVER_PORT: '0',
     WALLGATE_LOG_LEVEL: 'info',
     WALLGATE_STREAMS_FLV_RTMP_ENABLED: 'false',
     ...storeEnv,
