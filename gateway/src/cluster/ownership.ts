@@ -5,7 +5,7 @@ import { GatewayError, reasoned } from '../errors.js';
 export interface CameraLease {
   cameraId: string;
   nodeId: string;
-  /** The fencing token: INCR per camera, so a later lease always carries a higher one. */
+  /** The fencing token: max(counter + 1, Redis TIME in µs) per camera, so a later lease always carries a higher one, even after Redis restarted empty. */
   token: number;
   since: number;
 }
@@ -39,13 +39,32 @@ interface Held extends CameraLease {
 }
 
 /**
+ * The next fencing token of a camera, in a Lua script: max(counter + 1, Redis TIME in microseconds),
+ * stored back in the counter (KEYS[2]). The clock keeps tokens growing across a Redis that restarted
+ * empty (a plain INCR would start again at 1, below the health fence the database holds); the counter
+ * keeps them growing within one microsecond or if the clock steps back. A microsecond count
+ * (~1.8e15) is exact in Lua's doubles and a JS number (< 2^53); '%.0f' keeps it out of tostring's
+ * 14-digit exponent form.
+ */
+const NEXT_TOKEN = `
+local function next_token(fence_key, t)
+  local micros = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local token = (tonumber(redis.call('GET', fence_key)) or 0) + 1
+  if micros > token then token = micros end
+  token = string.format('%.0f', token)
+  redis.call('SET', fence_key, token)
+  return token
+end
+`;
+
+/**
  * Takes a camera's lease when no node holds it, within the cluster-wide department caps, in one step.
  * KEYS: the lease, the fence counter, then one sorted set per capped department the camera is in
  * (members: camera ids; scores: when their lease lapses). ARGV: node id, lease ms, camera id, then
  * each department's cap. Returns {1, value} when the lease is this node's (new or already held),
  * {0, value} when another node holds it, {-1, index} when the index-th department is at its cap.
  */
-const ACQUIRE = `
+const ACQUIRE = `${NEXT_TOKEN}
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local lease = tonumber(ARGV[2])
@@ -62,7 +81,7 @@ for i = 3, #KEYS do
     return {-1, tostring(i - 2)}
   end
 end
-local token = redis.call('INCR', KEYS[2])
+local token = next_token(KEYS[2], t)
 local value = ARGV[1] .. '|' .. token .. '|' .. now
 redis.call('SET', KEYS[1], value, 'PX', lease)
 for i = 3, #KEYS do redis.call('ZADD', KEYS[i], now + lease, ARGV[3]) end
@@ -71,10 +90,13 @@ return {1, value}
 
 /**
  * Renews every lease this node holds in one round trip. ARGV: prefix, lease ms, then per lease: its
- * camera id, its value (node|token|since) and its departments (newline-separated). A lease renews only
- * while it still holds exactly that value; the answer is 1 or 0 per lease, in order.
+ * camera id, its value (node|token|since) and its departments (newline-separated). A lease renews while
+ * it still holds exactly that value (answer 1). A lease Redis no longer has at all (it restarted empty,
+ * or lost it in a failover) is taken again at once under a new, higher token, keeping its since
+ * (answer: the new value); the caller sends only leases its own clock still counts as valid, so no
+ * other node can have been promised the camera meanwhile. Held by another node: 0.
  */
-const RENEW = `
+const RENEW = `${NEXT_TOKEN}
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local prefix = ARGV[1]
@@ -83,13 +105,20 @@ local out = {}
 for i = 3, #ARGV, 3 do
   local camera = ARGV[i]
   local key = prefix .. 'cam:' .. camera
-  if redis.call('GET', key) == ARGV[i + 1] then
+  local current = redis.call('GET', key)
+  local answer = 0
+  if current == ARGV[i + 1] then
     redis.call('PEXPIRE', key, lease)
-    for dept in string.gmatch(ARGV[i + 2], '[^\\n]+') do redis.call('ZADD', prefix .. 'dept:' .. dept, now + lease, camera) end
-    out[#out + 1] = 1
-  else
-    out[#out + 1] = 0
+    answer = 1
+  elseif not current then
+    local node, since = string.match(ARGV[i + 1], '^(.*)|%d+|(%d+)$')
+    answer = node .. '|' .. next_token(prefix .. 'fence:' .. camera, t) .. '|' .. since
+    redis.call('SET', key, answer, 'PX', lease, 'NX')
   end
+  if answer ~= 0 then
+    for dept in string.gmatch(ARGV[i + 2], '[^\\n]+') do redis.call('ZADD', prefix .. 'dept:' .. dept, now + lease, camera) end
+  end
+  out[#out + 1] = answer
 end
 return out
 `;
@@ -223,8 +252,10 @@ export class CameraOwnership {
   }
 
   /**
-   * Renews every lease in one round trip (the node's heartbeat). A lease Redis no longer has as this
-   * node's, or one not renewed in time, stops its camera's pull; one without a pull any more is let go.
+   * Renews every lease in one round trip (the node's heartbeat). A lease another node holds now, or one
+   * not renewed in time, stops its camera's pull; one without a pull any more is let go. A lease Redis
+   * lost (a restart that came back empty) while this node's own count of it still runs is taken again
+   * under a new token, and the pull goes on: a Redis restart must not take the wall dark.
    */
   async renew(): Promise<void> {
     this.dropExpired();
@@ -232,14 +263,23 @@ export class CameraOwnership {
     for (const held of [...this.mine.values()]) {
       if (held.askedAt < startedBy && !this.acquiring.has(held.cameraId) && !this.inUse(held.cameraId)) await this.release(held.cameraId).catch(() => undefined);
     }
+    // Again just before sending: the script re-takes a lost lease only for a node still sure of it.
+    this.dropExpired();
     const leases = [...this.mine.values()];
     if (!leases.length) return;
     const sentAt = Date.now();
     const args = leases.flatMap((l) => [l.cameraId, leaseValue(l), l.departments.join('\n')]);
-    const answers = (await this.node.redis.eval(RENEW, 0, this.node.prefix, String(this.opts.leaseMs), ...args)) as number[];
+    const answers = (await this.node.redis.eval(RENEW, 0, this.node.prefix, String(this.opts.leaseMs), ...args)) as (number | string)[];
     leases.forEach((l, i) => {
       if (this.mine.get(l.cameraId) !== l) return;
-      if (answers[i] === 1) l.validUntil = sentAt + this.opts.leaseMs;
+      const answer = answers[i];
+      const retaken = typeof answer === 'string' ? parseLease(l.cameraId, answer) : null;
+      if (retaken) {
+        this.opts.log.info({ camera: l.cameraId, token: retaken.token, was: l.token }, 'camera lease missing from Redis (restarted?): taken again, pull kept');
+        l.token = retaken.token;
+        this.lastTokens.set(l.cameraId, retaken.token);
+      }
+      if (answer === 1 || retaken) l.validUntil = sentAt + this.opts.leaseMs;
       else this.lose(l.cameraId, 'its lease was taken over or lapsed');
     });
   }
