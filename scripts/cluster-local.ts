@@ -14,7 +14,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 
@@ -85,6 +85,8 @@ export function makeSharedSecrets(file: string): string {
 /** Throwaway PostgreSQL and Redis (scripts/cluster-services.sh) on the given ports; returns their URLs. */
 export function startServices(dir: string, pgPort: number, redisPort: number): { pgUrl: string; redisUrl: string; stop(): void } {
   const env = { ...process.env, WALLGATE_SERVICES_PG_PORT: String(pgPort), WALLGATE_SERVICES_REDIS_PORT: String(redisPort) };
+  // Run as root, PostgreSQL runs as the postgres user, which must be able to pass through the parent (mkdtemp makes it 0700).
+  chmodSync(dirname(dir), 0o711);
   const out = execFileSync('bash', [join(ROOT, 'scripts/cluster-services.sh'), 'start', dir], { env, encoding: 'utf8' });
   const pgUrl = /WALLGATE_TEST_PG_URL=(\S+)/.exec(out)?.[1];
   const redisUrl = /WALLGATE_TEST_REDIS_URL=(\S+)/.exec(out)?.[1];

@@ -6,7 +6,7 @@
 import { applyDelta, type TileStatus, type WallDelta, type WallView } from '../../../gateway/src/control/model.js';
 import type { MessageType, Payload } from '../../../gateway/src/control/protocol.js';
 import { api, refreshNodes } from './api.js';
-import { nextNode, wsOnNode } from './nodes.js';
+import { apiBase, NODE_CHANGED, nextNode, wsOnNode } from './nodes.js';
 
 const LIVENESS_EVERY_MS = 30_000;
 const LIVENESS_TIMEOUT_MS = 10_000;
@@ -46,6 +46,8 @@ export class ControlConnection {
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   private liveness: ReturnType<typeof setInterval> | undefined;
   private closedByUs = false;
+  /** The node (apiBase) of the last connection that opened; null before the first. */
+  private openedOn: string | null = null;
   state: ConnectionState = 'closed';
 
   constructor(
@@ -60,9 +62,13 @@ export class ControlConnection {
     // A browser cannot set headers on the upgrade: the token rides as a subprotocol.
     const ws = new WebSocket(url, ['wallgate.v1', `bearer.${this.token()}`]);
     this.ws = ws;
+    const node = apiBase();
     ws.onopen = () => {
       // A node may have joined or left since the list was read.
       if (this.attempt > 0) void refreshNodes();
+      // Players waiting to retry against the node that failed try this one now.
+      if (this.openedOn !== null && this.openedOn !== node) window.dispatchEvent(new Event(NODE_CHANGED));
+      this.openedOn = node;
       this.attempt = 0;
       this.setState('open');
       for (const hook of this.openHooks) hook();

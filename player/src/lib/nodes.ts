@@ -6,6 +6,8 @@
  * Kept in sessionStorage, so a reloaded page keeps talking to the node it had moved to.
  */
 const KEY = 'wallgate.nodes';
+/** A window event: the page's control connection is open on another node than before. */
+export const NODE_CHANGED = 'wallgate:node-changed';
 
 interface NodesState {
   /** Origins of the cluster's nodes, in the gateway's order (by id). */

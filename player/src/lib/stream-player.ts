@@ -10,7 +10,7 @@
 import type Hls from 'hls.js';
 import type Mpegts from 'mpegts.js';
 import { api, ApiError } from './api.js';
-import { streamUrlsOnNode } from './nodes.js';
+import { NODE_CHANGED, streamUrlsOnNode } from './nodes.js';
 import { addStrings, t } from './i18n.js';
 import { codeText, errorText, failureOf } from './errors.js';
 
@@ -139,7 +139,15 @@ export class StreamPlayer {
     v.setAttribute('muted', '');
     v.setAttribute('playsinline', '');
     this.video = v;
+    window.addEventListener(NODE_CHANGED, this.onNodeChanged);
   }
+
+  /** The page reached another node of the cluster: a player waiting out its backoff tries there now. */
+  private readonly onNodeChanged = () => {
+    if (this.destroyed || this.state.kind !== 'retrying') return;
+    this.failures = 0;
+    this.start();
+  };
 
   get cameraId() {
     return this.opts.cameraId;
@@ -150,6 +158,7 @@ export class StreamPlayer {
 
   start(): void {
     if (this.destroyed) return;
+    clearTimeout(this.timer);
     void this.run(++this.generation);
   }
 
@@ -163,6 +172,7 @@ export class StreamPlayer {
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
+    window.removeEventListener(NODE_CHANGED, this.onNodeChanged);
     this.generation++;
     this.stopTransport();
     this.video.remove();
