@@ -112,7 +112,13 @@ async function main() {
       await sleep(200);
     }
   }
-  const rows = Array.from({ length: CAMERAS }, (_, i) => JSON.stringify({ id: `cam-${i}`, name: `路口 ${i}`, departmentId: 'root', url: sim.url(`cam-${i}`) })).join('\n');
+  // cam-*: the watched cameras; bench-*: the 64 that bench:control's operators assign to tiles (never played).
+  const rows = [
+    ...Array.from({ length: CAMERAS }, (_, i) => ({ id: `cam-${i}`, name: `路口 ${i}`, departmentId: 'root', url: sim.url(`cam-${i}`) })),
+    ...Array.from({ length: 64 }, (_, i) => ({ id: `bench-${i}`, name: `墙 ${i}`, departmentId: 'root', url: `rtsp://10.9.0.${i + 1}:554/live` })),
+  ]
+    .map((r) => JSON.stringify(r))
+    .join('\n');
   const imported = await fetch(`${nodes[0]!.base}/api/sources/import?mode=all-or-nothing`, {
     method: 'POST',
     headers: { authorization: `Bearer ${token}`, 'content-type': 'application/x-ndjson' },
