@@ -93,32 +93,41 @@ t.test('a wall screen keeps playing when the node pulling one of its cameras die
 
   t.comment('node 2, which pulls yard, is killed');
   const others = watchOthers('yard');
-  const yardBefore = (await tiles(page)).find((x) => x.camera === 'yard')!.currentTime;
   b.child.kill('SIGKILL');
   await b.exited;
   const killed = Date.now();
+  // A WebRTC picture's clock runs on when its packets stop: yard is back when another node holds it and its frames are decoded again.
+  const newOwner = await waitFor(
+    async () => {
+      others.check(await tiles(page));
+      return ownerOf('yard');
+    },
+    (o) => o !== null && o !== 'node-2',
+    10_000,
+    250,
+    'a surviving node to hold the lease of yard',
+  );
+  const framesThen = (await tiles(page)).find((x) => x.camera === 'yard')!.frames;
   const back = await waitForTiles(
     page,
     (ts) => {
       others.check(ts);
       const y = ts.find((x) => x.camera === 'yard');
-      return !!y && y.state === 'live' && y.currentTime > yardBefore + 1 && Date.now() - killed > 1_000;
+      return !!y && y.state === 'live' && y.frames > framesThen + 10;
     },
-    10_000,
+    Math.max(0, 10_000 - (Date.now() - killed)),
     250,
   );
-  t.ok(Date.now() - killed <= 10_000, `yard plays again ${Date.now() - killed} ms after node 2 died`);
+  t.ok(Date.now() - killed <= 10_000, `yard plays again through ${newOwner}, ${Date.now() - killed} ms after node 2 died`);
   t.equal(back.find((x) => x.camera === 'yard')?.state, 'live');
-  const newOwner = await waitFor(() => ownerOf('yard'), (o) => o !== null && o !== 'node-2', 5_000, 200, 'a surviving node to hold the lease of yard');
-  t.pass(`yard is pulled by ${newOwner} now`);
   t.same(others.stalls, [], 'the other tiles never stopped');
 
   t.comment("node 1, the screen's own node, is killed");
-  const marks = new Map((await tiles(page)).map((x) => [x.camera, x.currentTime]));
+  const marks = new Map((await tiles(page)).map((x) => [x.camera, x.frames]));
   a.child.kill('SIGKILL');
   await a.exited;
   const lost = Date.now();
-  const resumed = await waitForTiles(page, (ts) => ts.length === 4 && ts.every((x) => x.state === 'live' && x.currentTime > (marks.get(x.camera) ?? 0) + 1), 25_000, 250);
+  const resumed = await waitForTiles(page, (ts) => ts.length === 4 && ts.every((x) => x.state === 'live' && x.frames > (marks.get(x.camera) ?? 0) + 10), 25_000, 250);
   t.ok(resumed.every((x) => x.state === 'live'), `every tile plays again through node 3, ${Date.now() - lost} ms after node 1 died`);
   await page.waitForSelector('.wall-connection.shown', { state: 'detached', timeout: 10_000 });
   t.pass('the screen is connected again (its control connection moved to node 3)');

@@ -95,7 +95,7 @@ interface Attempt {
   ready: Promise<void>;
   /** Whether media is on its way (the peer connected, the stream's header or a segment arrived). */
   progressed(): boolean;
-  /** Rejects when the transport is lost after it played (its connection closed or failed); never resolves. */
+  /** Rejects when the transport is lost after it played (its connection closed, or WebRTC disconnected for 1 s); never resolves. */
   dropped: Promise<never>;
   close(): void;
   stats(): Promise<Pick<PlayerStats, 'codec' | 'bitrateKbps' | 'latencyMs'>>;
@@ -273,8 +273,11 @@ export class StreamPlayer {
       this.setState({ kind: 'live', transport });
       this.watchStalls(gen);
       // A lost connection (its node died, say) is started over at once, not when the picture is seen to stall.
+      // It was playing, so the first try goes at once (another node may hold the camera already); failures back off as usual.
       attempt.dropped.catch(() => {
-        if (gen === this.generation && this.attempt === attempt) this.retry(gen, t('player.stopped'));
+        if (gen !== this.generation || this.attempt !== attempt) return;
+        this.stopTransport();
+        this.start();
       });
       return;
     }
@@ -360,7 +363,7 @@ function openWebRtc(urls: ViewUrls, video: HTMLVideoElement, signal: AbortSignal
         drop(new Error(t('player.connectionFailed')));
       }
       // The node went away (ICE consent lost): not a blip if it lasts, and ICE takes far longer to call it failed.
-      if (pc.connectionState === 'disconnected') disconnected = setTimeout(() => drop(new Error(t('player.connectionFailed'))), 2_000);
+      if (pc.connectionState === 'disconnected') disconnected = setTimeout(() => drop(new Error(t('player.connectionFailed'))), 1_000);
     };
   });
   const negotiate = async () => {
