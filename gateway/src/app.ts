@@ -13,6 +13,7 @@ import { ClusterLeader } from './cluster/leader.js';
 import { ClusterNode } from './cluster/node.js';
 import { WsProxy } from './cluster/proxy.js';
 import { ViewerRouter } from './cluster/routing.js';
+import { ClusterSnapshotter } from './cluster/snapshots.js';
 import { installViewerRouting } from './cluster/viewers.js';
 import { CatalogImporter } from './gb28181/catalog.js';
 import { GbDirectory } from './gb28181/directory.js';
@@ -384,6 +385,10 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
   // Readers like a viewing: closed (its decoders stopped, its pulls let go) before the sessions.
   const snapshots = new SnapshotService(streams, config.streams);
   life.own('readers', 'snapshot decoders', () => snapshots.close());
+  // In cluster mode a camera another node pulls is pictured there (its lease is there): see cluster/snapshots.ts.
+  const pictures: Snapshotter = cluster
+    ? new ClusterSnapshotter(snapshots, { cluster, tokens: streamTokens, timeoutMs: config.streams.startTimeoutMs + 2_000 })
+    : snapshots;
   const webrtc = new WebRtcOutput({ engine: streams, tokens: streamTokens, config: config.streams.webrtc, log: http.log });
   life.own('readers', 'WebRTC peers', () => webrtc.close());
   const g = guards(users);
@@ -414,7 +419,7 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
     config.vehicles,
     http.log,
     Date.now,
-    opts.snapshotter ?? snapshots,
+    opts.snapshotter ?? pictures,
   );
   // Before the walls in the same phase (last registered closes first): an alarm's pop-up goes through them.
   life.own('writes', 'vehicles', () => vehicles.close());
@@ -479,7 +484,8 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
   });
   await http.register(snapshotRoutes, {
     registry,
-    snapshots,
+    snapshots: pictures,
+    ...(cluster ? { forOtherNodes: { local: snapshots, tokens: streamTokens } } : {}),
     guards: g,
     maxWidth: config.streams.snapshots.maxWidth,
     maxAgeSec: Math.ceil(config.streams.snapshots.cacheMs / 1000),
