@@ -115,3 +115,32 @@ t.test('vehicles, positions and alarms reported on node A reach node B; position
   await b.vehicles.delete(admin, 'v3', undefined);
   await waitFor(() => a.vehicles.get('v3'), (e) => e === undefined, 3_000, 10, 'the deleted vehicle gone from node a');
 });
+
+t.test("a node's late change to an alarm another node handled meanwhile does not take it back", needsCluster(), async (t) => {
+  const { a, b, observer } = await setup(t);
+  await a.vehicles.create(admin, vehicleBody('v1', '粤A11111', 'root'));
+  await a.vehicles.create(admin, vehicleBody('v2', '粤A22222', 'root'));
+  await waitFor(() => b.vehicles.size, (n) => n === 2, 3_000, 10, 'node b to know both vehicles');
+  const raise = async (vehicleId: string) => (await a.vehicles.reportAlarms(feed, [{ vehicleId, type: 'collision-warning', severity: 'critical', at: Date.now() }])).raised[0]!;
+  const acked = await raise('v1');
+  const closed = await raise('v2');
+  await waitFor(() => b.vehicles.openAlarms(admin).length, (n) => n === 2, 3_000, 10, 'both alarms open on node b');
+  // Node a's copies as they were before node b handled them: what a repeat node a wrote meanwhile carries.
+  const stale = (id: string) => ({ ...structuredClone(a.vehicles.openAlarms(admin).find((al) => al.id === id)!), occurrences: 2 });
+  const [staleAcked, staleClosed] = [stale(acked), stale(closed)];
+  await b.vehicles.acknowledge(admin, acked, 'on it');
+  await b.vehicles.closeAlarmById(admin, closed, 'done');
+  // Those repeats arrive at node b only now (another connection than node b's own messages), then a marker.
+  const seen: string[] = [];
+  b.vehicles.on('alarm', (al: Alarm, change) => seen.push(`${al.id} ${change}`));
+  await observer.publish('vehicles.alarm', { alarm: staleAcked, change: 'updated' });
+  await observer.publish('vehicles.alarm', { alarm: staleClosed, change: 'updated' });
+  const marker = await raise('v2');
+  await waitFor(() => seen, (l) => l.includes(`${marker} raised`), 3_000, 10, 'the marker alarm on node b');
+  const open = new Map(b.vehicles.openAlarms(admin).map((al) => [al.id, al]));
+  t.notOk(open.has(closed), 'the closed alarm stays closed on node b');
+  t.match(open.get(acked), { state: 'acknowledged', acknowledgedBy: 'admin', occurrences: 2 }, 'the acknowledged one keeps its acknowledgement and takes the new count');
+  t.notOk(seen.includes(`${closed} updated`), 'no event shows the closed alarm changed');
+  t.equal(b.vehicles.get('v2')!.live.openAlarms, 1, 'only the marker counts as open');
+  t.equal((await a.vehicles.getAlarm(admin, closed)).state, 'closed');
+});

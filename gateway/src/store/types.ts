@@ -420,8 +420,13 @@ export interface VehicleRepo {
 }
 
 export interface AlarmRepo {
-  /** Inserts or replaces; the audit entry (acknowledgement, closure) in the same transaction. */
-  save(row: AlarmRow, audit: AuditWrite | null): Promise<void>;
+  /**
+   * Inserts or replaces, unless the stored alarm is further along (raised < acknowledged < closed):
+   * nodes write one alarm at once (a repeat on the node that raised it, a close on another), and a
+   * handled alarm never comes back. Returns false when refused; the audit entry (acknowledgement,
+   * closure) goes in the same transaction, only with a write that happened.
+   */
+  save(row: AlarmRow, audit: AuditWrite | null): Promise<boolean>;
   get(id: string): Promise<AlarmRow | null>;
   open(): Promise<AlarmRow[]>;
   list(q: AlarmQuery): Promise<AlarmRow[]>;

@@ -19,6 +19,9 @@ import {
   type VehicleMessages,
 } from './context.js';
 
+/** How far an alarm has been handled: a state never goes back (the store refuses a write that would take it back). */
+const ALARM_STATE_RANK: Record<Alarm['state'], number> = { raised: 0, acknowledged: 1, closed: 2 };
+
 /** The alarm commands the control WebSocket sends; the service offers them with the same signatures. */
 export type AlarmCommands = Pick<Alarms, 'acknowledge' | 'closeAlarmById' | 'reportAlarms'>;
 
@@ -88,13 +91,19 @@ export class Alarms {
       const entry = this.registry.get(alarm.vehicleId);
       if (entry) entry.live.openAlarms = Math.max(0, entry.live.openAlarms - 1);
     } else if (o) {
-      Object.assign(o.alarm, alarm);
-    } else {
+      // Each node publishes over its own connection, so a repeat node A wrote before node B's acknowledgement can arrive after it: it brings the new count, not the old state.
+      const handled = ALARM_STATE_RANK[o.alarm.state] > ALARM_STATE_RANK[alarm.state];
+      const { state, acknowledgedBy, acknowledgedAt, note } = o.alarm;
+      Object.assign(o.alarm, alarm, handled ? { state, acknowledgedBy, acknowledgedAt, note } : {});
+    } else if (change === 'raised') {
       const adopted: OpenAlarm = { alarm, closing: false, linking: Promise.resolve(), timers: [], pictured: true };
       this.open.set(alarm.id, adopted);
       this.openByKey.set(this.alarmKey(alarm), adopted);
       const entry = this.registry.get(alarm.vehicleId);
       if (entry) entry.live.openAlarms++;
+    } else {
+      // A change to an alarm not open here was overtaken by its close (sent by another node, over another connection): it stays closed.
+      return;
     }
     this.ctx.events.emit('alarm', o?.alarm ?? alarm, change);
   }
@@ -310,11 +319,19 @@ export class Alarms {
     const before = { ...a };
     // Changed before the write, so a second acknowledgement meanwhile is refused; put back if the write fails.
     Object.assign(a, { state: 'acknowledged', acknowledgedBy: actor.username, acknowledgedAt: this.ctx.clock(), note: note ?? a.note });
+    let saved: boolean;
     try {
-      await this.ctx.persist(a, this.ctx.audit(actor, 'alarm.acknowledge', id, a.departmentId, { plate: a.plate, type: a.type, note: note ?? null }));
+      saved = await this.ctx.persist(a, this.ctx.audit(actor, 'alarm.acknowledge', id, a.departmentId, { plate: a.plate, type: a.type, note: note ?? null }));
     } catch (err) {
       Object.assign(a, before);
       throw err;
+    }
+    if (!saved) {
+      // Another node closed it and this one has not heard yet: the store keeps it closed.
+      Object.assign(a, before);
+      const row = await this.ctx.store.alarms.get(id);
+      const by = row ? (this.fromRow(row).closedBy ?? '') : '';
+      throw reasoned('GW_ERR_CONFLICT', 'alarmClosed', { alarm: id, by }, `alarm ${id} is closed (by ${by})`);
     }
     this.ctx.events.emit('alarm', a, 'acknowledged');
     return a;

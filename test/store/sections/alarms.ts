@@ -52,6 +52,28 @@ export default function alarms(t: Test, open: OpenStore) {
     t.same(open_.map((a) => `${a.id} ${a.state}`), [`${a1} raised`, `${a3} acknowledged`], 'closed ones are not open');
   });
 
+  t.test('a write that would take an alarm back is refused, with its audit entry: a handled alarm never comes back', async (t) => {
+    const store = await open(t);
+    const { top, east } = await departmentTree(store);
+    const audit = auditTrail(store, top.path);
+    const p = uid('a');
+    const state = async (id: string) => (await store.alarms.get(id))?.state;
+    t.equal(await store.alarms.save(alarm(`${p}1`, 1, east.path), null), true, 'a new alarm is written');
+    t.equal(await store.alarms.save(alarm(`${p}1`, 1, east.path, { state: 'acknowledged', updatedAt: 5 }), audit.entry('alarm.ack', `${p}1`)), true);
+    // The raising node's repeat, written after the acknowledgement another node made.
+    t.equal(await store.alarms.save(alarm(`${p}1`, 1, east.path, { updatedAt: 6, doc: '{"occurrences":2}' }), null), false, 'a raised alarm does not overwrite an acknowledged one');
+    t.equal(await state(`${p}1`), 'acknowledged');
+    t.equal(await store.alarms.save(alarm(`${p}1`, 1, east.path, { state: 'acknowledged', updatedAt: 7, doc: '{"occurrences":3}' }), null), true, 'a repeat that knows of the acknowledgement is written');
+    t.equal((await store.alarms.get(`${p}1`))?.doc, '{"occurrences":3}');
+    t.equal(await store.alarms.save(alarm(`${p}1`, 1, east.path, { state: 'closed', updatedAt: 8 }), audit.entry('alarm.close', `${p}1`)), true);
+    t.equal(await store.alarms.save(alarm(`${p}1`, 1, east.path, { state: 'acknowledged', updatedAt: 9 }), audit.entry('alarm.ack', `${p}1`)), false, 'an acknowledgement after the close is refused');
+    t.equal(await store.alarms.save(alarm(`${p}1`, 1, east.path, { updatedAt: 10 }), null), false, 'so is a repeat');
+    t.equal(await state(`${p}1`), 'closed');
+    t.equal(await store.alarms.save(alarm(`${p}1`, 1, east.path, { state: 'closed', updatedAt: 11, doc: '{"linkagesEnded":true}' }), null), true, 'a closed alarm is still rewritten closed (its pop-ups ended)');
+    t.same(await audit.actions(), [`alarm.ack ${p}1`, `alarm.close ${p}1`], 'no audit entry for a refused write');
+    t.equal((await store.alarms.open()).filter((a) => a.id.startsWith(p)).length, 0, 'not open again');
+  });
+
   t.test('lists are scoped, filtered and paged newest first by (raisedAt, id)', async (t) => {
     const store = await open(t);
     const { top, east, west } = await departmentTree(store);

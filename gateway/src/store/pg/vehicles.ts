@@ -1,3 +1,4 @@
+import { ALARM_NOT_BEHIND } from '../alarm-order.js';
 import { appendAudit } from './audit.js';
 import type { PgDb, PgTx } from './db.js';
 import { rangeFilter } from './refusals.js';
@@ -223,19 +224,18 @@ export class PgAlarmRepo implements AlarmRepo {
     return r ? { cameraId: r.camera_id as string, takenAt: r.taken_at as number, width: r.width as number, height: r.height as number, jpeg: r.jpeg as Buffer } : null;
   }
 
-  async save(row: AlarmRow, audit: AuditWrite | null) {
+  async save(row: AlarmRow, audit: AuditWrite | null): Promise<boolean> {
     const params = [row.id, row.vehicleId, row.deptPath, row.type, row.state, row.raisedAt, row.updatedAt, row.doc];
     // An update in place, not a delete and insert: the alarm's picture stays.
     const upsert = `INSERT INTO alarms (id, vehicle_id, dept_path, type, state, raised_at, updated_at, doc) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
       ON CONFLICT (id) DO UPDATE SET vehicle_id = excluded.vehicle_id, dept_path = excluded.dept_path, type = excluded.type, state = excluded.state,
-        raised_at = excluded.raised_at, updated_at = excluded.updated_at, doc = excluded.doc`;
-    if (!audit) {
-      await this.db.exec(upsert, params);
-      return;
-    }
-    await this.db.tx(async (tx) => {
-      await tx.exec(upsert, params);
+        raised_at = excluded.raised_at, updated_at = excluded.updated_at, doc = excluded.doc
+      WHERE ${ALARM_NOT_BEHIND}`;
+    if (!audit) return (await this.db.exec(upsert, params)) > 0;
+    return this.db.tx(async (tx) => {
+      if (!(await tx.exec(upsert, params))) return false;
       await appendAudit(tx, audit);
+      return true;
     });
   }
 

@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import { ALARM_NOT_BEHIND } from '../alarm-order.js';
 import {
   StoreConflict,
   type AlarmQuery,
@@ -202,7 +203,8 @@ export class SqliteAlarms implements AlarmRepo {
     this.upsert = db.prepare(`INSERT INTO alarms (id, vehicle_id, dept_path, type, state, raised_at, updated_at, doc)
       VALUES (@id, @vehicleId, @deptPath, @type, @state, @raisedAt, @updatedAt, @doc)
       ON CONFLICT (id) DO UPDATE SET vehicle_id = excluded.vehicle_id, dept_path = excluded.dept_path, type = excluded.type, state = excluded.state,
-        raised_at = excluded.raised_at, updated_at = excluded.updated_at, doc = excluded.doc`);
+        raised_at = excluded.raised_at, updated_at = excluded.updated_at, doc = excluded.doc
+      WHERE ${ALARM_NOT_BEHIND}`);
     this.putSnapshot = db.prepare(`INSERT OR REPLACE INTO alarm_snapshots (alarm_id, camera_id, taken_at, width, height, bytes, error, jpeg)
       VALUES (@alarmId, @cameraId, @takenAt, @width, @height, @bytes, @error, @jpeg)`);
     // Newest first, the running count and byte total: whatever lies past either bound goes.
@@ -226,10 +228,11 @@ export class SqliteAlarms implements AlarmRepo {
     return r ? { cameraId: r.camera_id as string, takenAt: r.taken_at as number, width: r.width as number, height: r.height as number, jpeg: r.jpeg as Buffer } : null;
   }
 
-  async save(row: AlarmRow, audit: AuditWrite | null) {
-    this.db.transaction(() => {
-      this.upsert.run(row);
+  async save(row: AlarmRow, audit: AuditWrite | null): Promise<boolean> {
+    return this.db.transaction(() => {
+      if (!this.upsert.run(row).changes) return false;
       if (audit) this.appendAudit(audit);
+      return true;
     })();
   }
 
