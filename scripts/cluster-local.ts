@@ -84,7 +84,7 @@ export function makeSharedSecrets(file: string): string {
 
 /** Throwaway PostgreSQL and Redis (scripts/cluster-services.sh) on the given ports; returns their URLs. */
 export function startServices(dir: string, pgPort: number, redisPort: number): { pgUrl: string; redisUrl: string; stop(): void } {
-  const env = { ...process.env, WALLGATE_SERVICES_PG_PORT: String(pgPort), WALLGATE_SERVICES_REDIS_PORT: String(redisPort) };
+  const env = { ...process.env, WALLGATE_TEST_PG_PORT: String(pgPort), WALLGATE_TEST_REDIS_PORT: String(redisPort) };
   // Run as root, PostgreSQL runs as the postgres user, which must be able to pass through the parent (mkdtemp makes it 0700).
   chmodSync(dirname(dir), 0o711);
   const out = execFileSync('bash', [join(ROOT, 'scripts/cluster-services.sh'), 'start', dir], { env, encoding: 'utf8' });

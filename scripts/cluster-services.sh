@@ -7,13 +7,13 @@
 #   scripts/cluster-services.sh stop [DIR]    stop both and remove DIR
 #   scripts/cluster-services.sh check         exit 0 when both servers' programs are installed
 #
-# Ports: WALLGATE_SERVICES_PG_PORT (55432) and WALLGATE_SERVICES_REDIS_PORT (56379).
+# Ports: WALLGATE_TEST_PG_PORT (55432) and WALLGATE_TEST_REDIS_PORT (56379).
 # PostgreSQL runs with fsync off: the data is a test's, and thrown away.
 set -euo pipefail
 cmd=${1:-}
 dir=${2:-${TMPDIR:-/tmp}/wallgate-services}
-pg_port=${WALLGATE_SERVICES_PG_PORT:-55432}
-redis_port=${WALLGATE_SERVICES_REDIS_PORT:-56379}
+pg_port=${WALLGATE_TEST_PG_PORT:-55432}
+redis_port=${WALLGATE_TEST_REDIS_PORT:-56379}
 
 pg_bin() {
   local bin
