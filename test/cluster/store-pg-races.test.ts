@@ -108,3 +108,25 @@ t.test('bounded tables written by two nodes at once hold their bound', needsClus
   const named = evicted.flat().sort();
   t.same(named, Array.from({ length: 16 }, (_, i) => `a${String(i).padStart(2, '0')}`), 'every evicted alarm named once, by the node whose save evicted it');
 });
+
+t.test('a source added during an import on another node never lands between the import rows', needsCluster(), async (t) => {
+  const [a, b, dep] = await twoNodes(t);
+  // Search pages by seq: a single add that took a seq inside a running import's range, and committed
+  // first, would let a reader page past the import's rows before they were visible.
+  const rows = Array.from({ length: 3_000 }, (_, i) => ({ line: i + 2, write: sourceWrite(dep, { id: `imp${i}` }) }));
+  const importing = a.sources.importRows(rows, [['/', '0']], true, 1);
+  // Adds one after another on the other node while the import runs, until it has committed.
+  let done = false;
+  const imported = importing.finally(() => (done = true));
+  let singles = 0;
+  while (!done) await b.sources.create(sourceWrite(dep, { id: `single${singles++}` }), 1);
+  t.equal((await imported).created, rows.length);
+  const seqs = await a.db.query<{ id: string; seq: number }>(`SELECT id, seq FROM sources ORDER BY seq`);
+  const importSeqs = seqs.filter((r) => r.id.startsWith('imp')).map((r) => r.seq);
+  const [low, high] = [Math.min(...importSeqs), Math.max(...importSeqs)];
+  t.same(
+    seqs.filter((r) => r.id.startsWith('single') && r.seq > low && r.seq < high).map((r) => r.id),
+    [],
+    'every single add took a seq before or after the whole import',
+  );
+});

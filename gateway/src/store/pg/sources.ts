@@ -27,6 +27,14 @@ import type { PgDb, PgQueries } from './db.js';
 
 type Row = Record<string, unknown>;
 
+/**
+ * Held (for the transaction) by every writer that inserts sources: search pages by `seq > after`, and
+ * a long import holding low seq values while a single add with a higher one commits first would let
+ * a reader page past the import's rows before they are visible. Inserters only, so health writes and
+ * updates do not wait for an import.
+ */
+const SOURCE_INSERT_LOCK = 0x77670001;
+
 const SOURCE_COLUMNS = `s.seq, s.id, s.name, s.department_id, s.dept_path, s.level, s.address, s.url, s.sub_url,
   s.protocol, s.codec, s.lat, s.lon, s.tags, s.enabled, s.health, s.health_error, s.health_since, s.version,
   s.created_at, s.updated_at, s.username, s.has_password, s.health_code, s.health_params`;
@@ -212,6 +220,7 @@ export class PgSources implements SourceRepo {
   async create(write: SourceWrite, now: number) {
     try {
       return await this.db.tx(async (tx) => {
+        await tx.exec('SELECT pg_advisory_xact_lock($1)', [SOURCE_INSERT_LOCK]);
         if (await tx.one(`SELECT 1 FROM sources WHERE id = $1`, [write.id])) throw new StoreConflict(`source ${write.id} exists`);
         const cred = write.credential === 'keep' ? null : await this.resolveCredential(tx, write.credential);
         await this.insertRow(tx, write, cred, now);
@@ -357,6 +366,7 @@ export class PgSources implements SourceRepo {
     const memo = new Map<string, CredentialRef>();
     try {
       await this.db.tx(async (tx) => {
+        await tx.exec('SELECT pg_advisory_xact_lock($1)', [SOURCE_INSERT_LOCK]);
         const inserts: unknown[][] = [];
         for (let i = 0; i < rows.length; i += IMPORT_CHUNK) {
           const chunk = rows.slice(i, i + IMPORT_CHUNK);
