@@ -35,6 +35,10 @@ t.test('the cluster view, metrics and cross-node trust of two nodes', needsClust
   await a.addCamera('gate', { clip: 'h264-360p-1s' });
   const urls = await a.view('gate');
   t.equal((await fetch(urls.hls)).status, 200, 'node a plays the camera');
+  // Node b pulls nothing, so nothing on it has a reason to open a camera's credential: the view's names come from the record.
+  const credentialOpens: string[] = [];
+  const pullTarget = b.registry.pullTarget.bind(b.registry);
+  b.registry.pullTarget = (id) => (credentialOpens.push(id), pullTarget(id));
 
   const view = await waitFor(
     async () => (await b.api('GET', '/api/cluster', { token: b.adminToken })).json,
@@ -58,6 +62,7 @@ t.test('the cluster view, metrics and cross-node trust of two nodes', needsClust
   t.ok(nodeA.cameras[0].token >= 1);
   t.same(nodeB.cameras, [], 'node b pulls nothing');
   t.equal(nodeA.load.sessions, 1, "node a's load, from its heartbeat");
+  t.same(credentialOpens, [], "naming node a's camera did not open its credential on node b");
 
   const metrics = await fetch(`${a.baseUrl}/metrics`).then((r) => r.text());
   t.match(metrics, /wallgate_cluster_nodes\{node="node-a"\} 2/, 'node a counts two live nodes, labelled with its id');

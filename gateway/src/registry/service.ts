@@ -547,12 +547,17 @@ export class Registry {
     return this.store.sources.sealedCredential(id);
   }
 
+  /** A camera's stored record, without its credential and without a scope check (for views that show only names). */
+  async record(id: string): Promise<SourceRecord | null> {
+    return this.store.sources.get(id);
+  }
+
   /**
    * What the stream engine needs to pull a camera, with its credential opened. No scope check: the
    * caller checked the viewer's scope when it issued the stream token.
    */
   async pullTarget(id: string): Promise<{ record: SourceRecord; credential: { username: string; password: string | null } | null } | null> {
-    const record = await this.store.sources.get(id);
+    const record = await this.record(id);
     if (!record) return null;
     const sealed = record.username !== null ? await this.store.sources.sealedCredential(id) : null;
     const credential = sealed

@@ -120,8 +120,9 @@ export async function clusterRoutes(app: FastifyInstance, o: ClusterRouteOptions
   const describe = async (cameraId: string) => {
     const hit = names.get(cameraId);
     if (hit && Date.now() - hit.at < NAME_CACHE_MS) return hit;
-    const record = await o.registry.pullTarget(cameraId).catch(() => null);
-    const entry = { at: Date.now(), name: record?.record.name ?? '', departmentId: record?.record.departmentId ?? null };
+    // The record only: opening the camera's sealed credential just to show its name would be needless work and exposure.
+    const record = await o.registry.record(cameraId).catch(() => null);
+    const entry = { at: Date.now(), name: record?.name ?? '', departmentId: record?.departmentId ?? null };
     if (names.size > 20_000) names.clear();
     names.set(cameraId, entry);
     return entry;
