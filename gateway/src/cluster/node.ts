@@ -140,6 +140,10 @@ export class ClusterNode extends EventEmitter<{ nodes: [NodeInfo[]] }> {
     return this.config.heartbeatMs;
   }
 
+  get leaseMs(): number {
+    return this.config.leaseMs;
+  }
+
   /** Binds what the load is read from (the stream engine, built after the node). */
   measure(source: () => LoadSource): void {
     this.loadSource = source;

@@ -32,7 +32,12 @@ export class WsProxy {
     return this.pairs.size;
   }
 
-  proxy(req: IncomingMessage, socket: Duplex, head: Buffer, target: string): void {
+  /**
+   * With `unreachable`, an owner that cannot be connected to at all (its process is gone, its port
+   * refuses) is reported there instead of refused, with the viewer's socket left untouched, so the
+   * caller can route the viewer again.
+   */
+  proxy(req: IncomingMessage, socket: Duplex, head: Buffer, target: string, unreachable?: () => void): void {
     guardSocket(socket);
     if (this.closing) return void socket.destroy();
     this.held.add(socket);
@@ -43,9 +48,14 @@ export class WsProxy {
       this.pairs.delete(pair);
       if (!socket.destroyed) socket.end(`HTTP/1.1 ${status} ${message}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
     };
-    upstream.on('error', () => {
-      if (!pair.client) refuse(502, 'GW_ERR_UNAVAILABLE');
+    upstream.on('error', (err: NodeJS.ErrnoException) => {
       upstream.terminate();
+      if (pair.client) return;
+      if (unreachable && err.code === 'ECONNREFUSED' && this.pairs.delete(pair)) {
+        socket.off('close', leftEarly);
+        return unreachable();
+      }
+      refuse(502, 'GW_ERR_UNAVAILABLE');
     });
     // The owner's refusal (401, 503 and its code) is the viewer's refusal.
     upstream.on('unexpected-response', (_req, res) => {

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { GatewayError } from '../errors.js';
 import type { ClusterNode, NodeInfo } from './node.js';
 import { OwnedElsewhere } from './ownership.js';
@@ -9,6 +10,9 @@ export const HOP_PARAM = 'wgr';
 const MAX_HOPS = 2;
 
 export type Route = { serve: true } | { serve: false; to: string };
+
+/** How often a viewer waiting for a dead owner's lease to lapse looks again. */
+const LAPSE_POLL_MS = 100;
 
 /** What placement needs of a camera: the departments its cap counts against, and the node it must be pulled on, if any. */
 export interface CameraPlace {
@@ -63,13 +67,31 @@ export class ViewerRouter {
     private readonly lookup: (cameraId: string) => Promise<CameraPlace | null>,
   ) {}
 
-  async route(cameraId: string, hops: number): Promise<Route> {
+  /**
+   * A lease whose owner stopped beating (it died: kill -9, a crash) outlives it by up to
+   * cluster.leaseMs. A viewer who asks meanwhile waits here for it to lapse and is then placed,
+   * instead of being refused and left to its own retry backoff, which would add seconds to every
+   * re-homed camera. The wait is bounded (rehomeMs from the first look): an owner that is alive
+   * after all renews, and the viewer then gets GW_ERR_UNAVAILABLE as before.
+   */
+  async route(cameraId: string, hops: number, waitUntil = Date.now() + this.rehomeMs): Promise<Route> {
+    for (;;) {
+      const route = await this.routeOnce(cameraId, hops, Date.now() < waitUntil);
+      if (route !== 'lapsing') return route;
+      await sleep(Math.min(LAPSE_POLL_MS, Math.max(0, waitUntil - Date.now())));
+    }
+  }
+
+  private async routeOnce(cameraId: string, hops: number, mayWait: boolean): Promise<Route | 'lapsing'> {
     this.node.requireStarted();
     const ownership = this.node.ownership;
     // The common case, every HLS segment of a camera this node pulls: no round trip.
     if (ownership.fence(cameraId) !== null) return { serve: true };
     const lease = await ownership.owner(cameraId);
-    if (lease && lease.nodeId !== this.node.id) return this.sendTo(lease.nodeId, cameraId, hops);
+    if (lease && lease.nodeId !== this.node.id) {
+      if (mayWait && !this.listed(lease.nodeId)) return 'lapsing';
+      return this.sendTo(lease.nodeId, cameraId, hops);
+    }
     const camera = await this.lookup(cameraId);
     // An unknown camera is the output's to refuse (404), with its own words.
     if (!camera) return { serve: true };
@@ -90,6 +112,19 @@ export class ViewerRouter {
       throw err;
     }
     return { serve: true };
+  }
+
+  /** How long a viewer may wait for a camera whose owner died: its lease lapses within one lease of its last renewal, plus a beat's margin. */
+  get rehomeMs(): number {
+    return this.node.leaseMs + this.node.heartbeatMs;
+  }
+
+  get heartbeatMs(): number {
+    return this.node.heartbeatMs;
+  }
+
+  private listed(nodeId: string): boolean {
+    return this.node.nodes().some((n) => n.id === nodeId);
   }
 
   private sendTo(nodeId: string, cameraId: string, hops: number): Route {

@@ -82,16 +82,24 @@ export function installViewerRouting(
     // Not ours to judge: the FLV output refuses it as it would on one node.
     if (!granted(camera, m[3]!)) return false;
     const hops = hopsOf(url);
-    opts.router.route(camera, hops).then(
-      (route) => {
-        if (route.serve) return opts.serveFlv(req, socket, head);
-        opts.proxy.proxy(req, socket, head, forwardUrl(route.to.replace(/^http/, 'ws'), url, hops));
-      },
-      (err: unknown) => {
-        const e = err instanceof GatewayError ? err : new GatewayError('GW_ERR_INTERNAL', 'internal error');
-        if (!socket.destroyed) socket.end(`HTTP/1.1 ${e.statusCode} ${e.code}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
-      },
-    );
+    // An owner that died still holds its lease, and may still be listed, for a few beats: its refused
+    // connection sends the viewer round again (the router waits for the lease to lapse) until then.
+    const giveUpAt = Date.now() + opts.router.rehomeMs;
+    const attempt = () => {
+      if (socket.destroyed || socket.readableEnded) return void socket.destroy();
+      opts.router.route(camera, hops, giveUpAt).then(
+        (route) => {
+          if (route.serve) return opts.serveFlv(req, socket, head);
+          const retry = Date.now() < giveUpAt ? () => void setTimeout(attempt, opts.router.heartbeatMs / 2) : undefined;
+          opts.proxy.proxy(req, socket, head, forwardUrl(route.to.replace(/^http/, 'ws'), url, hops), retry);
+        },
+        (err: unknown) => {
+          const e = err instanceof GatewayError ? err : new GatewayError('GW_ERR_INTERNAL', 'internal error');
+          if (!socket.destroyed) socket.end(`HTTP/1.1 ${e.statusCode} ${e.code}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+        },
+      );
+    };
+    attempt();
     return true;
   };
 }
