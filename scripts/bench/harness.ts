@@ -213,6 +213,8 @@ export function wsFlvViewer(url: string): { firstVideo: Promise<number>; bytes: 
     });
     ws.on('error', reject);
     ws.on('unexpected-response', (_req, res) => reject(new Error(`ws ${res.statusCode}`)));
+    // The gateway closes the socket when the camera cannot start (or its node goes): no picture is coming.
+    ws.on('close', (code) => reject(new Error(`ws closed (${code}) before video`)));
   });
   // stopReading: a viewer that stops reading its socket (it reads no close frame either).
   return { firstVideo, bytes: () => bytes, stopReading: () => ws.pause(), close: () => ws.terminate() };
