@@ -4,7 +4,7 @@ import { Redis } from 'ioredis';
 import t, { type Test } from 'tap';
 import { ClusterBus } from '../../gateway/src/cluster/bus.js';
 import { ClusterLeader } from '../../gateway/src/cluster/leader.js';
-import { needsCluster, ownRedis, redisPrefix, sharedRedisUrl } from '../helpers/cluster.js';
+import { needsCluster, ownRedis, redisPrefix, sharedRedisUrl, type OwnRedis } from '../helpers/cluster.js';
 import { waitFor } from '../helpers/streams.js';
 
 const root = new URL('../../', import.meta.url).pathname;
@@ -15,9 +15,13 @@ function recordingLog() {
   return { lines, info: at('info'), warn: at('warn'), error: at('error') };
 }
 
-async function openBus(t: Test, redisUrl: string, prefix: string, nodeId: string, maxMessageBytes?: number) {
+/** One redis-server of this file's own for the subtests that kill, restart or pause it (one after another, each leaving it up), started once. */
+let own: Promise<OwnRedis> | null = null;
+const fileRedis = () => (own ??= ownRedis(t));
+
+async function openBus(t: Test, redisUrl: string, prefix: string, nodeId: string, opts: { maxMessageBytes?: number; resyncRetryMs?: number } = {}) {
   const log = recordingLog();
-  const bus = await ClusterBus.open({ redisUrl, prefix, nodeId, log, maxMessageBytes });
+  const bus = await ClusterBus.open({ redisUrl, prefix, nodeId, log, ...opts });
   t.teardown(() => bus.close());
   return Object.assign(bus, { log });
 }
@@ -32,9 +36,9 @@ async function commandConnection(t: Test, url: string): Promise<Redis> {
 
 t.test('the bus carries JSON between nodes, in order, never back to its sender, and parses nothing oversized', needsCluster(), async (t) => {
   const prefix = redisPrefix();
-  const a = await openBus(t, sharedRedisUrl(), prefix, 'node-a', 4_096);
-  const b = await openBus(t, sharedRedisUrl(), prefix, 'node-b', 4_096);
-  const other = await openBus(t, sharedRedisUrl(), redisPrefix(), 'node-c', 4_096);
+  const a = await openBus(t, sharedRedisUrl(), prefix, 'node-a', { maxMessageBytes: 4_096 });
+  const b = await openBus(t, sharedRedisUrl(), prefix, 'node-b', { maxMessageBytes: 4_096 });
+  const other = await openBus(t, sharedRedisUrl(), redisPrefix(), 'node-c', { maxMessageBytes: 4_096 });
   const got: Record<string, Array<[unknown, string]>> = { a: [], b: [], c: [] };
   a.subscribe('walls', (m, from) => got.a!.push([m, from]));
   b.subscribe('walls', (m, from) => got.b!.push([m, from]));
@@ -69,7 +73,7 @@ t.test('the bus carries JSON between nodes, in order, never back to its sender, 
 });
 
 t.test('a Redis restart: publishing fails while it is down, and every node resyncs once it is subscribed again', needsCluster(), async (t) => {
-  const redis = await ownRedis(t);
+  const redis = await fileRedis();
   const prefix = redisPrefix();
   const a = await openBus(t, redis.url, prefix, 'node-a');
   const b = await openBus(t, redis.url, prefix, 'node-b');
@@ -91,6 +95,24 @@ t.test('a Redis restart: publishing fails while it is down, and every node resyn
   t.same(got, [{ after: 'restart' }], 'the message published while Redis was down is not delivered late; a later one is');
 });
 
+t.test('a publish that timed out on a connection that stayed up makes every node resync once Redis answers again', needsCluster(), async (t) => {
+  const redis = await fileRedis();
+  const prefix = redisPrefix();
+  const a = await openBus(t, redis.url, prefix, 'node-a', { resyncRetryMs: 200 });
+  const b = await openBus(t, redis.url, prefix, 'node-b');
+  b.subscribe('walls', () => undefined);
+  await b.subscribed();
+  let resyncs = 0;
+  b.on('resync', () => resyncs++);
+  const control = await commandConnection(t, redis.url);
+  // Redis holds every PUBLISH past the publisher's 2 s command timeout; no connection drops.
+  await control.call('CLIENT', 'PAUSE', '2300', 'WRITE');
+  await t.rejects(a.publish('walls', { missed: true }), /timed out/i, 'the publish times out');
+  t.equal(resyncs, 0, 'no resync while Redis holds the publishes');
+  await waitFor(() => resyncs, (n) => n >= 1, 3_000, 10, "node b to resync on node a's ask once the pause is over");
+  t.equal(a.log.lines.filter((l) => l.includes('unreachable')).length, 0, "node a's connection never dropped: nothing but the retry asked for the resync");
+});
+
 async function startLeader(t: Test, redis: Redis, prefix: string, nodeId: string, leaseMs = 1_000, heartbeatMs = 250) {
   const changes: boolean[] = [];
   const leader = new ClusterLeader({ redis, prefix, nodeId, leaseMs, heartbeatMs, log: recordingLog() });
@@ -101,7 +123,7 @@ async function startLeader(t: Test, redis: Redis, prefix: string, nodeId: string
 }
 
 t.test('one node leads; when it closes another takes over within a heartbeat; a Redis restart does not flap it', needsCluster(), async (t) => {
-  const own = await ownRedis(t);
+  const own = await fileRedis();
   const redis = await commandConnection(t, own.url);
   const prefix = redisPrefix();
   const a = await startLeader(t, redis, prefix, 'node-a');
@@ -110,8 +132,21 @@ t.test('one node leads; when it closes another takes over within a heartbeat; a 
   t.equal(b.isLeader, false);
   t.same(a.changes, [true]);
   t.equal(await a.current(), 'node-a');
-  // Several renewals later, still the same.
-  await new Promise((r) => setTimeout(r, 1_200));
+  // Two renewals: the lease's time to live goes back up each time (node b's claims leave a held key alone).
+  let renewals = 0;
+  let lastTtl = Infinity;
+  await waitFor(
+    async () => {
+      const ttl = await redis.pttl(`${prefix}leader`);
+      if (ttl > lastTtl) renewals++;
+      lastTtl = ttl;
+      return renewals;
+    },
+    (n) => n >= 2,
+    3_000,
+    20,
+    "two renewals of node a's lease",
+  );
   t.same([a.isLeader, b.isLeader, a.changes, b.changes], [true, false, [true], []], 'the leader renews its lease');
 
   await own.kill();
@@ -140,7 +175,7 @@ t.test('a leader paused past its lease steps down when it wakes, before it acts'
   t.teardown(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
-  const events: Array<{ change?: boolean; act?: boolean; started?: boolean; at: number }> = [];
+  const events: Array<{ change?: boolean; act?: boolean; idle?: boolean; started?: boolean; at: number }> = [];
   let buf = '';
   child.stdout!.setEncoding('utf8').on('data', (d: string) => {
     buf += d;
@@ -159,8 +194,8 @@ t.test('a leader paused past its lease steps down when it wakes, before it acts'
   await waitFor(() => b.isLeader, (v) => v, 3_000, 10, 'node b to lead once the paused lease lapsed');
   const before = events.length;
   child.kill('SIGCONT');
-  await waitFor(() => events.length, (n) => n > before, 3_000, 10, 'the child to say something after it woke');
-  await new Promise((r) => setTimeout(r, 300));
+  // Its 50 ms timer says each time whether it acts; more than a heartbeat of them after waking gave its leader a claim to make.
+  await waitFor(() => events.slice(before).filter((e) => e.idle).length, (n) => n >= 7, 3_000, 10, "the child's timer to fire seven times after it woke");
   const after = events.slice(before);
   t.ok(Date.now() - stoppedAt > 1_000, 'it was paused longer than its lease');
   t.same(after[0], { change: false, at: after[0]!.at }, 'the first thing it does on waking is step down');

@@ -8,7 +8,7 @@ import { ControlClient } from '../../scripts/sim/control-client.js';
 import { needsCluster, ownRedis } from '../helpers/cluster.js';
 import { startCluster } from '../helpers/cluster-gateways.js';
 import { camera } from '../helpers/gateway.js';
-import type { StreamingGateway } from '../helpers/streams.js';
+import { waitFor, type StreamingGateway } from '../helpers/streams.js';
 
 t.test('wall screens on two gateways follow changes made on either, through a Redis restart', needsCluster(), async (t) => {
   const redis = await ownRedis(t);
@@ -29,15 +29,8 @@ t.test('wall screens on two gateways follow changes made on either, through a Re
   const onB = await screen(b);
   await onA.subscribe('w1');
   // Node b hears of the wall over the bus.
-  for (let tries = 0; ; tries++) {
-    const reply = await onB.request('subscribe', { wallId: 'w1' });
-    if (reply.type === 'ack') {
-      onB.walls.set('w1', reply.payload.wall);
-      break;
-    }
-    if (tries > 50) throw new Error(`node b never knew wall w1: ${JSON.stringify(reply)}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  const subscribed = await waitFor(() => onB.request('subscribe', { wallId: 'w1' }), (reply) => reply.type === 'ack', 3_000, 50, 'node b to know wall w1');
+  onB.walls.set('w1', subscribed.payload.wall);
   const assign = (c: ControlClient, tileId: string, cameraId: string, baseVersion: number) =>
     c.request('tile.assign', { wallId: 'w1', tileId, baseVersion, content: { kind: 'camera', cameraId } });
 
@@ -66,10 +59,6 @@ t.test('wall screens on two gateways follow changes made on either, through a Re
   // A department made on node a is in node b's tree: a camera can be registered in it there.
   const dep = await a.api('POST', '/api/departments', { token: a.adminToken, body: { id: 'east', name: 'East', parentId: 'root', level: 'city' } });
   t.equal(dep.status, 201);
-  let status = 0;
-  for (let tries = 0; tries < 50 && status !== 201; tries++) {
-    status = (await b.api('POST', '/api/sources', { token: b.adminToken, body: camera('e1', 'east') })).status;
-    if (status !== 201) await new Promise((r) => setTimeout(r, 50));
-  }
-  t.equal(status, 201, "node b reloaded its department tree when node a's changed");
+  const registered = async () => (await b.api('POST', '/api/sources', { token: b.adminToken, body: camera('e1', 'east') })).status;
+  t.equal(await waitFor(registered, (status) => status === 201, 3_000, 50, 'a camera in department east registered on node b'), 201, "node b reloaded its department tree when node a's changed");
 });

@@ -1,6 +1,7 @@
 /**
  * A ClusterLeader in a process of its own, so a test can pause it (SIGSTOP) past its lease. Every
- * 50 ms it "acts" only while it leads, as a tour timer does; it prints one JSON line per event.
+ * 50 ms it "acts" only while it leads, as a tour timer does (and says it is idle otherwise); it prints one
+ * JSON line per event.
  * argv: redisUrl prefix nodeId leaseMs heartbeatMs
  */
 import { Redis } from 'ioredis';
@@ -16,6 +17,6 @@ const leader = new ClusterLeader({ redis, prefix, nodeId, leaseMs: Number(leaseM
 leader.on('change', (leading) => say({ change: leading }));
 await leader.start();
 setInterval(() => {
-  if (leader.isLeader) say({ act: true });
+  say(leader.isLeader ? { act: true } : { idle: true });
 }, 50);
 say({ started: true });

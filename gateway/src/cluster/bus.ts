@@ -12,9 +12,12 @@ export interface ClusterBusOptions {
   log: RedisLog & { error(obj: object, msg: string): void };
   /** The largest message published or parsed (its JSON, in bytes). */
   maxMessageBytes?: number;
+  /** How soon a node whose publish failed asks the others to resync again, until that goes through (default 1 s). */
+  resyncRetryMs?: number;
 }
 
 export const DEFAULT_MAX_BUS_MESSAGE_BYTES = 1024 * 1024;
+const DEFAULT_RESYNC_RETRY_MS = 1_000;
 
 type Handler = (message: unknown, from: string) => void;
 
@@ -27,7 +30,8 @@ const RESYNC_TOPIC = '_resync';
  * emits 'resync' (once it is subscribed again) so its listeners reload from the store, which holds
  * everything acknowledged. A publish that failed while Redis was away is covered the same way: when
  * Redis is back the node asks every node to resync, since the others may have missed that message
- * without losing their own subscription.
+ * without losing their own subscription; and so is one that timed out while the connection stayed up,
+ * which no reconnect follows: the node asks again every resyncRetryMs until the ask goes through.
  */
 export class ClusterBus extends EventEmitter<{ resync: [] }> {
   readonly maxMessageBytes: number;
@@ -36,6 +40,7 @@ export class ClusterBus extends EventEmitter<{ resync: [] }> {
   private subscriptionLost = false;
   private subscribing: Promise<unknown> = Promise.resolve();
   private publishFailed = false;
+  private resyncRetry: NodeJS.Timeout | null = null;
   private closed = false;
   /** Tells this bus's own messages from the others' even before the node has its id, and across a restart under one id. */
   private readonly instance = randomBytes(8).toString('hex');
@@ -97,7 +102,7 @@ export class ClusterBus extends EventEmitter<{ resync: [] }> {
     try {
       await this.pub.publish(this.channelPrefix + topic, payload);
     } catch (err) {
-      this.publishFailed = true;
+      this.missedPublish();
       throw err;
     }
   }
@@ -127,6 +132,7 @@ export class ClusterBus extends EventEmitter<{ resync: [] }> {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    if (this.resyncRetry) clearTimeout(this.resyncRetry);
     this.handlers.clear();
     await Promise.all([quit(this.pub), quit(this.sub)]);
   }
@@ -175,13 +181,24 @@ export class ClusterBus extends EventEmitter<{ resync: [] }> {
     if (!this.closed) this.emit('resync');
   }
 
+  /** The others may have missed a message: they are asked to resync on the publisher's next 'ready' or after resyncRetryMs, whichever comes first. */
+  private missedPublish(): void {
+    this.publishFailed = true;
+    if (this.resyncRetry || this.closed) return;
+    this.resyncRetry = setTimeout(() => {
+      this.resyncRetry = null;
+      void this.announceMissedPublishes();
+    }, this.opts.resyncRetryMs ?? DEFAULT_RESYNC_RETRY_MS);
+    this.resyncRetry.unref();
+  }
+
   private async announceMissedPublishes(): Promise<void> {
     if (!this.publishFailed || this.closed) return;
     this.publishFailed = false;
     try {
       await this.publish(RESYNC_TOPIC, null);
     } catch {
-      // publish() marked it failed again: the next 'ready' retries.
+      // publish() marked it failed again and set the timer: it is asked again.
     }
   }
 }
