@@ -55,11 +55,15 @@ t.test('cluster viewer routing', needsCluster(), async (t) => {
     const sent = await fetch(other.baseUrl + hlsPath, { redirect: 'manual' });
     t.equal(sent.status, 307, 'the node placement did not pick sends the viewer on');
     t.equal(sent.headers.get('location'), `${placed.cluster!.url}${hlsPath}?wgr=1`, 'to the same path and query on the placed node, marked as sent once');
-    t.equal(sent.headers.get('access-control-allow-origin'), '*', 'a page from one node may follow it to another');
-    const playlist = await fetch(sent.headers.get('location')!);
+    // A page of the node it asked follows the redirect: the placed node lets that origin read the answer (the cluster's CORS), and no other.
+    const pageOrigin = new URL(other.baseUrl).origin;
+    const playlist = await fetch(sent.headers.get('location')!, { headers: { origin: pageOrigin } });
     t.equal(playlist.status, 200, 'the placed node plays it with the same token');
     t.match(await playlist.text(), /#EXTM3U/);
-    t.equal(playlist.headers.get('access-control-allow-origin'), '*', 'HLS answers allow any origin');
+    t.equal(playlist.headers.get('access-control-allow-origin'), pageOrigin, "HLS answers name the origin of a cluster node's page");
+    const foreign = await fetch(sent.headers.get('location')!, { headers: { origin: 'http://evil.example' } });
+    t.equal(foreign.status, 200);
+    t.equal(foreign.headers.get('access-control-allow-origin'), null, 'and give no CORS answer to any other origin');
     t.equal((await a.cluster!.ownership.owner('hall'))?.nodeId, placed.cluster!.id, 'the node that plays it holds the lease');
     t.ok(placed.streams.sessionFor('hall', 'main'), 'and pulls it');
     t.notOk(other.streams.sessionFor('hall', 'main'), 'the other node pulls nothing');
@@ -144,7 +148,15 @@ t.test('cluster viewer routing', needsCluster(), async (t) => {
       cameras.map(async (id, i) => {
         const urls = await a.view(id);
         const path = pathOf(urls.hls) + (i % 2 ? '?wgr=1' : '');
-        const answers = await Promise.all(nodes.map((gw) => fetch(gw.baseUrl + path, { signal: AbortSignal.timeout(2_500) }).then((r) => r.status, () => 'waiting')));
+        // Only this test's own timeout counts as waiting: a reset or a crashed node is a failure, named.
+        const answers = await Promise.all(
+          nodes.map((gw) =>
+            fetch(gw.baseUrl + path, { signal: AbortSignal.timeout(2_500) }).then(
+              (r) => r.status,
+              (err: Error) => (err.name === 'TimeoutError' ? 'waiting' : `failed: ${err.name}: ${err.message}`),
+            ),
+          ),
+        );
         t.same(answers, ['waiting', 'waiting'], `${id}: both viewers wait for the one pull`);
       }),
     );

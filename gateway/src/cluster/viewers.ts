@@ -34,8 +34,9 @@ const FLV_PATH = /^\/streams\/([^/]+)\/([^/]+)\/([^/]+)\/live\.flv$/;
  * Cluster viewer routing (cluster.viewerRouting redirect): HLS, HTTP-FLV and WHEP requests that reach a
  * node which does not pull the camera get 307 to the owner's same URL (the stream token is valid on
  * every node: they share secrets.tokenKey); WS-FLV is proxied to the owner. Only a request whose
- * token is good for its camera is routed: a forged one is refused here and takes no lease. HLS
- * answers carry access-control-allow-origin: * so a page from one node plays from another.
+ * token is good for its camera is routed: a forged one is refused here and takes no lease. A page
+ * from one node reads another node's stream answers through the cluster's CORS (http/cors.ts), which
+ * names only the cluster's own origins.
  * Returns the upgrade handler for WS-FLV: true when it took the socket.
  */
 export function installViewerRouting(
@@ -58,7 +59,6 @@ export function installViewerRouting(
     const key = `${req.method} ${req.routeOptions.url}`;
     const named = STREAM_ROUTES[key];
     if (!named) return;
-    if (req.method === 'GET') reply.header('access-control-allow-origin', '*');
     const { camera, token } = named(req);
     if (!granted(camera, token)) return;
     const hops = hopsOf(req.url);
