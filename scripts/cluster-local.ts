@@ -82,6 +82,29 @@ export function makeSharedSecrets(file: string): string {
   return file;
 }
 
+/**
+ * Creates database `name` on the server `adminUrl` names (tests, benchmarks); returns its URL and a
+ * drop that ends its connections first.
+ */
+export async function createDatabase(adminUrl: string, name: string): Promise<{ url: string; drop: () => Promise<void> }> {
+  // Loaded when asked: the single-node commands of this script need no PostgreSQL client.
+  const pg = (await import('pg')).default;
+  const admin = async (sql: string) => {
+    const client = new pg.Client({ connectionString: adminUrl });
+    client.on('error', () => undefined);
+    await client.connect();
+    try {
+      await client.query(sql);
+    } finally {
+      await client.end();
+    }
+  };
+  await admin(`CREATE DATABASE ${name}`);
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return { url: url.toString(), drop: () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
+}
+
 /** Throwaway PostgreSQL and Redis (scripts/cluster-services.sh) on the given ports; returns their URLs. */
 export function startServices(dir: string, pgPort: number, redisPort: number): { pgUrl: string; redisUrl: string; stop(): void } {
   const env = { ...process.env, WALLGATE_TEST_PG_PORT: String(pgPort), WALLGATE_TEST_REDIS_PORT: String(redisPort) };

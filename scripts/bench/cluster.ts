@@ -23,7 +23,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { clusterNodeEnv, makeSharedSecrets, spawnNode, startServices, untilListening } from '../cluster-local.js';
+import { clusterNodeEnv, createDatabase, makeSharedSecrets, spawnNode, startServices, untilListening } from '../cluster-local.js';
 import { ControlClient } from '../sim/control-client.js';
 import { ensureClip } from '../sim/clips.js';
 import { CameraSimulator } from '../sim/rtsp-server.js';
@@ -320,18 +320,6 @@ async function main() {
 /** The killed node comes back (its data dir and id), so phase 3 has three nodes again. */
 async function restartedThird(killed: Node, startNode: (index: number) => Promise<{ node: Node }>): Promise<Node> {
   return (await startNode(Number(killed.id.slice('node-'.length)))).node;
-}
-
-async function createDatabase(adminUrl: string, name: string) {
-  const pg = (await import('pg')).default;
-  const client = new pg.Client({ connectionString: adminUrl });
-  client.on('error', () => undefined);
-  await client.connect();
-  try {
-    await client.query(`CREATE DATABASE ${name}`);
-  } finally {
-    await client.end();
-  }
 }
 
 runBench(main);

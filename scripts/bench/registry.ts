@@ -20,11 +20,11 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import pg from 'pg';
 import { generateCity, prng, type CityDepartment } from '../../gateway/src/registry/city.js';
 import { PgStore } from '../../gateway/src/store/pg/index.js';
 import { SqliteStore } from '../../gateway/src/store/sqlite/index.js';
 import { searchDocument, searchKey } from '../../gateway/src/store/sqlite/search-terms.js';
+import { createDatabase } from '../cluster-local.js';
 import { cleanup, installHarness, log, LOOPBACK_LISTENERS, sleep, tempDir, track } from './harness.js';
 
 type Engine = { kind: 'sqlite' } | { kind: 'postgres'; url: string };
@@ -219,21 +219,7 @@ async function sqliteRaw(departments: CityDepartment[], sources: Record<string, 
 
 /** A new database on the server of `adminUrl`; returns its URL and a drop. */
 async function pgDatabase(adminUrl: string, prefix: string): Promise<{ url: string; drop: () => Promise<void> }> {
-  const name = `${prefix}_${randomBytes(5).toString('hex')}`;
-  const admin = async (sql: string) => {
-    const c = new pg.Client({ connectionString: adminUrl });
-    c.on('error', () => undefined);
-    await c.connect();
-    try {
-      await c.query(sql);
-    } finally {
-      await c.end();
-    }
-  };
-  await admin(`CREATE DATABASE ${name}`);
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  return { url: url.toString(), drop: () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
+  return createDatabase(adminUrl, `${prefix}_${randomBytes(5).toString('hex')}`);
 }
 
 /**

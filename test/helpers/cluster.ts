@@ -9,8 +9,8 @@ import { createServer } from 'node:net';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import type { Test } from 'tap';
+import { createDatabase } from '../../scripts/cluster-local.js';
 
 export interface ClusterServices {
   /** A PostgreSQL URL of a maintenance database (postgres) as a superuser: tests make their own databases with it. */
@@ -40,29 +40,9 @@ function services(): ClusterServices {
 
 /** A new, empty database for this test, dropped (its connections ended) at teardown. Returns its URL. */
 export async function freshDatabase(t: Test): Promise<string> {
-  const admin = services().pgUrl;
-  const name = `wg_test_${randomBytes(6).toString('hex')}`;
-  const client = new pg.Client({ connectionString: admin });
-  client.on('error', () => undefined);
-  await client.connect();
-  try {
-    await client.query(`CREATE DATABASE ${name}`);
-  } finally {
-    await client.end();
-  }
-  t.teardown(async () => {
-    const c = new pg.Client({ connectionString: admin });
-    c.on('error', () => undefined);
-    await c.connect();
-    try {
-      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    } finally {
-      await c.end();
-    }
-  });
-  const url = new URL(admin);
-  url.pathname = `/${name}`;
-  return url.toString();
+  const db = await createDatabase(services().pgUrl, `wg_test_${randomBytes(6).toString('hex')}`);
+  t.teardown(db.drop);
+  return db.url;
 }
 
 /** A Redis key prefix no other test uses, so tests can share the one Redis server. */
