@@ -126,8 +126,10 @@ t.test('one node leads; when it closes another takes over within a heartbeat; a 
   const own = await fileRedis();
   const redis = await commandConnection(t, own.url);
   const prefix = redisPrefix();
-  const a = await startLeader(t, redis, prefix, 'node-a');
-  const b = await startLeader(t, redis, prefix, 'node-b');
+  // The lease is long enough for Redis to come back within it on a busy machine: the claim under test is about a restart inside the lease.
+  const leaseMs = 4_000;
+  const a = await startLeader(t, redis, prefix, 'node-a', leaseMs);
+  const b = await startLeader(t, redis, prefix, 'node-b', leaseMs);
   t.equal(a.isLeader, true, 'the first to claim leads');
   t.equal(b.isLeader, false);
   t.same(a.changes, [true]);
@@ -149,10 +151,13 @@ t.test('one node leads; when it closes another takes over within a heartbeat; a 
   );
   t.same([a.isLeader, b.isLeader, a.changes, b.changes], [true, false, [true], []], 'the leader renews its lease');
 
+  const downAt = performance.now();
   await own.kill();
   await own.restart();
   await waitFor(() => redis.status, (s) => s === 'ready', 5_000, 20, 'the command connection to come back');
   await waitFor(() => a.current(), (v) => v !== null, 3_000, 50, 'the lease to be held again');
+  const downMs = Math.round(performance.now() - downAt);
+  t.ok(downMs < leaseMs, `Redis was back, and the key held again, within the lease (${downMs} ms)`);
   t.equal(await a.current(), 'node-a', 'after a restart within its lease the leader takes its emptied key back');
   t.same(a.changes, [true], 'without stepping down and up');
 
@@ -160,7 +165,8 @@ t.test('one node leads; when it closes another takes over within a heartbeat; a 
   await a.close();
   t.same(a.changes, [true, false], 'closing steps down');
   await waitFor(() => b.isLeader, (v) => v, 2_000, 10, 'node b to lead');
-  t.ok(performance.now() - closedAt < 600, 'within a heartbeat or two, not after the lease');
+  const tookMs = Math.round(performance.now() - closedAt);
+  t.ok(tookMs < leaseMs / 2, `within a few heartbeats (${tookMs} ms), not after the ${leaseMs} ms lease`);
   t.same(b.changes, [true]);
 });
 
