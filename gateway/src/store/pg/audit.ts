@@ -1,6 +1,7 @@
 /** The append-only audit log on PostgreSQL (a trigger refuses UPDATE, DELETE and TRUNCATE: migration 1). */
 import type { AuditEntry, AuditRepo, PathRange } from '../types.js';
 import type { PgDb, PgQueries } from './db.js';
+import { toAuditEntry } from '../rows.js';
 
 /** Appends one entry; inside another repository's transaction when `q` is its PgTx, so the change and its record commit together. */
 export async function appendAudit(q: Pick<PgQueries, 'exec'>, e: Omit<AuditEntry, 'seq'>): Promise<void> {
@@ -30,16 +31,6 @@ export class PgAudit implements AuditRepo {
       `SELECT * FROM audit WHERE ${where.join(' AND ')} ORDER BY seq DESC LIMIT ${add(q.limit)}`,
       values,
     );
-    return rows.map((r) => ({
-      seq: r.seq as number,
-      at: r.at as number,
-      actor: r.actor as string,
-      actorIp: r.actor_ip as string,
-      action: r.action as string,
-      target: r.target as string,
-      outcome: r.outcome as AuditEntry['outcome'],
-      detail: JSON.parse(r.detail as string),
-      scopePath: (r.scope_path as string | null) ?? null,
-    }));
+    return rows.map(toAuditEntry);
   }
 }

@@ -1,8 +1,8 @@
 /** Departments on PostgreSQL: a move rewrites the paths of the subtree and of everything filed under it, in one transaction. */
 import { StoreConflict, subtreeEnd, type DepartmentRecord, type DepartmentRepo } from '../types.js';
 import type { PgDb } from './db.js';
+import { toDepartment, type Row } from '../rows.js';
 
-type Row = Record<string, unknown>;
 
 /** Every table that files rows under a department path (the column is dept_path but in departments). */
 const PATH_COLUMNS: [table: string, column: string][] = [
@@ -20,18 +20,6 @@ const PATH_COLUMNS: [table: string, column: string][] = [
 
 /** The tables whose rows keep a department from being deleted. */
 const DEPARTMENT_USERS = ['sources', 'walls', 'vehicles', 'vehicle_rules', 'gb_devices', 'gb_admission_rules'];
-
-function toDepartment(r: Row): DepartmentRecord {
-  return {
-    id: r.id as string,
-    name: r.name as string,
-    parentId: (r.parent_id as string | null) ?? null,
-    level: r.level as DepartmentRecord['level'],
-    path: r.path as string,
-    createdAt: r.created_at as number,
-    updatedAt: r.updated_at as number,
-  };
-}
 
 export class PgDepartments implements DepartmentRepo {
   constructor(private readonly db: PgDb) {}

@@ -14,61 +14,9 @@ import {
   type PathRange,
   type RefusalScope,
 } from '../types.js';
+import { toGbDevice, toGbRefusal, toGbRule, type Row } from '../rows.js';
 
-type Row = Record<string, unknown>;
 type AuditWrite = Omit<AuditEntry, 'seq'>;
-
-function toDevice(r: Row): GbDeviceRecord {
-  return {
-    id: r.id as string,
-    name: r.name as string,
-    departmentId: r.department_id as string,
-    deptPath: r.dept_path as string,
-    sealedPassword: (r.sealed_password as Buffer | null) ?? null,
-    streamMode: r.stream_mode as GbDeviceRecord['streamMode'],
-    origin: r.origin as GbDeviceRecord['origin'],
-    ruleId: (r.rule_id as string | null) ?? null,
-    enabled: r.enabled as boolean,
-    online: r.online as boolean,
-    transport: (r.transport as GbDeviceRecord['transport']) ?? null,
-    address: (r.address as string | null) ?? null,
-    port: (r.port as number | null) ?? null,
-    registeredAt: (r.registered_at as number | null) ?? null,
-    expiresAt: (r.expires_at as number | null) ?? null,
-    lastKeepaliveAt: (r.last_keepalive_at as number | null) ?? null,
-    manufacturer: (r.manufacturer as string | null) ?? null,
-    model: (r.model as string | null) ?? null,
-    firmware: (r.firmware as string | null) ?? null,
-    channelCount: r.channel_count as number,
-    catalogAt: (r.catalog_at as number | null) ?? null,
-    createdAt: r.created_at as number,
-    updatedAt: r.updated_at as number,
-  };
-}
-
-function toRule(r: Row): GbAdmissionRule {
-  return {
-    id: r.id as string,
-    prefix: r.prefix as string,
-    departmentId: r.department_id as string,
-    deptPath: r.dept_path as string,
-    sealedPassword: r.sealed_password as Buffer,
-    streamMode: r.stream_mode as GbAdmissionRule['streamMode'],
-    createdAt: r.created_at as number,
-  };
-}
-
-function toRefusal(r: Row): GbRefusal {
-  return {
-    deviceId: r.device_id as string,
-    address: r.address as string,
-    reason: r.reason as GbRefusal['reason'],
-    deptPath: (r.dept_path as string | null) ?? null,
-    firstAt: r.first_at as number,
-    lastAt: r.last_at as number,
-    count: r.count as number,
-  };
-}
 
 /** GB/T 28181 devices, admission rules and refused registrations on PostgreSQL (migration 2), as SqliteGb keeps them. */
 export class PgGbRepo implements GbRepo {
@@ -87,7 +35,7 @@ export class PgGbRepo implements GbRepo {
 
   async getDevice(id: string) {
     const r = await this.db.one<Row>(`SELECT * FROM gb_devices WHERE id = $1`, [id]);
-    return r ? toDevice(r) : null;
+    return r ? toGbDevice(r) : null;
   }
 
   async listDevices(q: { ranges: PathRange[]; after?: { path: string; id: string }; limit: number }) {
@@ -98,7 +46,7 @@ export class PgGbRepo implements GbRepo {
       where.push(`(dept_path, id) > ($${params.length - 1}, $${params.length})`);
     }
     params.push(q.limit);
-    return (await this.db.query<Row>(`SELECT * FROM gb_devices WHERE ${where.join(' AND ')} ORDER BY dept_path, id LIMIT $${params.length}`, params)).map(toDevice);
+    return (await this.db.query<Row>(`SELECT * FROM gb_devices WHERE ${where.join(' AND ')} ORDER BY dept_path, id LIMIT $${params.length}`, params)).map(toGbDevice);
   }
 
   async createDevice(d: GbDeviceRecord, audit: AuditWrite) {
@@ -122,7 +70,7 @@ export class PgGbRepo implements GbRepo {
     return this.db.tx(async (tx) => {
       const r = await tx.one<Row>(`SELECT * FROM gb_devices WHERE id = $1 FOR UPDATE`, [id]);
       if (!r) return null;
-      const next: GbDeviceRecord = { ...toDevice(r), ...Object.fromEntries(Object.entries(changes).filter(([, v]) => v !== undefined)), updatedAt: now };
+      const next: GbDeviceRecord = { ...toGbDevice(r), ...Object.fromEntries(Object.entries(changes).filter(([, v]) => v !== undefined)), updatedAt: now };
       await tx.exec(
         `UPDATE gb_devices SET name = $2, department_id = $3, dept_path = $4, sealed_password = $5, stream_mode = $6, enabled = $7, updated_at = $8 WHERE id = $1`,
         [id, next.name, next.departmentId, next.deptPath, next.sealedPassword, next.streamMode, next.enabled, now],
@@ -162,7 +110,7 @@ export class PgGbRepo implements GbRepo {
   }
 
   async rules() {
-    return (await this.db.query<Row>(`SELECT * FROM gb_admission_rules ORDER BY prefix`)).map(toRule);
+    return (await this.db.query<Row>(`SELECT * FROM gb_admission_rules ORDER BY prefix`)).map(toGbRule);
   }
 
   async createRule(rule: GbAdmissionRule, audit: AuditWrite) {
@@ -191,7 +139,7 @@ export class PgGbRepo implements GbRepo {
   }
 
   async refusals(q: { ranges: PathRange[]; includeUnscoped: boolean; limit: number }) {
-    return (await this.refused.list(q)).map(toRefusal);
+    return (await this.refused.list(q)).map(toGbRefusal);
   }
 
   async deleteRefusals(deviceId: string, scope: RefusalScope, audit: AuditWrite | null) {

@@ -2,44 +2,9 @@ import { appendAudit } from './audit.js';
 import type { PgDb } from './db.js';
 import { PgRefusalTable } from './refusals.js';
 import type { AuditEntry, JtRefusal, JtRepo, JtTerminalRecord, RefusalScope } from '../types.js';
+import { toJtRefusal, toJtTerminal, type Row } from '../rows.js';
 
-type Row = Record<string, unknown>;
 type AuditWrite = Omit<AuditEntry, 'seq'>;
-
-function toTerminal(r: Row): JtTerminalRecord {
-  return {
-    sim: r.sim as string,
-    vehicleId: r.vehicle_id as string,
-    authCode: r.auth_code as string,
-    edition: r.edition as JtTerminalRecord['edition'],
-    phone: r.phone as string,
-    plate: r.plate as string,
-    plateColor: r.plate_color as number,
-    terminalId: r.terminal_id as string,
-    manufacturer: r.manufacturer as string,
-    model: r.model as string,
-    registeredAt: r.registered_at as number,
-    seenAt: (r.seen_at as number | null) ?? null,
-    address: (r.address as string | null) ?? null,
-  };
-}
-
-function toRefusal(r: Row): JtRefusal {
-  return {
-    sim: r.sim as string,
-    address: r.address as string,
-    reason: r.reason as JtRefusal['reason'],
-    deptPath: (r.dept_path as string | null) ?? null,
-    plate: r.plate as string,
-    plateColor: r.plate_color as number,
-    terminalId: r.terminal_id as string,
-    manufacturer: r.manufacturer as string,
-    model: r.model as string,
-    firstAt: r.first_at as number,
-    lastAt: r.last_at as number,
-    count: r.count as number,
-  };
-}
 
 /** JT/T 808 terminals (their auth codes) and refused terminals on PostgreSQL (migration 2), as SqliteJt keeps them. */
 export class PgJtRepo implements JtRepo {
@@ -65,11 +30,11 @@ export class PgJtRepo implements JtRepo {
 
   async getTerminal(sim: string) {
     const r = await this.db.one<Row>(`SELECT * FROM jt_terminals WHERE sim = $1`, [sim]);
-    return r ? toTerminal(r) : null;
+    return r ? toJtTerminal(r) : null;
   }
 
   async terminals() {
-    return (await this.db.query<Row>(`SELECT * FROM jt_terminals ORDER BY sim`)).map(toTerminal);
+    return (await this.db.query<Row>(`SELECT * FROM jt_terminals ORDER BY sim`)).map(toJtTerminal);
   }
 
   async putTerminal(t: JtTerminalRecord) {
@@ -108,7 +73,7 @@ export class PgJtRepo implements JtRepo {
   }
 
   async refusals(q: RefusalScope & { limit: number }) {
-    return (await this.refused.list(q)).map(toRefusal);
+    return (await this.refused.list(q)).map(toJtRefusal);
   }
 
   async deleteRefusals(sim: string, scope: RefusalScope, audit: AuditWrite | null) {

@@ -4,7 +4,6 @@
  * search() for the indexes that find the candidates; strpos() makes every match exact).
  */
 import { createHash } from 'node:crypto';
-import type { ErrorParams } from '../../errors.js';
 import { normalise, searchKey } from '../sqlite/search-terms.js';
 import {
   StoreConflict,
@@ -24,8 +23,7 @@ import {
   type UpdateResult,
 } from '../types.js';
 import type { PgDb, PgQueries } from './db.js';
-
-type Row = Record<string, unknown>;
+import { healthColumns, keptCredential, packTags, sameSource, sourceColumns, toSource, type CredentialRef, type Row } from '../rows.js';
 
 /**
  * Held (for the transaction) by every writer that inserts sources: search pages by `seq > after`, and
@@ -35,51 +33,9 @@ type Row = Record<string, unknown>;
  */
 const SOURCE_INSERT_LOCK = 0x77670001;
 
-const SOURCE_COLUMNS = `s.seq, s.id, s.name, s.department_id, s.dept_path, s.level, s.address, s.url, s.sub_url,
-  s.protocol, s.codec, s.lat, s.lon, s.tags, s.enabled, s.health, s.health_error, s.health_since, s.version,
-  s.created_at, s.updated_at, s.username, s.has_password, s.health_code, s.health_params`;
-
-/** The credential a row points at, with the two facts the row copies from it (so a page reads one table). */
-type CredentialRef = { id: number; username: string; hasPassword: boolean } | null;
-
-const keptCredential = (existing: Row): CredentialRef =>
-  existing.credential_id === null
-    ? null
-    : { id: existing.credential_id as number, username: existing.username as string, hasPassword: existing.has_password === true };
-
-/** Tags are stored as "|a|b|", as in SQLite, so one tag is a strpos() and no join. */
-const packTags = (tags: string[]) => (tags.length ? `|${tags.join('|')}|` : '');
-const unpackTags = (packed: string) => (packed ? packed.slice(1, -1).split('|') : []);
-
-function toSource(r: Row): SourceRecord {
-  return {
-    seq: r.seq as number,
-    id: r.id as string,
-    name: r.name as string,
-    departmentId: r.department_id as string,
-    deptPath: r.dept_path as string,
-    level: r.level as SourceRecord['level'],
-    address: r.address as string,
-    url: r.url as string,
-    subUrl: (r.sub_url as string | null) ?? null,
-    protocol: r.protocol as SourceRecord['protocol'],
-    codec: r.codec as SourceRecord['codec'],
-    lat: (r.lat as number | null) ?? null,
-    lon: (r.lon as number | null) ?? null,
-    tags: unpackTags(r.tags as string),
-    enabled: r.enabled === true,
-    health: r.health as SourceRecord['health'],
-    healthError: (r.health_error as string | null) ?? null,
-    healthSince: (r.health_since as number | null) ?? null,
-    version: r.version as number,
-    createdAt: r.created_at as number,
-    updatedAt: r.updated_at as number,
-    username: (r.username as string | null) ?? null,
-    hasPassword: r.has_password === true,
-    healthCode: (r.health_code as string | null) ?? null,
-    healthParams: r.health_params === null || r.health_params === undefined ? null : (JSON.parse(r.health_params as string) as ErrorParams),
-  };
-}
+const SOURCE_COLUMNS = sourceColumns('s.seq');
+/** pg keeps a row's fields in the order the statement selects them (SOURCE_COLUMNS). */
+const sourceOf = (r: Row) => toSource(Object.values(r));
 
 const inRanges = (path: string, ranges: PathRange[]) => ranges.some(([from, to]) => path >= from && path < to);
 
@@ -129,7 +85,7 @@ export class PgSources implements SourceRepo {
 
   private async byId(q: PgQueries, id: string): Promise<SourceRecord | null> {
     const r = await q.one<Row>(`SELECT ${SOURCE_COLUMNS} FROM sources s WHERE s.id = $1`, [id]);
-    return r ? toSource(r) : null;
+    return r ? sourceOf(r) : null;
   }
 
   /** The row with its credential's fingerprint, locked until the transaction ends (the version check and the write are one step). */
@@ -273,7 +229,7 @@ export class PgSources implements SourceRepo {
 
   async list(q: SourceQuery): Promise<SourcePage> {
     const needle = q.text ? normalise(q.text) : '';
-    const items = (needle ? await this.search(q, needle) : await this.browse(q)).map(toSource);
+    const items = (needle ? await this.search(q, needle) : await this.browse(q)).map(sourceOf);
     const more = items.length > q.limit;
     if (more) items.length = q.limit;
     const last = items[items.length - 1];
@@ -466,7 +422,7 @@ export class PgSources implements SourceRepo {
    * came first: a node that lost the camera cannot overwrite what its new owner wrote.
    */
   private async writeHealth(q: PgQueries, id: string, health: Health, failure: HealthFailure | null, since: number, fence: number | undefined) {
-    const values = [id, health, failure?.message ?? null, failure?.code ?? null, failure?.params ? JSON.stringify(failure.params) : null, since];
+    const values = [id, health, ...healthColumns(failure), since];
     if (fence === undefined) {
       await q.exec(`UPDATE sources SET health = $2, health_error = $3, health_code = $4, health_params = $5, health_since = $6 WHERE id = $1`, values);
       return true;
@@ -500,25 +456,3 @@ export class PgSources implements SourceRepo {
   }
 }
 
-function sameSource(existing: Row, w: SourceWrite): boolean {
-  const credentialSame =
-    w.credential === 'keep' ||
-    (w.credential === null
-      ? existing.credential_id === null
-      : existing.fingerprint instanceof Buffer && existing.fingerprint.equals(w.credential.fingerprint));
-  return (
-    credentialSame &&
-    existing.name === w.name &&
-    existing.department_id === w.departmentId &&
-    existing.level === w.level &&
-    existing.address === w.address &&
-    existing.url === w.url &&
-    (existing.sub_url ?? null) === w.subUrl &&
-    existing.protocol === w.protocol &&
-    existing.codec === w.codec &&
-    (existing.lat ?? null) === w.lat &&
-    (existing.lon ?? null) === w.lon &&
-    existing.tags === packTags(w.tags) &&
-    existing.enabled === w.enabled
-  );
-}

@@ -1,24 +1,8 @@
 /** Users and the deny list of signed-out sessions on PostgreSQL. */
 import { StoreConflict, type RevokedSession, type SessionRepo, type UserRecord, type UserRepo } from '../types.js';
 import type { PgDb } from './db.js';
+import { toUser, type Row } from '../rows.js';
 
-type Row = Record<string, unknown>;
-
-function toUser(r: Row): UserRecord {
-  return {
-    id: r.id as string,
-    username: r.username as string,
-    displayName: r.display_name as string,
-    passwordHash: r.password_hash as string,
-    roles: JSON.parse(r.roles as string),
-    scopes: JSON.parse(r.scopes as string),
-    disabled: r.disabled === true,
-    tokenVersion: r.token_version as number,
-    tokensRevokedAt: r.tokens_revoked_at as number,
-    createdAt: r.created_at as number,
-    updatedAt: r.updated_at as number,
-  };
-}
 
 export class PgUsers implements UserRepo {
   constructor(private readonly db: PgDb) {}

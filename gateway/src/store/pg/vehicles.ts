@@ -16,8 +16,8 @@ import {
   type VehicleRow,
   type VehicleWriteResult,
 } from '../types.js';
+import { sourcesByVehicle, toAlarm, toPosition, toRule, toVehicle, type Row } from '../rows.js';
 
-type Row = Record<string, unknown>;
 type AuditWrite = Omit<AuditEntry, 'seq'>;
 
 /**
@@ -30,21 +30,8 @@ export class PgVehicleRepo implements VehicleRepo {
   constructor(private readonly db: PgDb) {}
 
   async all(): Promise<VehicleRow[]> {
-    const sources = new Map<string, string[]>();
-    for (const r of await this.db.query<Row>(`SELECT source_id, vehicle_id FROM vehicle_channels ORDER BY source_id`)) {
-      const list = sources.get(r.vehicle_id as string) ?? [];
-      list.push(r.source_id as string);
-      sources.set(r.vehicle_id as string, list);
-    }
-    return (await this.db.query<Row>(`SELECT * FROM vehicles ORDER BY plate`)).map((r) => ({
-      id: r.id as string,
-      plate: r.plate as string,
-      departmentId: r.department_id as string,
-      deptPath: r.dept_path as string,
-      version: r.version as number,
-      doc: r.doc as string,
-      sourceIds: sources.get(r.id as string) ?? [],
-    }));
+    const sources = sourcesByVehicle(await this.db.query<Row>(`SELECT source_id, vehicle_id FROM vehicle_channels ORDER BY source_id`));
+    return (await this.db.query<Row>(`SELECT * FROM vehicles ORDER BY plate`)).map((r) => toVehicle(r, sources.get(r.id as string) ?? []));
   }
 
   /** One row's write inside a transaction holding the vehicles lock; a collision is returned, not thrown. */
@@ -162,35 +149,9 @@ export class PgVehicleRepo implements VehicleRepo {
   }
 }
 
-function toPosition(r: Row): PositionRow {
-  return {
-    vehicleId: r.vehicle_id as string,
-    at: r.at as number,
-    lat: r.lat as number,
-    lon: r.lon as number,
-    speed: r.speed as number,
-    heading: r.heading as number,
-  };
-}
-
 /** An alarm with what alarm_snapshots holds of it (the picture's presence, not its bytes). */
 const ALARM_WITH_EVIDENCE = `SELECT a.*, s.camera_id AS s_camera, s.taken_at AS s_at, s.width AS s_width, s.height AS s_height, s.error AS s_error,
   s.jpeg IS NOT NULL AS s_has FROM alarms a LEFT JOIN alarm_snapshots s ON s.alarm_id = a.id`;
-
-function toAlarm(r: Row): AlarmRow {
-  const snapshot = r.s_has ? { cameraId: r.s_camera as string, takenAt: r.s_at as number, width: r.s_width as number, height: r.s_height as number } : null;
-  return {
-    evidence: { snapshot, snapshotError: snapshot ? null : ((r.s_error as string | null) ?? null) },
-    id: r.id as string,
-    vehicleId: r.vehicle_id as string,
-    deptPath: r.dept_path as string,
-    type: r.type as string,
-    state: r.state as AlarmRow['state'],
-    raisedAt: r.raised_at as number,
-    updatedAt: r.updated_at as number,
-    doc: r.doc as string,
-  };
-}
 
 export class PgAlarmRepo implements AlarmRepo {
   constructor(private readonly db: PgDb) {}
@@ -275,14 +236,7 @@ export class PgRuleRepo implements RuleRepo {
   constructor(private readonly db: PgDb) {}
 
   async all(kind: RuleRow['kind']): Promise<RuleRow[]> {
-    return (await this.db.query<Row>(`SELECT * FROM vehicle_rules WHERE kind = $1 ORDER BY id`, [kind])).map((r) => ({
-      id: r.id as string,
-      kind: r.kind as RuleRow['kind'],
-      departmentId: r.department_id as string,
-      deptPath: r.dept_path as string,
-      version: r.version as number,
-      doc: r.doc as string,
-    }));
+    return (await this.db.query<Row>(`SELECT * FROM vehicle_rules WHERE kind = $1 ORDER BY id`, [kind])).map(toRule);
   }
 
   async put(row: RuleRow, expectedVersion: number | null, audit: AuditWrite) {

@@ -6,18 +6,9 @@
 import { StoreConflict, type AuditEntry, type PresetRow, type TileRows, type WallRepo, type WallRow } from '../types.js';
 import { appendAudit } from './audit.js';
 import type { PgDb, PgQueries } from './db.js';
+import { tilesByWall, toPreset, toWall, type Row } from '../rows.js';
 
-type Row = Record<string, unknown>;
 type AuditWrite = Omit<AuditEntry, 'seq'>;
-
-const toWall = (r: Row, tiles: TileRows): WallRow & { tiles: TileRows } => ({
-  id: r.id as string,
-  departmentId: r.department_id as string,
-  deptPath: r.dept_path as string,
-  version: r.version as number,
-  doc: r.doc as string,
-  tiles,
-});
 
 export class PgWalls implements WallRepo {
   constructor(private readonly db: PgDb) {}
@@ -25,12 +16,7 @@ export class PgWalls implements WallRepo {
   async all() {
     // One snapshot for both reads, so no wall is paired with another version's tiles.
     return this.db.tx(async (tx) => {
-      const tiles = new Map<string, TileRows>();
-      for (const r of await tx.query<Row>(`SELECT wall_id, tile_id, doc FROM wall_tiles`)) {
-        const wall = r.wall_id as string;
-        if (!tiles.has(wall)) tiles.set(wall, new Map());
-        tiles.get(wall)!.set(r.tile_id as string, r.doc as string);
-      }
+      const tiles = tilesByWall(await tx.query<Row>(`SELECT wall_id, tile_id, doc FROM wall_tiles`));
       return (await tx.query<Row>(`SELECT * FROM walls ORDER BY id`)).map((r) => toWall(r, tiles.get(r.id as string) ?? new Map()));
     }, 'REPEATABLE READ');
   }
@@ -104,16 +90,7 @@ export class PgWalls implements WallRepo {
   }
 
   async presets(): Promise<PresetRow[]> {
-    return (await this.db.query<Row>(`SELECT * FROM wall_presets ORDER BY created_at, id`)).map((r) => ({
-      id: r.id as string,
-      wallId: r.wall_id as string,
-      kind: r.kind as PresetRow['kind'],
-      name: r.name as string,
-      priority: r.priority as number,
-      state: r.state as string,
-      createdBy: r.created_by as string,
-      createdAt: r.created_at as number,
-    }));
+    return (await this.db.query<Row>(`SELECT * FROM wall_presets ORDER BY created_at, id`)).map(toPreset);
   }
 
   async createPreset(row: PresetRow, audit: AuditWrite) {

@@ -13,65 +13,13 @@ import {
   type RefusalScope,
   type PathRange,
 } from '../types.js';
+import { toGbDevice, toGbRefusal, toGbRule, type Row } from '../rows.js';
 
 type DB = Database.Database;
-type Row = Record<string, unknown>;
 type AuditWrite = Omit<AuditEntry, 'seq'>;
 type AppendAudit = (e: AuditWrite) => void;
 
 const isConstraint = (err: unknown) => ((err as { code?: string }).code ?? '').startsWith('SQLITE_CONSTRAINT');
-
-function toDevice(r: Row): GbDeviceRecord {
-  return {
-    id: r.id as string,
-    name: r.name as string,
-    departmentId: r.department_id as string,
-    deptPath: r.dept_path as string,
-    sealedPassword: (r.sealed_password as Buffer | null) ?? null,
-    streamMode: r.stream_mode as GbDeviceRecord['streamMode'],
-    origin: r.origin as GbDeviceRecord['origin'],
-    ruleId: (r.rule_id as string | null) ?? null,
-    enabled: r.enabled === 1,
-    online: r.online === 1,
-    transport: (r.transport as GbDeviceRecord['transport']) ?? null,
-    address: (r.address as string | null) ?? null,
-    port: (r.port as number | null) ?? null,
-    registeredAt: (r.registered_at as number | null) ?? null,
-    expiresAt: (r.expires_at as number | null) ?? null,
-    lastKeepaliveAt: (r.last_keepalive_at as number | null) ?? null,
-    manufacturer: (r.manufacturer as string | null) ?? null,
-    model: (r.model as string | null) ?? null,
-    firmware: (r.firmware as string | null) ?? null,
-    channelCount: r.channel_count as number,
-    catalogAt: (r.catalog_at as number | null) ?? null,
-    createdAt: r.created_at as number,
-    updatedAt: r.updated_at as number,
-  };
-}
-
-function toRule(r: Row): GbAdmissionRule {
-  return {
-    id: r.id as string,
-    prefix: r.prefix as string,
-    departmentId: r.department_id as string,
-    deptPath: r.dept_path as string,
-    sealedPassword: r.sealed_password as Buffer,
-    streamMode: r.stream_mode as GbAdmissionRule['streamMode'],
-    createdAt: r.created_at as number,
-  };
-}
-
-function toRefusal(r: Row): GbRefusal {
-  return {
-    deviceId: r.device_id as string,
-    address: r.address as string,
-    reason: r.reason as GbRefusal['reason'],
-    deptPath: (r.dept_path as string | null) ?? null,
-    firstAt: r.first_at as number,
-    lastAt: r.last_at as number,
-    count: r.count as number,
-  };
-}
 
 /** The `(dept_path >= ? AND dept_path < ?) OR …` filter of a scope, with its parameters; an empty scope matches nothing. */
 export class SqliteGb implements GbRepo {
@@ -108,7 +56,7 @@ export class SqliteGb implements GbRepo {
 
   async getDevice(id: string) {
     const r = this.byId.get(id) as Row | undefined;
-    return r ? toDevice(r) : null;
+    return r ? toGbDevice(r) : null;
   }
 
   async listDevices(q: { ranges: PathRange[]; after?: { path: string; id: string }; limit: number }) {
@@ -118,7 +66,7 @@ export class SqliteGb implements GbRepo {
       where.push('(dept_path, id) > (@afterPath, @afterId)');
       Object.assign(params, { afterPath: q.after.path, afterId: q.after.id });
     }
-    return (this.db.prepare(`SELECT * FROM gb_devices WHERE ${where.join(' AND ')} ORDER BY dept_path, id LIMIT @limit`).all(params) as Row[]).map(toDevice);
+    return (this.db.prepare(`SELECT * FROM gb_devices WHERE ${where.join(' AND ')} ORDER BY dept_path, id LIMIT @limit`).all(params) as Row[]).map(toGbDevice);
   }
 
   async createDevice(device: GbDeviceRecord, audit: AuditWrite) {
@@ -139,7 +87,7 @@ export class SqliteGb implements GbRepo {
     return this.db.transaction(() => {
       const r = this.byId.get(id) as Row | undefined;
       if (!r) return null;
-      const next = { ...toDevice(r), ...Object.fromEntries(Object.entries(changes).filter(([, v]) => v !== undefined)), updatedAt: now };
+      const next = { ...toGbDevice(r), ...Object.fromEntries(Object.entries(changes).filter(([, v]) => v !== undefined)), updatedAt: now };
       this.db
         .prepare(`UPDATE gb_devices SET name = @name, department_id = @departmentId, dept_path = @deptPath, sealed_password = @sealedPassword,
           stream_mode = @streamMode, enabled = @enabled, updated_at = @updatedAt WHERE id = @id`)
@@ -170,7 +118,7 @@ export class SqliteGb implements GbRepo {
   }
 
   async rules() {
-    return (this.db.prepare(`SELECT * FROM gb_admission_rules ORDER BY prefix`).all() as Row[]).map(toRule);
+    return (this.db.prepare(`SELECT * FROM gb_admission_rules ORDER BY prefix`).all() as Row[]).map(toGbRule);
   }
 
   async createRule(rule: GbAdmissionRule, audit: AuditWrite) {
@@ -201,7 +149,7 @@ export class SqliteGb implements GbRepo {
   }
 
   async refusals(q: { ranges: PathRange[]; includeUnscoped: boolean; limit: number }) {
-    return this.refused.list(q).map(toRefusal);
+    return this.refused.list(q).map(toGbRefusal);
   }
 
   async deleteRefusals(deviceId: string, scope: RefusalScope, audit: AuditWrite | null) {

@@ -1,7 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import type { ErrorParams } from '../../errors.js';
 import { migrations } from './migrations.js';
 import { matchExpression, normalise, searchDocument, searchKey } from './search-terms.js';
 import { SqliteGb } from './gb.js';
@@ -37,8 +36,8 @@ import {
   type WallRow,
   subtreeEnd,
 } from '../types.js';
+import { healthColumns, keptCredential, packTags, sameSource, sourceColumns, tilesByWall, toAuditEntry, toDepartment, toPreset, toSource, toUser, toWall, type CredentialRef, type Row } from '../rows.js';
 
-type Row = Record<string, unknown>;
 type DB = Database.Database;
 
 export function openDatabase(file: string): DB {
@@ -72,56 +71,9 @@ export function migrate(db: DB): number {
  * The columns of a source record, read as arrays (better-sqlite3 raw mode): building an object per
  * row costs as much as the query itself on a 100-row page.
  */
-const SOURCE_COLUMNS = `s.rowid, s.id, s.name, s.department_id, s.dept_path, s.level, s.address, s.url, s.sub_url,
-  s.protocol, s.codec, s.lat, s.lon, s.tags, s.enabled, s.health, s.health_error, s.health_since, s.version,
-  s.created_at, s.updated_at, s.username, s.has_password, s.health_code, s.health_params`;
-/**
- * Credential rows never change (they are keyed by their content), so a source carries a copy of its
- * credential's user name and whether it has a password: a page then reads no second table.
- */
+const SOURCE_COLUMNS = sourceColumns('s.rowid');
 const SOURCE_FROM = `sources s`;
 
-/** The credential a row points at, with the two facts the row copies from it. */
-type CredentialRef = { id: number; username: string; hasPassword: boolean } | null;
-
-const keptCredential = (existing: Row): CredentialRef =>
-  existing.credential_id === null
-    ? null
-    : { id: existing.credential_id as number, username: existing.username as string, hasPassword: existing.has_password === 1 };
-
-/** Tags are stored as "|a|b|" so one tag is found with instr() and no join. */
-const packTags = (tags: string[]) => (tags.length ? `|${tags.join('|')}|` : '');
-const unpackTags = (packed: string) => (packed ? packed.slice(1, -1).split('|') : []);
-
-function toSource(r: unknown[]): SourceRecord {
-  return {
-    seq: r[0] as number,
-    id: r[1] as string,
-    name: r[2] as string,
-    departmentId: r[3] as string,
-    deptPath: r[4] as string,
-    level: r[5] as SourceRecord['level'],
-    address: r[6] as string,
-    url: r[7] as string,
-    subUrl: (r[8] as string | null) ?? null,
-    protocol: r[9] as SourceRecord['protocol'],
-    codec: r[10] as SourceRecord['codec'],
-    lat: (r[11] as number | null) ?? null,
-    lon: (r[12] as number | null) ?? null,
-    tags: unpackTags(r[13] as string),
-    enabled: r[14] === 1,
-    health: r[15] as SourceRecord['health'],
-    healthError: (r[16] as string | null) ?? null,
-    healthSince: (r[17] as number | null) ?? null,
-    version: r[18] as number,
-    createdAt: r[19] as number,
-    updatedAt: r[20] as number,
-    username: (r[21] as string | null) ?? null,
-    hasPassword: r[22] === 1,
-    healthCode: (r[23] as string | null) ?? null,
-    healthParams: r[24] === null ? null : (JSON.parse(r[24] as string) as ErrorParams),
-  };
-}
 
 const inRanges = (path: string, ranges: PathRange[]) => ranges.some(([from, to]) => path >= from && path < to);
 
@@ -411,8 +363,7 @@ class SqliteSources implements SourceRepo {
 
   /** With a fence, refused (false) when a write with a higher fence came first: see SourceRepo.setHealth. */
   private writeHealth(id: string, health: SourceRecord['health'], failure: HealthFailure | null, since: number, fence: number | undefined): boolean {
-    const params = failure?.params ? JSON.stringify(failure.params) : null;
-    const values = [health, failure?.message ?? null, failure?.code ?? null, params, since] as const;
+    const values = [health, ...healthColumns(failure), since] as const;
     if (fence === undefined) {
       this.healthStmt.run(...values, id);
       return true;
@@ -434,41 +385,6 @@ class SqliteSources implements SourceRepo {
       .get(id) as { fingerprint: Buffer; username: string; sealed_password: Buffer | null } | undefined;
     return r ? { fingerprint: r.fingerprint, username: r.username, sealedPassword: r.sealed_password } : null;
   }
-}
-
-function sameSource(existing: Row, w: SourceWrite): boolean {
-  const credentialSame =
-    w.credential === 'keep' ||
-    (w.credential === null
-      ? existing.credential_id === null
-      : existing.fingerprint instanceof Buffer && existing.fingerprint.equals(w.credential.fingerprint));
-  return (
-    credentialSame &&
-    existing.name === w.name &&
-    existing.department_id === w.departmentId &&
-    existing.level === w.level &&
-    existing.address === w.address &&
-    existing.url === w.url &&
-    (existing.sub_url ?? null) === w.subUrl &&
-    existing.protocol === w.protocol &&
-    existing.codec === w.codec &&
-    (existing.lat ?? null) === w.lat &&
-    (existing.lon ?? null) === w.lon &&
-    existing.tags === packTags(w.tags) &&
-    existing.enabled === (w.enabled ? 1 : 0)
-  );
-}
-
-function toDepartment(r: Row): DepartmentRecord {
-  return {
-    id: r.id as string,
-    name: r.name as string,
-    parentId: (r.parent_id as string | null) ?? null,
-    level: r.level as DepartmentRecord['level'],
-    path: r.path as string,
-    createdAt: r.created_at as number,
-    updatedAt: r.updated_at as number,
-  };
 }
 
 class SqliteDepartments implements DepartmentRepo {
@@ -538,22 +454,6 @@ class SqliteDepartments implements DepartmentRepo {
       return this.db.prepare(`DELETE FROM departments WHERE id = ?`).run(id).changes > 0;
     })();
   }
-}
-
-function toUser(r: Row): UserRecord {
-  return {
-    id: r.id as string,
-    username: r.username as string,
-    displayName: r.display_name as string,
-    passwordHash: r.password_hash as string,
-    roles: JSON.parse(r.roles as string),
-    scopes: JSON.parse(r.scopes as string),
-    disabled: r.disabled === 1,
-    tokenVersion: r.token_version as number,
-    tokensRevokedAt: r.tokens_revoked_at as number,
-    createdAt: r.created_at as number,
-    updatedAt: r.updated_at as number,
-  };
 }
 
 class SqliteUsers implements UserRepo {
@@ -662,17 +562,7 @@ class SqliteAudit implements AuditRepo {
     const rows = this.db
       .prepare(`SELECT * FROM audit ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY seq DESC LIMIT @limit`)
       .all(params) as Row[];
-    return rows.map((r) => ({
-      seq: r.seq as number,
-      at: r.at as number,
-      actor: r.actor as string,
-      actorIp: r.actor_ip as string,
-      action: r.action as string,
-      target: r.target as string,
-      outcome: r.outcome as AuditEntry['outcome'],
-      detail: JSON.parse(r.detail as string),
-      scopePath: (r.scope_path as string | null) ?? null,
-    }));
+    return rows.map(toAuditEntry);
   }
 }
 
@@ -690,20 +580,8 @@ class SqliteWalls implements WallRepo {
   }
 
   async all() {
-    const tiles = new Map<string, TileRows>();
-    for (const r of this.db.prepare(`SELECT wall_id, tile_id, doc FROM wall_tiles`).all() as Row[]) {
-      const wall = r.wall_id as string;
-      if (!tiles.has(wall)) tiles.set(wall, new Map());
-      tiles.get(wall)!.set(r.tile_id as string, r.doc as string);
-    }
-    return (this.db.prepare(`SELECT * FROM walls ORDER BY id`).all() as Row[]).map((r) => ({
-      id: r.id as string,
-      departmentId: r.department_id as string,
-      deptPath: r.dept_path as string,
-      version: r.version as number,
-      doc: r.doc as string,
-      tiles: tiles.get(r.id as string) ?? new Map(),
-    }));
+    const tiles = tilesByWall(this.db.prepare(`SELECT wall_id, tile_id, doc FROM wall_tiles`).all() as Row[]);
+    return (this.db.prepare(`SELECT * FROM walls ORDER BY id`).all() as Row[]).map((r) => toWall(r, tiles.get(r.id as string) ?? new Map()));
   }
 
   async get(id: string) {
@@ -711,7 +589,7 @@ class SqliteWalls implements WallRepo {
     if (!r) return null;
     const tiles: TileRows = new Map();
     for (const t of this.db.prepare(`SELECT tile_id, doc FROM wall_tiles WHERE wall_id = ?`).all(id) as Row[]) tiles.set(t.tile_id as string, t.doc as string);
-    return { id: r.id as string, departmentId: r.department_id as string, deptPath: r.dept_path as string, version: r.version as number, doc: r.doc as string, tiles };
+    return toWall(r, tiles);
   }
 
   async create(row: WallRow, tiles: TileRows, audit: Omit<AuditEntry, 'seq'>) {
@@ -750,16 +628,7 @@ class SqliteWalls implements WallRepo {
   }
 
   async presets(): Promise<PresetRow[]> {
-    return (this.db.prepare(`SELECT * FROM wall_presets ORDER BY created_at, id`).all() as Row[]).map((r) => ({
-      id: r.id as string,
-      wallId: r.wall_id as string,
-      kind: r.kind as PresetRow['kind'],
-      name: r.name as string,
-      priority: r.priority as number,
-      state: r.state as string,
-      createdBy: r.created_by as string,
-      createdAt: r.created_at as number,
-    }));
+    return (this.db.prepare(`SELECT * FROM wall_presets ORDER BY created_at, id`).all() as Row[]).map(toPreset);
   }
 
   async createPreset(row: PresetRow, audit: Omit<AuditEntry, 'seq'>) {

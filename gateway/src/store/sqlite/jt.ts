@@ -1,46 +1,11 @@
 import type Database from 'better-sqlite3';
 import type { AuditEntry, JtRefusal, JtRepo, JtTerminalRecord, RefusalScope } from '../types.js';
 import { RefusalTable } from './refusals.js';
+import { toJtRefusal, toJtTerminal, type Row } from '../rows.js';
 
 type DB = Database.Database;
-type Row = Record<string, unknown>;
 type AuditWrite = Omit<AuditEntry, 'seq'>;
 type AppendAudit = (e: AuditWrite) => void;
-
-function toTerminal(r: Row): JtTerminalRecord {
-  return {
-    sim: r.sim as string,
-    vehicleId: r.vehicle_id as string,
-    authCode: r.auth_code as string,
-    edition: r.edition as JtTerminalRecord['edition'],
-    phone: r.phone as string,
-    plate: r.plate as string,
-    plateColor: r.plate_color as number,
-    terminalId: r.terminal_id as string,
-    manufacturer: r.manufacturer as string,
-    model: r.model as string,
-    registeredAt: r.registered_at as number,
-    seenAt: (r.seen_at as number | null) ?? null,
-    address: (r.address as string | null) ?? null,
-  };
-}
-
-function toRefusal(r: Row): JtRefusal {
-  return {
-    sim: r.sim as string,
-    address: r.address as string,
-    reason: r.reason as JtRefusal['reason'],
-    deptPath: (r.dept_path as string | null) ?? null,
-    plate: r.plate as string,
-    plateColor: r.plate_color as number,
-    terminalId: r.terminal_id as string,
-    manufacturer: r.manufacturer as string,
-    model: r.model as string,
-    firstAt: r.first_at as number,
-    lastAt: r.last_at as number,
-    count: r.count as number,
-  };
-}
 
 /** JT/T 808 terminals (their auth codes) and refused terminals (migration 8). */
 export class SqliteJt implements JtRepo {
@@ -76,11 +41,11 @@ export class SqliteJt implements JtRepo {
 
   async getTerminal(sim: string) {
     const r = this.byId.get(sim) as Row | undefined;
-    return r ? toTerminal(r) : null;
+    return r ? toJtTerminal(r) : null;
   }
 
   async terminals() {
-    return (this.all.all() as Row[]).map(toTerminal);
+    return (this.all.all() as Row[]).map(toJtTerminal);
   }
 
   async putTerminal(t: JtTerminalRecord) {
@@ -108,7 +73,7 @@ export class SqliteJt implements JtRepo {
   }
 
   async refusals(q: RefusalScope & { limit: number }) {
-    return this.refused.list(q).map(toRefusal);
+    return this.refused.list(q).map(toJtRefusal);
   }
 
   async deleteRefusals(sim: string, scope: RefusalScope, audit: AuditWrite | null) {

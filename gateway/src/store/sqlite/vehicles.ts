@@ -14,9 +14,9 @@ import {
   type VehicleRow,
   type VehicleWriteResult,
 } from '../types.js';
+import { sourcesByVehicle, toAlarm, toPosition, toRule, toVehicle, type Row } from '../rows.js';
 
 type DB = Database.Database;
-type Row = Record<string, unknown>;
 type AuditWrite = Omit<AuditEntry, 'seq'>;
 type AppendAudit = (e: AuditWrite) => void;
 
@@ -52,21 +52,8 @@ export class SqliteVehicles implements VehicleRepo {
   }
 
   async all(): Promise<VehicleRow[]> {
-    const sources = new Map<string, string[]>();
-    for (const r of this.db.prepare(`SELECT source_id, vehicle_id FROM vehicle_channels`).all() as Row[]) {
-      const list = sources.get(r.vehicle_id as string) ?? [];
-      list.push(r.source_id as string);
-      sources.set(r.vehicle_id as string, list);
-    }
-    return (this.db.prepare(`SELECT * FROM vehicles ORDER BY plate`).all() as Row[]).map((r) => ({
-      id: r.id as string,
-      plate: r.plate as string,
-      departmentId: r.department_id as string,
-      deptPath: r.dept_path as string,
-      version: r.version as number,
-      doc: r.doc as string,
-      sourceIds: sources.get(r.id as string) ?? [],
-    }));
+    const sources = sourcesByVehicle(this.db.prepare(`SELECT source_id, vehicle_id FROM vehicle_channels`).all() as Row[]);
+    return (this.db.prepare(`SELECT * FROM vehicles ORDER BY plate`).all() as Row[]).map((r) => toVehicle(r, sources.get(r.id as string) ?? []));
   }
 
   /** One row's write inside a transaction; a collision is returned, not thrown. */
@@ -161,35 +148,9 @@ export class SqliteVehicles implements VehicleRepo {
   }
 }
 
-function toPosition(r: Row): PositionRow {
-  return {
-    vehicleId: r.vehicle_id as string,
-    at: r.at as number,
-    lat: r.lat as number,
-    lon: r.lon as number,
-    speed: r.speed as number,
-    heading: r.heading as number,
-  };
-}
-
 /** An alarm with what alarm_snapshots holds of it, for the readers below. */
 const ALARM_WITH_EVIDENCE = `SELECT alarms.*, s.camera_id AS s_camera, s.taken_at AS s_at, s.width AS s_width, s.height AS s_height, s.error AS s_error,
   s.jpeg IS NOT NULL AS s_has FROM alarms LEFT JOIN alarm_snapshots s ON s.alarm_id = alarms.id`;
-
-function toAlarm(r: Row): AlarmRow {
-  const snapshot = r.s_has ? { cameraId: r.s_camera as string, takenAt: r.s_at as number, width: r.s_width as number, height: r.s_height as number } : null;
-  return {
-    evidence: { snapshot, snapshotError: snapshot ? null : ((r.s_error as string | null) ?? null) },
-    id: r.id as string,
-    vehicleId: r.vehicle_id as string,
-    deptPath: r.dept_path as string,
-    type: r.type as string,
-    state: r.state as AlarmRow['state'],
-    raisedAt: r.raised_at as number,
-    updatedAt: r.updated_at as number,
-    doc: r.doc as string,
-  };
-}
 
 export class SqliteAlarms implements AlarmRepo {
   private readonly upsert;
@@ -273,14 +234,7 @@ export class SqliteRules implements RuleRepo {
   ) {}
 
   async all(kind: RuleRow['kind']): Promise<RuleRow[]> {
-    return (this.db.prepare(`SELECT * FROM vehicle_rules WHERE kind = ? ORDER BY id`).all(kind) as Row[]).map((r) => ({
-      id: r.id as string,
-      kind: r.kind as RuleRow['kind'],
-      departmentId: r.department_id as string,
-      deptPath: r.dept_path as string,
-      version: r.version as number,
-      doc: r.doc as string,
-    }));
+    return (this.db.prepare(`SELECT * FROM vehicle_rules WHERE kind = ? ORDER BY id`).all(kind) as Row[]).map(toRule);
   }
 
   async put(row: RuleRow, expectedVersion: number | null, audit: AuditWrite) {
