@@ -39,8 +39,8 @@ const DELTA_MS = Number(process.env.BENCH_DELTA_MS ?? 10_000);
 const REHOME_GIVE_UP_MS = 60_000;
 /** The browser player's WS-FLV timings (player/src/lib/stream-player.ts): FIRST_FRAME_MS.flv, PROGRESS_GRACE_MS, RETRY_MIN_MS, RETRY_MAX_MS. */
 const PLAYER = { FIRST_FRAME_MS: 8_000, PROGRESS_GRACE_MS: 10_000, RETRY_MIN_MS: 2_000, RETRY_MAX_MS: 30_000 };
-const PG_PORT = 55532;
-const REDIS_PORT = 56479;
+const PG_PORT = Number(process.env.BENCH_PG_PORT ?? 55532);
+const REDIS_PORT = Number(process.env.BENCH_REDIS_PORT ?? 56479);
 const TARGETS = { duplicate_pulls: 0, rehome_s: 10, cross_node_delta_p99_ms: 100, registry_search_p95_ms: 5 };
 const guard = installHarness(25 * 60_000);
 
