@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import t, { type Test } from 'tap';
 import { Redis } from 'ioredis';
 import { CameraOwnership, OwnedElsewhere, type OwnershipNode } from '../../gateway/src/cluster/ownership.js';
@@ -56,12 +57,19 @@ t.test('a held lease renews; a lease taken over stops the pull, and an old holde
   const first = await a.ownership.acquire('cam1', '/root/');
   t.same(await a.ownership.acquire('cam1', '/root/'), first, 'asking again for a held camera keeps the same lease');
   t.equal(a.ownership.fence('cam1'), first.token, 'health writes carry the lease token');
-  // Renewals keep the lease past its duration.
-  for (let i = 0; i < 4; i++) {
-    await new Promise((r) => setTimeout(r, LEASE_MS / 2));
-    await a.ownership.renew();
-  }
-  t.same(await b.ownership.owner('cam1'), first, 'renewed past twice its lease duration');
+  // Renewals every half lease (the heartbeat) keep the lease past twice its duration.
+  const takenAt = performance.now();
+  await waitFor(
+    async () => {
+      await a.ownership.renew();
+      t.same(await b.ownership.owner('cam1'), first, 'still held after a renewal');
+      return performance.now() - takenAt;
+    },
+    (ms) => ms > 2 * LEASE_MS,
+    4 * LEASE_MS,
+    LEASE_MS / 2,
+    'renewals to carry the lease of cam1 past twice its duration',
+  );
   t.same(a.lost, []);
 
   // Redis loses the lease (as after a Redis restart) and another node takes the camera.
@@ -123,11 +131,62 @@ t.test('renewal releases a lease whose pull never started', needsCluster(), asyn
   const prefix = redisPrefix();
   const a = member(t, 'node-a', prefix);
   a.ownership.inUse = () => false;
+  const askedAt = performance.now();
   await a.ownership.acquire('cam1', '/root/');
   await a.ownership.renew();
   t.ok(await a.ownership.owner('cam1'), 'kept while just taken: the pull may still be starting');
-  await new Promise((r) => setTimeout(r, 350));
-  await a.ownership.renew();
-  t.equal(await a.ownership.owner('cam1'), null, 'let go once it has had a heartbeat to start');
+  await waitFor(
+    async () => {
+      await a.ownership.renew();
+      return a.ownership.owner('cam1');
+    },
+    (lease) => lease === null,
+    3 * LEASE_MS,
+    50,
+    'a renewal to let the unused lease of cam1 go',
+  );
+  t.ok(performance.now() - askedAt >= 300, 'let go once it has had a heartbeat (300 ms) to start');
   t.same(a.lost, [], 'not a loss: nothing was pulling');
+});
+
+t.test('a lease nobody renews lapses on time, with no heartbeat to notice it, even when the wall clock steps back', needsCluster(), async (t) => {
+  const prefix = redisPrefix();
+  const a = member(t, 'node-a', prefix);
+  const lease = await a.ownership.acquire('cam1', '/root/');
+  const takenAt = performance.now();
+  // NTP steps the wall clock back a minute: the lease must still lapse a lease period after it was taken.
+  const wallClock = Date.now;
+  Date.now = () => wallClock() - 60_000;
+  try {
+    await waitFor(() => a.lost, (lost) => lost.length > 0, 3 * LEASE_MS, 20, 'node a to drop the lease of cam1 by itself');
+  } finally {
+    Date.now = wallClock;
+  }
+  const lapsedAfter = performance.now() - takenAt;
+  t.same(a.lost, ['cam1'], 'the pull is stopped without a renewal or a late heartbeat');
+  t.ok(lapsedAfter >= LEASE_MS - 50 && lapsedAfter < LEASE_MS + 500, `a lease period after it was taken (${Math.round(lapsedAfter)} ms)`);
+  t.equal(a.ownership.fence('cam1'), null, 'and the node no longer writes as its puller');
+  t.equal(a.ownership.writeFence('cam1'), lease.token, 'its stopped pull\'s late writes still carry the old token');
+});
+
+t.test('the token kept for a pull\'s late writes is forgotten a lease period after the pull ended', needsCluster(), async (t) => {
+  const prefix = redisPrefix();
+  const a = member(t, 'node-a', prefix);
+  const lease = await a.ownership.acquire('cam1', '/root/');
+  await a.ownership.release('cam1');
+  const releasedAt = performance.now();
+  t.equal(a.ownership.writeFence('cam1'), lease.token, 'just released: late writes are fenced with its token');
+  await a.ownership.renew();
+  t.equal(a.ownership.writeFence('cam1'), lease.token, 'kept through a heartbeat inside the lease period');
+  await waitFor(
+    async () => {
+      await a.ownership.renew();
+      return a.ownership.writeFence('cam1');
+    },
+    (token) => token === undefined,
+    3 * LEASE_MS,
+    50,
+    'a heartbeat to forget the token of cam1',
+  );
+  t.ok(performance.now() - releasedAt >= LEASE_MS, 'forgotten only after a lease period');
 });

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
+import { performance } from 'node:perf_hooks';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
@@ -179,11 +180,12 @@ export class ClusterNode extends EventEmitter<{ nodes: [NodeInfo[]] }> {
 
   private schedule() {
     if (this.closed) return;
-    const due = Date.now() + this.config.heartbeatMs;
+    // Monotonic: a wall clock stepped back by NTP would hide a pause.
+    const due = performance.now() + this.config.heartbeatMs;
     this.timer = setTimeout(() => {
       // A timer that fires far later than due means this process was paused (SIGSTOP, a stalled VM):
       // the ownership stops its pulls before anything else runs, since other nodes may hold them now.
-      this.ownership.noticeLateness(Date.now() - due);
+      this.ownership.noticeLateness(performance.now() - due);
       this.beating = this.beat().finally(() => {
         this.beating = null;
         this.schedule();

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config/schema.js';
 import { GatewayError, reasoned } from '../errors.js';
@@ -29,7 +30,11 @@ export interface OwnershipOptions {
   log: OwnershipLog;
 }
 
-/** A lease this node holds, with when it lapses at the latest as this node sees it. */
+/**
+ * A lease this node holds, with when it lapses at the latest as this node sees it. Its times are on the
+ * monotonic clock (performance.now()): a wall clock that NTP steps back would stretch validUntil, and
+ * the node would go on pulling after Redis let the lease go.
+ */
 interface Held extends CameraLease {
   departments: string[];
   /** The send time of the last renewal that succeeded + leaseMs: past it, Redis may have let the lease go. */
@@ -140,8 +145,14 @@ return 1
  */
 export class CameraOwnership {
   private readonly mine = new Map<string, Held>();
-  /** The last token this node held each camera under, kept after the lease goes for a pull's late writes. */
-  private readonly lastTokens = new Map<string, number>();
+  /**
+   * The token this node held each camera under once the lease went, for its stopped pull's late writes;
+   * forgotten a lease period after the pull ended (forgetAt, monotonic), so the map does not grow by
+   * every camera the node ever pulled.
+   */
+  private readonly lastTokens = new Map<string, { token: number; forgetAt: number }>();
+  /** Fires at the earliest validUntil: a lease lapses on time even while a renewal hangs on Redis. */
+  private expiryTimer: NodeJS.Timeout | null = null;
   /** Cameras whose acquisition is in flight: two viewers at once make one round trip. */
   private readonly acquiring = new Map<string, Promise<CameraLease>>();
   /** Stops the camera's pull on this node: its lease is gone or may be. Bound by app.ts. */
@@ -190,7 +201,7 @@ export class CameraOwnership {
   /** The fencing token this node holds the camera under, or null (then it must not write as its puller). */
   fence(cameraId: string): number | null {
     const held = this.mine.get(cameraId);
-    return held && Date.now() < held.validUntil ? held.token : null;
+    return held && performance.now() < held.validUntil ? held.token : null;
   }
 
   /**
@@ -199,7 +210,7 @@ export class CameraOwnership {
    * Undefined for a camera this node never held.
    */
   writeFence(cameraId: string): number | undefined {
-    return this.mine.get(cameraId)?.token ?? this.lastTokens.get(cameraId);
+    return this.mine.get(cameraId)?.token ?? this.lastTokens.get(cameraId)?.token;
   }
 
   /** The capped departments a camera counts against, from its department path (/root/city/traffic/). */
@@ -225,7 +236,7 @@ export class CameraOwnership {
 
   private async acquireOnce(cameraId: string, deptPath: string): Promise<CameraLease> {
     const departments = this.departmentsOf(deptPath);
-    const sentAt = Date.now();
+    const sentAt = performance.now();
     const [status, detail] = (await this.node.redis.eval(
       ACQUIRE,
       2 + departments.length,
@@ -247,7 +258,8 @@ export class CameraOwnership {
       throw new OwnedElsewhere(lease);
     }
     this.mine.set(cameraId, { ...lease, departments: departments.map((d) => d.id), validUntil: sentAt + this.opts.leaseMs, askedAt: sentAt });
-    this.lastTokens.set(cameraId, lease.token);
+    this.lastTokens.delete(cameraId);
+    this.armExpiry();
     return lease;
   }
 
@@ -259,7 +271,8 @@ export class CameraOwnership {
    */
   async renew(): Promise<void> {
     this.dropExpired();
-    const startedBy = Date.now() - this.node.heartbeatMs;
+    this.forgetOldTokens();
+    const startedBy = performance.now() - this.node.heartbeatMs;
     for (const held of [...this.mine.values()]) {
       if (held.askedAt < startedBy && !this.acquiring.has(held.cameraId) && !this.inUse(held.cameraId)) await this.release(held.cameraId).catch(() => undefined);
     }
@@ -267,7 +280,7 @@ export class CameraOwnership {
     this.dropExpired();
     const leases = [...this.mine.values()];
     if (!leases.length) return;
-    const sentAt = Date.now();
+    const sentAt = performance.now();
     const args = leases.flatMap((l) => [l.cameraId, leaseValue(l), l.departments.join('\n')]);
     const answers = (await this.node.redis.eval(RENEW, 0, this.node.prefix, String(this.opts.leaseMs), ...args)) as (number | string)[];
     leases.forEach((l, i) => {
@@ -277,11 +290,11 @@ export class CameraOwnership {
       if (retaken) {
         this.opts.log.info({ camera: l.cameraId, token: retaken.token, was: l.token }, 'camera lease missing from Redis (restarted?): taken again, pull kept');
         l.token = retaken.token;
-        this.lastTokens.set(l.cameraId, retaken.token);
       }
       if (answer === 1 || retaken) l.validUntil = sentAt + this.opts.leaseMs;
       else this.lose(l.cameraId, 'its lease was taken over or lapsed');
     });
+    this.armExpiry();
   }
 
   /**
@@ -294,12 +307,41 @@ export class CameraOwnership {
   }
 
   private dropExpired() {
-    const now = Date.now();
+    const now = performance.now();
     for (const held of [...this.mine.values()]) if (now >= held.validUntil) this.lose(held.cameraId, 'its lease was not renewed in time (this node was paused or Redis unreachable)');
   }
 
+  /** (Re)sets the one timer to the earliest validUntil among the held leases; none when nothing is held. */
+  private armExpiry() {
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    this.expiryTimer = null;
+    let earliest = Infinity;
+    for (const held of this.mine.values()) earliest = Math.min(earliest, held.validUntil);
+    if (earliest === Infinity) return;
+    this.expiryTimer = setTimeout(() => {
+      this.expiryTimer = null;
+      this.dropExpired();
+      this.armExpiry();
+    }, Math.max(1, Math.ceil(earliest - performance.now())));
+    this.expiryTimer.unref();
+  }
+
+  /** Keeps the token of a lease that went for the late writes of its pull, until a lease period after that pull ends. */
+  private keepToken(held: Held) {
+    this.lastTokens.set(held.cameraId, { token: held.token, forgetAt: performance.now() + this.opts.leaseMs });
+  }
+
+  private forgetOldTokens() {
+    const now = performance.now();
+    for (const [cameraId, kept] of this.lastTokens) if (now >= kept.forgetAt) this.lastTokens.delete(cameraId);
+  }
+
   private lose(cameraId: string, why: string) {
-    if (!this.mine.delete(cameraId)) return;
+    const held = this.mine.get(cameraId);
+    if (!held) return;
+    this.mine.delete(cameraId);
+    this.keepToken(held);
+    this.armExpiry();
     this.opts.log.warn({ camera: cameraId, why }, 'camera lease lost: stopping its pull');
     this.onLost(cameraId, `this node no longer owns the camera: ${why}`);
   }
@@ -307,8 +349,13 @@ export class CameraOwnership {
   /** Lets the camera go (its pull ended): compare-and-delete, so another node's newer lease stays. */
   async release(cameraId: string): Promise<void> {
     const held = this.mine.get(cameraId);
+    const kept = this.lastTokens.get(cameraId);
+    // A lost lease's pull has ended only now: its token is kept a lease period from here.
+    if (kept) kept.forgetAt = performance.now() + this.opts.leaseMs;
     if (!held) return;
     this.mine.delete(cameraId);
+    this.keepToken(held);
+    this.armExpiry();
     await this.node.redis.eval(RELEASE, 1 + held.departments.length, this.key(cameraId), ...held.departments.map((d) => `${this.node.prefix}dept:${d}`), leaseValue(held), cameraId);
   }
 
