@@ -605,7 +605,7 @@ function bindOwnership(cluster: ClusterNode, streams: StreamManager, http: Fasti
   const pulls = (cameraId: string) => streams.list((s) => s.cameraId === cameraId);
   cluster.ownership.inUse = (cameraId) => pulls(cameraId).length > 0;
   cluster.ownership.onLost = (cameraId, reason) => {
-    for (const s of pulls(cameraId)) void streams.stop(s.id, reason);
+    for (const s of pulls(cameraId)) streams.stop(s.id, reason).catch((err: Error) => http.log.warn({ camera: cameraId, session: s.id, err: err.message }, 'could not stop the pull of a lost camera lease'));
   };
   streams.on('closed', (session) => {
     if (pulls(session.cameraId).length) return;
