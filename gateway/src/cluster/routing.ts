@@ -127,6 +127,14 @@ export class ViewerRouter {
     return this.node.nodes().some((n) => n.id === nodeId);
   }
 
+  /**
+   * Where a viewer goes whose pull was refused because another node took the camera after route()
+   * said this node serves (its lease went when its last session closed, and another node took it).
+   */
+  rerouted(err: OwnedElsewhere, hops: number): Route {
+    return this.sendTo(err.lease.nodeId, err.lease.cameraId, hops);
+  }
+
   private sendTo(nodeId: string, cameraId: string, hops: number): Route {
     const owner = this.node.nodes().find((n) => n.id === nodeId);
     if (!owner || hops >= MAX_HOPS) {

@@ -1,8 +1,9 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { GatewayError } from '../errors.js';
 import type { StreamTokenVerifier } from '../outputs/stream-access.js';
+import { OwnedElsewhere } from './ownership.js';
 import type { WsProxy } from './proxy.js';
 import { forwardUrl, hopsOf, type ViewerRouter } from './routing.js';
 
@@ -55,6 +56,12 @@ export function installViewerRouting(
     return grant !== null && grant.cameraId === camera;
   };
 
+  const sendOn = (req: FastifyRequest, reply: FastifyReply, to: string, token: string, hops: number) => {
+    // A browser drops Authorization when it follows a redirect to another origin: a WHEP offer's token goes in the query.
+    const sentOn = req.method === 'POST' ? withToken(req.url, token) : req.url;
+    return reply.code(307).header('location', forwardUrl(to, sentOn, hops)).header('cache-control', 'no-store').send();
+  };
+
   http.addHook('preHandler', async (req, reply) => {
     const key = `${req.method} ${req.routeOptions.url}`;
     const named = STREAM_ROUTES[key];
@@ -64,9 +71,30 @@ export function installViewerRouting(
     const hops = hopsOf(req.url);
     const route = await opts.router.route(camera, hops);
     if (route.serve) return;
-    // A browser drops Authorization when it follows a redirect to another origin: a WHEP offer's token goes in the query.
-    const sentOn = req.method === 'POST' ? withToken(req.url, token!) : req.url;
-    return reply.code(307).header('location', forwardUrl(route.to, sentOn, hops)).header('cache-control', 'no-store').send();
+    return sendOn(req, reply, route.to, token!, hops);
+  });
+
+  // The lease can move between route() and the pull's start (this node's last session of the camera
+  // closed and let it go, and another node took it): the viewer is sent to the new owner, not refused.
+  const fallback = http.errorHandler;
+  http.addHook('onRoute', (route) => {
+    const named = STREAM_ROUTES[`${String(route.method)} ${route.url}`];
+    if (!named) return;
+    const own = route.errorHandler ?? fallback;
+    route.errorHandler = function (this: FastifyInstance, err, req, reply) {
+      if (!(err instanceof OwnedElsewhere)) return own.call(this, err, req, reply);
+      const { token } = named(req);
+      const hops = hopsOf(req.url);
+      let to: string;
+      try {
+        const route = opts.router.rerouted(err, hops);
+        if (route.serve) return own.call(this, err, req, reply);
+        to = route.to;
+      } catch (moving) {
+        return own.call(this, moving as FastifyError, req, reply);
+      }
+      return sendOn(req, reply, to, token!, hops);
+    };
   });
 
   return (req, socket, head) => {
