@@ -164,7 +164,7 @@ t.test('a lease nobody renews lapses on time, with no heartbeat to notice it, ev
   }
   const lapsedAfter = performance.now() - takenAt;
   t.same(a.lost, ['cam1'], 'the pull is stopped without a renewal or a late heartbeat');
-  t.ok(lapsedAfter >= LEASE_MS - 50 && lapsedAfter < LEASE_MS + 500, `a lease period after it was taken (${Math.round(lapsedAfter)} ms)`);
+  t.ok(lapsedAfter >= LEASE_MS - 50 && lapsedAfter < 2 * LEASE_MS, `a lease period after it was taken, not the minute the wall clock went back (${Math.round(lapsedAfter)} ms)`);
   t.equal(a.ownership.fence('cam1'), null, 'and the node no longer writes as its puller');
   t.equal(a.ownership.writeFence('cam1'), lease.token, 'its stopped pull\'s late writes still carry the old token');
 });
