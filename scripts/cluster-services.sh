@@ -33,6 +33,13 @@ case "$cmd" in
   start)
     bin=$(pg_bin) || { echo "PostgreSQL is not installed (Debian: apt-get install postgresql)" >&2; exit 1; }
     command -v redis-server >/dev/null || { echo "Redis is not installed (Debian: apt-get install redis-server)" >&2; exit 1; }
+    # A port already taken would make the start look good while the tests talked to someone else's server.
+    for port in "$pg_port" "$redis_port"; do
+      if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        echo "port $port on 127.0.0.1 is in use: choose others with WALLGATE_TEST_PG_PORT / WALLGATE_TEST_REDIS_PORT" >&2
+        exit 1
+      fi
+    done
     mkdir -p "$dir/pg" "$dir/redis"
     if [ "$(id -u)" = 0 ]; then chown postgres "$dir" "$dir/pg"; fi
     if [ ! -f "$dir/pg/PG_VERSION" ]; then

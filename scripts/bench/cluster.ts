@@ -311,8 +311,9 @@ async function main() {
   await Promise.all(live().map((n) => new Promise((r) => n.child.once('exit', r))));
   await sim.close();
   clearTimeout(guard);
-  cleanup();
+  // Stopped before the scratch directory goes: stopping reads the servers' pid files from it.
   services.stop();
+  cleanup();
   process.stdout.write(JSON.stringify(result) + '\n');
   process.exit(0);
 }
