@@ -189,7 +189,7 @@ export class GbDirectory {
     if (!dep) return null;
     const password = this.sealer.openSecret(ruleOwner(rule.id), rule.sealedPassword);
     const device: GbDeviceRecord = {
-      ...this.blank(deviceId, this.clock()),
+      ...blankGbDevice(deviceId, this.clock()),
       name: deviceId,
       departmentId: dep.id,
       deptPath: dep.path,
@@ -307,7 +307,7 @@ export class GbDirectory {
     const dep = this.departmentFor(actor, input.departmentId);
     const now = this.clock();
     const device: GbDeviceRecord = {
-      ...this.blank(input.id, now),
+      ...blankGbDevice(input.id, now),
       name: input.name.trim(),
       departmentId: dep.id,
       deptPath: dep.path,
@@ -438,36 +438,36 @@ export class GbDirectory {
     return dep;
   }
 
-  private blank(id: string, now: number): GbDeviceRecord {
-    return {
-      id,
-      name: id,
-      departmentId: '',
-      deptPath: '',
-      sealedPassword: null,
-      streamMode: 'udp',
-      origin: 'admin',
-      ruleId: null,
-      enabled: true,
-      online: false,
-      transport: null,
-      address: null,
-      port: null,
-      registeredAt: null,
-      expiresAt: null,
-      lastKeepaliveAt: null,
-      manufacturer: null,
-      model: null,
-      firmware: null,
-      channelCount: 0,
-      catalogAt: null,
-      createdAt: now,
-      updatedAt: now,
-    };
-  }
-
   private auditWrite(actor: { username: string; ip: string }, action: string, target: string, scopePath: string | null, detail: Record<string, unknown>): AuditWrite {
     return { at: this.clock(), actor: actor.username, actorIp: actor.ip, action, target, outcome: 'ok', detail, scopePath };
   }
 }
 
+/** A device record with nothing known yet: no department, offline, never registered. */
+export function blankGbDevice(id: string, now: number): GbDeviceRecord {
+  return {
+    id,
+    name: id,
+    departmentId: '',
+    deptPath: '',
+    sealedPassword: null,
+    streamMode: 'udp',
+    origin: 'admin',
+    ruleId: null,
+    enabled: true,
+    online: false,
+    transport: null,
+    address: null,
+    port: null,
+    registeredAt: null,
+    expiresAt: null,
+    lastKeepaliveAt: null,
+    manufacturer: null,
+    model: null,
+    firmware: null,
+    channelCount: 0,
+    catalogAt: null,
+    createdAt: now,
+    updatedAt: now,
+  };
+}

@@ -1,33 +1,16 @@
 /** GB/T 28181 devices, admission rules and refused registrations. */
 import type { Test } from 'tap';
 import { StoreConflict, type DepartmentRecord, type GbDeviceRecord } from '../../../gateway/src/store/types.js';
+import { blankGbDevice } from '../../../gateway/src/gb28181/directory.js';
 import type { OpenStore } from '../contract.js';
 import { auditTrail, departmentTree, digits, moveBelowNew, subtree } from '../fixtures.js';
 
 const device = (id: string, dep: DepartmentRecord, extra: Partial<GbDeviceRecord> = {}): GbDeviceRecord => ({
-  id,
+  ...blankGbDevice(id, 10),
   name: `Device ${id.slice(-3)}`,
   departmentId: dep.id,
   deptPath: dep.path,
   sealedPassword: Buffer.from('sealed'),
-  streamMode: 'udp',
-  origin: 'admin',
-  ruleId: null,
-  enabled: true,
-  online: false,
-  transport: null,
-  address: null,
-  port: null,
-  registeredAt: null,
-  expiresAt: null,
-  lastKeepaliveAt: null,
-  manufacturer: null,
-  model: null,
-  firmware: null,
-  channelCount: 0,
-  catalogAt: null,
-  createdAt: 10,
-  updatedAt: 10,
   ...extra,
 });
 
