@@ -118,6 +118,16 @@ async function createWall(n: Node, id = 'w1') {
   return id;
 }
 
+/** Two nodes on one store and bus, with wall w1 created on node a and known to node b. */
+async function twoNodesSharingWall(t: Test, redisUrl?: string) {
+  const c = await cluster(t, redisUrl);
+  const a = await node(t, c, 'node-a');
+  const b = await node(t, c, 'node-b');
+  await createWall(a);
+  await waitFor(() => b.walls.peek('w1'), (w) => !!w, 3_000, 10, 'node b to learn of the wall created on node a');
+  return { c, a, b };
+}
+
 const assign = (n: Node, wallId: string, tileId: string, cameraId: string, baseVersion: number) =>
   n.run('tile.assign', { wallId, tileId, baseVersion, content: { kind: 'camera', cameraId } });
 
@@ -125,11 +135,7 @@ const stored = async (c: Cluster, wallId: string) => (await c.store.walls.get(wa
 const cameraOn = (w: WallView, tile: string) => (w.tiles[tile]!.content as { cameraId?: string }).cameraId;
 
 t.test('an assignment on node A reaches a screen on node B with the next version, as the same delta', needsCluster(), async (t) => {
-  const c = await cluster(t);
-  const a = await node(t, c, 'node-a');
-  const b = await node(t, c, 'node-b');
-  await createWall(a);
-  await waitFor(() => b.walls.peek('w1'), (w) => !!w, 3_000, 10, 'node b to learn of the wall created on node a');
+  const { c, a, b } = await twoNodesSharingWall(t);
   const onA = screen(a, 'w1');
   const onB = screen(b, 'w1');
   const { version } = await assign(a, 'w1', 's1-1', 'c1', 1);
@@ -151,11 +157,7 @@ t.test('an assignment on node A reaches a screen on node B with the next version
 });
 
 t.test('changes on A and B to one wall at once are all acknowledged, each version handed out once, and both screens agree', needsCluster(), async (t) => {
-  const c = await cluster(t);
-  const a = await node(t, c, 'node-a');
-  const b = await node(t, c, 'node-b');
-  await createWall(a);
-  await waitFor(() => b.walls.peek('w1'), (w) => !!w, 3_000, 10, 'the wall on node b');
+  const { c, a, b } = await twoNodesSharingWall(t);
   const onA = screen(a, 'w1');
   const onB = screen(b, 'w1');
   // Each node drives its own tiles; both start from version 1, so most changes meet a version the other took.
@@ -177,11 +179,7 @@ t.test('changes on A and B to one wall at once are all acknowledged, each versio
 });
 
 t.test('a node that missed a version reloads the wall and gives its screens a snapshot', needsCluster(), async (t) => {
-  const c = await cluster(t);
-  const a = await node(t, c, 'node-a');
-  const b = await node(t, c, 'node-b');
-  await createWall(a);
-  await waitFor(() => b.walls.peek('w1'), (w) => !!w, 3_000, 10, 'the wall on node b');
+  const { c, a, b } = await twoNodesSharingWall(t);
   // A node whose messages never reach the others: what it writes is in the store only.
   const lost = await node(t, c, 'node-lost', { joined: false });
   const onA = screen(a, 'w1');
@@ -198,11 +196,7 @@ t.test('a node that missed a version reloads the wall and gives its screens a sn
 
 t.test('a Redis restart loses nothing acknowledged: every node reloads from the store', needsCluster(), async (t) => {
   const redis = await ownRedis(t);
-  const c = await cluster(t, redis.url);
-  const a = await node(t, c, 'node-a');
-  const b = await node(t, c, 'node-b');
-  await createWall(a);
-  await waitFor(() => b.walls.peek('w1'), (w) => !!w, 3_000, 10, 'the wall on node b');
+  const { c, a, b } = await twoNodesSharingWall(t, redis.url);
   const onA = screen(a, 'w1');
   const onB = screen(b, 'w1');
   await redis.kill();
