@@ -104,6 +104,8 @@ export class JtChannelLink {
     private readonly opts: JtChannelsOptions,
     /** Called when the link is unwatched, closed and its commands done: JtChannels lets it go. */
     private readonly onIdle: (link: JtChannelLink) => void = () => undefined,
+    /** Called as a 0x9102 close goes out: packets already on their way are not stray media. */
+    private readonly onCloseSent: () => void = () => undefined,
   ) {}
 
   get attached(): number {
@@ -304,6 +306,7 @@ export class JtChannelLink {
   }
 
   private sendClose(): Promise<void> {
+    this.onCloseSent();
     return this.command(JT_MSG.LIVE_CONTROL, encodeLiveControl({ channel: this.channel, command: 0, closeType: 0, stream: 0 }));
   }
 
@@ -359,7 +362,7 @@ export class JtChannelLink {
  */
 export class JtChannels {
   private readonly links = new Map<string, JtChannelLink>();
-  /** When each unasked channel's terminal was last told to stop (rate limit of stray closes). */
+  /** When each channel's terminal was last told to close it, by us or for stray media (rate limit of stray closes). */
   private readonly strayClosedAt = new Map<string, number>();
   private readonly unsubscribe: () => void;
 
@@ -389,9 +392,15 @@ export class JtChannels {
     const key = keyOf(vehicleId, channel);
     let link = this.links.get(key);
     if (!link) {
-      link = new JtChannelLink(vehicleId, channel, this.opts, (idle) => {
-        if (this.links.get(key) === idle) this.links.delete(key);
-      });
+      link = new JtChannelLink(
+        vehicleId,
+        channel,
+        this.opts,
+        (idle) => {
+          if (this.links.get(key) === idle) this.links.delete(key);
+        },
+        () => this.noteClose(key, Date.now()),
+      );
       this.links.set(key, link);
     }
     return link;
@@ -414,20 +423,25 @@ export class JtChannels {
 
   /**
    * Media of a known vehicle's channel nobody asked for: its terminal is told to close it, at most
-   * once per STRAY_CLOSE_INTERVAL_MS per channel, since the packets may come from anyone knowing the SIM.
+   * once per STRAY_CLOSE_INTERVAL_MS per channel, counting our own closes (the packets that were on
+   * their way when we closed are not worth a second one), since they may come from anyone knowing the SIM.
    */
   stray(vehicleId: string, channel: number): void {
     const key = keyOf(vehicleId, channel);
     const now = Date.now();
     const last = this.strayClosedAt.get(key);
     if (last !== undefined && now - last < STRAY_CLOSE_INTERVAL_MS) return;
+    this.noteClose(key, now);
+    if (!this.opts.link.terminal(vehicleId)?.online) return;
+    this.linkOf(vehicleId, channel).stopStray();
+  }
+
+  private noteClose(key: string, now: number) {
     this.strayClosedAt.delete(key);
     if (this.strayClosedAt.size >= MAX_STRAY_CHANNELS) {
       for (const [k, at] of this.strayClosedAt) if (now - at >= STRAY_CLOSE_INTERVAL_MS || this.strayClosedAt.size >= MAX_STRAY_CHANNELS) this.strayClosedAt.delete(k);
     }
     this.strayClosedAt.set(key, now);
-    if (!this.opts.link.terminal(vehicleId)?.online) return;
-    this.linkOf(vehicleId, channel).stopStray();
   }
 
   get(vehicleId: string, channel: number): JtChannelLink | undefined {

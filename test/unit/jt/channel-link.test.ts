@@ -192,6 +192,18 @@ t.test('media of a channel nobody asked for: one 0x9102 close, rate-limited, que
   await settle();
   t.same(link.decoded().slice(1), ['9101 10.1.2.3:7612/7613 ch4 type1 stream0'], 'an asked-for channel is not stray');
   a.detach();
+  await settle();
+  t.same(link.decoded().slice(2), ['9102 cmd0 ch4 close0'], 'the last reader leaving closes it');
+
+  link.auto = 'ok';
+  const b = channels.attach('v1', 5, new Tap(0));
+  await b.opened;
+  b.detach();
+  await settle();
+  t.same(link.decoded().slice(3), ['9101 10.1.2.3:7612/7613 ch5 type1 stream0', '9102 cmd0 ch5 close0']);
+  channels.stray('v1', 5);
+  await settle();
+  t.equal(link.sent.length, 5, 'packets that were on their way as we closed are not worth a second close');
 });
 
 t.test("the terminal's link replaced during a live view: 0x9101 again on the new link, and a request the old link dropped is retried there", async (t) => {
