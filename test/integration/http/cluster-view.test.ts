@@ -16,12 +16,18 @@ t.test('single-node mode: the cluster view is this node with its own pulls, its 
   t.match(idle.json, { mode: 'single', nodeId: 'solo-1', nodes: [{ id: 'solo-1', cameras: [], camerasElsewhere: 0, load: { sessions: 0, viewers: 0 } }] }, 'nothing pulled yet');
 
   const before = Date.now();
+  const playlists: string[] = [];
   for (const id of ['gate', 'yard']) {
     const urls = await gw.view(id);
     t.equal((await fetch(urls.hls)).status, 200, `${id} plays over HLS`);
+    playlists.push(urls.hls);
   }
   const view = await waitFor(
-    async () => (await gw.api('GET', '/api/cluster', { token: gw.adminToken })).json,
+    async () => {
+      // Fetched again as a player would, so neither counts as gone (streams.hls.viewerTimeoutMs) however slow the machine.
+      await Promise.all(playlists.map((url) => fetch(url).then((r) => r.arrayBuffer())));
+      return (await gw.api('GET', '/api/cluster', { token: gw.adminToken })).json;
+    },
     (v) => v.nodes[0].cameras.length === 2 && v.nodes[0].load.bytesOutPerSec > 0,
     15_000,
     1_100,
