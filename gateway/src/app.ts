@@ -400,6 +400,7 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
   const sync = cluster ? await clusterSync(config, cluster, life, http.log.child({ module: 'cluster' })) : null;
   if (sync) walls.joinCluster(sync.bus, sync.leader);
   if (sync) shareRegistry(registry, sync.bus, config.cluster.heartbeatMs, http.log);
+  if (sync && gb) shareGbRevocations(gbDirectory, gb, sync.bus, http.log);
   await walls.init();
   await sync?.leader.start();
   if (config.demo.enabled) await seedDemoWall(walls, registry, ROOT_DEPARTMENT);
@@ -587,6 +588,24 @@ function shareRegistry(registry: Registry, bus: ClusterBus, countsMaxAgeMs: numb
   const reload = () => void registry.reloadDepartments().catch((err: Error) => log.error({ err: err.message }, 'department tree not reloaded from the store'));
   bus.subscribe('registry.departments', reload);
   bus.on('resync', reload);
+}
+
+/**
+ * Cluster mode: a GB device deleted, disabled or given a new password on one node loses the
+ * registration whichever node's SIP server holds it. A revocation sent while Redis was down is
+ * missed, so on resync each node checks its registrations against the store.
+ */
+function shareGbRevocations(directory: GbDirectory, gb: GbService, bus: ClusterBus, log: FastifyInstance['log']) {
+  directory.onRevoked = (deviceId) => {
+    gb.revoke(deviceId);
+    share(bus, 'gb.revoked', { deviceId }, log);
+  };
+  bus.subscribe('gb.revoked', (m) => {
+    const deviceId = (m as { deviceId?: unknown } | null)?.deviceId;
+    if (typeof deviceId !== 'string') return log.warn({ topic: 'gb.revoked' }, 'GB: malformed message from another node dropped');
+    gb.revoke(deviceId);
+  });
+  bus.on('resync', () => void gb.recheckRegistrations().catch((err: Error) => log.error({ err: err.message }, 'GB registrations not checked against the store after a resync')));
 }
 
 /**

@@ -60,6 +60,8 @@ interface LiveDevice {
   expiresAt: number;
   lastKeepaliveAt: number;
   subscribeTimer: NodeJS.Timeout | null;
+  /** The stored password it proved (sealed): one set since means its registration was granted on old terms. */
+  sealedPassword: Buffer | null;
 }
 
 interface PendingQuery {
@@ -199,7 +201,7 @@ export class GbService implements GbLink, GbPlayLink, GbStats, PtzSender {
     const admitted = await this.opts.directory.admission(deviceId);
     if (!admitted) return this.refuse(req, peer, deviceId, (await this.opts.directory.device(deviceId)) ? 'disabled' : 'unknown');
     if (!this.digestMatches(p, deviceId, admitted.password)) return this.refuse(req, peer, deviceId, 'password');
-    if (admitted.proposed) await this.opts.directory.admit(admitted.device);
+    const record = admitted.proposed ? await this.opts.directory.admit(admitted.device) : admitted.device;
     const contact = header(req, 'Contact');
     const requested = requestedExpires(req, contact);
     const now = this.clock();
@@ -213,7 +215,8 @@ export class GbService implements GbLink, GbPlayLink, GbStats, PtzSender {
     const granted = Math.min(requested ?? this.cfg.registerExpiresMaxSec, this.cfg.registerExpiresMaxSec);
     const callId = header(req, 'Call-ID') ?? '';
     const before = this.devices.get(deviceId);
-    const device: LiveDevice = before ?? { id: deviceId, peer, callId, registeredAt: now, expiresAt: 0, lastKeepaliveAt: now, subscribeTimer: null };
+    const device: LiveDevice = before ?? { id: deviceId, peer, callId, registeredAt: now, expiresAt: 0, lastKeepaliveAt: now, subscribeTimer: null, sealedPassword: null };
+    device.sealedPassword = record.sealedPassword;
     const fresh = !before || before.callId !== callId;
     device.peer = peer;
     device.callId = callId;
@@ -350,12 +353,25 @@ export class GbService implements GbLink, GbPlayLink, GbStats, PtzSender {
     }
   }
 
-  /** Forgets the device's registration, writes it offline and marks its channels offline with the reason. */
   /** An admin deleted or disabled the device, or changed its password: it must register again, on the new terms. */
   revoke(deviceId: string): void {
     if (this.devices.has(deviceId)) void this.goOffline(deviceId, 'revoked by an admin');
   }
 
+  /**
+   * Cluster mode, after this node could not hear the others (a Redis outage): a revocation made on
+   * another node meanwhile was missed, so every registration held here is checked against the store.
+   */
+  async recheckRegistrations(): Promise<void> {
+    for (const d of [...this.devices.values()]) {
+      const record = await this.opts.directory.device(d.id);
+      if (this.devices.get(d.id) !== d) continue;
+      const samePassword = record?.sealedPassword && d.sealedPassword ? record.sealedPassword.equals(d.sealedPassword) : false;
+      if (!record?.enabled || !samePassword) this.revoke(d.id);
+    }
+  }
+
+  /** Forgets the device's registration, writes it offline and marks its channels offline with the reason. */
   private async goOffline(deviceId: string, why: string) {
     const d = this.devices.get(deviceId);
     if (d?.subscribeTimer) clearTimeout(d.subscribeTimer);
