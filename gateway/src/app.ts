@@ -12,6 +12,7 @@ import { ClusterBus } from './cluster/bus.js';
 import { ClusterLeader } from './cluster/leader.js';
 import { ClusterNode } from './cluster/node.js';
 import { WsProxy } from './cluster/proxy.js';
+import { sharePrewarms } from './cluster/prewarm.js';
 import { ViewerRouter } from './cluster/routing.js';
 import { ClusterSnapshotter } from './cluster/snapshots.js';
 import { installViewerRouting } from './cluster/viewers.js';
@@ -23,7 +24,7 @@ import { UsersService } from './auth/users.js';
 import type { Config } from './config/schema.js';
 import { ConfigError, GatewayError, reasoned } from './errors.js';
 import { seedDemoWall } from './control/demo.js';
-import { enginePrewarmer, engineStatus } from './control/engine.js';
+import { enginePrewarmer, engineStatus, type EnginePrewarmer } from './control/engine.js';
 import { serverMessageSchemas } from './control/messages.js';
 import { ControlServer } from './control/server.js';
 import { WallService } from './control/walls.js';
@@ -132,6 +133,8 @@ export interface Gateway {
   jt1078: JtMediaServer | null;
   webrtc: WebRtcOutput;
   walls: WallService;
+  /** What tours and alarm pop-ups pre-warm cameras through (in cluster mode, on the node that pulls them). */
+  prewarmer: EnginePrewarmer;
   control: ControlServer;
   vehicles: VehicleService;
   /** GB/T 28181: who may register (devices, admission rules, refused attempts). */
@@ -401,6 +404,7 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
   if (sync) walls.joinCluster(sync.bus, sync.leader);
   if (sync) shareRegistry(registry, sync.bus, config.cluster.heartbeatMs, http.log);
   if (sync && gb) shareGbRevocations(gbDirectory, gb, sync.bus, http.log);
+  if (sync && cluster) sharePrewarms(prewarmer, () => cluster.id, sync.bus, http.log);
   await walls.init();
   await sync?.leader.start();
   if (config.demo.enabled) await seedDemoWall(walls, registry, ROOT_DEPARTMENT);
@@ -538,6 +542,7 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
     jt1078: jt?.server ?? null,
     webrtc,
     walls,
+    prewarmer,
     control,
     vehicles,
     gbDirectory,

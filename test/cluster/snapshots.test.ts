@@ -39,3 +39,18 @@ t.test('a picture of a camera another node pulls is taken there and passed on', 
   t.equal((await at(owner.adminToken)).status, 401, 'an API token (even an admin\'s) opens nothing there');
   t.equal((await at(urls.token, 'side')).status, 403, 'a stream token of another camera opens nothing');
 });
+
+t.test("a pre-warm (a tour's next camera, an alarm's) of a camera another node pulls is held by that node", needsCluster(), async (t) => {
+  const { nodes } = await startCluster(t, 2);
+  const [a, b] = nodes as [StreamingGateway, StreamingGateway];
+  await a.addCamera('lane', { clip: 'h264-360p-1s' });
+  const viewer = await b.streams.addReader({ cameraId: 'lane', profile: 'main', kind: 'prewarm', userId: 'viewer' });
+  t.teardown(() => viewer.release());
+  await viewer.live();
+  const prewarms = () => [...(b.streams.sessionFor('lane', 'main')?.readers.values() ?? [])].filter((r) => r.userId === 'prewarm:lane').length;
+  a.prewarmer.prewarm('lane', 'main', 2_000);
+  t.equal(await waitFor(prewarms, (n) => n === 1, 3_000, 20, "node b to hold node a's pre-warm"), 1, 'node b, which pulls the camera, holds the pre-warm asked of node a');
+  t.notOk(a.streams.sessionFor('lane', 'main'), 'node a pulls nothing itself');
+  t.equal((await a.cluster!.ownership.owner('lane'))?.nodeId, b.cluster!.id, 'the lease stays with node b');
+  t.equal(await waitFor(prewarms, (n) => n === 0, 5_000, 50, 'the hold to end'), 0, 'and lets it go after the hold');
+});

@@ -52,6 +52,13 @@ export function engineStatus(streams: StreamManager): StreamStatusSource {
 
 /** A prewarmer whose holds end with it: close() lets go of every held reader and of any still starting. */
 export interface EnginePrewarmer extends Prewarmer {
+  /** A hold taken here whatever happens to it: a failure is logged, never handed to `onFailed`. */
+  prewarmHere(cameraId: string, profile: 'main' | 'sub', holdMs: number): void;
+  /**
+   * Told of a pre-warm that could not start here; returns true when it took care of it (cluster mode:
+   * another node pulls the camera, and holds it there), else the failure is logged.
+   */
+  onFailed: ((err: Error, cameraId: string, profile: 'main' | 'sub', holdMs: number) => boolean) | null;
   close(): void;
 }
 
@@ -62,22 +69,29 @@ export interface EnginePrewarmer extends Prewarmer {
 export function enginePrewarmer(streams: StreamManager, log: { warn(o: object, m: string): void }): EnginePrewarmer {
   const holds = new Map<NodeJS.Timeout, ReaderLease>();
   let closed = false;
-  return {
+  const hold = (cameraId: string, profile: 'main' | 'sub', holdMs: number, failed: (err: Error) => void) => {
+    if (closed) return;
+    streams.addReader({ cameraId, profile, kind: 'prewarm', userId: `prewarm:${cameraId}` }).then((lease) => {
+      // A start that outlived the shutdown of the prewarmer is let go at once.
+      if (closed) return lease.release();
+      const timer = setTimeout(() => {
+        holds.delete(timer);
+        lease.release();
+      }, holdMs);
+      timer.unref();
+      holds.set(timer, lease);
+    }, failed);
+  };
+  const logFailure = (cameraId: string) => (err: Error) => log.warn({ camera: cameraId, err: err.message }, 'tour pre-warm did not start');
+  const prewarmer: EnginePrewarmer = {
+    onFailed: null,
     prewarm(cameraId, profile, holdMs) {
-      if (closed) return;
-      streams.addReader({ cameraId, profile, kind: 'prewarm', userId: `prewarm:${cameraId}` }).then(
-        (lease) => {
-          // A start that outlived the shutdown of the prewarmer is let go at once.
-          if (closed) return lease.release();
-          const timer = setTimeout(() => {
-            holds.delete(timer);
-            lease.release();
-          }, holdMs);
-          timer.unref();
-          holds.set(timer, lease);
-        },
-        (err: Error) => log.warn({ camera: cameraId, err: err.message }, 'tour pre-warm did not start'),
-      );
+      hold(cameraId, profile, holdMs, (err) => {
+        if (!prewarmer.onFailed?.(err, cameraId, profile, holdMs)) logFailure(cameraId)(err);
+      });
+    },
+    prewarmHere(cameraId, profile, holdMs) {
+      hold(cameraId, profile, holdMs, logFailure(cameraId));
     },
     close() {
       closed = true;
@@ -88,4 +102,5 @@ export function enginePrewarmer(streams: StreamManager, log: { warn(o: object, m
       holds.clear();
     },
   };
+  return prewarmer;
 }
