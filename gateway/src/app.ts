@@ -448,6 +448,8 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
   // The GB service sends DeviceControl (opts.ptzSender first: tests record what is sent).
   const ptzSender: PtzSender | null = opts.ptzSender ?? gb;
   const ptz = new PtzService(registry, (e) => store.audit.append(e), ptzSender, config.gb28181.ptz);
+  // After the control connections (readers), whose closing stops the cameras they left moving, and before the SIP server that sends the stops.
+  life.own('sessions', 'PTZ automatic stops', () => ptz.close());
   const ptzControl = new PtzControl(ptz);
   control.extend(ptzControl);
   life.checkpoint('services started');

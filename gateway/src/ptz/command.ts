@@ -77,6 +77,7 @@ export const PTZ_STATE = Type.Object(
     until: Type.Union([Type.Integer({ description: 'ms since the epoch' }), Type.Null()], { description: "when the holder's lease ends unless they send another command" }),
     mine: Type.Boolean({ description: 'the holder is you' }),
     canTakeOver: Type.Boolean({ description: 'you may take the camera from another holder (walls:break-lock)' }),
+    leaseMs: Type.Integer({ description: 'how long a command holds the camera (gb28181.ptz.leaseMs): a page holding a direction repeats the move within it, else the gateway stops the camera when it runs out' }),
   },
   { additionalProperties: false },
 );

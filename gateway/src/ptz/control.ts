@@ -24,7 +24,7 @@ export class PtzControl {
   handle(peer: { readonly actor: PtzActor }, _type: string, payload: unknown): Promise<PtzState> {
     // The service checks the permission and the scope; the payload is checked here, before it.
     const { cameraId, ...body } = checkMessage.parse(payload);
-    return this.ptz.command(peer.actor, cameraId, commandOf(body), body.takeover ?? false);
+    return this.ptz.command(peer.actor, cameraId, commandOf(body), body.takeover ?? false, peer);
   }
 
   /** Connections are admitted for the walls' sake; a PTZ user has walls:read anyway. */
@@ -34,5 +34,8 @@ export class PtzControl {
 
   rechecked(): void {}
   resynced(): void {}
-  closed(): void {}
+  /** A camera this connection left moving is stopped: nobody is there to release the button. */
+  closed(peer: object): void {
+    this.ptz.originClosed(peer);
+  }
 }

@@ -37,6 +37,17 @@ interface Lease {
   until: number;
 }
 
+/** A camera told to move and not yet to stop: stopped by the gateway if its operator goes quiet or away. */
+interface Movement {
+  userId: string;
+  username: string;
+  ip: string;
+  source: SourceRecord;
+  /** The control connection the move came over (null for REST): its closing stops the camera. */
+  origin: object | null;
+  timer: NodeJS.Timeout;
+}
+
 /** Cameras the service needs from the registry: scoped, so a foreign camera is a 404 like a missing one. */
 export interface PtzCameras {
   getSource(actor: PtzActor, id: string): Promise<SourceRecord>;
@@ -47,10 +58,15 @@ const RATE_WINDOW_MS = 1_000;
 /**
  * PTZ of cameras: who may steer which camera (permission ptz:control and the department scope), one
  * user at a time per camera for a lease renewed by each command (a supervisor may take it over),
- * a rate limit per user and camera, and an audit entry for every command sent.
+ * a rate limit per user and camera, and an audit entry for every command sent. A GB camera told to
+ * move turns until told to stop, so a move whose operator's lease runs out, or whose control
+ * connection closes, before a stop is stopped by the gateway (audited as ptz.auto-stop); a page
+ * holding a direction renews the lease by repeating the move.
  */
 export class PtzService {
   private readonly leases = new Map<string, Lease>();
+  private readonly moving = new Map<string, Movement>();
+  private closed = false;
   /** Per user and camera: when its recent commands were sent, and whether the last one was a stop. */
   private readonly recent = new Map<string, { at: number[]; stopped: boolean }>();
   private lastSweep = 0;
@@ -74,7 +90,7 @@ export class PtzService {
    * users pressing at once cannot both move the camera; a send that fails keeps it (the user
    * will retry or stop).
    */
-  async command(actor: PtzActor, cameraId: string, command: PtzCommand, takeover = false): Promise<PtzState> {
+  async command(actor: PtzActor, cameraId: string, command: PtzCommand, takeover = false, origin: object | null = null): Promise<PtzState> {
     requirePtz(actor);
     const source = await this.cameras.getSource(actor, cameraId);
     if (!supports(source)) throw reasoned('GW_ERR_UNSUPPORTED', 'ptz', { camera: source.id }, `PTZ is not supported for camera "${source.id}" (protocol ${source.protocol}; only GB/T 28181 channels are steered)`);
@@ -103,8 +119,50 @@ export class PtzService {
       await this.audit({ ...entry, action: 'ptz.command', outcome: 'failed', detail: { command, ptzCmd: hex, error: err instanceof GatewayError ? err.code : 'GW_ERR_INTERNAL' } });
       throw err;
     }
+    this.track(source, actor, command, origin);
     await this.audit({ ...entry, action: 'ptz.command', outcome: 'ok', detail: { command, ptzCmd: hex } });
     return this.view(actor, source);
+  }
+
+  /** A control connection closed: the cameras it left moving are stopped. */
+  originClosed(origin: object): void {
+    for (const [cameraId, m] of this.moving) if (m.origin === origin) void this.autoStop(cameraId, 'connectionClosed');
+  }
+
+  /** Shutdown: no more automatic stops (the GB service hangs up with it). */
+  close(): void {
+    this.closed = true;
+    for (const m of this.moving.values()) clearTimeout(m.timer);
+    this.moving.clear();
+  }
+
+  /** A move is watched until the next command for the camera; its lease running out first stops it. */
+  private track(source: SourceRecord, actor: PtzActor, command: PtzCommand, origin: object | null) {
+    const before = this.moving.get(source.id);
+    if (before) clearTimeout(before.timer);
+    this.moving.delete(source.id);
+    const turning = command.action === 'move' && (!!command.pan || !!command.tilt || !!command.zoom);
+    if (!turning || this.closed) return;
+    const timer = setTimeout(() => void this.autoStop(source.id, 'leaseExpired'), this.config.leaseMs);
+    timer.unref();
+    this.moving.set(source.id, { userId: actor.id, username: actor.username, ip: actor.ip, source, origin, timer });
+  }
+
+  private async autoStop(cameraId: string, reason: 'leaseExpired' | 'connectionClosed') {
+    const m = this.moving.get(cameraId);
+    if (!m || this.closed || !this.sender) return;
+    clearTimeout(m.timer);
+    this.moving.delete(cameraId);
+    // The operator is gone: the camera is free for the next one at once.
+    if (this.leases.get(cameraId)?.userId === m.userId) this.leases.delete(cameraId);
+    const hex = ptzCmdHex({ action: 'stop' });
+    const entry = { at: this.clock(), actor: m.username, actorIp: m.ip, action: 'ptz.auto-stop', target: cameraId, scopePath: m.source.deptPath };
+    try {
+      await this.sender.send(m.source, hex);
+      await this.audit({ ...entry, outcome: 'ok', detail: { reason, ptzCmd: hex } });
+    } catch (err) {
+      await this.audit({ ...entry, outcome: 'failed', detail: { reason, ptzCmd: hex, error: err instanceof GatewayError ? err.code : 'GW_ERR_INTERNAL' } }).catch(() => undefined);
+    }
   }
 
   /** Gives control back before the lease runs out. Someone else's lease stays: the answer says whose. */
@@ -128,6 +186,7 @@ export class PtzService {
       until: held?.until ?? null,
       mine: held?.userId === actor.id,
       canTakeOver: allows(actor.roles, 'walls:break-lock'),
+      leaseMs: this.config.leaseMs,
     };
   }
 

@@ -42,6 +42,8 @@ export interface PtzState {
   until: number | null;
   mine: boolean;
   canTakeOver: boolean;
+  /** How long a command holds the camera: a held button repeats its move within it, or the gateway stops the camera. */
+  leaseMs: number;
 }
 
 /** How the pad reaches the gateway: the control WebSocket (console) or REST (pop-out). */
@@ -132,14 +134,29 @@ export function ptzPad(cameraId: string, link: PtzLink, notify: (message: string
     }
   }
 
+  let renewal: ReturnType<typeof setTimeout> | null = null;
+  /** Counts presses: a renewal belongs to the press that scheduled it, never to a later one. */
+  let presses = 0;
   const press = (button: HTMLButtonElement, move: Move) => {
     if (holding || controls.disabled) return;
     holding = button;
+    const thisPress = ++presses;
     button.classList.add('active');
-    void send({ action: 'move', ...move, speed: Number(speed.value), ...(move.zoom ? { zoomSpeed: Math.max(1, Math.round(Number(speed.value) / 17)) } : {}) });
+    const body = { action: 'move', ...move, speed: Number(speed.value), ...(move.zoom ? { zoomSpeed: Math.max(1, Math.round(Number(speed.value) / 17)) } : {}) };
+    const held = () => holding === button && presses === thisPress && !destroyed;
+    // Held longer than the lease, the move is repeated, or the gateway would stop the camera under the operator's finger.
+    const again = (s: PtzState | null) => {
+      if (!s || !held()) return;
+      renewal = setTimeout(() => {
+        if (held()) void send(body).then(again);
+      }, s.leaseMs / 2);
+    };
+    void send(body).then(again);
   };
   const release = () => {
     if (!holding) return;
+    if (renewal) clearTimeout(renewal);
+    renewal = null;
     holding.classList.remove('active');
     holding = null;
     void send({ action: 'stop' });

@@ -1,6 +1,7 @@
 import t, { type Test } from 'tap';
 import { startControlGateway } from '../../helpers/control.js';
 import { gbChannel, RecordingPtzSender } from '../../helpers/ptz.js';
+import { waitFor } from '../../helpers/streams.js';
 
 const GB_A = '34020000001310000001';
 const GB_B = '34020000001310000002';
@@ -28,7 +29,7 @@ t.test('REST: command, lease state, release; refusals with their codes', async (
 
   const idle = await gw.api('GET', url, { token: op1 });
   t.equal(idle.status, 200);
-  t.same(idle.json, { cameraId: GB_A, supported: true, holder: null, until: null, mine: false, canTakeOver: false });
+  t.same(idle.json, { cameraId: GB_A, supported: true, holder: null, until: null, mine: false, canTakeOver: false, leaseMs: 5_000 });
 
   const moved = await gw.api('POST', url, { token: op1, body: { action: 'move', tilt: 1, speed: 0x64 } });
   t.equal(moved.status, 200, moved.body);
@@ -99,6 +100,15 @@ t.test('the control WebSocket message ptz answers like the REST route', async (t
   t.same(sender.sent.map((s) => s.hex), ['A50F01021F0000D6', 'A50F0100000000B5']);
   const schema = await gw.api('GET', '/api/control/schema.json');
   t.match(schema.json.$defs.ptz, { 'x-permission': 'ptz:control' }, 'the published protocol documents the message');
+
+  // The console closes mid-pan (a crash, a pulled cable): nobody is left to release the button.
+  t.match(await op1.request('ptz', { cameraId: GB_A, action: 'move', pan: 1 }), { type: 'ack', payload: { mine: true, leaseMs: 5_000 } });
+  op1.close();
+  await waitFor(() => sender.sent.length, (n) => n === 4, 3_000, 20, 'the gateway to stop the camera');
+  t.equal(sender.sent[3]!.hex, 'A50F0100000000B5', 'the gateway stops the camera its closed connection left moving');
+  t.match(await op2.request('ptz', { cameraId: GB_A, action: 'stop' }), { type: 'ack', payload: { holder: { username: 'op2' } } }, 'and the camera is free for the next operator at once');
+  const auditor = await gw.userToken('aud', ['auditor'], ['root']);
+  t.match((await gw.api('GET', '/api/audit?action=ptz.auto-stop', { token: auditor })).json.items, [{ actor: 'op1', target: GB_A, outcome: 'ok', detail: { reason: 'connectionClosed' } }], 'audited as an automatic stop');
 });
 
 t.test('without the GB service a GB channel answers GW_ERR_UNAVAILABLE; with it, an unregistered device says so', async (t) => {

@@ -116,3 +116,38 @@ t.test('without a sender GB cameras answer GW_ERR_UNAVAILABLE; a failed send is 
   t.equal(await code(ptz.command(op1, 'gbA', { action: 'move', zoom: 1 })), 'GW_ERR_CAMERA_UNREACHABLE:deviceOffline');
   t.match(audit, [{ action: 'ptz.command', outcome: 'failed', detail: { ptzCmd: /^A50F0110/, error: 'GW_ERR_CAMERA_UNREACHABLE' } }]);
 });
+
+t.test('a move left without a stop is stopped by the gateway when its lease runs out, unless repeated; the camera is then free', async (t) => {
+  const sender = new RecordingPtzSender();
+  const audit: Omit<AuditEntry, 'seq'>[] = [];
+  const cameras = { getSource: async (_a: PtzActor, id: string) => CAMERAS.find((c) => c.id === id)! };
+  const ptz = new PtzService(cameras, async (e) => void audit.push(e), sender, { leaseMs: 400, commandsPerSec: 50 });
+  t.teardown(() => ptz.close());
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  await ptz.command(op1, 'gbA', { action: 'move', pan: 1 });
+  for (let i = 0; i < 3; i++) {
+    await sleep(100);
+    await ptz.command(op1, 'gbA', { action: 'move', pan: 1 });
+  }
+  t.equal(sender.sent.length, 4, 'a move repeated within the lease (a held button) keeps the camera turning');
+  await sleep(600);
+  t.same(sender.sent.map((s) => s.hex).slice(4), ['A50F0100000000B5'], 'once nobody repeats it or stops it, the gateway stops the camera');
+  t.match(audit.at(-1), { actor: 'op1', action: 'ptz.auto-stop', target: 'gbA', outcome: 'ok', detail: { reason: 'leaseExpired' } });
+  t.match(await ptz.state(op2, 'gbA'), { holder: null }, 'and nobody holds it');
+
+  await ptz.command(op2, 'gbA', { action: 'move', tilt: 1 });
+  await ptz.command(op2, 'gbA', { action: 'stop' });
+  await ptz.command(op2, 'gbA', { action: 'preset', op: 'goto', preset: 2 });
+  await sleep(600);
+  t.equal(sender.sent.filter((s) => s.hex === 'A50F0100000000B5').length, 2, 'a stopped camera, or one sent to a preset, is left alone');
+
+  const origin = {};
+  await ptz.command(op1, 'gbA', { action: 'move', zoom: 1 }, false, origin);
+  await ptz.command(op1, 'gbB', { action: 'move', zoom: 1 }, false, {});
+  ptz.originClosed(origin);
+  await sleep(10);
+  t.same(sender.sent.at(-1), { cameraId: 'gbA', url: 'gb28181://34020000001320000001/gbA', hex: 'A50F0100000000B5' }, "a closed connection's moving camera is stopped at once, and only that one");
+  ptz.close();
+  await sleep(600);
+  t.equal(sender.sent.at(-1)!.cameraId, 'gbA', 'after close nothing more is sent (gbB is left to its device)');
+});
