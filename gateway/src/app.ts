@@ -455,7 +455,8 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
   life.checkpoint('services started');
   if (cluster && gb) cluster.links.sources.gb = () => gb.onlineDevices();
   if (cluster && jt808) cluster.links.sources.jt = () => jt808.linkedVehicles();
-  const routeFlv = cluster ? viewerRouting(cluster, http, store, streamTokens, (req, socket, head) => void flv.handleUpgrade(req, socket, head), config, life) : null;
+  const router = cluster ? viewerRouter(cluster, store) : null;
+  const routeFlv = router ? viewerRouting(router, http, streamTokens, (req, socket, head) => void flv.handleUpgrade(req, socket, head), config, life) : null;
   http.server.on('upgrade', (req, socket, head) => {
     guardSocket(socket);
     if (!accepting) return refuseUpgrade(socket);
@@ -488,6 +489,7 @@ async function build(config: Config, opts: BuildOptions, life: Lifecycle): Promi
     guards: g,
     audit: (e) => store.audit.append(e),
     iceServers: config.streams.webrtc.iceServers,
+    ...(router ? { settle: (cameraId: string) => router.settled(cameraId) } : {}),
   });
   await http.register(snapshotRoutes, {
     registry,
@@ -643,20 +645,9 @@ function bindOwnership(cluster: ClusterNode, streams: StreamManager, http: Fasti
   });
 }
 
-/**
- * Viewers of a camera another node pulls are sent there: 307 for HLS and WHEP, WS-FLV proxied.
- * Registered before the stream routes, whose requests its hook routes.
- */
-function viewerRouting(
-  cluster: ClusterNode,
-  http: FastifyInstance,
-  store: Store,
-  tokens: StreamTokens,
-  serveFlv: (req: IncomingMessage, socket: Duplex, head: Buffer) => void,
-  config: Config,
-  life: Lifecycle,
-) {
-  const router = new ViewerRouter(cluster, async (cameraId) => {
+/** Where a viewer of a camera is served in the cluster, with what placement needs to know of a camera. */
+function viewerRouter(cluster: ClusterNode, store: Store): ViewerRouter {
+  return new ViewerRouter(cluster, async (cameraId) => {
     const record = await store.sources.get(cameraId);
     if (!record) return null;
     // A GB channel's media comes to the node its device registered with; a vehicle channel's, to its 808 link's node.
@@ -666,6 +657,20 @@ function viewerRouting(
     if (jt) return { deptPath: record.deptPath, linkNode: await cluster.links.nodeFor('jt', jt.vehicleId), linkName: `vehicle ${jt.vehicleId}'s JT/T 808 terminal` };
     return { deptPath: record.deptPath };
   });
+}
+
+/**
+ * Viewers of a camera another node pulls are sent there: 307 for HLS and WHEP, WS-FLV proxied.
+ * Registered before the stream routes, whose requests its hook routes.
+ */
+function viewerRouting(
+  router: ViewerRouter,
+  http: FastifyInstance,
+  tokens: StreamTokens,
+  serveFlv: (req: IncomingMessage, socket: Duplex, head: Buffer) => void,
+  config: Config,
+  life: Lifecycle,
+) {
   const proxy = new WsProxy(config.streams.flv.maxBufferedBytes);
   life.own('readers', 'proxied WS-FLV viewers', () => proxy.close());
   return installViewerRouting(http, { router, tokens, proxy, serveFlv });

@@ -53,23 +53,50 @@ t.test('a dead node\'s cameras play again as soon as its leases lapse', needsClu
 
   });
 
+  /** A node's last beat, as it wrote it (it expires after three beats), until this node lists it. */
+  const listedNode = async (id: string, url: string) => {
+    const now = Date.now();
+    const info = { id, url, startedAt: now - 60_000, heartbeatAt: now, load: { sessions: 0, viewers: 0, bytesOutPerSec: 0, cpuPct: 0 } };
+    await redis.set(`${prefix}node:${id}`, JSON.stringify(info), 'PX', heartbeatMs * 3);
+    await redis.sadd(`${prefix}nodes`, id);
+    const deadline = Date.now() + 5 * heartbeatMs;
+    while (!gw.cluster!.nodes().some((n) => n.id === id)) {
+      if (Date.now() > deadline) throw new Error(`the node never listed ${id}'s last heartbeat`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+
   await t.test('still listed but not listening: the refused connection sends the viewer round again until it plays here', async (t) => {
     await gw.addCamera('gone-3', { clip: 'h264-360p-1s' });
     const urls = await gw.view('gone-3');
-    const port = await closedPort();
-    const now = Date.now();
-    const info = { id: 'node-dead', url: `http://127.0.0.1:${port}`, startedAt: now - 60_000, heartbeatAt: now, load: { sessions: 0, viewers: 0, bytesOutPerSec: 0, cpuPct: 0 } };
-    // Its last beat, as the dead node wrote it: it expires after three beats.
-    await redis.set(`${prefix}node:node-dead`, JSON.stringify(info), 'PX', heartbeatMs * 3);
-    await redis.sadd(`${prefix}nodes`, 'node-dead');
     await deadLease('gone-3', 'node-dead');
-    const deadline = Date.now() + 5 * heartbeatMs;
-    while (!gw.cluster!.nodes().some((n) => n.id === 'node-dead')) {
-      if (Date.now() > deadline) throw new Error('the node never listed the dead node\'s last heartbeat');
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await listedNode('node-dead', `http://127.0.0.1:${await closedPort()}`);
     const ms = await firstVideo(urls.wsFlv);
     t.ok(ms < leaseMs + 5_000, `the viewer plays (${Math.round(ms)} ms) instead of getting 502 from the dead node`);
     t.equal((await gw.cluster!.ownership.owner('gone-3'))?.nodeId, gw.cluster!.id, 'this node holds the camera now');
+  });
+
+  await t.test('the view answer waits while the lease names a node that refuses connections, so the player\'s first-frame deadline starts once the camera can move', async (t) => {
+    await gw.addCamera('gone-4', { clip: 'h264-360p-1s' });
+    const died = performance.now();
+    await deadLease('gone-4', 'node-killed');
+    // Killed a moment ago: its heartbeat is still listed, its port refuses.
+    await listedNode('node-killed', `http://127.0.0.1:${await closedPort()}`);
+    let asked = performance.now();
+    const urls = await gw.view('gone-4');
+    const answered = performance.now() - died;
+    t.ok(answered >= leaseMs - 50, `the answer came once the lease lapsed, ${Math.round(answered)} ms after the node died`);
+    t.ok(performance.now() - asked < leaseMs + heartbeatMs + 1_000, 'and no later than the wait allows');
+    const ms = await firstVideo(urls.wsFlv);
+    t.ok(ms < 5_000, `the picture came ${Math.round(ms)} ms after the answer, with no wait of its own`);
+    t.equal((await gw.cluster!.ownership.owner('gone-4'))?.nodeId, gw.cluster!.id, 'this node holds the camera now');
+
+    // A listed owner that accepts connections is alive: its viewers are answered at once.
+    await gw.addCamera('alive-1', { clip: 'h264-360p-1s' });
+    await deadLease('alive-1', 'node-alive');
+    await listedNode('node-alive', gw.baseUrl);
+    asked = performance.now();
+    await gw.view('alive-1');
+    t.ok(performance.now() - asked < leaseMs - 200, `the view of a live owner's camera is not held (${Math.round(performance.now() - asked)} ms)`);
   });
 });

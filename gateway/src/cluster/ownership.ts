@@ -128,6 +128,13 @@ end
 return out
 `;
 
+/** A lease and its remaining ms, read in one step (two reads could straddle its expiry). */
+const OWNER_WITH_TTL = `
+local value = redis.call('GET', KEYS[1])
+if not value then return nil end
+return {value, redis.call('PTTL', KEYS[1])}
+`;
+
 /** Compare-and-delete: the lease goes only while it is still the one this node took. */
 const RELEASE = `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
@@ -173,6 +180,16 @@ export class CameraOwnership {
   async owner(cameraId: string): Promise<CameraLease | null> {
     const value = await this.node.redis.get(this.key(cameraId));
     return value === null ? null : parseLease(cameraId, value);
+  }
+
+  /**
+   * The lease on a camera with the ms Redis keeps it unless its holder renews it; null when none.
+   * The TTL is Redis's own count, so a node that waits for another's lease to lapse needs no clock of that node.
+   */
+  async ownerWithTtl(cameraId: string): Promise<{ lease: CameraLease; ttlMs: number } | null> {
+    const answer = (await this.node.redis.eval(OWNER_WITH_TTL, 1, this.key(cameraId))) as [string, number] | null;
+    const lease = answer && parseLease(cameraId, answer[0]);
+    return lease ? { lease, ttlMs: Math.max(0, answer![1]) } : null;
   }
 
   /** Every live lease in the cluster (SCAN), for the cluster view. */

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GatewayError } from '../errors.js';
 import type { ClusterNode, NodeInfo } from './node.js';
@@ -11,8 +12,10 @@ const MAX_HOPS = 2;
 
 export type Route = { serve: true } | { serve: false; to: string };
 
-/** How often a viewer waiting for a dead owner's lease to lapse looks again. */
-const LAPSE_POLL_MS = 100;
+/** A viewer waiting for a dead owner's lease looks again this long after Redis said it lapses (its TTL is whole ms). */
+const LAPSE_MARGIN_MS = 2;
+/** How long a look at whether a node's port refuses connections may take; one that does not answer counts as there. */
+const PROBE_TIMEOUT_MS = 500;
 
 /** What placement needs of a camera: the departments its cap counts against, and the node it must be pulled on, if any. */
 export interface CameraPlace {
@@ -62,6 +65,9 @@ export function place(cameraId: string, nodes: NodeInfo[]): NodeInfo | null {
  * with different views of the cluster cannot bounce a viewer between them.
  */
 export class ViewerRouter {
+  /** Recent looks at whether a node's address refuses connections, by address. */
+  private readonly probes = new Map<string, { at: number; refused: Promise<boolean> }>();
+
   constructor(
     private readonly node: ClusterNode,
     private readonly lookup: (cameraId: string) => Promise<CameraPlace | null>,
@@ -69,28 +75,66 @@ export class ViewerRouter {
 
   /**
    * A lease whose owner stopped beating (it died: kill -9, a crash) outlives it by up to
-   * cluster.leaseMs. A viewer who asks meanwhile waits here for it to lapse and is then placed,
-   * instead of being refused and left to its own retry backoff, which would add seconds to every
-   * re-homed camera. The wait is bounded (rehomeMs from the first look): an owner that is alive
-   * after all renews, and the viewer then gets GW_ERR_UNAVAILABLE as before.
+   * cluster.leaseMs. A viewer who asks meanwhile waits here for it to lapse (woken when Redis's TTL of
+   * it runs out) and is then placed, instead of being refused and left to its own retry backoff, which
+   * would add seconds to every re-homed camera. The wait is bounded (rehomeMs from the first look): an
+   * owner that is alive after all renews, and the viewer then gets GW_ERR_UNAVAILABLE as before.
    */
   async route(cameraId: string, hops: number, waitUntil = Date.now() + this.rehomeMs): Promise<Route> {
     for (;;) {
       const route = await this.routeOnce(cameraId, hops, Date.now() < waitUntil);
-      if (route !== 'lapsing') return route;
-      await sleep(Math.min(LAPSE_POLL_MS, Math.max(0, waitUntil - Date.now())));
+      if (!('lapsesInMs' in route)) return route;
+      await sleep(Math.min(route.lapsesInMs + LAPSE_MARGIN_MS, Math.max(0, waitUntil - Date.now())));
     }
   }
 
-  private async routeOnce(cameraId: string, hops: number, mayWait: boolean): Promise<Route | 'lapsing'> {
+  /**
+   * Resolves once a viewer of the camera no longer has to wait for a dead node's lease: at once, unless
+   * the lease names a node that is no longer listed or whose port refuses connections (killed a moment
+   * ago, it stays listed for a few beats); then when Redis lets the lease go, within rehomeMs. The view
+   * answer waits here: a player counts its first-frame deadline from the stream URLs, so a wait in the
+   * stream request itself would eat the time the new owner has to start the camera.
+   */
+  async settled(cameraId: string): Promise<void> {
+    const until = Date.now() + this.rehomeMs;
+    for (;;) {
+      if (!this.node.started || this.node.ownership.fence(cameraId) !== null) return;
+      const owned = await this.node.ownership.ownerWithTtl(cameraId);
+      if (!owned || owned.lease.nodeId === this.node.id) return;
+      const owner = this.node.nodes().find((n) => n.id === owned.lease.nodeId);
+      if (owner && !(await this.refusesConnections(owner.url))) return;
+      const left = until - Date.now();
+      if (left <= 0) return;
+      await sleep(Math.min(owned.ttlMs + LAPSE_MARGIN_MS, left));
+    }
+  }
+
+  /**
+   * Whether a node's advertised address refuses connections: its process is gone though its heartbeat
+   * has not expired yet. A node that accepts, or does not answer in time, counts as there. One look per
+   * address serves every viewer asking within half a beat.
+   */
+  private refusesConnections(url: string): Promise<boolean> {
+    const now = Date.now();
+    const fresh = (p: { at: number }) => now - p.at < this.node.heartbeatMs / 2;
+    const cached = this.probes.get(url);
+    if (cached && fresh(cached)) return cached.refused;
+    for (const [u, p] of this.probes) if (!fresh(p)) this.probes.delete(u);
+    const refused = probe(url);
+    this.probes.set(url, { at: now, refused });
+    return refused;
+  }
+
+  private async routeOnce(cameraId: string, hops: number, mayWait: boolean): Promise<Route | { lapsesInMs: number }> {
     this.node.requireStarted();
     const ownership = this.node.ownership;
     // The common case, every HLS segment of a camera this node pulls: no round trip.
     if (ownership.fence(cameraId) !== null) return { serve: true };
-    const lease = await ownership.owner(cameraId);
-    if (lease && lease.nodeId !== this.node.id) {
-      if (mayWait && !this.listed(lease.nodeId)) return 'lapsing';
-      return this.sendTo(lease.nodeId, cameraId, hops);
+    const owned = await ownership.ownerWithTtl(cameraId);
+    const lease = owned?.lease ?? null;
+    if (owned && owned.lease.nodeId !== this.node.id) {
+      if (mayWait && !this.listed(owned.lease.nodeId)) return { lapsesInMs: owned.ttlMs };
+      return this.sendTo(owned.lease.nodeId, cameraId, hops);
     }
     const camera = await this.lookup(cameraId);
     // An unknown camera is the output's to refuse (404), with its own words.
@@ -143,6 +187,29 @@ export class ViewerRouter {
     }
     return { serve: false, to: owner.url };
   }
+}
+
+/** Whether a TCP connection to the URL's host and port is refused (nothing listens there). */
+function probe(url: string): Promise<boolean> {
+  let target: URL;
+  try {
+    target = new URL(url);
+  } catch {
+    return Promise.resolve(false);
+  }
+  const port = Number(target.port) || (target.protocol === 'https:' ? 443 : 80);
+  return new Promise((resolve) => {
+    const socket = connect({ host: target.hostname.replace(/^\[(.*)\]$/, '$1'), port });
+    const done = (refused: boolean) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(refused);
+    };
+    const timer = setTimeout(() => done(false), PROBE_TIMEOUT_MS);
+    socket.once('connect', () => done(false));
+    // on, not once: an error after the answer must not go unhandled.
+    socket.on('error', (err: NodeJS.ErrnoException) => done(err.code === 'ECONNREFUSED'));
+  });
 }
 
 /** The same path and query on another node, one hop further. */

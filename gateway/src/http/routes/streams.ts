@@ -20,6 +20,11 @@ export interface StreamRouteOptions {
   audit(entry: Omit<AuditEntry, 'seq'>): Promise<void>;
   /** STUN/TURN servers for browsers' WebRTC, given with each viewing (signed-in users only). */
   iceServers: ReadonlyArray<{ urls: string; username?: string; credential?: string }>;
+  /**
+   * Cluster mode: resolves once the camera's lease no longer names a node that died (ViewerRouter.settled).
+   * The answer waits for it, so the player's first-frame deadline starts when the camera can be placed.
+   */
+  settle?(cameraId: string): Promise<void>;
 }
 
 const actorOf = (req: FastifyRequest) => req.principal as Principal;
@@ -74,6 +79,8 @@ export async function streamRoutes(app: FastifyInstance, o: StreamRouteOptions) 
       const source = await o.registry.getSource(actor, req.params.cameraId);
       if (!source.enabled) throw reasoned('GW_ERR_CONFLICT', 'disabled', { camera: source.id }, `camera "${source.id}" is disabled`);
       const profile = req.query.profile === 'sub' && source.subUrl ? 'sub' : 'main';
+      // Redis away: the stream request reports it in its own words; the URLs are still good.
+      await o.settle?.(source.id).catch((err: Error) => req.log.warn({ camera: source.id, err: err.message }, 'could not look at the camera lease before the view answer'));
       const { token, expiresAt } = o.tokens.issue({ userId: actor.id, cameraId: source.id, profile });
       const base = `/streams/${encodeURIComponent(source.id)}/${profile}/${token}`;
       return {
