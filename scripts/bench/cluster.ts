@@ -205,6 +205,8 @@ async function main() {
   victim.n.alive = false;
   const survivors = live();
   const backAt = new Map<string, number>();
+  // Tries that ended without a picture: each cost the viewer its backoff on top.
+  const failedTries = { no_picture: 0, refused_or_closed: 0 };
   // Each viewer does what a wall screen's player does (player/src/lib/stream-player.ts): its lost stream is
   // asked for again at once; a try waits FIRST_FRAME_MS for a picture (PROGRESS_GRACE_MS more once bytes
   // arrive) and fails at once when the gateway refuses or closes it; a failed try backs off RETRY_MIN_MS,
@@ -225,8 +227,10 @@ async function main() {
             backAt.set(camera, performance.now() - killedAt);
             return;
           }
+          failedTries.no_picture++;
           v.close();
         } catch {
+          failedTries.refused_or_closed++;
           // Refused (the dead node's lease still names it and it is gone) or closed: as the player does, back off and try again.
         }
         await sleep(Math.min(PLAYER.RETRY_MAX_MS, PLAYER.RETRY_MIN_MS * 2 ** failures++));
@@ -280,7 +284,7 @@ async function main() {
     registry_search_p95_ms: 'search_p95_ms' in registry ? registry.search_p95_ms : null,
     detail: {
       duplicates: { samples, sample_every_ms: SAMPLE_EVERY_MS, samples_with_a_duplicate: duplicateSamples, cameras: [...duplicated], viewers_replaced: churned, churn_s: CHURN_MS / 1000 },
-      rehome: { killed: victim.n.id, its_pulls: victim.cameras.length, watched: orphaned.length, back: backAt.size, p50_s: backAt.size ? round(pct([...backAt.values()], 50) / 1000, 2) : null },
+      rehome: { killed: victim.n.id, its_pulls: victim.cameras.length, watched: orphaned.length, back: backAt.size, p50_s: backAt.size ? round(pct([...backAt.values()], 50) / 1000, 2) : null, failed_tries: failedTries },
       cross_node_delta: {
         assignments: driven.issued,
         refused: driven.errors,
