@@ -64,7 +64,11 @@ case "$cmd" in
       as_pg "$bin/pg_ctl" -D "$dir/pg" -m immediate -w stop >/dev/null 2>&1 || true
     fi
     if [ -f "$dir/redis.pid" ]; then
-      redis-cli -p "$redis_port" shutdown nosave >/dev/null 2>&1 || kill "$(cat "$dir/redis.pid")" 2>/dev/null || true
+      # By its pid file, not the port: a stop without the start's WALLGATE_TEST_REDIS_PORT shut down
+      # whatever Redis held the default port, another directory's. Started with --save '', it saves nothing.
+      pid=$(cat "$dir/redis.pid")
+      kill "$pid" 2>/dev/null || true
+      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     fi
     rm -rf "$dir"
     ;;
