@@ -1,7 +1,9 @@
 /** The store contract on PostgreSQL (the same sections as SQLite), and what only PostgreSQL has: migrations shared by nodes. */
 import t from 'tap';
 import { PgStore } from '../../gateway/src/store/pg/index.js';
-import { pgMigrations } from '../../gateway/src/store/pg/migrations.js';
+import { PgDb } from '../../gateway/src/store/pg/db.js';
+import { migratePg, pgMigrations } from '../../gateway/src/store/pg/migrations.js';
+import { subtreeEnd } from '../../gateway/src/store/types.js';
 import { freshDatabase, needsCluster } from '../helpers/cluster.js';
 import { storeContract } from '../store/contract.js';
 
@@ -19,6 +21,27 @@ t.test('migrations: two stores opening one fresh database at once both succeed a
   const c = await PgStore.open(options(url));
   t.equal(await c.schemaVersion(), latest, 'reopening changes nothing');
   await c.close();
+});
+
+t.test('a database from before migration 3 finds its existing sources by digits and three-character terms afterwards', needsCluster(), async (t) => {
+  const url = await freshDatabase(t);
+  const before = await PgDb.open(options(url));
+  await migratePg(before, pgMigrations.filter((m) => m.version < 3));
+  await before.exec(`INSERT INTO departments (id, name, parent_id, level, path, created_at, updated_at) VALUES ('d1', 'D', NULL, 'province', '/d1/', 1, 1)`);
+  for (const [id, key] of [['s1', `s1\u000132010200001320000123\u0001`], ['s2', `s2\u0001cam\u0001dock1320000999`]]) {
+    await before.exec(
+      `INSERT INTO sources (id, name, department_id, dept_path, level, search_key, url, protocol, codec, enabled, version, created_at, updated_at)
+       VALUES ($1, 'x', 'd1', '/d1/', 'site', $2, 'rtsp://10.0.0.1/', 'rtsp', 'h264', true, 1, 1, 1)`,
+      [id, key],
+    );
+  }
+  await before.close();
+  const store = await PgStore.open(options(url));
+  t.teardown(() => store.close());
+  const search = async (text: string) => (await store.sources.list({ ranges: [['/d1/', subtreeEnd('/d1/')]], text, limit: 10 })).items.map((s) => s.id);
+  t.same(await search('1320000'), ['s1', 's2']);
+  t.same(await search('0000123'), ['s1']);
+  t.same(await search('dock'), ['s2'], 'and by their three-character terms');
 });
 
 t.test('the audit log is append-only in the database itself', needsCluster(), async (t) => {

@@ -157,6 +157,46 @@ export default function sources(t: Test, open: OpenStore) {
     t.same(await search('harbour'), [], 'a delete drops its words');
   });
 
+  t.test('text search: digit needles inside long runs of digits, paged; updates and deletes', async (t) => {
+    const store = await open(t);
+    const top = await department(store);
+    const a = await department(store, top);
+    const b = await department(store, top);
+    const rows = [
+      { dep: a, name: 'Cam 32010200001320000123', address: '' },
+      { dep: b, name: 'Cam 32010200001320000999', address: 'Lot 77' },
+      { dep: a, name: 'Pier 123a456', address: 'Dock 1320000123' },
+    ];
+    const ids: string[] = [];
+    const letters = () => Array.from(randomBytes(12), (b) => 'klmnpvwxz'[b % 9]).join('');
+    for (const r of rows) {
+      const w = sourceWrite(r.dep, { id: `id-${letters()}`, name: r.name, address: r.address });
+      await store.sources.create(w, 1);
+      ids.push(w.id);
+    }
+    const all = [[top.path, subtreeEnd(top.path)]] as [string, string][];
+    const search = async (text: string, ranges = all) => (await store.sources.list({ ranges, text, limit: 50 })).items.map((s) => ids.indexOf(s.id));
+    t.same(await search('32010200001320000123'), [0], 'longer than 16 digits: the whole needle counts, not its first 16');
+    t.same(await search('3201020000132000'), [0, 1]);
+    t.same(await search('1320000'), [0, 1, 2], 'inside a run, and in the address');
+    t.same(await search('000123'), [0, 2], 'at the end of a run');
+    t.same(await search('1320000', [[b.path, subtreeEnd(b.path)]]), [1], 'within a subtree');
+    t.same(await search('123456'), [], 'a letter splits a run');
+    t.same(await search('777'), []);
+    const first = await store.sources.list({ ranges: all, text: '1320000', limit: 2 });
+    t.same(first.items.map((s) => ids.indexOf(s.id)), [0, 1]);
+    const rest = await store.sources.list({ ranges: all, text: '1320000', limit: 2, after: first.next! });
+    t.same(rest.items.map((s) => ids.indexOf(s.id)), [2], 'paged in registration order');
+    t.equal(rest.next, null);
+
+    const renamed = await store.sources.update(ids[0]!, { ...sourceWrite(a, { id: ids[0]! }), name: 'Cam 5550', address: '' }, 1, 2);
+    t.equal(renamed.status, 'updated');
+    t.same(await search('000123'), [2], 'an update drops the old digits');
+    t.same(await search('555'), [0], 'and adds the new ones');
+    await store.sources.delete(ids[2]!);
+    t.same(await search('000123'), [], 'a delete drops its digits');
+  });
+
   t.test('import: created, updated, unchanged, refused; all-or-nothing rolls back everything', async (t) => {
     const store = await open(t);
     const mine = await department(store);

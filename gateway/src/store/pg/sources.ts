@@ -48,13 +48,17 @@ class Params {
   }
 }
 
-/** The needle's distinct two-character terms as source_terms holds them (digit pairs are not indexed). */
+/**
+ * The needle's distinct terms as source_terms holds them: its three-character ones when it has
+ * three characters or more, else its one two-character term; terms of digits alone are not indexed.
+ */
 function termsOf(needle: string): string[] {
   const chars = [...needle];
+  const width = chars.length >= 3 ? 3 : 2;
   const terms = new Set<string>();
-  for (let i = 0; i + 1 < chars.length; i++) {
-    const term = chars[i]! + chars[i + 1]!;
-    if (!/^[0-9]{2}$/.test(term)) terms.add(term);
+  for (let i = 0; i + width <= chars.length; i++) {
+    const term = chars.slice(i, i + width).join('');
+    if (!/^[0-9]+$/.test(term)) terms.add(term);
   }
   return [...terms];
 }
@@ -62,9 +66,12 @@ function termsOf(needle: string): string[] {
 /**
  * A term walk: index scans in seq order and nested loops only (a bitmap or a sort would read every
  * match before the first row), no parallel workers, and the generic plan (the values do not change
- * its shape, and planning would cost more than the walk).
+ * its shape, and planning would cost more than the walk). No JIT: a plan that keeps a disabled
+ * node (a sort it cannot do without) carries that node's huge cost, which would otherwise buy a
+ * compilation of some 400 ms for a statement that runs in one.
  */
 const WALK_SETTINGS = {
+  jit: 'off',
   enable_bitmapscan: 'off',
   enable_sort: 'off',
   enable_hashjoin: 'off',
@@ -72,6 +79,18 @@ const WALK_SETTINGS = {
   max_parallel_workers_per_gather: '0',
   plan_cache_mode: 'force_generic_plan',
 };
+
+/** source_digit_suffixes keeps each suffix to this many digits (pg migration 3). */
+const DIGIT_SUFFIX_MAX = 16;
+/**
+ * A digit search is planned for its values, without JIT: the suffix function's declared cost (high,
+ * so the planner does not compute it row by row) makes a needle that matches most rows look
+ * expensive enough to compile, some 400 ms, for a statement that takes a few.
+ */
+const DIGIT_SETTINGS = { jit: 'off' };
+
+/** The name a statement is kept prepared under on a walk connection: one per distinct text. */
+const preparedName = (sql: string) => `wg_${createHash('sha1').update(sql).digest('hex').slice(0, 20)}`;
 
 /** Rows an import reads, and inserts, per statement. */
 const IMPORT_CHUNK = 500;
@@ -261,10 +280,13 @@ export class PgSources implements SourceRepo {
   /**
    * Text: rows whose search_key holds the needle, in registration order, within the departments
    * asked for, stopping once the page is full. Which index finds the candidates depends on the needle:
-   * - it has two-character terms (anything but digit pairs): walk the rarest term's posting list
-   *   (source_terms) in seq order, keep the rows that also have the next rarest one or two, check
-   *   the exact substring, stop at the page's end: the cost is the page, not the matches;
-   * - digits only (an id), three or more: the trigram GIN index, whose few candidates are sorted;
+   * - it has terms (anything but digits alone; three-character terms for a needle of three or
+   *   more, else its two-character one): walk the rarest term's posting list (source_terms) in seq
+   *   order, keep the rows that also have the next rarest one or two, check the exact substring,
+   *   stop at the page's end: the cost is the page, not the matches;
+   * - digits only (an id), three or more: the GIN index of the suffixes of every run of digits
+   *   (source_digit_suffixes) finds the rows with a suffix that begins with the needle, and only
+   *   those; they are sorted by seq;
    * - one character, or two digits: no index narrows it; a walk in seq order, as SQLite does.
    * The planner cannot know that a walk stops early, so walks run with their plan fixed (WALK_SETTINGS).
    */
@@ -285,13 +307,14 @@ export class PgSources implements SourceRepo {
         ${probeJoins.join('\n')}
         CROSS JOIN LATERAL (SELECT * FROM sources WHERE sources.seq = t.seq OFFSET 0) s
         WHERE ${where.join(' AND ')} ORDER BY t.seq LIMIT ${p.add(q.limit + 1)}`;
-      return this.db.tuned('walk', WALK_SETTINGS).query<Row>(sql, p.values, `wg_${createHash('sha1').update(sql).digest('hex').slice(0, 20)}`);
+      return this.db.tuned('walk', WALK_SETTINGS).query<Row>(sql, p.values, preparedName(sql));
     }
     if (needle.length >= 3) {
-      // Planned for these values: the planner then sees the trigram index's few candidates and sorts them.
-      const sql = `SELECT ${SOURCE_COLUMNS} FROM sources s WHERE s.search_key LIKE '%' || ${n} || '%' AND s.seq > ${p.add(after)} AND ${where.join(' AND ')}
-        ORDER BY s.seq LIMIT ${p.add(q.limit + 1)}`;
-      return this.db.query<Row>(sql, p.values);
+      // Planned for these values: the planner then sees the index's few candidates and sorts them.
+      const prefix = p.add(`${needle.slice(0, DIGIT_SUFFIX_MAX)}:*`);
+      const sql = `SELECT ${SOURCE_COLUMNS} FROM sources s WHERE source_digit_suffixes(s.search_key) @@ ${prefix}::tsquery AND s.seq > ${p.add(after)}
+        AND ${where.join(' AND ')} ORDER BY s.seq LIMIT ${p.add(q.limit + 1)}`;
+      return this.db.tuned('digits', DIGIT_SETTINGS).query<Row>(sql, p.values);
     }
     return this.db.query<Row>(`SELECT ${SOURCE_COLUMNS} FROM sources s WHERE s.seq > ${p.add(after)} AND ${where.join(' AND ')} ORDER BY s.seq LIMIT ${p.add(q.limit + 1)}`, p.values);
   }
