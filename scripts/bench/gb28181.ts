@@ -17,7 +17,9 @@
  *
  * Knobs: BENCH_DEVICES (1000), BENCH_CATALOG_CHANNELS (10000), BENCH_CATALOG_PAGE (50 items per
  * MESSAGE), BENCH_COLD_RUNS (7), BENCH_SESSIONS (100), BENCH_WINDOW_MS (10000),
- * BENCH_ONLY=register|catalog|invite|demux|sessions (one phase; the others report null).
+ * BENCH_ONLY=register|catalog|invite|demux|sessions (one phase; the others report null),
+ * BENCH_GATEWAY_NODE_ARGS (node options for the gateway alone, space-separated: "--cpu-prof
+ * --cpu-prof-dir=/tmp/prof" or "--perf-basic-prof" to see where its CPU goes).
  */
 import { randomBytes } from 'node:crypto';
 import { cpus, loadavg } from 'node:os';
@@ -39,6 +41,7 @@ const COLD_RUNS = envInt('BENCH_COLD_RUNS', 7);
 const SESSIONS = envInt('BENCH_SESSIONS', 100);
 const WINDOW_MS = envInt('BENCH_WINDOW_MS', 10_000);
 const ONLY = process.env.BENCH_ONLY ?? null;
+const GATEWAY_NODE_ARGS = (process.env.BENCH_GATEWAY_NODE_ARGS ?? '').split(' ').filter(Boolean);
 const REGISTER_CONCURRENCY = 50;
 /** The simulated side waits this long for an answer: a loaded machine must slow the figures, not fail the run. */
 const SIM_REQUEST_TIMEOUT_MS = 30_000;
@@ -73,7 +76,7 @@ async function main() {
     WALLGATE_GB28181_MEDIA_PORT_MIN: String(portMin),
     WALLGATE_GB28181_MEDIA_PORT_MAX: String(portMin + 999),
   };
-  const gw = await spawnUntil(process.execPath, ['dist/main.js'], env, /"address":"(http:\/\/[^"]+)"/);
+  const gw = await spawnUntil(process.execPath, [...GATEWAY_NODE_ARGS, 'dist/main.js'], env, /"address":"(http:\/\/[^"]+)"/);
   const gwPid = gw.child.pid!;
   const base = gw.match[1]!;
   const sipLine = gw.output().split('\n').find((l) => l.includes('GB/T 28181 SIP server listening'));
