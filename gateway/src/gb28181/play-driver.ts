@@ -64,7 +64,7 @@ export class GbPlayDriver implements SourceDriver {
     this.ssrc = this.gb.link.nextSsrc();
 
     this.step = 'port';
-    this.demuxer = new PsDemuxer((unit) => this.ingest?.push(unit));
+    this.demuxer = new PsDemuxer((unit) => this.ingest?.push(unit), { lendUnits: true });
     // UDP and TCP passive listen before the INVITE: a device may send (or connect) as soon as it has answered.
     if (mode !== 'tcp-active') await this.listen(mode);
     if (this.closedFor !== null) return;

@@ -61,22 +61,32 @@ function gone(pid: number): boolean {
   }
 }
 
+/** Pushes a unit the way a demuxer that lends its buffer does: the bytes are overwritten once push() returns. */
+function pushLent(ingest: EsIngest, u: AccessUnit, scratch: Buffer) {
+  u.data.copy(scratch);
+  ingest.push({ ...u, data: scratch.subarray(0, u.data.length) });
+  scratch.fill(0xee);
+}
+
 t.test('H.264 access units in: FLV tags out (a keyframe after its AVC sequence header) and HLS segments in the attempt directory', async (t) => {
   const { ingest, seen, hlsDir, processes } = await setup(t);
   const units = await clipUnits('h264-720p-1s', 2);
-  // The first units arrive while ffmpeg is still starting: they are kept from the keyframe on.
-  for (const u of units.slice(0, 10)) ingest.push(u);
+  const scratch = Buffer.alloc(Math.max(...units.map((u) => u.data.length)));
+  // The first units arrive while ffmpeg is still starting: they are kept (copied) from the keyframe on.
+  for (const u of units.slice(0, 10)) pushLent(ingest, u, scratch);
   await ingest.start();
   const pid = ingest.pid!;
   t.ok(pid > 0, 'ffmpeg runs');
   t.same(await processes(), [pid], 'marked for the orphan sweep');
-  for (const u of units.slice(10)) ingest.push(u);
+  for (const u of units.slice(10)) pushLent(ingest, u, scratch);
   t.equal(ingest.units, units.length, 'every unit written');
   t.equal(ingest.dropped, 0);
   await waitFor(() => video(seen.tags).filter((x) => x.keyframe && !x.header).length, (n) => n >= 7, 20_000, 50, 'keyframes out of ffmpeg');
   const tags = video(seen.tags);
   t.ok(tags[0]!.header, 'the AVC sequence header comes first');
   t.ok(tags[1]!.keyframe, 'then a keyframe');
+  const firstIdr = (await ensureClip('h264-720p-1s')).frames[0]!.nalUnits.find((n) => (n[0]! & 0x1f) === 5)!;
+  t.ok(tags[1]!.data.includes(firstIdr), "the first unit's own picture, though its buffer was overwritten while ffmpeg started");
   t.ok(tags.every((x) => codecId(x) === 7), 'H.264 copied as is');
   t.equal(seen.probed, 'h264 1280x720');
   const pictures = tags.filter((x) => !x.header);

@@ -158,6 +158,7 @@ function timestamp(b: Buffer, at: number): number {
 export class PsDemuxer {
   readonly stats: PsDemuxerStats = { bytes: 0, units: 0, skipped: 0, audio: 0, oversized: 0 };
   private readonly maxPesBytes: number;
+  private readonly lendUnits: boolean;
   /** The unparsed start of a structure whose end has not arrived (a few bytes; a PSM at most 64 KiB). */
   private carry: Buffer | null = null;
   /** Scanning for a pack header: at the start, and after bytes that made no sense. */
@@ -181,9 +182,15 @@ export class PsDemuxer {
 
   constructor(
     private readonly onUnit: (u: AccessUnit) => void,
-    opts: { maxPesBytes?: number } = {},
+    /**
+     * lendUnits: a unit's data is a view of the demuxer's own buffer, valid only during onUnit, for a
+     * consumer that copies what it keeps anyway (the ES ingest writes it out at once): one
+     * allocation and one copy of every frame fewer.
+     */
+    opts: { maxPesBytes?: number; lendUnits?: boolean } = {},
   ) {
     this.maxPesBytes = opts.maxPesBytes ?? DEFAULT_MAX_PES_BYTES;
+    this.lendUnits = opts.lendUnits ?? false;
   }
 
   push(payload: Buffer): void {
@@ -383,8 +390,7 @@ export class PsDemuxer {
     // packs): they belong to the picture that follows, so they wait for it, within maxPesBytes.
     if (!picture) return;
     this.frameLength = 0;
-    const data = Buffer.allocUnsafe(length);
-    this.frame.copy(data, 0, 0, length);
+    const data = this.lendUnits ? view : Buffer.from(view);
     // A keyframe grows the scratch buffer; let it shrink back rather than keep the largest frame ever seen.
     if (this.frame.length > 1024 * 1024 && length < this.frame.length / 4) this.frame = Buffer.allocUnsafe(256 * 1024);
     this.stats.units++;

@@ -75,6 +75,7 @@ export class EsIngest {
     for (const u of pending) this.write(u);
   }
 
+  /** Takes a unit; its data is read during the call only (a demuxer may reuse the buffer), and copied when it must wait. */
   push(u: AccessUnit): void {
     if (this.run.closed) return;
     if (this.run.process) return this.write(u);
@@ -88,7 +89,7 @@ export class EsIngest {
       this.droppedUnits++;
       return;
     }
-    this.pending.push(u);
+    this.pending.push({ ...u, data: Buffer.from(u.data) });
     this.pendingBytes += u.data.length;
   }
 
@@ -123,5 +124,7 @@ export class EsIngest {
     }
     if (ff.writeInput(this.writer.unit(u.data, u.pts90k, u.key))) this.written++;
     else this.droppedUnits++;
+    // The pipe took every byte at once (or nothing was written): the writer's buffer is free for the next unit.
+    if (ff.inputBuffered === 0) this.writer.recycle();
   }
 }

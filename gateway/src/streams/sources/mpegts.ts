@@ -18,44 +18,83 @@ const WRAP = 2 ** 33;
 
 export type TsCodec = keyof typeof STREAM_TYPE;
 
+/** PES header of a video access unit: start code, stream id, length 0, flags, PTS. */
+const PES_HEADER_BYTES = 14;
+/** The PCR's adaptation field (length, flags, 6 bytes of PCR) in a unit's first packet. */
+const PCR_FIELD_BYTES = 8;
+/** The output buffer kept for the next unit; a larger unit (a big keyframe) gets one of its own. */
+const MAX_KEPT_OUTPUT = 256 * 1024;
+
 export class TsWriter {
   private readonly counters = new Map<number, number>();
   private readonly tables: Buffer;
+  /** Where units are written; handed out by unit() and written over by the next one once recycle() says it was consumed. */
+  private out: Buffer | null = null;
+  private lent = false;
 
   constructor(codec: TsCodec) {
     this.tables = Buffer.concat([this.section(0, pat()), this.section(PMT_PID, pmt(STREAM_TYPE[codec]))]);
   }
 
-  /** The TS packets of one access unit (Annex-B), tables first when it is a keyframe. */
+  /**
+   * The TS packets of one access unit (Annex-B), tables first when it is a keyframe. They are
+   * written straight from `data` (no PES copy in between) into a buffer the writer may reuse for a
+   * later unit once the caller has said, by recycle(), that nothing holds these bytes any more: at
+   * 25 frames a second per camera, a new buffer per unit was most of what the gateway allocated.
+   */
   unit(data: Buffer, pts90k: number, key: boolean): Buffer {
-    const pes = Buffer.allocUnsafe(14 + data.length);
-    pes.writeUInt32BE(0x0000_01e0, 0);
-    // Length 0: unbounded, as video PES in a transport stream may be.
-    pes.writeUInt16BE(0, 4);
-    pes[6] = 0x84; // data_alignment: the PES starts with the access unit
-    pes[7] = 0x80; // PTS only
-    pes[8] = 5;
-    writeTimestamp(pes, 9, 0b0010, pts90k);
-    data.copy(pes, 14);
-    const media = this.packetize(VIDEO_PID, pes, { pcr: (pts90k - PCR_LEAD + WRAP) % WRAP, randomAccess: key });
-    return key ? Buffer.concat([this.refreshTables(), media]) : media;
+    const packets = Math.max(1, Math.ceil((PES_HEADER_BYTES + data.length + PCR_FIELD_BYTES) / 184));
+    const size = (key ? this.tables.length : 0) + packets * PACKET;
+    const out = this.output(size);
+    let at = 0;
+    if (key) at = this.refreshTables(out);
+    this.packetizeVideo(out, at, packets, data, pts90k, key);
+    return out.subarray(0, size);
   }
 
-  /** The tables again, with this PID's continuity counters moved on. */
-  private refreshTables(): Buffer {
-    const out = Buffer.from(this.tables);
-    for (let at = 0; at < out.length; at += PACKET) {
+  /** The buffer the last unit() returned is no longer referenced (it was written out): the next unit may overwrite it. */
+  recycle(): void {
+    this.lent = false;
+  }
+
+  private output(size: number): Buffer {
+    if (size > MAX_KEPT_OUTPUT) return Buffer.allocUnsafe(size);
+    if (this.lent || !this.out || this.out.length < size) {
+      this.out = Buffer.allocUnsafe(Math.min(MAX_KEPT_OUTPUT, Math.max(size, 2 * (this.out?.length ?? 16 * 1024))));
+    }
+    this.lent = true;
+    return this.out;
+  }
+
+  /** The tables again at the start of `out`, with this PID's continuity counters moved on; returns their length. */
+  private refreshTables(out: Buffer): number {
+    this.tables.copy(out, 0);
+    for (let at = 0; at < this.tables.length; at += PACKET) {
       const pid = out.readUInt16BE(at + 1) & 0x1fff;
       out[at + 3] = (out[at + 3]! & 0xf0) | this.nextCounter(pid);
     }
-    return out;
+    return this.tables.length;
   }
 
   private section(pid: number, body: Buffer): Buffer {
     const crc = Buffer.allocUnsafe(4);
     crc.writeUInt32BE(crc32Mpeg(body));
     // pointer_field 0: the section starts right away.
-    return this.packetize(pid, Buffer.concat([Buffer.from([0]), body, crc]), null, 0xff);
+    const payload = Buffer.concat([Buffer.from([0]), body, crc]);
+    const count = Math.ceil(payload.length / 184);
+    const out = Buffer.allocUnsafe(count * PACKET);
+    for (let k = 0, off = 0; k < count; k++) {
+      const p = k * PACKET;
+      out[p] = 0x47;
+      out.writeUInt16BE((k === 0 ? 0x4000 : 0) | pid, p + 1);
+      out[p + 3] = 0x10 | this.nextCounter(pid);
+      const n = Math.min(payload.length - off, 184);
+      payload.copy(out, p + 4, off, off + n);
+      off += n;
+      // The section's end is followed by 0xFF to the end of the packet.
+      out.fill(0xff, p + 4 + n, p + PACKET);
+    }
+    return out;
   }
 
   private nextCounter(pid: number): number {
@@ -65,44 +104,53 @@ export class TsWriter {
   }
 
   /**
-   * Cuts a PES or section into 188-byte packets. The first carries the unit start flag (and, for
-   * video, the PCR); the last is filled with adaptation-field stuffing (sections: 0xFF after the section).
+   * Cuts the PES (its 14-byte header, then `data`) into 188-byte packets at `at`. The first carries
+   * the unit start flag, the PCR and the whole PES header; the last is filled with adaptation-field
+   * stuffing.
    */
-  private packetize(pid: number, payload: Buffer, video: { pcr: number; randomAccess: boolean } | null, sectionFill?: number): Buffer {
-    const firstAf = video ? 8 : 0;
-    const count = sectionFill !== undefined ? Math.ceil(payload.length / 184) : Math.max(1, Math.ceil((payload.length + firstAf) / 184));
-    const out = Buffer.allocUnsafe(count * PACKET);
+  private packetizeVideo(out: Buffer, at: number, count: number, data: Buffer, pts90k: number, key: boolean) {
     let off = 0;
     for (let k = 0; k < count; k++) {
-      const p = k * PACKET;
+      const p = at + k * PACKET;
       const first = k === 0;
       out[p] = 0x47;
-      out.writeUInt16BE((first ? 0x4000 : 0) | pid, p + 1);
-      const left = payload.length - off;
-      let af = first ? firstAf : 0;
-      if (sectionFill === undefined && left < 184 - af) af = 184 - left;
-      out[p + 3] = (af > 0 ? 0x30 : 0x10) | this.nextCounter(pid);
-      let at = p + 4;
+      out[p + 1] = ((first ? 0x4000 : 0) | VIDEO_PID) >> 8;
+      out[p + 2] = VIDEO_PID & 0xff;
+      const header = first ? PES_HEADER_BYTES : 0;
+      const left = header + data.length - off;
+      let af = first ? PCR_FIELD_BYTES : 0;
+      if (left < 184 - af) af = 184 - left;
+      out[p + 3] = (af > 0 ? 0x30 : 0x10) | this.nextCounter(VIDEO_PID);
+      let w = p + 4;
       if (af > 0) {
-        out[at] = af - 1;
+        out[w] = af - 1;
         if (af > 1) {
-          const flags = first && video ? 0x10 | (video.randomAccess ? 0x40 : 0) : 0;
-          out[at + 1] = flags;
-          let fill = at + 2;
-          if (flags & 0x10) {
-            writePcr(out, at + 2, video!.pcr);
+          const flags = first ? 0x10 | (key ? 0x40 : 0) : 0;
+          out[w + 1] = flags;
+          let fill = w + 2;
+          if (first) {
+            writePcr(out, w + 2, (pts90k - PCR_LEAD + WRAP) % WRAP);
             fill += 6;
           }
-          out.fill(0xff, fill, at + af);
+          if (fill < w + af) out.fill(0xff, fill, w + af);
         }
-        at += af;
+        w += af;
       }
-      const n = Math.min(left, p + PACKET - at);
-      payload.copy(out, at, off, off + n);
+      if (first) {
+        out.writeUInt32BE(0x0000_01e0, w);
+        // Length 0: unbounded, as video PES in a transport stream may be.
+        out[w + 4] = 0;
+        out[w + 5] = 0;
+        out[w + 6] = 0x84; // data_alignment: the PES starts with the access unit
+        out[w + 7] = 0x80; // PTS only
+        out[w + 8] = 5;
+        writeTimestamp(out, w + 9, 0b0010, pts90k);
+        w += PES_HEADER_BYTES;
+      }
+      const n = Math.min(data.length - off, p + PACKET - w);
+      if (n > 0) data.copy(out, w, off, off + n);
       off += n;
-      if (at + n < p + PACKET) out.fill(sectionFill ?? 0xff, at + n, p + PACKET);
     }
-    return out;
   }
 }
 
