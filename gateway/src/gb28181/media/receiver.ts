@@ -131,8 +131,9 @@ export class RtpReceiver extends EventEmitter<RtpReceiverEvents> {
   private readonly connections = new Set<Socket>();
   private closed = false;
   private boundPort: number | null = null;
-  /** The source the first accepted packet came from: others are refused. */
-  private sourceKey: string | null = null;
+  /** The source the first accepted packet came from (its port for UDP; -1 for TCP, where the address alone counts): others are refused. */
+  private sourceAddress: string | null = null;
+  private sourcePort = -1;
   private readonly senders: Set<string> | null;
   /** The next sequence number to hand on; null before the first packet. */
   private expected: number | null = null;
@@ -204,7 +205,7 @@ export class RtpReceiver extends EventEmitter<RtpReceiverEvents> {
         } catch {
           // The kernel's limit stands.
         }
-        socket.on('message', (msg: Buffer, rinfo: RemoteInfo) => this.onPacket(msg, `${rinfo.address}:${rinfo.port}`, rinfo.address));
+        socket.on('message', (msg: Buffer, rinfo: RemoteInfo) => this.onPacket(msg, rinfo.address, rinfo.port));
         resolve();
       });
     });
@@ -290,7 +291,7 @@ export class RtpReceiver extends EventEmitter<RtpReceiverEvents> {
     socket.on('close', () => {
       this.connections.delete(socket);
       if (!this.closed && this.opts.mode === 'tcp-active') this.emit('end', `the device closed the RTP connection from ${address}`);
-      else if (!this.closed && this.sourceKey === address && ![...this.connections].some((c) => c.remoteAddress === address)) {
+      else if (!this.closed && this.sourceAddress === address && ![...this.connections].some((c) => c.remoteAddress === address)) {
         this.emit('end', `the device closed its RTP connection from ${address}`);
       }
     });
@@ -319,7 +320,7 @@ export class RtpReceiver extends EventEmitter<RtpReceiverEvents> {
         continue;
       }
       if (data.length - pos < header + length) break;
-      if (this.onPacket(data.subarray(pos + header, pos + header + length), address, address)) delivered.packets++;
+      if (this.onPacket(data.subarray(pos + header, pos + header + length), address, -1)) delivered.packets++;
       pos += header + length;
     }
     return pos;
@@ -338,13 +339,13 @@ export class RtpReceiver extends EventEmitter<RtpReceiverEvents> {
     return -1;
   }
 
-  /** Takes one RTP packet; true when it was accepted (right SSRC, right source). */
   /** Takes RTP from this address too (the device's SDP answer may name a media server other than its SIP address). */
   allowSender(address: string): void {
     this.senders?.add(plainAddress(address));
   }
 
-  private onPacket(packet: Buffer, source: string, address: string): boolean {
+  /** Takes one RTP packet; true when it was accepted (right SSRC, right source). `port` is the UDP sender's, -1 on TCP. */
+  private onPacket(packet: Buffer, address: string, port: number): boolean {
     if (this.closed) return false;
     if (packet.length < RTP_HEADER_BYTES || packet.length > this.maxPacketBytes || (packet[0]! & 0xc0) !== 0x80) {
       this.stats.malformed++;
@@ -361,14 +362,14 @@ export class RtpReceiver extends EventEmitter<RtpReceiverEvents> {
       else this.stats.wrongSsrc = { ssrc, count: (this.stats.wrongSsrc?.count ?? 0) + 1 };
       return false;
     }
-    if (this.senders && !this.senders.has(plainAddress(address))) {
-      this.stats.wrongAddress++;
-      return false;
-    }
-    if (this.sourceKey === null) this.sourceKey = source;
-    else if (source !== this.sourceKey) {
-      this.stats.wrongAddress++;
-      return false;
+    // The source already accepted passed the senders check when it was first seen (senders are only ever added).
+    if (address !== this.sourceAddress || port !== this.sourcePort) {
+      if (this.sourceAddress !== null || (this.senders && !this.senders.has(plainAddress(address)))) {
+        this.stats.wrongAddress++;
+        return false;
+      }
+      this.sourceAddress = address;
+      this.sourcePort = port;
     }
     let start = RTP_HEADER_BYTES + (packet[0]! & 0x0f) * 4;
     if (packet[0]! & 0x10) {
@@ -381,13 +382,13 @@ export class RtpReceiver extends EventEmitter<RtpReceiverEvents> {
     const first = this.stats.firstPacketAt === null;
     if (first) {
       this.stats.firstPacketAt = Date.now();
-      this.stats.source = source;
+      this.stats.source = port < 0 ? address : `${address}:${port}`;
     }
     this.stats.packets++;
     this.stats.bytes += end - start;
     if (first) this.emit('first');
     if (this.closed) return true;
-    this.order(packet.readUInt16BE(2), { payload: packet.subarray(start, end), timestamp: packet.readUInt32BE(4), marker: (pt & 0x80) !== 0 });
+    this.order(packet.readUInt16BE(2), packet.subarray(start, end), packet.readUInt32BE(4), (pt & 0x80) !== 0);
     return true;
   }
 
@@ -396,33 +397,43 @@ export class RtpReceiver extends EventEmitter<RtpReceiverEvents> {
     return false;
   }
 
-  /** Puts packets back in sequence order within the window; a gap that outlasts it is given up. */
-  private order(seq: number, p: { payload: Buffer; timestamp: number; marker: boolean }): void {
+  /**
+   * Puts packets back in sequence order within the window; a gap that outlasts it is given up. A
+   * packet in order with nothing held (nearly all of them) is handed on as it is, with no record made.
+   */
+  private order(seq: number, payload: Buffer, timestamp: number, marker: boolean): void {
     if (this.expected === null) this.expected = seq;
     const diff = ((seq - this.expected + 0x8000) & 0xffff) - 0x8000;
     if (diff < -SEQ_RESTART || diff > SEQ_RESTART) {
       // The device restarted its sequence (or jumped): start again from here.
       this.held.clear();
+      this.stopHoldTimer();
       this.expected = seq;
       this.stats.lost++;
       this.emit('lost', 1);
-      return this.order(seq, p);
+      return this.order(seq, payload, timestamp, marker);
     }
     if (diff < 0 || this.held.has(seq)) {
       this.stats.duplicates++;
       return;
     }
     // A packet arriving after one with a higher number: out of order, put back in place.
-    if (this.held.size > 0 && [...this.held.keys()].some((h) => ((h - this.expected! + 0x10000) & 0xffff) > diff)) this.stats.reordered++;
+    if (this.held.size > 0 && this.heldBeyond(diff)) this.stats.reordered++;
     if (diff === 0) {
-      this.deliver(p);
       this.expected = (seq + 1) & 0xffff;
-      this.drain();
+      if (!this.closed) this.emit('payload', payload, timestamp, marker);
+      if (this.held.size > 0) this.drain();
       return;
     }
-    this.held.set(seq, p);
+    this.held.set(seq, { payload, timestamp, marker });
     if (this.held.size > this.opts.reorderWindow) this.skipGap();
     else this.armHold();
+  }
+
+  /** Whether a packet further on than `diff` is held. */
+  private heldBeyond(diff: number): boolean {
+    for (const h of this.held.keys()) if (((h - this.expected! + 0x10000) & 0xffff) > diff) return true;
+    return false;
   }
 
   /** Gives a gap holdMs to fill; packets held behind a second gap get their own wait after the first is given up. */
