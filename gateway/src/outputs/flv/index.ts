@@ -44,7 +44,13 @@ const isDecoderConfig = (tag: FlvTag) => tag.header || tag.type === 18;
 class SessionFanout {
   readonly broadcast: NmsBroadcast;
   readonly viewers = new Set<FlvViewer>();
-  private readonly onTag = (tag: FlvTag) => broadcastTag(this.broadcast, tag.type, tag.timestamp, tag.data);
+  /** Decoder configuration goes through node-media-server, which keeps it for joining viewers; media tags are built once and sent to each viewer. */
+  private readonly onTag = (tag: FlvTag) => {
+    if (isDecoderConfig(tag)) return broadcastTag(this.broadcast, tag.type, tag.timestamp, tag.data);
+    if (this.viewers.size === 0) return;
+    const message = flvMessage(tag.type, tag.timestamp, tag.data);
+    for (const viewer of this.viewers) viewer.sendBuffer(message);
+  };
   private readonly onState = (state: SessionState) => {
     if (state === 'closed') for (const v of [...this.viewers]) v.end('stream closed', false);
   };
