@@ -57,13 +57,23 @@ export class TsWriter {
     this.lent = false;
   }
 
+  /**
+   * The kept buffer when it is free and large enough. Otherwise a new one of just the size needed
+   * (ffmpeg behind: the pipe still queues the kept one, and a buffer made larger than needed here
+   * would only add to what the garbage collector reclaims), kept for the next unit when it is not
+   * too large.
+   */
   private output(size: number): Buffer {
-    if (size > MAX_KEPT_OUTPUT) return Buffer.allocUnsafe(size);
-    if (this.lent || !this.out || this.out.length < size) {
-      this.out = Buffer.allocUnsafe(Math.min(MAX_KEPT_OUTPUT, Math.max(size, 2 * (this.out?.length ?? 16 * 1024))));
+    if (!this.lent && this.out && this.out.length >= size) {
+      this.lent = true;
+      return this.out;
     }
-    this.lent = true;
-    return this.out;
+    const out = Buffer.allocUnsafe(size);
+    if (size <= MAX_KEPT_OUTPUT) {
+      this.out = out;
+      this.lent = true;
+    }
+    return out;
   }
 
   /** The tables again at the start of `out`, with this PID's continuity counters moved on; returns their length. */
