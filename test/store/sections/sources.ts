@@ -1,7 +1,7 @@
 /** Sources: create/update/delete with versions, credentials shared by fingerprint, lists, paging, import. */
 import { randomBytes } from 'node:crypto';
 import type { Test } from 'tap';
-import { StoreConflict, subtreeEnd } from '../../../gateway/src/store/types.js';
+import { StoreConflict, subtreeEnd, type Store } from '../../../gateway/src/store/types.js';
 import type { OpenStore } from '../contract.js';
 import { credential, department, sourceWrite } from '../fixtures.js';
 
@@ -107,27 +107,14 @@ export default function sources(t: Test, open: OpenStore) {
 
   t.test('text search: exact substrings of id, name and address, in registration order, 2 characters and more', async (t) => {
     const store = await open(t);
-    const top = await department(store);
-    const a = await department(store, top);
-    const b = await department(store, top);
-    const rows = [
-      { dep: a, name: '东城区解放路口', address: '解放路1号' },
-      { dep: b, name: 'North Gate', address: 'Harbour Rd 12' },
-      { dep: a, name: '西城区 解放 桥', address: '' },
-      { dep: b, name: 'Gatehouse', address: '东城区' },
-      { dep: a, name: 'Rear', address: 'harbour-road' },
-      { dep: b, name: 'Depot 7', address: 'No. 123-456' },
-    ];
-    const ids: string[] = [];
-    // Ids of letters no needle below holds (ids are searched too).
-    const letters = () => Array.from(randomBytes(12), (b) => 'klmnpvwxz'[b % 9]).join('');
-    for (const r of rows) {
-      const w = sourceWrite(r.dep, { id: `id-${letters()}`, name: r.name, address: r.address });
-      await store.sources.create(w, 1);
-      ids.push(w.id);
-    }
-    const all = [[top.path, subtreeEnd(top.path)]] as [string, string][];
-    const search = async (text: string, ranges = all, limit = 50) => (await store.sources.list({ ranges, text, limit })).items.map((s) => ids.indexOf(s.id));
+    const { b, all, ids, search } = await searchFixture(store, [
+      { dep: 'a', name: '东城区解放路口', address: '解放路1号' },
+      { dep: 'b', name: 'North Gate', address: 'Harbour Rd 12' },
+      { dep: 'a', name: '西城区 解放 桥', address: '' },
+      { dep: 'b', name: 'Gatehouse', address: '东城区' },
+      { dep: 'a', name: 'Rear', address: 'harbour-road' },
+      { dep: 'b', name: 'Depot 7', address: 'No. 123-456' },
+    ]);
     t.same(await search('解放'), [0, 2], 'two characters; spaces do not count');
     t.same(await search('解放路'), [0]);
     t.same(await search('东城区'), [0, 3], 'name or address');
@@ -159,23 +146,11 @@ export default function sources(t: Test, open: OpenStore) {
 
   t.test('text search: digit needles inside long runs of digits, paged; updates and deletes', async (t) => {
     const store = await open(t);
-    const top = await department(store);
-    const a = await department(store, top);
-    const b = await department(store, top);
-    const rows = [
-      { dep: a, name: 'Cam 32010200001320000123', address: '' },
-      { dep: b, name: 'Cam 32010200001320000999', address: 'Lot 77' },
-      { dep: a, name: 'Pier 123a456', address: 'Dock 1320000123' },
-    ];
-    const ids: string[] = [];
-    const letters = () => Array.from(randomBytes(12), (b) => 'klmnpvwxz'[b % 9]).join('');
-    for (const r of rows) {
-      const w = sourceWrite(r.dep, { id: `id-${letters()}`, name: r.name, address: r.address });
-      await store.sources.create(w, 1);
-      ids.push(w.id);
-    }
-    const all = [[top.path, subtreeEnd(top.path)]] as [string, string][];
-    const search = async (text: string, ranges = all) => (await store.sources.list({ ranges, text, limit: 50 })).items.map((s) => ids.indexOf(s.id));
+    const { a, b, all, ids, search } = await searchFixture(store, [
+      { dep: 'a', name: 'Cam 32010200001320000123', address: '' },
+      { dep: 'b', name: 'Cam 32010200001320000999', address: 'Lot 77' },
+      { dep: 'a', name: 'Pier 123a456', address: 'Dock 1320000123' },
+    ]);
     t.same(await search('32010200001320000123'), [0], 'longer than 16 digits: the whole needle counts, not its first 16');
     t.same(await search('3201020000132000'), [0, 1]);
     t.same(await search('1320000'), [0, 1, 2], 'inside a run, and in the address');
@@ -278,4 +253,25 @@ export default function sources(t: Test, open: OpenStore) {
     t.same(await store.sources.setHealthMany([{ id: a.id, health: 'online', failure: null }], 32), [], 'unfenced many');
     t.same((await store.sources.countsByDepartment()).get(dep.id), { total: 3, online: 2, offline: 1 });
   });
+}
+
+/**
+ * Rows for the text-search tests, in two departments a and b under one top, each with an id of
+ * letters no needle holds (ids are searched too). `search` answers with the rows' indexes, in the
+ * store's order.
+ */
+async function searchFixture(store: Store, rows: { dep: 'a' | 'b'; name: string; address: string }[]) {
+  const top = await department(store);
+  const a = await department(store, top);
+  const b = await department(store, top);
+  const ids: string[] = [];
+  const letters = () => Array.from(randomBytes(12), (x) => 'klmnpvwxz'[x % 9]).join('');
+  for (const r of rows) {
+    const w = sourceWrite(r.dep === 'a' ? a : b, { id: `id-${letters()}`, name: r.name, address: r.address });
+    await store.sources.create(w, 1);
+    ids.push(w.id);
+  }
+  const all = [[top.path, subtreeEnd(top.path)]] as [string, string][];
+  const search = async (text: string, ranges = all, limit = 50) => (await store.sources.list({ ranges, text, limit })).items.map((s) => ids.indexOf(s.id));
+  return { a, b, all, ids, search };
 }
