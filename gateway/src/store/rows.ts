@@ -18,6 +18,7 @@ import type {
   PresetRow,
   RuleRow,
   SourceRecord,
+  PathRange,
   SourceWrite,
   TileRows,
   UserRecord,
@@ -91,6 +92,16 @@ export const keptCredential = (existing: Row): CredentialRef =>
   existing.credential_id === null
     ? null
     : { id: existing.credential_id as number, username: existing.username as string, hasPassword: flag(existing.has_password) };
+
+/**
+ * What an import does with one row, given the stored row of its id (null: none yet): create it; refuse
+ * it (the stored source is outside the departments the importer may write); keep it as it is; or update it.
+ */
+export function importAction(existing: Row | null, w: SourceWrite, writable: PathRange[]): 'create' | 'refuse' | 'keep' | 'update' {
+  if (!existing) return 'create';
+  if (!writable.some(([from, to]) => (existing.dept_path as string) >= from && (existing.dept_path as string) < to)) return 'refuse';
+  return sameSource(existing, w) ? 'keep' : 'update';
+}
 
 /** Whether an import's row would leave the stored source (joined with its credential's fingerprint) as it is. */
 export function sameSource(existing: Row, w: SourceWrite): boolean {

@@ -23,7 +23,7 @@ import {
   type UpdateResult,
 } from '../types.js';
 import type { PgDb, PgQueries } from './db.js';
-import { healthColumns, keptCredential, packTags, sameSource, sourceColumns, toSource, type CredentialRef, type Row } from '../rows.js';
+import { healthColumns, importAction, keptCredential, packTags, sourceColumns, toSource, type CredentialRef, type Row } from '../rows.js';
 
 /**
  * Held (for the transaction) by every writer that inserts sources: search pages by `seq > after`, and
@@ -37,7 +37,6 @@ const SOURCE_COLUMNS = sourceColumns('s.seq');
 /** pg keeps a row's fields in the order the statement selects them (SOURCE_COLUMNS). */
 const sourceOf = (r: Row) => toSource(Object.values(r));
 
-const inRanges = (path: string, ranges: PathRange[]) => ranges.some(([from, to]) => path >= from && path < to);
 
 /** $n placeholders for a statement built from parts. */
 class Params {
@@ -363,23 +362,18 @@ export class PgSources implements SourceRepo {
               existing = await this.forCompare(tx, write.id);
             }
             seen.add(write.id);
-            if (!existing) {
+            const action = importAction(existing, write, writable);
+            if (action === 'refuse') outcome.refused.push({ line, id: write.id });
+            else if (action === 'keep') outcome.unchanged++;
+            else if (action === 'create') {
               const cred = write.credential === 'keep' ? null : await this.resolveCredential(tx, write.credential, memo);
               inserts.push(this.values(write, cred, now));
               outcome.created++;
-              continue;
+            } else {
+              const cred = write.credential === 'keep' ? keptCredential(existing!) : await this.resolveCredential(tx, write.credential, memo);
+              await this.updateRow(tx, write, cred, now);
+              outcome.updated++;
             }
-            if (!inRanges(existing.dept_path as string, writable)) {
-              outcome.refused.push({ line, id: write.id });
-              continue;
-            }
-            if (sameSource(existing, write)) {
-              outcome.unchanged++;
-              continue;
-            }
-            const cred = write.credential === 'keep' ? keptCredential(existing) : await this.resolveCredential(tx, write.credential, memo);
-            await this.updateRow(tx, write, cred, now);
-            outcome.updated++;
           }
           await this.insertRows(tx, inserts);
         }

@@ -36,7 +36,7 @@ import {
   type WallRow,
   subtreeEnd,
 } from '../types.js';
-import { healthColumns, keptCredential, packTags, sameSource, sourceColumns, tilesByWall, toAuditEntry, toDepartment, toPreset, toSource, toUser, toWall, type CredentialRef, type Row } from '../rows.js';
+import { healthColumns, importAction, keptCredential, packTags, sourceColumns, tilesByWall, toAuditEntry, toDepartment, toPreset, toSource, toUser, toWall, type CredentialRef, type Row } from '../rows.js';
 
 type DB = Database.Database;
 
@@ -75,7 +75,6 @@ const SOURCE_COLUMNS = sourceColumns('s.rowid');
 const SOURCE_FROM = `sources s`;
 
 
-const inRanges = (path: string, ranges: PathRange[]) => ranges.some(([from, to]) => path >= from && path < to);
 
 class SqliteSources implements SourceRepo {
   private readonly byId;
@@ -316,24 +315,19 @@ class SqliteSources implements SourceRepo {
     try {
       this.db.transaction(() => {
         for (const { line, write } of rows) {
-          const existing = this.forCompare.get(write.id) as Row | undefined;
-          if (!existing) {
+          const existing = (this.forCompare.get(write.id) as Row | undefined) ?? null;
+          const action = importAction(existing, write, writable);
+          if (action === 'refuse') outcome.refused.push({ line, id: write.id });
+          else if (action === 'keep') outcome.unchanged++;
+          else if (action === 'create') {
             const cred = write.credential === 'keep' ? null : this.resolveCredential(write.credential, memo);
             this.insertRow(write, cred, now);
             outcome.created++;
-            continue;
+          } else {
+            const cred = write.credential === 'keep' ? keptCredential(existing!) : this.resolveCredential(write.credential, memo);
+            this.updateRow(existing!, write, cred, now);
+            outcome.updated++;
           }
-          if (!inRanges(existing.dept_path as string, writable)) {
-            outcome.refused.push({ line, id: write.id });
-            continue;
-          }
-          if (sameSource(existing, write)) {
-            outcome.unchanged++;
-            continue;
-          }
-          const cred = write.credential === 'keep' ? keptCredential(existing) : this.resolveCredential(write.credential, memo);
-          this.updateRow(existing, write, cred, now);
-          outcome.updated++;
         }
         if (allOrNothing && outcome.refused.length) throw rollback;
         this.dropOrphanCredentials.run();
