@@ -157,12 +157,12 @@ export class PtzService {
     if (this.leases.get(cameraId)?.userId === m.userId) this.leases.delete(cameraId);
     const hex = ptzCmdHex({ action: 'stop' });
     const entry = { at: this.clock(), actor: m.username, actorIp: m.ip, action: 'ptz.auto-stop', target: cameraId, scopePath: m.source.deptPath };
-    try {
-      await this.sender.send(m.source, hex);
-      await this.audit({ ...entry, outcome: 'ok', detail: { reason, ptzCmd: hex } });
-    } catch (err) {
-      await this.audit({ ...entry, outcome: 'failed', detail: { reason, ptzCmd: hex, error: err instanceof GatewayError ? err.code : 'GW_ERR_INTERNAL' } }).catch(() => undefined);
-    }
+    const error = await this.sender.send(m.source, hex).then(
+      () => null,
+      (err: unknown) => (err instanceof GatewayError ? err.code : 'GW_ERR_INTERNAL'),
+    );
+    // Nobody awaits an automatic stop: an audit that cannot be written (the store closing) is dropped here.
+    await this.audit({ ...entry, outcome: error ? 'failed' : 'ok', detail: { reason, ptzCmd: hex, ...(error ? { error } : {}) } }).catch(() => undefined);
   }
 
   /** Gives control back before the lease runs out. Someone else's lease stays: the answer says whose. */

@@ -151,3 +151,17 @@ t.test('a move left without a stop is stopped by the gateway when its lease runs
   await sleep(600);
   t.equal(sender.sent.at(-1)!.cameraId, 'gbA', 'after close nothing more is sent (gbB is left to its device)');
 });
+
+t.test('an automatic stop the device does not take is audited as failed, with the code', async (t) => {
+  const sender = new RecordingPtzSender();
+  const audit: Omit<AuditEntry, 'seq'>[] = [];
+  const cameras = { getSource: async (_a: PtzActor, id: string) => CAMERAS.find((c) => c.id === id)! };
+  const ptz = new PtzService(cameras, async (e) => void audit.push(e), sender, { leaseMs: 30_000, commandsPerSec: 50 });
+  t.teardown(() => ptz.close());
+  const origin = {};
+  await ptz.command(op1, 'gbA', { action: 'move', pan: -1 }, false, origin);
+  sender.failWith = new GatewayError('GW_ERR_CAMERA_UNREACHABLE', 'the device is offline');
+  ptz.originClosed(origin);
+  await new Promise((r) => setTimeout(r, 20));
+  t.match(audit.at(-1), { action: 'ptz.auto-stop', target: 'gbA', outcome: 'failed', detail: { reason: 'connectionClosed', error: 'GW_ERR_CAMERA_UNREACHABLE' } });
+});
