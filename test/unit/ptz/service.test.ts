@@ -14,7 +14,8 @@ const op2 = actor('op2', ['operator']);
 const sup = actor('sup', ['supervisor']);
 const regulator = actor('reg', ['regulator']);
 
-function setup(config = { leaseMs: 30_000, commandsPerSec: 5 }, sender: RecordingPtzSender | null = new RecordingPtzSender()) {
+/** A clock of the test's own unless `realClock`: the automatic stop's timers run on the real one. */
+function setup(config = { leaseMs: 30_000, commandsPerSec: 5 }, sender: RecordingPtzSender | null = new RecordingPtzSender(), realClock = false) {
   let now = 1_000_000;
   const audit: Omit<AuditEntry, 'seq'>[] = [];
   const cameras = {
@@ -25,7 +26,8 @@ function setup(config = { leaseMs: 30_000, commandsPerSec: 5 }, sender: Recordin
       return s;
     },
   };
-  const ptz = new PtzService(cameras, async (e) => void audit.push(e), sender, config, () => now);
+  const ptz = new PtzService(cameras, async (e) => void audit.push(e), sender, config, realClock ? Date.now : () => now);
+  t.teardown(() => ptz.close());
   return { ptz, audit, sender, advance: (ms: number) => (now += ms), now: () => now };
 }
 
@@ -118,11 +120,8 @@ t.test('without a sender GB cameras answer GW_ERR_UNAVAILABLE; a failed send is 
 });
 
 t.test('a move left without a stop is stopped by the gateway when its lease runs out, unless repeated; the camera is then free', async (t) => {
-  const sender = new RecordingPtzSender();
-  const audit: Omit<AuditEntry, 'seq'>[] = [];
-  const cameras = { getSource: async (_a: PtzActor, id: string) => CAMERAS.find((c) => c.id === id)! };
-  const ptz = new PtzService(cameras, async (e) => void audit.push(e), sender, { leaseMs: 400, commandsPerSec: 50 });
-  t.teardown(() => ptz.close());
+  const { ptz, audit, sender: recording } = setup({ leaseMs: 400, commandsPerSec: 50 }, new RecordingPtzSender(), true);
+  const sender = recording!;
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
   await ptz.command(op1, 'gbA', { action: 'move', pan: 1 });
   for (let i = 0; i < 3; i++) {
@@ -143,7 +142,7 @@ t.test('a move left without a stop is stopped by the gateway when its lease runs
 
   const origin = {};
   await ptz.command(op1, 'gbA', { action: 'move', zoom: 1 }, false, origin);
-  await ptz.command(op1, 'gbB', { action: 'move', zoom: 1 }, false, {});
+  await ptz.command(actor('op3', ['operator'], ['countyA', 'countyB']), 'gbB', { action: 'move', zoom: 1 }, false, {});
   ptz.originClosed(origin);
   await sleep(10);
   t.same(sender.sent.at(-1), { cameraId: 'gbA', url: 'gb28181://34020000001320000001/gbA', hex: 'A50F0100000000B5' }, "a closed connection's moving camera is stopped at once, and only that one");
@@ -153,11 +152,8 @@ t.test('a move left without a stop is stopped by the gateway when its lease runs
 });
 
 t.test('an automatic stop the device does not take is audited as failed, with the code', async (t) => {
-  const sender = new RecordingPtzSender();
-  const audit: Omit<AuditEntry, 'seq'>[] = [];
-  const cameras = { getSource: async (_a: PtzActor, id: string) => CAMERAS.find((c) => c.id === id)! };
-  const ptz = new PtzService(cameras, async (e) => void audit.push(e), sender, { leaseMs: 30_000, commandsPerSec: 50 });
-  t.teardown(() => ptz.close());
+  const { ptz, audit, sender: recording } = setup({ leaseMs: 30_000, commandsPerSec: 50 }, new RecordingPtzSender(), true);
+  const sender = recording!;
   const origin = {};
   await ptz.command(op1, 'gbA', { action: 'move', pan: -1 }, false, origin);
   sender.failWith = new GatewayError('GW_ERR_CAMERA_UNREACHABLE', 'the device is offline');
